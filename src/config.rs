@@ -1,0 +1,337 @@
+//! Typed configuration: `config/default.toml` compiled in as the defaults, an optional file over
+//! it, then `LIVEHUB_SECTION__KEY` environment variables over that. Unknown keys and invalid values
+//! fail at load with a message that names the key.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// The documented defaults, compiled into the binary so `livehub serve` runs from anywhere.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// The development secret shipped in `config/default.toml`. The hub warns when it runs with it.
+pub const DEV_SECRET: &str = "livehub-dev-secret-change-me";
+
+/// Prefix of environment variables that override configuration keys.
+pub const ENV_PREFIX: &str = "LIVEHUB_";
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub auth: AuthConfig,
+    pub room: RoomConfig,
+    pub limits: LimitsConfig,
+    pub session: SessionConfig,
+    pub inventory: InventoryConfig,
+}
+
+/// `[server]`: listening and shutdown.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub bind: SocketAddr,
+    pub max_connections: usize,
+    pub shutdown_grace_ms: u64,
+}
+
+/// `[auth]`: tokens and anonymous access.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub secret: String,
+    pub allow_anonymous: bool,
+    pub require_exp: bool,
+}
+
+/// `[room]`: per-room state and ticks.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoomConfig {
+    pub history: usize,
+    pub recent_comments: usize,
+    pub tick_ms: u64,
+    pub viewers_interval_ms: u64,
+    pub idle_ms: u64,
+    pub max_rooms: usize,
+}
+
+/// `[limits]`: content and rate limits.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub max_frame_bytes: usize,
+    pub comment_max_chars: usize,
+    pub announce_max_chars: usize,
+    pub comment_rate_per_sec: f64,
+    pub comment_burst: f64,
+    pub reserve_rate_per_sec: f64,
+    pub reserve_burst: f64,
+    pub viewer_frames_per_sec: f64,
+    pub viewer_frames_burst: f64,
+    pub host_frames_per_sec: f64,
+    pub host_frames_burst: f64,
+    pub flood_strikes: u32,
+    pub flood_window_ms: u64,
+}
+
+/// `[session]`: one connection's queue, buffers and heartbeats.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionConfig {
+    pub queue_capacity: usize,
+    pub write_batch: usize,
+    pub read_buffer_bytes: usize,
+    pub write_buffer_bytes: usize,
+    pub max_write_buffer_bytes: usize,
+    pub ping_interval_ms: u64,
+    pub idle_timeout_ms: u64,
+    pub close_grace_ms: u64,
+}
+
+/// Which inventory backend holds flash-deal stock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InventoryBackend {
+    Memory,
+}
+
+/// `[inventory]`: stock holds.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryConfig {
+    pub backend: InventoryBackend,
+    pub hold_ms: u64,
+    pub sweep_interval_ms: u64,
+    pub op_timeout_ms: u64,
+}
+
+/// Why configuration could not be loaded. Every variant names the file, variable or key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Syntax { path: String, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("config key `{key}`: {message}")]
+    Key { key: String, message: String },
+}
+
+fn key_err(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Key {
+        key: key.to_owned(),
+        message: message.into(),
+    }
+}
+
+impl Config {
+    /// The compiled-in defaults (identical to `config/default.toml`).
+    pub fn defaults() -> Self {
+        Self::load(None, std::iter::empty()).expect("config/default.toml is valid")
+    }
+
+    /// Loads defaults, then `file` over them, then the `LIVEHUB_SECTION__KEY` variables from
+    /// `env`, and validates the result.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut root: toml::Table = DEFAULT_TOML.parse().map_err(|e: toml::de::Error| {
+            ConfigError::Syntax {
+                path: "<built-in defaults>".into(),
+                message: e.to_string(),
+            }
+        })?;
+        if let Some(path) = file {
+            let shown = path.display().to_string();
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: shown.clone(),
+                source,
+            })?;
+            let overlay: toml::Table =
+                text.parse()
+                    .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                        path: shown,
+                        message: e.to_string(),
+                    })?;
+            merge(&mut root, overlay);
+        }
+        for (var, value) in env {
+            let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let Some((section, key)) = rest.split_once("__") else {
+                continue;
+            };
+            let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
+            let table = root
+                .entry(section.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let Some(table) = table.as_table_mut() else {
+                return Err(ConfigError::Env {
+                    var,
+                    message: format!("`{section}` is not a section"),
+                });
+            };
+            table.insert(key, parse_env_value(&value));
+        }
+        let value = toml::Value::Table(root);
+        let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
+            let key = e.path().to_string();
+            key_err(&key, e.into_inner().to_string())
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Loads with the process environment.
+    pub fn from_env(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load(file, std::env::vars())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("server.max_connections", self.server.max_connections as u64),
+            ("room.history", self.room.history as u64),
+            ("room.tick_ms", self.room.tick_ms),
+            ("room.viewers_interval_ms", self.room.viewers_interval_ms),
+            ("room.max_rooms", self.room.max_rooms as u64),
+            ("limits.comment_max_chars", self.limits.comment_max_chars as u64),
+            ("limits.announce_max_chars", self.limits.announce_max_chars as u64),
+            ("limits.flood_strikes", self.limits.flood_strikes as u64),
+            ("limits.flood_window_ms", self.limits.flood_window_ms),
+            ("session.queue_capacity", self.session.queue_capacity as u64),
+            ("session.write_batch", self.session.write_batch as u64),
+            ("session.ping_interval_ms", self.session.ping_interval_ms),
+            ("session.idle_timeout_ms", self.session.idle_timeout_ms),
+            ("inventory.hold_ms", self.inventory.hold_ms),
+            ("inventory.sweep_interval_ms", self.inventory.sweep_interval_ms),
+            ("inventory.op_timeout_ms", self.inventory.op_timeout_ms),
+        ];
+        for (key, v) in positive {
+            if v == 0 {
+                return Err(key_err(key, "must be greater than 0"));
+            }
+        }
+        let rates = [
+            ("limits.comment_rate_per_sec", self.limits.comment_rate_per_sec),
+            ("limits.comment_burst", self.limits.comment_burst),
+            ("limits.reserve_rate_per_sec", self.limits.reserve_rate_per_sec),
+            ("limits.reserve_burst", self.limits.reserve_burst),
+            ("limits.viewer_frames_per_sec", self.limits.viewer_frames_per_sec),
+            ("limits.viewer_frames_burst", self.limits.viewer_frames_burst),
+            ("limits.host_frames_per_sec", self.limits.host_frames_per_sec),
+            ("limits.host_frames_burst", self.limits.host_frames_burst),
+        ];
+        for (key, v) in rates {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(key_err(key, "must be a positive number"));
+            }
+        }
+        if self.limits.host_frames_per_sec < 2000.0 {
+            return Err(key_err(
+                "limits.host_frames_per_sec",
+                "must be at least 2000 (the protocol lets a host script send 2,000 commands a second)",
+            ));
+        }
+        if !(1024..=16 * 1024 * 1024).contains(&self.limits.max_frame_bytes) {
+            return Err(key_err(
+                "limits.max_frame_bytes",
+                "must be 1024 to 16777216",
+            ));
+        }
+        if self.room.recent_comments > self.room.history.max(50) {
+            return Err(key_err("room.recent_comments", "must be at most 50 or room.history"));
+        }
+        if self.auth.secret.len() < 16 {
+            return Err(key_err("auth.secret", "must be at least 16 bytes"));
+        }
+        if self.session.max_write_buffer_bytes <= self.session.write_buffer_bytes {
+            return Err(key_err(
+                "session.max_write_buffer_bytes",
+                "must be greater than session.write_buffer_bytes",
+            ));
+        }
+        Ok(())
+    }
+
+    /// True when the configuration still uses the development token secret.
+    pub fn uses_dev_secret(&self) -> bool {
+        self.auth.secret == DEV_SECRET
+    }
+}
+
+/// An environment value is read as a TOML value when it parses as one (numbers, booleans,
+/// quoted strings, arrays), else as a bare string.
+fn parse_env_value(raw: &str) -> toml::Value {
+    let doc = format!("v = {raw}");
+    match doc.parse::<toml::Table>() {
+        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.to_owned())),
+        Err(_) => toml::Value::String(raw.to_owned()),
+    }
+}
+
+fn merge(base: &mut toml::Table, overlay: toml::Table) {
+    for (k, v) in overlay {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_load_and_match_the_protocol() {
+        let c = Config::defaults();
+        assert_eq!(c.inventory.hold_ms, 300_000);
+        assert_eq!(c.room.history, 1000);
+        assert_eq!(c.room.tick_ms, 100);
+        assert_eq!(c.limits.max_frame_bytes, 64 * 1024);
+        assert!(c.auth.allow_anonymous);
+        assert!(c.uses_dev_secret());
+    }
+
+    #[test]
+    fn env_overrides_a_key() {
+        let c = Config::load(None, env(&[("LIVEHUB_ROOM__HISTORY", "7")])).unwrap();
+        assert_eq!(c.room.history, 7);
+        let c = Config::load(None, env(&[("LIVEHUB_SERVER__BIND", "0.0.0.0:9")])).unwrap();
+        assert_eq!(c.server.bind.port(), 9);
+    }
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        let e = Config::load(None, env(&[("LIVEHUB_ROOM__HISTORY", "lots")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("room.history"), "{e}");
+        let e = Config::load(None, env(&[("LIVEHUB_ROOM__TICK_MS", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("room.tick_ms"), "{e}");
+        let e = Config::load(None, env(&[("LIVEHUB_ROOM__NOPE", "1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nope"), "{e}");
+    }
+}

@@ -1,0 +1,234 @@
+//! HTTP routes: the WebSocket upgrade (authenticated before upgrading), the REST command and
+//! audit endpoints, room snapshots, health, readiness and metrics.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::auth::Identity;
+use crate::command::{Outcome, execute};
+use crate::error::HubError;
+use crate::hub::{Hub, now_ms};
+use crate::metrics as m;
+use crate::protocol::{Id, parse_client};
+
+#[derive(Clone)]
+struct AppState {
+    hub: Arc<Hub>,
+    metrics: PrometheusHandle,
+}
+
+/// Every route of the hub.
+pub fn router(hub: Arc<Hub>, metrics: PrometheusHandle) -> Router {
+    let body_limit = hub.config().limits.max_frame_bytes;
+    Router::new()
+        .route("/ws/rooms/{room}", get(ws_upgrade))
+        .route("/api/rooms/{room}/commands", post(command))
+        .route("/api/rooms/{room}", get(snapshot))
+        .route("/api/rooms/{room}/deals/{deal}", get(audit))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(render_metrics))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(AppState { hub, metrics })
+}
+
+fn parse_id(what: &str, raw: &str) -> Result<Id, HubError> {
+    Id::new(raw).map_err(|e| HubError::BadRequest(format!("{what}: {e}")))
+}
+
+fn token_from(query: &HashMap<String, String>, headers: &HeaderMap) -> Option<String> {
+    if let Some(t) = query.get("token").filter(|t| !t.is_empty()) {
+        return Some(t.clone());
+    }
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_owned())
+}
+
+fn identify(hub: &Hub, token: Option<String>, allow_anonymous: bool) -> Result<Identity, HubError> {
+    match token {
+        Some(t) => Ok(hub.auth().verify(&t)?),
+        None if allow_anonymous => Ok(Identity::anonymous(hub.next_conn_id())),
+        None => Err(HubError::Unauthorized("missing token".into())),
+    }
+}
+
+fn refused(reason: &'static str, e: HubError) -> Response {
+    metrics::counter!(m::CONNECTIONS_REFUSED, "reason" => reason).increment(1);
+    e.into_response()
+}
+
+async fn ws_upgrade(
+    State(app): State<AppState>,
+    Path(room): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let hub = app.hub;
+    let room = match parse_id("room", &room) {
+        Ok(r) => r,
+        Err(e) => return refused("bad_room", e),
+    };
+    let since = match query.get("since").map(|s| s.parse::<u64>()) {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(_)) => {
+            return refused(
+                "bad_since",
+                HubError::BadRequest("since must be a non-negative integer".into()),
+            );
+        }
+    };
+    let who = match identify(&hub, token_from(&query, &headers), hub.config().auth.allow_anonymous)
+        .and_then(|who| who.check_room(&room).map(|_| who).map_err(HubError::from))
+    {
+        Ok(who) => who,
+        Err(e) => return refused("auth", e),
+    };
+    let upgrade = match upgrade {
+        Ok(u) => u,
+        Err(rejection) => return rejection.into_response(),
+    };
+    if !hub.try_admit() {
+        return refused(
+            "capacity",
+            HubError::Unavailable("hub is at its connection limit; try another node".into()),
+        );
+    }
+    let s = &hub.config().session;
+    let max_frame = hub.config().limits.max_frame_bytes;
+    upgrade
+        .read_buffer_size(s.read_buffer_bytes)
+        .write_buffer_size(s.write_buffer_bytes)
+        .max_write_buffer_size(s.max_write_buffer_bytes)
+        .max_message_size(max_frame)
+        .max_frame_size(max_frame)
+        .on_failed_upgrade({
+            let hub = Arc::clone(&hub);
+            move |e| {
+                hub.release();
+                tracing::debug!(error = %e, "upgrade failed");
+            }
+        })
+        .on_upgrade(move |socket| {
+            let tracked = hub.tracker().track_future({
+                let hub = Arc::clone(&hub);
+                async move {
+                    crate::session::run(socket, Arc::clone(&hub), room, who, since).await;
+                    hub.release();
+                }
+            });
+            tracked
+        })
+}
+
+fn require_host(
+    hub: &Hub,
+    room: &Id,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<Identity, HubError> {
+    let who = identify(hub, token_from(query, headers), false)?;
+    who.check_host(room)?;
+    Ok(who)
+}
+
+async fn command(
+    State(app): State<AppState>,
+    Path(room): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, HubError> {
+    let hub = app.hub;
+    let room_id = parse_id("room", &room)?;
+    let who = require_host(&hub, &room_id, &query, &headers)?;
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            HubError::TooLarge(format!(
+                "body is larger than {} bytes",
+                hub.config().limits.max_frame_bytes
+            ))
+        } else {
+            HubError::BadRequest(e.body_text())
+        }
+    })?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| HubError::BadRequest("body is not UTF-8".into()))?;
+    let cmd = parse_client(text).map_err(|e| HubError::BadRequest(e.message))?;
+    if !cmd.is_host_command() {
+        return Err(HubError::BadRequest(
+            "only host commands are accepted here; viewer commands go over the WebSocket".into(),
+        ));
+    }
+    let room = hub.room(&room_id)?;
+    match execute(&hub, &room, &who, cmd).await? {
+        Outcome::Applied(seq) => {
+            let mut body = serde_json::json!({"ok": true});
+            if let Some(seq) = seq {
+                body["seq"] = seq.into();
+            }
+            Ok(axum::Json(body).into_response())
+        }
+        Outcome::Reply(msg) => Ok(axum::Json(msg).into_response()),
+    }
+}
+
+async fn snapshot(
+    State(app): State<AppState>,
+    Path(room): Path<String>,
+) -> Result<Response, HubError> {
+    let room = parse_id("room", &room)?;
+    let snap = app
+        .hub
+        .snapshot(&room)
+        .ok_or_else(|| HubError::NotFound(format!("room {room} does not exist")))?;
+    Ok(axum::Json(snap).into_response())
+}
+
+async fn audit(
+    State(app): State<AppState>,
+    Path((room, deal)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, HubError> {
+    let hub = app.hub;
+    let room = parse_id("room", &room)?;
+    let deal = parse_id("deal", &deal)?;
+    require_host(&hub, &room, &query, &headers)?;
+    let timeout = Duration::from_millis(hub.config().inventory.op_timeout_ms);
+    let audit = tokio::time::timeout(timeout, hub.inventory().audit(&room, &deal, now_ms()))
+        .await
+        .map_err(|_| HubError::Unavailable("inventory timed out".into()))??;
+    Ok(axum::Json(audit).into_response())
+}
+
+async fn readyz(State(app): State<AppState>) -> Response {
+    let timeout = Duration::from_millis(app.hub.config().inventory.op_timeout_ms);
+    match tokio::time::timeout(timeout, app.hub.inventory().health()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready\n").into_response(),
+        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")).into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "not ready: inventory timed out\n").into_response(),
+    }
+}
+
+async fn render_metrics(State(app): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+        .into_response()
+}

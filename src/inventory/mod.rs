@@ -1,0 +1,196 @@
+//! Flash-deal stock: the [`Inventory`] trait every backend implements, and its result types.
+//!
+//! Rules every backend guarantees (PROTOCOL.md, "Inventory rules"): `remaining` never goes below
+//! zero and `stock == remaining + held + sold` at every instant; a hold returns its stock when it
+//! expires or is cancelled; `per_user_limit` counts a user's live holds plus orders; a repeated
+//! `request_id` from the same user returns the first answer and never reserves twice; checkout and
+//! cancel are idempotent.
+
+pub mod memory;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::HubError;
+use crate::protocol::{Deal, DealSpec, DealStatus, Id, RejectReason};
+
+pub use memory::MemoryInventory;
+
+/// A deal's `remaining` with a version that grows with every change, so a reader can tell an
+/// older reading from a newer one whatever order they arrive in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StockLevel {
+    pub remaining: u32,
+    pub version: u64,
+}
+
+/// One reserve attempt.
+#[derive(Clone, Debug)]
+pub struct ReserveRequest {
+    pub room: Id,
+    pub deal: Id,
+    pub user: Id,
+    pub request_id: Id,
+    pub qty: u32,
+    /// Unix ms.
+    pub now: u64,
+}
+
+/// The answer to a reserve. Stored under `request_id` and returned again on a repeat.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReserveOutcome {
+    Reserved {
+        reservation: Id,
+        qty: u32,
+        expires_at: u64,
+        level: StockLevel,
+    },
+    Rejected(RejectReason),
+}
+
+/// An order made from a hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderRecord {
+    pub order: Id,
+    pub reservation: Id,
+    pub deal: Id,
+    pub qty: u32,
+    pub price_cents: u64,
+    pub currency: String,
+}
+
+/// The answer to a checkout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CheckoutOutcome {
+    Ordered(OrderRecord),
+    Rejected(RejectReason),
+}
+
+/// The answer to a cancel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// The hold is released; `level` is the new stock when this call returned it (None when an
+    /// earlier cancel already had).
+    Released {
+        reservation: Id,
+        deal: Id,
+        level: Option<StockLevel>,
+    },
+    Rejected(RejectReason),
+}
+
+/// A deal whose stock changed outside a viewer's own request (an expired hold).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StockChange {
+    pub room: Id,
+    pub deal: Id,
+    pub level: StockLevel,
+}
+
+/// A deal after `end_deal`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EndedDeal {
+    pub deal: Deal,
+    /// False when the deal had already ended (by the host or by time) before this call.
+    pub was_live: bool,
+}
+
+/// The stock audit: always `stock == remaining + held + sold`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Audit {
+    pub id: Id,
+    pub status: DealStatus,
+    pub stock: u32,
+    pub remaining: u32,
+    pub held: u32,
+    pub sold: u32,
+}
+
+impl Audit {
+    /// True when no unit was created or lost.
+    pub fn balances(&self) -> bool {
+        u64::from(self.stock)
+            == u64::from(self.remaining) + u64::from(self.held) + u64::from(self.sold)
+    }
+}
+
+/// Why an inventory operation failed (as opposed to being answered with a rejection).
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum InventoryError {
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("inventory unavailable: {0}")]
+    Unavailable(String),
+    #[error("inventory error: {0}")]
+    Internal(String),
+}
+
+impl From<InventoryError> for HubError {
+    fn from(e: InventoryError) -> Self {
+        match e {
+            InventoryError::Conflict(m) => HubError::Conflict(m),
+            InventoryError::NotFound(m) => HubError::NotFound(m),
+            InventoryError::Unavailable(_) => HubError::Unavailable(e.to_string()),
+            InventoryError::Internal(_) => HubError::Internal(e.to_string()),
+        }
+    }
+}
+
+/// Where flash-deal stock lives. Implementations are shared by every connection of the process
+/// and must be correct under any concurrency.
+#[async_trait]
+pub trait Inventory: Send + Sync + 'static {
+    /// Creates a live deal in `room` ending `spec.duration_ms` after `now`. A deal id already
+    /// used in the room is `Conflict`.
+    async fn start_deal(&self, room: &Id, spec: &DealSpec, now: u64) -> Result<Deal, InventoryError>;
+
+    /// Ends a deal: new reserves get `deal_not_live`; existing holds may still check out until
+    /// they expire. Ending an ended deal is not an error (`was_live` is false).
+    async fn end_deal(&self, room: &Id, deal: &Id, now: u64) -> Result<EndedDeal, InventoryError>;
+
+    /// Atomically checks the deal is live, the user's limit, and remaining stock, then holds
+    /// `qty` units until `now + hold_ms`.
+    async fn reserve(&self, req: &ReserveRequest) -> Result<ReserveOutcome, InventoryError>;
+
+    /// Turns `user`'s live hold into an order. Repeating it returns the same order; an expired,
+    /// cancelled or unknown hold is `Rejected(NotFound)`.
+    async fn checkout(
+        &self,
+        room: &Id,
+        user: &Id,
+        reservation: &Id,
+        now: u64,
+    ) -> Result<CheckoutOutcome, InventoryError>;
+
+    /// Returns `user`'s held stock at once. Repeating it answers `Released` again.
+    async fn cancel(
+        &self,
+        room: &Id,
+        user: &Id,
+        reservation: &Id,
+        now: u64,
+    ) -> Result<CancelOutcome, InventoryError>;
+
+    /// Returns every hold that expired by `now` to its deal's stock; reports the deals changed.
+    /// Safe to run from several places at once.
+    async fn expire_due(&self, now: u64) -> Result<Vec<StockChange>, InventoryError>;
+
+    /// A consistent reading of one deal's stock.
+    async fn audit(&self, room: &Id, deal: &Id, now: u64) -> Result<Audit, InventoryError>;
+
+    /// Ok when the backend answers.
+    async fn health(&self) -> Result<(), InventoryError>;
+}
+
+/// The status a deal shows at `now`.
+pub fn status_of(ended: bool, ends_at: u64, remaining: u32, now: u64) -> DealStatus {
+    if ended || now >= ends_at {
+        DealStatus::Ended
+    } else if remaining == 0 {
+        DealStatus::SoldOut
+    } else {
+        DealStatus::Live
+    }
+}

@@ -1,0 +1,22 @@
+//! livehub: a real-time live-shopping hub. Rooms fan out comments, the pinned product, flash
+//! deals with their live stock counter, likes and viewer counts over WebSockets, take host
+//! commands, and reserve stock atomically so a spike never oversells.
+//!
+//! Start with [`server::run`]; the wire contract is `docs/protocol.md`.
+
+pub mod auth;
+pub mod cli;
+pub mod command;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod http_client;
+pub mod hub;
+pub mod inventory;
+pub mod metrics;
+pub mod outbox;
+pub mod protocol;
+pub mod rate;
+pub mod room;
+pub mod server;
+pub mod session;

@@ -1,0 +1,90 @@
+//! Metric names in one place, described once at start, exported in Prometheus text format.
+//!
+//! Hot paths record in batches (one increment per event or per flushed batch), never per
+//! recipient.
+
+use std::sync::OnceLock;
+
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// Open WebSocket connections (gauge).
+pub const CONNECTIONS: &str = "livehub_connections";
+/// WebSocket connections accepted since start.
+pub const CONNECTIONS_TOTAL: &str = "livehub_connections_total";
+/// Connections refused before the upgrade, by `reason`.
+pub const CONNECTIONS_REFUSED: &str = "livehub_connections_refused_total";
+/// Rooms in memory (gauge).
+pub const ROOMS: &str = "livehub_rooms";
+/// Durable events published (each serialized once), by `type`.
+pub const EVENTS: &str = "livehub_events_total";
+/// Frames queued to viewers by fan-out (events x recipients).
+pub const FANOUT_DELIVERIES: &str = "livehub_fanout_deliveries_total";
+/// WebSocket frames written to sockets.
+pub const FRAMES_SENT: &str = "livehub_frames_sent_total";
+/// Socket flushes (one per batch of frames).
+pub const FLUSHES: &str = "livehub_flushes_total";
+/// Coalesced updates (stock, likes, viewers) sent.
+pub const COALESCED_SENT: &str = "livehub_coalesced_sent_total";
+/// Coalesced updates that found a viewer's queue full and were replaced by the latest value.
+pub const COALESCED_DROPPED: &str = "livehub_coalesced_dropped_total";
+/// Viewers closed with 1013 because their queue overflowed.
+pub const SLOW_CONSUMER_CLOSES: &str = "livehub_slow_consumer_closes_total";
+/// Connections closed, by close `code`.
+pub const CLOSES: &str = "livehub_closes_total";
+/// Client commands handled, by `type`.
+pub const COMMANDS: &str = "livehub_commands_total";
+/// Error answers sent, by `code`.
+pub const ERRORS: &str = "livehub_errors_total";
+/// Reserve outcomes, by `outcome` (reserved or a reject reason).
+pub const RESERVES: &str = "livehub_reserves_total";
+/// Seconds from receiving a reserve to having its answer.
+pub const RESERVE_SECONDS: &str = "livehub_reserve_seconds";
+/// Checkout and cancel outcomes, by `op` and `outcome`.
+pub const HOLD_OPS: &str = "livehub_hold_ops_total";
+/// Holds returned to stock by expiry.
+pub const HOLDS_EXPIRED: &str = "livehub_hold_sweeps_changed_total";
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the Prometheus recorder once per process (later calls reuse it) and describes every
+/// metric. Returns the handle that renders `/metrics`.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                ])
+                .map(|b| b.build_recorder())
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+            let handle = recorder.handle();
+            // Fails only when another recorder was installed first (an embedding program's);
+            // then that one receives our metrics and /metrics shows what ours saw (nothing).
+            let _ = metrics::set_global_recorder(recorder);
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    describe_gauge!(CONNECTIONS, "Open WebSocket connections");
+    describe_counter!(CONNECTIONS_TOTAL, "WebSocket connections accepted");
+    describe_counter!(CONNECTIONS_REFUSED, "Connections refused before upgrade, by reason");
+    describe_gauge!(ROOMS, "Rooms in memory");
+    describe_counter!(EVENTS, "Durable events published, by type");
+    describe_counter!(FANOUT_DELIVERIES, "Frames queued to viewers by fan-out");
+    describe_counter!(FRAMES_SENT, "WebSocket frames written");
+    describe_counter!(FLUSHES, "Socket flushes");
+    describe_counter!(COALESCED_SENT, "Coalesced stock/likes/viewers updates sent");
+    describe_counter!(COALESCED_DROPPED, "Coalesced updates replaced because a queue was full");
+    describe_counter!(SLOW_CONSUMER_CLOSES, "Viewers closed with 1013 (queue overflow)");
+    describe_counter!(CLOSES, "Connections closed, by close code");
+    describe_counter!(COMMANDS, "Client commands handled, by type");
+    describe_counter!(ERRORS, "Error answers, by code");
+    describe_counter!(RESERVES, "Reserve outcomes");
+    describe_histogram!(RESERVE_SECONDS, Unit::Seconds, "Reserve latency inside the hub");
+    describe_counter!(HOLD_OPS, "Checkout and cancel outcomes");
+    describe_counter!(HOLDS_EXPIRED, "Deals whose stock changed by hold expiry");
+}

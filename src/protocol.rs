@@ -1,0 +1,607 @@
+//! The v1 wire protocol (`docs/protocol.md`): every message a client or the hub may send, as types.
+//!
+//! Server messages are built from these enums and serialized once per event; client frames are
+//! parsed into [`ClientMsg`] and validated by [`ClientMsg::validate`] before anything acts on them,
+//! so a malformed command can never reach the room or the inventory.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ErrorCode, HubError};
+
+/// Longest id the protocol accepts (`[A-Za-z0-9_-]{1,64}`).
+pub const MAX_ID_LEN: usize = 64;
+
+/// True when `s` is a protocol id: 1 to 64 of `[A-Za-z0-9_-]`.
+pub fn is_valid_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_ID_LEN
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// A protocol id (room, user, deal, product, comment, reservation, request). Construction
+/// validates the charset and length, so every `Id` in the hub is well formed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Id(String);
+
+impl Id {
+    /// Validates `s` as an id; the error names what is wrong.
+    pub fn new(s: impl Into<String>) -> Result<Self, String> {
+        let s = s.into();
+        if is_valid_id(&s) {
+            Ok(Id(s))
+        } else {
+            Err(format!("invalid id {s:?}: expected 1 to 64 of [A-Za-z0-9_-]"))
+        }
+    }
+
+    /// An id the hub generated itself from id-safe parts (a prefix and numbers); checked in
+    /// debug builds.
+    pub(crate) fn generated(s: String) -> Self {
+        debug_assert!(is_valid_id(&s), "generated id {s:?} is not a protocol id");
+        Id(s)
+    }
+
+    /// The id as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Id {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Id::new(s)
+    }
+}
+
+impl From<Id> for String {
+    fn from(id: Id) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::borrow::Borrow<str> for Id {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+fn default_currency() -> String {
+    "USD".to_owned()
+}
+
+fn validate_currency(c: &str) -> Result<(), HubError> {
+    if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(())
+    } else {
+        Err(HubError::BadRequest(format!(
+            "currency {c:?} is not an ISO-4217 code (three capital letters)"
+        )))
+    }
+}
+
+/// A product that can be pinned: `{"id","title","price_cents","currency","image_url"?}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Product {
+    pub id: Id,
+    pub title: String,
+    pub price_cents: u64,
+    #[serde(default = "default_currency")]
+    pub currency: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_url: Option<String>,
+}
+
+impl Product {
+    /// Checks the fields a host supplies: title 1..=200 characters, a currency code, an image URL
+    /// of at most 2,048 characters.
+    pub fn validate(&self) -> Result<(), HubError> {
+        let title_len = self.title.trim().chars().count();
+        if title_len == 0 || title_len > 200 {
+            return Err(HubError::BadRequest(
+                "product.title must be 1 to 200 characters".into(),
+            ));
+        }
+        validate_currency(&self.currency)?;
+        if let Some(url) = &self.image_url
+            && (url.len() > 2048 || url.chars().any(char::is_control))
+        {
+            return Err(HubError::BadRequest(
+                "product.image_url must be at most 2048 characters".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Where a flash deal stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DealStatus {
+    Live,
+    SoldOut,
+    Ended,
+}
+
+/// A flash deal as viewers see it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Deal {
+    pub id: Id,
+    pub product_id: Id,
+    pub price_cents: u64,
+    pub currency: String,
+    pub stock: u32,
+    pub remaining: u32,
+    pub per_user_limit: u32,
+    pub ends_at: u64,
+    pub status: DealStatus,
+}
+
+/// A host's `deal_start` payload.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DealSpec {
+    pub id: Id,
+    pub product_id: Id,
+    pub price_cents: u64,
+    #[serde(default = "default_currency")]
+    pub currency: String,
+    pub stock: u32,
+    pub per_user_limit: u32,
+    pub duration_ms: u64,
+}
+
+/// Largest stock one deal may carry.
+pub const MAX_DEAL_STOCK: u32 = 10_000_000;
+/// Longest a deal may run: one week.
+pub const MAX_DEAL_DURATION_MS: u64 = 7 * 24 * 3600 * 1000;
+
+impl DealSpec {
+    /// Checks stock (1..=10,000,000), limit (1..=stock), duration (1 ms to a week), currency.
+    pub fn validate(&self) -> Result<(), HubError> {
+        if self.stock == 0 || self.stock > MAX_DEAL_STOCK {
+            return Err(HubError::BadRequest(format!(
+                "deal.stock must be 1 to {MAX_DEAL_STOCK}"
+            )));
+        }
+        if self.per_user_limit == 0 || self.per_user_limit > self.stock {
+            return Err(HubError::BadRequest(
+                "deal.per_user_limit must be 1 to deal.stock".into(),
+            ));
+        }
+        if self.duration_ms == 0 || self.duration_ms > MAX_DEAL_DURATION_MS {
+            return Err(HubError::BadRequest(
+                "deal.duration_ms must be 1 to 604800000 (a week)".into(),
+            ));
+        }
+        validate_currency(&self.currency)
+    }
+}
+
+/// A chat comment as stored and broadcast.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Comment {
+    pub seq: u64,
+    pub id: Id,
+    pub user: Id,
+    pub name: String,
+    pub text: String,
+    pub ts: u64,
+}
+
+/// Who is on the other end of a connection, as told in `welcome`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct You {
+    pub user: Id,
+    pub name: String,
+    pub role: Role,
+}
+
+/// What a token lets its holder do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Viewer,
+    Host,
+    Admin,
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "viewer" => Ok(Role::Viewer),
+            "host" => Ok(Role::Host),
+            "admin" => Ok(Role::Admin),
+            other => Err(format!(
+                "unknown role {other:?}: expected viewer, host or admin"
+            )),
+        }
+    }
+}
+
+/// Why a reserve, checkout or cancel was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectReason {
+    SoldOut,
+    LimitReached,
+    DealNotLive,
+    NotFound,
+    Unavailable,
+}
+
+/// Every message the hub sends. `seq` is present exactly on the durable events.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    Welcome {
+        room: Id,
+        seq: u64,
+        you: You,
+        viewers: u64,
+        likes: u64,
+        pinned: Option<Product>,
+        deals: Vec<Deal>,
+        recent: Vec<Comment>,
+        resumed: bool,
+    },
+    Comment(Comment),
+    CommentDeleted {
+        seq: u64,
+        id: Id,
+    },
+    Pinned {
+        seq: u64,
+        product: Product,
+    },
+    Unpinned {
+        seq: u64,
+    },
+    Deal {
+        seq: u64,
+        deal: Deal,
+    },
+    Announcement {
+        seq: u64,
+        text: String,
+    },
+    Stock {
+        deal: Id,
+        remaining: u32,
+    },
+    Viewers {
+        count: u64,
+    },
+    Likes {
+        total: u64,
+    },
+    Reserved {
+        request_id: Id,
+        reservation: Id,
+        deal: Id,
+        qty: u32,
+        expires_at: u64,
+        remaining: u32,
+    },
+    Rejected {
+        request_id: Id,
+        reason: RejectReason,
+    },
+    Order {
+        request_id: Id,
+        order: Id,
+        reservation: Id,
+        deal: Id,
+        qty: u32,
+        price_cents: u64,
+        currency: String,
+    },
+    Released {
+        request_id: Id,
+        reservation: Id,
+    },
+    Ack {
+        request_id: Id,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
+    },
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<Id>,
+    },
+}
+
+impl ServerMsg {
+    /// The durable sequence number, for events that carry one.
+    pub fn seq(&self) -> Option<u64> {
+        match self {
+            ServerMsg::Comment(c) => Some(c.seq),
+            ServerMsg::CommentDeleted { seq, .. }
+            | ServerMsg::Pinned { seq, .. }
+            | ServerMsg::Unpinned { seq }
+            | ServerMsg::Deal { seq, .. }
+            | ServerMsg::Announcement { seq, .. } => Some(*seq),
+            _ => None,
+        }
+    }
+
+    /// The `type` tag as sent on the wire.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ServerMsg::Welcome { .. } => "welcome",
+            ServerMsg::Comment(_) => "comment",
+            ServerMsg::CommentDeleted { .. } => "comment_deleted",
+            ServerMsg::Pinned { .. } => "pinned",
+            ServerMsg::Unpinned { .. } => "unpinned",
+            ServerMsg::Deal { .. } => "deal",
+            ServerMsg::Announcement { .. } => "announcement",
+            ServerMsg::Stock { .. } => "stock",
+            ServerMsg::Viewers { .. } => "viewers",
+            ServerMsg::Likes { .. } => "likes",
+            ServerMsg::Reserved { .. } => "reserved",
+            ServerMsg::Rejected { .. } => "rejected",
+            ServerMsg::Order { .. } => "order",
+            ServerMsg::Released { .. } => "released",
+            ServerMsg::Ack { .. } => "ack",
+            ServerMsg::Error { .. } => "error",
+        }
+    }
+
+    /// Serializes the message. Only fails on a bug (every field is plain data), which becomes
+    /// an `internal` error rather than a panic.
+    pub fn to_json(&self) -> Result<String, HubError> {
+        serde_json::to_string(self).map_err(|e| HubError::Internal(format!("encode: {e}")))
+    }
+}
+
+/// Every command a client may send: viewer commands first, then host commands.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMsg {
+    Comment {
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<Id>,
+    },
+    Like {
+        count: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<Id>,
+    },
+    Reserve {
+        request_id: Id,
+        deal: Id,
+        qty: u32,
+    },
+    Checkout {
+        request_id: Id,
+        reservation: Id,
+    },
+    Cancel {
+        request_id: Id,
+        reservation: Id,
+    },
+    Pin {
+        product: Product,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<Id>,
+    },
+    Unpin {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<Id>,
+    },
+    DealStart {
+        deal: DealSpec,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<Id>,
+    },
+    DealEnd {
+        deal: Id,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<Id>,
+    },
+    DeleteComment {
+        id: Id,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<Id>,
+    },
+    Mute {
+        user: Id,
+        duration_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<Id>,
+    },
+    Announce {
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<Id>,
+    },
+}
+
+/// Content limits checked by [`ClientMsg::validate`].
+#[derive(Clone, Copy, Debug)]
+pub struct ContentLimits {
+    /// Longest comment, in characters after trimming.
+    pub comment_max_chars: usize,
+    /// Longest announcement, in characters after trimming.
+    pub announce_max_chars: usize,
+}
+
+/// Largest `like.count`.
+pub const MAX_LIKES_PER_MESSAGE: u32 = 50;
+/// Longest mute: thirty days.
+pub const MAX_MUTE_MS: u64 = 30 * 24 * 3600 * 1000;
+
+fn check_text(field: &str, text: &str, max: usize) -> Result<(), HubError> {
+    let n = text.trim().chars().count();
+    if n == 0 {
+        Err(HubError::BadRequest(format!("{field} must not be empty")))
+    } else if n > max {
+        Err(HubError::BadRequest(format!(
+            "{field} is {n} characters; the limit is {max}"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+impl ClientMsg {
+    /// The command's `request_id`, if it carried one.
+    pub fn request_id(&self) -> Option<&Id> {
+        match self {
+            ClientMsg::Reserve { request_id, .. }
+            | ClientMsg::Checkout { request_id, .. }
+            | ClientMsg::Cancel { request_id, .. } => Some(request_id),
+            ClientMsg::Comment { request_id, .. }
+            | ClientMsg::Like { request_id, .. }
+            | ClientMsg::Pin { request_id, .. }
+            | ClientMsg::Unpin { request_id }
+            | ClientMsg::DealStart { request_id, .. }
+            | ClientMsg::DealEnd { request_id, .. }
+            | ClientMsg::DeleteComment { request_id, .. }
+            | ClientMsg::Mute { request_id, .. }
+            | ClientMsg::Announce { request_id, .. } => request_id.as_ref(),
+        }
+    }
+
+    /// True for the commands only a host of the room or an admin may send.
+    pub fn is_host_command(&self) -> bool {
+        !matches!(
+            self,
+            ClientMsg::Comment { .. }
+                | ClientMsg::Like { .. }
+                | ClientMsg::Reserve { .. }
+                | ClientMsg::Checkout { .. }
+                | ClientMsg::Cancel { .. }
+        )
+    }
+
+    /// Checks every content limit that does not depend on room state (comment length, like count,
+    /// `qty >= 1`, product and deal fields). Per-deal limits are the inventory's job.
+    pub fn validate(&self, limits: &ContentLimits) -> Result<(), HubError> {
+        match self {
+            ClientMsg::Comment { text, .. } => check_text("text", text, limits.comment_max_chars),
+            ClientMsg::Announce { text, .. } => {
+                check_text("text", text, limits.announce_max_chars)
+            }
+            ClientMsg::Like { count, .. } => {
+                if (1..=MAX_LIKES_PER_MESSAGE).contains(count) {
+                    Ok(())
+                } else {
+                    Err(HubError::BadRequest(format!(
+                        "count must be 1 to {MAX_LIKES_PER_MESSAGE}"
+                    )))
+                }
+            }
+            ClientMsg::Reserve { qty, .. } => {
+                if *qty >= 1 {
+                    Ok(())
+                } else {
+                    Err(HubError::BadRequest("qty must be at least 1".into()))
+                }
+            }
+            ClientMsg::Pin { product, .. } => product.validate(),
+            ClientMsg::DealStart { deal, .. } => deal.validate(),
+            ClientMsg::Mute { duration_ms, .. } => {
+                if (1..=MAX_MUTE_MS).contains(duration_ms) {
+                    Ok(())
+                } else {
+                    Err(HubError::BadRequest(
+                        "duration_ms must be 1 to 2592000000 (thirty days)".into(),
+                    ))
+                }
+            }
+            ClientMsg::Checkout { .. }
+            | ClientMsg::Cancel { .. }
+            | ClientMsg::Unpin { .. }
+            | ClientMsg::DealEnd { .. }
+            | ClientMsg::DeleteComment { .. } => Ok(()),
+        }
+    }
+}
+
+/// A client frame that could not be parsed into a command.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ParseError {
+    /// What was wrong, for the `error` message.
+    pub message: String,
+    /// The frame's `request_id`, when it had a well-formed one, so the error can echo it.
+    pub request_id: Option<Id>,
+}
+
+/// Parses one client text frame. Never panics, whatever the input (see the property test).
+pub fn parse_client(text: &str) -> Result<ClientMsg, ParseError> {
+    serde_json::from_str::<ClientMsg>(text).map_err(|e| {
+        #[derive(Deserialize)]
+        struct RequestIdOnly {
+            request_id: Option<Id>,
+        }
+        let request_id = serde_json::from_str::<RequestIdOnly>(text)
+            .ok()
+            .and_then(|r| r.request_id);
+        let message = if e.is_syntax() || e.is_eof() {
+            format!("invalid JSON: {e}")
+        } else {
+            format!("invalid command: {e}")
+        };
+        ParseError {
+            message,
+            request_id,
+        }
+    })
+}
+
+/// Wraps an error as the protocol's `error` message.
+pub fn error_msg(err: &HubError, request_id: Option<Id>) -> ServerMsg {
+    ServerMsg::Error {
+        code: err.code(),
+        message: err.to_string(),
+        request_id,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_follow_the_charset_and_length() {
+        assert!(is_valid_id("a-B_9"));
+        assert!(!is_valid_id(""));
+        assert!(!is_valid_id("a b"));
+        assert!(!is_valid_id(&"x".repeat(65)));
+        assert!(is_valid_id(&"x".repeat(64)));
+    }
+
+    #[test]
+    fn server_messages_carry_their_type_tag() {
+        let m = ServerMsg::Stock {
+            deal: Id::new("d1").unwrap(),
+            remaining: 3,
+        };
+        assert_eq!(
+            m.to_json().unwrap(),
+            r#"{"type":"stock","deal":"d1","remaining":3}"#
+        );
+    }
+
+    #[test]
+    fn parse_errors_echo_a_valid_request_id() {
+        let e = parse_client(r#"{"type":"reserve","request_id":"r1","qty":"x"}"#).unwrap_err();
+        assert_eq!(e.request_id.unwrap().as_str(), "r1");
+        let e = parse_client("{not json").unwrap_err();
+        assert!(e.message.starts_with("invalid JSON"));
+    }
+}

@@ -1,0 +1,95 @@
+//! Runs a hub on a bound listener until a shutdown future resolves, then shuts down in two
+//! phases: stop accepting and close every viewer with 1001, then wait (bounded) for them.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+
+use crate::config::{Config, InventoryBackend};
+use crate::hub::Hub;
+use crate::inventory::{Inventory, MemoryInventory};
+
+/// Why the hub could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot serve: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Builds the configured inventory backend.
+pub fn build_inventory(config: &Config) -> Arc<dyn Inventory> {
+    match config.inventory.backend {
+        InventoryBackend::Memory => Arc::new(MemoryInventory::new(config.inventory.hold_ms)),
+    }
+}
+
+/// Serves `config` on `listener` until `shutdown` resolves. `bind` in the configuration is
+/// ignored (the listener is already bound), which lets tests use port 0.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let inventory = build_inventory(&config);
+    run_with(listener, config, inventory, shutdown).await
+}
+
+/// Like [`run`], with an inventory chosen by the caller.
+pub async fn run_with(
+    listener: TcpListener,
+    config: Config,
+    inventory: Arc<dyn Inventory>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let metrics = crate::metrics::install();
+    let grace = Duration::from_millis(config.server.shutdown_grace_ms);
+    let hub = Hub::new(config, inventory);
+    hub.start();
+    let app = crate::http::router(Arc::clone(&hub), metrics);
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let stop = hub.shutdown_token().clone();
+    let serve = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: closing viewers with 1001");
+        stop.cancel();
+    });
+    serve.await?;
+    hub.shutdown_token().cancel();
+    hub.tracker().close();
+    if tokio::time::timeout(grace, hub.tracker().wait()).await.is_err() {
+        tracing::warn!("shutdown grace elapsed with connections still open");
+    }
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,312 @@
+//! One WebSocket connection: a reader that parses and runs commands, and a writer task that owns
+//! the socket's sink and drains the connection's bounded queue, feeding many frames and flushing
+//! once per batch. Either side ending closes the other; the close code comes from [`ConnCtl`].
+
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+
+use crate::auth::Identity;
+use crate::command::{Outcome, execute};
+use crate::error::HubError;
+use crate::hub::Hub;
+use crate::metrics as m;
+use crate::outbox::{ConnCtl, Outbox, close};
+use crate::protocol::{Id, Role, ServerMsg, You, error_msg, parse_client};
+use crate::rate::TokenBucket;
+use crate::room::Room;
+
+/// Runs a connection to its end. `since` asks to resume after that `seq`.
+pub async fn run(socket: WebSocket, hub: Arc<Hub>, room_id: Id, who: Identity, since: Option<u64>) {
+    let cfg = hub.config().session.clone();
+    let ctl = Arc::new(ConnCtl::new(
+        hub.next_conn_id(),
+        hub.shutdown_token().child_token(),
+    ));
+    let (outbox, rx) = Outbox::new(cfg.queue_capacity, Arc::clone(&ctl));
+    let you = You {
+        user: who.user.clone(),
+        name: who.name.clone(),
+        role: who.role,
+    };
+    let (mut sink, stream) = socket.split();
+    let (room, initial) = match hub.join(&room_id, outbox.clone(), you, since) {
+        Ok(joined) => joined,
+        Err(e) => {
+            if let Ok(json) = error_msg(&e, None).to_json() {
+                let _ = sink.send(Message::Text(json.into())).await;
+            }
+            let _ = sink
+                .send(Message::Close(Some(CloseFrame {
+                    code: close::TRY_AGAIN_LATER,
+                    reason: "room unavailable".into(),
+                })))
+                .await;
+            return;
+        }
+    };
+    metrics::gauge!(m::CONNECTIONS).increment(1.0);
+    metrics::counter!(m::CONNECTIONS_TOTAL).increment(1);
+    tracing::debug!(room = %room_id, user = %who.user, conn = ctl.id, "connected");
+
+    let writer = Writer {
+        rx,
+        ctl: Arc::clone(&ctl),
+        room: Arc::clone(&room),
+        batch: cfg.write_batch,
+        ping_every: Duration::from_millis(cfg.ping_interval_ms),
+        close_grace: Duration::from_millis(cfg.close_grace_ms),
+    };
+    let writer = hub.tracker().spawn(writer.run(sink, initial));
+    let mut reader = Reader::new(&hub, room, who, outbox, Arc::clone(&ctl));
+    reader.run(stream, Duration::from_millis(cfg.idle_timeout_ms)).await;
+    reader.room.leave(ctl.id);
+    ctl.close(close::NORMAL);
+    drop(reader);
+    let _ = writer.await;
+    metrics::gauge!(m::CONNECTIONS).decrement(1.0);
+    tracing::debug!(room = %room_id, conn = ctl.id, code = ctl.close_code(), "disconnected");
+}
+
+struct Writer {
+    rx: mpsc::Receiver<Utf8Bytes>,
+    ctl: Arc<ConnCtl>,
+    room: Arc<Room>,
+    batch: usize,
+    ping_every: Duration,
+    close_grace: Duration,
+}
+
+type Sink = SplitSink<WebSocket, Message>;
+
+impl Writer {
+    async fn run(mut self, mut sink: Sink, initial: Vec<Utf8Bytes>) {
+        {
+            let ctl = Arc::clone(&self.ctl);
+            let pump = pin!(self.pump(&mut sink, initial));
+            // The pump may be stuck writing to a viewer that stopped reading; a close request
+            // must still get through, so race it.
+            tokio::select! {
+                result = pump => if let Err(e) = result {
+                    tracing::debug!(conn = ctl.id, error = %e, "write failed");
+                    ctl.close(close::NORMAL);
+                },
+                _ = ctl.closed() => {}
+            }
+        }
+        let code = self.ctl.close_code();
+        metrics::counter!(m::CLOSES, "code" => code.to_string()).increment(1);
+        let reason = match code {
+            close::GOING_AWAY => "hub shutting down; reconnect with ?since=",
+            close::POLICY => "policy violation",
+            close::TRY_AGAIN_LATER => "slow consumer; reconnect with ?since=",
+            _ => "",
+        };
+        let frame = Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }));
+        let _ = tokio::time::timeout(self.close_grace, async {
+            let _ = sink.send(frame).await;
+            let _ = sink.close().await;
+        })
+        .await;
+    }
+
+    async fn pump(&mut self, sink: &mut Sink, initial: Vec<Utf8Bytes>) -> Result<(), axum::Error> {
+        let mut sent = initial.len() as u64;
+        for f in initial {
+            sink.feed(Message::Text(f)).await?;
+        }
+        sink.flush().await?;
+        let mut ping = tokio::time::interval_at(
+            tokio::time::Instant::now() + self.ping_every,
+            self.ping_every,
+        );
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.ctl.closed() => return Ok(()),
+                next = self.rx.recv() => {
+                    let Some(first) = next else { return Ok(()) };
+                    sink.feed(Message::Text(first)).await?;
+                    let mut n = 1u64;
+                    while n < self.batch as u64 {
+                        match self.rx.try_recv() {
+                            Ok(f) => {
+                                sink.feed(Message::Text(f)).await?;
+                                n += 1;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    if self.ctl.take_stale() {
+                        for f in self.room.counter_frames() {
+                            sink.feed(Message::Text(f)).await?;
+                            n += 1;
+                        }
+                    }
+                    sink.flush().await?;
+                    sent += n;
+                    if sent >= 256 {
+                        metrics::counter!(m::FRAMES_SENT).increment(sent);
+                        sent = 0;
+                    }
+                    metrics::counter!(m::FLUSHES).increment(1);
+                }
+                _ = ping.tick() => sink.send(Message::Ping(bytes::Bytes::new())).await?,
+            }
+        }
+    }
+}
+
+struct Reader {
+    hub: Arc<Hub>,
+    room: Arc<Room>,
+    who: Identity,
+    outbox: Outbox,
+    ctl: Arc<ConnCtl>,
+    frames: TokenBucket,
+    strikes: Vec<Instant>,
+}
+
+impl Reader {
+    fn new(hub: &Arc<Hub>, room: Arc<Room>, who: Identity, outbox: Outbox, ctl: Arc<ConnCtl>) -> Self {
+        let l = &hub.config().limits;
+        let (rate, burst) = match who.role {
+            Role::Host | Role::Admin if !who.anonymous => (l.host_frames_per_sec, l.host_frames_burst),
+            _ => (l.viewer_frames_per_sec, l.viewer_frames_burst),
+        };
+        Reader {
+            hub: Arc::clone(hub),
+            room,
+            who,
+            outbox,
+            ctl,
+            frames: TokenBucket::new(rate, burst, Instant::now()),
+            strikes: Vec::new(),
+        }
+    }
+
+    async fn run(&mut self, mut stream: SplitStream<WebSocket>, idle: Duration) {
+        loop {
+            let next = tokio::select! {
+                _ = self.ctl.closed() => return,
+                next = tokio::time::timeout(idle, stream.next()) => next,
+            };
+            let msg = match next {
+                Err(_) => {
+                    tracing::debug!(conn = self.ctl.id, "idle timeout");
+                    self.ctl.close(close::GOING_AWAY);
+                    return;
+                }
+                Ok(None) => return,
+                Ok(Some(Err(e))) => {
+                    if is_too_large(e) {
+                        self.ctl.close(close::POLICY);
+                    }
+                    return;
+                }
+                Ok(Some(Ok(msg))) => msg,
+            };
+            match msg {
+                Message::Text(text) => self.on_text(text.as_str()).await,
+                Message::Binary(_) => {
+                    self.ctl.close(close::POLICY);
+                    return;
+                }
+                Message::Close(_) => return,
+                Message::Ping(_) | Message::Pong(_) => {}
+            }
+        }
+    }
+
+    fn send(&self, msg: &ServerMsg) {
+        match msg.to_json() {
+            Ok(json) => {
+                self.outbox.push(json.into());
+            }
+            Err(e) => tracing::error!(error = %e, "reply not encoded"),
+        }
+    }
+
+    fn send_error(&mut self, err: &HubError, request_id: Option<Id>) {
+        metrics::counter!(m::ERRORS, "code" => format!("{:?}", err.code())).increment(1);
+        self.send(&error_msg(err, request_id));
+        if matches!(err, HubError::RateLimited(_)) {
+            self.strike();
+        }
+    }
+
+    /// Counts a `rate_limited` answer; too many within the window closes the connection (1008).
+    fn strike(&mut self) {
+        let l = &self.hub.config().limits;
+        let window = Duration::from_millis(l.flood_window_ms);
+        let now = Instant::now();
+        self.strikes.retain(|t| now.duration_since(*t) < window);
+        self.strikes.push(now);
+        if self.strikes.len() >= l.flood_strikes as usize {
+            tracing::info!(conn = self.ctl.id, user = %self.who.user, "flooding; closing with 1008");
+            self.ctl.close(close::POLICY);
+        }
+    }
+
+    async fn on_text(&mut self, text: &str) {
+        if !self.frames.try_take(Instant::now()) {
+            let err = HubError::RateLimited("too many messages; slow down".into());
+            self.send_error(&err, None);
+            return;
+        }
+        let cmd = match parse_client(text) {
+            Ok(cmd) => cmd,
+            Err(e) => {
+                self.send_error(&HubError::BadRequest(e.message), e.request_id);
+                return;
+            }
+        };
+        let request_id = cmd.request_id().cloned();
+        let kind = command_kind(&cmd);
+        metrics::counter!(m::COMMANDS, "type" => kind).increment(1);
+        match execute(&self.hub, &self.room, &self.who, cmd).await {
+            Ok(Outcome::Reply(reply)) => self.send(&reply),
+            Ok(Outcome::Applied(seq)) => {
+                if let Some(request_id) = request_id {
+                    self.send(&ServerMsg::Ack { request_id, seq });
+                }
+            }
+            Err(e) => self.send_error(&e, request_id),
+        }
+    }
+}
+
+fn is_too_large(e: axum::Error) -> bool {
+    let inner = e.into_inner();
+    match inner.downcast_ref::<tokio_tungstenite::tungstenite::Error>() {
+        Some(tokio_tungstenite::tungstenite::Error::Capacity(_)) => true,
+        Some(_) => false,
+        None => inner.to_string().contains("too long") || inner.to_string().contains("Space limit"),
+    }
+}
+
+fn command_kind(cmd: &crate::protocol::ClientMsg) -> &'static str {
+    use crate::protocol::ClientMsg as C;
+    match cmd {
+        C::Comment { .. } => "comment",
+        C::Like { .. } => "like",
+        C::Reserve { .. } => "reserve",
+        C::Checkout { .. } => "checkout",
+        C::Cancel { .. } => "cancel",
+        C::Pin { .. } => "pin",
+        C::Unpin { .. } => "unpin",
+        C::DealStart { .. } => "deal_start",
+        C::DealEnd { .. } => "deal_end",
+        C::DeleteComment { .. } => "delete_comment",
+        C::Mute { .. } => "mute",
+        C::Announce { .. } => "announce",
+    }
+}
