@@ -1,0 +1,338 @@
+//! Shared helpers for integration tests: a real hub on an ephemeral port, real WebSocket
+//! clients, token minting and REST calls. Waits use generous timeouts that only catch hangs.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use futures_util::{SinkExt, StreamExt};
+use livehub::auth::{Authenticator, Claims};
+use livehub::config::Config;
+use livehub::protocol::{Role, ServerMsg};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for something that should happen promptly.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A hub running in this test process.
+pub struct TestHub {
+    pub addr: SocketAddr,
+    pub config: Config,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+/// The defaults, tuned for tests: generous viewer frame rates so a test can drive traffic.
+pub fn test_config() -> Config {
+    let mut c = Config::defaults();
+    c.auth.secret = "test-secret-0123456789".into();
+    c.limits.viewer_frames_per_sec = 1000.0;
+    c.limits.viewer_frames_burst = 1000.0;
+    c
+}
+
+impl TestHub {
+    /// Starts a hub with the test defaults.
+    pub async fn start() -> Result<Self> {
+        Self::with_config(test_config()).await
+    }
+
+    /// Starts a hub with `config` on 127.0.0.1 and an ephemeral port.
+    pub async fn with_config(config: Config) -> Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let cfg = config.clone();
+        let task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            if let Err(e) = livehub::server::run(listener, cfg, shutdown).await {
+                eprintln!("hub stopped with error: {e}");
+            }
+        });
+        Ok(TestHub {
+            addr,
+            config,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// Asks the hub to shut down (viewers get 1001) and waits for it.
+    pub async fn shutdown(mut self) -> Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(WAIT, task).await??;
+        }
+        Ok(())
+    }
+
+    /// A token signed with this hub's secret.
+    pub fn token(&self, role: Role, room: &str, sub: &str) -> String {
+        self.token_with(role, room, sub, Some(livehub::hub::now_ms() / 1000 + 3600))
+    }
+
+    /// A token with an explicit `exp` (Unix seconds) or none.
+    pub fn token_with(&self, role: Role, room: &str, sub: &str, exp: Option<u64>) -> String {
+        Authenticator::new(&self.config.auth.secret, false)
+            .mint(&Claims {
+                sub: sub.into(),
+                name: Some(format!("Name {sub}")),
+                role,
+                room: room.into(),
+                exp,
+            })
+            .expect("mint")
+    }
+
+    /// `ws://…/ws/rooms/{room}` plus a query string (without `?`).
+    pub fn ws_url(&self, room: &str, query: &str) -> String {
+        if query.is_empty() {
+            format!("ws://{}/ws/rooms/{room}", self.addr)
+        } else {
+            format!("ws://{}/ws/rooms/{room}?{query}", self.addr)
+        }
+    }
+
+    /// `http://…{path}`.
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Connects a viewer with a fresh token and reads its `welcome`.
+    pub async fn viewer(&self, room: &str, user: &str) -> Result<(Client, ServerMsg)> {
+        let token = self.token(Role::Viewer, room, user);
+        let mut c = Client::connect(&self.ws_url(room, &format!("token={token}"))).await?;
+        let welcome = c.next_of("welcome").await?;
+        Ok((c, welcome))
+    }
+
+    /// Connects the room's host and reads its `welcome`.
+    pub async fn host(&self, room: &str) -> Result<Client> {
+        let token = self.token(Role::Host, room, "host");
+        let mut c = Client::connect(&self.ws_url(room, &format!("token={token}"))).await?;
+        c.next_of("welcome").await?;
+        Ok(c)
+    }
+
+    /// POSTs a host command; returns the status and JSON body.
+    pub async fn post_command(
+        &self,
+        room: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> Result<(u16, serde_json::Value)> {
+        let url = self.http_url(&format!("/api/rooms/{room}/commands"));
+        let (status, text) =
+            livehub::http_client::request("POST", &url, token, Some(body.to_owned())).await?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)))
+    }
+
+    /// GETs a path; returns the status and body text.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Result<(u16, String)> {
+        Ok(livehub::http_client::request("GET", &self.http_url(path), token, None).await?)
+    }
+
+    /// The stock audit of a deal, read with a host token.
+    pub async fn audit(&self, room: &str, deal: &str) -> Result<livehub::inventory::Audit> {
+        let token = self.token(Role::Host, room, "auditor");
+        let (status, body) = self
+            .get(&format!("/api/rooms/{room}/deals/{deal}"), Some(&token))
+            .await?;
+        if status != 200 {
+            bail!("audit: HTTP {status}: {body}");
+        }
+        Ok(serde_json::from_str(&body)?)
+    }
+}
+
+impl Drop for TestHub {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The HTTP status of a refused WebSocket upgrade, or 101 when it was accepted.
+pub async fn upgrade_status(url: &str) -> u16 {
+    match tokio_tungstenite::connect_async(url).await {
+        Ok(_) => 101,
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
+        Err(e) => panic!("unexpected connect error: {e}"),
+    }
+}
+
+/// A real WebSocket client.
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Messages read while waiting for something else, in order.
+    pub seen: Vec<ServerMsg>,
+}
+
+/// How a connection ended.
+#[derive(Debug, PartialEq)]
+pub enum Ended {
+    Closed(Option<u16>),
+    Dropped,
+}
+
+impl Client {
+    /// Connects (the upgrade must succeed).
+    pub async fn connect(url: &str) -> Result<Self> {
+        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
+            .await
+            .context("connect timed out")??;
+        Ok(Client { ws, seen: Vec::new() })
+    }
+
+    /// Sends a JSON value as a text frame.
+    pub async fn send(&mut self, v: serde_json::Value) -> Result<()> {
+        self.ws.send(Message::text(v.to_string())).await?;
+        Ok(())
+    }
+
+    /// Sends raw text.
+    pub async fn send_text(&mut self, s: &str) -> Result<()> {
+        self.ws.send(Message::text(s.to_owned())).await?;
+        Ok(())
+    }
+
+    /// Sends a raw frame.
+    pub async fn send_frame(&mut self, m: Message) -> Result<()> {
+        self.ws.send(m).await?;
+        Ok(())
+    }
+
+    /// The next server message, parsed.
+    pub async fn next(&mut self) -> Result<ServerMsg> {
+        self.next_within(WAIT).await
+    }
+
+    /// The next server message within `within`.
+    pub async fn next_within(&mut self, within: Duration) -> Result<ServerMsg> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .context("timed out waiting for a message")?
+                .ok_or_else(|| anyhow!("connection ended"))??;
+            match msg {
+                Message::Text(t) => {
+                    return serde_json::from_str(t.as_str())
+                        .with_context(|| format!("unparseable server message {}", t.as_str()));
+                }
+                Message::Close(f) => bail!("closed: {f:?}"),
+                _ => {}
+            }
+        }
+    }
+
+    /// The next raw JSON text frame.
+    pub async fn next_json(&mut self) -> Result<serde_json::Value> {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .context("timed out waiting for a message")?
+                .ok_or_else(|| anyhow!("connection ended"))??;
+            match msg {
+                Message::Text(t) => return Ok(serde_json::from_str(t.as_str())?),
+                Message::Close(f) => bail!("closed: {f:?}"),
+                _ => {}
+            }
+        }
+    }
+
+    /// Reads until a message of `kind` arrives; the ones skipped are kept in `seen`.
+    pub async fn next_of(&mut self, kind: &str) -> Result<ServerMsg> {
+        self.next_matching(|m| m.kind() == kind)
+            .await
+            .with_context(|| format!("waiting for {kind}"))
+    }
+
+    /// Reads until `pred` holds; the ones skipped are kept in `seen`.
+    pub async fn next_matching(&mut self, pred: impl Fn(&ServerMsg) -> bool) -> Result<ServerMsg> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let m = self.next_within(left).await?;
+            if pred(&m) {
+                return Ok(m);
+            }
+            self.seen.push(m);
+        }
+    }
+
+    /// Reads frames until the server closes; returns the close code.
+    pub async fn closed(&mut self) -> Result<Ended> {
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next()).await {
+                Err(_) => bail!("timed out waiting for close"),
+                Ok(None) => return Ok(Ended::Dropped),
+                Ok(Some(Err(_))) => return Ok(Ended::Dropped),
+                Ok(Some(Ok(Message::Close(f)))) => {
+                    return Ok(Ended::Closed(f.map(|f: CloseFrame| u16::from(f.code))));
+                }
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+
+    /// Closes politely.
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
+
+/// The durable `seq` of every message in `msgs` that has one.
+pub fn seqs(msgs: &[ServerMsg]) -> Vec<u64> {
+    msgs.iter().filter_map(ServerMsg::seq).collect()
+}
+
+/// Asserts `seqs` run from `first` upward by exactly one.
+pub fn assert_contiguous(seqs: &[u64], first: u64) {
+    for (i, s) in seqs.iter().enumerate() {
+        assert_eq!(*s, first + i as u64, "gap or repeat at index {i}: {seqs:?}");
+    }
+}
+
+impl Client {
+    /// Reads raw JSON frames until one has `"type": kind`.
+    pub async fn json_of(&mut self, kind: &str) -> Result<serde_json::Value> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let v = tokio::time::timeout_at(deadline, self.next_json())
+                .await
+                .with_context(|| format!("timed out waiting for {kind}"))??;
+            if v["type"] == kind {
+                return Ok(v);
+            }
+        }
+    }
+}
+
+/// The sorted keys of a JSON object.
+pub fn keys(v: &serde_json::Value) -> Vec<String> {
+    let mut k: Vec<String> = v
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    k.sort();
+    k
+}
+
+/// Asserts a JSON object has exactly these keys.
+pub fn assert_keys(v: &serde_json::Value, expected: &[&str]) {
+    let mut e: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+    e.sort();
+    assert_eq!(keys(v), e, "fields of {v}");
+}
