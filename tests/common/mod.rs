@@ -259,6 +259,14 @@ impl Client {
             .with_context(|| format!("waiting for {kind}"))
     }
 
+    /// A message already read (and skipped) that satisfies `pred`, else the next one that does.
+    pub async fn saw_or_next(&mut self, pred: impl Fn(&ServerMsg) -> bool) -> Result<ServerMsg> {
+        if let Some(i) = self.seen.iter().position(&pred) {
+            return Ok(self.seen.remove(i));
+        }
+        self.next_matching(pred).await
+    }
+
     /// Reads until `pred` holds; the ones skipped are kept in `seen`.
     pub async fn next_matching(&mut self, pred: impl Fn(&ServerMsg) -> bool) -> Result<ServerMsg> {
         let deadline = tokio::time::Instant::now() + WAIT;
@@ -411,3 +419,5 @@ impl RawClient {
         }
     }
 }
+
+pub mod conformance;
