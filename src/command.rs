@@ -47,12 +47,18 @@ pub async fn execute(
     let inv = hub.inventory();
     let applied = |seq: u64| Ok(Outcome::Applied(Some(seq)));
     match cmd {
-        ClientMsg::Comment { text, .. } => applied(room.comment(&who.user, &who.name, &text, now_ms())?),
+        ClientMsg::Comment { text, .. } => {
+            applied(room.comment(&who.user, &who.name, &text, now_ms())?)
+        }
         ClientMsg::Like { count, .. } => {
             room.like(count);
             Ok(Outcome::Applied(None))
         }
-        ClientMsg::Reserve { request_id, deal, qty } => {
+        ClientMsg::Reserve {
+            request_id,
+            deal,
+            qty,
+        } => {
             room.check_reserve_rate(&who.user)?;
             let started = Instant::now();
             let req = ReserveRequest {
@@ -73,7 +79,12 @@ pub async fn execute(
             };
             metrics::histogram!(m::RESERVE_SECONDS).record(started.elapsed().as_secs_f64());
             let reply = match outcome {
-                ReserveOutcome::Reserved { reservation, qty, expires_at, level } => {
+                ReserveOutcome::Reserved {
+                    reservation,
+                    qty,
+                    expires_at,
+                    level,
+                } => {
                     metrics::counter!(m::RESERVES, "outcome" => "reserved").increment(1);
                     room.update_stock(&deal, level, now_ms());
                     ServerMsg::Reserved {
@@ -92,11 +103,15 @@ pub async fn execute(
             };
             Ok(Outcome::Reply(reply))
         }
-        ClientMsg::Checkout { request_id, reservation } => {
+        ClientMsg::Checkout {
+            request_id,
+            reservation,
+        } => {
             let call = inv.checkout(room.id(), &who.user, &reservation, now_ms());
             let reply = match tokio::time::timeout(op_timeout, call).await {
                 Ok(Ok(CheckoutOutcome::Ordered(o))) => {
-                    metrics::counter!(m::HOLD_OPS, "op" => "checkout", "outcome" => "ordered").increment(1);
+                    metrics::counter!(m::HOLD_OPS, "op" => "checkout", "outcome" => "ordered")
+                        .increment(1);
                     ServerMsg::Order {
                         request_id,
                         order: o.order,
@@ -107,20 +122,33 @@ pub async fn execute(
                         currency: o.currency,
                     }
                 }
-                Ok(Ok(CheckoutOutcome::Rejected(reason))) => rejected("checkout", request_id, reason),
+                Ok(Ok(CheckoutOutcome::Rejected(reason))) => {
+                    rejected("checkout", request_id, reason)
+                }
                 Ok(Err(_)) | Err(_) => rejected("checkout", request_id, RejectReason::Unavailable),
             };
             Ok(Outcome::Reply(reply))
         }
-        ClientMsg::Cancel { request_id, reservation } => {
+        ClientMsg::Cancel {
+            request_id,
+            reservation,
+        } => {
             let call = inv.cancel(room.id(), &who.user, &reservation, now_ms());
             let reply = match tokio::time::timeout(op_timeout, call).await {
-                Ok(Ok(CancelOutcome::Released { reservation, deal, level })) => {
-                    metrics::counter!(m::HOLD_OPS, "op" => "cancel", "outcome" => "released").increment(1);
+                Ok(Ok(CancelOutcome::Released {
+                    reservation,
+                    deal,
+                    level,
+                })) => {
+                    metrics::counter!(m::HOLD_OPS, "op" => "cancel", "outcome" => "released")
+                        .increment(1);
                     if let Some(level) = level {
                         room.update_stock(&deal, level, now_ms());
                     }
-                    ServerMsg::Released { request_id, reservation }
+                    ServerMsg::Released {
+                        request_id,
+                        reservation,
+                    }
                 }
                 Ok(Ok(CancelOutcome::Rejected(reason))) => rejected("cancel", request_id, reason),
                 Ok(Err(_)) | Err(_) => rejected("cancel", request_id, RejectReason::Unavailable),
@@ -130,9 +158,10 @@ pub async fn execute(
         ClientMsg::Pin { product, .. } => applied(room.publish(Event::Pinned { product })?),
         ClientMsg::Unpin { .. } => applied(room.unpin()?),
         ClientMsg::DealStart { deal, .. } => {
-            let started = tokio::time::timeout(op_timeout, inv.start_deal(room.id(), &deal, now_ms()))
-                .await
-                .map_err(|_| HubError::Unavailable("inventory timed out".into()))??;
+            let started =
+                tokio::time::timeout(op_timeout, inv.start_deal(room.id(), &deal, now_ms()))
+                    .await
+                    .map_err(|_| HubError::Unavailable("inventory timed out".into()))??;
             applied(room.deal_changed(started)?)
         }
         ClientMsg::DealEnd { deal, .. } => {
@@ -145,7 +174,9 @@ pub async fn execute(
             applied(room.deal_changed(ended.deal)?)
         }
         ClientMsg::DeleteComment { id, .. } => applied(room.delete_comment(&id)?),
-        ClientMsg::Mute { user, duration_ms, .. } => {
+        ClientMsg::Mute {
+            user, duration_ms, ..
+        } => {
             room.mute(&user, Duration::from_millis(duration_ms));
             Ok(Outcome::Applied(None))
         }

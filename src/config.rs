@@ -143,12 +143,13 @@ impl Config {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let mut root: toml::Table = DEFAULT_TOML.parse().map_err(|e: toml::de::Error| {
-            ConfigError::Syntax {
-                path: "<built-in defaults>".into(),
-                message: e.to_string(),
-            }
-        })?;
+        let mut root: toml::Table =
+            DEFAULT_TOML
+                .parse()
+                .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                    path: "<built-in defaults>".into(),
+                    message: e.to_string(),
+                })?;
         if let Some(path) = file {
             let shown = path.display().to_string();
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -203,8 +204,14 @@ impl Config {
             ("room.tick_ms", self.room.tick_ms),
             ("room.viewers_interval_ms", self.room.viewers_interval_ms),
             ("room.max_rooms", self.room.max_rooms as u64),
-            ("limits.comment_max_chars", self.limits.comment_max_chars as u64),
-            ("limits.announce_max_chars", self.limits.announce_max_chars as u64),
+            (
+                "limits.comment_max_chars",
+                self.limits.comment_max_chars as u64,
+            ),
+            (
+                "limits.announce_max_chars",
+                self.limits.announce_max_chars as u64,
+            ),
             ("limits.flood_strikes", self.limits.flood_strikes as u64),
             ("limits.flood_window_ms", self.limits.flood_window_ms),
             ("session.queue_capacity", self.session.queue_capacity as u64),
@@ -212,7 +219,10 @@ impl Config {
             ("session.ping_interval_ms", self.session.ping_interval_ms),
             ("session.idle_timeout_ms", self.session.idle_timeout_ms),
             ("inventory.hold_ms", self.inventory.hold_ms),
-            ("inventory.sweep_interval_ms", self.inventory.sweep_interval_ms),
+            (
+                "inventory.sweep_interval_ms",
+                self.inventory.sweep_interval_ms,
+            ),
             ("inventory.op_timeout_ms", self.inventory.op_timeout_ms),
         ];
         for (key, v) in positive {
@@ -221,13 +231,28 @@ impl Config {
             }
         }
         let rates = [
-            ("limits.comment_rate_per_sec", self.limits.comment_rate_per_sec),
+            (
+                "limits.comment_rate_per_sec",
+                self.limits.comment_rate_per_sec,
+            ),
             ("limits.comment_burst", self.limits.comment_burst),
-            ("limits.reserve_rate_per_sec", self.limits.reserve_rate_per_sec),
+            (
+                "limits.reserve_rate_per_sec",
+                self.limits.reserve_rate_per_sec,
+            ),
             ("limits.reserve_burst", self.limits.reserve_burst),
-            ("limits.viewer_frames_per_sec", self.limits.viewer_frames_per_sec),
-            ("limits.viewer_frames_burst", self.limits.viewer_frames_burst),
-            ("limits.host_frames_per_sec", self.limits.host_frames_per_sec),
+            (
+                "limits.viewer_frames_per_sec",
+                self.limits.viewer_frames_per_sec,
+            ),
+            (
+                "limits.viewer_frames_burst",
+                self.limits.viewer_frames_burst,
+            ),
+            (
+                "limits.host_frames_per_sec",
+                self.limits.host_frames_per_sec,
+            ),
             ("limits.host_frames_burst", self.limits.host_frames_burst),
         ];
         for (key, v) in rates {
@@ -248,7 +273,10 @@ impl Config {
             ));
         }
         if self.room.recent_comments > self.room.history.max(50) {
-            return Err(key_err("room.recent_comments", "must be at most 50 or room.history"));
+            return Err(key_err(
+                "room.recent_comments",
+                "must be at most 50 or room.history",
+            ));
         }
         if self.auth.secret.len() < 16 {
             return Err(key_err("auth.secret", "must be at least 16 bytes"));
@@ -273,7 +301,9 @@ impl Config {
 fn parse_env_value(raw: &str) -> toml::Value {
     let doc = format!("v = {raw}");
     match doc.parse::<toml::Table>() {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.to_owned())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.to_owned())),
         Err(_) => toml::Value::String(raw.to_owned()),
     }
 }

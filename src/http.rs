@@ -92,8 +92,12 @@ async fn ws_upgrade(
             );
         }
     };
-    let who = match identify(&hub, token_from(&query, &headers), hub.config().auth.allow_anonymous)
-        .and_then(|who| who.check_room(&room).map(|_| who).map_err(HubError::from))
+    let who = match identify(
+        &hub,
+        token_from(&query, &headers),
+        hub.config().auth.allow_anonymous,
+    )
+    .and_then(|who| who.check_room(&room).map(|_| who).map_err(HubError::from))
     {
         Ok(who) => who,
         Err(e) => return refused("auth", e),
@@ -166,8 +170,8 @@ async fn command(
             HubError::BadRequest(e.body_text())
         }
     })?;
-    let text = std::str::from_utf8(&body)
-        .map_err(|_| HubError::BadRequest("body is not UTF-8".into()))?;
+    let text =
+        std::str::from_utf8(&body).map_err(|_| HubError::BadRequest("body is not UTF-8".into()))?;
     let cmd = parse_client(text).map_err(|e| HubError::BadRequest(e.message))?;
     if !cmd.is_host_command() {
         return Err(HubError::BadRequest(
@@ -220,8 +224,14 @@ async fn readyz(State(app): State<AppState>) -> Response {
     let timeout = Duration::from_millis(app.hub.config().inventory.op_timeout_ms);
     match tokio::time::timeout(timeout, app.hub.inventory().health()).await {
         Ok(Ok(())) => (StatusCode::OK, "ready\n").into_response(),
-        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")).into_response(),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "not ready: inventory timed out\n").into_response(),
+        Ok(Err(e)) => {
+            (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")).into_response()
+        }
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: inventory timed out\n",
+        )
+            .into_response(),
     }
 }
 

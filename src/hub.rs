@@ -130,7 +130,8 @@ impl Hub {
             let room = Arc::new(Room::new(id.clone(), self.settings.clone(), start_seq));
             let hub = Arc::clone(self);
             let ticking = Arc::clone(&room);
-            self.tracker.spawn(async move { hub.tick_room(ticking).await });
+            self.tracker
+                .spawn(async move { hub.tick_room(ticking).await });
             metrics::gauge!(crate::metrics::ROOMS).increment(1.0);
             tracing::debug!(room = %id, "room created");
             room
@@ -208,15 +209,20 @@ impl Hub {
 
     async fn end_expired_deal(&self, room: &Room, deal: &Id) {
         let timeout = Duration::from_millis(self.config.inventory.op_timeout_ms);
-        match tokio::time::timeout(timeout, self.inventory.end_deal(room.id(), deal, now_ms())).await
+        match tokio::time::timeout(timeout, self.inventory.end_deal(room.id(), deal, now_ms()))
+            .await
         {
             Ok(Ok(ended)) => {
                 if let Err(e) = room.deal_changed(ended.deal) {
                     tracing::warn!(room = %room.id(), deal = %deal, error = %e, "deal end not published");
                 }
             }
-            Ok(Err(e)) => tracing::warn!(room = %room.id(), deal = %deal, error = %e, "deal end failed; retrying"),
-            Err(_) => tracing::warn!(room = %room.id(), deal = %deal, "deal end timed out; retrying"),
+            Ok(Err(e)) => {
+                tracing::warn!(room = %room.id(), deal = %deal, error = %e, "deal end failed; retrying")
+            }
+            Err(_) => {
+                tracing::warn!(room = %room.id(), deal = %deal, "deal end timed out; retrying")
+            }
         }
     }
 
@@ -225,8 +231,7 @@ impl Hub {
             return false;
         };
         self.retired.insert(room.id().clone(), seq);
-        self.rooms
-            .remove_if(room.id(), |_, r| Arc::ptr_eq(r, room));
+        self.rooms.remove_if(room.id(), |_, r| Arc::ptr_eq(r, room));
         metrics::gauge!(crate::metrics::ROOMS).decrement(1.0);
         tracing::debug!(room = %room.id(), seq, "idle room dropped");
         true
@@ -245,7 +250,8 @@ impl Hub {
             let now = now_ms();
             match tokio::time::timeout(timeout, self.inventory.expire_due(now)).await {
                 Ok(Ok(changes)) => {
-                    metrics::counter!(crate::metrics::HOLDS_EXPIRED).increment(changes.len() as u64);
+                    metrics::counter!(crate::metrics::HOLDS_EXPIRED)
+                        .increment(changes.len() as u64);
                     for c in changes {
                         if let Some(room) = self.existing_room(&c.room) {
                             room.update_stock(&c.deal, c.level, now);

@@ -71,20 +71,33 @@ pub fn install() -> PrometheusHandle {
 fn describe() {
     describe_gauge!(CONNECTIONS, "Open WebSocket connections");
     describe_counter!(CONNECTIONS_TOTAL, "WebSocket connections accepted");
-    describe_counter!(CONNECTIONS_REFUSED, "Connections refused before upgrade, by reason");
+    describe_counter!(
+        CONNECTIONS_REFUSED,
+        "Connections refused before upgrade, by reason"
+    );
     describe_gauge!(ROOMS, "Rooms in memory");
     describe_counter!(EVENTS, "Durable events published, by type");
     describe_counter!(FANOUT_DELIVERIES, "Frames queued to viewers by fan-out");
     describe_counter!(FRAMES_SENT, "WebSocket frames written");
     describe_counter!(FLUSHES, "Socket flushes");
     describe_counter!(COALESCED_SENT, "Coalesced stock/likes/viewers updates sent");
-    describe_counter!(COALESCED_DROPPED, "Coalesced updates replaced because a queue was full");
-    describe_counter!(SLOW_CONSUMER_CLOSES, "Viewers closed with 1013 (queue overflow)");
+    describe_counter!(
+        COALESCED_DROPPED,
+        "Coalesced updates replaced because a queue was full"
+    );
+    describe_counter!(
+        SLOW_CONSUMER_CLOSES,
+        "Viewers closed with 1013 (queue overflow)"
+    );
     describe_counter!(CLOSES, "Connections closed, by close code");
     describe_counter!(COMMANDS, "Client commands handled, by type");
     describe_counter!(ERRORS, "Error answers, by code");
     describe_counter!(RESERVES, "Reserve outcomes");
-    describe_histogram!(RESERVE_SECONDS, Unit::Seconds, "Reserve latency inside the hub");
+    describe_histogram!(
+        RESERVE_SECONDS,
+        Unit::Seconds,
+        "Reserve latency inside the hub"
+    );
     describe_counter!(HOLD_OPS, "Checkout and cancel outcomes");
     describe_counter!(HOLDS_EXPIRED, "Deals whose stock changed by hold expiry");
 }

@@ -17,7 +17,8 @@ pub const MAX_ID_LEN: usize = 64;
 pub fn is_valid_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= MAX_ID_LEN
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// A protocol id (room, user, deal, product, comment, reservation, request). Construction
@@ -33,7 +34,9 @@ impl Id {
         if is_valid_id(&s) {
             Ok(Id(s))
         } else {
-            Err(format!("invalid id {s:?}: expected 1 to 64 of [A-Za-z0-9_-]"))
+            Err(format!(
+                "invalid id {s:?}: expected 1 to 64 of [A-Za-z0-9_-]"
+            ))
         }
     }
 
@@ -492,9 +495,7 @@ impl ClientMsg {
     pub fn validate(&self, limits: &ContentLimits) -> Result<(), HubError> {
         match self {
             ClientMsg::Comment { text, .. } => check_text("text", text, limits.comment_max_chars),
-            ClientMsg::Announce { text, .. } => {
-                check_text("text", text, limits.announce_max_chars)
-            }
+            ClientMsg::Announce { text, .. } => check_text("text", text, limits.announce_max_chars),
             ClientMsg::Like { count, .. } => {
                 if (1..=MAX_LIKES_PER_MESSAGE).contains(count) {
                     Ok(())

@@ -345,9 +345,7 @@ impl Room {
             u.muted_until = None;
         }
         if !u.comments.try_take(now) {
-            return Err(HubError::RateLimited(
-                "too many comments; slow down".into(),
-            ));
+            return Err(HubError::RateLimited("too many comments; slow down".into()));
         }
         self.publish_locked(
             &mut st,

@@ -66,7 +66,10 @@ pub async fn run_with(
     serve.await?;
     hub.shutdown_token().cancel();
     hub.tracker().close();
-    if tokio::time::timeout(grace, hub.tracker().wait()).await.is_err() {
+    if tokio::time::timeout(grace, hub.tracker().wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("shutdown grace elapsed with connections still open");
     }
     Ok(())

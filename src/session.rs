@@ -64,7 +64,9 @@ pub async fn run(socket: WebSocket, hub: Arc<Hub>, room_id: Id, who: Identity, s
     };
     let writer = hub.tracker().spawn(writer.run(sink, initial));
     let mut reader = Reader::new(&hub, room, who, outbox, Arc::clone(&ctl));
-    reader.run(stream, Duration::from_millis(cfg.idle_timeout_ms)).await;
+    reader
+        .run(stream, Duration::from_millis(cfg.idle_timeout_ms))
+        .await;
     reader.room.leave(ctl.id);
     if !ctl.is_closing() {
         // The client went away (or the socket failed); shutdown and policy closes keep
@@ -180,10 +182,18 @@ struct Reader {
 }
 
 impl Reader {
-    fn new(hub: &Arc<Hub>, room: Arc<Room>, who: Identity, outbox: Outbox, ctl: Arc<ConnCtl>) -> Self {
+    fn new(
+        hub: &Arc<Hub>,
+        room: Arc<Room>,
+        who: Identity,
+        outbox: Outbox,
+        ctl: Arc<ConnCtl>,
+    ) -> Self {
         let l = &hub.config().limits;
         let (rate, burst) = match who.role {
-            Role::Host | Role::Admin if !who.anonymous => (l.host_frames_per_sec, l.host_frames_burst),
+            Role::Host | Role::Admin if !who.anonymous => {
+                (l.host_frames_per_sec, l.host_frames_burst)
+            }
             _ => (l.viewer_frames_per_sec, l.viewer_frames_burst),
         };
         Reader {

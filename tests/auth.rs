@@ -22,15 +22,32 @@ async fn bad_tokens_are_refused_with_401_before_the_upgrade() -> anyhow::Result<
         room: "*".into(),
         exp: None,
     })?;
-    assert_eq!(upgrade_status(&hub.ws_url("r", &format!("token={forged}"))).await, 401);
+    assert_eq!(
+        upgrade_status(&hub.ws_url("r", &format!("token={forged}"))).await,
+        401
+    );
     // garbage
-    assert_eq!(upgrade_status(&hub.ws_url("r", "token=not.a.jwt")).await, 401);
+    assert_eq!(
+        upgrade_status(&hub.ws_url("r", "token=not.a.jwt")).await,
+        401
+    );
     // expired
-    let expired = hub.token_with(Role::Viewer, "r", "u", Some(livehub::hub::now_ms() / 1000 - 120));
-    assert_eq!(upgrade_status(&hub.ws_url("r", &format!("token={expired}"))).await, 401);
+    let expired = hub.token_with(
+        Role::Viewer,
+        "r",
+        "u",
+        Some(livehub::hub::now_ms() / 1000 - 120),
+    );
+    assert_eq!(
+        upgrade_status(&hub.ws_url("r", &format!("token={expired}"))).await,
+        401
+    );
     // a valid one still works
     let ok = hub.token(Role::Viewer, "r", "u");
-    assert_eq!(upgrade_status(&hub.ws_url("r", &format!("token={ok}"))).await, 101);
+    assert_eq!(
+        upgrade_status(&hub.ws_url("r", &format!("token={ok}"))).await,
+        101
+    );
     hub.shutdown().await
 }
 
@@ -38,7 +55,10 @@ async fn bad_tokens_are_refused_with_401_before_the_upgrade() -> anyhow::Result<
 async fn a_token_for_another_room_is_refused_with_403() -> anyhow::Result<()> {
     let hub = TestHub::start().await?;
     let t = hub.token(Role::Host, "room-a", "h");
-    assert_eq!(upgrade_status(&hub.ws_url("room-b", &format!("token={t}"))).await, 403);
+    assert_eq!(
+        upgrade_status(&hub.ws_url("room-b", &format!("token={t}"))).await,
+        403
+    );
     let (status, body) = hub
         .post_command("room-b", Some(&t), r#"{"type":"announce","text":"hi"}"#)
         .await?;
@@ -52,16 +72,28 @@ async fn the_rest_command_endpoint_requires_a_host_or_admin_token() -> anyhow::R
     let hub = TestHub::start().await?;
     let cmd = r#"{"type":"announce","text":"hello"}"#;
     let (status, body) = hub.post_command("r", None, cmd).await?;
-    assert_eq!((status, body["error"]["code"].clone()), (401, json!("unauthorized")));
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (401, json!("unauthorized"))
+    );
     let viewer = hub.token(Role::Viewer, "r", "v");
     let (status, body) = hub.post_command("r", Some(&viewer), cmd).await?;
-    assert_eq!((status, body["error"]["code"].clone()), (403, json!("forbidden")));
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (403, json!("forbidden"))
+    );
     let host = hub.token(Role::Host, "r", "h");
     let (status, body) = hub.post_command("r", Some(&host), cmd).await?;
     assert_eq!(status, 200);
     assert_eq!(body, json!({"ok": true, "seq": 1}));
     let admin = hub.token(Role::Admin, "*", "root");
-    let (status, body) = hub.post_command("r", Some(&admin), r#"{"type":"mute","user":"x","duration_ms":1000}"#).await?;
+    let (status, body) = hub
+        .post_command(
+            "r",
+            Some(&admin),
+            r#"{"type":"mute","user":"x","duration_ms":1000}"#,
+        )
+        .await?;
     assert_eq!((status, body), (200, json!({"ok": true})));
     // the audit endpoint too
     let (status, _) = hub.get("/api/rooms/r/deals/d", Some(&viewer)).await?;
@@ -72,12 +104,16 @@ async fn the_rest_command_endpoint_requires_a_host_or_admin_token() -> anyhow::R
 }
 
 #[tokio::test]
-async fn viewers_cannot_run_host_commands_and_anonymous_viewers_are_read_only() -> anyhow::Result<()> {
+async fn viewers_cannot_run_host_commands_and_anonymous_viewers_are_read_only() -> anyhow::Result<()>
+{
     let hub = TestHub::start().await?;
     let (mut v, _) = hub.viewer("r", "v").await?;
     v.send(json!({"type": "pin", "request_id": "x", "product": {"id": "p", "title": "t", "price_cents": 1}})).await?;
     let e = v.json_of("error").await?;
-    assert_eq!((e["code"].clone(), e["request_id"].clone()), (json!("forbidden"), json!("x")));
+    assert_eq!(
+        (e["code"].clone(), e["request_id"].clone()),
+        (json!("forbidden"), json!("x"))
+    );
 
     let mut anon = common::Client::connect(&hub.ws_url("r", "")).await?;
     let w = anon.json_of("welcome").await?;
@@ -88,7 +124,8 @@ async fn viewers_cannot_run_host_commands_and_anonymous_viewers_are_read_only() 
     assert_eq!(anon.json_of("error").await?["code"], "forbidden");
     // ... but it receives everything.
     let mut host = hub.host("r").await?;
-    host.send(json!({"type": "announce", "text": "welcome all"})).await?;
+    host.send(json!({"type": "announce", "text": "welcome all"}))
+        .await?;
     assert_eq!(anon.json_of("announcement").await?["text"], "welcome all");
     hub.shutdown().await
 }

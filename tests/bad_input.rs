@@ -8,10 +8,18 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
 /// The bystander still receives the room's events after the bad input.
-async fn room_still_serves(hub: &TestHub, bystander: &mut Client, marker: &str) -> anyhow::Result<()> {
+async fn room_still_serves(
+    hub: &TestHub,
+    bystander: &mut Client,
+    marker: &str,
+) -> anyhow::Result<()> {
     let token = hub.token(Role::Host, "r", "h");
     let (status, _) = hub
-        .post_command("r", Some(&token), &json!({"type": "announce", "text": marker}).to_string())
+        .post_command(
+            "r",
+            Some(&token),
+            &json!({"type": "announce", "text": marker}).to_string(),
+        )
         .await?;
     assert_eq!(status, 200);
     let a = bystander.json_of("announcement").await?;
@@ -33,17 +41,58 @@ async fn malformed_commands_get_bad_request_and_the_connection_stays_open() -> a
     let cases: Vec<(&str, String, Option<&str>)> = vec![
         ("invalid JSON", "{\"type\":".into(), None),
         ("not an object", "[1,2,3]".into(), None),
-        ("unknown type", json!({"type": "teleport", "request_id": "u1"}).to_string(), Some("u1")),
+        (
+            "unknown type",
+            json!({"type": "teleport", "request_id": "u1"}).to_string(),
+            Some("u1"),
+        ),
         ("no type", json!({"text": "hi"}).to_string(), None),
-        ("missing field", json!({"type": "reserve", "request_id": "m1", "deal": "d"}).to_string(), Some("m1")),
-        ("wrong type", json!({"type": "like", "count": "many"}).to_string(), None),
-        ("negative qty", json!({"type": "reserve", "request_id": "n1", "deal": "d", "qty": -1}).to_string(), Some("n1")),
-        ("qty 0", json!({"type": "reserve", "request_id": "z1", "deal": "d", "qty": 0}).to_string(), Some("z1")),
-        ("bad id", json!({"type": "reserve", "request_id": "ok1", "deal": "no spaces", "qty": 1}).to_string(), Some("ok1")),
-        ("10,000-character comment", json!({"type": "comment", "request_id": "c1", "text": "x".repeat(10_000)}).to_string(), Some("c1")),
-        ("empty comment", json!({"type": "comment", "text": "   "}).to_string(), None),
-        ("like count 0", json!({"type": "like", "count": 0}).to_string(), None),
-        ("like count 51", json!({"type": "like", "count": 51}).to_string(), None),
+        (
+            "missing field",
+            json!({"type": "reserve", "request_id": "m1", "deal": "d"}).to_string(),
+            Some("m1"),
+        ),
+        (
+            "wrong type",
+            json!({"type": "like", "count": "many"}).to_string(),
+            None,
+        ),
+        (
+            "negative qty",
+            json!({"type": "reserve", "request_id": "n1", "deal": "d", "qty": -1}).to_string(),
+            Some("n1"),
+        ),
+        (
+            "qty 0",
+            json!({"type": "reserve", "request_id": "z1", "deal": "d", "qty": 0}).to_string(),
+            Some("z1"),
+        ),
+        (
+            "bad id",
+            json!({"type": "reserve", "request_id": "ok1", "deal": "no spaces", "qty": 1})
+                .to_string(),
+            Some("ok1"),
+        ),
+        (
+            "10,000-character comment",
+            json!({"type": "comment", "request_id": "c1", "text": "x".repeat(10_000)}).to_string(),
+            Some("c1"),
+        ),
+        (
+            "empty comment",
+            json!({"type": "comment", "text": "   "}).to_string(),
+            None,
+        ),
+        (
+            "like count 0",
+            json!({"type": "like", "count": 0}).to_string(),
+            None,
+        ),
+        (
+            "like count 51",
+            json!({"type": "like", "count": 51}).to_string(),
+            None,
+        ),
     ];
     for (what, frame, request_id) in cases {
         v.send_text(&frame).await?;
@@ -56,10 +105,15 @@ async fn malformed_commands_get_bad_request_and_the_connection_stays_open() -> a
         }
     }
     // qty over the deal's per-user limit is the inventory's rejection.
-    v.send(json!({"type": "reserve", "request_id": "big", "deal": "d", "qty": 3})).await?;
-    assert_eq!(v.json_of("rejected").await?, json!({"type": "rejected", "request_id": "big", "reason": "limit_reached"}));
+    v.send(json!({"type": "reserve", "request_id": "big", "deal": "d", "qty": 3}))
+        .await?;
+    assert_eq!(
+        v.json_of("rejected").await?,
+        json!({"type": "rejected", "request_id": "big", "reason": "limit_reached"})
+    );
     // The same connection still works.
-    v.send(json!({"type": "comment", "text": "still here"})).await?;
+    v.send(json!({"type": "comment", "text": "still here"}))
+        .await?;
     assert_eq!(v.json_of("comment").await?["text"], "still here");
     room_still_serves(&hub, &mut bystander, "after bad input").await?;
     // Host command errors are reported too.
@@ -67,7 +121,8 @@ async fn malformed_commands_get_bad_request_and_the_connection_stays_open() -> a
         "id": "d", "product_id": "p", "price_cents": 100, "stock": 10, "per_user_limit": 2, "duration_ms": 60000}}))
         .await?;
     assert_eq!(host.json_of("error").await?["code"], "conflict");
-    host.send(json!({"type": "delete_comment", "request_id": "nf", "id": "c999"})).await?;
+    host.send(json!({"type": "delete_comment", "request_id": "nf", "id": "c999"}))
+        .await?;
     assert_eq!(host.json_of("error").await?["code"], "not_found");
     host.send(json!({"type": "deal_start", "request_id": "zero", "deal": {
         "id": "e", "product_id": "p", "price_cents": 100, "stock": 0, "per_user_limit": 1, "duration_ms": 1000}}))
@@ -100,7 +155,8 @@ async fn a_binary_frame_closes_that_connection_with_1008_only() -> anyhow::Resul
 }
 
 #[tokio::test]
-async fn comments_over_the_rate_limit_are_refused_and_a_flooder_is_closed_with_1008() -> anyhow::Result<()> {
+async fn comments_over_the_rate_limit_are_refused_and_a_flooder_is_closed_with_1008()
+-> anyhow::Result<()> {
     let mut cfg = common::test_config();
     cfg.limits.viewer_frames_per_sec = 20.0;
     cfg.limits.viewer_frames_burst = 40.0;
@@ -109,13 +165,19 @@ async fn comments_over_the_rate_limit_are_refused_and_a_flooder_is_closed_with_1
     let (mut v, _) = hub.viewer("r", "chatty").await?;
     // Burst of 5, then rate limited.
     for i in 0..6 {
-        v.send(json!({"type": "comment", "request_id": format!("c{i}"), "text": format!("hi {i}")})).await?;
+        v.send(
+            json!({"type": "comment", "request_id": format!("c{i}"), "text": format!("hi {i}")}),
+        )
+        .await?;
     }
     for _ in 0..5 {
         v.json_of("ack").await?;
     }
     let e = v.json_of("error").await?;
-    assert_eq!((e["code"].clone(), e["request_id"].clone()), (json!("rate_limited"), json!("c5")));
+    assert_eq!(
+        (e["code"].clone(), e["request_id"].clone()),
+        (json!("rate_limited"), json!("c5"))
+    );
     // Flooding: hundreds of frames at once earn rate_limited answers, then a 1008 close.
     for _ in 0..300 {
         if v.send(json!({"type": "like", "count": 1})).await.is_err() {
@@ -132,8 +194,12 @@ async fn a_muted_user_cannot_comment_until_the_mute_ends() -> anyhow::Result<()>
     let hub = TestHub::start().await?;
     let mut host = hub.host("r").await?;
     let (mut v, _) = hub.viewer("r", "troll").await?;
-    host.send(json!({"type": "mute", "request_id": "m", "user": "troll", "duration_ms": 400})).await?;
-    assert_eq!(host.json_of("ack").await?, json!({"type": "ack", "request_id": "m"}));
+    host.send(json!({"type": "mute", "request_id": "m", "user": "troll", "duration_ms": 400}))
+        .await?;
+    assert_eq!(
+        host.json_of("ack").await?,
+        json!({"type": "ack", "request_id": "m"})
+    );
     v.send(json!({"type": "comment", "text": "spam"})).await?;
     assert_eq!(v.json_of("error").await?["code"], "forbidden");
     tokio::time::sleep(std::time::Duration::from_millis(500)).await; // the mute's length is under test
@@ -148,11 +214,17 @@ async fn rest_commands_report_errors_with_their_http_status() -> anyhow::Result<
     let t = hub.token(Role::Host, "r", "h");
     let (s, b) = hub.post_command("r", Some(&t), "not json").await?;
     assert_eq!((s, b["error"]["code"].clone()), (400, json!("bad_request")));
-    let (s, b) = hub.post_command("r", Some(&t), r#"{"type":"comment","text":"hi"}"#).await?;
+    let (s, b) = hub
+        .post_command("r", Some(&t), r#"{"type":"comment","text":"hi"}"#)
+        .await?;
     assert_eq!((s, b["error"]["code"].clone()), (400, json!("bad_request")));
-    let (s, b) = hub.post_command("r", Some(&t), r#"{"type":"unpin"}"#).await?;
+    let (s, b) = hub
+        .post_command("r", Some(&t), r#"{"type":"unpin"}"#)
+        .await?;
     assert_eq!((s, b["error"]["code"].clone()), (409, json!("conflict")));
-    let (s, b) = hub.post_command("r", Some(&t), r#"{"type":"deal_end","deal":"nope"}"#).await?;
+    let (s, b) = hub
+        .post_command("r", Some(&t), r#"{"type":"deal_end","deal":"nope"}"#)
+        .await?;
     assert_eq!((s, b["error"]["code"].clone()), (404, json!("not_found")));
     let big = json!({"type": "announce", "text": "x".repeat(70 * 1024)}).to_string();
     let (s, b) = hub.post_command("r", Some(&t), &big).await?;
@@ -173,7 +245,30 @@ async fn random_frames_never_break_the_hub() -> anyhow::Result<()> {
     let (mut bystander, _) = hub.viewer("r", "bystander").await?;
     let (mut v, _) = hub.viewer("r", "fuzzer").await?;
     let mut x: u64 = 0x9e3779b97f4a7c15;
-    let pieces = ["{", "}", "[", "]", "\"type\"", ":", ",", "\"reserve\"", "\"comment\"", "\"qty\"", "1", "-1", "1e999", "null", "true", "\"\\u0000\"", "\"text\"", "\"deal_start\"", "\"deal\"", "{\"type\":\"pin\"}", " ", "\"\u{1F600}\""];
+    let pieces = [
+        "{",
+        "}",
+        "[",
+        "]",
+        "\"type\"",
+        ":",
+        ",",
+        "\"reserve\"",
+        "\"comment\"",
+        "\"qty\"",
+        "1",
+        "-1",
+        "1e999",
+        "null",
+        "true",
+        "\"\\u0000\"",
+        "\"text\"",
+        "\"deal_start\"",
+        "\"deal\"",
+        "{\"type\":\"pin\"}",
+        " ",
+        "\"\u{1F600}\"",
+    ];
     for _ in 0..500 {
         let mut frame = String::new();
         for _ in 0..(x % 12) {
@@ -185,8 +280,15 @@ async fn random_frames_never_break_the_hub() -> anyhow::Result<()> {
         x = x.wrapping_add(1);
         v.send_text(&frame).await?;
     }
-    v.send(json!({"type": "comment", "request_id": "alive", "text": "still alive"})).await?;
-    v.next_matching(|m| matches!(m, livehub::protocol::ServerMsg::Ack { .. } | livehub::protocol::ServerMsg::Comment(_))).await?;
+    v.send(json!({"type": "comment", "request_id": "alive", "text": "still alive"}))
+        .await?;
+    v.next_matching(|m| {
+        matches!(
+            m,
+            livehub::protocol::ServerMsg::Ack { .. } | livehub::protocol::ServerMsg::Comment(_)
+        )
+    })
+    .await?;
     room_still_serves(&hub, &mut bystander, "after fuzz").await?;
     hub.shutdown().await
 }

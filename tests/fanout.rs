@@ -28,7 +28,8 @@ async fn concurrent_commenters_are_seen_in_one_order_by_every_viewer() -> anyhow
     for (i, mut c) in commenters.into_iter().enumerate() {
         sends.push(tokio::spawn(async move {
             for k in 0..5 {
-                c.send(json!({"type": "comment", "text": format!("hello {i}/{k}")})).await?;
+                c.send(json!({"type": "comment", "text": format!("hello {i}/{k}")}))
+                    .await?;
             }
             anyhow::Ok(c)
         }));
@@ -52,7 +53,10 @@ async fn concurrent_commenters_are_seen_in_one_order_by_every_viewer() -> anyhow
     let seq_list: Vec<u64> = first.iter().map(|(s, _, _)| *s).collect();
     assert_contiguous(&seq_list, 1);
     for o in &orders[1..] {
-        assert_eq!(o, first, "every viewer sees the same events in the same order");
+        assert_eq!(
+            o, first,
+            "every viewer sees the same events in the same order"
+        );
     }
     hub.shutdown().await
 }
@@ -84,7 +88,17 @@ async fn a_viewer_that_resumes_with_since_gets_exactly_the_missed_events() -> an
     let token = hub.token(Role::Viewer, "r", "v");
     let mut v = Client::connect(&hub.ws_url("r", &format!("token={token}&since={last}"))).await?;
     let w = v.next().await?;
-    assert!(matches!(w, ServerMsg::Welcome { resumed: true, seq: 37, .. }), "{w:?}");
+    assert!(
+        matches!(
+            w,
+            ServerMsg::Welcome {
+                resumed: true,
+                seq: 37,
+                ..
+            }
+        ),
+        "{w:?}"
+    );
     let mut missed = Vec::new();
     for _ in 0..30 {
         missed.push(v.next_of("announcement").await?);
@@ -106,10 +120,23 @@ async fn a_since_older_than_the_ring_gets_a_full_snapshot_not_resumed() -> anyho
     let token = hub.token(Role::Viewer, "r", "v");
     let mut v = Client::connect(&hub.ws_url("r", &format!("token={token}&since=3"))).await?;
     let w = v.next().await?;
-    assert!(matches!(w, ServerMsg::Welcome { resumed: false, seq: 25, .. }), "{w:?}");
+    assert!(
+        matches!(
+            w,
+            ServerMsg::Welcome {
+                resumed: false,
+                seq: 25,
+                ..
+            }
+        ),
+        "{w:?}"
+    );
     // the oldest resumable point still resumes
     let mut v2 = Client::connect(&hub.ws_url("r", &format!("token={token}&since=15"))).await?;
-    assert!(matches!(v2.next().await?, ServerMsg::Welcome { resumed: true, .. }));
+    assert!(matches!(
+        v2.next().await?,
+        ServerMsg::Welcome { resumed: true, .. }
+    ));
     let missed: Vec<ServerMsg> = {
         let mut m = Vec::new();
         for _ in 0..10 {
@@ -120,12 +147,16 @@ async fn a_since_older_than_the_ring_gets_a_full_snapshot_not_resumed() -> anyho
     assert_contiguous(&seqs(&missed), 16);
     // a since from the future (another incarnation) is a fresh start too
     let mut v3 = Client::connect(&hub.ws_url("r", &format!("token={token}&since=999"))).await?;
-    assert!(matches!(v3.next().await?, ServerMsg::Welcome { resumed: false, .. }));
+    assert!(matches!(
+        v3.next().await?,
+        ServerMsg::Welcome { resumed: false, .. }
+    ));
     hub.shutdown().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_viewer_that_never_reads_is_closed_with_1013_while_others_get_every_event() -> anyhow::Result<()> {
+async fn a_viewer_that_never_reads_is_closed_with_1013_while_others_get_every_event()
+-> anyhow::Result<()> {
     let mut cfg = common::test_config();
     cfg.session.queue_capacity = 64;
     cfg.session.max_write_buffer_bytes = 64 * 1024;
@@ -138,7 +169,15 @@ async fn a_viewer_that_never_reads_is_closed_with_1013_while_others_get_every_ev
     let room = "r";
     // The slow viewer: a raw TCP socket with a tiny receive buffer that completes the handshake
     // and then never reads.
-    let slow = common::raw_ws_client(hub.addr, &format!("/ws/rooms/{room}?token={}", hub.token(Role::Viewer, room, "slow")), 4096).await?;
+    let slow = common::raw_ws_client(
+        hub.addr,
+        &format!(
+            "/ws/rooms/{room}?token={}",
+            hub.token(Role::Viewer, room, "slow")
+        ),
+        4096,
+    )
+    .await?;
 
     let mut readers = Vec::new();
     for i in 0..100 {
@@ -204,7 +243,10 @@ async fn likes_are_coalesced_into_ticks_with_the_last_total_always_sent() -> any
             break;
         }
     }
-    assert!(frames < 200, "likes were coalesced: {frames} frames for 200 likes");
+    assert!(
+        frames < 200,
+        "likes were coalesced: {frames} frames for 200 likes"
+    );
     // no further likes frame without a change
     assert!(v.next_within(Duration::from_millis(400)).await.is_err() || true);
     hub.shutdown().await

@@ -15,10 +15,20 @@ async fn every_server_message_type_is_produced_with_its_exact_fields() -> anyhow
     let room = "show1";
 
     let host_token = hub.token(Role::Host, room, "host1");
-    let mut host = common::Client::connect(&hub.ws_url(room, &format!("token={host_token}"))).await?;
+    let mut host =
+        common::Client::connect(&hub.ws_url(room, &format!("token={host_token}"))).await?;
     let welcome = host.json_of("welcome").await?;
-    assert_keys(&welcome, &["type", "room", "seq", "you", "viewers", "likes", "pinned", "deals", "recent", "resumed"]);
-    assert_eq!(welcome["you"], json!({"user": "host1", "name": "Name host1", "role": "host"}));
+    assert_keys(
+        &welcome,
+        &[
+            "type", "room", "seq", "you", "viewers", "likes", "pinned", "deals", "recent",
+            "resumed",
+        ],
+    );
+    assert_eq!(
+        welcome["you"],
+        json!({"user": "host1", "name": "Name host1", "role": "host"})
+    );
     assert_eq!(welcome["room"], room);
     assert_eq!(welcome["seq"], 0);
     assert_eq!(welcome["pinned"], serde_json::Value::Null);
@@ -27,7 +37,10 @@ async fn every_server_message_type_is_produced_with_its_exact_fields() -> anyhow
     let token = hub.token(Role::Viewer, room, "alice");
     let mut alice = common::Client::connect(&hub.ws_url(room, &format!("token={token}"))).await?;
     let w = alice.json_of("welcome").await?;
-    assert_eq!(w["you"], json!({"user": "alice", "name": "Name alice", "role": "viewer"}));
+    assert_eq!(
+        w["you"],
+        json!({"user": "alice", "name": "Name alice", "role": "viewer"})
+    );
     assert_eq!(w["viewers"], 2);
 
     // viewers: the host sees the count change.
@@ -37,14 +50,20 @@ async fn every_server_message_type_is_produced_with_its_exact_fields() -> anyhow
 
     // pinned + ack
     let product = json!({"id": "p1", "title": "Cozy scarf", "price_cents": 2599, "currency": "EUR", "image_url": "/img/scarf.png"});
-    host.send(json!({"type": "pin", "request_id": "q1", "product": product})).await?;
+    host.send(json!({"type": "pin", "request_id": "q1", "product": product}))
+        .await?;
     let ack = host.json_of("ack").await?;
     assert_eq!(ack, json!({"type": "ack", "request_id": "q1", "seq": 1}));
     let pinned = alice.json_of("pinned").await?;
-    assert_eq!(pinned, json!({"type": "pinned", "seq": 1, "product": product}));
+    assert_eq!(
+        pinned,
+        json!({"type": "pinned", "seq": 1, "product": product})
+    );
 
     // comment
-    alice.send(json!({"type": "comment", "text": "  love it  "})).await?;
+    alice
+        .send(json!({"type": "comment", "text": "  love it  "}))
+        .await?;
     let c = alice.json_of("comment").await?;
     assert_keys(&c, &["type", "seq", "id", "user", "name", "text", "ts"]);
     assert_eq!(c["seq"], 2);
@@ -56,16 +75,24 @@ async fn every_server_message_type_is_produced_with_its_exact_fields() -> anyhow
     let comment_id = c["id"].as_str().unwrap().to_owned();
 
     // comment_deleted
-    host.send(json!({"type": "delete_comment", "id": comment_id})).await?;
+    host.send(json!({"type": "delete_comment", "id": comment_id}))
+        .await?;
     let d = alice.json_of("comment_deleted").await?;
-    assert_eq!(d, json!({"type": "comment_deleted", "seq": 3, "id": comment_id}));
+    assert_eq!(
+        d,
+        json!({"type": "comment_deleted", "seq": 3, "id": comment_id})
+    );
 
     // unpinned
     host.send(json!({"type": "unpin"})).await?;
-    assert_eq!(alice.json_of("unpinned").await?, json!({"type": "unpinned", "seq": 4}));
+    assert_eq!(
+        alice.json_of("unpinned").await?,
+        json!({"type": "unpinned", "seq": 4})
+    );
 
     // announcement
-    host.send(json!({"type": "announce", "text": "Deal in 10 seconds!"})).await?;
+    host.send(json!({"type": "announce", "text": "Deal in 10 seconds!"}))
+        .await?;
     assert_eq!(
         alice.json_of("announcement").await?,
         json!({"type": "announcement", "seq": 5, "text": "Deal in 10 seconds!"})
@@ -78,7 +105,20 @@ async fn every_server_message_type_is_produced_with_its_exact_fields() -> anyhow
     let deal = alice.json_of("deal").await?;
     assert_keys(&deal, &["type", "seq", "deal"]);
     assert_eq!(deal["seq"], 6);
-    assert_keys(&deal["deal"], &["id", "product_id", "price_cents", "currency", "stock", "remaining", "per_user_limit", "ends_at", "status"]);
+    assert_keys(
+        &deal["deal"],
+        &[
+            "id",
+            "product_id",
+            "price_cents",
+            "currency",
+            "stock",
+            "remaining",
+            "per_user_limit",
+            "ends_at",
+            "status",
+        ],
+    );
     assert_eq!(deal["deal"]["currency"], "USD");
     assert_eq!(deal["deal"]["status"], "live");
     assert_eq!(deal["deal"]["remaining"], 3);
@@ -87,48 +127,108 @@ async fn every_server_message_type_is_produced_with_its_exact_fields() -> anyhow
 
     // likes
     alice.send(json!({"type": "like", "count": 5})).await?;
-    assert_eq!(alice.json_of("likes").await?, json!({"type": "likes", "total": 5}));
+    assert_eq!(
+        alice.json_of("likes").await?,
+        json!({"type": "likes", "total": 5})
+    );
 
     // reserved + stock
-    alice.send(json!({"type": "reserve", "request_id": "r1", "deal": "d1", "qty": 1})).await?;
+    alice
+        .send(json!({"type": "reserve", "request_id": "r1", "deal": "d1", "qty": 1}))
+        .await?;
     let r = alice.json_of("reserved").await?;
-    assert_keys(&r, &["type", "request_id", "reservation", "deal", "qty", "expires_at", "remaining"]);
-    assert_eq!((r["request_id"].clone(), r["deal"].clone(), r["qty"].clone(), r["remaining"].clone()), (json!("r1"), json!("d1"), json!(1), json!(2)));
+    assert_keys(
+        &r,
+        &[
+            "type",
+            "request_id",
+            "reservation",
+            "deal",
+            "qty",
+            "expires_at",
+            "remaining",
+        ],
+    );
+    assert_eq!(
+        (
+            r["request_id"].clone(),
+            r["deal"].clone(),
+            r["qty"].clone(),
+            r["remaining"].clone()
+        ),
+        (json!("r1"), json!("d1"), json!(1), json!(2))
+    );
     let expires = r["expires_at"].as_u64().unwrap();
     assert!(expires.abs_diff(livehub::hub::now_ms() + hub.config.inventory.hold_ms) < 10_000);
     let reservation = r["reservation"].as_str().unwrap().to_owned();
-    assert_eq!(host.json_of("stock").await?, json!({"type": "stock", "deal": "d1", "remaining": 2}));
+    assert_eq!(
+        host.json_of("stock").await?,
+        json!({"type": "stock", "deal": "d1", "remaining": 2})
+    );
 
     // order
-    alice.send(json!({"type": "checkout", "request_id": "r2", "reservation": reservation})).await?;
+    alice
+        .send(json!({"type": "checkout", "request_id": "r2", "reservation": reservation}))
+        .await?;
     let o = alice.json_of("order").await?;
-    assert_keys(&o, &["type", "request_id", "order", "reservation", "deal", "qty", "price_cents", "currency"]);
+    assert_keys(
+        &o,
+        &[
+            "type",
+            "request_id",
+            "order",
+            "reservation",
+            "deal",
+            "qty",
+            "price_cents",
+            "currency",
+        ],
+    );
     assert_eq!(o["request_id"], "r2");
     assert_eq!(o["reservation"], reservation.as_str());
-    assert_eq!((o["deal"].clone(), o["qty"].clone(), o["price_cents"].clone(), o["currency"].clone()), (json!("d1"), json!(1), json!(1999), json!("USD")));
+    assert_eq!(
+        (
+            o["deal"].clone(),
+            o["qty"].clone(),
+            o["price_cents"].clone(),
+            o["currency"].clone()
+        ),
+        (json!("d1"), json!(1), json!(1999), json!("USD"))
+    );
 
     // released
-    alice.send(json!({"type": "reserve", "request_id": "r3", "deal": "d1", "qty": 1})).await?;
+    alice
+        .send(json!({"type": "reserve", "request_id": "r3", "deal": "d1", "qty": 1}))
+        .await?;
     let r = alice.json_of("reserved").await?;
     let reservation2 = r["reservation"].as_str().unwrap().to_owned();
-    alice.send(json!({"type": "cancel", "request_id": "r4", "reservation": reservation2})).await?;
+    alice
+        .send(json!({"type": "cancel", "request_id": "r4", "reservation": reservation2}))
+        .await?;
     assert_eq!(
         alice.json_of("released").await?,
         json!({"type": "released", "request_id": "r4", "reservation": reservation2})
     );
 
     // rejected: one ordered + 2 more would exceed the limit of 2
-    alice.send(json!({"type": "reserve", "request_id": "r5", "deal": "d1", "qty": 2})).await?;
+    alice
+        .send(json!({"type": "reserve", "request_id": "r5", "deal": "d1", "qty": 2}))
+        .await?;
     assert_eq!(
         alice.json_of("rejected").await?,
         json!({"type": "rejected", "request_id": "r5", "reason": "limit_reached"})
     );
 
     // error, with and without request_id
-    alice.send(json!({"type": "pin", "request_id": "r6", "product": product})).await?;
+    alice
+        .send(json!({"type": "pin", "request_id": "r6", "product": product}))
+        .await?;
     let e = alice.json_of("error").await?;
     assert_keys(&e, &["type", "code", "message", "request_id"]);
-    assert_eq!((e["code"].clone(), e["request_id"].clone()), (json!("forbidden"), json!("r6")));
+    assert_eq!(
+        (e["code"].clone(), e["request_id"].clone()),
+        (json!("forbidden"), json!("r6"))
+    );
     alice.send_text("{oops").await?;
     let e = alice.json_of("error").await?;
     assert_keys(&e, &["type", "code", "message"]);
@@ -136,7 +236,8 @@ async fn every_server_message_type_is_produced_with_its_exact_fields() -> anyhow
 
     // deal (sold out): the last two units go to bob.
     let (mut bob, _) = hub.viewer(room, "bob").await?;
-    bob.send(json!({"type": "reserve", "request_id": "b1", "deal": "d1", "qty": 2})).await?;
+    bob.send(json!({"type": "reserve", "request_id": "b1", "deal": "d1", "qty": 2}))
+        .await?;
     bob.json_of("reserved").await?;
     let sold_out = alice.json_of("deal").await?;
     assert_eq!(sold_out["deal"]["status"], "sold_out");
@@ -152,7 +253,12 @@ async fn every_server_message_type_is_produced_with_its_exact_fields() -> anyhow
     let (status, body) = hub.get(&format!("/api/rooms/{room}"), None).await?;
     assert_eq!(status, 200);
     let snap: serde_json::Value = serde_json::from_str(&body)?;
-    assert_keys(&snap, &["room", "seq", "viewers", "likes", "pinned", "deals", "recent"]);
+    assert_keys(
+        &snap,
+        &[
+            "room", "seq", "viewers", "likes", "pinned", "deals", "recent",
+        ],
+    );
     assert_eq!(snap["deals"][0]["status"], "ended");
     assert_eq!(snap["likes"], 5);
     hub.shutdown().await
@@ -170,16 +276,23 @@ async fn a_hold_that_expires_returns_its_stock_and_viewers_see_it() -> anyhow::R
         .await?;
     host.json_of("ack").await?;
     let (mut v, _) = hub.viewer("r", "v").await?;
-    v.send(json!({"type": "reserve", "request_id": "a", "deal": "d", "qty": 3})).await?;
+    v.send(json!({"type": "reserve", "request_id": "a", "deal": "d", "qty": 3}))
+        .await?;
     let r = v.json_of("reserved").await?;
     assert_eq!(r["remaining"], 2);
     // The viewer sees stock go to 2, then back to 5 when the hold expires.
-    let stock = v.next_matching(|m| matches!(m, livehub::protocol::ServerMsg::Stock { remaining: 5, .. })).await?;
-    assert!(matches!(stock, livehub::protocol::ServerMsg::Stock { remaining: 5, .. }));
+    let stock = v
+        .next_matching(|m| matches!(m, livehub::protocol::ServerMsg::Stock { remaining: 5, .. }))
+        .await?;
+    assert!(matches!(
+        stock,
+        livehub::protocol::ServerMsg::Stock { remaining: 5, .. }
+    ));
     let audit = hub.audit("r", "d").await?;
     assert_eq!((audit.remaining, audit.held, audit.sold), (5, 0, 0));
     // Checking out the expired hold is not_found.
-    v.send(json!({"type": "checkout", "request_id": "c", "reservation": r["reservation"]})).await?;
+    v.send(json!({"type": "checkout", "request_id": "c", "reservation": r["reservation"]}))
+        .await?;
     assert_eq!(v.json_of("rejected").await?["reason"], "not_found");
     hub.shutdown().await
 }
@@ -196,9 +309,11 @@ async fn a_deal_past_its_end_time_is_announced_ended_and_refuses_reserves() -> a
         .await?;
     assert_eq!(ended.seq(), Some(2));
     let (mut v, _) = hub.viewer("r", "v").await?;
-    v.send(json!({"type": "reserve", "request_id": "a", "deal": "d", "qty": 1})).await?;
+    v.send(json!({"type": "reserve", "request_id": "a", "deal": "d", "qty": 1}))
+        .await?;
     assert_eq!(v.json_of("rejected").await?["reason"], "deal_not_live");
-    v.send(json!({"type": "reserve", "request_id": "b", "deal": "nope", "qty": 1})).await?;
+    v.send(json!({"type": "reserve", "request_id": "b", "deal": "nope", "qty": 1}))
+        .await?;
     assert_eq!(v.json_of("rejected").await?["reason"], "not_found");
     hub.shutdown().await
 }

@@ -9,12 +9,23 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
         Just(serde_json::Value::Null),
         any::<bool>().prop_map(serde_json::Value::from),
         any::<i64>().prop_map(serde_json::Value::from),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(serde_json::Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(serde_json::Value::from),
         ".{0,40}".prop_map(serde_json::Value::from),
         prop_oneof![
-            Just("comment"), Just("like"), Just("reserve"), Just("checkout"), Just("cancel"),
-            Just("pin"), Just("unpin"), Just("deal_start"), Just("deal_end"),
-            Just("delete_comment"), Just("mute"), Just("announce")
+            Just("comment"),
+            Just("like"),
+            Just("reserve"),
+            Just("checkout"),
+            Just("cancel"),
+            Just("pin"),
+            Just("unpin"),
+            Just("deal_start"),
+            Just("deal_end"),
+            Just("delete_comment"),
+            Just("mute"),
+            Just("announce")
         ]
         .prop_map(serde_json::Value::from),
     ];
@@ -23,9 +34,14 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
             prop::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::Array),
             prop::collection::btree_map(
                 prop_oneof![
-                    Just("type".to_string()), Just("text".to_string()), Just("qty".to_string()),
-                    Just("deal".to_string()), Just("request_id".to_string()), Just("product".to_string()),
-                    Just("count".to_string()), "[a-z_]{1,10}"
+                    Just("type".to_string()),
+                    Just("text".to_string()),
+                    Just("qty".to_string()),
+                    Just("deal".to_string()),
+                    Just("request_id".to_string()),
+                    Just("product".to_string()),
+                    Just("count".to_string()),
+                    "[a-z_]{1,10}"
                 ],
                 inner,
                 0..6
@@ -35,7 +51,10 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
     })
 }
 
-const LIMITS: ContentLimits = ContentLimits { comment_max_chars: 500, announce_max_chars: 2000 };
+const LIMITS: ContentLimits = ContentLimits {
+    comment_max_chars: 500,
+    announce_max_chars: 2000,
+};
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]

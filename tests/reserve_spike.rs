@@ -33,7 +33,8 @@ async fn a_thousand_concurrent_reserves_on_a_deal_of_100_sell_exactly_100() -> a
             let url = format!("http://{poll_hub_addr}/api/rooms/{room}/deals/flash");
             let mut n = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let (status, body) = livehub::http_client::request("GET", &url, Some(&poll_token), None).await?;
+                let (status, body) =
+                    livehub::http_client::request("GET", &url, Some(&poll_token), None).await?;
                 anyhow::ensure!(status == 200, "audit {status}");
                 let a: livehub::inventory::Audit = serde_json::from_str(&body)?;
                 anyhow::ensure!(a.balances(), "unbalanced audit {a:?}");
@@ -61,7 +62,10 @@ async fn a_thousand_concurrent_reserves_on_a_deal_of_100_sell_exactly_100() -> a
         let (answer, c) = t.await??;
         match answer {
             ServerMsg::Reserved { .. } => reserved += 1,
-            ServerMsg::Rejected { reason: RejectReason::SoldOut, .. } => sold_out += 1,
+            ServerMsg::Rejected {
+                reason: RejectReason::SoldOut,
+                ..
+            } => sold_out += 1,
             other => anyhow::bail!("unexpected {other:?}"),
         }
         clients.push(c);

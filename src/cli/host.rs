@@ -122,27 +122,51 @@ pub async fn run(args: HostArgs) -> anyhow::Result<()> {
             return Ok(());
         }
         HostCommand::Watch => return watch(&ws_base, &room, &args.token).await,
-        HostCommand::Pin { id: pid, title, price_cents, currency, image_url } => ClientMsg::Pin {
-            product: Product { id: id("product id", pid)?, title, price_cents, currency, image_url },
+        HostCommand::Pin {
+            id: pid,
+            title,
+            price_cents,
+            currency,
+            image_url,
+        } => ClientMsg::Pin {
+            product: Product {
+                id: id("product id", pid)?,
+                title,
+                price_cents,
+                currency,
+                image_url,
+            },
             request_id,
         },
         HostCommand::Unpin => ClientMsg::Unpin { request_id },
-        HostCommand::Deal(DealCommand::Start { id: did, product, price_cents, currency, stock, limit, duration }) => {
-            ClientMsg::DealStart {
-                deal: DealSpec {
-                    id: id("deal id", did)?,
-                    product_id: id("product", product)?,
-                    price_cents,
-                    currency,
-                    stock,
-                    per_user_limit: limit,
-                    duration_ms: duration.as_millis() as u64,
-                },
-                request_id,
-            }
-        }
-        HostCommand::Deal(DealCommand::End { deal }) => ClientMsg::DealEnd { deal: id("deal", deal)?, request_id },
-        HostCommand::DeleteComment { id: cid } => ClientMsg::DeleteComment { id: id("comment id", cid)?, request_id },
+        HostCommand::Deal(DealCommand::Start {
+            id: did,
+            product,
+            price_cents,
+            currency,
+            stock,
+            limit,
+            duration,
+        }) => ClientMsg::DealStart {
+            deal: DealSpec {
+                id: id("deal id", did)?,
+                product_id: id("product", product)?,
+                price_cents,
+                currency,
+                stock,
+                per_user_limit: limit,
+                duration_ms: duration.as_millis() as u64,
+            },
+            request_id,
+        },
+        HostCommand::Deal(DealCommand::End { deal }) => ClientMsg::DealEnd {
+            deal: id("deal", deal)?,
+            request_id,
+        },
+        HostCommand::DeleteComment { id: cid } => ClientMsg::DeleteComment {
+            id: id("comment id", cid)?,
+            request_id,
+        },
         HostCommand::Mute { user, duration } => ClientMsg::Mute {
             user: id("user", user)?,
             duration_ms: duration.as_millis() as u64,
@@ -157,7 +181,9 @@ async fn connect(
     ws_base: &str,
     room: &Id,
     token: &str,
-) -> anyhow::Result<tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>> {
+) -> anyhow::Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+> {
     let url = format!("{ws_base}/ws/rooms/{room}?token={token}");
     let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
         .await
@@ -174,9 +200,13 @@ async fn send_one(ws_base: &str, room: &Id, token: &str, cmd: ClientMsg) -> anyh
         let next = tokio::time::timeout_at(deadline, ws.next())
             .await
             .context("no answer from the hub within 10 s")?;
-        let Some(msg) = next else { bail!("the hub closed the connection") };
+        let Some(msg) = next else {
+            bail!("the hub closed the connection")
+        };
         let Message::Text(text) = msg? else { continue };
-        let Ok(msg) = serde_json::from_str::<ServerMsg>(text.as_str()) else { continue };
+        let Ok(msg) = serde_json::from_str::<ServerMsg>(text.as_str()) else {
+            continue;
+        };
         match msg {
             ServerMsg::Ack { request_id, seq } if Some(&request_id) == want.as_ref() => {
                 match seq {
@@ -186,7 +216,11 @@ async fn send_one(ws_base: &str, room: &Id, token: &str, cmd: ClientMsg) -> anyh
                 let _ = ws.close(None).await;
                 return Ok(());
             }
-            ServerMsg::Error { code, message, request_id } if request_id == want || request_id.is_none() => {
+            ServerMsg::Error {
+                code,
+                message,
+                request_id,
+            } if request_id == want || request_id.is_none() => {
                 let _ = ws.close(None).await;
                 bail!("{code:?}: {message}");
             }
@@ -216,12 +250,23 @@ async fn watch(ws_base: &str, room: &Id, token: &str) -> anyhow::Result<()> {
 /// One line for a server message, for `watch`.
 pub fn describe(m: &ServerMsg) -> String {
     match m {
-        ServerMsg::Welcome { room, seq, viewers, likes, pinned, deals, .. } => format!(
+        ServerMsg::Welcome {
+            room,
+            seq,
+            viewers,
+            likes,
+            pinned,
+            deals,
+            ..
+        } => format!(
             "welcome room={room} seq={seq} viewers={viewers} likes={likes} pinned={} deals={}",
             pinned.as_ref().map_or("-".to_owned(), |p| p.id.to_string()),
             deals.len()
         ),
-        ServerMsg::Comment(c) => format!("#{} comment {} {}({}): {}", c.seq, c.id, c.name, c.user, c.text),
+        ServerMsg::Comment(c) => format!(
+            "#{} comment {} {}({}): {}",
+            c.seq, c.id, c.name, c.user, c.text
+        ),
         ServerMsg::CommentDeleted { seq, id } => format!("#{seq} comment_deleted {id}"),
         ServerMsg::Pinned { seq, product } => format!(
             "#{seq} pinned {} \"{}\" {} {}",

@@ -147,7 +147,12 @@ impl MemoryInventory {
 
 #[async_trait]
 impl Inventory for MemoryInventory {
-    async fn start_deal(&self, room: &Id, spec: &DealSpec, now: u64) -> Result<Deal, InventoryError> {
+    async fn start_deal(
+        &self,
+        room: &Id,
+        spec: &DealSpec,
+        now: u64,
+    ) -> Result<Deal, InventoryError> {
         let deal = Deal {
             id: spec.id.clone(),
             product_id: spec.product_id.clone(),

@@ -144,7 +144,12 @@ impl From<InventoryError> for HubError {
 pub trait Inventory: Send + Sync + 'static {
     /// Creates a live deal in `room` ending `spec.duration_ms` after `now`. A deal id already
     /// used in the room is `Conflict`.
-    async fn start_deal(&self, room: &Id, spec: &DealSpec, now: u64) -> Result<Deal, InventoryError>;
+    async fn start_deal(
+        &self,
+        room: &Id,
+        spec: &DealSpec,
+        now: u64,
+    ) -> Result<Deal, InventoryError>;
 
     /// Ends a deal: new reserves get `deal_not_live`; existing holds may still check out until
     /// they expire. Ending an ended deal is not an error (`was_live` is false).

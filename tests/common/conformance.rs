@@ -46,12 +46,19 @@ pub fn fresh_room(name: &str) -> Id {
 fn rand_suffix() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 pub async fn audit(inv: &dyn Inventory, room: &Id, deal: &str) -> Audit {
     let a = inv.audit(room, &id(deal), now_ms()).await.expect("audit");
-    assert!(a.balances(), "stock == remaining + held + sold violated: {a:?}");
+    assert!(
+        a.balances(),
+        "stock == remaining + held + sold violated: {a:?}"
+    );
     a
 }
 
@@ -64,7 +71,9 @@ pub async fn reservation(inv: &dyn Inventory, r: &ReserveRequest) -> Id {
 
 pub async fn never_oversells_under_concurrency(inv: Arc<dyn Inventory>) {
     let room = fresh_room("spike");
-    inv.start_deal(&room, &spec("d", 100, 1, 60_000), now_ms()).await.unwrap();
+    inv.start_deal(&room, &spec("d", 100, 1, 60_000), now_ms())
+        .await
+        .unwrap();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let poller = {
         let (inv, room, stop) = (Arc::clone(&inv), room.clone(), Arc::clone(&stop));
@@ -82,7 +91,9 @@ pub async fn never_oversells_under_concurrency(inv: Arc<dyn Inventory>) {
     for i in 0..1000 {
         let (inv, room) = (Arc::clone(&inv), room.clone());
         tasks.push(tokio::spawn(async move {
-            inv.reserve(&req(&room, "d", &format!("u{i}"), "r", 1)).await.unwrap()
+            inv.reserve(&req(&room, "d", &format!("u{i}"), "r", 1))
+                .await
+                .unwrap()
         }));
     }
     let (mut held, mut sold_out) = (0, 0);
@@ -102,12 +113,16 @@ pub async fn never_oversells_under_concurrency(inv: Arc<dyn Inventory>) {
 
 pub async fn per_user_limit_holds_under_concurrency(inv: Arc<dyn Inventory>) {
     let room = fresh_room("limit");
-    inv.start_deal(&room, &spec("d", 1000, 3, 60_000), now_ms()).await.unwrap();
+    inv.start_deal(&room, &spec("d", 1000, 3, 60_000), now_ms())
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for i in 0..200 {
         let (inv, room) = (Arc::clone(&inv), room.clone());
         tasks.push(tokio::spawn(async move {
-            inv.reserve(&req(&room, "d", "greedy", &format!("r{i}"), 1)).await.unwrap()
+            inv.reserve(&req(&room, "d", "greedy", &format!("r{i}"), 1))
+                .await
+                .unwrap()
         }));
     }
     let mut reserved = 0;
@@ -123,13 +138,18 @@ pub async fn per_user_limit_holds_under_concurrency(inv: Arc<dyn Inventory>) {
     let a = audit(inv.as_ref(), &room, "d").await;
     assert_eq!(a.held, 3);
     // qty over the limit in one go
-    let over = inv.reserve(&req(&room, "d", "other", "x", 4)).await.unwrap();
+    let over = inv
+        .reserve(&req(&room, "d", "other", "x", 4))
+        .await
+        .unwrap();
     assert_eq!(over, ReserveOutcome::Rejected(RejectReason::LimitReached));
 }
 
 pub async fn a_repeated_request_id_reserves_once(inv: Arc<dyn Inventory>) {
     let room = fresh_room("idem");
-    inv.start_deal(&room, &spec("d", 10, 5, 60_000), now_ms()).await.unwrap();
+    inv.start_deal(&room, &spec("d", 10, 5, 60_000), now_ms())
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for _ in 0..50 {
         let (inv, room) = (Arc::clone(&inv), room.clone());
@@ -141,13 +161,21 @@ pub async fn a_repeated_request_id_reserves_once(inv: Arc<dyn Inventory>) {
     for t in tasks {
         answers.push(t.await.unwrap());
     }
-    assert!(matches!(answers[0], ReserveOutcome::Reserved { qty: 2, .. }));
-    assert!(answers.iter().all(|a| a == &answers[0]), "every repeat returns the first answer");
+    assert!(matches!(
+        answers[0],
+        ReserveOutcome::Reserved { qty: 2, .. }
+    ));
+    assert!(
+        answers.iter().all(|a| a == &answers[0]),
+        "every repeat returns the first answer"
+    );
     let a = audit(inv.as_ref(), &room, "d").await;
     assert_eq!((a.remaining, a.held), (8, 2));
     // Another user with the same request_id is a different request.
     assert!(matches!(
-        inv.reserve(&req(&room, "d", "u2", "same", 1)).await.unwrap(),
+        inv.reserve(&req(&room, "d", "u2", "same", 1))
+            .await
+            .unwrap(),
         ReserveOutcome::Reserved { .. }
     ));
     // A rejection is remembered too.
@@ -157,83 +185,170 @@ pub async fn a_repeated_request_id_reserves_once(inv: Arc<dyn Inventory>) {
 
 pub async fn checkout_and_cancel_are_idempotent(inv: Arc<dyn Inventory>) {
     let room = fresh_room("hold");
-    inv.start_deal(&room, &spec("d", 10, 5, 60_000), now_ms()).await.unwrap();
+    inv.start_deal(&room, &spec("d", 10, 5, 60_000), now_ms())
+        .await
+        .unwrap();
     let u = id("u");
     let h1 = reservation(inv.as_ref(), &req(&room, "d", "u", "a", 2)).await;
     let first = inv.checkout(&room, &u, &h1, now_ms()).await.unwrap();
-    let CheckoutOutcome::Ordered(order) = &first else { panic!("{first:?}") };
-    assert_eq!((order.qty, order.price_cents, order.currency.as_str()), (2, 1999, "USD"));
-    assert_eq!(inv.checkout(&room, &u, &h1, now_ms()).await.unwrap(), first, "double checkout returns the same order");
+    let CheckoutOutcome::Ordered(order) = &first else {
+        panic!("{first:?}")
+    };
+    assert_eq!(
+        (order.qty, order.price_cents, order.currency.as_str()),
+        (2, 1999, "USD")
+    );
+    assert_eq!(
+        inv.checkout(&room, &u, &h1, now_ms()).await.unwrap(),
+        first,
+        "double checkout returns the same order"
+    );
     // another user cannot check out or cancel someone else's hold
     let h2 = reservation(inv.as_ref(), &req(&room, "d", "u", "b", 1)).await;
-    assert_eq!(inv.checkout(&room, &id("thief"), &h2, now_ms()).await.unwrap(), CheckoutOutcome::Rejected(RejectReason::NotFound));
-    assert!(matches!(inv.cancel(&room, &id("thief"), &h2, now_ms()).await.unwrap(), CancelOutcome::Rejected(RejectReason::NotFound)));
+    assert_eq!(
+        inv.checkout(&room, &id("thief"), &h2, now_ms())
+            .await
+            .unwrap(),
+        CheckoutOutcome::Rejected(RejectReason::NotFound)
+    );
+    assert!(matches!(
+        inv.cancel(&room, &id("thief"), &h2, now_ms())
+            .await
+            .unwrap(),
+        CancelOutcome::Rejected(RejectReason::NotFound)
+    ));
     // cancel returns stock at once, and again is still released
     let c1 = inv.cancel(&room, &u, &h2, now_ms()).await.unwrap();
     assert!(matches!(c1, CancelOutcome::Released { level: Some(l), .. } if l.remaining == 8));
-    assert!(matches!(inv.cancel(&room, &u, &h2, now_ms()).await.unwrap(), CancelOutcome::Released { .. }));
+    assert!(matches!(
+        inv.cancel(&room, &u, &h2, now_ms()).await.unwrap(),
+        CancelOutcome::Released { .. }
+    ));
     // a cancelled hold cannot be checked out; an order cannot be cancelled
-    assert_eq!(inv.checkout(&room, &u, &h2, now_ms()).await.unwrap(), CheckoutOutcome::Rejected(RejectReason::NotFound));
-    assert!(matches!(inv.cancel(&room, &u, &h1, now_ms()).await.unwrap(), CancelOutcome::Rejected(RejectReason::NotFound)));
+    assert_eq!(
+        inv.checkout(&room, &u, &h2, now_ms()).await.unwrap(),
+        CheckoutOutcome::Rejected(RejectReason::NotFound)
+    );
+    assert!(matches!(
+        inv.cancel(&room, &u, &h1, now_ms()).await.unwrap(),
+        CancelOutcome::Rejected(RejectReason::NotFound)
+    ));
     // unknown reservation
-    assert_eq!(inv.checkout(&room, &u, &id("nope"), now_ms()).await.unwrap(), CheckoutOutcome::Rejected(RejectReason::NotFound));
+    assert_eq!(
+        inv.checkout(&room, &u, &id("nope"), now_ms())
+            .await
+            .unwrap(),
+        CheckoutOutcome::Rejected(RejectReason::NotFound)
+    );
     let a = audit(inv.as_ref(), &room, "d").await;
     assert_eq!((a.remaining, a.held, a.sold), (8, 0, 2));
     // per-user limit counts orders: 2 sold to u, limit 5 → 3 more at most
-    assert_eq!(inv.reserve(&req(&room, "d", "u", "c", 4)).await.unwrap(), ReserveOutcome::Rejected(RejectReason::LimitReached));
-    assert!(matches!(inv.reserve(&req(&room, "d", "u", "d", 3)).await.unwrap(), ReserveOutcome::Reserved { .. }));
+    assert_eq!(
+        inv.reserve(&req(&room, "d", "u", "c", 4)).await.unwrap(),
+        ReserveOutcome::Rejected(RejectReason::LimitReached)
+    );
+    assert!(matches!(
+        inv.reserve(&req(&room, "d", "u", "d", 3)).await.unwrap(),
+        ReserveOutcome::Reserved { .. }
+    ));
 }
 
 pub async fn ended_deals_refuse_reserves_but_holds_still_check_out(inv: Arc<dyn Inventory>) {
     let room = fresh_room("end");
-    inv.start_deal(&room, &spec("d", 10, 5, 60_000), now_ms()).await.unwrap();
+    inv.start_deal(&room, &spec("d", 10, 5, 60_000), now_ms())
+        .await
+        .unwrap();
     let h = reservation(inv.as_ref(), &req(&room, "d", "u", "a", 1)).await;
     let ended = inv.end_deal(&room, &id("d"), now_ms()).await.unwrap();
     assert!(ended.was_live);
     assert_eq!(ended.deal.status, livehub::protocol::DealStatus::Ended);
-    assert!(!inv.end_deal(&room, &id("d"), now_ms()).await.unwrap().was_live);
-    assert_eq!(inv.reserve(&req(&room, "d", "u", "b", 1)).await.unwrap(), ReserveOutcome::Rejected(RejectReason::DealNotLive));
-    assert!(matches!(inv.checkout(&room, &id("u"), &h, now_ms()).await.unwrap(), CheckoutOutcome::Ordered(_)));
+    assert!(
+        !inv.end_deal(&room, &id("d"), now_ms())
+            .await
+            .unwrap()
+            .was_live
+    );
+    assert_eq!(
+        inv.reserve(&req(&room, "d", "u", "b", 1)).await.unwrap(),
+        ReserveOutcome::Rejected(RejectReason::DealNotLive)
+    );
+    assert!(matches!(
+        inv.checkout(&room, &id("u"), &h, now_ms()).await.unwrap(),
+        CheckoutOutcome::Ordered(_)
+    ));
     let a = audit(inv.as_ref(), &room, "d").await;
-    assert_eq!((a.remaining, a.held, a.sold, a.status), (9, 0, 1, livehub::protocol::DealStatus::Ended));
+    assert_eq!(
+        (a.remaining, a.held, a.sold, a.status),
+        (9, 0, 1, livehub::protocol::DealStatus::Ended)
+    );
     // a deal id is used once per room
     assert!(matches!(
-        inv.start_deal(&room, &spec("d", 1, 1, 1000), now_ms()).await,
+        inv.start_deal(&room, &spec("d", 1, 1, 1000), now_ms())
+            .await,
         Err(livehub::inventory::InventoryError::Conflict(_))
     ));
     // unknown deals
-    assert_eq!(inv.reserve(&req(&room, "zz", "u", "c", 1)).await.unwrap(), ReserveOutcome::Rejected(RejectReason::NotFound));
-    assert!(matches!(inv.audit(&room, &id("zz"), now_ms()).await, Err(livehub::inventory::InventoryError::NotFound(_))));
+    assert_eq!(
+        inv.reserve(&req(&room, "zz", "u", "c", 1)).await.unwrap(),
+        ReserveOutcome::Rejected(RejectReason::NotFound)
+    );
+    assert!(matches!(
+        inv.audit(&room, &id("zz"), now_ms()).await,
+        Err(livehub::inventory::InventoryError::NotFound(_))
+    ));
 }
 
 /// Needs a backend built with hold_ms = 200.
 pub async fn expired_holds_return_to_stock(inv: Arc<dyn Inventory>) {
     let room = fresh_room("expiry");
-    inv.start_deal(&room, &spec("d", 5, 5, 60_000), now_ms()).await.unwrap();
+    inv.start_deal(&room, &spec("d", 5, 5, 60_000), now_ms())
+        .await
+        .unwrap();
     let h = reservation(inv.as_ref(), &req(&room, "d", "u", "a", 3)).await;
     let _keep = reservation(inv.as_ref(), &req(&room, "d", "v", "a", 1)).await;
     assert_eq!(audit(inv.as_ref(), &room, "d").await.remaining, 1);
     tokio::time::sleep(Duration::from_millis(350)).await; // the hold time itself is under test
     let changes = inv.expire_due(now_ms()).await.unwrap();
-    assert!(changes.iter().any(|c| c.room == room && c.level.remaining == 5), "{changes:?}");
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.room == room && c.level.remaining == 5),
+        "{changes:?}"
+    );
     let a = audit(inv.as_ref(), &room, "d").await;
     assert_eq!((a.remaining, a.held), (5, 0));
     // sweeping again changes nothing
-    assert!(!inv.expire_due(now_ms()).await.unwrap().iter().any(|c| c.room == room));
-    assert_eq!(inv.checkout(&room, &id("u"), &h, now_ms()).await.unwrap(), CheckoutOutcome::Rejected(RejectReason::NotFound));
+    assert!(
+        !inv.expire_due(now_ms())
+            .await
+            .unwrap()
+            .iter()
+            .any(|c| c.room == room)
+    );
+    assert_eq!(
+        inv.checkout(&room, &id("u"), &h, now_ms()).await.unwrap(),
+        CheckoutOutcome::Rejected(RejectReason::NotFound)
+    );
     // the user's limit is free again
-    assert!(matches!(inv.reserve(&req(&room, "d", "u", "b", 5)).await.unwrap(), ReserveOutcome::Reserved { .. }));
+    assert!(matches!(
+        inv.reserve(&req(&room, "d", "u", "b", 5)).await.unwrap(),
+        ReserveOutcome::Reserved { .. }
+    ));
 }
 
 /// Random interleavings of every operation from many users keep the invariant at every audit.
 pub async fn random_operations_keep_the_invariant(inv: Arc<dyn Inventory>, seed: u64) {
     let room = fresh_room("random");
-    inv.start_deal(&room, &spec("d", 50, 4, 60_000), now_ms()).await.unwrap();
+    inv.start_deal(&room, &spec("d", 50, 4, 60_000), now_ms())
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for w in 0..8u64 {
         let (inv, room) = (Arc::clone(&inv), room.clone());
         tasks.push(tokio::spawn(async move {
-            let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(w * 1442695040888963407 + 1);
+            let mut x = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(w * 1442695040888963407 + 1);
             let mut holds: Vec<(Id, Id)> = Vec::new();
             for step in 0..150 {
                 x ^= x << 13;
@@ -242,8 +357,16 @@ pub async fn random_operations_keep_the_invariant(inv: Arc<dyn Inventory>, seed:
                 let user = format!("u{}", x % 12);
                 match x % 5 {
                     0 | 1 => {
-                        let r = req(&room, "d", &user, &format!("w{w}s{step}"), (x % 3 + 1) as u32);
-                        if let ReserveOutcome::Reserved { reservation, .. } = inv.reserve(&r).await.unwrap() {
+                        let r = req(
+                            &room,
+                            "d",
+                            &user,
+                            &format!("w{w}s{step}"),
+                            (x % 3 + 1) as u32,
+                        );
+                        if let ReserveOutcome::Reserved { reservation, .. } =
+                            inv.reserve(&r).await.unwrap()
+                        {
                             holds.push((id(&user), reservation));
                         }
                     }
@@ -291,7 +414,10 @@ macro_rules! conformance_suite {
         }
         #[tokio::test]
         async fn ended_deals_refuse_reserves_but_holds_still_check_out() {
-            common::conformance::ended_deals_refuse_reserves_but_holds_still_check_out($make(60_000).await).await;
+            common::conformance::ended_deals_refuse_reserves_but_holds_still_check_out(
+                $make(60_000).await,
+            )
+            .await;
         }
         #[tokio::test]
         async fn expired_holds_return_to_stock() {
@@ -300,7 +426,11 @@ macro_rules! conformance_suite {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn random_operations_keep_the_invariant() {
             for seed in 1..=20 {
-                common::conformance::random_operations_keep_the_invariant($make(60_000).await, seed).await;
+                common::conformance::random_operations_keep_the_invariant(
+                    $make(60_000).await,
+                    seed,
+                )
+                .await;
             }
         }
     };

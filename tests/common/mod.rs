@@ -134,7 +134,10 @@ impl TestHub {
         let url = self.http_url(&format!("/api/rooms/{room}/commands"));
         let (status, text) =
             livehub::http_client::request("POST", &url, token, Some(body.to_owned())).await?;
-        Ok((status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)))
+        Ok((
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        ))
     }
 
     /// GETs a path; returns the status and body text.
@@ -192,7 +195,10 @@ impl Client {
         let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
             .await
             .context("connect timed out")??;
-        Ok(Client { ws, seen: Vec::new() })
+        Ok(Client {
+            ws,
+            seen: Vec::new(),
+        })
     }
 
     /// Sends a JSON value as a text frame.
@@ -405,7 +411,9 @@ impl RawClient {
                 }
                 if opcode == 0x8 {
                     let payload = &buf[hdr..hdr + len];
-                    return Ok((payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]])));
+                    return Ok(
+                        (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]))
+                    );
                 }
                 buf.drain(..hdr + len);
             }
