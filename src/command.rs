@@ -18,7 +18,7 @@ pub enum Outcome {
     /// The command was applied; `Some(seq)` when it published a durable event.
     Applied(Option<u64>),
     /// The command's own answer to the sender (reserved, rejected, order, released).
-    Reply(ServerMsg),
+    Reply(Box<ServerMsg>),
 }
 
 /// The content limits from configuration.
@@ -101,7 +101,7 @@ pub async fn execute(
                     ServerMsg::Rejected { request_id, reason }
                 }
             };
-            Ok(Outcome::Reply(reply))
+            Ok(Outcome::Reply(Box::new(reply)))
         }
         ClientMsg::Checkout {
             request_id,
@@ -127,7 +127,7 @@ pub async fn execute(
                 }
                 Ok(Err(_)) | Err(_) => rejected("checkout", request_id, RejectReason::Unavailable),
             };
-            Ok(Outcome::Reply(reply))
+            Ok(Outcome::Reply(Box::new(reply)))
         }
         ClientMsg::Cancel {
             request_id,
@@ -153,7 +153,7 @@ pub async fn execute(
                 Ok(Ok(CancelOutcome::Rejected(reason))) => rejected("cancel", request_id, reason),
                 Ok(Err(_)) | Err(_) => rejected("cancel", request_id, RejectReason::Unavailable),
             };
-            Ok(Outcome::Reply(reply))
+            Ok(Outcome::Reply(Box::new(reply)))
         }
         ClientMsg::Pin { product, .. } => applied(room.publish(Event::Pinned { product })?),
         ClientMsg::Unpin { .. } => applied(room.unpin()?),

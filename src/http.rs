@@ -128,14 +128,13 @@ async fn ws_upgrade(
             }
         })
         .on_upgrade(move |socket| {
-            let tracked = hub.tracker().track_future({
+            hub.tracker().track_future({
                 let hub = Arc::clone(&hub);
                 async move {
                     crate::session::run(socket, Arc::clone(&hub), room, who, since).await;
                     hub.release();
                 }
-            });
-            tracked
+            })
         })
 }
 
