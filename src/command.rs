@@ -37,6 +37,7 @@ pub async fn execute(
     who: &Identity,
     cmd: ClientMsg,
 ) -> Result<Outcome, HubError> {
+    metrics::counter!(m::COMMANDS, "type" => cmd.kind()).increment(1);
     if cmd.is_host_command() {
         who.check_host(room.id())?;
     } else {

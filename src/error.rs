@@ -24,6 +24,21 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// The code as it appears on the wire (and in metric labels).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
     /// The HTTP status the REST endpoints answer with for this code.
     pub fn http_status(self) -> StatusCode {
         match self {
@@ -83,6 +98,7 @@ impl HubError {
 impl IntoResponse for HubError {
     fn into_response(self) -> Response {
         let code = self.code();
+        metrics::counter!(crate::metrics::ERRORS, "code" => code.as_str()).increment(1);
         let body = serde_json::json!({"error": {"code": code, "message": self.to_string()}});
         (code.http_status(), axum::Json(body)).into_response()
     }

@@ -250,7 +250,7 @@ impl Hub {
             let now = now_ms();
             match tokio::time::timeout(timeout, self.inventory.expire_due(now)).await {
                 Ok(Ok(changes)) => {
-                    metrics::counter!(crate::metrics::HOLDS_EXPIRED)
+                    metrics::counter!(crate::metrics::SWEEP_CHANGES)
                         .increment(changes.len() as u64);
                     for c in changes {
                         if let Some(room) = self.existing_room(&c.room) {

@@ -42,8 +42,8 @@ pub const RESERVES: &str = "livehub_reserves_total";
 pub const RESERVE_SECONDS: &str = "livehub_reserve_seconds";
 /// Checkout and cancel outcomes, by `op` and `outcome`.
 pub const HOLD_OPS: &str = "livehub_hold_ops_total";
-/// Holds returned to stock by expiry.
-pub const HOLDS_EXPIRED: &str = "livehub_hold_sweeps_changed_total";
+/// Deals whose stock changed in a hold sweep (expired holds returned), counted once per sweep.
+pub const SWEEP_CHANGES: &str = "livehub_sweep_deal_changes_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -99,5 +99,5 @@ fn describe() {
         "Reserve latency inside the hub"
     );
     describe_counter!(HOLD_OPS, "Checkout and cancel outcomes");
-    describe_counter!(HOLDS_EXPIRED, "Deals whose stock changed by hold expiry");
+    describe_counter!(SWEEP_CHANGES, "Deals whose stock changed in a hold sweep");
 }

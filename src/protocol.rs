@@ -478,6 +478,24 @@ impl ClientMsg {
         }
     }
 
+    /// The `type` tag as sent on the wire.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientMsg::Comment { .. } => "comment",
+            ClientMsg::Like { .. } => "like",
+            ClientMsg::Reserve { .. } => "reserve",
+            ClientMsg::Checkout { .. } => "checkout",
+            ClientMsg::Cancel { .. } => "cancel",
+            ClientMsg::Pin { .. } => "pin",
+            ClientMsg::Unpin { .. } => "unpin",
+            ClientMsg::DealStart { .. } => "deal_start",
+            ClientMsg::DealEnd { .. } => "deal_end",
+            ClientMsg::DeleteComment { .. } => "delete_comment",
+            ClientMsg::Mute { .. } => "mute",
+            ClientMsg::Announce { .. } => "announce",
+        }
+    }
+
     /// True for the commands only a host of the room or an admin may send.
     pub fn is_host_command(&self) -> bool {
         !matches!(

@@ -125,7 +125,10 @@ impl Writer {
     }
 
     async fn pump(&mut self, sink: &mut Sink, initial: Vec<Utf8Bytes>) -> Result<(), axum::Error> {
-        let mut sent = initial.len() as u64;
+        // Handles resolved once per connection; incrementing them is an atomic add.
+        let frames_sent = metrics::counter!(m::FRAMES_SENT);
+        let flushes = metrics::counter!(m::FLUSHES);
+        frames_sent.increment(initial.len() as u64);
         for f in initial {
             sink.feed(Message::Text(f)).await?;
         }
@@ -158,12 +161,8 @@ impl Writer {
                         }
                     }
                     sink.flush().await?;
-                    sent += n;
-                    if sent >= 256 {
-                        metrics::counter!(m::FRAMES_SENT).increment(sent);
-                        sent = 0;
-                    }
-                    metrics::counter!(m::FLUSHES).increment(1);
+                    frames_sent.increment(n);
+                    flushes.increment(1);
                 }
                 _ = ping.tick() => sink.send(Message::Ping(bytes::Bytes::new())).await?,
             }
@@ -250,7 +249,7 @@ impl Reader {
     }
 
     fn send_error(&mut self, err: &HubError, request_id: Option<Id>) {
-        metrics::counter!(m::ERRORS, "code" => format!("{:?}", err.code())).increment(1);
+        metrics::counter!(m::ERRORS, "code" => err.code().as_str()).increment(1);
         self.send(&error_msg(err, request_id));
         if matches!(err, HubError::RateLimited(_)) {
             self.strike();
@@ -284,8 +283,6 @@ impl Reader {
             }
         };
         let request_id = cmd.request_id().cloned();
-        let kind = command_kind(&cmd);
-        metrics::counter!(m::COMMANDS, "type" => kind).increment(1);
         match execute(&self.hub, &self.room, &self.who, cmd).await {
             Ok(Outcome::Reply(reply)) => self.send(&reply),
             Ok(Outcome::Applied(seq)) => {
@@ -304,23 +301,5 @@ fn is_too_large(e: axum::Error) -> bool {
         Some(tokio_tungstenite::tungstenite::Error::Capacity(_)) => true,
         Some(_) => false,
         None => inner.to_string().contains("too long") || inner.to_string().contains("Space limit"),
-    }
-}
-
-fn command_kind(cmd: &crate::protocol::ClientMsg) -> &'static str {
-    use crate::protocol::ClientMsg as C;
-    match cmd {
-        C::Comment { .. } => "comment",
-        C::Like { .. } => "like",
-        C::Reserve { .. } => "reserve",
-        C::Checkout { .. } => "checkout",
-        C::Cancel { .. } => "cancel",
-        C::Pin { .. } => "pin",
-        C::Unpin { .. } => "unpin",
-        C::DealStart { .. } => "deal_start",
-        C::DealEnd { .. } => "deal_end",
-        C::DeleteComment { .. } => "delete_comment",
-        C::Mute { .. } => "mute",
-        C::Announce { .. } => "announce",
     }
 }

@@ -106,6 +106,10 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
     if config.auth.allow_anonymous {
         tracing::warn!("anonymous read-only viewers are allowed (auth.allow_anonymous = true)");
     }
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::info!(limit = n, "open-file limit (one per connection)"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+    }
     runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.server.bind)
             .await
