@@ -159,10 +159,12 @@ pub async fn execute(
         ClientMsg::Pin { product, .. } => applied(room.publish(Event::Pinned { product })?),
         ClientMsg::Unpin { .. } => applied(room.unpin()?),
         ClientMsg::DealStart { deal, .. } => {
-            let started =
-                tokio::time::timeout(op_timeout, inv.start_deal(room.id(), &deal, now_ms()))
-                    .await
-                    .map_err(|_| HubError::Unavailable("inventory timed out".into()))??;
+            let started = tokio::time::timeout(
+                op_timeout,
+                inv.start_deal(room.id(), &deal, &who.user, now_ms()),
+            )
+            .await
+            .map_err(|_| HubError::Unavailable("inventory timed out".into()))??;
             applied(room.deal_changed(started)?)
         }
         ClientMsg::DealEnd { deal, .. } => {

@@ -26,6 +26,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub session: SessionConfig,
     pub inventory: InventoryConfig,
+    pub redis: RedisConfig,
 }
 
 /// `[server]`: listening and shutdown.
@@ -96,6 +97,7 @@ pub struct SessionConfig {
 #[serde(rename_all = "snake_case")]
 pub enum InventoryBackend {
     Memory,
+    Redis,
 }
 
 /// `[inventory]`: stock holds.
@@ -105,7 +107,18 @@ pub struct InventoryConfig {
     pub backend: InventoryBackend,
     pub hold_ms: u64,
     pub sweep_interval_ms: u64,
+    pub sync_interval_ms: u64,
     pub op_timeout_ms: u64,
+}
+
+/// `[redis]`: the Redis backend (used when `inventory.backend = "redis"`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    pub url: String,
+    pub key_prefix: String,
+    pub idempotency_ttl_ms: u64,
+    pub retention_ms: u64,
 }
 
 /// Why configuration could not be loaded. Every variant names the file, variable or key.
@@ -224,6 +237,11 @@ impl Config {
                 self.inventory.sweep_interval_ms,
             ),
             ("inventory.op_timeout_ms", self.inventory.op_timeout_ms),
+            (
+                "inventory.sync_interval_ms",
+                self.inventory.sync_interval_ms,
+            ),
+            ("redis.idempotency_ttl_ms", self.redis.idempotency_ttl_ms),
         ];
         for (key, v) in positive {
             if v == 0 {
@@ -276,6 +294,18 @@ impl Config {
             return Err(key_err(
                 "room.recent_comments",
                 "must be at most 50 or room.history",
+            ));
+        }
+        if !(self.redis.url.starts_with("redis://") || self.redis.url.starts_with("rediss://")) {
+            return Err(key_err(
+                "redis.url",
+                "must start with redis:// or rediss://",
+            ));
+        }
+        if !crate::protocol::is_valid_id(&self.redis.key_prefix) {
+            return Err(key_err(
+                "redis.key_prefix",
+                "must be 1 to 64 of [A-Za-z0-9_-]",
             ));
         }
         if self.auth.secret.len() < 16 {

@@ -182,6 +182,8 @@ impl Hub {
         let viewers_every = Duration::from_millis(self.config.room.viewers_interval_ms);
         let mut interval = tokio::time::interval(tick);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let sync_every = Duration::from_millis(self.config.inventory.sync_interval_ms);
+        let mut last_sync = tokio::time::Instant::now();
         let mut last_viewers = tokio::time::Instant::now();
         let mut last_idle_check = tokio::time::Instant::now();
         loop {
@@ -197,6 +199,10 @@ impl Hub {
             let work = room.tick(now_ms(), send_viewers);
             for deal in work.expired_deals {
                 self.end_expired_deal(&room, &deal).await;
+            }
+            if now.duration_since(last_sync) >= sync_every && room.viewers() > 0 {
+                last_sync = now;
+                self.sync_deals(&room).await;
             }
             if now.duration_since(last_idle_check) >= Duration::from_secs(1) {
                 last_idle_check = now;
@@ -223,6 +229,17 @@ impl Hub {
             Err(_) => {
                 tracing::warn!(room = %room.id(), deal = %deal, "deal end timed out; retrying")
             }
+        }
+    }
+
+    /// Brings the room's deals in line with the inventory: deals started elsewhere appear, and
+    /// stock and status changes made through other nodes reach this node's viewers.
+    async fn sync_deals(&self, room: &Room) {
+        let timeout = Duration::from_millis(self.config.inventory.op_timeout_ms);
+        match tokio::time::timeout(timeout, self.inventory.room_deals(room.id(), now_ms())).await {
+            Ok(Ok(deals)) => room.sync_deals(deals, now_ms()),
+            Ok(Err(e)) => tracing::debug!(room = %room.id(), error = %e, "deal sync failed"),
+            Err(_) => tracing::debug!(room = %room.id(), "deal sync timed out"),
         }
     }
 

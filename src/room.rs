@@ -441,6 +441,29 @@ impl Room {
         }
     }
 
+    /// Applies the inventory's view of the room's deals: an unknown deal is published (it was
+    /// started through another node), an ended one is published as ended, and stock readings
+    /// go through [`Room::update_stock`].
+    pub fn sync_deals(&self, deals: Vec<(Deal, StockLevel)>, now_ms: u64) {
+        for (deal, level) in deals {
+            let known = self.deal(&deal.id);
+            match known {
+                None => {
+                    if let Err(e) = self.publish(Event::Deal { deal }) {
+                        tracing::debug!(room = %self.id, error = %e, "synced deal not published");
+                    }
+                }
+                Some(mine) => {
+                    if deal.status == DealStatus::Ended && mine.status != DealStatus::Ended {
+                        let _ = self.publish(Event::Deal { deal });
+                    } else {
+                        self.update_stock(&mine.id, level, now_ms);
+                    }
+                }
+            }
+        }
+    }
+
     /// Publishes a deal's new state (started or ended).
     pub fn deal_changed(&self, deal: Deal) -> Result<u64, HubError> {
         self.publish(Event::Deal { deal })

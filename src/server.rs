@@ -11,20 +11,35 @@ use tokio::net::TcpListener;
 
 use crate::config::{Config, InventoryBackend};
 use crate::hub::Hub;
-use crate::inventory::{Inventory, MemoryInventory};
+use crate::inventory::redis::RedisSettings;
+use crate::inventory::{Inventory, MemoryInventory, RedisInventory};
 
 /// Why the hub could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("cannot serve: {0}")]
     Io(#[from] std::io::Error),
+    #[error("inventory backend: {0}")]
+    Inventory(crate::inventory::InventoryError),
 }
 
-/// Builds the configured inventory backend.
-pub fn build_inventory(config: &Config) -> Arc<dyn Inventory> {
-    match config.inventory.backend {
+/// Builds the configured inventory backend. Redis connects lazily, so a hub starts while Redis
+/// is down and `/readyz` says so.
+pub fn build_inventory(config: &Config) -> Result<Arc<dyn Inventory>, ServeError> {
+    Ok(match config.inventory.backend {
         InventoryBackend::Memory => Arc::new(MemoryInventory::new(config.inventory.hold_ms)),
-    }
+        InventoryBackend::Redis => Arc::new(
+            RedisInventory::connect(RedisSettings {
+                url: config.redis.url.clone(),
+                key_prefix: config.redis.key_prefix.clone(),
+                hold_ms: config.inventory.hold_ms,
+                idempotency_ttl_ms: config.redis.idempotency_ttl_ms,
+                retention_ms: config.redis.retention_ms,
+                timeout: Duration::from_millis(config.inventory.op_timeout_ms),
+            })
+            .map_err(ServeError::Inventory)?,
+        ),
+    })
 }
 
 /// Serves `config` on `listener` until `shutdown` resolves. `bind` in the configuration is
@@ -34,7 +49,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let inventory = build_inventory(&config);
+    let inventory = build_inventory(&config)?;
     run_with(listener, config, inventory, shutdown).await
 }
 

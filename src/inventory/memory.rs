@@ -151,6 +151,7 @@ impl Inventory for MemoryInventory {
         &self,
         room: &Id,
         spec: &DealSpec,
+        _creator: &Id,
         now: u64,
     ) -> Result<Deal, InventoryError> {
         let deal = Deal {
@@ -349,6 +350,26 @@ impl Inventory for MemoryInventory {
             }
         }
         Ok(changes)
+    }
+
+    async fn room_deals(
+        &self,
+        room: &Id,
+        now: u64,
+    ) -> Result<Vec<(Deal, StockLevel)>, InventoryError> {
+        let books: Vec<Arc<Mutex<DealBook>>> = self
+            .deals
+            .iter()
+            .filter(|e| &e.key().0 == room)
+            .map(|e| Arc::clone(e.value()))
+            .collect();
+        Ok(books
+            .iter()
+            .map(|b| {
+                let b = b.lock();
+                (b.view(now), b.level())
+            })
+            .collect())
     }
 
     async fn audit(&self, room: &Id, deal: &Id, now: u64) -> Result<Audit, InventoryError> {

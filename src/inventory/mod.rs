@@ -7,6 +7,7 @@
 //! cancel are idempotent.
 
 pub mod memory;
+pub mod redis;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -15,6 +16,7 @@ use crate::error::HubError;
 use crate::protocol::{Deal, DealSpec, DealStatus, Id, RejectReason};
 
 pub use memory::MemoryInventory;
+pub use redis::RedisInventory;
 
 /// A deal's `remaining` with a version that grows with every change, so a reader can tell an
 /// older reading from a newer one whatever order they arrive in.
@@ -142,12 +144,14 @@ impl From<InventoryError> for HubError {
 /// and must be correct under any concurrency.
 #[async_trait]
 pub trait Inventory: Send + Sync + 'static {
-    /// Creates a live deal in `room` ending `spec.duration_ms` after `now`. A deal id already
-    /// used in the room is `Conflict`.
+    /// Creates a live deal in `room` ending `spec.duration_ms` after `now`; `creator` (the host
+    /// who started it) is recorded so sales can be attributed. A deal id already used in the
+    /// room is `Conflict`.
     async fn start_deal(
         &self,
         room: &Id,
         spec: &DealSpec,
+        creator: &Id,
         now: u64,
     ) -> Result<Deal, InventoryError>;
 
@@ -181,6 +185,14 @@ pub trait Inventory: Send + Sync + 'static {
     /// Returns every hold that expired by `now` to its deal's stock; reports the deals changed.
     /// Safe to run from several places at once.
     async fn expire_due(&self, now: u64) -> Result<Vec<StockChange>, InventoryError>;
+
+    /// Every deal of `room` as it stands now, with its stock version. Hubs poll this so a deal
+    /// started, sold or ended through another hub node reaches their viewers.
+    async fn room_deals(
+        &self,
+        room: &Id,
+        now: u64,
+    ) -> Result<Vec<(Deal, StockLevel)>, InventoryError>;
 
     /// A consistent reading of one deal's stock.
     async fn audit(&self, room: &Id, deal: &Id, now: u64) -> Result<Audit, InventoryError>;

@@ -71,7 +71,7 @@ pub async fn reservation(inv: &dyn Inventory, r: &ReserveRequest) -> Id {
 
 pub async fn never_oversells_under_concurrency(inv: Arc<dyn Inventory>) {
     let room = fresh_room("spike");
-    inv.start_deal(&room, &spec("d", 100, 1, 60_000), now_ms())
+    inv.start_deal(&room, &spec("d", 100, 1, 60_000), &id("creator"), now_ms())
         .await
         .unwrap();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -113,7 +113,7 @@ pub async fn never_oversells_under_concurrency(inv: Arc<dyn Inventory>) {
 
 pub async fn per_user_limit_holds_under_concurrency(inv: Arc<dyn Inventory>) {
     let room = fresh_room("limit");
-    inv.start_deal(&room, &spec("d", 1000, 3, 60_000), now_ms())
+    inv.start_deal(&room, &spec("d", 1000, 3, 60_000), &id("creator"), now_ms())
         .await
         .unwrap();
     let mut tasks = Vec::new();
@@ -147,7 +147,7 @@ pub async fn per_user_limit_holds_under_concurrency(inv: Arc<dyn Inventory>) {
 
 pub async fn a_repeated_request_id_reserves_once(inv: Arc<dyn Inventory>) {
     let room = fresh_room("idem");
-    inv.start_deal(&room, &spec("d", 10, 5, 60_000), now_ms())
+    inv.start_deal(&room, &spec("d", 10, 5, 60_000), &id("creator"), now_ms())
         .await
         .unwrap();
     let mut tasks = Vec::new();
@@ -185,7 +185,7 @@ pub async fn a_repeated_request_id_reserves_once(inv: Arc<dyn Inventory>) {
 
 pub async fn checkout_and_cancel_are_idempotent(inv: Arc<dyn Inventory>) {
     let room = fresh_room("hold");
-    inv.start_deal(&room, &spec("d", 10, 5, 60_000), now_ms())
+    inv.start_deal(&room, &spec("d", 10, 5, 60_000), &id("creator"), now_ms())
         .await
         .unwrap();
     let u = id("u");
@@ -255,7 +255,7 @@ pub async fn checkout_and_cancel_are_idempotent(inv: Arc<dyn Inventory>) {
 
 pub async fn ended_deals_refuse_reserves_but_holds_still_check_out(inv: Arc<dyn Inventory>) {
     let room = fresh_room("end");
-    inv.start_deal(&room, &spec("d", 10, 5, 60_000), now_ms())
+    inv.start_deal(&room, &spec("d", 10, 5, 60_000), &id("creator"), now_ms())
         .await
         .unwrap();
     let h = reservation(inv.as_ref(), &req(&room, "d", "u", "a", 1)).await;
@@ -283,7 +283,7 @@ pub async fn ended_deals_refuse_reserves_but_holds_still_check_out(inv: Arc<dyn 
     );
     // a deal id is used once per room
     assert!(matches!(
-        inv.start_deal(&room, &spec("d", 1, 1, 1000), now_ms())
+        inv.start_deal(&room, &spec("d", 1, 1, 1000), &id("creator"), now_ms())
             .await,
         Err(livehub::inventory::InventoryError::Conflict(_))
     ));
@@ -301,7 +301,7 @@ pub async fn ended_deals_refuse_reserves_but_holds_still_check_out(inv: Arc<dyn 
 /// Needs a backend built with hold_ms = 200.
 pub async fn expired_holds_return_to_stock(inv: Arc<dyn Inventory>) {
     let room = fresh_room("expiry");
-    inv.start_deal(&room, &spec("d", 5, 5, 60_000), now_ms())
+    inv.start_deal(&room, &spec("d", 5, 5, 60_000), &id("creator"), now_ms())
         .await
         .unwrap();
     let h = reservation(inv.as_ref(), &req(&room, "d", "u", "a", 3)).await;
@@ -339,7 +339,7 @@ pub async fn expired_holds_return_to_stock(inv: Arc<dyn Inventory>) {
 /// Random interleavings of every operation from many users keep the invariant at every audit.
 pub async fn random_operations_keep_the_invariant(inv: Arc<dyn Inventory>, seed: u64) {
     let room = fresh_room("random");
-    inv.start_deal(&room, &spec("d", 50, 4, 60_000), now_ms())
+    inv.start_deal(&room, &spec("d", 50, 4, 60_000), &id("creator"), now_ms())
         .await
         .unwrap();
     let mut tasks = Vec::new();

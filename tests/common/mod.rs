@@ -429,3 +429,13 @@ impl RawClient {
 }
 
 pub mod conformance;
+
+pub mod redis;
+
+/// A test configuration with the Redis backend at `url`.
+pub fn redis_config(url: &str) -> Config {
+    let mut c = test_config();
+    c.inventory.backend = livehub::config::InventoryBackend::Redis;
+    c.redis.url = url.to_owned();
+    c
+}

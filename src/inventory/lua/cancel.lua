@@ -1,0 +1,25 @@
+-- ARGV: user reservation now
+-- Returns "C|remaining|version" (stock returned now), "C|-" (already released) or "R|not_found".
+local user, resv, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local h = redis.call("HGET", hold, resv)
+if not h then
+  return "R|not_found"
+end
+local f = split(h)
+if f[2] ~= user then
+  return "R|not_found"
+end
+if f[1] == "R" then
+  return "C|-"
+end
+if f[1] ~= "H" then
+  return "R|not_found"
+end
+if tonumber(f[4]) <= now then
+  expire_due(now)
+  return "R|not_found"
+end
+release(user, tonumber(f[3]))
+redis.call("ZREM", holds, resv)
+redis.call("HSET", hold, resv, "R|" .. user .. "|" .. f[3] .. "|" .. f[4] .. "|")
+return "C|" .. level()

@@ -1,0 +1,65 @@
+-- Shared by every livehub inventory script (prepended at build time).
+-- All keys of one deal share the hash tag {lh:ROOM:DEAL}, so every script runs on one slot.
+--   KEYS[1] deal   HASH  product_id price_cents currency stock remaining held sold
+--                        per_user_limit ends_at ended version n creator room deal purge_at
+--   KEYS[2] holds  ZSET  reservation -> expires_at (live holds only)
+--   KEYS[3] hold   HASH  reservation -> "STATE|user|qty|expires_at|order"  (H, O, R, E)
+--   KEYS[4] users  HASH  user -> units in live holds plus orders
+-- Invariant kept by every script: stock == remaining + held + sold, remaining >= 0.
+local deal, holds, hold, users = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+
+local function int(x)
+  return string.format("%.0f", x)
+end
+
+local function split(s)
+  local t, i = {}, 1
+  while true do
+    local j = string.find(s, "|", i, true)
+    if not j then
+      t[#t + 1] = string.sub(s, i)
+      return t
+    end
+    t[#t + 1] = string.sub(s, i, j - 1)
+    i = j + 1
+  end
+end
+
+local function release(user, qty)
+  redis.call("HINCRBY", deal, "remaining", qty)
+  redis.call("HINCRBY", deal, "held", -qty)
+  redis.call("HINCRBY", deal, "version", 1)
+  if redis.call("HINCRBY", users, user, -qty) <= 0 then
+    redis.call("HDEL", users, user)
+  end
+end
+
+-- Returns every hold of this deal that expired by `now` to stock; returns how many.
+local function expire_due(now)
+  local due = redis.call("ZRANGEBYSCORE", holds, "-inf", int(now), "LIMIT", 0, 1000)
+  for _, resv in ipairs(due) do
+    local h = redis.call("HGET", hold, resv)
+    if h then
+      local f = split(h)
+      if f[1] == "H" then
+        release(f[2], tonumber(f[3]))
+        redis.call("HSET", hold, resv, "E|" .. f[2] .. "|" .. f[3] .. "|" .. f[4] .. "|")
+      end
+    end
+    redis.call("ZREM", holds, resv)
+  end
+  return #due
+end
+
+local function level()
+  local v = redis.call("HMGET", deal, "remaining", "version")
+  return v[1] .. "|" .. v[2]
+end
+
+-- The whole deal as one line: product_id|price_cents|currency|stock|remaining|held|sold|
+-- per_user_limit|ends_at|ended|version
+local function view()
+  local v = redis.call("HMGET", deal, "product_id", "price_cents", "currency", "stock",
+    "remaining", "held", "sold", "per_user_limit", "ends_at", "ended", "version")
+  return table.concat(v, "|")
+end

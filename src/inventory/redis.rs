@@ -1,0 +1,513 @@
+//! The Redis backend: every operation is one Lua script (EVALSHA, reloaded on NOSCRIPT) that does
+//! its whole check-and-write atomically. All keys of one deal share the hash tag
+//! `{PREFIX:ROOM:DEAL}`, so the same scripts run on Redis Cluster.
+//!
+//! Besides the per-deal keys the backend keeps three small indexes, written before a deal's
+//! script runs (so a crash in between leaves an index entry for a deal that does not exist, which
+//! every reader tolerates): `PREFIX:deals` (deals the sweeper visits), `PREFIX:room:ROOM:deals`
+//! (deals of a room, for hubs to sync) and `PREFIX:dealref:DIGEST` (which deal a reservation id
+//! belongs to; reservation and order ids carry the digest).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use dashmap::DashMap;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
+
+use super::{
+    Audit, CancelOutcome, CheckoutOutcome, EndedDeal, Inventory, InventoryError, OrderRecord,
+    ReserveOutcome, ReserveRequest, StockChange, StockLevel, status_of,
+};
+use crate::protocol::{Deal, DealSpec, Id, RejectReason};
+
+macro_rules! script {
+    ($file:literal) => {
+        Script::new(concat!(
+            include_str!("lua/common.lua"),
+            "\n",
+            include_str!(concat!("lua/", $file))
+        ))
+    };
+}
+
+struct Scripts {
+    start: Script,
+    end: Script,
+    reserve: Script,
+    checkout: Script,
+    cancel: Script,
+    sweep: Script,
+    audit: Script,
+}
+
+/// Settings of the Redis backend.
+#[derive(Clone, Debug)]
+pub struct RedisSettings {
+    /// `redis://host:port/db`.
+    pub url: String,
+    /// Prefix of every key.
+    pub key_prefix: String,
+    /// How long a hold lasts.
+    pub hold_ms: u64,
+    /// How long a reserve answer is remembered for its `request_id`.
+    pub idempotency_ttl_ms: u64,
+    /// How long a deal's keys (except its order stream) live after the deal's holds can last.
+    pub retention_ms: u64,
+    /// Longest wait for a connection or a reply.
+    pub timeout: Duration,
+}
+
+/// The production inventory: stock lives in Redis and every hub node sells from it.
+pub struct RedisInventory {
+    conn: ConnectionManager,
+    scripts: Scripts,
+    settings: RedisSettings,
+    /// digest -> (room, deal), filled from `PREFIX:dealref:*` as needed.
+    refs: DashMap<String, (Id, Id)>,
+}
+
+fn unavailable(e: redis::RedisError) -> InventoryError {
+    InventoryError::Unavailable(e.to_string())
+}
+
+fn bad_reply(what: &str, reply: &str) -> InventoryError {
+    InventoryError::Internal(format!("unexpected {what} reply from Redis: {reply:?}"))
+}
+
+/// A stable 64-bit digest of (room, deal) as 16 hex digits (FNV-1a), the same on every node.
+pub fn deal_digest(room: &Id, deal: &Id) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in room
+        .as_str()
+        .bytes()
+        .chain([0u8])
+        .chain(deal.as_str().bytes())
+    {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{h:016x}")
+}
+
+fn num<T: std::str::FromStr>(what: &str, s: Option<&str>) -> Result<T, InventoryError> {
+    s.and_then(|v| v.parse().ok())
+        .ok_or_else(|| bad_reply(what, s.unwrap_or("<missing>")))
+}
+
+fn reason(s: &str) -> Result<RejectReason, InventoryError> {
+    Ok(match s {
+        "sold_out" => RejectReason::SoldOut,
+        "limit_reached" => RejectReason::LimitReached,
+        "deal_not_live" => RejectReason::DealNotLive,
+        "not_found" => RejectReason::NotFound,
+        other => return Err(bad_reply("reject reason", other)),
+    })
+}
+
+/// Parses `view()`: product_id|price|currency|stock|remaining|held|sold|limit|ends_at|ended|version.
+fn parse_view(id: &Id, f: &[&str], now: u64) -> Result<(Deal, Audit, StockLevel), InventoryError> {
+    if f.len() < 11 {
+        return Err(bad_reply("deal", &f.join("|")));
+    }
+    let remaining: u32 = num("remaining", Some(f[4]))?;
+    let ends_at: u64 = num("ends_at", Some(f[8]))?;
+    let ended = f[9] == "1";
+    let status = status_of(ended, ends_at, remaining, now);
+    let deal = Deal {
+        id: id.clone(),
+        product_id: Id::new(f[0]).map_err(|_| bad_reply("product_id", f[0]))?,
+        price_cents: num("price_cents", Some(f[1]))?,
+        currency: f[2].to_owned(),
+        stock: num("stock", Some(f[3]))?,
+        remaining,
+        per_user_limit: num("per_user_limit", Some(f[7]))?,
+        ends_at,
+        status,
+    };
+    let audit = Audit {
+        id: id.clone(),
+        status,
+        stock: deal.stock,
+        remaining,
+        held: num("held", Some(f[5]))?,
+        sold: num("sold", Some(f[6]))?,
+    };
+    let level = StockLevel {
+        remaining,
+        version: num("version", Some(f[10]))?,
+    };
+    Ok((deal, audit, level))
+}
+
+impl RedisInventory {
+    /// Connects lazily: the hub starts even while Redis is down (readiness reports it), and the
+    /// connection manager reconnects by itself.
+    pub fn connect(settings: RedisSettings) -> Result<Self, InventoryError> {
+        let client = redis::Client::open(settings.url.as_str())
+            .map_err(|e| InventoryError::Internal(format!("redis.url: {e}")))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(settings.timeout))
+            .set_response_timeout(Some(settings.timeout))
+            .set_number_of_retries(2)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(1000));
+        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?;
+        Ok(RedisInventory {
+            conn,
+            scripts: Scripts {
+                start: script!("start_deal.lua"),
+                end: script!("end_deal.lua"),
+                reserve: script!("reserve.lua"),
+                checkout: script!("checkout.lua"),
+                cancel: script!("cancel.lua"),
+                sweep: script!("sweep.lua"),
+                audit: script!("audit.lua"),
+            },
+            settings,
+            refs: DashMap::new(),
+        })
+    }
+
+    /// The per-deal keys, in the order the scripts expect.
+    fn keys(&self, room: &Id, deal: &Id) -> [String; 5] {
+        let tag = format!("{{{}:{room}:{deal}}}", self.settings.key_prefix);
+        [
+            format!("{tag}:deal"),
+            format!("{tag}:holds"),
+            format!("{tag}:hold"),
+            format!("{tag}:users"),
+            format!("{tag}:orders"),
+        ]
+    }
+
+    fn registry_key(&self) -> String {
+        format!("{}:deals", self.settings.key_prefix)
+    }
+
+    fn room_key(&self, room: &Id) -> String {
+        format!("{}:room:{room}:deals", self.settings.key_prefix)
+    }
+
+    fn ref_key(&self, digest: &str) -> String {
+        format!("{}:dealref:{digest}", self.settings.key_prefix)
+    }
+
+    /// The (room, deal) a reservation id belongs to, or None when it is not one of ours.
+    async fn locate(&self, reservation: &Id) -> Result<Option<(Id, Id)>, InventoryError> {
+        let Some(digest) = reservation
+            .as_str()
+            .strip_prefix('h')
+            .and_then(|r| r.split_once('-'))
+            .map(|(d, _)| d)
+            .filter(|d| d.len() == 16)
+        else {
+            return Ok(None);
+        };
+        if let Some(found) = self.refs.get(digest) {
+            return Ok(Some(found.value().clone()));
+        }
+        let mut conn = self.conn.clone();
+        let stored: Option<String> = conn.get(self.ref_key(digest)).await.map_err(unavailable)?;
+        let Some((room, deal)) = stored.as_deref().and_then(|s| s.split_once('|')) else {
+            return Ok(None);
+        };
+        let (Ok(room), Ok(deal)) = (Id::new(room), Id::new(deal)) else {
+            return Ok(None);
+        };
+        self.refs
+            .insert(digest.to_owned(), (room.clone(), deal.clone()));
+        Ok(Some((room, deal)))
+    }
+
+    async fn run(
+        &self,
+        script: &Script,
+        keys: &[String],
+        args: &[String],
+    ) -> Result<String, InventoryError> {
+        let mut inv = script.prepare_invoke();
+        for k in keys {
+            inv.key(k);
+        }
+        for a in args {
+            inv.arg(a);
+        }
+        let mut conn = self.conn.clone();
+        inv.invoke_async::<String>(&mut conn)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn view(
+        &self,
+        room: &Id,
+        deal: &Id,
+        now: u64,
+    ) -> Result<Option<(Deal, Audit, StockLevel)>, InventoryError> {
+        let keys = self.keys(room, deal);
+        let reply = self.run(&self.scripts.audit, &keys[..4], &[]).await?;
+        if reply == "NOTFOUND" {
+            return Ok(None);
+        }
+        let f: Vec<&str> = reply.split('|').collect();
+        parse_view(deal, &f, now).map(Some)
+    }
+}
+
+#[async_trait]
+impl Inventory for RedisInventory {
+    async fn start_deal(
+        &self,
+        room: &Id,
+        spec: &DealSpec,
+        creator: &Id,
+        now: u64,
+    ) -> Result<Deal, InventoryError> {
+        let ends_at = now.saturating_add(spec.duration_ms);
+        let purge_at = ends_at
+            .saturating_add(self.settings.hold_ms)
+            .saturating_add(self.settings.retention_ms);
+        let digest = deal_digest(room, &spec.id);
+        let mut conn = self.conn.clone();
+        redis::pipe()
+            .sadd(self.registry_key(), format!("{room}|{}", spec.id))
+            .ignore()
+            .sadd(self.room_key(room), spec.id.as_str())
+            .ignore()
+            .set(self.ref_key(&digest), format!("{room}|{}", spec.id))
+            .ignore()
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let keys = self.keys(room, &spec.id);
+        let args = [
+            spec.product_id.to_string(),
+            spec.price_cents.to_string(),
+            spec.currency.clone(),
+            spec.stock.to_string(),
+            spec.per_user_limit.to_string(),
+            ends_at.to_string(),
+            creator.to_string(),
+            room.to_string(),
+            spec.id.to_string(),
+            purge_at.to_string(),
+        ];
+        let reply = self.run(&self.scripts.start, &keys[..4], &args).await?;
+        if reply == "CONFLICT" {
+            return Err(InventoryError::Conflict(format!(
+                "deal {} was already used in room {room}",
+                spec.id
+            )));
+        }
+        let f: Vec<&str> = reply
+            .strip_prefix("OK|")
+            .ok_or_else(|| bad_reply("start", &reply))?
+            .split('|')
+            .collect();
+        Ok(parse_view(&spec.id, &f, now)?.0)
+    }
+
+    async fn end_deal(&self, room: &Id, deal: &Id, now: u64) -> Result<EndedDeal, InventoryError> {
+        let keys = self.keys(room, deal);
+        let reply = self
+            .run(&self.scripts.end, &keys[..4], &[now.to_string()])
+            .await?;
+        if reply == "NOTFOUND" {
+            return Err(InventoryError::NotFound(format!(
+                "no deal {deal} in room {room}"
+            )));
+        }
+        let f: Vec<&str> = reply.split('|').collect();
+        let (deal, _, _) = parse_view(deal, &f[1..], now)?;
+        Ok(EndedDeal {
+            deal,
+            was_live: f[0] == "1",
+        })
+    }
+
+    async fn reserve(&self, req: &ReserveRequest) -> Result<ReserveOutcome, InventoryError> {
+        let [deal, holds, hold, users, _] = self.keys(&req.room, &req.deal);
+        let idem = format!(
+            "{{{}:{}:{}}}:req:{}:{}",
+            self.settings.key_prefix, req.room, req.deal, req.user, req.request_id
+        );
+        let args = [
+            req.user.to_string(),
+            req.qty.to_string(),
+            req.now.to_string(),
+            self.settings.hold_ms.to_string(),
+            self.settings.idempotency_ttl_ms.to_string(),
+            deal_digest(&req.room, &req.deal),
+        ];
+        let reply = self
+            .run(
+                &self.scripts.reserve,
+                &[deal, holds, hold, users, idem],
+                &args,
+            )
+            .await?;
+        let f: Vec<&str> = reply.split('|').collect();
+        match f.as_slice() {
+            ["OK", resv, qty, expires, remaining, version] => Ok(ReserveOutcome::Reserved {
+                reservation: Id::new(*resv).map_err(|_| bad_reply("reservation", resv))?,
+                qty: num("qty", Some(qty))?,
+                expires_at: num("expires_at", Some(expires))?,
+                level: StockLevel {
+                    remaining: num("remaining", Some(remaining))?,
+                    version: num("version", Some(version))?,
+                },
+            }),
+            ["R", why] => Ok(ReserveOutcome::Rejected(reason(why)?)),
+            _ => Err(bad_reply("reserve", &reply)),
+        }
+    }
+
+    async fn checkout(
+        &self,
+        room: &Id,
+        user: &Id,
+        reservation: &Id,
+        now: u64,
+    ) -> Result<CheckoutOutcome, InventoryError> {
+        let Some((r, deal)) = self.locate(reservation).await?.filter(|(r, _)| r == room) else {
+            return Ok(CheckoutOutcome::Rejected(RejectReason::NotFound));
+        };
+        let keys = self.keys(&r, &deal);
+        let args = [
+            user.to_string(),
+            reservation.to_string(),
+            now.to_string(),
+            deal_digest(&r, &deal),
+        ];
+        let reply = self.run(&self.scripts.checkout, &keys, &args).await?;
+        let f: Vec<&str> = reply.split('|').collect();
+        match f.as_slice() {
+            ["O", order, qty, price, currency] => Ok(CheckoutOutcome::Ordered(OrderRecord {
+                order: Id::new(*order).map_err(|_| bad_reply("order", order))?,
+                reservation: reservation.clone(),
+                deal,
+                qty: num("qty", Some(qty))?,
+                price_cents: num("price_cents", Some(price))?,
+                currency: (*currency).to_owned(),
+            })),
+            ["R", why] => Ok(CheckoutOutcome::Rejected(reason(why)?)),
+            _ => Err(bad_reply("checkout", &reply)),
+        }
+    }
+
+    async fn cancel(
+        &self,
+        room: &Id,
+        user: &Id,
+        reservation: &Id,
+        now: u64,
+    ) -> Result<CancelOutcome, InventoryError> {
+        let Some((r, deal)) = self.locate(reservation).await?.filter(|(r, _)| r == room) else {
+            return Ok(CancelOutcome::Rejected(RejectReason::NotFound));
+        };
+        let keys = self.keys(&r, &deal);
+        let args = [user.to_string(), reservation.to_string(), now.to_string()];
+        let reply = self.run(&self.scripts.cancel, &keys[..4], &args).await?;
+        let f: Vec<&str> = reply.split('|').collect();
+        match f.as_slice() {
+            ["C", "-"] => Ok(CancelOutcome::Released {
+                reservation: reservation.clone(),
+                deal,
+                level: None,
+            }),
+            ["C", remaining, version] => Ok(CancelOutcome::Released {
+                reservation: reservation.clone(),
+                deal,
+                level: Some(StockLevel {
+                    remaining: num("remaining", Some(remaining))?,
+                    version: num("version", Some(version))?,
+                }),
+            }),
+            ["R", why] => Ok(CancelOutcome::Rejected(reason(why)?)),
+            _ => Err(bad_reply("cancel", &reply)),
+        }
+    }
+
+    async fn expire_due(&self, now: u64) -> Result<Vec<StockChange>, InventoryError> {
+        let mut conn = self.conn.clone();
+        let registry = self.registry_key();
+        let members: Vec<String> = conn.smembers(&registry).await.map_err(unavailable)?;
+        let mut changes = Vec::new();
+        for m in members {
+            let Some((room, deal)) = m
+                .split_once('|')
+                .and_then(|(r, d)| Some((Id::new(r).ok()?, Id::new(d).ok()?)))
+            else {
+                let _: () = conn.srem(&registry, &m).await.map_err(unavailable)?;
+                continue;
+            };
+            let keys = self.keys(&room, &deal);
+            let reply = self
+                .run(&self.scripts.sweep, &keys[..4], &[now.to_string()])
+                .await?;
+            let f: Vec<&str> = reply.split('|').collect();
+            let done = match f.as_slice() {
+                ["GONE"] => true,
+                [expired, remaining, version, done] => {
+                    if *expired != "0" {
+                        changes.push(StockChange {
+                            room,
+                            deal,
+                            level: StockLevel {
+                                remaining: num("remaining", Some(remaining))?,
+                                version: num("version", Some(version))?,
+                            },
+                        });
+                    }
+                    *done == "1"
+                }
+                _ => return Err(bad_reply("sweep", &reply)),
+            };
+            if done {
+                let _: () = conn.srem(&registry, &m).await.map_err(unavailable)?;
+            }
+        }
+        Ok(changes)
+    }
+
+    async fn room_deals(
+        &self,
+        room: &Id,
+        now: u64,
+    ) -> Result<Vec<(Deal, StockLevel)>, InventoryError> {
+        let mut conn = self.conn.clone();
+        let ids: Vec<String> = conn
+            .smembers(self.room_key(room))
+            .await
+            .map_err(unavailable)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Ok(deal) = Id::new(id) else { continue };
+            if let Some((d, _, level)) = self.view(room, &deal, now).await? {
+                out.push((d, level));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn audit(&self, room: &Id, deal: &Id, now: u64) -> Result<Audit, InventoryError> {
+        self.view(room, deal, now)
+            .await?
+            .map(|(_, a, _)| a)
+            .ok_or_else(|| InventoryError::NotFound(format!("no deal {deal} in room {room}")))
+    }
+
+    async fn health(&self) -> Result<(), InventoryError> {
+        let mut conn = self.conn.clone();
+        let pong: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        if pong == "PONG" {
+            Ok(())
+        } else {
+            Err(bad_reply("PING", &pong))
+        }
+    }
+}
