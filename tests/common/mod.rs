@@ -439,3 +439,65 @@ pub fn redis_config(url: &str) -> Config {
     c.redis.url = url.to_owned();
     c
 }
+
+/// A `livehub serve` child process on a free port, killed when dropped.
+pub struct HubProcess {
+    pub addr: SocketAddr,
+    child: tokio::process::Child,
+}
+
+impl HubProcess {
+    /// Starts the real binary with `env` overrides and waits until `/healthz` answers.
+    pub async fn start(env: &[(&str, String)]) -> Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_livehub"));
+        cmd.arg("serve")
+            .env("LIVEHUB_SERVER__BIND", addr.to_string())
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn()?;
+        let hub = HubProcess { addr, child };
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while tokio::time::Instant::now() < deadline {
+            if let Ok((200, _)) =
+                livehub::http_client::request("GET", &format!("http://{addr}/healthz"), None, None)
+                    .await
+            {
+                return Ok(hub);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await; // polling for the process to bind
+        }
+        bail!("hub process did not start")
+    }
+
+    /// `ws://…/ws/rooms/{room}?token=…`.
+    pub fn ws_url(&self, room: &str, token: &str) -> String {
+        format!("ws://{}/ws/rooms/{room}?token={token}", self.addr)
+    }
+
+    /// Stops the process.
+    pub async fn kill(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// Mints a token with `secret`.
+pub fn mint(secret: &str, role: Role, room: &str, sub: &str) -> String {
+    Authenticator::new(secret, false)
+        .mint(&Claims {
+            sub: sub.into(),
+            name: None,
+            role,
+            room: room.into(),
+            exp: Some(livehub::hub::now_ms() / 1000 + 3600),
+        })
+        .expect("mint")
+}

@@ -1,0 +1,242 @@
+//! Hubs sharing one Redis: a spike split across two hub processes never oversells, a Redis outage
+//! answers `unavailable` quickly while chat keeps flowing, and stock moves across nodes.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::redis::RedisServer;
+use common::{Client, HubProcess, TestHub, mint};
+use livehub::protocol::{RejectReason, Role, ServerMsg};
+use serde_json::json;
+
+const SECRET: &str = "test-secret-0123456789";
+
+fn hub_env(redis_url: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("LIVEHUB_AUTH__SECRET", SECRET.to_owned()),
+        ("LIVEHUB_INVENTORY__BACKEND", "redis".to_owned()),
+        ("LIVEHUB_REDIS__URL", redis_url.to_owned()),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_thousand_reserves_across_two_hub_processes_sell_exactly_the_stock()
+-> anyhow::Result<()> {
+    let redis = RedisServer::start()?;
+    let a = HubProcess::start(&hub_env(&redis.url())).await?;
+    let b = HubProcess::start(&hub_env(&redis.url())).await?;
+    let room = "spike";
+    let host = mint(SECRET, Role::Host, room, "host");
+    let (status, body) = livehub::http_client::request(
+        "POST",
+        &format!("http://{}/api/rooms/{room}/commands", a.addr),
+        Some(&host),
+        Some(json!({"type": "deal_start", "deal": {"id": "flash", "product_id": "p", "price_cents": 999,
+            "stock": 100, "per_user_limit": 1, "duration_ms": 600000}}).to_string()),
+    )
+    .await?;
+    assert_eq!(status, 200, "{body}");
+
+    // The audit poller reads through both hubs while the spike runs.
+    let stop = Arc::new(AtomicBool::new(false));
+    let poller = {
+        let (stop, host) = (stop.clone(), host.clone());
+        let urls = [a.addr, b.addr].map(|h| format!("http://{h}/api/rooms/{room}/deals/flash"));
+        tokio::spawn(async move {
+            let mut readings = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                for url in &urls {
+                    let (status, body) =
+                        livehub::http_client::request("GET", url, Some(&host), None).await?;
+                    anyhow::ensure!(status == 200, "audit HTTP {status}");
+                    let audit: livehub::inventory::Audit = serde_json::from_str(&body)?;
+                    anyhow::ensure!(
+                        audit.balances(),
+                        "stock != remaining + held + sold: {audit:?}"
+                    );
+                    readings += 1;
+                }
+            }
+            anyhow::Ok(readings)
+        })
+    };
+
+    let n = 5000;
+    let start = Arc::new(tokio::sync::Barrier::new(n));
+    let mut buyers = Vec::with_capacity(n);
+    for i in 0..n {
+        let hub = if i % 2 == 0 { &a } else { &b };
+        let url = hub.ws_url(
+            room,
+            &mint(SECRET, Role::Viewer, room, &format!("buyer{i}")),
+        );
+        let start = start.clone();
+        buyers.push(tokio::spawn(async move {
+            let mut c = Client::connect(&url).await?;
+            c.next_of("welcome").await?;
+            start.wait().await;
+            // A timed-out reserve may still have happened; like a real app, retry with the same
+            // request_id, which returns the first real answer and never reserves twice.
+            for _ in 0..50 {
+                c.send(json!({"type": "reserve", "request_id": "tap", "deal": "flash", "qty": 1}))
+                    .await?;
+                let answer = c
+                    .next_matching(|m| {
+                        matches!(m, ServerMsg::Reserved { .. } | ServerMsg::Rejected { .. })
+                    })
+                    .await?;
+                if !matches!(
+                    answer,
+                    ServerMsg::Rejected {
+                        reason: RejectReason::Unavailable,
+                        ..
+                    }
+                ) {
+                    c.close().await;
+                    return anyhow::Ok(answer);
+                }
+            }
+            anyhow::bail!("still unavailable after 50 attempts")
+        }));
+    }
+    let (mut reserved, mut sold_out) = (0, 0);
+    for t in buyers {
+        match t.await?? {
+            ServerMsg::Reserved { .. } => reserved += 1,
+            ServerMsg::Rejected {
+                reason: RejectReason::SoldOut,
+                ..
+            } => sold_out += 1,
+            other => anyhow::bail!("unexpected answer {other:?}"),
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let readings = poller.await??;
+    assert!(readings > 0);
+    assert_eq!((reserved, sold_out), (100, n - 100));
+    let (_, body) = livehub::http_client::request(
+        "GET",
+        &format!("http://{}/api/rooms/{room}/deals/flash", b.addr),
+        Some(&host),
+        None,
+    )
+    .await?;
+    let audit: livehub::inventory::Audit = serde_json::from_str(&body)?;
+    assert_eq!((audit.remaining, audit.held, audit.sold), (0, 100, 0));
+    a.kill().await;
+    b.kill().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buy_on_hub_b_moves_the_stock_counter_on_hub_a() -> anyhow::Result<()> {
+    let redis = RedisServer::start()?;
+    let hub_a = TestHub::with_config(common::redis_config(&redis.url())).await?;
+    let hub_b = TestHub::with_config(common::redis_config(&redis.url())).await?;
+    let (mut on_a, _) = hub_a.viewer("r", "watcher").await?;
+    let mut host_b = hub_b.host("r").await?;
+    host_b.send(json!({"type": "deal_start", "request_id": "s", "deal": {
+        "id": "d", "product_id": "p", "price_cents": 100, "stock": 10, "per_user_limit": 3, "duration_ms": 60000}}))
+        .await?;
+    host_b.json_of("ack").await?;
+    // Hub A learns of the deal started through hub B.
+    let started = on_a.next_of("deal").await?;
+    assert!(
+        matches!(started, ServerMsg::Deal { ref deal, .. } if deal.remaining == 10),
+        "{started:?}"
+    );
+    let (mut buyer_b, _) = hub_b.viewer("r", "buyer").await?;
+    buyer_b
+        .send(json!({"type": "reserve", "request_id": "x", "deal": "d", "qty": 3}))
+        .await?;
+    assert_eq!(buyer_b.json_of("reserved").await?["remaining"], 7);
+    let stock = on_a
+        .next_matching(|m| matches!(m, ServerMsg::Stock { .. }))
+        .await?;
+    assert_eq!(
+        stock,
+        ServerMsg::Stock {
+            deal: livehub::protocol::Id::new("d").map_err(anyhow::Error::msg)?,
+            remaining: 7
+        }
+    );
+    hub_a.shutdown().await?;
+    hub_b.shutdown().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_redis_stops_reserves_are_unavailable_fast_chat_flows_and_it_recovers()
+-> anyhow::Result<()> {
+    let mut redis = RedisServer::start_persistent()?;
+    let hub = TestHub::with_config(common::redis_config(&redis.url())).await?;
+    let mut host = hub.host("r").await?;
+    host.send(json!({"type": "deal_start", "request_id": "s", "deal": {
+        "id": "d", "product_id": "p", "price_cents": 100, "stock": 50, "per_user_limit": 50, "duration_ms": 600000}}))
+        .await?;
+    host.json_of("ack").await?;
+    let (mut buyer, _) = hub.viewer("r", "buyer").await?;
+    let (mut watcher, _) = hub.viewer("r", "watcher").await?;
+    buyer
+        .send(json!({"type": "reserve", "request_id": "before", "deal": "d", "qty": 2}))
+        .await?;
+    assert_eq!(buyer.json_of("reserved").await?["remaining"], 48);
+    let (status, _) = hub.get("/readyz", None).await?;
+    assert_eq!(status, 200);
+
+    redis.stop()?;
+    for i in 0..5 {
+        let sent = Instant::now();
+        buyer
+            .send(
+                json!({"type": "reserve", "request_id": format!("down{i}"), "deal": "d", "qty": 1}),
+            )
+            .await?;
+        let answer = buyer.json_of("rejected").await?;
+        let took = sent.elapsed();
+        assert_eq!(answer["reason"], "unavailable");
+        assert!(
+            took < Duration::from_millis(500),
+            "unavailable took {took:?}"
+        );
+        // Comments keep flowing while Redis is down.
+        buyer
+            .send(json!({"type": "comment", "text": format!("is it down? {i}")}))
+            .await?;
+        assert_eq!(
+            watcher.json_of("comment").await?["text"],
+            format!("is it down? {i}")
+        );
+    }
+    let (status, body) = hub.get("/readyz", None).await?;
+    assert_eq!(status, 503, "{body}");
+
+    redis.restart()?;
+    // The hub reconnects by itself; reserves work again without a restart.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        buyer.send(json!({"type": "reserve", "request_id": format!("after{attempt}"), "deal": "d", "qty": 1})).await?;
+        let m = buyer
+            .next_matching(|m| matches!(m, ServerMsg::Reserved { .. } | ServerMsg::Rejected { .. }))
+            .await?;
+        if let ServerMsg::Reserved { remaining, .. } = m {
+            assert_eq!(
+                remaining, 47,
+                "the hold made before the outage survived the restart"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "reserves did not recover: {m:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await; // waiting for the reconnect backoff
+    }
+    let audit = hub.audit("r", "d").await?;
+    assert!(audit.balances(), "{audit:?}");
+    assert_eq!((audit.remaining, audit.held, audit.sold), (47, 3, 0));
+    let (status, _) = hub.get("/readyz", None).await?;
+    assert_eq!(status, 200);
+    hub.shutdown().await
+}
