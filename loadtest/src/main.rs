@@ -5,6 +5,7 @@
 
 mod fanout;
 mod idle;
+mod reserve;
 mod stats;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +23,8 @@ enum Mode {
     Idle(idle::IdleArgs),
     /// N viewers in one room; a host posts comments as fast as the hub acknowledges them.
     Fanout(fanout::FanoutArgs),
+    /// N buyers reserve in closed loops through the WebSocket path; reserves/s and latency.
+    Reserve(reserve::ReserveArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,5 +37,6 @@ fn main() -> anyhow::Result<()> {
     match cli.mode {
         Mode::Idle(a) => rt.block_on(idle::run(a)),
         Mode::Fanout(a) => rt.block_on(fanout::run(a)),
+        Mode::Reserve(a) => rt.block_on(reserve::run(a)),
     }
 }

@@ -1,0 +1,138 @@
+//! `reserve`: N buyers tap reserve in closed loops (send, wait for the answer, repeat) on one
+//! deal with ample stock, through the hub's WebSocket path. Reports reserves per second and the
+//! latency each buyer saw.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use futures_util::{SinkExt, StreamExt};
+use livehub::auth::{Authenticator, Claims};
+use livehub::protocol::Role;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::stats::percentile;
+
+#[derive(Debug, Args)]
+pub struct ReserveArgs {
+    /// Hub base URLs (buyers are spread over them).
+    #[arg(long, default_value = "ws://127.0.0.1:8080", value_delimiter = ',')]
+    url: Vec<String>,
+    #[arg(long, default_value = "bench")]
+    room: String,
+    #[arg(long, default_value_t = 500)]
+    buyers: usize,
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// The hub's token secret (auth.secret).
+    #[arg(long, env = "LIVEHUB_AUTH__SECRET", default_value = livehub::config::DEV_SECRET)]
+    secret: String,
+}
+
+pub async fn run(a: ReserveArgs) -> anyhow::Result<()> {
+    let auth = Authenticator::new(&a.secret, false);
+    let exp = Some(livehub::hub::now_ms() / 1000 + 3600);
+    let deal = format!("bench{}", livehub::hub::now_ms());
+    let host = auth.mint(&Claims {
+        sub: "benchhost".into(),
+        name: None,
+        role: Role::Host,
+        room: a.room.clone(),
+        exp,
+    })?;
+    let http = a.url[0].replacen("ws://", "http://", 1);
+    let body = serde_json::json!({"type": "deal_start", "deal": {"id": deal, "product_id": "p", "price_cents": 100,
+        "stock": 10_000_000, "per_user_limit": 10_000_000, "duration_ms": 3_600_000}});
+    let (status, text) = livehub::http_client::request(
+        "POST",
+        &format!("{http}/api/rooms/{}/commands", a.room),
+        Some(&host),
+        Some(body.to_string()),
+    )
+    .await?;
+    anyhow::ensure!(status == 200, "deal_start: HTTP {status} {text}");
+
+    let (go_tx, go_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
+    for i in 0..a.buyers {
+        let token = auth.mint(&Claims {
+            sub: format!("buyer{i}"),
+            name: None,
+            role: Role::Viewer,
+            room: a.room.clone(),
+            exp,
+        })?;
+        let url = format!(
+            "{}/ws/rooms/{}?token={token}",
+            a.url[i % a.url.len()].trim_end_matches('/'),
+            a.room
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .context("buyer connect")?;
+        ws.next().await;
+        let (mut go, deal, secs) = (go_rx.clone(), deal.clone(), a.duration);
+        tasks.push(tokio::spawn(async move {
+            let _ = go.changed().await;
+            let end = Instant::now() + Duration::from_secs(secs);
+            let (mut lat, mut ok, mut other) = (Vec::new(), 0u64, 0u64);
+            let mut n = 0u64;
+            while Instant::now() < end {
+                n += 1;
+                let frame =
+                    format!(r#"{{"type":"reserve","request_id":"q{n}","deal":"{deal}","qty":1}}"#);
+                let sent = Instant::now();
+                if ws.send(Message::text(frame)).await.is_err() {
+                    break;
+                }
+                loop {
+                    match ws.next().await {
+                        Some(Ok(Message::Text(t))) => {
+                            let s = t.as_str();
+                            if s.starts_with(r#"{"type":"reserved""#) {
+                                ok += 1;
+                            } else if s.starts_with(r#"{"type":"rejected""#)
+                                || s.starts_with(r#"{"type":"error""#)
+                            {
+                                other += 1;
+                            } else {
+                                continue;
+                            }
+                            lat.push(sent.elapsed().as_micros() as u64);
+                            break;
+                        }
+                        Some(Ok(_)) => continue,
+                        _ => return (lat, ok, other),
+                    }
+                }
+            }
+            (lat, ok, other)
+        }));
+    }
+    println!(
+        "{} buyers connected; reserving for {} s",
+        tasks.len(),
+        a.duration
+    );
+    let started = Instant::now();
+    let _ = go_tx.send(true);
+    let (mut all, mut ok, mut other) = (Vec::new(), 0u64, 0u64);
+    for t in tasks {
+        let (l, o, x) = t.await?;
+        all.extend(l);
+        ok += o;
+        other += x;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    println!("reserved: {ok}, other answers: {other}, in {secs:.2} s");
+    println!("reserves/s: {:.0}", ok as f64 / secs);
+    println!(
+        "reserve latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
+        percentile(&all, 50.0) as f64 / 1000.0,
+        percentile(&all, 90.0) as f64 / 1000.0,
+        percentile(&all, 99.0) as f64 / 1000.0,
+        all.last().copied().unwrap_or(0) as f64 / 1000.0
+    );
+    Ok(())
+}
