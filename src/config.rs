@@ -27,6 +27,7 @@ pub struct Config {
     pub session: SessionConfig,
     pub inventory: InventoryConfig,
     pub redis: RedisConfig,
+    pub pages: PagesConfig,
 }
 
 /// `[server]`: listening and shutdown.
@@ -109,6 +110,15 @@ pub struct InventoryConfig {
     pub sweep_interval_ms: u64,
     pub sync_interval_ms: u64,
     pub op_timeout_ms: u64,
+}
+
+/// `[pages]`: the viewer page, host console and landing page.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PagesConfig {
+    pub dev_tokens: bool,
+    pub stream_url: String,
+    pub catalog_file: String,
 }
 
 /// `[redis]`: the Redis backend (used when `inventory.backend = "redis"`).

@@ -28,8 +28,13 @@ struct AppState {
 }
 
 /// Every route of the hub.
-pub fn router(hub: Arc<Hub>, metrics: PrometheusHandle) -> Router {
+pub fn router(
+    hub: Arc<Hub>,
+    metrics: PrometheusHandle,
+    catalog: Vec<crate::protocol::Product>,
+) -> Router {
     let body_limit = hub.config().limits.max_frame_bytes;
+    let pages = crate::pages::router(Arc::clone(&hub), catalog);
     Router::new()
         .route("/ws/rooms/{room}", get(ws_upgrade))
         .route("/api/rooms/{room}/commands", post(command))
@@ -40,6 +45,7 @@ pub fn router(hub: Arc<Hub>, metrics: PrometheusHandle) -> Router {
         .route("/metrics", get(render_metrics))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(AppState { hub, metrics })
+        .merge(pages)
 }
 
 fn parse_id(what: &str, raw: &str) -> Result<Id, HubError> {

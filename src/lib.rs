@@ -15,6 +15,7 @@ pub mod hub;
 pub mod inventory;
 pub mod metrics;
 pub mod outbox;
+pub mod pages;
 pub mod protocol;
 pub mod rate;
 pub mod room;

@@ -19,6 +19,8 @@ use crate::inventory::{Inventory, MemoryInventory, RedisInventory};
 pub enum ServeError {
     #[error("cannot serve: {0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Catalog(String),
     #[error("inventory backend: {0}")]
     Inventory(crate::inventory::InventoryError),
 }
@@ -61,10 +63,12 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let metrics = crate::metrics::install();
+    let catalog =
+        crate::pages::load_catalog(&config.pages.catalog_file).map_err(ServeError::Catalog)?;
     let grace = Duration::from_millis(config.server.shutdown_grace_ms);
     let hub = Hub::new(config, inventory);
     hub.start();
-    let app = crate::http::router(Arc::clone(&hub), metrics);
+    let app = crate::http::router(Arc::clone(&hub), metrics, catalog);
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });

@@ -35,7 +35,12 @@ async fn a_thousand_concurrent_reserves_on_a_deal_of_100_sell_exactly_100() -> a
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let (status, body) =
                     livehub::http_client::request("GET", &url, Some(&poll_token), None).await?;
-                anyhow::ensure!(status == 200, "audit {status}");
+                // 503: the backend missed the hub's deadline under the spike; that is no
+                // reading, not a violation. Every reading that comes back must balance.
+                if status == 503 {
+                    continue;
+                }
+                anyhow::ensure!(status == 200, "audit HTTP {status}: {body}");
                 let a: livehub::inventory::Audit = serde_json::from_str(&body)?;
                 anyhow::ensure!(a.balances(), "unbalanced audit {a:?}");
                 n += 1;

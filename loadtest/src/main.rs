@@ -1,14 +1,26 @@
-//! livehub-loadtest: drives real WebSocket clients against livehub hubs and reports what they
-//! saw. Modes so far: `idle` (hold N idle viewers, report the hub's memory per viewer) and
-//! `fanout` (N viewers in one room while a host posts as fast as the hub accepts; deliveries per
-//! second, end-to-end latency, loss).
+//! livehub-loadtest: plays live-show traffic against livehub hubs with real WebSocket clients and
+//! says plainly whether the show held.
+//!
+//! - `run SCENARIO`: play a scenario file (config/scenarios/*.toml), optionally one shard of it.
+//! - `replay TRACE`: play a recorded trace with its original timing (or `--speed`).
+//! - `merge REPORT...`: merge the JSON reports of several shards.
+//! - `idle`, `fanout`, `reserve`: focused measurements.
+//!
+//! Exit status: 0 when every SLO held, 1 when one was missed (each named on stderr), 2 on error.
 
 mod fanout;
+mod hist;
 mod idle;
+mod report;
 mod reserve;
+mod run;
+mod scenario;
 mod stats;
+mod trace;
 
-use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(name = "livehub-loadtest", about)]
@@ -17,8 +29,66 @@ struct Cli {
     mode: Mode,
 }
 
+#[derive(Debug, Args)]
+struct Play {
+    /// Hub base URLs, comma separated (rooms are spread over them).
+    #[arg(long, default_value = "ws://127.0.0.1:8080", value_delimiter = ',')]
+    url: Vec<String>,
+    /// The hub's token secret. Default: auth.secret of --hub-config, else LIVEHUB_AUTH__SECRET,
+    /// else the development secret.
+    #[arg(long)]
+    secret: Option<String>,
+    /// The hub's configuration file, to read its token secret.
+    #[arg(long)]
+    hub_config: Option<PathBuf>,
+    /// The hub's PID, to report its RSS and CPU.
+    #[arg(long)]
+    hub_pid: Option<u32>,
+    /// Write every client action as JSON lines.
+    #[arg(long)]
+    record: Option<PathBuf>,
+    /// Write the JSON report.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Write the HTML report.
+    #[arg(long)]
+    html: Option<PathBuf>,
+    /// No progress line.
+    #[arg(long)]
+    quiet: bool,
+    /// Seconds to keep reading after the last action.
+    #[arg(long, default_value_t = 2.0)]
+    drain: f64,
+}
+
 #[derive(Debug, Subcommand)]
 enum Mode {
+    /// Play a scenario file.
+    Run {
+        scenario: PathBuf,
+        /// Play only slice I of N (viewers I, I+N, …; hosts in slice 0), e.g. 0/2.
+        #[arg(long, default_value = "0/1")]
+        shard: String,
+        #[command(flatten)]
+        play: Play,
+    },
+    /// Play a recorded trace with its original timing.
+    Replay {
+        trace: PathBuf,
+        /// Timing factor: 2 plays twice as fast.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        #[command(flatten)]
+        play: Play,
+    },
+    /// Merge shard reports into one (sums counts, merges histograms, re-checks SLOs).
+    Merge {
+        reports: Vec<PathBuf>,
+        #[arg(long)]
+        report: Option<PathBuf>,
+        #[arg(long)]
+        html: Option<PathBuf>,
+    },
     /// Connect N idle viewers to one room and report the hub's resident memory per viewer.
     Idle(idle::IdleArgs),
     /// N viewers in one room; a host posts comments as fast as the hub acknowledges them.
@@ -27,16 +97,200 @@ enum Mode {
     Reserve(reserve::ReserveArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     let cli = Cli::parse();
     // One descriptor per simulated viewer.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?;
-    match cli.mode {
-        Mode::Idle(a) => rt.block_on(idle::run(a)),
-        Mode::Fanout(a) => rt.block_on(fanout::run(a)),
-        Mode::Reserve(a) => rt.block_on(reserve::run(a)),
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
+    let code = match rt.block_on(dispatch(cli.mode)) {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            2
+        }
+    };
+    std::process::exit(code);
+}
+
+fn secret(p: &Play) -> anyhow::Result<String> {
+    if let Some(s) = &p.secret {
+        return Ok(s.clone());
+    }
+    Ok(livehub::config::Config::from_env(p.hub_config.as_deref())?
+        .auth
+        .secret)
+}
+
+fn parse_shard(s: &str) -> anyhow::Result<(usize, usize)> {
+    let (i, n) = s
+        .split_once('/')
+        .ok_or_else(|| anyhow::anyhow!("--shard wants I/N, e.g. 0/2"))?;
+    let (i, n): (usize, usize) = (i.parse()?, n.parse()?);
+    anyhow::ensure!(n >= 1 && i < n, "--shard {s}: need 0 <= I < N");
+    Ok((i, n))
+}
+
+fn deals_of(events: &[trace::Event]) -> Vec<(String, String)> {
+    let mut deals: Vec<(String, String)> = events
+        .iter()
+        .filter_map(|e| match &e.action {
+            trace::Action::Host { command } if command["type"] == "deal_start" => {
+                Some((e.room.clone(), command["deal"]["id"].as_str()?.to_owned()))
+            }
+            _ => None,
+        })
+        .collect();
+    deals.dedup();
+    deals
+}
+
+/// What to play and how to name it in the report.
+struct Show {
+    name: String,
+    mode: &'static str,
+    shard: (usize, usize),
+    slo: scenario::Slo,
+    viewers: u64,
+    events: Vec<trace::Event>,
+    speed: f64,
+}
+
+async fn play(show: Show, p: &Play) -> anyhow::Result<bool> {
+    let Show {
+        name,
+        mode,
+        shard,
+        slo,
+        viewers,
+        events,
+        speed,
+    } = show;
+    let deals = deals_of(&events);
+    let recorder = p
+        .record
+        .as_deref()
+        .map(trace::Recorder::create)
+        .transpose()?;
+    let target = run::Target {
+        urls: p
+            .url
+            .iter()
+            .map(|u| u.trim_end_matches('/').to_owned())
+            .collect(),
+        secret: secret(p)?,
+        hub_pid: p.hub_pid,
+        speed,
+        drain_s: p.drain,
+        progress: !p.quiet,
+    };
+    let outcome = run::play(events, deals, target, recorder).await?;
+    let report = report::Report::build(&name, mode, shard, viewers, slo, &outcome);
+    finish(&report, p.report.as_deref(), p.html.as_deref())
+}
+
+fn finish(
+    report: &report::Report,
+    json: Option<&std::path::Path>,
+    html: Option<&std::path::Path>,
+) -> anyhow::Result<bool> {
+    println!("{}", report.table());
+    if let Some(path) = json {
+        std::fs::write(path, serde_json::to_string_pretty(report)?)?;
+    }
+    if let Some(path) = html {
+        std::fs::write(path, report.html())?;
+    }
+    let failed = report.failed();
+    for f in &failed {
+        eprintln!(
+            "SLO missed: {} (target {}, actual {})",
+            f.name, f.target, f.actual
+        );
+    }
+    Ok(failed.is_empty())
+}
+
+async fn dispatch(mode: Mode) -> anyhow::Result<bool> {
+    match mode {
+        Mode::Run {
+            scenario,
+            shard,
+            play: p,
+        } => {
+            let s = scenario::Scenario::load(&scenario)?;
+            let shard = parse_shard(&shard)?;
+            let events = scenario::plan(&s, shard);
+            let viewers = (0..s.viewer_count())
+                .filter(|v| v % shard.1 == shard.0)
+                .count() as u64;
+            play(
+                Show {
+                    name: s.name.clone(),
+                    mode: "scenario",
+                    shard,
+                    slo: s.slo.clone(),
+                    viewers,
+                    events,
+                    speed: 1.0,
+                },
+                &p,
+            )
+            .await
+        }
+        Mode::Replay {
+            trace: path,
+            speed,
+            play: p,
+        } => {
+            anyhow::ensure!(speed > 0.0, "--speed must be positive");
+            let events = trace::read(&path)?;
+            let viewers = events
+                .iter()
+                .filter(|e| e.client.starts_with('v') && e.action == trace::Action::Connect)
+                .count() as u64;
+            play(
+                Show {
+                    name: path.display().to_string(),
+                    mode: "replay",
+                    shard: (0, 1),
+                    slo: scenario::Slo::default(),
+                    viewers,
+                    events,
+                    speed,
+                },
+                &p,
+            )
+            .await
+        }
+        Mode::Merge {
+            reports,
+            report,
+            html,
+        } => {
+            let mut all = Vec::new();
+            for path in &reports {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                all.push(
+                    serde_json::from_str(&text)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+                );
+            }
+            let merged = report::Report::merge(all)?;
+            finish(&merged, report.as_deref(), html.as_deref())
+        }
+        Mode::Idle(a) => idle::run(a).await.map(|_| true),
+        Mode::Fanout(a) => fanout::run(a).await.map(|_| true),
+        Mode::Reserve(a) => reserve::run(a).await.map(|_| true),
     }
 }

@@ -103,6 +103,12 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
              Set LIVEHUB_AUTH__SECRET (or auth.secret) before exposing this hub."
         );
     }
+    if config.pages.dev_tokens {
+        tracing::warn!(
+            "pages.dev_tokens = true: anyone who reaches this hub can get a host token from \
+             /api/dev/token. Turn it off in production."
+        );
+    }
     if config.auth.allow_anonymous {
         tracing::warn!("anonymous read-only viewers are allowed (auth.allow_anonymous = true)");
     }

@@ -1,0 +1,562 @@
+//! The run report: a summary table for people, a JSON file for tools (mergeable across shards),
+//! an HTML file with latency and throughput charts drawn as inline SVG, and the SLO verdicts.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
+
+use serde::{Deserialize, Serialize};
+
+use crate::hist::{Hist, HistJson};
+use crate::run::Outcome;
+use crate::scenario::Slo;
+
+/// One second of the run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Second {
+    pub t_s: u64,
+    pub connected: u64,
+    pub deliveries_per_s: u64,
+    pub comments_per_s: u64,
+    pub comment_p50_ms: f64,
+    pub comment_p99_ms: f64,
+    pub hub_rss_kib: Option<u64>,
+}
+
+/// The audit of one deal: the last reading and the worst seen during the run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AuditRow {
+    pub room: String,
+    pub deal: String,
+    pub readings: u64,
+    pub stock: i64,
+    pub remaining: i64,
+    pub held: i64,
+    pub sold: i64,
+    /// Units held or sold beyond the stock (or `remaining` below zero), last reading.
+    pub oversold: u64,
+    /// |stock - (remaining + held + sold)|, last reading.
+    pub leaked: u64,
+    pub max_oversold: u64,
+    pub max_leaked: u64,
+}
+
+impl AuditRow {
+    pub fn new(room: &str, deal: &str) -> Self {
+        AuditRow {
+            room: room.into(),
+            deal: deal.into(),
+            readings: 0,
+            stock: 0,
+            remaining: 0,
+            held: 0,
+            sold: 0,
+            oversold: 0,
+            leaked: 0,
+            max_oversold: 0,
+            max_leaked: 0,
+        }
+    }
+
+    /// Takes one reading of the audit endpoint.
+    pub fn absorb(&mut self, v: &serde_json::Value) {
+        let f = |k: &str| v[k].as_i64().unwrap_or(0);
+        (self.stock, self.remaining, self.held, self.sold) =
+            (f("stock"), f("remaining"), f("held"), f("sold"));
+        self.oversold = (self.held + self.sold - self.stock)
+            .max(-self.remaining)
+            .max(0) as u64;
+        self.leaked = (self.stock - self.remaining - self.held - self.sold).unsigned_abs();
+        self.max_oversold = self.max_oversold.max(self.oversold);
+        self.max_leaked = self.max_leaked.max(self.leaked);
+        self.readings += 1;
+    }
+}
+
+/// One service level's verdict.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SloResult {
+    pub name: String,
+    pub target: f64,
+    pub actual: f64,
+    pub ok: bool,
+}
+
+/// Connection results.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Connect {
+    pub ok: u64,
+    pub failed: u64,
+    pub success_ratio: f64,
+    pub latency: HistJson,
+}
+
+/// Everything a run measured.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Report {
+    pub scenario: String,
+    pub mode: String,
+    pub shard: String,
+    pub elapsed_s: f64,
+    pub viewers_planned: u64,
+    pub connect: Connect,
+    pub comments_sent: u64,
+    pub deliveries: u64,
+    pub deliveries_per_s: f64,
+    pub peak_deliveries_per_s: u64,
+    pub comment_latency: HistJson,
+    pub stock_latency: HistJson,
+    pub reserve_latency: HistJson,
+    pub checkout_latency: HistJson,
+    pub cancel_latency: HistJson,
+    pub reserved: u64,
+    pub ordered: u64,
+    pub released: u64,
+    pub rejected: BTreeMap<String, u64>,
+    pub errors: BTreeMap<String, u64>,
+    pub lost: u64,
+    pub duplicates: u64,
+    pub resume_failed: u64,
+    pub closes: BTreeMap<String, u64>,
+    pub audits: Vec<AuditRow>,
+    pub oversold: u64,
+    pub leaked: u64,
+    pub hub_rss_max_kib: Option<u64>,
+    pub hub_cpu_avg_pct: Option<f64>,
+    pub timeline: Vec<Second>,
+    pub slo: Slo,
+    pub slo_results: Vec<SloResult>,
+}
+
+fn map<K: ToString>(m: &std::collections::HashMap<K, u64>) -> BTreeMap<String, u64> {
+    m.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
+impl Report {
+    /// Builds the report of one run and evaluates its SLOs.
+    pub fn build(
+        scenario: &str,
+        mode: &str,
+        shard: (usize, usize),
+        viewers_planned: u64,
+        slo: Slo,
+        o: &Outcome,
+    ) -> Self {
+        let m = &o.metrics;
+        let (ok, failed) = (m.connects_ok.load(Relaxed), m.connects_failed.load(Relaxed));
+        let deliveries = m.deliveries.load(Relaxed);
+        let mut r = Report {
+            scenario: scenario.into(),
+            mode: mode.into(),
+            shard: format!("{}/{}", shard.0, shard.1),
+            elapsed_s: o.elapsed_s,
+            viewers_planned,
+            connect: Connect {
+                ok,
+                failed,
+                success_ratio: if ok + failed == 0 {
+                    1.0
+                } else {
+                    ok as f64 / (ok + failed) as f64
+                },
+                latency: (&*m.connect.lock()).into(),
+            },
+            comments_sent: m.comments_sent.load(Relaxed),
+            deliveries,
+            deliveries_per_s: deliveries as f64 / o.elapsed_s.max(0.001),
+            peak_deliveries_per_s: o
+                .timeline
+                .iter()
+                .map(|s| s.deliveries_per_s)
+                .max()
+                .unwrap_or(0),
+            comment_latency: (&*m.comment.lock()).into(),
+            stock_latency: (&*m.stock.lock()).into(),
+            reserve_latency: (&*m.reserve.lock()).into(),
+            checkout_latency: (&*m.checkout.lock()).into(),
+            cancel_latency: (&*m.cancel.lock()).into(),
+            reserved: m.reserved.load(Relaxed),
+            ordered: m.ordered.load(Relaxed),
+            released: m.released.load(Relaxed),
+            rejected: map(&m.rejected.lock()),
+            errors: map(&m.errors.lock()),
+            lost: m.lost.load(Relaxed),
+            duplicates: m.duplicates.load(Relaxed),
+            resume_failed: m.resume_failed.load(Relaxed),
+            closes: map(&m.closes.lock()),
+            oversold: o.audits.iter().map(|a| a.max_oversold).sum(),
+            leaked: o.audits.iter().map(|a| a.max_leaked).sum(),
+            audits: o.audits.clone(),
+            hub_rss_max_kib: o.hub_rss_max_kib,
+            hub_cpu_avg_pct: o.hub_cpu_avg_pct,
+            timeline: o.timeline.clone(),
+            slo,
+            slo_results: Vec::new(),
+        };
+        r.evaluate();
+        r
+    }
+
+    /// Re-evaluates every SLO in `self.slo`.
+    pub fn evaluate(&mut self) {
+        let s = self.slo.clone();
+        let mut out = Vec::new();
+        let mut at_most = |name: &str, target: Option<f64>, actual: f64| {
+            if let Some(t) = target {
+                out.push(SloResult {
+                    name: name.into(),
+                    target: t,
+                    actual,
+                    ok: actual <= t,
+                });
+            }
+        };
+        at_most(
+            "p99_comment_ms",
+            s.p99_comment_ms,
+            self.comment_latency.p99_ms,
+        );
+        at_most(
+            "p99_reserve_ms",
+            s.p99_reserve_ms,
+            self.reserve_latency.p99_ms,
+        );
+        at_most("p99_stock_ms", s.p99_stock_ms, self.stock_latency.p99_ms);
+        at_most(
+            "max_lost",
+            s.max_lost.map(|v| v as f64),
+            (self.lost + self.duplicates) as f64,
+        );
+        at_most(
+            "max_oversold",
+            s.max_oversold.map(|v| v as f64),
+            self.oversold as f64,
+        );
+        at_most(
+            "max_leaked",
+            s.max_leaked.map(|v| v as f64),
+            self.leaked as f64,
+        );
+        if let Some(t) = s.min_connect_success {
+            out.push(SloResult {
+                name: "min_connect_success".into(),
+                target: t,
+                actual: self.connect.success_ratio,
+                ok: self.connect.success_ratio >= t,
+            });
+        }
+        if let Some(t) = s.min_deliveries {
+            out.push(SloResult {
+                name: "min_deliveries".into(),
+                target: t as f64,
+                actual: self.deliveries as f64,
+                ok: self.deliveries >= t,
+            });
+        }
+        self.slo_results = out;
+    }
+
+    /// The SLOs that failed.
+    pub fn failed(&self) -> Vec<&SloResult> {
+        self.slo_results.iter().filter(|r| !r.ok).collect()
+    }
+
+    /// Merges shard reports of one show into one.
+    pub fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
+        let mut it = reports.into_iter();
+        let mut out = it
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("merge: no reports"))?;
+        let mut shards = vec![out.shard.clone()];
+        let hists = |r: &Report| {
+            [
+                &r.connect.latency,
+                &r.comment_latency,
+                &r.stock_latency,
+                &r.reserve_latency,
+                &r.checkout_latency,
+                &r.cancel_latency,
+            ]
+            .map(Hist::from)
+        };
+        let mut acc = hists(&out);
+        for r in it {
+            for (a, b) in acc.iter_mut().zip(hists(&r)) {
+                a.merge(&b);
+            }
+            shards.push(r.shard.clone());
+            out.elapsed_s = out.elapsed_s.max(r.elapsed_s);
+            out.viewers_planned += r.viewers_planned;
+            out.connect.ok += r.connect.ok;
+            out.connect.failed += r.connect.failed;
+            out.comments_sent += r.comments_sent;
+            out.deliveries += r.deliveries;
+            out.reserved += r.reserved;
+            out.ordered += r.ordered;
+            out.released += r.released;
+            out.lost += r.lost;
+            out.duplicates += r.duplicates;
+            out.resume_failed += r.resume_failed;
+            for (k, v) in r.rejected {
+                *out.rejected.entry(k).or_insert(0) += v;
+            }
+            for (k, v) in r.errors {
+                *out.errors.entry(k).or_insert(0) += v;
+            }
+            for (k, v) in r.closes {
+                *out.closes.entry(k).or_insert(0) += v;
+            }
+            // Audits read the same deals: keep the worst of each.
+            for a in r.audits {
+                match out
+                    .audits
+                    .iter_mut()
+                    .find(|x| x.room == a.room && x.deal == a.deal)
+                {
+                    Some(x) => {
+                        x.max_oversold = x.max_oversold.max(a.max_oversold);
+                        x.max_leaked = x.max_leaked.max(a.max_leaked);
+                    }
+                    None => out.audits.push(a),
+                }
+            }
+            for s in r.timeline {
+                match out.timeline.iter_mut().find(|x| x.t_s == s.t_s) {
+                    Some(x) => {
+                        x.connected += s.connected;
+                        x.deliveries_per_s += s.deliveries_per_s;
+                        x.comments_per_s += s.comments_per_s;
+                        x.comment_p99_ms = x.comment_p99_ms.max(s.comment_p99_ms);
+                    }
+                    None => out.timeline.push(s),
+                }
+            }
+        }
+        let [c, cm, st, rs, co, ca] = acc;
+        out.connect.latency = (&c).into();
+        out.comment_latency = (&cm).into();
+        out.stock_latency = (&st).into();
+        out.reserve_latency = (&rs).into();
+        out.checkout_latency = (&co).into();
+        out.cancel_latency = (&ca).into();
+        let (ok, failed) = (out.connect.ok, out.connect.failed);
+        out.connect.success_ratio = if ok + failed == 0 {
+            1.0
+        } else {
+            ok as f64 / (ok + failed) as f64
+        };
+        out.deliveries_per_s = out.deliveries as f64 / out.elapsed_s.max(0.001);
+        out.timeline.sort_by_key(|s| s.t_s);
+        out.peak_deliveries_per_s = out
+            .timeline
+            .iter()
+            .map(|s| s.deliveries_per_s)
+            .max()
+            .unwrap_or(0);
+        out.oversold = out.audits.iter().map(|a| a.max_oversold).sum();
+        out.leaked = out.audits.iter().map(|a| a.max_leaked).sum();
+        out.shard = format!("merged {}", shards.join(" + "));
+        out.evaluate();
+        Ok(out)
+    }
+
+    /// The summary table.
+    pub fn table(&self) -> String {
+        let mut t = String::new();
+        let h = |j: &HistJson| {
+            format!(
+                "{:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9}",
+                j.p50_ms, j.p99_ms, j.p999_ms, j.max_ms, j.count
+            )
+        };
+        let _ = writeln!(
+            t,
+            "scenario {} ({}, shard {}) in {:.1} s",
+            self.scenario, self.mode, self.shard, self.elapsed_s
+        );
+        let _ = writeln!(
+            t,
+            "connections      {} ok, {} failed ({:.2}% success), {} planned viewers",
+            self.connect.ok,
+            self.connect.failed,
+            self.connect.success_ratio * 100.0,
+            self.viewers_planned
+        );
+        let _ = writeln!(
+            t,
+            "deliveries       {} ({:.0}/s average, {}/s peak); comments sent {}",
+            self.deliveries, self.deliveries_per_s, self.peak_deliveries_per_s, self.comments_sent
+        );
+        let _ = writeln!(
+            t,
+            "latency (ms)        p50       p99      p999       max     count"
+        );
+        let _ = writeln!(t, "  connect     {}", h(&self.connect.latency));
+        let _ = writeln!(t, "  comment     {}", h(&self.comment_latency));
+        let _ = writeln!(t, "  stock       {}", h(&self.stock_latency));
+        let _ = writeln!(t, "  reserve     {}", h(&self.reserve_latency));
+        let _ = writeln!(t, "  checkout    {}", h(&self.checkout_latency));
+        let _ = writeln!(t, "  cancel      {}", h(&self.cancel_latency));
+        let _ = writeln!(
+            t,
+            "buyers           reserved {}, ordered {}, released {}, rejected {:?}",
+            self.reserved, self.ordered, self.released, self.rejected
+        );
+        let _ = writeln!(
+            t,
+            "lost events      {} (duplicates {}, resumes refused {})",
+            self.lost, self.duplicates, self.resume_failed
+        );
+        let _ = writeln!(
+            t,
+            "close codes      {:?}; errors {:?}",
+            self.closes, self.errors
+        );
+        for a in &self.audits {
+            let _ = writeln!(
+                t,
+                "audit {}/{}  stock {} = remaining {} + held {} + sold {}; oversold {} (max {}), leaked {} (max {}), {} readings",
+                a.room,
+                a.deal,
+                a.stock,
+                a.remaining,
+                a.held,
+                a.sold,
+                a.oversold,
+                a.max_oversold,
+                a.leaked,
+                a.max_leaked,
+                a.readings
+            );
+        }
+        let _ = writeln!(t, "oversold {}  leaked {}", self.oversold, self.leaked);
+        if let Some(rss) = self.hub_rss_max_kib {
+            let _ = writeln!(
+                t,
+                "hub              max RSS {} KiB, CPU {:.0}% average",
+                rss,
+                self.hub_cpu_avg_pct.unwrap_or(0.0)
+            );
+        }
+        for s in &self.slo_results {
+            let _ = writeln!(
+                t,
+                "SLO {:<20} target {:>10.3}  actual {:>10.3}  {}",
+                s.name,
+                s.target,
+                s.actual,
+                if s.ok { "ok" } else { "FAILED" }
+            );
+        }
+        t
+    }
+
+    /// A self-contained HTML page: the table and two SVG charts, no scripts, no network.
+    pub fn html(&self) -> String {
+        let esc = |s: &str| {
+            s.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+        };
+        let lat: Vec<(f64, f64, f64)> = self
+            .timeline
+            .iter()
+            .map(|s| (s.t_s as f64, s.comment_p50_ms, s.comment_p99_ms))
+            .collect();
+        let thr: Vec<(f64, f64, f64)> = self
+            .timeline
+            .iter()
+            .map(|s| (s.t_s as f64, s.deliveries_per_s as f64, s.connected as f64))
+            .collect();
+        format!(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>livehub load report: {name}</title>\
+             <style>body{{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}}pre{{background:#f6f6f6;padding:1em;overflow:auto}}\
+             .fail{{color:#b00}}</style></head><body><h1>livehub load report: {name}</h1>\
+             <p>{verdict}</p><h2>Comment latency over time</h2>{c1}<h2>Throughput over time</h2>{c2}<h2>Summary</h2><pre>{table}</pre></body></html>",
+            name = esc(&self.scenario),
+            verdict = if self.failed().is_empty() {
+                "All service levels met.".to_string()
+            } else {
+                format!(
+                    "<span class=\"fail\">Missed: {}</span>",
+                    esc(&self
+                        .failed()
+                        .iter()
+                        .map(|r| r.name.clone())
+                        .collect::<Vec<_>>()
+                        .join(", "))
+                )
+            },
+            c1 = chart(&lat, ("p50 ms", "p99 ms"), "ms"),
+            c2 = chart(
+                &thr,
+                ("deliveries/s", "viewers connected"),
+                "per second / viewers"
+            ),
+            table = esc(&self.table()),
+        )
+    }
+}
+
+/// A two-series line chart as inline SVG.
+fn chart(points: &[(f64, f64, f64)], names: (&str, &str), unit: &str) -> String {
+    let (w, h, pad) = (900.0, 260.0, 50.0);
+    let xmax = points.iter().map(|p| p.0).fold(1.0, f64::max);
+    let ymax = points.iter().map(|p| p.1.max(p.2)).fold(1.0, f64::max) * 1.1;
+    let line = |f: &dyn Fn(&(f64, f64, f64)) -> f64| {
+        points
+            .iter()
+            .map(|p| {
+                format!(
+                    "{:.1},{:.1}",
+                    pad + p.0 / xmax * (w - 2.0 * pad),
+                    h - pad - f(p) / ymax * (h - 2.0 * pad)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\">"
+    );
+    let _ = write!(
+        s,
+        "<rect x=\"{pad}\" y=\"{pad}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#ccc\"/>",
+        w - 2.0 * pad,
+        h - 2.0 * pad
+    );
+    for i in 0..=4 {
+        let y = h - pad - (i as f64 / 4.0) * (h - 2.0 * pad);
+        let _ = write!(
+            s,
+            "<text x=\"4\" y=\"{:.1}\" font-size=\"10\">{:.0}</text><line x1=\"{pad}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#eee\"/>",
+            y + 3.0,
+            ymax * i as f64 / 4.0,
+            w - pad
+        );
+    }
+    let _ = write!(
+        s,
+        "<text x=\"{:.0}\" y=\"{:.0}\" font-size=\"11\">seconds (max {xmax:.0})  [{unit}]</text>",
+        w / 2.0 - 60.0,
+        h - 10.0
+    );
+    let _ = write!(
+        s,
+        "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"{}\"/>",
+        line(&|p| p.1)
+    );
+    let _ = write!(
+        s,
+        "<polyline fill=\"none\" stroke=\"#d62728\" stroke-width=\"2\" points=\"{}\"/>",
+        line(&|p| p.2)
+    );
+    let _ = write!(
+        s,
+        "<text x=\"{pad}\" y=\"20\" font-size=\"12\" fill=\"#1f77b4\">{}</text><text x=\"{}\" y=\"20\" font-size=\"12\" fill=\"#d62728\">{}</text></svg>",
+        names.0,
+        pad + 160.0,
+        names.1
+    );
+    s
+}

@@ -1,0 +1,698 @@
+//! Plays a list of timed client actions (a scenario's plan or a recorded trace) against hubs,
+//! with one task per client, and measures everything from the clients' side.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use livehub::auth::{Authenticator, Claims};
+use livehub::protocol::Role;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::hist::Hist;
+use crate::report::{AuditRow, Second};
+use crate::trace::{Action, Event, Recorder};
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Where and how to play.
+pub struct Target {
+    /// Hub base URLs (`ws://host:port`); clients are spread over them by room.
+    pub urls: Vec<String>,
+    pub secret: String,
+    pub hub_pid: Option<u32>,
+    /// Replay speed (2.0 = twice as fast).
+    pub speed: f64,
+    /// Seconds to keep reading after the last action.
+    pub drain_s: f64,
+    /// Print a progress line every second.
+    pub progress: bool,
+}
+
+/// Everything the clients measure.
+#[derive(Default)]
+pub struct Metrics {
+    pub comment: Mutex<Hist>,
+    comment_window: Mutex<Hist>,
+    pub stock: Mutex<Hist>,
+    pub reserve: Mutex<Hist>,
+    pub checkout: Mutex<Hist>,
+    pub cancel: Mutex<Hist>,
+    pub connect: Mutex<Hist>,
+    pub deliveries: AtomicU64,
+    pub comments_sent: AtomicU64,
+    pub connects_ok: AtomicU64,
+    pub connects_failed: AtomicU64,
+    pub connected: AtomicU64,
+    pub lost: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub resume_failed: AtomicU64,
+    pub reserved: AtomicU64,
+    pub ordered: AtomicU64,
+    pub released: AtomicU64,
+    pub rejected: Mutex<HashMap<String, u64>>,
+    pub errors: Mutex<HashMap<String, u64>>,
+    pub closes: Mutex<HashMap<u16, u64>>,
+}
+
+/// What a finished run measured.
+pub struct Outcome {
+    pub metrics: Arc<Metrics>,
+    pub timeline: Vec<Second>,
+    pub audits: Vec<AuditRow>,
+    pub elapsed_s: f64,
+    pub hub_rss_max_kib: Option<u64>,
+    pub hub_cpu_avg_pct: Option<f64>,
+}
+
+struct Shared {
+    start: Instant,
+    target: Target,
+    auth: Authenticator,
+    recorder: Option<Recorder>,
+    m: Arc<Metrics>,
+    /// room|deal -> (remaining R from a `reserved`, when, µs since start)
+    stock_marks: RwLock<HashMap<String, Vec<(u32, u64)>>>,
+}
+
+impl Shared {
+    fn now_us(&self) -> u64 {
+        self.start.elapsed().as_micros() as u64
+    }
+
+    fn url(&self, room: &str) -> &str {
+        let h = room
+            .bytes()
+            .fold(0usize, |a, b| a.wrapping_mul(31).wrapping_add(b as usize));
+        &self.target.urls[h % self.target.urls.len()]
+    }
+
+    fn token(&self, client: &str, room: &str) -> String {
+        let role = if client.starts_with("h-") {
+            Role::Host
+        } else {
+            Role::Viewer
+        };
+        self.auth
+            .mint(&Claims {
+                sub: client.to_owned(),
+                name: None,
+                role,
+                room: room.to_owned(),
+                exp: Some(livehub::hub::now_ms() / 1000 + 86_400),
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn bump(map: &Mutex<HashMap<String, u64>>, key: &str) {
+    *map.lock().entry(key.to_owned()).or_insert(0) += 1;
+}
+
+/// Plays `events` and returns what was measured. `deals` are audited during and after the run.
+pub async fn play(
+    events: Vec<Event>,
+    deals: Vec<(String, String)>,
+    target: Target,
+    record: Option<Recorder>,
+) -> anyhow::Result<Outcome> {
+    let shared = Arc::new(Shared {
+        start: Instant::now(),
+        auth: Authenticator::new(&target.secret, false),
+        target,
+        recorder: record,
+        m: Arc::new(Metrics::default()),
+        stock_marks: RwLock::new(HashMap::new()),
+    });
+    let end_ms = events.iter().map(|e| e.t_ms).max().unwrap_or(0);
+    let end = Duration::from_secs_f64(
+        end_ms as f64 / 1000.0 / shared.target.speed + shared.target.drain_s,
+    );
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let mut per_client: HashMap<String, (String, Vec<Event>)> = HashMap::new();
+    for e in events {
+        per_client
+            .entry(e.client.clone())
+            .or_insert_with(|| (e.room.clone(), Vec::new()))
+            .1
+            .push(e);
+    }
+    let mut tasks = Vec::new();
+    for (id, (room, evs)) in per_client {
+        let (shared, stop) = (Arc::clone(&shared), stop_rx.clone());
+        tasks.push(tokio::spawn(async move {
+            Client::new(shared, id, room).run(evs, stop).await
+        }));
+    }
+    let sampler = tokio::spawn(sample(Arc::clone(&shared), stop_rx.clone()));
+    let auditor = tokio::spawn(audit_loop(
+        Arc::clone(&shared),
+        deals.clone(),
+        stop_rx.clone(),
+    ));
+
+    tokio::time::sleep(end).await;
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    let (timeline, rss_max, cpu) = sampler.await?;
+    let mut audits = auditor.await?;
+    // Final reading once everything settled.
+    for row in audits.iter_mut() {
+        if let Some(a) = audit_once(&shared, &row.room, &row.deal).await {
+            row.absorb(&a);
+        }
+    }
+    if let Some(r) = &shared.recorder {
+        r.flush();
+    }
+    Ok(Outcome {
+        metrics: Arc::clone(&shared.m),
+        timeline,
+        audits,
+        elapsed_s: shared.start.elapsed().as_secs_f64(),
+        hub_rss_max_kib: rss_max,
+        hub_cpu_avg_pct: cpu,
+    })
+}
+
+async fn audit_once(shared: &Shared, room: &str, deal: &str) -> Option<serde_json::Value> {
+    let http = shared.url(room).replacen("ws://", "http://", 1);
+    let token = shared
+        .auth
+        .mint(&Claims {
+            sub: "loadtest-auditor".into(),
+            name: None,
+            role: Role::Admin,
+            room: "*".into(),
+            exp: Some(livehub::hub::now_ms() / 1000 + 3600),
+        })
+        .ok()?;
+    let (status, body) = livehub::http_client::request(
+        "GET",
+        &format!("{http}/api/rooms/{room}/deals/{deal}"),
+        Some(&token),
+        None,
+    )
+    .await
+    .ok()?;
+    (status == 200)
+        .then(|| serde_json::from_str(&body).ok())
+        .flatten()
+}
+
+async fn audit_loop(
+    shared: Arc<Shared>,
+    deals: Vec<(String, String)>,
+    mut stop: watch::Receiver<bool>,
+) -> Vec<AuditRow> {
+    let mut rows: Vec<AuditRow> = deals.iter().map(|(r, d)| AuditRow::new(r, d)).collect();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return rows,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        for row in rows.iter_mut() {
+            if let Some(a) = audit_once(&shared, &row.room, &row.deal).await {
+                row.absorb(&a);
+            }
+        }
+    }
+}
+
+fn proc_stat(pid: u32) -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    let rss_pages = f.get(21)?.parse::<u64>().ok()?;
+    Some((ticks, rss_pages * 4))
+}
+
+async fn sample(
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) -> (Vec<Second>, Option<u64>, Option<f64>) {
+    let m = &shared.m;
+    let mut timeline = Vec::new();
+    let (mut last_d, mut last_c) = (0, 0);
+    let pid = shared.target.hub_pid;
+    let first = pid.and_then(proc_stat);
+    let mut rss_max = first.map(|(_, r)| r);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = tick.tick() => {}
+        }
+        let d = m.deliveries.load(Relaxed);
+        let c = m.comments_sent.load(Relaxed);
+        let window = std::mem::take(&mut *m.comment_window.lock());
+        let hub = pid.and_then(proc_stat);
+        if let Some((_, rss)) = hub {
+            rss_max = Some(rss_max.unwrap_or(0).max(rss));
+        }
+        let s = Second {
+            t_s: shared.start.elapsed().as_secs(),
+            connected: m.connected.load(Relaxed),
+            deliveries_per_s: d - last_d,
+            comments_per_s: c - last_c,
+            comment_p50_ms: window.ms(0.5),
+            comment_p99_ms: window.ms(0.99),
+            hub_rss_kib: hub.map(|h| h.1),
+        };
+        if shared.target.progress {
+            eprintln!(
+                "[{:>4}s] viewers {:>6}  deliveries/s {:>8}  comments/s {:>5}  comment p99 {:>7.1} ms  reserved {:>6}",
+                s.t_s,
+                s.connected,
+                s.deliveries_per_s,
+                s.comments_per_s,
+                s.comment_p99_ms,
+                m.reserved.load(Relaxed)
+            );
+        }
+        (last_d, last_c) = (d, c);
+        timeline.push(s);
+    }
+    let cpu = match (first, pid.and_then(proc_stat)) {
+        (Some((t0, _)), Some((t1, _))) => {
+            Some((t1 - t0) as f64 / 100.0 / shared.start.elapsed().as_secs_f64() * 100.0)
+        }
+        _ => None,
+    };
+    (timeline, rss_max, cpu)
+}
+
+struct Client {
+    shared: Arc<Shared>,
+    id: String,
+    room: String,
+    ws: Option<Ws>,
+    last_seq: u64,
+    /// A rejoin asked for `since`; the next welcome says whether it resumed.
+    rejoin_since: Option<u64>,
+    connected_at_us: u64,
+    holds: HashMap<String, String>,
+    pending: HashMap<String, (&'static str, Instant)>,
+    stock_cursor: HashMap<String, usize>,
+    n: u64,
+    deliveries: u64,
+    comment_lat: Vec<u64>,
+}
+
+fn seq_after(s: &str) -> Option<u64> {
+    let rest = s.strip_prefix(",\"seq\":")?;
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+impl Client {
+    fn new(shared: Arc<Shared>, id: String, room: String) -> Self {
+        Client {
+            shared,
+            id,
+            room,
+            ws: None,
+            last_seq: 0,
+            rejoin_since: None,
+            connected_at_us: 0,
+            holds: HashMap::new(),
+            pending: HashMap::new(),
+            stock_cursor: HashMap::new(),
+            n: 0,
+            deliveries: 0,
+            comment_lat: Vec::new(),
+        }
+    }
+
+    async fn run(mut self, events: Vec<Event>, mut stop: watch::Receiver<bool>) {
+        let speed = self.shared.target.speed;
+        let mut idx = 0;
+        loop {
+            let due = events.get(idx).map(|e| {
+                tokio::time::Instant::from_std(
+                    self.shared.start + Duration::from_secs_f64(e.t_ms as f64 / 1000.0 / speed),
+                )
+            });
+            tokio::select! {
+                _ = stop.changed() => break,
+                _ = async { match due { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {
+                    let e = &events[idx];
+                    idx += 1;
+                    self.act(&e.action).await;
+                }
+                msg = async { match self.ws.as_mut() { Some(ws) => ws.next().await, None => std::future::pending().await } } => {
+                    self.on_message(msg);
+                }
+            }
+        }
+        self.flush();
+        if let Some(mut ws) = self.ws.take() {
+            let _ = ws.close(None).await;
+            self.shared.m.connected.fetch_sub(1, Relaxed);
+        }
+    }
+
+    fn record(&self, action: &Action) {
+        if let Some(r) = &self.shared.recorder {
+            r.record(&Event::new(
+                (self.shared.now_us() as f64 / 1000.0 * self.shared.target.speed) as u64,
+                &self.room,
+                &self.id,
+                action.clone(),
+            ));
+        }
+    }
+
+    async fn connect(&mut self, since: Option<u64>) {
+        let token = self.shared.token(&self.id, &self.room);
+        let mut url = format!(
+            "{}/ws/rooms/{}?token={token}",
+            self.shared.url(&self.room),
+            self.room
+        );
+        if let Some(s) = since {
+            url.push_str(&format!("&since={s}"));
+        }
+        let started = Instant::now();
+        match tokio::time::timeout(
+            Duration::from_secs(15),
+            tokio_tungstenite::connect_async(url.as_str()),
+        )
+        .await
+        {
+            Ok(Ok((ws, _))) => {
+                self.ws = Some(ws);
+                self.rejoin_since = since;
+                self.connected_at_us = self.shared.now_us();
+                self.shared
+                    .m
+                    .connect
+                    .lock()
+                    .record(started.elapsed().as_micros() as u64);
+                self.shared.m.connects_ok.fetch_add(1, Relaxed);
+                self.shared.m.connected.fetch_add(1, Relaxed);
+            }
+            _ => {
+                self.shared.m.connects_failed.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    async fn send(&mut self, v: serde_json::Value) -> bool {
+        let Some(ws) = self.ws.as_mut() else {
+            return false;
+        };
+        ws.send(Message::text(v.to_string())).await.is_ok()
+    }
+
+    async fn act(&mut self, action: &Action) {
+        match action {
+            Action::Connect => {
+                self.record(action);
+                self.connect(None).await;
+            }
+            Action::Leave => {
+                if let Some(mut ws) = self.ws.take() {
+                    self.record(action);
+                    let _ = ws.close(None).await;
+                    self.shared.m.connected.fetch_sub(1, Relaxed);
+                }
+            }
+            Action::Rejoin => {
+                if self.ws.is_none() {
+                    self.record(action);
+                    let since = self.last_seq;
+                    self.connect(Some(since)).await;
+                }
+            }
+            Action::Comment { text } => {
+                if self.ws.is_none() {
+                    return;
+                }
+                self.record(action);
+                self.n += 1;
+                let rid = format!("k{}", self.n);
+                let body = format!("[t={}] {text}", self.shared.now_us());
+                if self
+                    .send(serde_json::json!({"type": "comment", "request_id": rid, "text": body}))
+                    .await
+                {
+                    self.shared.m.comments_sent.fetch_add(1, Relaxed);
+                }
+            }
+            Action::Like { count } => {
+                if self.ws.is_some() {
+                    self.record(action);
+                    self.send(serde_json::json!({"type": "like", "count": count}))
+                        .await;
+                }
+            }
+            Action::Reserve {
+                request_id,
+                deal,
+                qty,
+            } => {
+                if self.ws.is_none() {
+                    return;
+                }
+                self.record(action);
+                self.pending
+                    .insert(request_id.clone(), ("reserve", Instant::now()));
+                self.send(serde_json::json!({"type": "reserve", "request_id": request_id, "deal": deal, "qty": qty})).await;
+            }
+            Action::Checkout { request_id, of } | Action::Cancel { request_id, of } => {
+                let Some(reservation) = self.holds.get(of).cloned() else {
+                    return;
+                };
+                if self.ws.is_none() {
+                    return;
+                }
+                self.record(action);
+                let (kind, ty) = if matches!(action, Action::Checkout { .. }) {
+                    ("checkout", "checkout")
+                } else {
+                    ("cancel", "cancel")
+                };
+                self.pending
+                    .insert(request_id.clone(), (kind, Instant::now()));
+                self.send(serde_json::json!({"type": ty, "request_id": request_id, "reservation": reservation})).await;
+            }
+            Action::Host { command } => {
+                if self.ws.is_none() {
+                    return;
+                }
+                self.record(action);
+                self.n += 1;
+                let mut cmd = command.clone();
+                cmd["request_id"] = format!("hc{}", self.n).into();
+                self.send(cmd).await;
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        let m = &self.shared.m;
+        m.deliveries
+            .fetch_add(std::mem::take(&mut self.deliveries), Relaxed);
+        if !self.comment_lat.is_empty() {
+            let mut all = m.comment.lock();
+            let mut win = m.comment_window.lock();
+            for v in self.comment_lat.drain(..) {
+                all.record(v);
+                win.record(v);
+            }
+        }
+    }
+
+    fn on_message(&mut self, msg: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>) {
+        match msg {
+            Some(Ok(Message::Text(t))) => self.on_text(t.as_str()),
+            Some(Ok(Message::Close(f))) => {
+                let code = f
+                    .map(|f| u16::from(f.code))
+                    .unwrap_or(u16::from(CloseCode::Status));
+                *self.shared.m.closes.lock().entry(code).or_insert(0) += 1;
+                self.drop_socket();
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => {
+                *self.shared.m.closes.lock().entry(1006).or_insert(0) += 1;
+                self.drop_socket();
+            }
+        }
+    }
+
+    fn drop_socket(&mut self) {
+        if self.ws.take().is_some() {
+            self.shared.m.connected.fetch_sub(1, Relaxed);
+        }
+    }
+
+    fn check_seq(&mut self, seq: u64) {
+        let m = &self.shared.m;
+        if self.last_seq != 0 || self.rejoin_since.is_some() {
+            if seq <= self.last_seq {
+                m.duplicates.fetch_add(1, Relaxed);
+                return;
+            }
+            if seq > self.last_seq + 1 {
+                m.lost.fetch_add(seq - self.last_seq - 1, Relaxed);
+            }
+        }
+        self.last_seq = seq;
+    }
+
+    fn on_text(&mut self, s: &str) {
+        self.deliveries += 1;
+        if self.deliveries >= 512 {
+            self.flush();
+        }
+        let Some(rest) = s.strip_prefix("{\"type\":\"") else {
+            return;
+        };
+        let Some((kind, after)) = rest.split_once('"') else {
+            return;
+        };
+        match kind {
+            "comment" => {
+                if let Some(seq) = seq_after(after) {
+                    self.check_seq(seq);
+                }
+                if let Some(i) = s.find("[t=") {
+                    let digits = &s[i + 3..];
+                    let end = digits
+                        .find(|c: char| !c.is_ascii_digit())
+                        .unwrap_or(digits.len());
+                    if let Ok(sent) = digits[..end].parse::<u64>() {
+                        self.comment_lat
+                            .push(self.shared.now_us().saturating_sub(sent));
+                    }
+                }
+                if self.comment_lat.len() >= 64 {
+                    self.flush();
+                }
+            }
+            "comment_deleted" | "pinned" | "unpinned" | "deal" | "announcement" => {
+                if let Some(seq) = seq_after(after) {
+                    self.check_seq(seq);
+                }
+            }
+            "likes" | "viewers" => {}
+            "stock" => self.on_stock(s),
+            _ => self.on_reply(kind, s),
+        }
+    }
+
+    fn on_stock(&mut self, s: &str) {
+        #[derive(serde::Deserialize)]
+        struct Stock {
+            deal: String,
+            remaining: u32,
+        }
+        let Ok(st) = serde_json::from_str::<Stock>(s) else {
+            return;
+        };
+        let key = format!("{}|{}", self.room, st.deal);
+        let now = self.shared.now_us();
+        let marks = self.shared.stock_marks.read();
+        let Some(list) = marks.get(&key) else { return };
+        let cursor = self.stock_cursor.entry(key).or_insert(0);
+        let mut samples = Vec::new();
+        while let Some(&(r, t)) = list.get(*cursor) {
+            if t < self.connected_at_us || now.saturating_sub(t) > 5_000_000 {
+                *cursor += 1;
+            } else if st.remaining <= r {
+                samples.push(now - t);
+                *cursor += 1;
+            } else {
+                break;
+            }
+        }
+        drop(marks);
+        if !samples.is_empty() {
+            let mut h = self.shared.m.stock.lock();
+            for v in samples {
+                h.record(v);
+            }
+        }
+    }
+
+    fn on_reply(&mut self, kind: &str, s: &str) {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(s) else {
+            return;
+        };
+        let m = &self.shared.m;
+        if kind == "welcome" {
+            let seq = v["seq"].as_u64().unwrap_or(0);
+            match self.rejoin_since {
+                Some(since) if v["resumed"] == true => self.last_seq = since,
+                Some(since) => {
+                    m.resume_failed.fetch_add(1, Relaxed);
+                    m.lost.fetch_add(seq.saturating_sub(since), Relaxed);
+                    self.last_seq = seq;
+                    self.rejoin_since = None;
+                }
+                None => self.last_seq = seq,
+            }
+            return;
+        }
+        let Some(rid) = v["request_id"].as_str() else {
+            return;
+        };
+        if kind == "error" {
+            bump(&m.errors, v["code"].as_str().unwrap_or("?"));
+        }
+        let Some((op, sent)) = self.pending.remove(rid) else {
+            return;
+        };
+        let took = sent.elapsed().as_micros() as u64;
+        match (op, kind) {
+            ("reserve", "reserved") => {
+                m.reserve.lock().record(took);
+                m.reserved.fetch_add(1, Relaxed);
+                if let (Some(res), Some(deal), Some(remaining)) = (
+                    v["reservation"].as_str(),
+                    v["deal"].as_str(),
+                    v["remaining"].as_u64(),
+                ) {
+                    self.holds.insert(rid.to_owned(), res.to_owned());
+                    let key = format!("{}|{deal}", self.room);
+                    self.shared
+                        .stock_marks
+                        .write()
+                        .entry(key)
+                        .or_default()
+                        .push((remaining as u32, self.shared.now_us()));
+                }
+            }
+            ("reserve", "rejected") => {
+                m.reserve.lock().record(took);
+                bump(&m.rejected, v["reason"].as_str().unwrap_or("?"));
+            }
+            ("checkout", "order") => {
+                m.checkout.lock().record(took);
+                m.ordered.fetch_add(1, Relaxed);
+            }
+            ("cancel", "released") => {
+                m.cancel.lock().record(took);
+                m.released.fetch_add(1, Relaxed);
+            }
+            ("checkout", _) => m.checkout.lock().record(took),
+            ("cancel", _) => m.cancel.lock().record(took),
+            _ => {}
+        }
+    }
+}

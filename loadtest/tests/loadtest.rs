@@ -1,0 +1,423 @@
+//! The load tester against a real hub started by the test.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use async_trait::async_trait;
+use livehub::config::Config;
+use livehub::inventory::{
+    Audit, CancelOutcome, CheckoutOutcome, EndedDeal, Inventory, InventoryError, MemoryInventory,
+    ReserveOutcome, ReserveRequest, StockChange, StockLevel,
+};
+use livehub::protocol::{Deal, DealSpec, Id, RejectReason};
+
+const BIN: &str = env!("CARGO_BIN_EXE_livehub-loadtest");
+const SECRET: &str = "loadtest-secret-0123456789";
+
+fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn config() -> Config {
+    let mut c = Config::defaults();
+    c.auth.secret = SECRET.into();
+    c
+}
+
+async fn hub_with(
+    inventory: Option<Arc<dyn Inventory>>,
+) -> anyhow::Result<(String, tokio::sync::oneshot::Sender<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("ws://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        let _ = stopped.await;
+    };
+    tokio::spawn(async move {
+        let r = match inventory {
+            Some(inv) => livehub::server::run_with(listener, config(), inv, shutdown).await,
+            None => livehub::server::run(listener, config(), shutdown).await,
+        };
+        if let Err(e) = r {
+            eprintln!("hub: {e}");
+        }
+    });
+    Ok((url, stop))
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+async fn loadtest(args: Vec<String>) -> anyhow::Result<Run> {
+    let out = tokio::process::Command::new(BIN)
+        .args(&args)
+        .output()
+        .await?;
+    Ok(Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("livehub-loadtest-{}-{name}", std::process::id()))
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_smoke_scenario_meets_its_slos_with_deliveries_and_no_loss() -> anyhow::Result<()> {
+    let (url, _stop) = hub_with(None).await?;
+    let (report, html) = (tmp("smoke.json"), tmp("smoke.html"));
+    let scenario = root().join("config/scenarios/smoke.toml");
+    let run = loadtest(args(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--url",
+        &url,
+        "--secret",
+        SECRET,
+        "--quiet",
+        "--report",
+        report.to_str().unwrap(),
+        "--html",
+        html.to_str().unwrap(),
+    ]))
+    .await?;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report)?)?;
+    assert!(r["deliveries"].as_u64().unwrap() > 0, "{r}");
+    assert_eq!(r["oversold"], 0);
+    assert_eq!(r["leaked"], 0);
+    assert_eq!(r["lost"], 0);
+    assert_eq!(r["duplicates"], 0);
+    assert_eq!(r["connect"]["failed"], 0);
+    assert!(r["comment_latency"]["count"].as_u64().unwrap() > 0);
+    assert!(r["reserved"].as_u64().unwrap() > 0);
+    assert_eq!(r["audits"].as_array().unwrap().len(), 2);
+    let page = std::fs::read_to_string(&html)?;
+    assert!(
+        page.contains("<svg") && !page.contains("<script"),
+        "self-contained HTML with SVG charts"
+    );
+    assert!(run.stdout.contains("latency (ms)"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missed_slo_exits_non_zero_and_names_it() -> anyhow::Result<()> {
+    let (url, _stop) = hub_with(None).await?;
+    let scenario = tmp("strict.toml");
+    std::fs::write(
+        &scenario,
+        r#"
+name = "strict"
+duration_s = 4
+[[viewers]]
+count = 20
+over_s = 1
+[chat]
+comments_per_s = 10
+start_s = 1
+[slo]
+p99_comment_ms = 0
+max_lost = 0
+"#,
+    )?;
+    let run = loadtest(args(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--url",
+        &url,
+        "--secret",
+        SECRET,
+        "--quiet",
+    ]))
+    .await?;
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("SLO missed: p99_comment_ms"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("max_lost"),
+        "only the missed SLO is named: {}",
+        run.stderr
+    );
+    Ok(())
+}
+
+fn per_client(
+    path: &std::path::Path,
+) -> anyhow::Result<std::collections::BTreeMap<String, Vec<serde_json::Value>>> {
+    let mut m: std::collections::BTreeMap<String, Vec<serde_json::Value>> = Default::default();
+    for line in std::fs::read_to_string(path)?.lines() {
+        let v: serde_json::Value = serde_json::from_str(line)?;
+        m.entry(v["client"].as_str().unwrap_or_default().to_owned())
+            .or_default()
+            .push(v["action"].clone());
+    }
+    Ok(m)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_run_replays_the_same_commands_in_the_same_order() -> anyhow::Result<()> {
+    let scenario = tmp("rec.toml");
+    std::fs::write(
+        &scenario,
+        r#"
+name = "recorded"
+duration_s = 5
+rooms = 2
+[[viewers]]
+count = 40
+over_s = 1
+[churn]
+leaves_per_s = 2
+away_s = 0.5
+[chat]
+comments_per_s = 6
+likes_per_s = 4
+start_s = 1
+[[host]]
+at_s = 0.5
+action = "deal_start"
+deal = "rec"
+stock = 100
+per_user_limit = 1
+duration_s = 30
+[[host]]
+at_s = 1
+action = "announce"
+text = "hello"
+[buyers]
+share = 0.5
+window_s = 1
+checkout = 0.5
+cancel = 0.3
+think_s = 0.5
+"#,
+    )?;
+    let (first, second) = (tmp("first.jsonl"), tmp("second.jsonl"));
+    let (url, _stop) = hub_with(None).await?;
+    let run = loadtest(args(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--url",
+        &url,
+        "--secret",
+        SECRET,
+        "--quiet",
+        "--record",
+        first.to_str().unwrap(),
+    ]))
+    .await?;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    // Replay against a fresh hub (deal ids are single-use per room).
+    let (url2, _stop2) = hub_with(None).await?;
+    let run = loadtest(args(&[
+        "replay",
+        first.to_str().unwrap(),
+        "--url",
+        &url2,
+        "--secret",
+        SECRET,
+        "--quiet",
+        "--record",
+        second.to_str().unwrap(),
+    ]))
+    .await?;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let (a, b) = (per_client(&first)?, per_client(&second)?);
+    assert!(a.len() > 40, "every viewer and both hosts acted");
+    let kinds: std::collections::BTreeSet<String> = a
+        .values()
+        .flatten()
+        .map(|v| v["type"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    for k in [
+        "connect", "leave", "rejoin", "comment", "like", "reserve", "checkout", "cancel", "host",
+    ] {
+        assert!(
+            kinds.contains(k),
+            "the recording has {k} actions: {kinds:?}"
+        );
+    }
+    assert_eq!(
+        a, b,
+        "each client issued the same commands in the same order"
+    );
+    // ... and the global order by time matches too, up to timer jitter between clients.
+    let order = |p: &std::path::Path| -> anyhow::Result<Vec<(String, serde_json::Value)>> {
+        let mut v: Vec<(u64, String, serde_json::Value)> = std::fs::read_to_string(p)?
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).map(|j| {
+                    (
+                        j["t_ms"].as_u64().unwrap_or(0) / 250,
+                        j["client"].as_str().unwrap_or_default().to_owned(),
+                        j["action"].clone(),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        v.sort_by(|x, y| (x.0, &x.1).cmp(&(y.0, &y.1)));
+        Ok(v.into_iter().map(|(_, c, a)| (c, a)).collect())
+    };
+    let (oa, ob) = (order(&first)?, order(&second)?);
+    let same = oa.iter().zip(&ob).filter(|(x, y)| x == y).count();
+    assert!(
+        same as f64 >= 0.95 * oa.len() as f64,
+        "{same} of {} in the same global position",
+        oa.len()
+    );
+    Ok(())
+}
+
+/// A test-only inventory that oversells: once the real stock is gone it keeps saying `reserved`
+/// and reports the phantom holds in its audit.
+struct Overselling {
+    real: MemoryInventory,
+    phantom: AtomicU32,
+}
+
+#[async_trait]
+impl Inventory for Overselling {
+    async fn start_deal(
+        &self,
+        room: &Id,
+        spec: &DealSpec,
+        creator: &Id,
+        now: u64,
+    ) -> Result<Deal, InventoryError> {
+        self.real.start_deal(room, spec, creator, now).await
+    }
+    async fn end_deal(&self, room: &Id, deal: &Id, now: u64) -> Result<EndedDeal, InventoryError> {
+        self.real.end_deal(room, deal, now).await
+    }
+    async fn reserve(&self, req: &ReserveRequest) -> Result<ReserveOutcome, InventoryError> {
+        match self.real.reserve(req).await? {
+            ReserveOutcome::Rejected(RejectReason::SoldOut) => {
+                let n = self.phantom.fetch_add(1, Ordering::SeqCst) + 1;
+                Ok(ReserveOutcome::Reserved {
+                    reservation: Id::new(format!("phantom-{n}"))
+                        .map_err(InventoryError::Internal)?,
+                    qty: 1,
+                    expires_at: req.now + 60_000,
+                    level: StockLevel {
+                        remaining: 0,
+                        version: u64::MAX - 1_000_000 + u64::from(n),
+                    },
+                })
+            }
+            other => Ok(other),
+        }
+    }
+    async fn checkout(
+        &self,
+        room: &Id,
+        user: &Id,
+        r: &Id,
+        now: u64,
+    ) -> Result<CheckoutOutcome, InventoryError> {
+        self.real.checkout(room, user, r, now).await
+    }
+    async fn cancel(
+        &self,
+        room: &Id,
+        user: &Id,
+        r: &Id,
+        now: u64,
+    ) -> Result<CancelOutcome, InventoryError> {
+        self.real.cancel(room, user, r, now).await
+    }
+    async fn expire_due(&self, now: u64) -> Result<Vec<StockChange>, InventoryError> {
+        self.real.expire_due(now).await
+    }
+    async fn room_deals(
+        &self,
+        room: &Id,
+        now: u64,
+    ) -> Result<Vec<(Deal, StockLevel)>, InventoryError> {
+        self.real.room_deals(room, now).await
+    }
+    async fn audit(&self, room: &Id, deal: &Id, now: u64) -> Result<Audit, InventoryError> {
+        let mut a = self.real.audit(room, deal, now).await?;
+        a.held += self.phantom.load(Ordering::SeqCst);
+        Ok(a)
+    }
+    async fn health(&self) -> Result<(), InventoryError> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_catches_an_oversell_and_reports_the_units() -> anyhow::Result<()> {
+    let broken = Arc::new(Overselling {
+        real: MemoryInventory::new(60_000),
+        phantom: AtomicU32::new(0),
+    });
+    let (url, _stop) = hub_with(Some(broken.clone())).await?;
+    let scenario = tmp("oversell.toml");
+    std::fs::write(
+        &scenario,
+        r#"
+name = "oversell"
+duration_s = 4
+[[viewers]]
+count = 40
+over_s = 0.5
+[[host]]
+at_s = 1
+action = "deal_start"
+deal = "tiny"
+stock = 5
+per_user_limit = 1
+duration_s = 30
+[buyers]
+share = 1.0
+window_s = 1
+checkout = 0.0
+cancel = 0.0
+[slo]
+max_oversold = 0
+"#,
+    )?;
+    let report = tmp("oversell.json");
+    let run = loadtest(args(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--url",
+        &url,
+        "--secret",
+        SECRET,
+        "--quiet",
+        "--report",
+        report.to_str().unwrap(),
+    ]))
+    .await?;
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("SLO missed: max_oversold"),
+        "{}",
+        run.stderr
+    );
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report)?)?;
+    let phantom = u64::from(broken.phantom.load(Ordering::SeqCst));
+    assert!(phantom > 0);
+    assert_eq!(r["oversold"].as_u64(), Some(phantom), "{}", run.stdout);
+    assert_eq!(r["reserved"].as_u64(), Some(5 + phantom));
+    assert!(
+        run.stdout.contains(&format!("oversold {phantom}")),
+        "{}",
+        run.stdout
+    );
+    Ok(())
+}
