@@ -45,6 +45,7 @@ pub async fn execute(
     }
     cmd.validate(&content_limits(hub))?;
     let op_timeout = Duration::from_millis(hub.config().inventory.op_timeout_ms);
+    let host_timeout = Duration::from_millis(hub.config().inventory.host_op_timeout_ms);
     let inv = hub.inventory();
     let applied = |seq: u64| Ok(Outcome::Applied(Some(seq)));
     match cmd {
@@ -160,7 +161,7 @@ pub async fn execute(
         ClientMsg::Unpin { .. } => applied(room.unpin()?),
         ClientMsg::DealStart { deal, .. } => {
             let started = tokio::time::timeout(
-                op_timeout,
+                host_timeout,
                 inv.start_deal(room.id(), &deal, &who.user, now_ms()),
             )
             .await
@@ -168,9 +169,10 @@ pub async fn execute(
             applied(room.deal_changed(started)?)
         }
         ClientMsg::DealEnd { deal, .. } => {
-            let ended = tokio::time::timeout(op_timeout, inv.end_deal(room.id(), &deal, now_ms()))
-                .await
-                .map_err(|_| HubError::Unavailable("inventory timed out".into()))??;
+            let ended =
+                tokio::time::timeout(host_timeout, inv.end_deal(room.id(), &deal, now_ms()))
+                    .await
+                    .map_err(|_| HubError::Unavailable("inventory timed out".into()))??;
             if !ended.was_live {
                 return Err(HubError::Conflict(format!("deal {deal} has already ended")));
             }

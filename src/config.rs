@@ -110,6 +110,7 @@ pub struct InventoryConfig {
     pub sweep_interval_ms: u64,
     pub sync_interval_ms: u64,
     pub op_timeout_ms: u64,
+    pub host_op_timeout_ms: u64,
 }
 
 /// `[pages]`: the viewer page, host console and landing page.

@@ -218,7 +218,7 @@ async fn audit(
     let room = parse_id("room", &room)?;
     let deal = parse_id("deal", &deal)?;
     require_host(&hub, &room, &query, &headers)?;
-    let timeout = Duration::from_millis(hub.config().inventory.op_timeout_ms);
+    let timeout = Duration::from_millis(hub.config().inventory.host_op_timeout_ms);
     let audit = tokio::time::timeout(timeout, hub.inventory().audit(&room, &deal, now_ms()))
         .await
         .map_err(|_| HubError::Unavailable("inventory timed out".into()))??;

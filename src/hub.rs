@@ -214,7 +214,7 @@ impl Hub {
     }
 
     async fn end_expired_deal(&self, room: &Room, deal: &Id) {
-        let timeout = Duration::from_millis(self.config.inventory.op_timeout_ms);
+        let timeout = Duration::from_millis(self.config.inventory.host_op_timeout_ms);
         match tokio::time::timeout(timeout, self.inventory.end_deal(room.id(), deal, now_ms()))
             .await
         {
@@ -235,7 +235,7 @@ impl Hub {
     /// Brings the room's deals in line with the inventory: deals started elsewhere appear, and
     /// stock and status changes made through other nodes reach this node's viewers.
     async fn sync_deals(&self, room: &Room) {
-        let timeout = Duration::from_millis(self.config.inventory.op_timeout_ms);
+        let timeout = Duration::from_millis(self.config.inventory.host_op_timeout_ms);
         match tokio::time::timeout(timeout, self.inventory.room_deals(room.id(), now_ms())).await {
             Ok(Ok(deals)) => room.sync_deals(deals, now_ms()),
             Ok(Err(e)) => tracing::debug!(room = %room.id(), error = %e, "deal sync failed"),
@@ -256,7 +256,7 @@ impl Hub {
 
     async fn sweep_holds(self: Arc<Self>) {
         let every = Duration::from_millis(self.config.inventory.sweep_interval_ms);
-        let timeout = Duration::from_millis(self.config.inventory.op_timeout_ms);
+        let timeout = Duration::from_millis(self.config.inventory.host_op_timeout_ms);
         let mut interval = tokio::time::interval(every);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {

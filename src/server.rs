@@ -37,7 +37,7 @@ pub fn build_inventory(config: &Config) -> Result<Arc<dyn Inventory>, ServeError
                 hold_ms: config.inventory.hold_ms,
                 idempotency_ttl_ms: config.redis.idempotency_ttl_ms,
                 retention_ms: config.redis.retention_ms,
-                timeout: Duration::from_millis(config.inventory.op_timeout_ms),
+                timeout: Duration::from_millis(config.inventory.host_op_timeout_ms),
             })
             .map_err(ServeError::Inventory)?,
         ),

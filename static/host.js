@@ -27,6 +27,7 @@
     auditErrors: new Set(),
     lastDevRefresh: 0,
     flashTimer: null,
+    warnedRole: false,
   };
 
   // ---- startup ---------------------------------------------------------------------------
@@ -37,6 +38,7 @@
       setText("status", "bad room id");
       return;
     }
+    $("signin-form").addEventListener("submit", onSigninSubmit);
     setText("room-name", state.room);
     document.title = `host · ${state.room} · livehub`;
     const info = await LH.pageInfo();
@@ -63,14 +65,28 @@
 
   function askForToken() {
     LH.setStatus("status", "signin");
+    showSignin("");
+  }
+
+  /** Shows the token form; `note` says why (e.g. the current token keeps being refused). */
+  function showSignin(note) {
+    setText("signin-note", note || "");
+    show("signin-note", !!note);
     show("signin", true);
-    $("signin-form").addEventListener("submit", (e) => {
-      e.preventDefault();
-      const token = $("token-input").value.trim();
-      if (!token) return;
-      LH.session(`livehub.host.token.${state.room}`, token);
-      begin({ token, source: "pasted" });
-    });
+  }
+
+  function onSigninSubmit(e) {
+    e.preventDefault();
+    const token = $("token-input").value.trim();
+    if (!token) return;
+    LH.session(`livehub.host.token.${state.room}`, token);
+    if (!state.hub) return begin({ token, source: "pasted" });
+    // Already running (the old token was refused): switch tokens and reconnect.
+    state.token = token;
+    state.tokenSource = "pasted";
+    state.auditErrors.clear();
+    show("signin", false);
+    state.hub.retry();
   }
 
   function begin(choice) {
@@ -97,7 +113,13 @@
 
   /** Token for the next connection; a dev token is re-fetched when expired or refused. */
   async function getToken(refresh) {
-    if (state.tokenSource === "dev" && (refresh || LH.tokenExpired(state.token))) await refreshDevToken();
+    if (state.tokenSource === "dev" && (refresh || LH.tokenExpired(state.token))) {
+      await refreshDevToken();
+    } else if (refresh) {
+      // A token we cannot renew keeps being refused (or the hub is away): offer the form while
+      // retrying.
+      showSignin("Still cannot connect with this token. Paste another, or keep waiting.");
+    }
     return state.token;
   }
 
@@ -192,6 +214,11 @@
   }
 
   function onWelcome(m) {
+    show("signin", false);
+    if (m.you && m.you.role === "viewer" && !state.warnedRole) {
+      state.warnedRole = true;
+      addError("forbidden", "this token is a viewer token: host commands will be refused", "sign-in");
+    }
     setText("viewers", m.viewers);
     setText("likes", m.likes);
     setPinned(m.pinned || null);
@@ -527,6 +554,7 @@
   // ---- stock audit -------------------------------------------------------------------------
 
   function pollAudits() {
+    if (!state.hub || !state.hub.connected) return; // the hub is away: polls would only fail
     for (const entry of state.deals.values()) {
       if (entry.stopped) continue;
       if (entry.deal.status === "ended" && entry.finalPolled) continue;

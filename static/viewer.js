@@ -70,18 +70,48 @@
 
   function askForToken() {
     LH.setStatus("status", "signin");
+    showSignin("");
+  }
+
+  /** Shows the token form; `note` says why (e.g. the current token keeps being refused). */
+  function showSignin(note) {
+    setText("signin-note", note || "");
+    show("signin-note", !!note);
     show("signin", true);
-    $("signin-form").addEventListener("submit", (e) => {
-      e.preventDefault();
-      const token = $("token-input").value.trim();
-      if (!token) return;
-      LH.session(`livehub.viewer.token.${state.room}`, token);
-      begin({ token, source: "pasted" });
-    });
-    $("watch-only").addEventListener("click", () => {
-      LH.session(`livehub.viewer.anon.${state.room}`, "1");
-      begin({ token: null, source: "anonymous" });
-    });
+  }
+
+  function onSigninSubmit(e) {
+    e.preventDefault();
+    const token = $("token-input").value.trim();
+    if (!token) return;
+    LH.session(`livehub.viewer.token.${state.room}`, token);
+    LH.session(`livehub.viewer.anon.${state.room}`, null);
+    if (!state.hub) return begin({ token, source: "pasted" });
+    // Already running (the old token was refused): switch tokens and reconnect.
+    state.token = token;
+    state.tokenSource = "pasted";
+    state.readOnly = false;
+    applyReadOnly();
+    show("signin", false);
+    state.hub.retry();
+  }
+
+  function onWatchOnly() {
+    LH.session(`livehub.viewer.anon.${state.room}`, "1");
+    LH.session(`livehub.viewer.token.${state.room}`, null);
+    if (!state.hub) return begin({ token: null, source: "anonymous" });
+    state.token = null;
+    state.tokenSource = "anonymous";
+    state.readOnly = true;
+    applyReadOnly();
+    show("signin", false);
+    state.hub.retry();
+  }
+
+  /** Leaves watch-only mode: forget the choice and ask again. */
+  function onSigninAgain() {
+    LH.session(`livehub.viewer.anon.${state.room}`, null);
+    location.reload();
   }
 
   function begin(choice) {
@@ -105,6 +135,10 @@
   async function getToken(refresh) {
     if (state.tokenSource === "dev" && (refresh || LH.tokenExpired(state.token))) {
       state.token = await LH.storedDevToken("viewer", state.room, LH.guestName(state.room), true);
+    } else if (refresh && state.token) {
+      // A token we cannot renew keeps being refused (or the hub is away): offer the form while
+      // retrying.
+      showSignin("Still cannot connect with this token. Paste another, or keep waiting.");
     }
     return state.token;
   }
@@ -115,6 +149,7 @@
     $("comment-send").disabled = ro;
     $("like").disabled = ro;
     $("comment-input").placeholder = ro ? "Watching only: sign in to comment" : "Say something…";
+    show("signin-again", ro);
     renderDeal();
   }
 
@@ -151,6 +186,9 @@
     $("jump").addEventListener("click", () => scrollFeedToBottom());
     $("feed").addEventListener("scroll", onFeedScroll, { passive: true });
     $("reconnect").addEventListener("click", () => state.hub && state.hub.retry());
+    $("signin-form").addEventListener("submit", onSigninSubmit);
+    $("watch-only").addEventListener("click", onWatchOnly);
+    $("signin-again").addEventListener("click", onSigninAgain);
   }
 
   function onCommentSubmit(e) {
@@ -291,6 +329,7 @@
   }
 
   function onWelcome(m) {
+    if (state.hub) show("signin", false);
     state.you = m.you || null;
     setText("you", state.you && !state.readOnly ? `you: ${state.you.name || state.you.user}` : "");
     setText("viewers", m.viewers);

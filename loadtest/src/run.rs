@@ -305,6 +305,10 @@ struct Client {
     holds: HashMap<String, String>,
     pending: HashMap<String, (&'static str, Instant)>,
     stock_cursor: HashMap<String, usize>,
+    /// Deals this client has seen live; a buyer taps only once the deal is on screen.
+    live_deals: std::collections::HashSet<String>,
+    /// Reserves planned before the deal reached this client, tapped when it does.
+    deferred: Vec<Action>,
     n: u64,
     deliveries: u64,
     comment_lat: Vec<u64>,
@@ -331,6 +335,8 @@ impl Client {
             holds: HashMap::new(),
             pending: HashMap::new(),
             stock_cursor: HashMap::new(),
+            live_deals: Default::default(),
+            deferred: Vec::new(),
             n: 0,
             deliveries: 0,
             comment_lat: Vec::new(),
@@ -355,6 +361,15 @@ impl Client {
                 }
                 msg = async { match self.ws.as_mut() { Some(ws) => ws.next().await, None => std::future::pending().await } } => {
                     self.on_message(msg);
+                    let ready: Vec<Action> = {
+                        let live = &self.live_deals;
+                        let (now, later) = std::mem::take(&mut self.deferred).into_iter().partition(|a| matches!(a, Action::Reserve { deal, .. } if live.contains(deal)));
+                        self.deferred = later;
+                        now
+                    };
+                    for a in ready {
+                        self.act(&a).await;
+                    }
                 }
             }
         }
@@ -589,10 +604,26 @@ impl Client {
                 if let Some(seq) = seq_after(after) {
                     self.check_seq(seq);
                 }
+                if kind == "deal" {
+                    self.note_deal(s);
+                }
             }
             "likes" | "viewers" => {}
             "stock" => self.on_stock(s),
             _ => self.on_reply(kind, s),
+        }
+    }
+
+    fn note_deal(&mut self, s: &str) {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(s) else {
+            return;
+        };
+        if let Some(id) = v["deal"]["id"].as_str() {
+            if v["deal"]["status"] == "live" {
+                self.live_deals.insert(id.to_owned());
+            } else {
+                self.live_deals.remove(id);
+            }
         }
     }
 
@@ -615,7 +646,7 @@ impl Client {
             if t < self.connected_at_us || now.saturating_sub(t) > 5_000_000 {
                 *cursor += 1;
             } else if st.remaining <= r {
-                samples.push(now - t);
+                samples.push(now.saturating_sub(t));
                 *cursor += 1;
             } else {
                 break;
@@ -636,6 +667,13 @@ impl Client {
         };
         let m = &self.shared.m;
         if kind == "welcome" {
+            for d in v["deals"].as_array().into_iter().flatten() {
+                if d["status"] == "live"
+                    && let Some(id) = d["id"].as_str()
+                {
+                    self.live_deals.insert(id.to_owned());
+                }
+            }
             let seq = v["seq"].as_u64().unwrap_or(0);
             match self.rejoin_since {
                 Some(since) if v["resumed"] == true => self.last_seq = since,
