@@ -501,3 +501,28 @@ pub fn mint(secret: &str, role: Role, room: &str, sub: &str) -> String {
         })
         .expect("mint")
 }
+
+pub mod webdriver;
+
+impl TestHub {
+    /// Starts a hub with `config` on a given address (to restart a hub where it was).
+    pub async fn at(addr: SocketAddr, config: Config) -> Result<Self> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let cfg = config.clone();
+        let task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            if let Err(e) = livehub::server::run(listener, cfg, shutdown).await {
+                eprintln!("hub stopped with error: {e}");
+            }
+        });
+        Ok(TestHub {
+            addr,
+            config,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+}
