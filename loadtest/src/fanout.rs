@@ -1,214 +1,305 @@
-//! `fanout`: N viewers in one room; a host posts comments as fast as the hub acknowledges them
-//! (a window of outstanding commands). Each comment carries its send time; every viewer records
-//! the end-to-end latency and the `seq` it saw, so deliveries per second, latency and loss come
-//! from the clients' side.
+//! `fanout`: the fan-out ceiling. V viewers in one room; one sender publishes at a fixed rate,
+//! raised in steps. Every frame carries its send time and step, so each step's deliveries,
+//! latency and loss are measured by the receivers. The highest step whose p99 stays within
+//! `--max-p99-ms` with nothing lost is the ceiling.
+//!
+//! `--target livehub`: the sender is a host posting comments (run the hub with raised per-user
+//! comment limits, see docs/benchmarks.md). `--target raw`: the reference server's raw protocol
+//! (`ws://…/ws?room=R`, every frame published verbatim to the room), with frames shaped like
+//! livehub's comment events, so the same receive code measures both.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use futures_util::{SinkExt, StreamExt};
 use livehub::auth::{Authenticator, Claims};
 use livehub::protocol::Role;
+use parking_lot::Mutex;
+use serde::Serialize;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::stats::{now_us, percentile, rss_kib};
+use crate::hist::Hist;
+use crate::stats::rss_kib;
+
+#[derive(Debug, Clone, Copy, ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    Livehub,
+    Raw,
+}
 
 #[derive(Debug, Args)]
 pub struct FanoutArgs {
+    #[arg(long, value_enum, default_value = "livehub")]
+    target: Target,
+    /// Base URL: ws://host:port.
     #[arg(long, default_value = "ws://127.0.0.1:8080")]
     url: String,
     #[arg(long, default_value = "fanout")]
     room: String,
     #[arg(long, default_value_t = 2000)]
     viewers: usize,
-    /// Seconds of sending.
-    #[arg(long, default_value_t = 10)]
-    duration: u64,
-    /// Commands in flight before waiting for acks.
-    #[arg(long, default_value_t = 64)]
-    window: usize,
-    /// Comment text padding, bytes.
-    #[arg(long, default_value_t = 100)]
+    /// Messages per second at each step, comma separated.
+    #[arg(
+        long,
+        default_value = "50,100,200,300,400,500,600,800",
+        value_delimiter = ','
+    )]
+    rates: Vec<u64>,
+    /// Seconds per step.
+    #[arg(long, default_value_t = 5)]
+    step_secs: u64,
+    /// Stop raising the rate after the first step that fails.
+    #[arg(long, default_value_t = true)]
+    stop_on_fail: bool,
+    /// A step holds when its p99 is at most this.
+    #[arg(long, default_value_t = 100.0)]
+    max_p99_ms: f64,
+    /// Approximate size of each delivered frame, bytes.
+    #[arg(long, default_value_t = 256)]
     size: usize,
     /// The hub's token secret (auth.secret).
     #[arg(long, env = "LIVEHUB_AUTH__SECRET", default_value = livehub::config::DEV_SECRET)]
     secret: String,
-    /// The hub's PID, to report its RSS.
+    /// The server's PID, to report its RSS.
     #[arg(long)]
-    hub_pid: Option<u32>,
+    server_pid: Option<u32>,
+    /// Write the per-step results as JSON.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
 }
 
-struct ViewerResult {
-    received: u64,
-    latencies_us: Vec<u64>,
-    gaps: u64,
-    dups: u64,
+/// One step's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub rate: u64,
+    pub sent: u64,
+    pub expected: u64,
+    pub delivered: u64,
+    pub lost: u64,
+    pub delivered_per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub held: bool,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct FanoutResult {
+    pub target: Target,
+    pub viewers: usize,
+    pub connected: usize,
+    pub steps: Vec<Step>,
+    pub ceiling_rate: u64,
+    pub ceiling_delivered_per_s: f64,
+    pub server_rss_kib: Option<u64>,
+    pub closes: u64,
+}
+
+const MAX_STEPS: usize = 64;
+
+struct Shared {
+    start: Instant,
+    hists: Vec<Mutex<Hist>>,
+    counts: Vec<AtomicU64>,
+    closes: AtomicU64,
+}
+
+fn field(s: &str, key: &str) -> Option<u64> {
+    let i = s.find(key)? + key.len();
+    let digits = &s[i..];
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    digits[..end].parse().ok()
 }
 
 pub async fn run(a: FanoutArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(a.rates.len() <= MAX_STEPS, "at most {MAX_STEPS} steps");
+    let base = a.url.trim_end_matches('/').to_owned();
     let auth = Authenticator::new(&a.secret, false);
     let exp = Some(livehub::hub::now_ms() / 1000 + 3600);
-    let base = format!("{}/ws/rooms/{}", a.url.trim_end_matches('/'), a.room);
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let mut viewers = Vec::new();
-    let conns = futures_util::stream::iter(0..a.viewers)
-        .map(|i| {
-            let token = auth.mint(&Claims {
-                sub: format!("v{i}"),
-                name: None,
-                role: Role::Viewer,
-                room: a.room.clone(),
-                exp,
-            });
-            let base = base.clone();
-            async move {
-                let token = token?;
-                let (mut ws, _) =
-                    tokio_tungstenite::connect_async(format!("{base}?token={token}").as_str())
-                        .await?;
-                ws.next().await;
-                anyhow::Ok(ws)
+    let url_for = |sub: &str, role: Role| -> anyhow::Result<String> {
+        Ok(match a.target {
+            Target::Raw => format!("{base}/ws?room={}", a.room),
+            Target::Livehub => {
+                let t = auth.mint(&Claims {
+                    sub: sub.into(),
+                    name: None,
+                    role,
+                    room: a.room.clone(),
+                    exp,
+                })?;
+                format!("{base}/ws/rooms/{}?token={t}", a.room)
             }
+        })
+    };
+    let shared = Arc::new(Shared {
+        start: Instant::now(),
+        hists: (0..MAX_STEPS)
+            .map(|_| Mutex::new(Hist::default()))
+            .collect(),
+        counts: (0..MAX_STEPS).map(|_| AtomicU64::new(0)).collect(),
+        closes: AtomicU64::new(0),
+    });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let urls: Vec<String> = (0..a.viewers)
+        .map(|i| url_for(&format!("v{i}"), Role::Viewer))
+        .collect::<Result<_, _>>()?;
+    let conns = futures_util::stream::iter(urls)
+        .map(|url| async move {
+            let (ws, _) = tokio_tungstenite::connect_async(url.as_str()).await?;
+            anyhow::Ok(ws)
         })
         .buffer_unordered(200)
         .collect::<Vec<_>>()
         .await;
+    let mut readers = Vec::new();
     for c in conns {
         let mut ws = c.context("viewer connect")?;
-        let mut stopped = stopped.clone();
-        viewers.push(tokio::spawn(async move {
-            let mut r = ViewerResult {
-                received: 0,
-                latencies_us: Vec::new(),
-                gaps: 0,
-                dups: 0,
+        let (shared, mut stop) = (Arc::clone(&shared), stop_rx.clone());
+        readers.push(tokio::spawn(async move {
+            let mut local: Vec<(usize, u64)> = Vec::with_capacity(64);
+            let flush = |local: &mut Vec<(usize, u64)>| {
+                for (step, lat) in local.drain(..) {
+                    shared.hists[step].lock().record(lat);
+                    shared.counts[step].fetch_add(1, Relaxed);
+                }
             };
-            let mut last_seq = 0u64;
             loop {
                 let msg = tokio::select! {
-                    _ = stopped.changed() => break,
+                    _ = stop.changed() => break,
                     m = ws.next() => m,
                 };
-                let Some(Ok(Message::Text(t))) = msg else {
-                    if msg.is_none() { break } else { continue }
-                };
-                let s = t.as_str();
-                if !s.starts_with("{\"type\":\"comment\"") {
-                    continue;
-                }
-                let Ok(v) = serde_json::from_str::<serde_json::Value>(s) else {
-                    continue;
-                };
-                let seq = v["seq"].as_u64().unwrap_or(0);
-                if last_seq != 0 {
-                    if seq <= last_seq {
-                        r.dups += 1;
-                    } else if seq > last_seq + 1 {
-                        r.gaps += seq - last_seq - 1;
+                match msg {
+                    Some(Ok(Message::Text(t))) => {
+                        let s = t.as_str();
+                        if let (Some(step), Some(sent)) = (field(s, "[s="), field(s, "[t=")) {
+                            let now = shared.start.elapsed().as_micros() as u64;
+                            local.push((
+                                (step as usize).min(MAX_STEPS - 1),
+                                now.saturating_sub(sent),
+                            ));
+                            if local.len() >= 64 {
+                                flush(&mut local);
+                            }
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    _ => {
+                        shared.closes.fetch_add(1, Relaxed);
+                        break;
                     }
                 }
-                last_seq = seq;
-                if let Some(sent) = v["text"]
-                    .as_str()
-                    .and_then(|t| t.split(' ').next())
-                    .and_then(|t| t.parse::<u64>().ok())
-                {
-                    r.latencies_us.push(now_us().saturating_sub(sent));
-                }
-                r.received += 1;
             }
-            r
+            flush(&mut local);
         }));
     }
-    println!("{} viewers connected", viewers.len());
+    let connected = readers.len();
+    eprintln!("{connected} viewers connected to {:?} at {base}", a.target);
+    tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let host_token = auth.mint(&Claims {
-        sub: "loadhost".into(),
-        name: None,
-        role: Role::Host,
-        room: a.room.clone(),
-        exp,
-    })?;
-    let (host, _) =
-        tokio_tungstenite::connect_async(format!("{base}?token={host_token}").as_str()).await?;
-    let (mut tx, mut rx) = host.split();
-    let pad = "x".repeat(a.size);
-    let sem = Arc::new(tokio::sync::Semaphore::new(a.window));
-    let acker = {
-        let sem = sem.clone();
-        tokio::spawn(async move {
-            let mut acks = 0u64;
-            while let Some(Ok(m)) = rx.next().await {
-                if let Message::Text(t) = m
-                    && t.as_str().starts_with("{\"type\":\"ack\"")
-                {
-                    acks += 1;
-                    sem.add_permits(1);
-                }
+    let (sender, _) =
+        tokio_tungstenite::connect_async(url_for("fanout-sender", Role::Host)?.as_str()).await?;
+    let (mut tx, mut rx) = sender.split();
+    // The sender's own copies are read and dropped so its socket never backs up.
+    let drain = tokio::spawn(async move { while let Some(Ok(_)) = rx.next().await {} });
+    let mut steps = Vec::new();
+    let mut seq = 0u64;
+    for (k, &rate) in a.rates.iter().enumerate() {
+        let step_start = Instant::now();
+        let total = rate * a.step_secs;
+        let mut sent = 0u64;
+        let mut tick = tokio::time::interval(Duration::from_millis(10));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        while sent < total {
+            tick.tick().await;
+            let due = ((step_start.elapsed().as_secs_f64() * rate as f64) as u64).min(total);
+            while sent < due {
+                seq += 1;
+                let stamp = format!("[s={k}][t={}] ", shared.start.elapsed().as_micros());
+                let frame = match a.target {
+                    Target::Livehub => {
+                        let pad = "x".repeat(a.size.saturating_sub(stamp.len() + 110));
+                        serde_json::json!({"type": "comment", "text": format!("{stamp}{pad}")})
+                            .to_string()
+                    }
+                    Target::Raw => {
+                        let head = format!(
+                            r#"{{"type":"comment","seq":{seq},"id":"c{seq}","user":"fanout-sender","name":"fanout-sender","text":"{stamp}"#
+                        );
+                        let pad = "x".repeat(a.size.saturating_sub(head.len() + 24));
+                        format!(r#"{head}{pad}","ts":{}}}"#, livehub::hub::now_ms())
+                    }
+                };
+                tx.send(Message::text(frame)).await?;
+                sent += 1;
             }
-            acks
-        })
-    };
-    // The host posts as "comments" via announce? No: comments carry user names and are the chat
-    // path. The host's own comments are rate limited per user like anyone's, so run the hub with
-    // a raised limits.comment_rate_per_sec for this benchmark (see docs).
-    let started = Instant::now();
-    let rss_start = a.hub_pid.and_then(rss_kib);
-    let mut sent = 0u64;
-    while started.elapsed() < Duration::from_secs(a.duration) {
-        let permit = sem.acquire().await?;
-        permit.forget();
-        let text = format!("{} {pad}", now_us());
-        tx.send(Message::text(
-            serde_json::json!({"type": "comment", "request_id": format!("c{sent}"), "text": text})
-                .to_string(),
-        ))
-        .await?;
-        sent += 1;
-    }
-    let send_secs = started.elapsed().as_secs_f64();
-    // Let in-flight deliveries land.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss_end = a.hub_pid.and_then(rss_kib);
-    let _ = stop.send(true);
-    let _ = tx.close().await;
-    let acks = acker.await.unwrap_or(0);
-    let mut all = Vec::new();
-    let (mut received, mut gaps, mut dups, mut short) = (0u64, 0u64, 0u64, 0u64);
-    let n = viewers.len();
-    for v in viewers {
-        let r = v.await?;
-        received += r.received;
-        gaps += r.gaps;
-        dups += r.dups;
-        if r.received < acks {
-            short += acks - r.received;
         }
-        all.extend(r.latencies_us);
+        tokio::time::sleep(Duration::from_secs(2)).await; // let this step's deliveries land
+        let h = shared.hists[k].lock().clone();
+        let delivered = shared.counts[k].load(Relaxed);
+        let expected = sent * connected as u64;
+        let lost = expected.saturating_sub(delivered);
+        let step = Step {
+            rate,
+            sent,
+            expected,
+            delivered,
+            lost,
+            delivered_per_s: delivered as f64 / a.step_secs as f64,
+            p50_ms: h.ms(0.5),
+            p99_ms: h.ms(0.99),
+            max_ms: h.max_ms(),
+            held: lost == 0 && h.ms(0.99) <= a.max_p99_ms,
+        };
+        eprintln!(
+            "step {rate:>5} msg/s: delivered {:>9} of {:>9} ({:>9.0}/s)  p50 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms  lost {:>7}  {}",
+            step.delivered,
+            step.expected,
+            step.delivered_per_s,
+            step.p50_ms,
+            step.p99_ms,
+            step.max_ms,
+            step.lost,
+            if step.held { "held" } else { "FAILED" }
+        );
+        let failed = !step.held;
+        steps.push(step);
+        if failed && a.stop_on_fail {
+            break;
+        }
     }
-    all.sort_unstable();
+    let _ = stop_tx.send(true);
+    drain.abort();
+    let server_rss_kib = a.server_pid.and_then(rss_kib);
+    for r in readers {
+        let _ = r.await;
+    }
+    let best = steps
+        .iter()
+        .filter(|s| s.held)
+        .max_by(|x, y| x.delivered_per_s.total_cmp(&y.delivered_per_s));
+    let result = FanoutResult {
+        target: a.target,
+        viewers: a.viewers,
+        connected,
+        ceiling_rate: best.map_or(0, |s| s.rate),
+        ceiling_delivered_per_s: best.map_or(0.0, |s| s.delivered_per_s),
+        steps,
+        server_rss_kib,
+        closes: shared.closes.load(Relaxed),
+    };
     println!(
-        "comments sent: {sent} in {send_secs:.2} s ({:.0}/s), acknowledged: {acks}",
-        sent as f64 / send_secs
+        "{:?}: ceiling {} msg/s x {} viewers = {:.0} deliveries/s (p99 <= {} ms, nothing lost)",
+        result.target, result.ceiling_rate, connected, result.ceiling_delivered_per_s, a.max_p99_ms
     );
-    println!(
-        "deliveries: {received} ({:.0}/s over the send window)",
-        received as f64 / send_secs
-    );
-    println!(
-        "latency ms: p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}",
-        percentile(&all, 50.0) as f64 / 1000.0,
-        percentile(&all, 90.0) as f64 / 1000.0,
-        percentile(&all, 99.0) as f64 / 1000.0,
-        all.last().copied().unwrap_or(0) as f64 / 1000.0
-    );
-    println!(
-        "lost (seq gaps): {gaps}, duplicates: {dups}, missing vs acks: {short} across {n} viewers"
-    );
-    if let (Some(s), Some(e)) = (rss_start, rss_end) {
-        println!("hub RSS: {s} KiB -> {e} KiB");
+    if let Some(path) = &a.json {
+        std::fs::write(path, serde_json::to_string_pretty(&result)?)?;
     }
     Ok(())
 }
