@@ -85,6 +85,7 @@ pub struct LimitsConfig {
 pub struct SessionConfig {
     pub queue_capacity: usize,
     pub write_batch: usize,
+    pub min_flush_interval_ms: u64,
     pub read_buffer_bytes: usize,
     pub write_buffer_bytes: usize,
     pub max_write_buffer_bytes: usize,

@@ -59,6 +59,7 @@ pub async fn run(socket: WebSocket, hub: Arc<Hub>, room_id: Id, who: Identity, s
         ctl: Arc::clone(&ctl),
         room: Arc::clone(&room),
         batch: cfg.write_batch,
+        min_flush: Duration::from_millis(cfg.min_flush_interval_ms),
         ping_every: Duration::from_millis(cfg.ping_interval_ms),
         close_grace: Duration::from_millis(cfg.close_grace_ms),
     };
@@ -84,6 +85,7 @@ struct Writer {
     ctl: Arc<ConnCtl>,
     room: Arc<Room>,
     batch: usize,
+    min_flush: Duration,
     ping_every: Duration,
     close_grace: Duration,
 }
@@ -137,22 +139,35 @@ impl Writer {
             tokio::time::Instant::now() + self.ping_every,
             self.ping_every,
         );
+        // One close future for the connection's life (building one per loop costs a lock).
+        let ctl = Arc::clone(&self.ctl);
+        let closed = ctl.closed();
+        tokio::pin!(closed);
+        let mut batch: Vec<Utf8Bytes> = Vec::with_capacity(self.batch);
+        let mut last_flush = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 biased;
-                _ = self.ctl.closed() => return Ok(()),
-                next = self.rx.recv() => {
-                    let Some(first) = next else { return Ok(()) };
-                    sink.feed(Message::Text(first)).await?;
-                    let mut n = 1u64;
-                    while n < self.batch as u64 {
-                        match self.rx.try_recv() {
-                            Ok(f) => {
-                                sink.feed(Message::Text(f)).await?;
-                                n += 1;
+                _ = &mut closed => return Ok(()),
+                got = self.rx.recv_many(&mut batch, self.batch) => {
+                    if got == 0 {
+                        return Ok(());
+                    }
+                    // At most one flush per min_flush: sparse traffic goes out at once, a busy
+                    // room's frames share one write (and one syscall) per viewer.
+                    let since = last_flush.elapsed();
+                    if since < self.min_flush {
+                        tokio::time::sleep(self.min_flush - since).await;
+                        while batch.len() < self.batch {
+                            match self.rx.try_recv() {
+                                Ok(f) => batch.push(f),
+                                Err(_) => break,
                             }
-                            Err(_) => break,
                         }
+                    }
+                    let mut n = batch.len() as u64;
+                    for f in batch.drain(..) {
+                        sink.feed(Message::Text(f)).await?;
                     }
                     if self.ctl.take_stale() {
                         for f in self.room.counter_frames() {
@@ -161,6 +176,7 @@ impl Writer {
                         }
                     }
                     sink.flush().await?;
+                    last_flush = tokio::time::Instant::now();
                     frames_sent.increment(n);
                     flushes.increment(1);
                 }

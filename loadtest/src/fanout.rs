@@ -52,9 +52,9 @@ pub struct FanoutArgs {
     /// Seconds per step.
     #[arg(long, default_value_t = 5)]
     step_secs: u64,
-    /// Stop raising the rate after the first step that fails.
-    #[arg(long, default_value_t = true)]
-    stop_on_fail: bool,
+    /// Keep raising the rate after a step fails (default: stop at the first failure).
+    #[arg(long)]
+    keep_going: bool,
     /// A step holds when its p99 is at most this.
     #[arg(long, default_value_t = 100.0)]
     max_p99_ms: f64,
@@ -121,6 +121,11 @@ fn field(s: &str, key: &str) -> Option<u64> {
 pub async fn run(a: FanoutArgs) -> anyhow::Result<()> {
     anyhow::ensure!(a.rates.len() <= MAX_STEPS, "at most {MAX_STEPS} steps");
     let base = a.url.trim_end_matches('/').to_owned();
+    // A fresh room per run, so nothing from an earlier run is in its history.
+    let a = FanoutArgs {
+        room: format!("{}-{}", a.room, livehub::hub::now_ms() % 1_000_000),
+        ..a
+    };
     let auth = Authenticator::new(&a.secret, false);
     let exp = Some(livehub::hub::now_ms() / 1000 + 3600);
     let url_for = |sub: &str, role: Role| -> anyhow::Result<String> {
@@ -152,7 +157,7 @@ pub async fn run(a: FanoutArgs) -> anyhow::Result<()> {
         .collect::<Result<_, _>>()?;
     let conns = futures_util::stream::iter(urls)
         .map(|url| async move {
-            let (ws, _) = tokio_tungstenite::connect_async(url.as_str()).await?;
+            let ws = crate::stats::connect(url.as_str()).await?;
             anyhow::Ok(ws)
         })
         .buffer_unordered(200)
@@ -174,10 +179,19 @@ pub async fn run(a: FanoutArgs) -> anyhow::Result<()> {
                 let msg = tokio::select! {
                     _ = stop.changed() => break,
                     m = ws.next() => m,
+                    // Samples still buffered when the room goes quiet belong to a step that is
+                    // about to be scored.
+                    _ = tokio::time::sleep(Duration::from_millis(200)), if !local.is_empty() => {
+                        flush(&mut local);
+                        continue;
+                    }
                 };
                 match msg {
                     Some(Ok(Message::Text(t))) => {
                         let s = t.as_str();
+                        if s.starts_with(r#"{"type":"welcome""#) {
+                            continue;
+                        }
                         if let (Some(step), Some(sent)) = (field(s, "[s="), field(s, "[t=")) {
                             let now = shared.start.elapsed().as_micros() as u64;
                             local.push((
@@ -203,8 +217,7 @@ pub async fn run(a: FanoutArgs) -> anyhow::Result<()> {
     eprintln!("{connected} viewers connected to {:?} at {base}", a.target);
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let (sender, _) =
-        tokio_tungstenite::connect_async(url_for("fanout-sender", Role::Host)?.as_str()).await?;
+    let sender = crate::stats::connect(url_for("fanout-sender", Role::Host)?.as_str()).await?;
     let (mut tx, mut rx) = sender.split();
     // The sender's own copies are read and dropped so its socket never backs up.
     let drain = tokio::spawn(async move { while let Some(Ok(_)) = rx.next().await {} });
@@ -270,7 +283,7 @@ pub async fn run(a: FanoutArgs) -> anyhow::Result<()> {
         );
         let failed = !step.held;
         steps.push(step);
-        if failed && a.stop_on_fail {
+        if failed && !a.keep_going {
             break;
         }
     }

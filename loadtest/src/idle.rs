@@ -36,7 +36,7 @@ pub async fn run(a: IdleArgs) -> anyhow::Result<()> {
         .map(|_| {
             let url = url.clone();
             async move {
-                let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str()).await?;
+                let mut ws = crate::stats::connect(url.as_str()).await?;
                 ws.next().await; // welcome
                 anyhow::Ok(ws)
             }

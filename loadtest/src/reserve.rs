@@ -67,7 +67,7 @@ pub async fn run(a: ReserveArgs) -> anyhow::Result<()> {
             a.url[i % a.url.len()].trim_end_matches('/'),
             a.room
         );
-        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        let mut ws = crate::stats::connect(url.as_str())
             .await
             .context("buyer connect")?;
         ws.next().await;

@@ -402,13 +402,10 @@ impl Client {
             url.push_str(&format!("&since={s}"));
         }
         let started = Instant::now();
-        match tokio::time::timeout(
-            Duration::from_secs(15),
-            tokio_tungstenite::connect_async(url.as_str()),
-        )
-        .await
+        match tokio::time::timeout(Duration::from_secs(15), crate::stats::connect(url.as_str()))
+            .await
         {
-            Ok(Ok((ws, _))) => {
+            Ok(Ok(ws)) => {
                 self.ws = Some(ws);
                 self.rejoin_since = since;
                 self.connected_at_us = self.shared.now_us();

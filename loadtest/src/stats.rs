@@ -18,3 +18,16 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
 }
+
+/// Connects a WebSocket client with TCP_NODELAY: without it, small frames from a client wait for
+/// delayed ACKs (Nagle) and every latency measured gains tens of milliseconds.
+pub async fn connect(
+    url: &str,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    tokio_tungstenite::tungstenite::Error,
+> {
+    tokio_tungstenite::connect_async_with_config(url, None, true)
+        .await
+        .map(|(ws, _)| ws)
+}
