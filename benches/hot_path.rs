@@ -1,0 +1,94 @@
+//! Hot-path microbenchmarks: encode one event, fan one event out to N viewers' queues, parse a
+//! client frame. `cargo bench --bench hot_path` shows a regression in one command.
+
+use std::sync::Arc;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use livehub::config::Config;
+use livehub::outbox::{ConnCtl, Outbox};
+use livehub::protocol::{Comment, Id, Role, ServerMsg, You, parse_client};
+use livehub::room::{Event, Room, RoomSettings};
+use tokio_util::sync::CancellationToken;
+
+fn comment(seq: u64) -> ServerMsg {
+    ServerMsg::Comment(Comment {
+        seq,
+        id: Id::new(format!("c{seq}")).unwrap(),
+        user: Id::new("viewer-123").unwrap(),
+        name: "Ana from Berlin".into(),
+        text: "love this scarf, does it come in blue? ordering two for my sisters".into(),
+        ts: 1_795_000_000_000,
+    })
+}
+
+fn encode(c: &mut Criterion) {
+    let msg = comment(42);
+    c.bench_function("encode_comment_event", |b| {
+        b.iter(|| std::hint::black_box(msg.to_json().unwrap()))
+    });
+}
+
+fn parse(c: &mut Criterion) {
+    let frames = [
+        (
+            "comment",
+            r#"{"type":"comment","text":"love this scarf, does it come in blue?","request_id":"k17"}"#,
+        ),
+        (
+            "reserve",
+            r#"{"type":"reserve","request_id":"r-flash-123","deal":"flash","qty":1}"#,
+        ),
+        (
+            "invalid",
+            r#"{"type":"reserve","request_id":"r1","qty":"x"}"#,
+        ),
+    ];
+    let mut g = c.benchmark_group("parse_client_frame");
+    for (name, frame) in frames {
+        g.bench_with_input(BenchmarkId::from_parameter(name), frame, |b, f| {
+            b.iter(|| std::hint::black_box(parse_client(f)))
+        });
+    }
+    g.finish();
+}
+
+fn fan_out(c: &mut Criterion) {
+    let cfg = Config::defaults();
+    let mut g = c.benchmark_group("publish_one_event_to_n_viewers");
+    for n in [100usize, 1_000, 10_000] {
+        let room = Room::new(
+            Id::new("bench").unwrap(),
+            RoomSettings::from_config(&cfg.room, &cfg.limits),
+            0,
+        );
+        let mut receivers = Vec::with_capacity(n);
+        for i in 0..n {
+            let ctl = Arc::new(ConnCtl::new(i as u64, CancellationToken::new()));
+            let (outbox, rx) = Outbox::new(1024, ctl);
+            let you = You {
+                user: Id::new(format!("v{i}")).unwrap(),
+                name: "v".into(),
+                role: Role::Viewer,
+            };
+            room.join(outbox, you, None).unwrap();
+            receivers.push(rx);
+        }
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter(|| {
+                room.publish(Event::Announcement {
+                    text: "Half the lamps are gone!".into(),
+                })
+                .unwrap();
+                // Drain, as the writers would, so queues never fill.
+                for rx in receivers.iter_mut() {
+                    while rx.try_recv().is_ok() {}
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, encode, parse, fan_out);
+criterion_main!(benches);
