@@ -8,6 +8,8 @@
 //! (deals of a room, for hubs to sync) and `PREFIX:dealref:DIGEST` (which deal a reservation id
 //! belongs to; reservation and order ids carry the digest).
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -59,12 +61,26 @@ pub struct RedisSettings {
 }
 
 /// The production inventory: stock lives in Redis and every hub node sells from it.
+///
+/// Redis I/O runs on a runtime of its own (one thread), so the connection's pipeline is never
+/// starved by fan-out work on the hub's runtime: under a chat storm a reserve still reaches
+/// Redis on time, and stock is sold rather than answered `unavailable`.
 pub struct RedisInventory {
     conn: ConnectionManager,
-    scripts: Scripts,
+    scripts: Arc<Scripts>,
     settings: RedisSettings,
     /// digest -> (room, deal), filled from `PREFIX:dealref:*` as needed.
     refs: DashMap<String, (Id, Id)>,
+    io: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for RedisInventory {
+    fn drop(&mut self) {
+        if let Some(rt) = self.io.take() {
+            // Allowed from async contexts, unlike dropping the runtime.
+            rt.shutdown_background();
+        }
+    }
 }
 
 fn unavailable(e: redis::RedisError) -> InventoryError {
@@ -152,10 +168,20 @@ impl RedisInventory {
             .set_number_of_retries(2)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(1000));
-        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?;
+        let io = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("livehub-redis")
+            .enable_all()
+            .build()
+            .map_err(|e| InventoryError::Internal(format!("redis I/O runtime: {e}")))?;
+        let conn = {
+            let _inside = io.enter();
+            ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?
+        };
         Ok(RedisInventory {
             conn,
-            scripts: Scripts {
+            io: Some(io),
+            scripts: Arc::new(Scripts {
                 start: script!("start_deal.lua"),
                 end: script!("end_deal.lua"),
                 reserve: script!("reserve.lua"),
@@ -163,7 +189,7 @@ impl RedisInventory {
                 cancel: script!("cancel.lua"),
                 sweep: script!("sweep.lua"),
                 audit: script!("audit.lua"),
-            },
+            }),
             settings,
             refs: DashMap::new(),
         })
@@ -193,6 +219,13 @@ impl RedisInventory {
         format!("{}:dealref:{digest}", self.settings.key_prefix)
     }
 
+    /// Drops a deal from the sweepers' registry.
+    async fn forget(&self, registry: &str, member: &str) -> Result<(), InventoryError> {
+        let (key, member) = (registry.to_owned(), member.to_owned());
+        self.exec(move |mut conn, _| async move { conn.srem::<_, _, ()>(key, member).await })
+            .await
+    }
+
     /// The (room, deal) a reservation id belongs to, or None when it is not one of ours.
     async fn locate(&self, reservation: &Id) -> Result<Option<(Id, Id)>, InventoryError> {
         let Some(digest) = reservation
@@ -207,8 +240,10 @@ impl RedisInventory {
         if let Some(found) = self.refs.get(digest) {
             return Ok(Some(found.value().clone()));
         }
-        let mut conn = self.conn.clone();
-        let stored: Option<String> = conn.get(self.ref_key(digest)).await.map_err(unavailable)?;
+        let key = self.ref_key(digest);
+        let stored: Option<String> = self
+            .exec(move |mut conn, _| async move { conn.get(key).await })
+            .await?;
         let Some((room, deal)) = stored.as_deref().and_then(|s| s.split_once('|')) else {
             return Ok(None);
         };
@@ -220,23 +255,42 @@ impl RedisInventory {
         Ok(Some((room, deal)))
     }
 
+    /// Runs `f` with a connection on the Redis I/O runtime and waits for it here.
+    async fn exec<T, F, Fut>(&self, f: F) -> Result<T, InventoryError>
+    where
+        F: FnOnce(ConnectionManager, Arc<Scripts>) -> Fut,
+        Fut: Future<Output = Result<T, redis::RedisError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let io = self
+            .io
+            .as_ref()
+            .ok_or_else(|| InventoryError::Unavailable("redis backend is shutting down".into()))?;
+        let task = io.spawn(f(self.conn.clone(), Arc::clone(&self.scripts)));
+        task.await
+            .map_err(|e| InventoryError::Internal(format!("redis task: {e}")))?
+            .map_err(unavailable)
+    }
+
+    /// Runs one of the scripts (EVALSHA, loading it on NOSCRIPT) on the I/O runtime.
     async fn run(
         &self,
-        script: &Script,
+        which: fn(&Scripts) -> &Script,
         keys: &[String],
         args: &[String],
     ) -> Result<String, InventoryError> {
-        let mut inv = script.prepare_invoke();
-        for k in keys {
-            inv.key(k);
-        }
-        for a in args {
-            inv.arg(a);
-        }
-        let mut conn = self.conn.clone();
-        inv.invoke_async::<String>(&mut conn)
-            .await
-            .map_err(unavailable)
+        let (keys, args) = (keys.to_vec(), args.to_vec());
+        self.exec(move |mut conn, scripts| async move {
+            let mut inv = which(&scripts).prepare_invoke();
+            for k in &keys {
+                inv.key(k);
+            }
+            for a in &args {
+                inv.arg(a);
+            }
+            inv.invoke_async::<String>(&mut conn).await
+        })
+        .await
     }
 
     async fn view(
@@ -246,7 +300,7 @@ impl RedisInventory {
         now: u64,
     ) -> Result<Option<(Deal, Audit, StockLevel)>, InventoryError> {
         let keys = self.keys(room, deal);
-        let reply = self.run(&self.scripts.audit, &keys[..4], &[]).await?;
+        let reply = self.run(|s| &s.audit, &keys[..4], &[]).await?;
         if reply == "NOTFOUND" {
             return Ok(None);
         }
@@ -269,17 +323,15 @@ impl Inventory for RedisInventory {
             .saturating_add(self.settings.hold_ms)
             .saturating_add(self.settings.retention_ms);
         let digest = deal_digest(room, &spec.id);
-        let mut conn = self.conn.clone();
-        redis::pipe()
-            .sadd(self.registry_key(), format!("{room}|{}", spec.id))
+        let mut pipe = redis::pipe();
+        pipe.sadd(self.registry_key(), format!("{room}|{}", spec.id))
             .ignore()
             .sadd(self.room_key(room), spec.id.as_str())
             .ignore()
             .set(self.ref_key(&digest), format!("{room}|{}", spec.id))
-            .ignore()
-            .query_async::<()>(&mut conn)
-            .await
-            .map_err(unavailable)?;
+            .ignore();
+        self.exec(move |mut conn, _| async move { pipe.query_async::<()>(&mut conn).await })
+            .await?;
         let keys = self.keys(room, &spec.id);
         let args = [
             spec.product_id.to_string(),
@@ -293,7 +345,7 @@ impl Inventory for RedisInventory {
             spec.id.to_string(),
             purge_at.to_string(),
         ];
-        let reply = self.run(&self.scripts.start, &keys[..4], &args).await?;
+        let reply = self.run(|s| &s.start, &keys[..4], &args).await?;
         if reply == "CONFLICT" {
             return Err(InventoryError::Conflict(format!(
                 "deal {} was already used in room {room}",
@@ -310,9 +362,7 @@ impl Inventory for RedisInventory {
 
     async fn end_deal(&self, room: &Id, deal: &Id, now: u64) -> Result<EndedDeal, InventoryError> {
         let keys = self.keys(room, deal);
-        let reply = self
-            .run(&self.scripts.end, &keys[..4], &[now.to_string()])
-            .await?;
+        let reply = self.run(|s| &s.end, &keys[..4], &[now.to_string()]).await?;
         if reply == "NOTFOUND" {
             return Err(InventoryError::NotFound(format!(
                 "no deal {deal} in room {room}"
@@ -341,11 +391,7 @@ impl Inventory for RedisInventory {
             deal_digest(&req.room, &req.deal),
         ];
         let reply = self
-            .run(
-                &self.scripts.reserve,
-                &[deal, holds, hold, users, idem],
-                &args,
-            )
+            .run(|s| &s.reserve, &[deal, holds, hold, users, idem], &args)
             .await?;
         let f: Vec<&str> = reply.split('|').collect();
         match f.as_slice() {
@@ -380,7 +426,7 @@ impl Inventory for RedisInventory {
             now.to_string(),
             deal_digest(&r, &deal),
         ];
-        let reply = self.run(&self.scripts.checkout, &keys, &args).await?;
+        let reply = self.run(|s| &s.checkout, &keys, &args).await?;
         let f: Vec<&str> = reply.split('|').collect();
         match f.as_slice() {
             ["O", order, qty, price, currency] => Ok(CheckoutOutcome::Ordered(OrderRecord {
@@ -408,7 +454,7 @@ impl Inventory for RedisInventory {
         };
         let keys = self.keys(&r, &deal);
         let args = [user.to_string(), reservation.to_string(), now.to_string()];
-        let reply = self.run(&self.scripts.cancel, &keys[..4], &args).await?;
+        let reply = self.run(|s| &s.cancel, &keys[..4], &args).await?;
         let f: Vec<&str> = reply.split('|').collect();
         match f.as_slice() {
             ["C", "-"] => Ok(CancelOutcome::Released {
@@ -430,21 +476,24 @@ impl Inventory for RedisInventory {
     }
 
     async fn expire_due(&self, now: u64) -> Result<Vec<StockChange>, InventoryError> {
-        let mut conn = self.conn.clone();
         let registry = self.registry_key();
-        let members: Vec<String> = conn.smembers(&registry).await.map_err(unavailable)?;
+        let members: Vec<String> = {
+            let key = registry.clone();
+            self.exec(move |mut conn, _| async move { conn.smembers(key).await })
+                .await?
+        };
         let mut changes = Vec::new();
         for m in members {
             let Some((room, deal)) = m
                 .split_once('|')
                 .and_then(|(r, d)| Some((Id::new(r).ok()?, Id::new(d).ok()?)))
             else {
-                let _: () = conn.srem(&registry, &m).await.map_err(unavailable)?;
+                self.forget(&registry, &m).await?;
                 continue;
             };
             let keys = self.keys(&room, &deal);
             let reply = self
-                .run(&self.scripts.sweep, &keys[..4], &[now.to_string()])
+                .run(|s| &s.sweep, &keys[..4], &[now.to_string()])
                 .await?;
             let f: Vec<&str> = reply.split('|').collect();
             let done = match f.as_slice() {
@@ -465,7 +514,7 @@ impl Inventory for RedisInventory {
                 _ => return Err(bad_reply("sweep", &reply)),
             };
             if done {
-                let _: () = conn.srem(&registry, &m).await.map_err(unavailable)?;
+                self.forget(&registry, &m).await?;
             }
         }
         Ok(changes)
@@ -476,11 +525,10 @@ impl Inventory for RedisInventory {
         room: &Id,
         now: u64,
     ) -> Result<Vec<(Deal, StockLevel)>, InventoryError> {
-        let mut conn = self.conn.clone();
-        let ids: Vec<String> = conn
-            .smembers(self.room_key(room))
-            .await
-            .map_err(unavailable)?;
+        let key = self.room_key(room);
+        let ids: Vec<String> = self
+            .exec(move |mut conn, _| async move { conn.smembers(key).await })
+            .await?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             let Ok(deal) = Id::new(id) else { continue };
@@ -499,11 +547,9 @@ impl Inventory for RedisInventory {
     }
 
     async fn health(&self) -> Result<(), InventoryError> {
-        let mut conn = self.conn.clone();
-        let pong: String = redis::cmd("PING")
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
+        let pong: String = self
+            .exec(|mut conn, _| async move { redis::cmd("PING").query_async(&mut conn).await })
+            .await?;
         if pong == "PONG" {
             Ok(())
         } else {
