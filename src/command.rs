@@ -166,6 +166,7 @@ pub async fn execute(
             )
             .await
             .map_err(|_| HubError::Unavailable("inventory timed out".into()))??;
+            tracing::debug!(room = %room.id(), deal = %started.id, user = %who.user, "deal started");
             applied(room.deal_changed(started)?)
         }
         ClientMsg::DealEnd { deal, .. } => {

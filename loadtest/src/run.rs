@@ -307,6 +307,8 @@ struct Client {
     stock_cursor: HashMap<String, usize>,
     /// Deals this client has seen live; a buyer taps only once the deal is on screen.
     live_deals: std::collections::HashSet<String>,
+    /// A welcome was processed, so `last_seq` is a real position in the room.
+    seen_welcome: bool,
     /// Reserves planned before the deal reached this client, tapped when it does.
     deferred: Vec<Action>,
     n: u64,
@@ -336,6 +338,7 @@ impl Client {
             pending: HashMap::new(),
             stock_cursor: HashMap::new(),
             live_deals: Default::default(),
+            seen_welcome: false,
             deferred: Vec::new(),
             n: 0,
             deliveries: 0,
@@ -446,8 +449,10 @@ impl Client {
             Action::Rejoin => {
                 if self.ws.is_none() {
                     self.record(action);
-                    let since = self.last_seq;
-                    self.connect(Some(since)).await;
+                    // Resume only from a seq this client actually saw: one that left before its
+                    // welcome arrived has nothing to resume from and joins fresh.
+                    let since = self.seen_welcome.then_some(self.last_seq);
+                    self.connect(since).await;
                 }
             }
             Action::Comment { text } => {
@@ -478,6 +483,11 @@ impl Client {
                 qty,
             } => {
                 if self.ws.is_none() {
+                    return;
+                }
+                // A viewer taps Buy once the deal is on their screen, not on the plan's clock.
+                if !self.live_deals.contains(deal) {
+                    self.deferred.push(action.clone());
                     return;
                 }
                 self.record(action);
@@ -664,6 +674,7 @@ impl Client {
         };
         let m = &self.shared.m;
         if kind == "welcome" {
+            self.seen_welcome = true;
             for d in v["deals"].as_array().into_iter().flatten() {
                 if d["status"] == "live"
                     && let Some(id) = d["id"].as_str()
