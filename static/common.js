@@ -149,6 +149,29 @@
     return pageInfoPromise;
   }
 
+  /**
+   * Picks a page's token: ?token= first, then one pasted earlier in this tab, then (viewers who
+   * chose it) watch-only, then a development token when the hub offers them. Returns
+   * {token, source}, or null when the user must sign in.
+   */
+  async function chooseToken(role, room, name, info, allowAnonymous) {
+    const fromUrl = tokenFromUrl();
+    if (fromUrl) return { token: fromUrl, source: "url" };
+    const pasted = session(`livehub.${role}.token.${room}`);
+    if (pasted) return { token: pasted, source: "pasted" };
+    if (allowAnonymous && session(`livehub.${role}.anon.${room}`)) {
+      return { token: null, source: "anonymous" };
+    }
+    if (info.dev_tokens) {
+      try {
+        return { token: await storedDevToken(role, room, name, false), source: "dev" };
+      } catch (_) {
+        /* fall through to the form */
+      }
+    }
+    return null;
+  }
+
   function tokenFromUrl() {
     const t = new URLSearchParams(location.search).get("token");
     return t && t.trim() ? t.trim() : null;
@@ -535,6 +558,7 @@
     roomFromPath,
     pageInfo,
     tokenFromUrl,
+    chooseToken,
     devToken,
     storedDevToken,
     tokenExpired,

@@ -47,21 +47,10 @@
     else askForToken();
   }
 
-  async function chooseToken(info) {
-    const fromUrl = LH.tokenFromUrl();
-    if (fromUrl) return { token: fromUrl, source: "url" };
-    const pasted = LH.session(`livehub.host.token.${state.room}`);
-    if (pasted) return { token: pasted, source: "pasted" };
-    if (info.dev_tokens) {
-      try {
-        const token = await LH.storedDevToken("host", state.room, "host", false);
-        return { token, source: "dev" };
-      } catch (_) {
-        /* fall through to the form */
-      }
-    }
-    return null;
+  function chooseToken(info) {
+    return LH.chooseToken("host", state.room, "host", info, false);
   }
+
 
   function askForToken() {
     LH.setStatus("status", "signin");

@@ -51,22 +51,10 @@
   }
 
   /** Picks a token without asking: ?token=, a pasted one kept for this tab, or a dev token. */
-  async function chooseToken(info) {
-    const fromUrl = LH.tokenFromUrl();
-    if (fromUrl) return { token: fromUrl, source: "url" };
-    const pasted = LH.session(`livehub.viewer.token.${state.room}`);
-    if (pasted) return { token: pasted, source: "pasted" };
-    if (LH.session(`livehub.viewer.anon.${state.room}`)) return { token: null, source: "anonymous" };
-    if (info.dev_tokens) {
-      try {
-        const token = await LH.storedDevToken("viewer", state.room, LH.guestName(state.room), false);
-        return { token, source: "dev" };
-      } catch (_) {
-        /* fall through to the form */
-      }
-    }
-    return null;
+  function chooseToken(info) {
+    return LH.chooseToken("viewer", state.room, LH.guestName(state.room), info, true);
   }
+
 
   function askForToken() {
     LH.setStatus("status", "signin");

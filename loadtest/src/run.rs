@@ -305,8 +305,9 @@ struct Client {
     holds: HashMap<String, String>,
     pending: HashMap<String, (&'static str, Instant)>,
     stock_cursor: HashMap<String, usize>,
-    /// Deals this client has seen live; a buyer taps only once the deal is on screen.
-    live_deals: std::collections::HashSet<String>,
+    /// Deals this client has seen (any status): a buyer taps only once the deal is on screen,
+    /// and keeps tapping a sold-out card like real viewers do.
+    seen_deals: std::collections::HashSet<String>,
     /// A welcome was processed, so `last_seq` is a real position in the room.
     seen_welcome: bool,
     /// Reserves planned before the deal reached this client, tapped when it does.
@@ -337,7 +338,7 @@ impl Client {
             holds: HashMap::new(),
             pending: HashMap::new(),
             stock_cursor: HashMap::new(),
-            live_deals: Default::default(),
+            seen_deals: Default::default(),
             seen_welcome: false,
             deferred: Vec::new(),
             n: 0,
@@ -365,8 +366,8 @@ impl Client {
                 msg = async { match self.ws.as_mut() { Some(ws) => ws.next().await, None => std::future::pending().await } } => {
                     self.on_message(msg);
                     let ready: Vec<Action> = {
-                        let live = &self.live_deals;
-                        let (now, later) = std::mem::take(&mut self.deferred).into_iter().partition(|a| matches!(a, Action::Reserve { deal, .. } if live.contains(deal)));
+                        let seen = &self.seen_deals;
+                        let (now, later) = std::mem::take(&mut self.deferred).into_iter().partition(|a| matches!(a, Action::Reserve { deal, .. } if seen.contains(deal)));
                         self.deferred = later;
                         now
                     };
@@ -486,7 +487,7 @@ impl Client {
                     return;
                 }
                 // A viewer taps Buy once the deal is on their screen, not on the plan's clock.
-                if !self.live_deals.contains(deal) {
+                if !self.seen_deals.contains(deal) {
                     self.deferred.push(action.clone());
                     return;
                 }
@@ -626,11 +627,7 @@ impl Client {
             return;
         };
         if let Some(id) = v["deal"]["id"].as_str() {
-            if v["deal"]["status"] == "live" {
-                self.live_deals.insert(id.to_owned());
-            } else {
-                self.live_deals.remove(id);
-            }
+            self.seen_deals.insert(id.to_owned());
         }
     }
 
@@ -676,10 +673,8 @@ impl Client {
         if kind == "welcome" {
             self.seen_welcome = true;
             for d in v["deals"].as_array().into_iter().flatten() {
-                if d["status"] == "live"
-                    && let Some(id) = d["id"].as_str()
-                {
-                    self.live_deals.insert(id.to_owned());
+                if let Some(id) = d["id"].as_str() {
+                    self.seen_deals.insert(id.to_owned());
                 }
             }
             let seq = v["seq"].as_u64().unwrap_or(0);

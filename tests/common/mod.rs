@@ -45,24 +45,7 @@ impl TestHub {
 
     /// Starts a hub with `config` on 127.0.0.1 and an ephemeral port.
     pub async fn with_config(config: Config) -> Result<Self> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let cfg = config.clone();
-        let task = tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stopped.await;
-            };
-            if let Err(e) = livehub::server::run(listener, cfg, shutdown).await {
-                eprintln!("hub stopped with error: {e}");
-            }
-        });
-        Ok(TestHub {
-            addr,
-            config,
-            stop: Some(stop),
-            task: Some(task),
-        })
+        Self::at("127.0.0.1:0".parse()?, config).await
     }
 
     /// Asks the hub to shut down (viewers get 1001) and waits for it.
@@ -505,9 +488,11 @@ pub fn mint(secret: &str, role: Role, room: &str, sub: &str) -> String {
 pub mod webdriver;
 
 impl TestHub {
-    /// Starts a hub with `config` on a given address (to restart a hub where it was).
+    /// Starts a hub with `config` on `addr` (port 0 for any free port; a fixed one to restart a
+    /// hub where it was).
     pub async fn at(addr: SocketAddr, config: Config) -> Result<Self> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
         let cfg = config.clone();
         let task = tokio::spawn(async move {

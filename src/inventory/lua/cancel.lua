@@ -1,12 +1,8 @@
 -- ARGV: user reservation now
 -- Returns "C|remaining|version" (stock returned now), "C|-" (already released) or "R|not_found".
 local user, resv, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local h = redis.call("HGET", hold, resv)
-if not h then
-  return "R|not_found"
-end
-local f = split(h)
-if f[2] ~= user then
+local f = hold_of(user, resv)
+if not f then
   return "R|not_found"
 end
 if f[1] == "R" then

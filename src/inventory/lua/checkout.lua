@@ -2,12 +2,8 @@
 -- ARGV: user reservation now digest
 -- Returns "O|order|qty|price_cents|currency" or "R|not_found". A repeat returns the same order.
 local user, resv, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local h = redis.call("HGET", hold, resv)
-if not h then
-  return "R|not_found"
-end
-local f = split(h)
-if f[2] ~= user then
+local f = hold_of(user, resv)
+if not f then
   return "R|not_found"
 end
 local p = redis.call("HMGET", deal, "price_cents", "currency", "creator", "room", "deal")

@@ -51,6 +51,19 @@ local function expire_due(now)
   return #due
 end
 
+-- The hold's fields {state, user, qty, expires_at, order} when `resv` is `user`'s, else nil.
+local function hold_of(user, resv)
+  local h = redis.call("HGET", hold, resv)
+  if not h then
+    return nil
+  end
+  local f = split(h)
+  if f[2] ~= user then
+    return nil
+  end
+  return f
+end
+
 local function level()
   local v = redis.call("HMGET", deal, "remaining", "version")
   return v[1] .. "|" .. v[2]
