@@ -172,6 +172,19 @@
     return null;
   }
 
+  /** Shows the token form; `note` says why (e.g. the current token keeps being refused). */
+  function showSignin(note) {
+    setText("signin-note", note || "");
+    show("signin-note", !!note);
+    show("signin", true);
+  }
+
+  /** No token to use: say so in the status and show the form. */
+  function askForToken() {
+    setStatus("status", "signin");
+    showSignin("");
+  }
+
   function tokenFromUrl() {
     const t = new URLSearchParams(location.search).get("token");
     return t && t.trim() ? t.trim() : null;
@@ -559,6 +572,8 @@
     pageInfo,
     tokenFromUrl,
     chooseToken,
+    showSignin,
+    askForToken,
     devToken,
     storedDevToken,
     tokenExpired,

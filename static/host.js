@@ -7,7 +7,7 @@
 "use strict";
 
 (function () {
-  const { $, el, setText, show } = LH;
+  const { $, el, setText, show, askForToken, showSignin } = LH;
 
   const FEED_MAX = 500;
   const ERRORS_MAX = 50;
@@ -52,17 +52,6 @@
   }
 
 
-  function askForToken() {
-    LH.setStatus("status", "signin");
-    showSignin("");
-  }
-
-  /** Shows the token form; `note` says why (e.g. the current token keeps being refused). */
-  function showSignin(note) {
-    setText("signin-note", note || "");
-    show("signin-note", !!note);
-    show("signin", true);
-  }
 
   function onSigninSubmit(e) {
     e.preventDefault();

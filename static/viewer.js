@@ -5,7 +5,7 @@
 "use strict";
 
 (function () {
-  const { $, el, setText, show } = LH;
+  const { $, el, setText, show, askForToken, showSignin } = LH;
 
   const FEED_MAX = 300; // feed items kept in the page
   const STICK_PX = 48; // "at the bottom" tolerance for auto-scroll
@@ -56,17 +56,6 @@
   }
 
 
-  function askForToken() {
-    LH.setStatus("status", "signin");
-    showSignin("");
-  }
-
-  /** Shows the token form; `note` says why (e.g. the current token keeps being refused). */
-  function showSignin(note) {
-    setText("signin-note", note || "");
-    show("signin-note", !!note);
-    show("signin", true);
-  }
 
   function onSigninSubmit(e) {
     e.preventDefault();

@@ -8,11 +8,7 @@ end
 if f[1] == "R" then
   return "C|-"
 end
-if f[1] ~= "H" then
-  return "R|not_found"
-end
-if tonumber(f[4]) <= now then
-  expire_due(now)
+if not still_held(f, now) then
   return "R|not_found"
 end
 release(user, tonumber(f[3]))

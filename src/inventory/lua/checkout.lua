@@ -10,11 +10,7 @@ local p = redis.call("HMGET", deal, "price_cents", "currency", "creator", "room"
 if f[1] == "O" then
   return "O|" .. f[5] .. "|" .. f[3] .. "|" .. p[1] .. "|" .. p[2]
 end
-if f[1] ~= "H" then
-  return "R|not_found"
-end
-if tonumber(f[4]) <= now then
-  expire_due(now)
+if not still_held(f, now) then
   return "R|not_found"
 end
 local qty = tonumber(f[3])

@@ -64,6 +64,18 @@ local function hold_of(user, resv)
   return f
 end
 
+-- True when the hold `f` is live at `now`; a held hold past its expiry is expired on the spot.
+local function still_held(f, now)
+  if f[1] ~= "H" then
+    return false
+  end
+  if tonumber(f[4]) <= now then
+    expire_due(now)
+    return false
+  end
+  return true
+end
+
 local function level()
   local v = redis.call("HMGET", deal, "remaining", "version")
   return v[1] .. "|" .. v[2]
