@@ -23,6 +23,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::hist::Hist;
 use crate::stats::rss_kib;
+use crate::wsraw::{Frame, RawWs};
 
 #[derive(Debug, Clone, Copy, ValueEnum, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -102,20 +103,37 @@ pub struct FanoutResult {
 
 const MAX_STEPS: usize = 64;
 
+/// Histograms per step are striped by reader so that readers on different threads rarely
+/// contend for one lock.
+const STRIPES: usize = 16;
+
 struct Shared {
     start: Instant,
+    /// `hists[step * STRIPES + stripe]`.
     hists: Vec<Mutex<Hist>>,
-    counts: Vec<AtomicU64>,
     closes: AtomicU64,
 }
 
-fn field(s: &str, key: &str) -> Option<u64> {
-    let i = s.find(key)? + key.len();
-    let digits = &s[i..];
+impl Shared {
+    /// All of one step's samples so far.
+    fn step_hist(&self, step: usize) -> Hist {
+        let mut h = Hist::default();
+        for s in &self.hists[step * STRIPES..(step + 1) * STRIPES] {
+            h.merge(&s.lock());
+        }
+        h
+    }
+}
+
+/// The decimal number right after `key` in `frame`.
+fn field(frame: &[u8], key: &[u8]) -> Option<u64> {
+    let i = memchr::memmem::find(frame, key)? + key.len();
+    let digits = &frame[i..];
     let end = digits
-        .find(|c: char| !c.is_ascii_digit())
+        .iter()
+        .position(|c| !c.is_ascii_digit())
         .unwrap_or(digits.len());
-    digits[..end].parse().ok()
+    std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
 }
 
 pub async fn run(a: FanoutArgs) -> anyhow::Result<()> {
@@ -145,72 +163,52 @@ pub async fn run(a: FanoutArgs) -> anyhow::Result<()> {
     };
     let shared = Arc::new(Shared {
         start: Instant::now(),
-        hists: (0..MAX_STEPS)
+        hists: (0..MAX_STEPS * STRIPES)
             .map(|_| Mutex::new(Hist::default()))
             .collect(),
-        counts: (0..MAX_STEPS).map(|_| AtomicU64::new(0)).collect(),
         closes: AtomicU64::new(0),
     });
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let urls: Vec<String> = (0..a.viewers)
         .map(|i| url_for(&format!("v{i}"), Role::Viewer))
         .collect::<Result<_, _>>()?;
     let conns = futures_util::stream::iter(urls)
-        .map(|url| async move {
-            let ws = crate::stats::connect(url.as_str()).await?;
-            anyhow::Ok(ws)
-        })
+        .map(|url| async move { RawWs::connect(url.as_str()).await })
         .buffer_unordered(200)
         .collect::<Vec<_>>()
         .await;
     let mut readers = Vec::new();
-    for c in conns {
+    for (i, c) in conns.into_iter().enumerate() {
         let mut ws = c.context("viewer connect")?;
-        let (shared, mut stop) = (Arc::clone(&shared), stop_rx.clone());
+        let shared = Arc::clone(&shared);
+        // No timers and no stop signal polled per frame: a sample is recorded as it arrives
+        // (into one of STRIPES histograms, so readers rarely share a lock) and the readers are
+        // aborted at the end.
         readers.push(tokio::spawn(async move {
-            let mut local: Vec<(usize, u64)> = Vec::with_capacity(64);
-            let flush = |local: &mut Vec<(usize, u64)>| {
-                for (step, lat) in local.drain(..) {
-                    shared.hists[step].lock().record(lat);
-                    shared.counts[step].fetch_add(1, Relaxed);
+            let stripe = i % STRIPES;
+            let mut record = |frame: Frame<'_>| match frame {
+                Frame::Data(p) => {
+                    if let (Some(step), Some(sent)) = (field(p, b"[s="), field(p, b"[t=")) {
+                        let now = shared.start.elapsed().as_micros() as u64;
+                        let step = (step as usize).min(MAX_STEPS - 1);
+                        shared.hists[step * STRIPES + stripe]
+                            .lock()
+                            .record(now.saturating_sub(sent));
+                    }
+                }
+                Frame::Closed => {
+                    shared.closes.fetch_add(1, Relaxed);
                 }
             };
             loop {
-                let msg = tokio::select! {
-                    _ = stop.changed() => break,
-                    m = ws.next() => m,
-                    // Samples still buffered when the room goes quiet belong to a step that is
-                    // about to be scored.
-                    _ = tokio::time::sleep(Duration::from_millis(200)), if !local.is_empty() => {
-                        flush(&mut local);
-                        continue;
-                    }
-                };
-                match msg {
-                    Some(Ok(Message::Text(t))) => {
-                        let s = t.as_str();
-                        if s.starts_with(r#"{"type":"welcome""#) {
-                            continue;
-                        }
-                        if let (Some(step), Some(sent)) = (field(s, "[s="), field(s, "[t=")) {
-                            let now = shared.start.elapsed().as_micros() as u64;
-                            local.push((
-                                (step as usize).min(MAX_STEPS - 1),
-                                now.saturating_sub(sent),
-                            ));
-                            if local.len() >= 64 {
-                                flush(&mut local);
-                            }
-                        }
-                    }
-                    Some(Ok(_)) => {}
-                    _ => {
+                match ws.next_frames(&mut record).await {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(_) => {
                         shared.closes.fetch_add(1, Relaxed);
                         break;
                     }
                 }
             }
-            flush(&mut local);
         }));
     }
     let connected = readers.len();
@@ -254,8 +252,8 @@ pub async fn run(a: FanoutArgs) -> anyhow::Result<()> {
             }
         }
         tokio::time::sleep(Duration::from_secs(2)).await; // let this step's deliveries land
-        let h = shared.hists[k].lock().clone();
-        let delivered = shared.counts[k].load(Relaxed);
+        let h = shared.step_hist(k);
+        let delivered = h.count();
         let expected = sent * connected as u64;
         let lost = expected.saturating_sub(delivered);
         let step = Step {
@@ -287,11 +285,10 @@ pub async fn run(a: FanoutArgs) -> anyhow::Result<()> {
             break;
         }
     }
-    let _ = stop_tx.send(true);
     drain.abort();
     let server_rss_kib = a.server_pid.and_then(rss_kib);
     for r in readers {
-        let _ = r.await;
+        r.abort();
     }
     let best = steps
         .iter()

@@ -50,6 +50,11 @@ impl Hist {
         self.max = self.max.max(v);
     }
 
+    /// How many values were recorded.
+    pub fn count(&self) -> u64 {
+        self.total
+    }
+
     /// Adds another histogram's counts.
     pub fn merge(&mut self, o: &Hist) {
         for (a, b) in self.counts.iter_mut().zip(&o.counts) {

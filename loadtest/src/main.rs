@@ -17,6 +17,7 @@ mod run;
 mod scenario;
 mod stats;
 mod trace;
+mod wsraw;
 
 use std::path::PathBuf;
 
