@@ -37,6 +37,18 @@ pub struct ServerConfig {
     pub bind: SocketAddr,
     pub max_connections: usize,
     pub shutdown_grace_ms: u64,
+    /// Where rooms are saved on a graceful stop and restored at start (see
+    /// [`crate::persist`]); `""` keeps rooms in memory only.
+    #[serde(deserialize_with = "empty_is_none")]
+    pub state_file: Option<std::path::PathBuf>,
+}
+
+/// `""` as `None`: TOML has no null.
+fn empty_is_none<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::path::PathBuf>, D::Error> {
+    let s = String::deserialize(d)?;
+    Ok((!s.is_empty()).then(|| s.into()))
 }
 
 /// `[auth]`: tokens and anonymous access.

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::error::HubError;
 use crate::inventory::Inventory;
 use crate::outbox::Outbox;
+use crate::persist::{SavedRoom, SavedState};
 use crate::protocol::{Id, You};
 use crate::room::{Room, RoomSettings, Snapshot};
 
@@ -33,6 +34,8 @@ pub struct Hub {
     rooms: DashMap<Id, Arc<Room>>,
     /// Last `seq` of rooms dropped as idle, so a room that comes back continues its sequence.
     retired: DashMap<Id, u64>,
+    /// Rooms loaded from the state file that nobody has joined since the start.
+    restored: DashMap<Id, SavedRoom>,
     settings: RoomSettings,
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -50,6 +53,7 @@ impl Hub {
             inventory,
             rooms: DashMap::new(),
             retired: DashMap::new(),
+            restored: DashMap::new(),
             settings,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
@@ -109,6 +113,35 @@ impl Hub {
         self.connections.fetch_sub(1, Ordering::AcqRel);
     }
 
+    /// Takes over a saved state (before any connection arrives): each room continues from its
+    /// saved `seq` and history when it is first used.
+    pub fn restore(&self, state: SavedState) {
+        for (id, seq) in state.retired {
+            self.retired.insert(id, seq);
+        }
+        for saved in state.rooms {
+            self.retired.remove(&saved.room);
+            self.restored.insert(saved.room.clone(), saved);
+        }
+    }
+
+    /// Every room's state, for the state file: rooms in memory, restored rooms not yet used
+    /// and the last `seq` of rooms dropped as idle.
+    pub fn export_state(&self) -> SavedState {
+        let mut rooms: Vec<SavedRoom> = self.rooms.iter().map(|r| r.value().export()).collect();
+        rooms.extend(self.restored.iter().map(|r| r.value().clone()));
+        SavedState {
+            version: crate::persist::VERSION,
+            saved_at_ms: now_ms(),
+            rooms,
+            retired: self
+                .retired
+                .iter()
+                .map(|r| (r.key().clone(), *r.value()))
+                .collect(),
+        }
+    }
+
     /// The room if it is in memory now.
     pub fn existing_room(&self, id: &Id) -> Option<Arc<Room>> {
         self.rooms.get(id).map(|r| Arc::clone(r.value()))
@@ -126,8 +159,13 @@ impl Hub {
             ));
         }
         let entry = self.rooms.entry(id.clone()).or_insert_with(|| {
-            let start_seq = self.retired.remove(id).map_or(0, |(_, seq)| seq);
-            let room = Arc::new(Room::new(id.clone(), self.settings.clone(), start_seq));
+            let room = Arc::new(match self.restored.remove(id) {
+                Some((_, saved)) => Room::restored(saved, self.settings.clone()),
+                None => {
+                    let start_seq = self.retired.remove(id).map_or(0, |(_, seq)| seq);
+                    Room::new(id.clone(), self.settings.clone(), start_seq)
+                }
+            });
             let hub = Arc::clone(self);
             let ticking = Arc::clone(&room);
             self.tracker
@@ -165,6 +203,9 @@ impl Hub {
     pub fn snapshot(&self, id: &Id) -> Option<Snapshot> {
         if let Some(room) = self.existing_room(id) {
             return Some(room.snapshot());
+        }
+        if let Some(saved) = self.restored.get(id) {
+            return Some(Room::restored(saved.clone(), self.settings.clone()).snapshot());
         }
         self.retired.get(id).map(|seq| Snapshot {
             room: id.clone(),

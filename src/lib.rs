@@ -16,6 +16,7 @@ pub mod inventory;
 pub mod metrics;
 pub mod outbox;
 pub mod pages;
+pub mod persist;
 pub mod protocol;
 pub mod rate;
 pub mod room;

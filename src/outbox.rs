@@ -1,12 +1,21 @@
 //! One connection's outgoing side as the rest of the hub sees it: a bounded frame queue and a
 //! close signal. Producers never wait: a full queue either replaces a coalescible update (the
 //! writer re-sends the latest counters) or closes the viewer with 1013.
+//!
+//! The queue is a `VecDeque` behind a short mutex plus one waker, not a tokio channel: a room
+//! pushes every event to every viewer, and at 2,000 viewers the channel's semaphore and block
+//! list cost 16% of the hub's CPU (docs/benchmarks.md). A push is one uncontended lock and,
+//! when the writer is asleep, one wake; the writer takes everything queued in one lock.
 
+use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::task::Poll;
 
 use axum::extract::ws::Utf8Bytes;
-use tokio::sync::mpsc;
+use futures_util::task::AtomicWaker;
+use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
 /// Close codes the hub uses (PROTOCOL.md, "Close codes").
@@ -74,11 +83,87 @@ impl ConnCtl {
     }
 }
 
+#[derive(Debug)]
+struct Queue {
+    frames: Mutex<VecDeque<Utf8Bytes>>,
+    capacity: usize,
+    /// The writer's waker, registered while it waits for frames.
+    waker: AtomicWaker,
+    /// False once the receiving side is gone.
+    open: AtomicBool,
+}
+
+/// What a push into the queue found.
+enum Put {
+    Ok,
+    Full,
+    Closed,
+}
+
+impl Queue {
+    fn put(&self, frame: Utf8Bytes) -> Put {
+        if !self.open.load(Ordering::Acquire) {
+            return Put::Closed;
+        }
+        {
+            let mut q = self.frames.lock();
+            if q.len() >= self.capacity {
+                return Put::Full;
+            }
+            q.push_back(frame);
+        }
+        self.waker.wake();
+        Put::Ok
+    }
+}
+
 /// The producer side of one connection's queue.
 #[derive(Clone, Debug)]
 pub struct Outbox {
-    tx: mpsc::Sender<Utf8Bytes>,
+    queue: Arc<Queue>,
     ctl: Arc<ConnCtl>,
+}
+
+/// The consumer side, owned by the connection's writer. Dropping it makes later pushes
+/// answer [`Pushed::Gone`] and frees what was queued.
+#[derive(Debug)]
+pub struct OutboxRx {
+    queue: Arc<Queue>,
+}
+
+impl OutboxRx {
+    /// Moves up to `limit` queued frames into `batch`; waits while there are none. Never
+    /// resolves to 0 (closing is signalled through [`ConnCtl`], not the queue).
+    pub async fn recv_many(&mut self, batch: &mut Vec<Utf8Bytes>, limit: usize) -> usize {
+        poll_fn(|cx| {
+            let n = self.try_recv_many(batch, limit);
+            if n > 0 {
+                return Poll::Ready(n);
+            }
+            self.queue.waker.register(cx.waker());
+            // A push between the first look and the registration would otherwise be missed.
+            match self.try_recv_many(batch, limit) {
+                0 => Poll::Pending,
+                n => Poll::Ready(n),
+            }
+        })
+        .await
+    }
+
+    /// Moves up to `limit` queued frames into `batch` without waiting; returns how many.
+    pub fn try_recv_many(&mut self, batch: &mut Vec<Utf8Bytes>, limit: usize) -> usize {
+        let mut q = self.queue.frames.lock();
+        let n = q.len().min(limit);
+        batch.extend(q.drain(..n));
+        n
+    }
+}
+
+impl Drop for OutboxRx {
+    fn drop(&mut self) {
+        self.queue.open.store(false, Ordering::Release);
+        self.queue.frames.lock().clear();
+    }
 }
 
 /// What happened to a pushed frame.
@@ -95,9 +180,20 @@ pub enum Pushed {
 
 impl Outbox {
     /// A queue of `capacity` frames; the receiver belongs to the connection's writer.
-    pub fn new(capacity: usize, ctl: Arc<ConnCtl>) -> (Self, mpsc::Receiver<Utf8Bytes>) {
-        let (tx, rx) = mpsc::channel(capacity);
-        (Outbox { tx, ctl }, rx)
+    pub fn new(capacity: usize, ctl: Arc<ConnCtl>) -> (Self, OutboxRx) {
+        let queue = Arc::new(Queue {
+            frames: Mutex::new(VecDeque::new()),
+            capacity,
+            waker: AtomicWaker::new(),
+            open: AtomicBool::new(true),
+        });
+        (
+            Outbox {
+                queue: Arc::clone(&queue),
+                ctl,
+            },
+            OutboxRx { queue },
+        )
     }
 
     /// The connection's control block.
@@ -108,29 +204,29 @@ impl Outbox {
     /// Queues a frame that must not be lost (durable events, replies). A full queue closes the
     /// connection with 1013.
     pub fn push(&self, frame: Utf8Bytes) -> Pushed {
-        match self.tx.try_send(frame) {
-            Ok(()) => Pushed::Queued,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+        match self.queue.put(frame) {
+            Put::Ok => Pushed::Queued,
+            Put::Full => {
                 if !self.ctl.is_closing() {
                     metrics::counter!(crate::metrics::SLOW_CONSUMER_CLOSES).increment(1);
                 }
                 self.ctl.close(close::TRY_AGAIN_LATER);
                 Pushed::Overflowed
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Pushed::Gone,
+            Put::Closed => Pushed::Gone,
         }
     }
 
     /// Queues a coalescible update (stock, likes, viewers). A full queue drops it and marks the
     /// connection stale, so its writer sends the latest values once it catches up.
     pub fn push_coalescible(&self, frame: Utf8Bytes) -> Pushed {
-        match self.tx.try_send(frame) {
-            Ok(()) => Pushed::Queued,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+        match self.queue.put(frame) {
+            Put::Ok => Pushed::Queued,
+            Put::Full => {
                 self.ctl.stale.store(true, Ordering::Release);
                 Pushed::Replaced
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Pushed::Gone,
+            Put::Closed => Pushed::Gone,
         }
     }
 }

@@ -17,6 +17,7 @@ use crate::config::{LimitsConfig, RoomConfig};
 use crate::error::HubError;
 use crate::inventory::{StockLevel, status_of};
 use crate::outbox::{Outbox, Pushed};
+use crate::persist::SavedRoom;
 use crate::protocol::{Comment, Deal, DealStatus, Id, Product, ServerMsg, You};
 use crate::rate::TokenBucket;
 
@@ -188,6 +189,64 @@ impl Room {
             }),
             settings,
             likes: AtomicU64::new(0),
+        }
+    }
+
+    /// A room continuing from a saved state (see [`crate::persist`]): the same `seq`, history
+    /// ring, pinned product, recent comments, likes and mutes, so viewers resume with `?since=`.
+    pub fn restored(saved: SavedRoom, settings: RoomSettings) -> Self {
+        let room = Room::new(saved.room, settings, saved.seq);
+        {
+            let mut st = room.state.lock();
+            let keep = room.settings.history;
+            let skip = saved.history.len().saturating_sub(keep);
+            st.history = saved
+                .history
+                .into_iter()
+                .skip(skip)
+                .map(|(seq, frame)| (seq, Utf8Bytes::from(frame)))
+                .collect();
+            st.pinned = saved.pinned;
+            let skip = saved
+                .recent
+                .len()
+                .saturating_sub(room.settings.recent_comments);
+            st.recent = saved.recent.into_iter().skip(skip).collect();
+            st.likes_sent = saved.likes;
+            let now = Instant::now();
+            for (user, left_ms) in saved.muted {
+                let settings = room.settings.clone();
+                st.user(&user, &settings, now).muted_until =
+                    Some(now + Duration::from_millis(left_ms));
+            }
+        }
+        room.likes.store(saved.likes, Ordering::Relaxed);
+        room
+    }
+
+    /// The room as [`Room::restored`] takes it back.
+    pub fn export(&self) -> SavedRoom {
+        let st = self.state.lock();
+        let now = Instant::now();
+        SavedRoom {
+            room: self.id.clone(),
+            seq: st.seq,
+            history: st
+                .history
+                .iter()
+                .map(|(seq, f)| (*seq, f.as_str().to_owned()))
+                .collect(),
+            pinned: st.pinned.clone(),
+            recent: st.recent.iter().cloned().collect(),
+            likes: self.likes.load(Ordering::Relaxed),
+            muted: st
+                .users
+                .iter()
+                .filter_map(|(user, u)| {
+                    let left = u.muted_until?.checked_duration_since(now)?;
+                    Some((user.clone(), left.as_millis() as u64))
+                })
+                .collect(),
         }
     }
 

@@ -9,14 +9,13 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
 
 use crate::auth::Identity;
 use crate::command::{Outcome, execute};
 use crate::error::HubError;
 use crate::hub::Hub;
 use crate::metrics as m;
-use crate::outbox::{ConnCtl, Outbox, close};
+use crate::outbox::{ConnCtl, Outbox, OutboxRx, close};
 use crate::protocol::{Id, Role, ServerMsg, You, error_msg, parse_client};
 use crate::rate::TokenBucket;
 use crate::room::Room;
@@ -81,7 +80,7 @@ pub async fn run(socket: WebSocket, hub: Arc<Hub>, room_id: Id, who: Identity, s
 }
 
 struct Writer {
-    rx: mpsc::Receiver<Utf8Bytes>,
+    rx: OutboxRx,
     ctl: Arc<ConnCtl>,
     room: Arc<Room>,
     batch: usize,
@@ -127,10 +126,8 @@ impl Writer {
     }
 
     async fn pump(&mut self, sink: &mut Sink, initial: Vec<Utf8Bytes>) -> Result<(), axum::Error> {
-        // Handles resolved once per connection; incrementing them is an atomic add.
-        let frames_sent = metrics::counter!(m::FRAMES_SENT);
-        let flushes = metrics::counter!(m::FLUSHES);
-        frames_sent.increment(initial.len() as u64);
+        let mut counts = WriteCounts::default();
+        counts.frames += initial.len() as u64;
         for f in initial {
             sink.feed(Message::Text(f)).await?;
         }
@@ -139,31 +136,20 @@ impl Writer {
             tokio::time::Instant::now() + self.ping_every,
             self.ping_every,
         );
-        // One close future for the connection's life (building one per loop costs a lock).
-        let ctl = Arc::clone(&self.ctl);
-        let closed = ctl.closed();
-        tokio::pin!(closed);
+        // A close request is raced by `run`, around this whole pump.
         let mut batch: Vec<Utf8Bytes> = Vec::with_capacity(self.batch);
         let mut last_flush = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 biased;
-                _ = &mut closed => return Ok(()),
-                got = self.rx.recv_many(&mut batch, self.batch) => {
-                    if got == 0 {
-                        return Ok(());
-                    }
+                _ = self.rx.recv_many(&mut batch, self.batch) => {
                     // At most one flush per min_flush: sparse traffic goes out at once, a busy
                     // room's frames share one write (and one syscall) per viewer.
                     let since = last_flush.elapsed();
                     if since < self.min_flush {
                         tokio::time::sleep(self.min_flush - since).await;
-                        while batch.len() < self.batch {
-                            match self.rx.try_recv() {
-                                Ok(f) => batch.push(f),
-                                Err(_) => break,
-                            }
-                        }
+                        let room = self.batch.saturating_sub(batch.len());
+                        self.rx.try_recv_many(&mut batch, room);
                     }
                     let mut n = batch.len() as u64;
                     for f in batch.drain(..) {
@@ -177,12 +163,40 @@ impl Writer {
                     }
                     sink.flush().await?;
                     last_flush = tokio::time::Instant::now();
-                    frames_sent.increment(n);
-                    flushes.increment(1);
+                    counts.add(n);
                 }
                 _ = ping.tick() => sink.send(Message::Ping(bytes::Bytes::new())).await?,
             }
         }
+    }
+}
+
+/// Frames and flushes counted locally and added to the shared counters every so often (and
+/// when the writer ends): two shared atomics per flush per viewer contend across workers.
+#[derive(Default)]
+struct WriteCounts {
+    frames: u64,
+    flushes: u64,
+}
+
+impl WriteCounts {
+    fn add(&mut self, frames: u64) {
+        self.frames += frames;
+        self.flushes += 1;
+        if self.flushes >= 64 {
+            self.publish();
+        }
+    }
+
+    fn publish(&mut self) {
+        metrics::counter!(m::FRAMES_SENT).increment(std::mem::take(&mut self.frames));
+        metrics::counter!(m::FLUSHES).increment(std::mem::take(&mut self.flushes));
+    }
+}
+
+impl Drop for WriteCounts {
+    fn drop(&mut self) {
+        self.publish();
     }
 }
 

@@ -22,7 +22,7 @@ use serde::Serialize;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::hist::Hist;
-use crate::stats::rss_kib;
+use crate::stats::{cpu_secs, rss_kib};
 use crate::wsraw::{Frame, RawWs};
 
 #[derive(Debug, Clone, Copy, ValueEnum, Serialize)]
@@ -86,6 +86,11 @@ pub struct Step {
     pub p99_ms: f64,
     pub max_ms: f64,
     pub held: bool,
+    /// The server's CPU time per delivery over the step and its drain (needs --server-pid):
+    /// the measure that does not depend on how busy the shared machine was.
+    pub server_cpu_us_per_delivery: Option<f64>,
+    /// The load client's own CPU time per delivery.
+    pub client_cpu_us_per_delivery: f64,
 }
 
 /// The whole run.
@@ -221,8 +226,11 @@ pub async fn run(a: FanoutArgs) -> anyhow::Result<()> {
     let drain = tokio::spawn(async move { while let Some(Ok(_)) = rx.next().await {} });
     let mut steps = Vec::new();
     let mut seq = 0u64;
+    let mut sender_lost = false;
     for (k, &rate) in a.rates.iter().enumerate() {
         let step_start = Instant::now();
+        let server_cpu0 = a.server_pid.and_then(cpu_secs);
+        let client_cpu0 = cpu_secs(std::process::id()).unwrap_or(0.0);
         let total = rate * a.step_secs;
         let mut sent = 0u64;
         let mut tick = tokio::time::interval(Duration::from_millis(10));
@@ -247,14 +255,30 @@ pub async fn run(a: FanoutArgs) -> anyhow::Result<()> {
                         format!(r#"{head}{pad}","ts":{}}}"#, livehub::hub::now_ms())
                     }
                 };
-                tx.send(Message::text(frame)).await?;
+                if let Err(e) = tx.send(Message::text(frame)).await {
+                    // The server dropped the sender (e.g. 1013 when it cannot keep up): this
+                    // step fails with what was delivered, and the run ends.
+                    eprintln!("sender connection lost at {rate} msg/s: {e}");
+                    sender_lost = true;
+                    break;
+                }
                 sent += 1;
+            }
+            if sender_lost {
+                break;
             }
         }
         tokio::time::sleep(Duration::from_secs(2)).await; // let this step's deliveries land
         let h = shared.step_hist(k);
         let delivered = h.count();
-        let expected = sent * connected as u64;
+        let per_delivery = |cpu: f64| cpu * 1e6 / delivered.max(1) as f64;
+        let server_cpu_us_per_delivery = server_cpu0
+            .zip(a.server_pid.and_then(cpu_secs))
+            .map(|(c0, c1)| per_delivery(c1 - c0));
+        let client_cpu_us_per_delivery =
+            per_delivery(cpu_secs(std::process::id()).unwrap_or(0.0) - client_cpu0);
+        // A lost sender fails the step even if what it sent was all delivered.
+        let expected = if sender_lost { total } else { sent } * connected as u64;
         let lost = expected.saturating_sub(delivered);
         let step = Step {
             rate,
@@ -267,9 +291,11 @@ pub async fn run(a: FanoutArgs) -> anyhow::Result<()> {
             p99_ms: h.ms(0.99),
             max_ms: h.max_ms(),
             held: lost == 0 && h.ms(0.99) <= a.max_p99_ms,
+            server_cpu_us_per_delivery,
+            client_cpu_us_per_delivery,
         };
         eprintln!(
-            "step {rate:>5} msg/s: delivered {:>9} of {:>9} ({:>9.0}/s)  p50 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms  lost {:>7}  {}",
+            "step {rate:>5} msg/s: delivered {:>9} of {:>9} ({:>9.0}/s)  p50 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms  lost {:>7}  cpu/delivery server {} client {:.2} µs  {}",
             step.delivered,
             step.expected,
             step.delivered_per_s,
@@ -277,11 +303,14 @@ pub async fn run(a: FanoutArgs) -> anyhow::Result<()> {
             step.p99_ms,
             step.max_ms,
             step.lost,
+            step.server_cpu_us_per_delivery
+                .map_or("-".into(), |c| format!("{c:.2} µs")),
+            step.client_cpu_us_per_delivery,
             if step.held { "held" } else { "FAILED" }
         );
         let failed = !step.held;
         steps.push(step);
-        if failed && !a.keep_going {
+        if sender_lost || (failed && !a.keep_going) {
             break;
         }
     }
@@ -290,10 +319,9 @@ pub async fn run(a: FanoutArgs) -> anyhow::Result<()> {
     for r in readers {
         r.abort();
     }
-    let best = steps
-        .iter()
-        .filter(|s| s.held)
-        .max_by(|x, y| x.delivered_per_s.total_cmp(&y.delivered_per_s));
+    // The ceiling is the last step that held before the first that did not (later steps
+    // are shown with --keep-going but do not count).
+    let best = steps.iter().take_while(|s| s.held).last();
     let result = FanoutResult {
         target: a.target,
         viewers: a.viewers,

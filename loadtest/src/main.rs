@@ -4,7 +4,7 @@
 //! - `run SCENARIO`: play a scenario file (config/scenarios/*.toml), optionally one shard of it.
 //! - `replay TRACE`: play a recorded trace with its original timing (or `--speed`).
 //! - `merge REPORT...`: merge the JSON reports of several shards.
-//! - `idle`, `fanout`, `reserve`: focused measurements.
+//! - `idle`, `fanout`, `reserve`, `surge`: focused measurements.
 //!
 //! Exit status: 0 when every SLO held, 1 when one was missed (each named on stderr), 2 on error.
 
@@ -16,6 +16,7 @@ mod reserve;
 mod run;
 mod scenario;
 mod stats;
+mod surge;
 mod trace;
 mod wsraw;
 
@@ -96,6 +97,9 @@ enum Mode {
     Fanout(fanout::FanoutArgs),
     /// N buyers reserve in closed loops through the WebSocket path; reserves/s and latency.
     Reserve(reserve::ReserveArgs),
+    /// N viewers connect at once; after an outside hub restart all resume with ?since=; checks
+    /// the time to connect, the time to resume and that no event was missed.
+    Surge(surge::SurgeArgs),
 }
 
 fn main() {
@@ -293,5 +297,6 @@ async fn dispatch(mode: Mode) -> anyhow::Result<bool> {
         Mode::Idle(a) => idle::run(a).await.map(|_| true),
         Mode::Fanout(a) => fanout::run(a).await.map(|_| true),
         Mode::Reserve(a) => reserve::run(a).await.map(|_| true),
+        Mode::Surge(a) => surge::run(a).await,
     }
 }

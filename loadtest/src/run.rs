@@ -228,15 +228,6 @@ async fn audit_loop(
     }
 }
 
-fn proc_stat(pid: u32) -> Option<(u64, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = stat.rsplit_once(')')?.1;
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    let rss_pages = f.get(21)?.parse::<u64>().ok()?;
-    Some((ticks, rss_pages * 4))
-}
-
 async fn sample(
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
@@ -245,7 +236,7 @@ async fn sample(
     let mut timeline = Vec::new();
     let (mut last_d, mut last_c) = (0, 0);
     let pid = shared.target.hub_pid;
-    let first = pid.and_then(proc_stat);
+    let first = pid.and_then(crate::stats::proc_stat);
     let mut rss_max = first.map(|(_, r)| r);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
@@ -257,7 +248,7 @@ async fn sample(
         let d = m.deliveries.load(Relaxed);
         let c = m.comments_sent.load(Relaxed);
         let window = std::mem::take(&mut *m.comment_window.lock());
-        let hub = pid.and_then(proc_stat);
+        let hub = pid.and_then(crate::stats::proc_stat);
         if let Some((_, rss)) = hub {
             rss_max = Some(rss_max.unwrap_or(0).max(rss));
         }
@@ -284,7 +275,7 @@ async fn sample(
         (last_d, last_c) = (d, c);
         timeline.push(s);
     }
-    let cpu = match (first, pid.and_then(proc_stat)) {
+    let cpu = match (first, pid.and_then(crate::stats::proc_stat)) {
         (Some((t0, _)), Some((t1, _))) => {
             Some((t1 - t0) as f64 / 100.0 / shared.start.elapsed().as_secs_f64() * 100.0)
         }

@@ -31,3 +31,19 @@ pub async fn connect(
         .await
         .map(|(ws, _)| ws)
 }
+
+/// `(CPU ticks used so far (user + system, 1/100 s each), RSS in KiB)` of `pid`, from
+/// /proc/PID/stat.
+pub fn proc_stat(pid: u32) -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    let rss_pages = f.get(21)?.parse::<u64>().ok()?;
+    Some((ticks, rss_pages * 4))
+}
+
+/// CPU seconds `pid` used so far.
+pub fn cpu_secs(pid: u32) -> Option<f64> {
+    proc_stat(pid).map(|(ticks, _)| ticks as f64 / 100.0)
+}

@@ -117,8 +117,7 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
         Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
     }
     runtime()?.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(config.server.bind)
-            .await
+        let listener = crate::server::bind(config.server.bind)
             .with_context(|| format!("binding server.bind = {}", config.server.bind))?;
         tracing::info!(addr = %listener.local_addr()?, backend = ?config.inventory.backend, "livehub serving");
         crate::server::run(listener, config, crate::server::signal()).await?;
