@@ -200,7 +200,7 @@ pub async fn run(a: FanoutArgs) -> anyhow::Result<()> {
                             .record(now.saturating_sub(sent));
                     }
                 }
-                Frame::Closed => {
+                Frame::Close(_) => {
                     shared.closes.fetch_add(1, Relaxed);
                 }
             };

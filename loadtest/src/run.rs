@@ -6,20 +6,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
 use livehub::auth::{Authenticator, Claims};
 use livehub::protocol::Role;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::hist::Hist;
 use crate::report::{AuditRow, Second};
 use crate::trace::{Action, Event, Recorder};
+use crate::wsraw::{Frame, RawWs};
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+/// Clients use the lean client: 10,000 of them share the machine with the hub under test.
+type Ws = RawWs;
 
 /// Where and how to play.
 pub struct Target {
@@ -340,22 +338,33 @@ impl Client {
 
     async fn run(mut self, events: Vec<Event>, mut stop: watch::Receiver<bool>) {
         let speed = self.shared.target.speed;
-        let mut idx = 0;
-        loop {
-            let due = events.get(idx).map(|e| {
+        let start = self.shared.start;
+        let due = |idx: usize| {
+            events.get(idx).map(|e| {
                 tokio::time::Instant::from_std(
-                    self.shared.start + Duration::from_secs_f64(e.t_ms as f64 / 1000.0 / speed),
+                    start + Duration::from_secs_f64(e.t_ms as f64 / 1000.0 / speed),
                 )
-            });
+            })
+        };
+        let mut idx = 0;
+        // One timer and one stop future for the client's life, not one of each per frame: with
+        // 10,000 clients, re-registering them per delivery cost more than the delivery.
+        let far = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
+        let timer = tokio::time::sleep_until(due(0).unwrap_or(far));
+        tokio::pin!(timer);
+        let stopped = stop.changed();
+        tokio::pin!(stopped);
+        loop {
             tokio::select! {
-                _ = stop.changed() => break,
-                _ = async { match due { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {
+                _ = &mut stopped => break,
+                _ = &mut timer, if idx < events.len() => {
                     let e = &events[idx];
                     idx += 1;
+                    timer.as_mut().reset(due(idx).unwrap_or(far));
                     self.act(&e.action).await;
                 }
-                msg = async { match self.ws.as_mut() { Some(ws) => ws.next().await, None => std::future::pending().await } } => {
-                    self.on_message(msg);
+                read = async { match self.ws.as_mut() { Some(ws) => ws.fill().await, None => std::future::pending().await } } => {
+                    self.on_read(read);
                     let ready: Vec<Action> = {
                         let seen = &self.seen_deals;
                         let (now, later) = std::mem::take(&mut self.deferred).into_iter().partition(|a| matches!(a, Action::Reserve { deal, .. } if seen.contains(deal)));
@@ -369,8 +378,8 @@ impl Client {
             }
         }
         self.flush();
-        if let Some(mut ws) = self.ws.take() {
-            let _ = ws.close(None).await;
+        if let Some(ws) = self.ws.take() {
+            ws.close().await;
             self.shared.m.connected.fetch_sub(1, Relaxed);
         }
     }
@@ -397,9 +406,7 @@ impl Client {
             url.push_str(&format!("&since={s}"));
         }
         let started = Instant::now();
-        match tokio::time::timeout(Duration::from_secs(15), crate::stats::connect(url.as_str()))
-            .await
-        {
+        match tokio::time::timeout(Duration::from_secs(15), RawWs::connect(url.as_str())).await {
             Ok(Ok(ws)) => {
                 self.ws = Some(ws);
                 self.rejoin_since = since;
@@ -422,7 +429,7 @@ impl Client {
         let Some(ws) = self.ws.as_mut() else {
             return false;
         };
-        ws.send(Message::text(v.to_string())).await.is_ok()
+        ws.send_text(&v.to_string()).await.is_ok()
     }
 
     async fn act(&mut self, action: &Action) {
@@ -432,9 +439,9 @@ impl Client {
                 self.connect(None).await;
             }
             Action::Leave => {
-                if let Some(mut ws) = self.ws.take() {
+                if let Some(ws) = self.ws.take() {
                     self.record(action);
-                    let _ = ws.close(None).await;
+                    ws.close().await;
                     self.shared.m.connected.fetch_sub(1, Relaxed);
                 }
             }
@@ -531,27 +538,36 @@ impl Client {
         }
     }
 
-    fn on_message(&mut self, msg: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>) {
-        match msg {
-            Some(Ok(Message::Text(t))) => self.on_text(t.as_str()),
-            Some(Ok(Message::Close(f))) => {
-                let code = f
-                    .map(|f| u16::from(f.code))
-                    .unwrap_or(u16::from(CloseCode::Status));
-                *self.shared.m.closes.lock().entry(code).or_insert(0) += 1;
-                self.drop_socket();
-            }
-            Some(Ok(_)) => {}
-            Some(Err(_)) | None => {
-                *self.shared.m.closes.lock().entry(1006).or_insert(0) += 1;
-                self.drop_socket();
+    /// Handles every frame a read brought in (or the end of the connection).
+    fn on_read(&mut self, read: std::io::Result<bool>) {
+        let Some(mut ws) = self.ws.take() else { return };
+        let mut code = match read {
+            Ok(true) => None,
+            Ok(false) | Err(_) => Some(1006),
+        };
+        while code.is_none() {
+            let next = ws.next_buffered(|f| match f {
+                Frame::Data(p) => {
+                    if let Ok(text) = std::str::from_utf8(p) {
+                        self.on_text(text);
+                    }
+                    None
+                }
+                Frame::Close(c) => Some(c),
+            });
+            match next {
+                Ok(Some(None)) => {}
+                Ok(None) => break,
+                Ok(Some(Some(c))) => code = Some(c),
+                Err(_) => code = Some(1006),
             }
         }
-    }
-
-    fn drop_socket(&mut self) {
-        if self.ws.take().is_some() {
-            self.shared.m.connected.fetch_sub(1, Relaxed);
+        match code {
+            None => self.ws = Some(ws),
+            Some(c) => {
+                *self.shared.m.closes.lock().entry(c).or_insert(0) += 1;
+                self.shared.m.connected.fetch_sub(1, Relaxed);
+            }
         }
     }
 

@@ -166,7 +166,7 @@ async fn viewer(shared: Arc<Shared>, i: usize, url: String) {
             let mut closed = false;
             let r = ws
                 .next_frames(|f| match f {
-                    Frame::Closed => closed = true,
+                    Frame::Close(_) => closed = true,
                     Frame::Data(p) if first_frame => {
                         first_frame = false;
                         let welcome_seq = number_after(p, br#""seq":"#).unwrap_or(0);

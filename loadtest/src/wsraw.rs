@@ -18,14 +18,17 @@ use tokio::net::TcpStream;
 pub enum Frame<'a> {
     /// A text, binary or continuation frame's payload.
     Data(&'a [u8]),
-    /// The server closed the connection (a close frame or EOF).
-    Closed,
+    /// The connection ended: the close frame's code, 1005 for a close frame without one, 1006
+    /// for a connection that ended without a close frame.
+    Close(u16),
 }
 
-/// A connected WebSocket whose frames are read with [`RawWs::next_frames`].
+/// A connected WebSocket client.
 pub struct RawWs {
     stream: TcpStream,
     buf: BytesMut,
+    /// Pongs owed for pings read, sent before the next read or write.
+    pongs: Vec<Vec<u8>>,
 }
 
 fn invalid(msg: impl Into<String>) -> io::Error {
@@ -53,6 +56,7 @@ impl RawWs {
         let mut ws = RawWs {
             stream,
             buf: BytesMut::with_capacity(16 * 1024),
+            pongs: Vec::new(),
         };
         let req = format!(
             "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -78,39 +82,80 @@ impl RawWs {
         }
     }
 
-    /// Waits for data, then hands every complete frame in the buffer to `on_frame`. Returns
-    /// `Ok(false)` once the connection is closed (after `on_frame(Frame::Closed)`).
-    pub async fn next_frames(&mut self, mut on_frame: impl FnMut(Frame<'_>)) -> io::Result<bool> {
-        if self.stream.read_buf(&mut self.buf).await? == 0 {
-            on_frame(Frame::Closed);
-            return Ok(false);
-        }
-        let mut pongs: Vec<Vec<u8>> = Vec::new();
-        let mut open = true;
-        while let Some((opcode, start, len)) = parse_head(&self.buf)? {
-            let payload = &self.buf[start..start + len];
-            match opcode {
-                0x0..=0x2 => on_frame(Frame::Data(payload)),
-                0x8 => {
-                    on_frame(Frame::Closed);
-                    open = false;
-                }
-                0x9 => pongs.push(payload.to_vec()),
-                _ => {}
-            }
-            self.buf.advance(start + len);
-            if !open {
-                break;
-            }
-        }
-        for p in pongs {
+    /// Reads more bytes from the socket (sending owed pongs first). `Ok(false)` at EOF.
+    pub async fn fill(&mut self) -> io::Result<bool> {
+        for p in std::mem::take(&mut self.pongs) {
             self.stream.write_all(&client_frame(0xA, &p)).await?;
         }
         // Keep reads large without letting a burst pin a big buffer forever.
         if self.buf.capacity() - self.buf.len() < 4096 {
             self.buf.reserve(16 * 1024);
         }
-        Ok(open)
+        Ok(self.stream.read_buf(&mut self.buf).await? > 0)
+    }
+
+    /// Hands the next complete buffered data or close frame to `f` and returns its result;
+    /// `None` when no complete frame is buffered. Pings are answered, pongs skipped.
+    pub fn next_buffered<R>(&mut self, mut f: impl FnMut(Frame<'_>) -> R) -> io::Result<Option<R>> {
+        while let Some((opcode, start, len)) = parse_head(&self.buf)? {
+            let payload = &self.buf[start..start + len];
+            let out = match opcode {
+                0x0..=0x2 => Some(f(Frame::Data(payload))),
+                0x8 => {
+                    let code = match payload {
+                        [a, b, ..] => u16::from_be_bytes([*a, *b]),
+                        _ => 1005,
+                    };
+                    Some(f(Frame::Close(code)))
+                }
+                0x9 => {
+                    self.pongs.push(payload.to_vec());
+                    None
+                }
+                _ => None,
+            };
+            self.buf.advance(start + len);
+            if out.is_some() {
+                return Ok(out);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Waits for data, then hands every complete frame in the buffer to `on_frame`. Returns
+    /// `Ok(false)` once the connection is closed (after `on_frame(Frame::Close(_))`).
+    pub async fn next_frames(&mut self, mut on_frame: impl FnMut(Frame<'_>)) -> io::Result<bool> {
+        if !self.fill().await? {
+            on_frame(Frame::Close(1006));
+            return Ok(false);
+        }
+        while let Some(open) = self.next_buffered(|f| {
+            let open = !matches!(f, Frame::Close(_));
+            on_frame(f);
+            open
+        })? {
+            if !open {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Sends one text frame.
+    pub async fn send_text(&mut self, text: &str) -> io::Result<()> {
+        self.stream
+            .write_all(&client_frame(0x1, text.as_bytes()))
+            .await
+    }
+
+    /// Sends a close frame (1000) and shuts the socket down; errors are ignored (the peer may
+    /// be gone already).
+    pub async fn close(mut self) {
+        let _ = self
+            .stream
+            .write_all(&client_frame(0x8, &1000u16.to_be_bytes()))
+            .await;
+        let _ = self.stream.shutdown().await;
     }
 }
 

@@ -421,3 +421,139 @@ max_oversold = 0
     );
     Ok(())
 }
+
+/// A hub with a state file on a fixed address, as a restarted process would be.
+async fn hub_at(
+    addr: std::net::SocketAddr,
+    state: &std::path::Path,
+) -> anyhow::Result<(
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+)> {
+    let listener = livehub::server::bind(addr)?;
+    let mut c = config();
+    c.server.state_file = Some(state.to_owned());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        if let Err(e) = livehub::server::run(listener, c, shutdown).await {
+            eprintln!("hub: {e}");
+        }
+    });
+    Ok((stop, task))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn surge_viewers_resume_after_a_hub_restart_without_missing_an_event() -> anyhow::Result<()> {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let (state, ready, json) = (
+        tmp("surge-state.json"),
+        tmp("surge.ready"),
+        tmp("surge.json"),
+    );
+    let _ = std::fs::remove_file(&ready);
+    let _ = std::fs::remove_file(&state);
+    let (stop, task) = hub_at(addr, &state).await?;
+    let url = format!("ws://{addr}");
+    let tester = tokio::spawn(loadtest(args(&[
+        "surge",
+        "--url",
+        &url,
+        "--viewers",
+        "300",
+        "--secret",
+        SECRET,
+        "--events-per-sec",
+        "20",
+        "--after-secs",
+        "1",
+        "--ready-file",
+        ready.to_str().unwrap_or_default(),
+        "--json",
+        json.to_str().unwrap_or_default(),
+    ])));
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !ready.exists() {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "surge never got ready"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await; // polling for a file
+    }
+    let _ = stop.send(());
+    task.await?;
+    let (stop, task) = hub_at(addr, &state).await?;
+    let run = tester.await??;
+    let _ = stop.send(());
+    task.await?;
+    assert_eq!(
+        run.code, 0,
+        "stdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json)?)?;
+    assert_eq!(r["connected"], 300);
+    assert_eq!(r["disconnected"], 300);
+    assert_eq!(r["resumed"], 300);
+    assert_eq!(r["resume_refused"], 0);
+    assert_eq!(r["gaps"], 0);
+    assert_eq!(r["behind_at_end"], 0);
+    assert!(r["last_acked_seq"].as_u64().unwrap_or(0) > 20, "{r}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_state_file_a_restart_is_reported_as_refused_resumes() -> anyhow::Result<()> {
+    // The same surge against a hub that forgets its rooms: the tool must say so.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let ready = tmp("forget.ready");
+    let _ = std::fs::remove_file(&ready);
+    let start = |addr| async move {
+        let listener = livehub::server::bind(addr)?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            let _ = livehub::server::run(listener, config(), shutdown).await;
+        });
+        anyhow::Ok((stop, task))
+    };
+    let (stop, task) = start(addr).await?;
+    let url = format!("ws://{addr}");
+    let tester = tokio::spawn(loadtest(args(&[
+        "surge",
+        "--url",
+        &url,
+        "--viewers",
+        "50",
+        "--secret",
+        SECRET,
+        "--after-secs",
+        "1",
+        "--ready-file",
+        ready.to_str().unwrap_or_default(),
+    ])));
+    while !ready.exists() {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await; // polling for a file
+    }
+    let _ = stop.send(());
+    task.await?;
+    let (stop, task) = start(addr).await?;
+    let run = tester.await??;
+    let _ = stop.send(());
+    task.await?;
+    assert_eq!(
+        run.code, 1,
+        "stdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
+    assert!(
+        run.stderr.contains("SLO missed: all resumed"),
+        "{}",
+        run.stderr
+    );
+    Ok(())
+}
