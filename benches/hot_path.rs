@@ -81,7 +81,7 @@ fn fan_out(c: &mut Criterion) {
                 })
                 .unwrap();
                 // Drain, as the writers would, so queues never fill.
-                let mut sink = Vec::new();
+                let mut sink = std::collections::VecDeque::new();
                 for rx in receivers.iter_mut() {
                     rx.try_recv_many(&mut sink, usize::MAX);
                     sink.clear();

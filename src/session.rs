@@ -2,6 +2,7 @@
 //! the socket's sink and drains the connection's bounded queue, feeding many frames and flushing
 //! once per batch. Either side ending closes the other; the close code comes from [`ConnCtl`].
 
+use std::collections::VecDeque;
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -137,7 +138,7 @@ impl Writer {
             self.ping_every,
         );
         // A close request is raced by `run`, around this whole pump.
-        let mut batch: Vec<Utf8Bytes> = Vec::with_capacity(self.batch);
+        let mut batch: VecDeque<Utf8Bytes> = VecDeque::with_capacity(self.batch);
         let mut last_flush = tokio::time::Instant::now();
         loop {
             tokio::select! {
