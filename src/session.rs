@@ -142,7 +142,10 @@ impl Writer {
         let mut last_flush = tokio::time::Instant::now();
         loop {
             tokio::select! {
+                // The ping first: a writer that always has frames must still ping, or a
+                // viewer that only listens would never answer and be dropped as idle.
                 biased;
+                _ = ping.tick() => sink.send(Message::Ping(bytes::Bytes::new())).await?,
                 _ = self.rx.recv_many(&mut batch, self.batch) => {
                     // At most one flush per min_flush: sparse traffic goes out at once, a busy
                     // room's frames share one write (and one syscall) per viewer.
@@ -166,7 +169,6 @@ impl Writer {
                     last_flush = tokio::time::Instant::now();
                     counts.add(n);
                 }
-                _ = ping.tick() => sink.send(Message::Ping(bytes::Bytes::new())).await?,
             }
         }
     }
