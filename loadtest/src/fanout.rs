@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::hist::Hist;
 use crate::stats::{cpu_secs, rss_kib};
-use crate::wsraw::{Frame, RawWs};
+use crate::wsraw::{Frame, RawWs, number_after};
 
 #[derive(Debug, Clone, Copy, ValueEnum, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -130,17 +130,6 @@ impl Shared {
     }
 }
 
-/// The decimal number right after `key` in `frame`.
-fn field(frame: &[u8], key: &[u8]) -> Option<u64> {
-    let i = memchr::memmem::find(frame, key)? + key.len();
-    let digits = &frame[i..];
-    let end = digits
-        .iter()
-        .position(|c| !c.is_ascii_digit())
-        .unwrap_or(digits.len());
-    std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
-}
-
 pub async fn run(a: FanoutArgs) -> anyhow::Result<()> {
     anyhow::ensure!(a.rates.len() <= MAX_STEPS, "at most {MAX_STEPS} steps");
     let base = a.url.trim_end_matches('/').to_owned();
@@ -192,7 +181,9 @@ pub async fn run(a: FanoutArgs) -> anyhow::Result<()> {
             let stripe = i % STRIPES;
             let mut record = |frame: Frame<'_>| match frame {
                 Frame::Data(p) => {
-                    if let (Some(step), Some(sent)) = (field(p, b"[s="), field(p, b"[t=")) {
+                    if let (Some(step), Some(sent)) =
+                        (number_after(p, b"[s="), number_after(p, b"[t="))
+                    {
                         let now = shared.start.elapsed().as_micros() as u64;
                         let step = (step as usize).min(MAX_STEPS - 1);
                         shared.hists[step * STRIPES + stripe]

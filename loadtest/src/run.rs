@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use crate::hist::Hist;
 use crate::report::{AuditRow, Second};
 use crate::trace::{Action, Event, Recorder};
-use crate::wsraw::{Frame, RawWs};
+use crate::wsraw::{Frame, RawWs, number_after};
 
 /// Clients use the lean client: 10,000 of them share the machine with the hub under test.
 type Ws = RawWs;
@@ -601,15 +601,9 @@ impl Client {
                 if let Some(seq) = seq_after(after) {
                     self.check_seq(seq);
                 }
-                if let Some(i) = s.find("[t=") {
-                    let digits = &s[i + 3..];
-                    let end = digits
-                        .find(|c: char| !c.is_ascii_digit())
-                        .unwrap_or(digits.len());
-                    if let Ok(sent) = digits[..end].parse::<u64>() {
-                        self.comment_lat
-                            .push(self.shared.now_us().saturating_sub(sent));
-                    }
+                if let Some(sent) = number_after(s.as_bytes(), b"[t=") {
+                    self.comment_lat
+                        .push(self.shared.now_us().saturating_sub(sent));
                 }
                 if self.comment_lat.len() >= 64 {
                     self.flush();

@@ -23,7 +23,7 @@ use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::hist::Hist;
-use crate::wsraw::{Frame, RawWs};
+use crate::wsraw::{Frame, RawWs, number_after};
 
 #[derive(Debug, Args)]
 pub struct SurgeArgs {
@@ -114,17 +114,6 @@ impl Shared {
     fn now_us(&self) -> u64 {
         self.start.elapsed().as_micros() as u64
     }
-}
-
-/// The number after `key` in `frame`.
-fn number_after(frame: &[u8], key: &[u8]) -> Option<u64> {
-    let i = memchr::memmem::find(frame, key)? + key.len();
-    let digits = &frame[i..];
-    let end = digits
-        .iter()
-        .position(|c| !c.is_ascii_digit())
-        .unwrap_or(digits.len());
-    std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
 }
 
 /// Durable events carry `"seq"` right after their type; `ack` carries one too but viewers here

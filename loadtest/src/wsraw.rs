@@ -159,6 +159,18 @@ impl RawWs {
     }
 }
 
+/// The decimal number right after the first `key` in a frame's payload, e.g. `"seq":` or the
+/// load tester's own `[t=` stamp.
+pub fn number_after(frame: &[u8], key: &[u8]) -> Option<u64> {
+    let i = memchr::memmem::find(frame, key)? + key.len();
+    let digits = &frame[i..];
+    let end = digits
+        .iter()
+        .position(|c| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
+}
+
 /// `(opcode, payload start, payload length)` of the first frame if the buffer holds all of it.
 fn parse_head(b: &[u8]) -> io::Result<Option<(u8, usize, usize)>> {
     if b.len() < 2 {
@@ -237,6 +249,15 @@ mod tests {
             .map(|(i, b)| b ^ mask[i % 4])
             .collect();
         assert_eq!(plain, b"hello");
+    }
+
+    #[test]
+    fn finds_the_number_after_a_key() {
+        let f = br#"{"type":"comment","seq":42,"text":"[t=1234] hi"}"#;
+        assert_eq!(number_after(f, br#""seq":"#), Some(42));
+        assert_eq!(number_after(f, b"[t="), Some(1234));
+        assert_eq!(number_after(f, b"[s="), None);
+        assert_eq!(number_after(br#""seq":x"#, br#""seq":"#), None);
     }
 
     #[test]

@@ -422,17 +422,17 @@ max_oversold = 0
     Ok(())
 }
 
-/// A hub with a state file on a fixed address, as a restarted process would be.
+/// A hub on a fixed address (as a restarted process would be), with or without a state file.
 async fn hub_at(
     addr: std::net::SocketAddr,
-    state: &std::path::Path,
+    state: Option<&std::path::Path>,
 ) -> anyhow::Result<(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<()>,
 )> {
     let listener = livehub::server::bind(addr)?;
     let mut c = config();
-    c.server.state_file = Some(state.to_owned());
+    c.server.state_file = state.map(|p| p.to_owned());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let shutdown = async move {
@@ -445,24 +445,28 @@ async fn hub_at(
     Ok((stop, task))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn surge_viewers_resume_after_a_hub_restart_without_missing_an_event() -> anyhow::Result<()> {
+/// Runs `surge` with `viewers` against a hub that is restarted (stopped gracefully, started
+/// again on the same address) as soon as the tool says it is ready.
+async fn surge_across_restart(
+    name: &str,
+    viewers: &str,
+    state: Option<&std::path::Path>,
+    json: &std::path::Path,
+) -> anyhow::Result<Run> {
     let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-    let (state, ready, json) = (
-        tmp("surge-state.json"),
-        tmp("surge.ready"),
-        tmp("surge.json"),
-    );
+    let ready = tmp(&format!("{name}.ready"));
     let _ = std::fs::remove_file(&ready);
-    let _ = std::fs::remove_file(&state);
-    let (stop, task) = hub_at(addr, &state).await?;
+    if let Some(state) = state {
+        let _ = std::fs::remove_file(state);
+    }
+    let (stop, task) = hub_at(addr, state).await?;
     let url = format!("ws://{addr}");
     let tester = tokio::spawn(loadtest(args(&[
         "surge",
         "--url",
         &url,
         "--viewers",
-        "300",
+        viewers,
         "--secret",
         SECRET,
         "--events-per-sec",
@@ -484,10 +488,17 @@ async fn surge_viewers_resume_after_a_hub_restart_without_missing_an_event() -> 
     }
     let _ = stop.send(());
     task.await?;
-    let (stop, task) = hub_at(addr, &state).await?;
+    let (stop, task) = hub_at(addr, state).await?;
     let run = tester.await??;
     let _ = stop.send(());
     task.await?;
+    Ok(run)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn surge_viewers_resume_after_a_hub_restart_without_missing_an_event() -> anyhow::Result<()> {
+    let (state, json) = (tmp("surge-state.json"), tmp("surge.json"));
+    let run = surge_across_restart("surge", "300", Some(&state), &json).await?;
     assert_eq!(
         run.code, 0,
         "stdout: {}\nstderr: {}",
@@ -507,44 +518,7 @@ async fn surge_viewers_resume_after_a_hub_restart_without_missing_an_event() -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_state_file_a_restart_is_reported_as_refused_resumes() -> anyhow::Result<()> {
     // The same surge against a hub that forgets its rooms: the tool must say so.
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-    let ready = tmp("forget.ready");
-    let _ = std::fs::remove_file(&ready);
-    let start = |addr| async move {
-        let listener = livehub::server::bind(addr)?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stopped.await;
-            };
-            let _ = livehub::server::run(listener, config(), shutdown).await;
-        });
-        anyhow::Ok((stop, task))
-    };
-    let (stop, task) = start(addr).await?;
-    let url = format!("ws://{addr}");
-    let tester = tokio::spawn(loadtest(args(&[
-        "surge",
-        "--url",
-        &url,
-        "--viewers",
-        "50",
-        "--secret",
-        SECRET,
-        "--after-secs",
-        "1",
-        "--ready-file",
-        ready.to_str().unwrap_or_default(),
-    ])));
-    while !ready.exists() {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await; // polling for a file
-    }
-    let _ = stop.send(());
-    task.await?;
-    let (stop, task) = start(addr).await?;
-    let run = tester.await??;
-    let _ = stop.send(());
-    task.await?;
+    let run = surge_across_restart("forget", "50", None, &tmp("forget.json")).await?;
     assert_eq!(
         run.code, 1,
         "stdout: {}\nstderr: {}",
