@@ -205,7 +205,7 @@ impl Hub {
             return Some(room.snapshot());
         }
         if let Some(saved) = self.restored.get(id) {
-            return Some(Room::restored(saved.clone(), self.settings.clone()).snapshot());
+            return Some(Snapshot::of_saved(&saved));
         }
         self.retired.get(id).map(|seq| Snapshot {
             room: id.clone(),

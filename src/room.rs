@@ -80,6 +80,22 @@ pub struct Snapshot {
     pub recent: Vec<Comment>,
 }
 
+impl Snapshot {
+    /// A saved room that nobody has rejoined yet, as it will look once someone does (its deals
+    /// are read from the inventory then).
+    pub fn of_saved(saved: &SavedRoom) -> Self {
+        Snapshot {
+            room: saved.room.clone(),
+            seq: saved.seq,
+            viewers: 0,
+            likes: saved.likes,
+            pinned: saved.pinned.clone(),
+            deals: Vec::new(),
+            recent: saved.recent.clone(),
+        }
+    }
+}
+
 struct DealView {
     deal: Deal,
     version: u64,
@@ -215,8 +231,7 @@ impl Room {
             st.likes_sent = saved.likes;
             let now = Instant::now();
             for (user, left_ms) in saved.muted {
-                let settings = room.settings.clone();
-                st.user(&user, &settings, now).muted_until =
+                st.user(&user, &room.settings, now).muted_until =
                     Some(now + Duration::from_millis(left_ms));
             }
         }
