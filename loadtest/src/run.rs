@@ -1,7 +1,7 @@
 //! Plays a list of timed client actions (a scenario's plan or a recorded trace) against hubs,
 //! with one task per client, and measures everything from the clients' side.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -294,6 +294,11 @@ struct Client {
     holds: HashMap<String, String>,
     pending: HashMap<String, (&'static str, Instant)>,
     stock_cursor: HashMap<String, usize>,
+    /// Stock values this client saw per deal, with when (µs), for the last few seconds: a
+    /// `stock` frame can arrive before the buyer's own `reserved` (the hub sends the first
+    /// change of a tick at once), and then the viewer's latency for that mark is 0.
+    stock_seen: HashMap<String, VecDeque<(u32, u64)>>,
+    last_mark_check_us: u64,
     /// Deals this client has seen (any status): a buyer taps only once the deal is on screen,
     /// and keeps tapping a sold-out card like real viewers do.
     seen_deals: std::collections::HashSet<String>,
@@ -305,6 +310,9 @@ struct Client {
     deliveries: u64,
     comment_lat: Vec<u64>,
 }
+
+/// How long a buyer's stock mark stays open (µs).
+const MARK_WINDOW_US: u64 = 5_000_000;
 
 fn seq_after(s: &str) -> Option<u64> {
     let rest = s.strip_prefix(",\"seq\":")?;
@@ -327,6 +335,8 @@ impl Client {
             holds: HashMap::new(),
             pending: HashMap::new(),
             stock_cursor: HashMap::new(),
+            stock_seen: HashMap::new(),
+            last_mark_check_us: 0,
             seen_deals: Default::default(),
             seen_welcome: false,
             deferred: Vec::new(),
@@ -590,6 +600,7 @@ impl Client {
         if self.deliveries >= 512 {
             self.flush();
         }
+        self.check_marks();
         let Some(rest) = s.strip_prefix("{\"type\":\"") else {
             return;
         };
@@ -643,15 +654,35 @@ impl Client {
         };
         let key = format!("{}|{}", self.room, st.deal);
         let now = self.shared.now_us();
+        let seen = self.stock_seen.entry(key.clone()).or_default();
+        seen.push_back((st.remaining, now));
+        while seen
+            .front()
+            .is_some_and(|(_, t)| now.saturating_sub(*t) > MARK_WINDOW_US)
+        {
+            seen.pop_front();
+        }
+        self.match_marks(&key, now);
+    }
+
+    /// Scores the buyers' marks `(R, t)` for one deal against what this client saw: the
+    /// latency is from `t` to the first time it saw stock <= R (0 if that was already so).
+    fn match_marks(&mut self, key: &str, now: u64) {
         let marks = self.shared.stock_marks.read();
-        let Some(list) = marks.get(&key) else { return };
-        let cursor = self.stock_cursor.entry(key).or_insert(0);
+        let Some(list) = marks.get(key) else { return };
+        let Some(seen) = self.stock_seen.get(key) else {
+            return;
+        };
+        let cursor = self.stock_cursor.entry(key.to_owned()).or_insert(0);
         let mut samples = Vec::new();
         while let Some(&(r, t)) = list.get(*cursor) {
-            if t < self.connected_at_us || now.saturating_sub(t) > 5_000_000 {
+            if t < self.connected_at_us || now.saturating_sub(t) > MARK_WINDOW_US {
                 *cursor += 1;
-            } else if st.remaining <= r {
-                samples.push(now.saturating_sub(t));
+            } else if let Some(&(_, at)) = seen
+                .iter()
+                .find(|(rem, at)| *rem <= r && at + MARK_WINDOW_US >= t)
+            {
+                samples.push(at.saturating_sub(t));
                 *cursor += 1;
             } else {
                 break;
@@ -663,6 +694,19 @@ impl Client {
             for v in samples {
                 h.record(v);
             }
+        }
+    }
+
+    /// Marks can land after this client's last `stock` frame; look at them now and then.
+    fn check_marks(&mut self) {
+        let now = self.shared.now_us();
+        if now.saturating_sub(self.last_mark_check_us) < 100_000 || self.stock_seen.is_empty() {
+            return;
+        }
+        self.last_mark_check_us = now;
+        let keys: Vec<String> = self.stock_seen.keys().cloned().collect();
+        for key in keys {
+            self.match_marks(&key, now);
         }
     }
 
