@@ -49,8 +49,6 @@ pub enum Event {
 #[derive(Clone, Debug)]
 pub struct RoomSettings {
     pub history: usize,
-    /// Stock, likes and viewer counts go out at most once per tick.
-    pub tick: Duration,
     pub recent_comments: usize,
     pub idle: Duration,
     pub comment_rate: (f64, f64),
@@ -62,7 +60,6 @@ impl RoomSettings {
     pub fn from_config(room: &RoomConfig, limits: &LimitsConfig) -> Self {
         RoomSettings {
             history: room.history,
-            tick: Duration::from_millis(room.tick_ms),
             recent_comments: room.recent_comments,
             idle: Duration::from_millis(room.idle_ms),
             comment_rate: (limits.comment_rate_per_sec, limits.comment_burst),
@@ -102,10 +99,7 @@ impl Snapshot {
 struct DealView {
     deal: Deal,
     version: u64,
-    /// A stock change is waiting for the next tick.
     stock_dirty: bool,
-    /// When the last stock frame went out.
-    stock_sent: Option<Instant>,
 }
 
 struct UserState {
@@ -384,7 +378,6 @@ impl Room {
                         deal: deal.clone(),
                         version: 0,
                         stock_dirty: false,
-                        stock_sent: None,
                     }),
                 }
                 ServerMsg::Deal { seq, deal }
@@ -507,45 +500,18 @@ impl Room {
             return;
         }
         view.version = level.version;
-        let mut send_now = None;
         if view.deal.remaining != level.remaining {
             view.deal.remaining = level.remaining;
-            // Leading edge: the first change after a quiet tick goes out at once (from the
-            // buyer's own request, not the room's ticker, which is just another task queued
-            // behind every writer when the hub is busy); later ones within the tick wait for it.
-            let now = Instant::now();
-            if view
-                .stock_sent
-                .is_none_or(|t| now.duration_since(t) >= self.settings.tick)
-            {
-                view.stock_sent = Some(now);
-                view.stock_dirty = false;
-                send_now = Some(ServerMsg::Stock {
-                    deal: view.deal.id.clone(),
-                    remaining: level.remaining,
-                });
-            } else {
-                view.stock_dirty = true;
-            }
+            view.stock_dirty = true;
         }
         let ended = view.deal.status == DealStatus::Ended;
         let status = status_of(ended, view.deal.ends_at, level.remaining, now_ms);
-        let changed_status =
-            (status != view.deal.status && status != DealStatus::Ended).then(|| {
-                let mut deal = view.deal.clone();
-                deal.status = status;
-                deal
-            });
-        if let Some(msg) = send_now {
-            match encode(&msg) {
-                Ok(f) => st.fan_out_coalescible(&f),
-                Err(e) => tracing::error!(room = %self.id, error = %e, "stock not encoded"),
+        if status != view.deal.status && status != DealStatus::Ended {
+            let mut deal = view.deal.clone();
+            deal.status = status;
+            if let Err(e) = self.publish_locked(&mut st, Event::Deal { deal }) {
+                tracing::warn!(room = %self.id, deal = %deal_id, error = %e, "status not published");
             }
-        }
-        if let Some(deal) = changed_status
-            && let Err(e) = self.publish_locked(&mut st, Event::Deal { deal })
-        {
-            tracing::warn!(room = %self.id, deal = %deal_id, error = %e, "status not published");
         }
     }
 
@@ -588,11 +554,9 @@ impl Room {
             st.likes_sent = likes;
             frames.push(ServerMsg::Likes { total: likes });
         }
-        let now = Instant::now();
         for view in st.deals.iter_mut() {
             if view.stock_dirty {
                 view.stock_dirty = false;
-                view.stock_sent = Some(now);
                 frames.push(ServerMsg::Stock {
                     deal: view.deal.id.clone(),
                     remaining: view.deal.remaining,
@@ -663,128 +627,6 @@ impl Room {
             Some(st.seq)
         } else {
             None
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::VecDeque;
-    use std::sync::Arc;
-
-    use tokio_util::sync::CancellationToken;
-
-    use super::*;
-    use crate::config::Config;
-    use crate::outbox::{ConnCtl, OutboxRx};
-    use crate::protocol::Role;
-
-    fn room_with_viewer(tick: Duration) -> (Room, OutboxRx) {
-        let cfg = Config::defaults();
-        let mut settings = RoomSettings::from_config(&cfg.room, &cfg.limits);
-        settings.tick = tick;
-        let room = Room::new(Id::new("r").unwrap(), settings, 0);
-        let (outbox, rx) = Outbox::new(64, Arc::new(ConnCtl::new(1, CancellationToken::new())));
-        let you = You {
-            user: Id::new("v").unwrap(),
-            name: "v".into(),
-            role: Role::Viewer,
-        };
-        room.join(outbox, you, None).unwrap();
-        let deal = Deal {
-            id: Id::new("d").unwrap(),
-            product_id: Id::new("p").unwrap(),
-            price_cents: 100,
-            currency: "EUR".into(),
-            stock: 10,
-            remaining: 10,
-            per_user_limit: 1,
-            ends_at: u64::MAX,
-            status: DealStatus::Live,
-        };
-        room.publish(Event::Deal { deal }).unwrap();
-        (room, rx)
-    }
-
-    fn stock_frames(rx: &mut OutboxRx) -> Vec<String> {
-        let mut batch = VecDeque::new();
-        rx.try_recv_many(&mut batch, usize::MAX);
-        batch
-            .iter()
-            .map(|f| f.as_str().to_owned())
-            .filter(|f| f.starts_with(r#"{"type":"stock""#))
-            .collect()
-    }
-
-    #[test]
-    fn the_first_stock_change_goes_out_at_once_and_the_rest_wait_for_the_tick() {
-        let (room, mut rx) = room_with_viewer(Duration::from_secs(3600));
-        let d = Id::new("d").unwrap();
-        room.update_stock(
-            &d,
-            StockLevel {
-                remaining: 9,
-                version: 1,
-            },
-            0,
-        );
-        assert_eq!(
-            stock_frames(&mut rx),
-            vec![r#"{"type":"stock","deal":"d","remaining":9}"#]
-        );
-        // Within the tick: held back, then only the latest goes out with the tick.
-        room.update_stock(
-            &d,
-            StockLevel {
-                remaining: 8,
-                version: 2,
-            },
-            0,
-        );
-        room.update_stock(
-            &d,
-            StockLevel {
-                remaining: 7,
-                version: 3,
-            },
-            0,
-        );
-        assert!(stock_frames(&mut rx).is_empty());
-        room.tick(0, false);
-        assert_eq!(
-            stock_frames(&mut rx),
-            vec![r#"{"type":"stock","deal":"d","remaining":7}"#]
-        );
-        // An older reading never goes out.
-        room.update_stock(
-            &d,
-            StockLevel {
-                remaining: 9,
-                version: 2,
-            },
-            0,
-        );
-        room.tick(0, false);
-        assert!(stock_frames(&mut rx).is_empty());
-    }
-
-    #[test]
-    fn after_a_quiet_tick_the_next_change_goes_out_at_once_again() {
-        let (room, mut rx) = room_with_viewer(Duration::ZERO);
-        let d = Id::new("d").unwrap();
-        for (v, r) in [(1, 9), (2, 8), (3, 7)] {
-            room.update_stock(
-                &d,
-                StockLevel {
-                    remaining: r,
-                    version: v,
-                },
-                0,
-            );
-            assert_eq!(
-                stock_frames(&mut rx),
-                vec![format!(r#"{{"type":"stock","deal":"d","remaining":{r}}}"#)]
-            );
         }
     }
 }
