@@ -77,6 +77,8 @@ struct Shared {
     m: Arc<Metrics>,
     /// room|deal -> (remaining R from a `reserved`, when, µs since start)
     stock_marks: RwLock<HashMap<String, Vec<(u32, u64)>>>,
+    /// Marks recorded so far, so clients look at the marks only when there are new ones.
+    stock_marks_total: AtomicU64,
 }
 
 impl Shared {
@@ -127,6 +129,7 @@ pub async fn play(
         recorder: record,
         m: Arc::new(Metrics::default()),
         stock_marks: RwLock::new(HashMap::new()),
+        stock_marks_total: AtomicU64::new(0),
     });
     let end_ms = events.iter().map(|e| e.t_ms).max().unwrap_or(0);
     let end = Duration::from_secs_f64(
@@ -299,6 +302,8 @@ struct Client {
     /// change of a tick at once), and then the viewer's latency for that mark is 0.
     stock_seen: HashMap<String, VecDeque<(u32, u64)>>,
     last_mark_check_us: u64,
+    /// `stock_marks_total` when this client last had nothing left to score.
+    marks_done: u64,
     /// Deals this client has seen (any status): a buyer taps only once the deal is on screen,
     /// and keeps tapping a sold-out card like real viewers do.
     seen_deals: std::collections::HashSet<String>,
@@ -337,6 +342,7 @@ impl Client {
             stock_cursor: HashMap::new(),
             stock_seen: HashMap::new(),
             last_mark_check_us: 0,
+            marks_done: 0,
             seen_deals: Default::default(),
             seen_welcome: false,
             deferred: Vec::new(),
@@ -704,9 +710,23 @@ impl Client {
             return;
         }
         self.last_mark_check_us = now;
+        let total = self.shared.stock_marks_total.load(Relaxed);
+        if total == self.marks_done {
+            return;
+        }
         let keys: Vec<String> = self.stock_seen.keys().cloned().collect();
         for key in keys {
             self.match_marks(&key, now);
+        }
+        // Marks still open are looked at again next time; all scored or expired: rest.
+        let open = {
+            let marks = self.shared.stock_marks.read();
+            self.stock_cursor
+                .iter()
+                .any(|(k, c)| marks.get(k).is_some_and(|l| l.len() > *c))
+        };
+        if !open {
+            self.marks_done = total;
         }
     }
 
@@ -762,6 +782,7 @@ impl Client {
                         .entry(key)
                         .or_default()
                         .push((remaining as u32, self.shared.now_us()));
+                    self.shared.stock_marks_total.fetch_add(1, Relaxed);
                 }
             }
             ("reserve", "rejected") => {
