@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use livehub::inventory::{Inventory, MemoryInventory};
 
-async fn memory(hold_ms: u64) -> Arc<dyn Inventory> {
-    Arc::new(MemoryInventory::new(hold_ms))
+async fn memory(hold_ms: u64) -> (Arc<dyn Inventory>, ()) {
+    (Arc::new(MemoryInventory::new(hold_ms)), ())
 }
 
 conformance_suite!(memory);

@@ -392,45 +392,47 @@ pub async fn random_operations_keep_the_invariant(inv: Arc<dyn Inventory>, seed:
     audit(inv.as_ref(), &room, "d").await;
 }
 
-/// Instantiates the suite for one backend. `$make` is `async fn(hold_ms: u64) -> Arc<dyn Inventory>`.
+/// Instantiates the suite for one backend. `$make` is
+/// `async fn(hold_ms: u64) -> (Arc<dyn Inventory>, Guard)`; the guard (e.g. a throwaway server)
+/// lives until the test ends.
 #[macro_export]
 macro_rules! conformance_suite {
     ($make:path) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn never_oversells_under_concurrency() {
-            common::conformance::never_oversells_under_concurrency($make(60_000).await).await;
+            let (inv, _guard) = $make(60_000).await;
+            common::conformance::never_oversells_under_concurrency(inv).await;
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn per_user_limit_holds_under_concurrency() {
-            common::conformance::per_user_limit_holds_under_concurrency($make(60_000).await).await;
+            let (inv, _guard) = $make(60_000).await;
+            common::conformance::per_user_limit_holds_under_concurrency(inv).await;
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn a_repeated_request_id_reserves_once() {
-            common::conformance::a_repeated_request_id_reserves_once($make(60_000).await).await;
+            let (inv, _guard) = $make(60_000).await;
+            common::conformance::a_repeated_request_id_reserves_once(inv).await;
         }
         #[tokio::test]
         async fn checkout_and_cancel_are_idempotent() {
-            common::conformance::checkout_and_cancel_are_idempotent($make(60_000).await).await;
+            let (inv, _guard) = $make(60_000).await;
+            common::conformance::checkout_and_cancel_are_idempotent(inv).await;
         }
         #[tokio::test]
         async fn ended_deals_refuse_reserves_but_holds_still_check_out() {
-            common::conformance::ended_deals_refuse_reserves_but_holds_still_check_out(
-                $make(60_000).await,
-            )
-            .await;
+            let (inv, _guard) = $make(60_000).await;
+            common::conformance::ended_deals_refuse_reserves_but_holds_still_check_out(inv).await;
         }
         #[tokio::test]
         async fn expired_holds_return_to_stock() {
-            common::conformance::expired_holds_return_to_stock($make(200).await).await;
+            let (inv, _guard) = $make(200).await;
+            common::conformance::expired_holds_return_to_stock(inv).await;
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn random_operations_keep_the_invariant() {
             for seed in 1..=20 {
-                common::conformance::random_operations_keep_the_invariant(
-                    $make(60_000).await,
-                    seed,
-                )
-                .await;
+                let (inv, _guard) = $make(60_000).await;
+                common::conformance::random_operations_keep_the_invariant(inv, seed).await;
             }
         }
     };
