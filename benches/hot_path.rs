@@ -1,13 +1,14 @@
-//! Hot-path microbenchmarks: encode one event, fan one event out to N viewers' queues, parse a
+//! Hot-path microbenchmarks: encode one event, deliver one event to N viewers' queues, parse a
 //! client frame. `cargo bench --bench hot_path` shows a regression in one command.
 
 use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use livehub::bus::{Event, RoomSink};
 use livehub::config::Config;
 use livehub::outbox::{ConnCtl, Outbox};
 use livehub::protocol::{Comment, Id, Role, ServerMsg, You, parse_client};
-use livehub::room::{Event, Room, RoomSettings};
+use livehub::room::{Room, RoomSettings};
 use tokio_util::sync::CancellationToken;
 
 fn comment(seq: u64) -> ServerMsg {
@@ -59,8 +60,8 @@ fn fan_out(c: &mut Criterion) {
         let room = Room::new(
             Id::new("bench").unwrap(),
             RoomSettings::from_config(&cfg.room, &cfg.limits),
-            0,
         );
+        let mut seq = 0;
         let mut receivers = Vec::with_capacity(n);
         for i in 0..n {
             let ctl = Arc::new(ConnCtl::new(i as u64, CancellationToken::new()));
@@ -76,10 +77,14 @@ fn fan_out(c: &mut Criterion) {
         g.throughput(Throughput::Elements(n as u64));
         g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
             b.iter(|| {
-                room.publish(Event::Announcement {
-                    text: "Half the lamps are gone!".into(),
-                })
-                .unwrap();
+                // What every node does with an event the bus delivers: apply, encode once, fan out.
+                seq += 1;
+                room.deliver(
+                    seq,
+                    Event::Announcement {
+                        text: "Half the lamps are gone!".into(),
+                    },
+                );
                 // Drain, as the writers would, so queues never fill.
                 let mut sink = std::collections::VecDeque::new();
                 for rx in receivers.iter_mut() {

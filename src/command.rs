@@ -1,16 +1,19 @@
-//! Executes client commands against a room and the inventory. The WebSocket session and the
-//! REST endpoint both come through [`execute`], so a command means the same on either path.
+//! Executes client commands against a room, the bus and the inventory. The WebSocket session
+//! and the REST endpoint both come through [`execute`], so a command means the same on either
+//! path. Each command has its own small handler; every backend call is bounded by
+//! [`Hub::within`].
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::auth::Identity;
+use crate::bus::{Event, Published};
 use crate::error::HubError;
-use crate::hub::{Hub, now_ms};
+use crate::hub::{Deadline, Hub, now_ms};
 use crate::inventory::{CancelOutcome, CheckoutOutcome, ReserveOutcome, ReserveRequest};
 use crate::metrics as m;
-use crate::protocol::{ClientMsg, ContentLimits, Id, RejectReason, ServerMsg};
-use crate::room::{Event, Room};
+use crate::protocol::{ClientMsg, ContentLimits, DealSpec, Id, Product, RejectReason, ServerMsg};
+use crate::room::Room;
 
 /// What a command produced.
 #[derive(Debug)]
@@ -30,6 +33,13 @@ pub fn content_limits(hub: &Hub) -> ContentLimits {
     }
 }
 
+/// One command in its context.
+struct Ctx<'a> {
+    hub: &'a Arc<Hub>,
+    room: &'a Arc<Room>,
+    who: &'a Identity,
+}
+
 /// Checks, authorizes and runs one command from `who` in `room`.
 pub async fn execute(
     hub: &Arc<Hub>,
@@ -44,14 +54,9 @@ pub async fn execute(
         who.check_viewer_command()?;
     }
     cmd.validate(&content_limits(hub))?;
-    let op_timeout = Duration::from_millis(hub.config().inventory.op_timeout_ms);
-    let host_timeout = Duration::from_millis(hub.config().inventory.host_op_timeout_ms);
-    let inv = hub.inventory();
-    let applied = |seq: u64| Ok(Outcome::Applied(Some(seq)));
+    let cx = Ctx { hub, room, who };
     match cmd {
-        ClientMsg::Comment { text, .. } => {
-            applied(room.comment(&who.user, &who.name, &text, now_ms())?)
-        }
+        ClientMsg::Comment { text, .. } => cx.comment(text).await,
         ClientMsg::Like { count, .. } => {
             room.like(count);
             Ok(Outcome::Applied(None))
@@ -60,135 +65,191 @@ pub async fn execute(
             request_id,
             deal,
             qty,
-        } => {
-            room.check_reserve_rate(&who.user)?;
-            let started = Instant::now();
-            let req = ReserveRequest {
-                room: room.id().clone(),
-                deal: deal.clone(),
-                user: who.user.clone(),
-                request_id: request_id.clone(),
-                qty,
-                now: now_ms(),
-            };
-            let outcome = match tokio::time::timeout(op_timeout, inv.reserve(&req)).await {
-                Ok(Ok(o)) => o,
-                Ok(Err(e)) => {
-                    tracing::warn!(room = %room.id(), deal = %deal, error = %e, "reserve failed");
-                    ReserveOutcome::Rejected(RejectReason::Unavailable)
-                }
-                Err(_) => ReserveOutcome::Rejected(RejectReason::Unavailable),
-            };
-            metrics::histogram!(m::RESERVE_SECONDS).record(started.elapsed().as_secs_f64());
-            let reply = match outcome {
-                ReserveOutcome::Reserved {
-                    reservation,
-                    qty,
-                    expires_at,
-                    level,
-                } => {
-                    metrics::counter!(m::RESERVES, "outcome" => "reserved").increment(1);
-                    room.update_stock(&deal, level, now_ms());
-                    ServerMsg::Reserved {
-                        request_id,
-                        reservation,
-                        deal,
-                        qty,
-                        expires_at,
-                        remaining: level.remaining,
-                    }
-                }
-                ReserveOutcome::Rejected(reason) => {
-                    metrics::counter!(m::RESERVES, "outcome" => reason_label(reason)).increment(1);
-                    ServerMsg::Rejected { request_id, reason }
-                }
-            };
-            Ok(Outcome::Reply(Box::new(reply)))
-        }
+        } => cx.reserve(request_id, deal, qty).await,
         ClientMsg::Checkout {
             request_id,
             reservation,
-        } => {
-            let call = inv.checkout(room.id(), &who.user, &reservation, now_ms());
-            let reply = match tokio::time::timeout(op_timeout, call).await {
-                Ok(Ok(CheckoutOutcome::Ordered(o))) => {
-                    metrics::counter!(m::HOLD_OPS, "op" => "checkout", "outcome" => "ordered")
-                        .increment(1);
-                    ServerMsg::Order {
-                        request_id,
-                        order: o.order,
-                        reservation: o.reservation,
-                        deal: o.deal,
-                        qty: o.qty,
-                        price_cents: o.price_cents,
-                        currency: o.currency,
-                    }
-                }
-                Ok(Ok(CheckoutOutcome::Rejected(reason))) => {
-                    rejected("checkout", request_id, reason)
-                }
-                Ok(Err(_)) | Err(_) => rejected("checkout", request_id, RejectReason::Unavailable),
-            };
-            Ok(Outcome::Reply(Box::new(reply)))
-        }
+        } => cx.checkout(request_id, reservation).await,
         ClientMsg::Cancel {
             request_id,
             reservation,
-        } => {
-            let call = inv.cancel(room.id(), &who.user, &reservation, now_ms());
-            let reply = match tokio::time::timeout(op_timeout, call).await {
-                Ok(Ok(CancelOutcome::Released {
-                    reservation,
-                    deal,
-                    level,
-                })) => {
-                    metrics::counter!(m::HOLD_OPS, "op" => "cancel", "outcome" => "released")
-                        .increment(1);
-                    if let Some(level) = level {
-                        room.update_stock(&deal, level, now_ms());
-                    }
-                    ServerMsg::Released {
-                        request_id,
-                        reservation,
-                    }
-                }
-                Ok(Ok(CancelOutcome::Rejected(reason))) => rejected("cancel", request_id, reason),
-                Ok(Err(_)) | Err(_) => rejected("cancel", request_id, RejectReason::Unavailable),
-            };
-            Ok(Outcome::Reply(Box::new(reply)))
+        } => cx.cancel(request_id, reservation).await,
+        ClientMsg::Pin { product, .. } => cx.pin(product).await,
+        ClientMsg::Unpin { .. } => cx.publish(Deadline::Host, Event::Unpinned).await,
+        ClientMsg::DealStart { deal, .. } => cx.deal_start(deal).await,
+        ClientMsg::DealEnd { deal, .. } => cx.deal_end(deal).await,
+        ClientMsg::DeleteComment { id, .. } => {
+            cx.publish(Deadline::Host, Event::CommentDeleted { id })
+                .await
         }
-        ClientMsg::Pin { product, .. } => applied(room.publish(Event::Pinned { product })?),
-        ClientMsg::Unpin { .. } => applied(room.unpin()?),
-        ClientMsg::DealStart { deal, .. } => {
-            let started = tokio::time::timeout(
-                host_timeout,
-                inv.start_deal(room.id(), &deal, &who.user, now_ms()),
-            )
-            .await
-            .map_err(|_| HubError::Unavailable("inventory timed out".into()))??;
-            tracing::debug!(room = %room.id(), deal = %started.id, user = %who.user, "deal started");
-            applied(room.deal_changed(started)?)
-        }
-        ClientMsg::DealEnd { deal, .. } => {
-            let ended =
-                tokio::time::timeout(host_timeout, inv.end_deal(room.id(), &deal, now_ms()))
-                    .await
-                    .map_err(|_| HubError::Unavailable("inventory timed out".into()))??;
-            if !ended.was_live {
-                return Err(HubError::Conflict(format!("deal {deal} has already ended")));
-            }
-            applied(room.deal_changed(ended.deal)?)
-        }
-        ClientMsg::DeleteComment { id, .. } => applied(room.delete_comment(&id)?),
         ClientMsg::Mute {
             user, duration_ms, ..
-        } => {
-            room.mute(&user, Duration::from_millis(duration_ms));
-            Ok(Outcome::Applied(None))
+        } => cx.mute(user, duration_ms).await,
+        ClientMsg::Announce { text, .. } => {
+            let text = text.trim().to_owned();
+            cx.publish(Deadline::Host, Event::Announcement { text })
+                .await
         }
-        ClientMsg::Announce { text, .. } => applied(room.publish(Event::Announcement {
+    }
+}
+
+impl Ctx<'_> {
+    async fn publish(&self, deadline: Deadline, event: Event) -> Result<Outcome, HubError> {
+        let publish = self.hub.bus().publish(self.room.id(), event);
+        match self.hub.within(deadline, publish).await? {
+            Published::Seq(seq) => Ok(Outcome::Applied(Some(seq))),
+            Published::Unchanged => Ok(Outcome::Applied(None)),
+        }
+    }
+
+    async fn comment(&self, text: String) -> Result<Outcome, HubError> {
+        let event = Event::Comment {
+            user: self.who.user.clone(),
+            name: self.who.name.clone(),
             text: text.trim().to_owned(),
-        })?),
+            ts: now_ms(),
+        };
+        self.publish(Deadline::Viewer, event).await
+    }
+
+    async fn pin(&self, product: Product) -> Result<Outcome, HubError> {
+        self.publish(Deadline::Host, Event::Pinned { product })
+            .await
+    }
+
+    async fn mute(&self, user: Id, duration_ms: u64) -> Result<Outcome, HubError> {
+        let until = now_ms().saturating_add(duration_ms);
+        let mute = self.hub.bus().mute(self.room.id(), &user, until);
+        self.hub.within(Deadline::Host, mute).await?;
+        Ok(Outcome::Applied(None))
+    }
+
+    async fn deal_start(&self, spec: DealSpec) -> Result<Outcome, HubError> {
+        let start =
+            self.hub
+                .inventory()
+                .start_deal(self.room.id(), &spec, &self.who.user, now_ms());
+        let deal = self.hub.within(Deadline::Host, start).await?;
+        tracing::debug!(room = %self.room.id(), deal = %deal.id, user = %self.who.user, "deal started");
+        self.publish(Deadline::Host, Event::Deal { deal, version: 0 })
+            .await
+    }
+
+    async fn deal_end(&self, deal: Id) -> Result<Outcome, HubError> {
+        let end = self
+            .hub
+            .inventory()
+            .end_deal(self.room.id(), &deal, now_ms());
+        let ended = self.hub.within(Deadline::Host, end).await?;
+        if !ended.was_live {
+            return Err(HubError::Conflict(format!("deal {deal} has already ended")));
+        }
+        self.publish(
+            Deadline::Host,
+            Event::Deal {
+                deal: ended.deal,
+                version: 0,
+            },
+        )
+        .await
+    }
+
+    async fn reserve(&self, request_id: Id, deal: Id, qty: u32) -> Result<Outcome, HubError> {
+        self.room.check_reserve_rate(&self.who.user)?;
+        let started = Instant::now();
+        let req = ReserveRequest {
+            room: self.room.id().clone(),
+            deal: deal.clone(),
+            user: self.who.user.clone(),
+            request_id: request_id.clone(),
+            qty,
+            now: now_ms(),
+        };
+        let reserve = self.hub.inventory().reserve(&req);
+        let outcome = match self.hub.within(Deadline::Viewer, reserve).await {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::debug!(room = %self.room.id(), deal = %deal, error = %e, "reserve failed");
+                ReserveOutcome::Rejected(RejectReason::Unavailable)
+            }
+        };
+        metrics::histogram!(m::RESERVE_SECONDS).record(started.elapsed().as_secs_f64());
+        let reply = match outcome {
+            ReserveOutcome::Reserved {
+                reservation,
+                qty,
+                expires_at,
+                level,
+            } => {
+                metrics::counter!(m::RESERVES, "outcome" => "reserved").increment(1);
+                self.hub.stock_changed(self.room.id(), &deal, level);
+                ServerMsg::Reserved {
+                    request_id,
+                    reservation,
+                    deal,
+                    qty,
+                    expires_at,
+                    remaining: level.remaining,
+                }
+            }
+            ReserveOutcome::Rejected(reason) => {
+                metrics::counter!(m::RESERVES, "outcome" => reason_label(reason)).increment(1);
+                ServerMsg::Rejected { request_id, reason }
+            }
+        };
+        Ok(Outcome::Reply(Box::new(reply)))
+    }
+
+    async fn checkout(&self, request_id: Id, reservation: Id) -> Result<Outcome, HubError> {
+        let checkout =
+            self.hub
+                .inventory()
+                .checkout(self.room.id(), &self.who.user, &reservation, now_ms());
+        let reply = match self.hub.within(Deadline::Viewer, checkout).await {
+            Ok(CheckoutOutcome::Ordered(o)) => {
+                metrics::counter!(m::HOLD_OPS, "op" => "checkout", "outcome" => "ordered")
+                    .increment(1);
+                ServerMsg::Order {
+                    request_id,
+                    order: o.order,
+                    reservation: o.reservation,
+                    deal: o.deal,
+                    qty: o.qty,
+                    price_cents: o.price_cents,
+                    currency: o.currency,
+                }
+            }
+            Ok(CheckoutOutcome::Rejected(reason)) => rejected("checkout", request_id, reason),
+            Err(_) => rejected("checkout", request_id, RejectReason::Unavailable),
+        };
+        Ok(Outcome::Reply(Box::new(reply)))
+    }
+
+    async fn cancel(&self, request_id: Id, reservation: Id) -> Result<Outcome, HubError> {
+        let cancel =
+            self.hub
+                .inventory()
+                .cancel(self.room.id(), &self.who.user, &reservation, now_ms());
+        let reply = match self.hub.within(Deadline::Viewer, cancel).await {
+            Ok(CancelOutcome::Released {
+                reservation,
+                deal,
+                level,
+            }) => {
+                metrics::counter!(m::HOLD_OPS, "op" => "cancel", "outcome" => "released")
+                    .increment(1);
+                if let Some(level) = level {
+                    self.hub.stock_changed(self.room.id(), &deal, level);
+                }
+                ServerMsg::Released {
+                    request_id,
+                    reservation,
+                }
+            }
+            Ok(CancelOutcome::Rejected(reason)) => rejected("cancel", request_id, reason),
+            Err(_) => rejected("cancel", request_id, RejectReason::Unavailable),
+        };
+        Ok(Outcome::Reply(Box::new(reply)))
     }
 }
 

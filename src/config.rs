@@ -68,6 +68,7 @@ pub struct RoomConfig {
     pub recent_comments: usize,
     pub tick_ms: u64,
     pub viewers_interval_ms: u64,
+    pub viewers_ttl_ms: u64,
     pub idle_ms: u64,
     pub max_rooms: usize,
 }
@@ -121,7 +122,6 @@ pub struct InventoryConfig {
     pub backend: InventoryBackend,
     pub hold_ms: u64,
     pub sweep_interval_ms: u64,
-    pub sync_interval_ms: u64,
     pub op_timeout_ms: u64,
     pub host_op_timeout_ms: u64,
 }
@@ -261,10 +261,7 @@ impl Config {
                 self.inventory.sweep_interval_ms,
             ),
             ("inventory.op_timeout_ms", self.inventory.op_timeout_ms),
-            (
-                "inventory.sync_interval_ms",
-                self.inventory.sync_interval_ms,
-            ),
+            ("room.viewers_ttl_ms", self.room.viewers_ttl_ms),
             ("redis.idempotency_ttl_ms", self.redis.idempotency_ttl_ms),
         ];
         for (key, v) in positive {

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -17,7 +16,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::auth::Identity;
 use crate::command::{Outcome, execute};
 use crate::error::HubError;
-use crate::hub::{Hub, now_ms};
+use crate::hub::{Deadline, Hub, now_ms};
 use crate::metrics as m;
 use crate::protocol::{Id, parse_client};
 
@@ -183,7 +182,7 @@ async fn command(
             "only host commands are accepted here; viewer commands go over the WebSocket".into(),
         ));
     }
-    let room = hub.room(&room_id)?;
+    let room = hub.room(&room_id).await?;
     match execute(&hub, &room, &who, cmd).await? {
         Outcome::Applied(seq) => {
             let mut body = serde_json::json!({"ok": true});
@@ -204,6 +203,7 @@ async fn snapshot(
     let snap = app
         .hub
         .snapshot(&room)
+        .await?
         .ok_or_else(|| HubError::NotFound(format!("room {room} does not exist")))?;
     Ok(axum::Json(snap).into_response())
 }
@@ -218,25 +218,25 @@ async fn audit(
     let room = parse_id("room", &room)?;
     let deal = parse_id("deal", &deal)?;
     require_host(&hub, &room, &query, &headers)?;
-    let timeout = Duration::from_millis(hub.config().inventory.host_op_timeout_ms);
-    let audit = tokio::time::timeout(timeout, hub.inventory().audit(&room, &deal, now_ms()))
-        .await
-        .map_err(|_| HubError::Unavailable("inventory timed out".into()))??;
+    let audit = hub
+        .within(
+            Deadline::Host,
+            hub.inventory().audit(&room, &deal, now_ms()),
+        )
+        .await?;
     Ok(axum::Json(audit).into_response())
 }
 
 async fn readyz(State(app): State<AppState>) -> Response {
-    let timeout = Duration::from_millis(app.hub.config().inventory.op_timeout_ms);
-    match tokio::time::timeout(timeout, app.hub.inventory().health()).await {
-        Ok(Ok(())) => (StatusCode::OK, "ready\n").into_response(),
-        Ok(Err(e)) => {
-            (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")).into_response()
-        }
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: inventory timed out\n",
-        )
-            .into_response(),
+    let hub = &app.hub;
+    let ready = async {
+        hub.within(Deadline::Viewer, hub.inventory().health())
+            .await?;
+        hub.within(Deadline::Viewer, hub.bus().health()).await
+    };
+    match ready.await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")).into_response(),
     }
 }
 

@@ -1,20 +1,25 @@
-//! The hub: the room registry (sharded, no global lock), each room's ticker, and the sweeper
-//! that returns expired holds to stock. Every task it starts is tracked and stops on shutdown.
+//! The hub: the room registry (sharded, no global lock; a room is opened on the bus once, by
+//! its first user), each room's ticker, the sweeper that returns expired holds to stock, and the
+//! one place that bounds every inventory and bus call in time. Every task it starts is tracked
+//! and stops on shutdown.
 
-use std::sync::Arc;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
+use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Authenticator;
+use crate::bus::{Bus, Event, Published, RoomSink};
 use crate::config::Config;
 use crate::error::HubError;
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, StockLevel};
 use crate::outbox::Outbox;
-use crate::persist::{SavedRoom, SavedState};
+use crate::persist::SavedState;
 use crate::protocol::{Id, You};
 use crate::room::{Room, RoomSettings, Snapshot};
 
@@ -26,16 +31,24 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Which deadline a call to the inventory or the bus gets.
+#[derive(Clone, Copy, Debug)]
+pub enum Deadline {
+    /// A viewer waits for it (reserve, checkout, cancel, comment): `inventory.op_timeout_ms`.
+    Viewer,
+    /// A host or a background task waits for it: `inventory.host_op_timeout_ms`.
+    Host,
+}
+
+type RoomCell = Arc<OnceCell<Arc<Room>>>;
+
 /// Shared state of one hub process.
 pub struct Hub {
     config: Arc<Config>,
     auth: Authenticator,
     inventory: Arc<dyn Inventory>,
-    rooms: DashMap<Id, Arc<Room>>,
-    /// Last `seq` of rooms dropped as idle, so a room that comes back continues its sequence.
-    retired: DashMap<Id, u64>,
-    /// Rooms loaded from the state file that nobody has joined since the start.
-    restored: DashMap<Id, SavedRoom>,
+    bus: Arc<dyn Bus>,
+    rooms: DashMap<Id, RoomCell>,
     settings: RoomSettings,
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -45,15 +58,14 @@ pub struct Hub {
 
 impl Hub {
     /// A hub with no rooms. Call [`Hub::start`] to run its background tasks.
-    pub fn new(config: Config, inventory: Arc<dyn Inventory>) -> Arc<Self> {
+    pub fn new(config: Config, inventory: Arc<dyn Inventory>, bus: Arc<dyn Bus>) -> Arc<Self> {
         let settings = RoomSettings::from_config(&config.room, &config.limits);
         Arc::new(Hub {
             auth: Authenticator::new(&config.auth.secret, config.auth.require_exp),
             config: Arc::new(config),
             inventory,
+            bus,
             rooms: DashMap::new(),
-            retired: DashMap::new(),
-            restored: DashMap::new(),
             settings,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
@@ -81,6 +93,29 @@ impl Hub {
     /// The inventory backend.
     pub fn inventory(&self) -> &Arc<dyn Inventory> {
         &self.inventory
+    }
+
+    /// The bus that orders and spreads the rooms' events.
+    pub fn bus(&self) -> &Arc<dyn Bus> {
+        &self.bus
+    }
+
+    /// Runs `call` within its deadline; a call that takes longer is `unavailable`.
+    pub async fn within<T, E: Into<HubError>>(
+        &self,
+        deadline: Deadline,
+        call: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, HubError> {
+        let ms = match deadline {
+            Deadline::Viewer => self.config.inventory.op_timeout_ms,
+            Deadline::Host => self.config.inventory.host_op_timeout_ms,
+        };
+        match tokio::time::timeout(Duration::from_millis(ms), call).await {
+            Ok(result) => result.map_err(Into::into),
+            Err(_) => Err(HubError::Unavailable(
+                "the hub's backend did not answer in time; retry".into(),
+            )),
+        }
     }
 
     /// Cancelled when the hub shuts down; connection tokens are its children.
@@ -113,85 +148,83 @@ impl Hub {
         self.connections.fetch_sub(1, Ordering::AcqRel);
     }
 
-    /// Takes over a saved state (before any connection arrives): each room continues from its
-    /// saved `seq` and history when it is first used.
-    pub fn restore(&self, state: SavedState) {
-        for (id, seq) in state.retired {
-            self.retired.insert(id, seq);
-        }
-        for saved in state.rooms {
-            self.retired.remove(&saved.room);
-            self.restored.insert(saved.room.clone(), saved);
-        }
+    /// Every room's state for the state file (the local bus's), None with Redis.
+    pub fn export_state(&self) -> Option<SavedState> {
+        let open = self
+            .rooms
+            .iter()
+            .filter_map(|r| r.value().get().map(|room| room.export()))
+            .collect();
+        self.bus.export(open)
     }
 
-    /// Every room's state, for the state file: rooms in memory, restored rooms not yet used
-    /// and the last `seq` of rooms dropped as idle.
-    pub fn export_state(&self) -> SavedState {
-        let mut rooms: Vec<SavedRoom> = self.rooms.iter().map(|r| r.value().export()).collect();
-        rooms.extend(self.restored.iter().map(|r| r.value().clone()));
-        SavedState {
-            version: crate::persist::VERSION,
-            saved_at_ms: now_ms(),
-            rooms,
-            retired: self
-                .retired
-                .iter()
-                .map(|r| (r.key().clone(), *r.value()))
-                .collect(),
-        }
-    }
-
-    /// The room if it is in memory now.
+    /// The room if it is open on this node now.
     pub fn existing_room(&self, id: &Id) -> Option<Arc<Room>> {
-        self.rooms.get(id).map(|r| Arc::clone(r.value()))
+        self.rooms.get(id).and_then(|c| c.value().get().cloned())
     }
 
-    /// The room, created on first use (with its ticker). Refused when `room.max_rooms` exist.
-    pub fn room(self: &Arc<Self>, id: &Id) -> Result<Arc<Room>, HubError> {
-        if let Some(room) = self.existing_room(id) {
-            room.touch();
-            return Ok(room);
-        }
-        if self.rooms.len() >= self.config.room.max_rooms {
-            return Err(HubError::Unavailable(
-                "this hub hosts its maximum number of rooms".into(),
-            ));
-        }
-        let entry = self.rooms.entry(id.clone()).or_insert_with(|| {
-            let room = Arc::new(match self.restored.remove(id) {
-                Some((_, saved)) => Room::restored(saved, self.settings.clone()),
+    /// The room, opened on the bus on first use (with its ticker). Refused when `room.max_rooms`
+    /// are open, or when the bus cannot open it now.
+    pub async fn room(self: &Arc<Self>, id: &Id) -> Result<Arc<Room>, HubError> {
+        // A room can close (idle, or history lost) between lookup and use; then open it anew.
+        for _ in 0..3 {
+            let cell = match self.rooms.get(id) {
+                Some(c) => Arc::clone(c.value()),
                 None => {
-                    let start_seq = self.retired.remove(id).map_or(0, |(_, seq)| seq);
-                    Room::new(id.clone(), self.settings.clone(), start_seq)
+                    if self.rooms.len() >= self.config.room.max_rooms {
+                        return Err(HubError::Unavailable(
+                            "this hub hosts its maximum number of rooms".into(),
+                        ));
+                    }
+                    Arc::clone(self.rooms.entry(id.clone()).or_default().value())
                 }
-            });
-            let hub = Arc::clone(self);
-            let ticking = Arc::clone(&room);
-            self.tracker
-                .spawn(async move { hub.tick_room(ticking).await });
-            metrics::gauge!(crate::metrics::ROOMS).increment(1.0);
-            tracing::debug!(room = %id, "room created");
-            room
-        });
-        let room = Arc::clone(entry.value());
-        drop(entry);
-        room.touch();
+            };
+            let room = cell.get_or_try_init(|| self.open_room(id)).await?;
+            if !room.is_closed() {
+                room.touch();
+                return Ok(Arc::clone(room));
+            }
+            self.rooms.remove_if(id, |_, c| Arc::ptr_eq(c, &cell));
+        }
+        Err(HubError::Unavailable("room is restarting; retry".into()))
+    }
+
+    async fn open_room(self: &Arc<Self>, id: &Id) -> Result<Arc<Room>, HubError> {
+        let room = Arc::new(Room::new(id.clone(), self.settings.clone()));
+        let sink: Weak<dyn RoomSink> = Arc::downgrade(&room) as Weak<Room>;
+        self.within(Deadline::Host, self.bus.open(id, sink)).await?;
+        // The deals' stock as it stands now; later readings arrive through the bus.
+        match self
+            .within(Deadline::Host, self.inventory.room_deals(id, now_ms()))
+            .await
+        {
+            Ok(deals) => {
+                for (deal, level) in deals {
+                    room.stock(&deal.id, level);
+                }
+            }
+            Err(e) => tracing::debug!(room = %id, error = %e, "deal stock not read at open"),
+        }
+        let hub = Arc::clone(self);
+        let ticking = Arc::clone(&room);
+        self.tracker
+            .spawn(async move { hub.tick_room(ticking).await });
+        metrics::gauge!(crate::metrics::ROOMS).increment(1.0);
+        tracing::debug!(room = %id, "room opened");
         Ok(room)
     }
 
-    /// Joins a connection to a room, creating the room if needed; returns the room and the
+    /// Joins a connection to a room, opening the room if needed; returns the room and the
     /// connection's first frames.
-    pub fn join(
+    pub async fn join(
         self: &Arc<Self>,
         id: &Id,
         outbox: Outbox,
         you: You,
         since: Option<u64>,
     ) -> Result<(Arc<Room>, Vec<axum::extract::ws::Utf8Bytes>), HubError> {
-        // A room can be dropped as idle between lookup and join; then look it up again.
         for _ in 0..3 {
-            let room = self.room(id)?;
+            let room = self.room(id).await?;
             if let Ok(frames) = room.join(outbox.clone(), you.clone(), since) {
                 return Ok((room, frames));
             }
@@ -200,22 +233,39 @@ impl Hub {
     }
 
     /// `GET /api/rooms/{room}`: the snapshot, or None for a room that never existed.
-    pub fn snapshot(&self, id: &Id) -> Option<Snapshot> {
+    pub async fn snapshot(&self, id: &Id) -> Result<Option<Snapshot>, HubError> {
         if let Some(room) = self.existing_room(id) {
-            return Some(room.snapshot());
+            return Ok(Some(room.snapshot()));
         }
-        if let Some(saved) = self.restored.get(id) {
-            return Some(Snapshot::of_saved(&saved));
-        }
-        self.retired.get(id).map(|seq| Snapshot {
-            room: id.clone(),
-            seq: *seq,
-            viewers: 0,
-            likes: 0,
-            pinned: None,
-            deals: Vec::new(),
-            recent: Vec::new(),
-        })
+        let saved = self.within(Deadline::Host, self.bus.peek(id)).await?;
+        Ok(saved.map(Snapshot::of_saved))
+    }
+
+    /// A deal's stock changed through this node (a reserve, a cancel, a sweep): every node's
+    /// viewers see the reading, and when it sells the deal out (or brings it back) this node
+    /// publishes the new status.
+    pub fn stock_changed(self: &Arc<Self>, room: &Id, deal: &Id, level: StockLevel) {
+        self.bus.stock(room, deal, level);
+        let Some(changed) = self
+            .existing_room(room)
+            .and_then(|r| r.status_change(deal, level, now_ms()))
+        else {
+            return;
+        };
+        let hub = Arc::clone(self);
+        let room = room.clone();
+        self.tracker.spawn(async move {
+            let event = Event::Deal {
+                deal: changed,
+                version: level.version,
+            };
+            if let Err(e) = hub
+                .within(Deadline::Host, hub.bus.publish(&room, event))
+                .await
+            {
+                tracing::warn!(room = %room, error = %e, "deal status not published");
+            }
+        });
     }
 
     async fn tick_room(self: Arc<Self>, room: Arc<Room>) {
@@ -223,8 +273,6 @@ impl Hub {
         let viewers_every = Duration::from_millis(self.config.room.viewers_interval_ms);
         let mut interval = tokio::time::interval(tick);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let sync_every = Duration::from_millis(self.config.inventory.sync_interval_ms);
-        let mut last_sync = tokio::time::Instant::now();
         let mut last_viewers = tokio::time::Instant::now();
         let mut last_idle_check = tokio::time::Instant::now();
         loop {
@@ -232,72 +280,79 @@ impl Hub {
                 _ = self.shutdown.cancelled() => return,
                 _ = interval.tick() => {}
             }
+            if room.is_closed() {
+                self.forget(&room).await;
+                return;
+            }
+            self.report_counters(&room).await;
             let now = tokio::time::Instant::now();
             let send_viewers = now.duration_since(last_viewers) >= viewers_every;
             if send_viewers {
                 last_viewers = now;
             }
-            let work = room.tick(now_ms(), send_viewers);
-            for deal in work.expired_deals {
+            for deal in room.tick(now_ms(), send_viewers) {
                 self.end_expired_deal(&room, &deal).await;
-            }
-            if now.duration_since(last_sync) >= sync_every && room.viewers() > 0 {
-                last_sync = now;
-                self.sync_deals(&room).await;
             }
             if now.duration_since(last_idle_check) >= Duration::from_secs(1) {
                 last_idle_check = now;
-                if self.drop_if_idle(&room) {
+                if room.close_if_idle(now_ms()).is_some() {
+                    self.forget(&room).await;
                     return;
                 }
             }
         }
     }
 
+    async fn report_counters(&self, room: &Room) {
+        let (viewers, likes) = room.take_report();
+        let report = self.bus.counters(room.id(), viewers, likes);
+        match self.within(Deadline::Host, report).await {
+            Ok(counters) => room.counters(counters),
+            Err(e) => {
+                room.unreport_likes(likes);
+                tracing::debug!(room = %room.id(), error = %e, "counters not reported");
+            }
+        }
+    }
+
+    /// Drops a closed room from this node and from the bus.
+    async fn forget(&self, room: &Arc<Room>) {
+        let removed = self.rooms.remove_if(room.id(), |_, c| {
+            c.get().is_some_and(|r| Arc::ptr_eq(r, room))
+        });
+        if removed.is_some() {
+            metrics::gauge!(crate::metrics::ROOMS).decrement(1.0);
+        }
+        self.bus.close(room.id(), room.export()).await;
+        tracing::debug!(room = %room.id(), "room closed");
+    }
+
     async fn end_expired_deal(&self, room: &Room, deal: &Id) {
-        let timeout = Duration::from_millis(self.config.inventory.host_op_timeout_ms);
-        match tokio::time::timeout(timeout, self.inventory.end_deal(room.id(), deal, now_ms()))
+        let ended = self.inventory.end_deal(room.id(), deal, now_ms());
+        let ended = match self.within(Deadline::Host, ended).await {
+            Ok(ended) => ended,
+            Err(e) => {
+                tracing::warn!(room = %room.id(), deal = %deal, error = %e, "deal end failed; retrying");
+                return;
+            }
+        };
+        let event = Event::Deal {
+            deal: ended.deal,
+            version: 0,
+        };
+        match self
+            .within(Deadline::Host, self.bus.publish(room.id(), event))
             .await
         {
-            Ok(Ok(ended)) => {
-                if let Err(e) = room.deal_changed(ended.deal) {
-                    tracing::warn!(room = %room.id(), deal = %deal, error = %e, "deal end not published");
-                }
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(room = %room.id(), deal = %deal, error = %e, "deal end failed; retrying")
-            }
-            Err(_) => {
-                tracing::warn!(room = %room.id(), deal = %deal, "deal end timed out; retrying")
+            Ok(Published::Seq(_) | Published::Unchanged) => {}
+            Err(e) => {
+                tracing::warn!(room = %room.id(), deal = %deal, error = %e, "deal end not published")
             }
         }
-    }
-
-    /// Brings the room's deals in line with the inventory: deals started elsewhere appear, and
-    /// stock and status changes made through other nodes reach this node's viewers.
-    async fn sync_deals(&self, room: &Room) {
-        let timeout = Duration::from_millis(self.config.inventory.host_op_timeout_ms);
-        match tokio::time::timeout(timeout, self.inventory.room_deals(room.id(), now_ms())).await {
-            Ok(Ok(deals)) => room.sync_deals(deals, now_ms()),
-            Ok(Err(e)) => tracing::debug!(room = %room.id(), error = %e, "deal sync failed"),
-            Err(_) => tracing::debug!(room = %room.id(), "deal sync timed out"),
-        }
-    }
-
-    fn drop_if_idle(&self, room: &Arc<Room>) -> bool {
-        let Some(seq) = room.close_if_idle(now_ms()) else {
-            return false;
-        };
-        self.retired.insert(room.id().clone(), seq);
-        self.rooms.remove_if(room.id(), |_, r| Arc::ptr_eq(r, room));
-        metrics::gauge!(crate::metrics::ROOMS).decrement(1.0);
-        tracing::debug!(room = %room.id(), seq, "idle room dropped");
-        true
     }
 
     async fn sweep_holds(self: Arc<Self>) {
         let every = Duration::from_millis(self.config.inventory.sweep_interval_ms);
-        let timeout = Duration::from_millis(self.config.inventory.host_op_timeout_ms);
         let mut interval = tokio::time::interval(every);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
@@ -305,19 +360,18 @@ impl Hub {
                 _ = self.shutdown.cancelled() => return,
                 _ = interval.tick() => {}
             }
-            let now = now_ms();
-            match tokio::time::timeout(timeout, self.inventory.expire_due(now)).await {
-                Ok(Ok(changes)) => {
+            match self
+                .within(Deadline::Host, self.inventory.expire_due(now_ms()))
+                .await
+            {
+                Ok(changes) => {
                     metrics::counter!(crate::metrics::SWEEP_CHANGES)
                         .increment(changes.len() as u64);
                     for c in changes {
-                        if let Some(room) = self.existing_room(&c.room) {
-                            room.update_stock(&c.deal, c.level, now);
-                        }
+                        self.stock_changed(&c.room, &c.deal, c.level);
                     }
                 }
-                Ok(Err(e)) => tracing::warn!(error = %e, "hold sweep failed"),
-                Err(_) => tracing::warn!("hold sweep timed out"),
+                Err(e) => tracing::warn!(error = %e, "hold sweep failed"),
             }
         }
     }

@@ -5,6 +5,7 @@
 //! Start with [`server::run`]; the wire contract is `docs/protocol.md`.
 
 pub mod auth;
+pub mod bus;
 pub mod cli;
 pub mod command;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod pages;
 pub mod persist;
 pub mod protocol;
 pub mod rate;
+pub mod redis_io;
 pub mod room;
 pub mod server;
 pub mod session;

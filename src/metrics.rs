@@ -45,6 +45,21 @@ pub const HOLD_OPS: &str = "livehub_hold_ops_total";
 /// Deals whose stock changed in a hold sweep (expired holds returned), counted once per sweep.
 pub const SWEEP_CHANGES: &str = "livehub_sweep_deal_changes_total";
 
+/// Room events received from the Redis subscription (events and stock readings).
+pub const BUS_MESSAGES: &str = "livehub_bus_messages_total";
+/// Seconds from a comment's publish (its `ts`) to its arrival from the Redis subscription.
+pub const BUS_LAG_SECONDS: &str = "livehub_bus_lag_seconds";
+/// Gap repairs: reads of a room's history to fill a hole or to catch up after a resubscribe.
+pub const BUS_REPAIRS: &str = "livehub_bus_gap_repairs_total";
+/// Events received again after delivery, dropped.
+pub const BUS_DUPLICATES: &str = "livehub_bus_duplicates_total";
+/// Rooms whose history could not be followed (lost or trimmed past a hole): viewers reconnect.
+pub const BUS_LOST: &str = "livehub_bus_rooms_lost_total";
+/// Redis subscriptions that dropped and were re-established.
+pub const BUS_RESUBSCRIBES: &str = "livehub_bus_resubscribes_total";
+/// Redis calls of the bus that failed (publish, counters, repairs, stock).
+pub const BUS_ERRORS: &str = "livehub_bus_errors_total";
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the Prometheus recorder once per process (later calls reuse it) and describes every
@@ -93,6 +108,17 @@ fn describe() {
     describe_counter!(COMMANDS, "Client commands handled, by type");
     describe_counter!(ERRORS, "Error answers, by code");
     describe_counter!(RESERVES, "Reserve outcomes");
+    describe_counter!(BUS_MESSAGES, "Room messages received from Redis");
+    describe_histogram!(
+        BUS_LAG_SECONDS,
+        Unit::Seconds,
+        "Comment publish to arrival from Redis"
+    );
+    describe_counter!(BUS_REPAIRS, "Room history reads to repair a gap");
+    describe_counter!(BUS_DUPLICATES, "Room events received twice, dropped");
+    describe_counter!(BUS_LOST, "Rooms whose history could not be followed");
+    describe_counter!(BUS_RESUBSCRIBES, "Redis subscriptions re-established");
+    describe_counter!(BUS_ERRORS, "Failed Redis calls of the bus");
     describe_histogram!(
         RESERVE_SECONDS,
         Unit::Seconds,

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{Comment, Id, Product};
+use crate::protocol::{Comment, Deal, Id, Product};
 
 /// The file format version this build reads and writes.
 pub const VERSION: u32 = 1;
@@ -34,6 +34,26 @@ pub struct SavedRoom {
     pub likes: u64,
     /// Users still muted, with the milliseconds left.
     pub muted: Vec<(Id, u64)>,
+    /// The room's deals as last published (the Redis bus's rooms; the state file has none,
+    /// since the memory inventory does not outlive the process).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deals: Vec<Deal>,
+}
+
+impl SavedRoom {
+    /// A room with nothing in it whose next event gets `seq + 1`.
+    pub fn empty(room: Id, seq: u64) -> Self {
+        SavedRoom {
+            room,
+            seq,
+            history: Vec::new(),
+            pinned: None,
+            recent: Vec::new(),
+            likes: 0,
+            muted: Vec::new(),
+            deals: Vec::new(),
+        }
+    }
 }
 
 /// Everything a hub saves.
@@ -127,6 +147,7 @@ mod tests {
                 recent: Vec::new(),
                 likes: 3,
                 muted: vec![(Id::new("troll").unwrap(), 5_000)],
+                deals: Vec::new(),
             }],
             retired: vec![(Id::new("old").unwrap(), 42)],
         }

@@ -9,10 +9,12 @@ use std::time::Duration;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
+use crate::bus::{Bus, BusSettings, LocalBus, RedisBus};
 use crate::config::{Config, InventoryBackend};
 use crate::hub::Hub;
 use crate::inventory::redis::RedisSettings;
 use crate::inventory::{Inventory, MemoryInventory, RedisInventory};
+use crate::redis_io::RedisIo;
 
 /// Why the hub could not run.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +25,8 @@ pub enum ServeError {
     Catalog(String),
     #[error("inventory backend: {0}")]
     Inventory(crate::inventory::InventoryError),
+    #[error("redis: {0}")]
+    Redis(#[from] crate::redis_io::RedisIoError),
     #[error(transparent)]
     State(#[from] crate::persist::PersistError),
 }
@@ -45,22 +49,75 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
-/// Builds the configured inventory backend. Redis connects lazily, so a hub starts while Redis
-/// is down and `/readyz` says so.
-pub fn build_inventory(config: &Config) -> Result<Arc<dyn Inventory>, ServeError> {
-    Ok(match config.inventory.backend {
-        InventoryBackend::Memory => Arc::new(MemoryInventory::new(config.inventory.hold_ms)),
-        InventoryBackend::Redis => Arc::new(
-            RedisInventory::connect(RedisSettings {
-                url: config.redis.url.clone(),
-                key_prefix: config.redis.key_prefix.clone(),
-                hold_ms: config.inventory.hold_ms,
-                idempotency_ttl_ms: config.redis.idempotency_ttl_ms,
-                retention_ms: config.redis.retention_ms,
-                timeout: Duration::from_millis(config.inventory.host_op_timeout_ms),
-            })
-            .map_err(ServeError::Inventory)?,
+/// The backends a hub runs on: where stock lives and how rooms' events are ordered and spread.
+pub struct Backends {
+    pub inventory: Arc<dyn Inventory>,
+    pub bus: Backend<LocalBus, RedisBus>,
+}
+
+impl Backends {
+    /// One process: `inventory` and the local bus.
+    pub fn local(inventory: Arc<dyn Inventory>, config: &Config) -> Self {
+        Backends {
+            inventory,
+            bus: Backend::Local(Arc::new(LocalBus::new(bus_settings(config)))),
+        }
+    }
+}
+
+/// The configured bus: the local one (which also keeps the state file's rooms) or Redis's.
+pub enum Backend<L, R> {
+    Local(Arc<L>),
+    Redis(Arc<R>),
+}
+
+/// The bus settings from configuration.
+pub fn bus_settings(config: &Config) -> BusSettings {
+    BusSettings {
+        history: config.room.history,
+        recent_comments: config.room.recent_comments,
+        comment_rate: (
+            config.limits.comment_rate_per_sec,
+            config.limits.comment_burst,
         ),
+        viewers_ttl_ms: config.room.viewers_ttl_ms,
+    }
+}
+
+/// Builds the configured backends. With `inventory.backend = "redis"` both stock and rooms live
+/// in Redis (one connection, shared), so nodes on one Redis share their rooms; Redis connects
+/// lazily, so a hub starts while Redis is down and `/readyz` says so.
+pub fn build_backends(config: &Config) -> Result<Backends, ServeError> {
+    let timeout = Duration::from_millis(config.inventory.host_op_timeout_ms);
+    Ok(match config.inventory.backend {
+        InventoryBackend::Memory => Backends::local(
+            Arc::new(MemoryInventory::new(config.inventory.hold_ms)),
+            config,
+        ),
+        InventoryBackend::Redis => {
+            let redis = RedisIo::connect(&config.redis.url, timeout)?;
+            let inventory = RedisInventory::with_io(
+                redis.clone(),
+                RedisSettings {
+                    url: config.redis.url.clone(),
+                    key_prefix: config.redis.key_prefix.clone(),
+                    hold_ms: config.inventory.hold_ms,
+                    idempotency_ttl_ms: config.redis.idempotency_ttl_ms,
+                    retention_ms: config.redis.retention_ms,
+                    timeout,
+                },
+            );
+            let bus = RedisBus::start(
+                redis,
+                &config.redis.key_prefix,
+                bus_settings(config),
+                timeout,
+            );
+            Backends {
+                inventory: Arc::new(inventory),
+                bus: Backend::Redis(Arc::new(bus)),
+            }
+        }
     })
 }
 
@@ -71,15 +128,15 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let inventory = build_inventory(&config)?;
-    run_with(listener, config, inventory, shutdown).await
+    let backends = build_backends(&config)?;
+    run_with(listener, config, backends, shutdown).await
 }
 
-/// Like [`run`], with an inventory chosen by the caller.
+/// Like [`run`], with backends chosen by the caller.
 pub async fn run_with(
     listener: TcpListener,
     config: Config,
-    inventory: Arc<dyn Inventory>,
+    backends: Backends,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let metrics = crate::metrics::install();
@@ -93,14 +150,25 @@ pub async fn run_with(
         Some(path) => crate::persist::load(path)?,
         None => None,
     };
-    let hub = Hub::new(config, inventory);
-    if let Some(saved) = saved {
-        tracing::info!(
-            rooms = saved.rooms.len(),
-            "rooms restored from the state file"
-        );
-        hub.restore(saved);
-    }
+    let bus: Arc<dyn Bus> = match backends.bus {
+        Backend::Local(local) => {
+            if let Some(saved) = saved {
+                tracing::info!(
+                    rooms = saved.rooms.len(),
+                    "rooms restored from the state file"
+                );
+                local.restore(saved);
+            }
+            local
+        }
+        Backend::Redis(redis) => {
+            if state_file.is_some() {
+                tracing::warn!("server.state_file is not used with Redis: rooms live in Redis");
+            }
+            redis
+        }
+    };
+    let hub = Hub::new(config, backends.inventory, bus);
     hub.start();
     let app = crate::http::router(Arc::clone(&hub), metrics, catalog);
     let listener = listener.tap_io(|tcp| {
@@ -125,8 +193,7 @@ pub async fn run_with(
     {
         tracing::warn!("shutdown grace elapsed with connections still open");
     }
-    if let Some(path) = &state_file {
-        let state = hub.export_state();
+    if let (Some(path), Some(state)) = (&state_file, hub.export_state()) {
         crate::persist::save(path, &state)?;
         tracing::info!(rooms = state.rooms.len(), path = %path.display(), "state saved");
     }

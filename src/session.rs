@@ -35,7 +35,7 @@ pub async fn run(socket: WebSocket, hub: Arc<Hub>, room_id: Id, who: Identity, s
         role: who.role,
     };
     let (mut sink, stream) = socket.split();
-    let (room, initial) = match hub.join(&room_id, outbox.clone(), you, since) {
+    let (room, initial) = match hub.join(&room_id, outbox.clone(), you, since).await {
         Ok(joined) => joined,
         Err(e) => {
             if let Ok(json) = error_msg(&e, None).to_json() {

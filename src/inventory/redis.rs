@@ -8,13 +8,11 @@
 //! (deals of a room, for hubs to sync) and `PREFIX:dealref:DIGEST` (which deal a reservation id
 //! belongs to; reservation and order ids carry the digest).
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use dashmap::DashMap;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
 use super::{
@@ -22,25 +20,26 @@ use super::{
     ReserveOutcome, ReserveRequest, StockChange, StockLevel, status_of,
 };
 use crate::protocol::{Deal, DealSpec, Id, RejectReason};
+use crate::redis_io::{RedisIo, RedisIoError};
 
 macro_rules! script {
     ($file:literal) => {
-        Script::new(concat!(
+        Arc::new(Script::new(concat!(
             include_str!("lua/common.lua"),
             "\n",
             include_str!(concat!("lua/", $file))
-        ))
+        )))
     };
 }
 
 struct Scripts {
-    start: Script,
-    end: Script,
-    reserve: Script,
-    checkout: Script,
-    cancel: Script,
-    sweep: Script,
-    audit: Script,
+    start: Arc<Script>,
+    end: Arc<Script>,
+    reserve: Arc<Script>,
+    checkout: Arc<Script>,
+    cancel: Arc<Script>,
+    sweep: Arc<Script>,
+    audit: Arc<Script>,
 }
 
 /// Settings of the Redis backend.
@@ -62,29 +61,24 @@ pub struct RedisSettings {
 
 /// The production inventory: stock lives in Redis and every hub node sells from it.
 ///
-/// Redis I/O runs on a runtime of its own (one thread), so the connection's pipeline is never
-/// starved by fan-out work on the hub's runtime: under a chat storm a reserve still reaches
-/// Redis on time, and stock is sold rather than answered `unavailable`.
+/// Redis I/O runs on the [`RedisIo`] runtime, so the connection's pipeline is never starved by
+/// fan-out work on the hub's runtime: under a chat storm a reserve still reaches Redis on time,
+/// and stock is sold rather than answered `unavailable`.
 pub struct RedisInventory {
-    conn: ConnectionManager,
-    scripts: Arc<Scripts>,
+    redis: RedisIo,
+    scripts: Scripts,
     settings: RedisSettings,
     /// digest -> (room, deal), filled from `PREFIX:dealref:*` as needed.
     refs: DashMap<String, (Id, Id)>,
-    io: Option<tokio::runtime::Runtime>,
 }
 
-impl Drop for RedisInventory {
-    fn drop(&mut self) {
-        if let Some(rt) = self.io.take() {
-            // Allowed from async contexts, unlike dropping the runtime.
-            rt.shutdown_background();
+impl From<RedisIoError> for InventoryError {
+    fn from(e: RedisIoError) -> Self {
+        match e {
+            RedisIoError::Unavailable(m) => InventoryError::Unavailable(m),
+            RedisIoError::Internal(m) => InventoryError::Internal(m),
         }
     }
-}
-
-fn unavailable(e: redis::RedisError) -> InventoryError {
-    InventoryError::Unavailable(e.to_string())
 }
 
 fn bad_reply(what: &str, reply: &str) -> InventoryError {
@@ -160,28 +154,15 @@ impl RedisInventory {
     /// Connects lazily: the hub starts even while Redis is down (readiness reports it), and the
     /// connection manager reconnects by itself.
     pub fn connect(settings: RedisSettings) -> Result<Self, InventoryError> {
-        let client = redis::Client::open(settings.url.as_str())
-            .map_err(|e| InventoryError::Internal(format!("redis.url: {e}")))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(settings.timeout))
-            .set_response_timeout(Some(settings.timeout))
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(1000));
-        let io = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("livehub-redis")
-            .enable_all()
-            .build()
-            .map_err(|e| InventoryError::Internal(format!("redis I/O runtime: {e}")))?;
-        let conn = {
-            let _inside = io.enter();
-            ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?
-        };
-        Ok(RedisInventory {
-            conn,
-            io: Some(io),
-            scripts: Arc::new(Scripts {
+        let redis = RedisIo::connect(&settings.url, settings.timeout)?;
+        Ok(Self::with_io(redis, settings))
+    }
+
+    /// The inventory on an existing Redis connection (shared with the bus).
+    pub fn with_io(redis: RedisIo, settings: RedisSettings) -> Self {
+        RedisInventory {
+            redis,
+            scripts: Scripts {
                 start: script!("start_deal.lua"),
                 end: script!("end_deal.lua"),
                 reserve: script!("reserve.lua"),
@@ -189,10 +170,10 @@ impl RedisInventory {
                 cancel: script!("cancel.lua"),
                 sweep: script!("sweep.lua"),
                 audit: script!("audit.lua"),
-            }),
+            },
             settings,
             refs: DashMap::new(),
-        })
+        }
     }
 
     /// The per-deal keys, in the order the scripts expect.
@@ -222,8 +203,10 @@ impl RedisInventory {
     /// Drops a deal from the sweepers' registry.
     async fn forget(&self, registry: &str, member: &str) -> Result<(), InventoryError> {
         let (key, member) = (registry.to_owned(), member.to_owned());
-        self.exec(move |mut conn, _| async move { conn.srem::<_, _, ()>(key, member).await })
-            .await
+        self.redis
+            .exec(move |mut conn| async move { conn.srem::<_, _, ()>(key, member).await })
+            .await?;
+        Ok(())
     }
 
     /// The (room, deal) a reservation id belongs to, or None when it is not one of ours.
@@ -242,7 +225,8 @@ impl RedisInventory {
         }
         let key = self.ref_key(digest);
         let stored: Option<String> = self
-            .exec(move |mut conn, _| async move { conn.get(key).await })
+            .redis
+            .exec(move |mut conn| async move { conn.get(key).await })
             .await?;
         let Some((room, deal)) = stored.as_deref().and_then(|s| s.split_once('|')) else {
             return Ok(None);
@@ -255,42 +239,14 @@ impl RedisInventory {
         Ok(Some((room, deal)))
     }
 
-    /// Runs `f` with a connection on the Redis I/O runtime and waits for it here.
-    async fn exec<T, F, Fut>(&self, f: F) -> Result<T, InventoryError>
-    where
-        F: FnOnce(ConnectionManager, Arc<Scripts>) -> Fut,
-        Fut: Future<Output = Result<T, redis::RedisError>> + Send + 'static,
-        T: Send + 'static,
-    {
-        let io = self
-            .io
-            .as_ref()
-            .ok_or_else(|| InventoryError::Unavailable("redis backend is shutting down".into()))?;
-        let task = io.spawn(f(self.conn.clone(), Arc::clone(&self.scripts)));
-        task.await
-            .map_err(|e| InventoryError::Internal(format!("redis task: {e}")))?
-            .map_err(unavailable)
-    }
-
     /// Runs one of the scripts (EVALSHA, loading it on NOSCRIPT) on the I/O runtime.
     async fn run(
         &self,
-        which: fn(&Scripts) -> &Script,
+        which: fn(&Scripts) -> &Arc<Script>,
         keys: &[String],
         args: &[String],
     ) -> Result<String, InventoryError> {
-        let (keys, args) = (keys.to_vec(), args.to_vec());
-        self.exec(move |mut conn, scripts| async move {
-            let mut inv = which(&scripts).prepare_invoke();
-            for k in &keys {
-                inv.key(k);
-            }
-            for a in &args {
-                inv.arg(a);
-            }
-            inv.invoke_async::<String>(&mut conn).await
-        })
-        .await
+        Ok(self.redis.run(which(&self.scripts), keys, args).await?)
     }
 
     async fn view(
@@ -330,7 +286,8 @@ impl Inventory for RedisInventory {
             .ignore()
             .set(self.ref_key(&digest), format!("{room}|{}", spec.id))
             .ignore();
-        self.exec(move |mut conn, _| async move { pipe.query_async::<()>(&mut conn).await })
+        self.redis
+            .exec(move |mut conn| async move { pipe.query_async::<()>(&mut conn).await })
             .await?;
         let keys = self.keys(room, &spec.id);
         let args = [
@@ -479,7 +436,8 @@ impl Inventory for RedisInventory {
         let registry = self.registry_key();
         let members: Vec<String> = {
             let key = registry.clone();
-            self.exec(move |mut conn, _| async move { conn.smembers(key).await })
+            self.redis
+                .exec(move |mut conn| async move { conn.smembers(key).await })
                 .await?
         };
         let mut changes = Vec::new();
@@ -527,7 +485,8 @@ impl Inventory for RedisInventory {
     ) -> Result<Vec<(Deal, StockLevel)>, InventoryError> {
         let key = self.room_key(room);
         let ids: Vec<String> = self
-            .exec(move |mut conn, _| async move { conn.smembers(key).await })
+            .redis
+            .exec(move |mut conn| async move { conn.smembers(key).await })
             .await?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
@@ -548,7 +507,8 @@ impl Inventory for RedisInventory {
 
     async fn health(&self) -> Result<(), InventoryError> {
         let pong: String = self
-            .exec(|mut conn, _| async move { redis::cmd("PING").query_async(&mut conn).await })
+            .redis
+            .exec(|mut conn| async move { redis::cmd("PING").query_async(&mut conn).await })
             .await?;
         if pong == "PONG" {
             Ok(())

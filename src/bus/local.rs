@@ -1,0 +1,229 @@
+//! The in-process bus: one hub process, the memory backend's. Each open room's `seq`, its
+//! rules and the facts its preconditions need sit behind one short lock, and an event is
+//! delivered to the room's sink while that lock is held, so events reach the room in `seq`
+//! order. It also keeps what the state file carries across a restart: rooms restored from the
+//! file that nobody has opened yet, and the last `seq` of rooms dropped as idle.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use dashmap::DashMap;
+use parking_lot::Mutex;
+
+use super::rules::{CommentRules, deal_is_news};
+use super::{Bus, BusError, BusSettings, Counters, Event, Published, RoomSink, comment_seq};
+use crate::hub::now_ms;
+use crate::inventory::StockLevel;
+use crate::persist::{SavedRoom, SavedState};
+use crate::protocol::{DealStatus, Id};
+
+/// The one-process bus.
+pub struct LocalBus {
+    settings: BusSettings,
+    rooms: DashMap<Id, Arc<Mutex<LocalRoom>>>,
+    /// Last `seq` of rooms dropped as idle, so a room that comes back continues its sequence.
+    retired: DashMap<Id, u64>,
+    /// Rooms loaded from the state file that nobody has opened since the start.
+    restored: DashMap<Id, SavedRoom>,
+}
+
+struct LocalRoom {
+    seq: u64,
+    pinned: bool,
+    /// `seq`s of the recent comments (the ones that may be deleted).
+    recent: VecDeque<u64>,
+    deals: HashMap<Id, (DealStatus, u64)>,
+    rules: CommentRules,
+    likes: u64,
+    sink: Weak<dyn RoomSink>,
+}
+
+impl LocalRoom {
+    /// Checks `event`'s precondition and records what later checks need.
+    fn admit(&mut self, event: &Event, recent_max: usize) -> Result<bool, BusError> {
+        match event {
+            Event::Comment { user, .. } => {
+                self.rules.check(user, now_ms(), Instant::now())?;
+                self.recent.push_back(self.seq + 1);
+                while self.recent.len() > recent_max {
+                    self.recent.pop_front();
+                }
+            }
+            Event::CommentDeleted { id } => {
+                let at = comment_seq(id).and_then(|s| self.recent.iter().position(|r| *r == s));
+                let Some(at) = at else {
+                    return Err(BusError::NoSuchComment(id.clone()));
+                };
+                self.recent.remove(at);
+            }
+            Event::Pinned { .. } => self.pinned = true,
+            Event::Unpinned => {
+                if !self.pinned {
+                    return Err(BusError::NothingPinned);
+                }
+                self.pinned = false;
+            }
+            Event::Deal { deal, version } => {
+                let known = self.deals.get(&deal.id).copied();
+                if !deal_is_news(known, deal.status, *version) {
+                    return Ok(false);
+                }
+                let at = known.map_or(*version, |(_, at)| at.max(*version));
+                self.deals.insert(deal.id.clone(), (deal.status, at));
+            }
+            Event::Announcement { .. } => {}
+        }
+        Ok(true)
+    }
+}
+
+impl LocalBus {
+    /// A bus with no rooms.
+    pub fn new(settings: BusSettings) -> Self {
+        LocalBus {
+            settings,
+            rooms: DashMap::new(),
+            retired: DashMap::new(),
+            restored: DashMap::new(),
+        }
+    }
+
+    /// Takes over a saved state (before any room opens): each room continues from its saved
+    /// `seq`, history, pinned product, recent comments, likes and mutes when it is first opened.
+    pub fn restore(&self, state: SavedState) {
+        for (id, seq) in state.retired {
+            self.retired.insert(id, seq);
+        }
+        for saved in state.rooms {
+            self.retired.remove(&saved.room);
+            self.restored.insert(saved.room.clone(), saved);
+        }
+    }
+
+    fn room(&self, room: &Id) -> Result<Arc<Mutex<LocalRoom>>, BusError> {
+        self.rooms
+            .get(room)
+            .map(|r| Arc::clone(r.value()))
+            .ok_or_else(|| BusError::Unavailable(format!("room {room} is not open; retry")))
+    }
+
+    fn state_of(&self, room: &Id) -> SavedRoom {
+        if let Some((_, saved)) = self.restored.remove(room) {
+            return saved;
+        }
+        let seq = self.retired.remove(room).map_or(0, |(_, seq)| seq);
+        SavedRoom::empty(room.clone(), seq)
+    }
+}
+
+#[async_trait]
+impl Bus for LocalBus {
+    async fn open(&self, room: &Id, sink: Weak<dyn RoomSink>) -> Result<(), BusError> {
+        let state = self.state_of(room);
+        let now = Instant::now();
+        let mut rules = CommentRules::new(self.settings.comment_rate);
+        let at_ms = now_ms();
+        for (user, left_ms) in &state.muted {
+            rules.mute(user, at_ms + left_ms, now);
+        }
+        let local = LocalRoom {
+            seq: state.seq,
+            pinned: state.pinned.is_some(),
+            recent: state.recent.iter().map(|c| c.seq).collect(),
+            deals: HashMap::new(),
+            rules,
+            likes: state.likes,
+            sink: sink.clone(),
+        };
+        let local = Arc::new(Mutex::new(local));
+        let guard = local.lock();
+        self.rooms.insert(room.clone(), Arc::clone(&local));
+        if let Some(sink) = sink.upgrade() {
+            sink.load(state);
+        }
+        drop(guard);
+        Ok(())
+    }
+
+    async fn close(&self, room: &Id, last: SavedRoom) {
+        self.rooms.remove(room);
+        self.retired.insert(room.clone(), last.seq);
+    }
+
+    async fn peek(&self, room: &Id) -> Result<Option<SavedRoom>, BusError> {
+        if let Some(saved) = self.restored.get(room) {
+            return Ok(Some(saved.clone()));
+        }
+        Ok(self
+            .retired
+            .get(room)
+            .map(|seq| SavedRoom::empty(room.clone(), *seq)))
+    }
+
+    async fn publish(&self, room: &Id, event: Event) -> Result<Published, BusError> {
+        let local = self.room(room)?;
+        let mut st = local.lock();
+        if !st.admit(&event, self.settings.recent_comments)? {
+            return Ok(Published::Unchanged);
+        }
+        st.seq += 1;
+        let seq = st.seq;
+        if let Some(sink) = st.sink.upgrade() {
+            sink.deliver(seq, event);
+        }
+        Ok(Published::Seq(seq))
+    }
+
+    async fn mute(&self, room: &Id, user: &Id, until_ms: u64) -> Result<(), BusError> {
+        let local = self.room(room)?;
+        local.lock().rules.mute(user, until_ms, Instant::now());
+        Ok(())
+    }
+
+    async fn counters(&self, room: &Id, viewers: u64, likes: u64) -> Result<Counters, BusError> {
+        let local = self.room(room)?;
+        let mut st = local.lock();
+        st.likes += likes;
+        Ok(Counters {
+            viewers,
+            likes: st.likes,
+        })
+    }
+
+    fn stock(&self, room: &Id, deal: &Id, level: StockLevel) {
+        let sink = self.rooms.get(room).and_then(|r| r.lock().sink.upgrade());
+        if let Some(sink) = sink {
+            sink.stock(deal, level);
+        }
+    }
+
+    fn export(&self, open: Vec<SavedRoom>) -> Option<SavedState> {
+        let now = now_ms();
+        let mut rooms: Vec<SavedRoom> = open
+            .into_iter()
+            .map(|mut saved| {
+                if let Some(local) = self.rooms.get(&saved.room) {
+                    saved.muted = local.lock().rules.muted(now);
+                }
+                saved
+            })
+            .collect();
+        rooms.extend(self.restored.iter().map(|r| r.value().clone()));
+        Some(SavedState {
+            version: crate::persist::VERSION,
+            saved_at_ms: now,
+            rooms,
+            retired: self
+                .retired
+                .iter()
+                .map(|r| (r.key().clone(), *r.value()))
+                .collect(),
+        })
+    }
+
+    async fn health(&self) -> Result<(), BusError> {
+        Ok(())
+    }
+}

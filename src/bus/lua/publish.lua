@@ -1,0 +1,120 @@
+-- One durable event of one room, atomically: its precondition, the next seq, the room's
+-- durable state, the capped history stream, and the publish to every node.
+-- All keys share the room's hash tag {PREFIX:room:ROOM}, so this runs on Redis Cluster.
+--   KEYS[1] meta    HASH   seq epoch pinned likes
+--   KEYS[2] hist    STREAM id "SEQ-0", field e = event JSON (capped at ARGV[4])
+--   KEYS[3] recent  LIST   "SEQ|event JSON" of the recent comments (capped at ARGV[5])
+--   KEYS[4] deals   HASH   deal id -> "status|version|deal JSON" (the last one published)
+--   KEYS[5] mutes   HASH   user -> muted until (Unix ms)
+--   KEYS[6] rates   HASH   user -> "tokens|last ms" (comment token bucket)
+-- ARGV: 1 kind, 2 event JSON, 3 now ms, 4 history max, 5 recent max, 6 channel,
+--       7 epoch for a new room, 8 subject, 9 a, 10 b, 11 rules TTL ms
+--   comment:         subject user, a rate/s, b burst
+--   comment_deleted: subject the comment's seq
+--   pinned:          subject product JSON
+--   deal:            subject deal id, a status, b stock version the status was judged at,
+--                    and ARGV[12] the deal JSON
+-- Returns {"OK", seq, epoch} or a refusal: {"MUTED", seconds}, {"RATE"}, {"NOCOMMENT"},
+-- {"NOPIN"}, {"SAME"} (a deal status that is not news).
+local meta, hist, recent, deals, mutes, rates = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local kind, event, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local subject, ttl = ARGV[8], tonumber(ARGV[11])
+
+local function split(s)
+  local t, i = {}, 1
+  while true do
+    local j = string.find(s, "|", i, true)
+    if not j then
+      t[#t + 1] = string.sub(s, i)
+      return t
+    end
+    t[#t + 1] = string.sub(s, i, j - 1)
+    i = j + 1
+  end
+end
+
+local function comment_allowed()
+  local muted = tonumber(redis.call("HGET", mutes, subject) or "0")
+  if muted > now then
+    return {"MUTED", tostring(math.floor((muted - now) / 1000) + 1)}
+  end
+  local rate, burst = tonumber(ARGV[9]), tonumber(ARGV[10])
+  local tokens, last = burst, now
+  local b = redis.call("HGET", rates, subject)
+  if b then
+    local f = split(b)
+    tokens, last = tonumber(f[1]), tonumber(f[2])
+  end
+  tokens = math.min(burst, tokens + math.max(0, now - last) / 1000 * rate)
+  local ok = tokens >= 1
+  if ok then
+    tokens = tokens - 1
+  end
+  redis.call("HSET", rates, subject, string.format("%.6f", tokens) .. "|" .. string.format("%.0f", now))
+  redis.call("PEXPIRE", rates, ttl)
+  if not ok then
+    return {"RATE"}
+  end
+  return nil
+end
+
+local function delete_allowed()
+  local prefix = subject .. "|"
+  for _, entry in ipairs(redis.call("LRANGE", recent, 0, -1)) do
+    if string.sub(entry, 1, #prefix) == prefix then
+      redis.call("LREM", recent, 1, entry)
+      return nil
+    end
+  end
+  return {"NOCOMMENT"}
+end
+
+local function deal_is_news()
+  local status, version = ARGV[9], tonumber(ARGV[10])
+  local known = redis.call("HGET", deals, subject)
+  if known then
+    local f = split(known)
+    local was, at = f[1], tonumber(f[2])
+    if was == "ended" then
+      return {"SAME"}
+    end
+    if status ~= "ended" and (status == was or version <= at) then
+      return {"SAME"}
+    end
+    version = math.max(version, at)
+  end
+  redis.call("HSET", deals, subject, status .. "|" .. string.format("%.0f", version) .. "|" .. ARGV[12])
+  return nil
+end
+
+local refused = nil
+if kind == "comment" then
+  refused = comment_allowed()
+elseif kind == "comment_deleted" then
+  refused = delete_allowed()
+elseif kind == "unpinned" then
+  if redis.call("HDEL", meta, "pinned") == 0 then
+    refused = {"NOPIN"}
+  end
+elseif kind == "pinned" then
+  redis.call("HSET", meta, "pinned", subject)
+elseif kind == "deal" then
+  refused = deal_is_news()
+end
+if refused then
+  return refused
+end
+
+local epoch = redis.call("HGET", meta, "epoch")
+if not epoch then
+  epoch = ARGV[7]
+  redis.call("HSET", meta, "epoch", epoch)
+end
+local seq = redis.call("HINCRBY", meta, "seq", 1)
+if kind == "comment" then
+  redis.call("RPUSH", recent, seq .. "|" .. event)
+  redis.call("LTRIM", recent, -tonumber(ARGV[5]), -1)
+end
+redis.call("XADD", hist, "MAXLEN", ARGV[4], seq .. "-0", "e", event)
+redis.call("PUBLISH", ARGV[6], seq .. "|" .. epoch .. "|" .. event)
+return {"OK", tostring(seq), epoch}

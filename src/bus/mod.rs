@@ -1,0 +1,233 @@
+//! How a room's durable events get their `seq` and reach every hub node that has viewers in the
+//! room, in the spirit of centrifuge's `Broker`.
+//!
+//! A [`Bus`] decides each durable event atomically with its `seq`: the event's precondition
+//! (a comment from a user who is not muted and within the comment rate, a deletion of a comment
+//! that exists, an unpin while something is pinned, a deal status that is news), the `seq`
+//! allocation, the room's durable state and its history, all in one step. It then delivers the
+//! event to every node's [`RoomSink`] exactly once, in `seq` order. Volatile values (stock
+//! levels, likes, per-node viewer counts) travel beside the events without a `seq`.
+//!
+//! Two implementations: [`local::LocalBus`] (one process, the memory backend's; it also keeps
+//! the state file's rooms) and [`redis::RedisBus`] (any number of nodes on one Redis: a Lua step
+//! per event that bumps the room's `seq`, appends to a capped stream and publishes; subscribers
+//! repair gaps from the stream before delivering anything later). Both pass the conformance
+//! suite in `tests/common/bus_conformance.rs`.
+
+pub mod local;
+pub mod redis;
+pub mod rules;
+pub mod track;
+
+use std::sync::Weak;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::HubError;
+use crate::inventory::StockLevel;
+use crate::persist::{SavedRoom, SavedState};
+use crate::protocol::{Comment, Deal, Id, Product, ServerMsg};
+
+pub use local::LocalBus;
+pub use redis::RedisBus;
+
+/// A durable event before it has a `seq`, as it travels between nodes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    Comment {
+        user: Id,
+        name: String,
+        text: String,
+        ts: u64,
+    },
+    CommentDeleted {
+        id: Id,
+    },
+    Pinned {
+        product: Product,
+    },
+    Unpinned,
+    Deal {
+        deal: Deal,
+        /// The stock version the deal's status was judged at. A status judged at an older
+        /// version than one already published is stale and is not published. 0 for a start.
+        #[serde(default)]
+        version: u64,
+    },
+    Announcement {
+        text: String,
+    },
+}
+
+/// The id a comment published at `seq` gets (`c{seq}`).
+pub fn comment_id(seq: u64) -> Id {
+    Id::generated(format!("c{seq}"))
+}
+
+/// The `seq` a comment id was given, when it is one of ours.
+pub fn comment_seq(id: &Id) -> Option<u64> {
+    id.as_str().strip_prefix('c')?.parse().ok()
+}
+
+impl Event {
+    /// The message every viewer receives for this event at `seq`.
+    pub fn into_msg(self, seq: u64) -> ServerMsg {
+        match self {
+            Event::Comment {
+                user,
+                name,
+                text,
+                ts,
+            } => ServerMsg::Comment(Comment {
+                seq,
+                id: comment_id(seq),
+                user,
+                name,
+                text,
+                ts,
+            }),
+            Event::CommentDeleted { id } => ServerMsg::CommentDeleted { seq, id },
+            Event::Pinned { product } => ServerMsg::Pinned { seq, product },
+            Event::Unpinned => ServerMsg::Unpinned { seq },
+            Event::Deal { deal, .. } => ServerMsg::Deal { seq, deal },
+            Event::Announcement { text } => ServerMsg::Announcement { seq, text },
+        }
+    }
+
+    /// The event's wire name (`type`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Comment { .. } => "comment",
+            Event::CommentDeleted { .. } => "comment_deleted",
+            Event::Pinned { .. } => "pinned",
+            Event::Unpinned => "unpinned",
+            Event::Deal { .. } => "deal",
+            Event::Announcement { .. } => "announcement",
+        }
+    }
+}
+
+/// What publishing an event did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Published {
+    /// The event was appended with this `seq` and is being delivered.
+    Seq(u64),
+    /// A deal status that is already known (or stale): nothing was published.
+    Unchanged,
+}
+
+/// The room-wide counters after a node reported its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Counters {
+    /// Viewers of the room on every node whose report has not expired.
+    pub viewers: u64,
+    /// Likes of the room, every node's together.
+    pub likes: u64,
+}
+
+/// The settings a bus needs, copied from configuration.
+#[derive(Clone, Debug)]
+pub struct BusSettings {
+    /// History kept per room for `?since=` (events).
+    pub history: usize,
+    /// Recent comments kept per room for `welcome`.
+    pub recent_comments: usize,
+    /// Comments a user may post per second, sustained, and in a burst.
+    pub comment_rate: (f64, f64),
+    /// How long a node's viewer count counts after its last report.
+    pub viewers_ttl_ms: u64,
+}
+
+/// Why a bus operation failed. Refusals are the command's answer; `Unavailable` means the bus
+/// could not decide (the event was not published).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum BusError {
+    #[error("you are muted in this room for {0} more seconds")]
+    Muted(u64),
+    #[error("too many comments; slow down")]
+    RateLimited,
+    #[error("no comment {0} among the room's recent comments")]
+    NoSuchComment(Id),
+    #[error("nothing is pinned")]
+    NothingPinned,
+    #[error("room events unavailable: {0}")]
+    Unavailable(String),
+    #[error("room events: {0}")]
+    Internal(String),
+}
+
+impl From<BusError> for HubError {
+    fn from(e: BusError) -> Self {
+        let m = e.to_string();
+        match e {
+            BusError::Muted(_) => HubError::Forbidden(m),
+            BusError::RateLimited => HubError::RateLimited(m),
+            BusError::NoSuchComment(_) => HubError::NotFound(m),
+            BusError::NothingPinned => HubError::Conflict(m),
+            BusError::Unavailable(_) => HubError::Unavailable(m),
+            BusError::Internal(_) => HubError::Internal(m),
+        }
+    }
+}
+
+impl From<crate::redis_io::RedisIoError> for BusError {
+    fn from(e: crate::redis_io::RedisIoError) -> Self {
+        match e {
+            crate::redis_io::RedisIoError::Unavailable(m) => BusError::Unavailable(m),
+            crate::redis_io::RedisIoError::Internal(m) => BusError::Internal(m),
+        }
+    }
+}
+
+/// A room on this node, as the bus feeds it.
+pub trait RoomSink: Send + Sync {
+    /// The room's state at the `seq` delivery continues from. Called once, before any
+    /// [`RoomSink::deliver`].
+    fn load(&self, state: SavedRoom);
+    /// The room-wide counters as the bus last learned them.
+    fn counters(&self, counters: Counters);
+    /// The event with `seq`; called exactly once per `seq`, in order, with no gap.
+    fn deliver(&self, seq: u64, event: Event);
+    /// A stock reading (from any node); older versions may arrive after newer ones.
+    fn stock(&self, deal: &Id, level: StockLevel);
+    /// The room's history was lost (e.g. Redis lost its data) or cannot be repaired: the room
+    /// must close its viewers (1001, so they resume elsewhere) and be opened again.
+    fn lost(&self);
+}
+
+/// Where rooms' events get their order and how they reach every node.
+#[async_trait]
+pub trait Bus: Send + Sync + 'static {
+    /// Starts feeding `room` to `sink`: [`RoomSink::load`] with the room's state at some `seq`
+    /// S, then every event after S exactly once, in order. Creates the room when it is new.
+    async fn open(&self, room: &Id, sink: Weak<dyn RoomSink>) -> Result<(), BusError>;
+
+    /// Stops feeding `room` (it was dropped from this node). `last` is its final projection.
+    async fn close(&self, room: &Id, last: SavedRoom);
+
+    /// The room's state without opening it; None for a room that never existed.
+    async fn peek(&self, room: &Id) -> Result<Option<SavedRoom>, BusError>;
+
+    /// Decides `event`'s precondition, gives it the next `seq` and delivers it.
+    async fn publish(&self, room: &Id, event: Event) -> Result<Published, BusError>;
+
+    /// Mutes `user`'s comments in `room` until `until_ms` (Unix ms), on every node.
+    async fn mute(&self, room: &Id, user: &Id, until_ms: u64) -> Result<(), BusError>;
+
+    /// Reports this node's viewers of `room` and the likes it received since its last report;
+    /// answers the room-wide totals.
+    async fn counters(&self, room: &Id, viewers: u64, likes: u64) -> Result<Counters, BusError>;
+
+    /// Sends a stock reading to every node's sink of `room` (this node's at once). Fire and
+    /// forget: a reading lost on the way is superseded by the next one.
+    fn stock(&self, room: &Id, deal: &Id, level: StockLevel);
+
+    /// The state to write to the state file on a graceful stop, given the projections of the
+    /// rooms open now; None when the bus keeps rooms elsewhere (Redis).
+    fn export(&self, open: Vec<SavedRoom>) -> Option<SavedState>;
+
+    /// Ok when the bus can publish.
+    async fn health(&self) -> Result<(), BusError>;
+}

@@ -1,0 +1,607 @@
+//! The Redis bus: one room spans every hub node on one Redis.
+//!
+//! Per room (all keys share the hash tag `{PREFIX:room:ROOM}`, so the scripts run on Redis
+//! Cluster): a `meta` hash (`seq`, `epoch`, pinned product, likes), a `hist` stream capped at
+//! `room.history` (entry id `SEQ-0`), the `recent` comments, the last published status of each
+//! `deals`, the `mutes` and comment `rates`, and each node's viewer count in `nodes` with an
+//! expiry, so a dead node's viewers fall out by themselves.
+//!
+//! Publishing is one Lua step (`lua/publish.lua`): precondition, `seq`, state, stream and
+//! `PUBLISH` together, as Centrifugo's Redis engine does. Every node subscribes to the rooms it
+//! has open on one pub/sub connection; a [`Track`] per room delivers in `seq` order and repairs
+//! a hole from the stream before anything later. A dropped subscription is re-established with
+//! backoff and every room is then checked against the stream; a node also compares its position
+//! with the room's on every counters report (each stock tick), so a lost last message is found
+//! within two ticks. Redis work per event is O(1): one script and one publish, whatever the
+//! number of viewers or nodes.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use dashmap::DashMap;
+use futures_util::StreamExt;
+use parking_lot::Mutex;
+use redis::{AsyncCommands, Script};
+
+use super::track::{Ready, Track};
+use super::{Bus, BusError, BusSettings, Counters, Event, Published, RoomSink};
+use crate::hub::now_ms;
+use crate::inventory::StockLevel;
+use crate::metrics as m;
+use crate::persist::{SavedRoom, SavedState};
+use crate::protocol::{Comment, Deal, Id, Product, ServerMsg};
+use crate::redis_io::RedisIo;
+
+/// Most history events one repair reads at a time.
+const REPAIR_BATCH: usize = 1000;
+
+struct Scripts {
+    publish: Arc<Script>,
+    load: Arc<Script>,
+    range: Arc<Script>,
+    counters: Arc<Script>,
+}
+
+struct Slot {
+    track: Mutex<Track>,
+    sink: Weak<dyn RoomSink>,
+}
+
+struct Shared {
+    redis: RedisIo,
+    settings: BusSettings,
+    prefix: String,
+    /// This node's id in the rooms' `nodes` hashes.
+    node: String,
+    scripts: Scripts,
+    rooms: DashMap<Id, Arc<Slot>>,
+    /// The live subscription's command side; None while (re)connecting.
+    sub: Mutex<Option<redis::aio::PubSubSink>>,
+    timeout: Duration,
+}
+
+/// The bus of a hub node that shares its rooms with every node on the same Redis.
+pub struct RedisBus {
+    shared: Arc<Shared>,
+}
+
+struct Keys {
+    meta: String,
+    hist: String,
+    recent: String,
+    deals: String,
+    mutes: String,
+    rates: String,
+    nodes: String,
+    channel: String,
+}
+
+fn random_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+impl RedisBus {
+    /// A bus on `redis` whose keys start with `prefix`; subscribes in the background (and
+    /// re-subscribes after every drop) for as long as the bus lives.
+    pub fn start(redis: RedisIo, prefix: &str, settings: BusSettings, timeout: Duration) -> Self {
+        let shared = Arc::new(Shared {
+            redis,
+            settings,
+            prefix: prefix.to_owned(),
+            node: random_id(),
+            scripts: Scripts {
+                publish: Arc::new(Script::new(include_str!("lua/publish.lua"))),
+                load: Arc::new(Script::new(include_str!("lua/load.lua"))),
+                range: Arc::new(Script::new(include_str!("lua/range.lua"))),
+                counters: Arc::new(Script::new(include_str!("lua/counters.lua"))),
+            },
+            rooms: DashMap::new(),
+            sub: Mutex::new(None),
+            timeout,
+        });
+        shared.redis.spawn(subscriber(Arc::downgrade(&shared)));
+        RedisBus { shared }
+    }
+}
+
+impl Shared {
+    fn keys(&self, room: &Id) -> Keys {
+        let tag = format!("{{{}:room:{room}}}", self.prefix);
+        Keys {
+            meta: format!("{tag}:meta"),
+            hist: format!("{tag}:hist"),
+            recent: format!("{tag}:recent"),
+            deals: format!("{tag}:deals"),
+            mutes: format!("{tag}:mutes"),
+            rates: format!("{tag}:rates"),
+            nodes: format!("{tag}:nodes"),
+            channel: format!("{tag}:ch"),
+        }
+    }
+
+    fn room_of_channel(&self, channel: &str) -> Option<Id> {
+        let rest = channel
+            .strip_prefix('{')?
+            .strip_prefix(self.prefix.as_str())?;
+        let room = rest.strip_prefix(":room:")?.strip_suffix("}:ch")?;
+        Id::new(room).ok()
+    }
+
+    /// Feeds `slot`'s track and carries out what it says, delivering under the track's lock
+    /// so that deliveries from the subscription and from a repair never interleave.
+    fn feed(self: &Arc<Self>, room: &Id, slot: &Arc<Slot>, f: impl FnOnce(&mut Track) -> Ready) {
+        let ready = {
+            let mut track = slot.track.lock();
+            let ready = f(&mut track);
+            if !ready.deliver.is_empty()
+                && let Some(sink) = slot.sink.upgrade()
+            {
+                for (seq, event) in ready.deliver.iter().cloned() {
+                    sink.deliver(seq, event);
+                }
+            }
+            ready
+        };
+        if ready.duplicates > 0 {
+            metrics::counter!(m::BUS_DUPLICATES).increment(ready.duplicates);
+        }
+        if ready.lost {
+            metrics::counter!(m::BUS_LOST).increment(1);
+            tracing::warn!(room = %room, "room history lost or unrepairable; viewers reconnect");
+            self.rooms.remove_if(room, |_, s| Arc::ptr_eq(s, slot));
+            if let Some(sink) = slot.sink.upgrade() {
+                sink.lost();
+            }
+        }
+        if let Some(from) = ready.repair_from {
+            self.repair(room.clone(), Arc::clone(slot), from);
+        }
+    }
+
+    fn repair(self: &Arc<Self>, room: Id, slot: Arc<Slot>, from: u64) {
+        let me = Arc::clone(self);
+        self.redis.spawn(async move {
+            metrics::counter!(m::BUS_REPAIRS).increment(1);
+            let keys = me.keys(&room);
+            let args = [from.to_string(), REPAIR_BATCH.to_string()];
+            let hist = [keys.hist];
+            let read = me.redis.run::<Vec<String>>(&me.scripts.range, &hist, &args);
+            match read.await.map_err(BusError::from).and_then(|l| parse_events(&l)) {
+                Ok(entries) => {
+                    tracing::info!(room = %room, from, events = entries.len(), "gap repaired from history");
+                    me.feed(&room, &slot, |t| t.repaired(entries));
+                }
+                Err(e) => {
+                    metrics::counter!(m::BUS_ERRORS).increment(1);
+                    tracing::debug!(room = %room, error = %e, "gap repair failed; retrying later");
+                    slot.track.lock().repair_failed();
+                }
+            }
+        });
+    }
+
+    fn on_message(self: &Arc<Self>, msg: redis::Msg) {
+        let Some(room) = self.room_of_channel(msg.get_channel_name()) else {
+            return;
+        };
+        let Some(slot) = self.rooms.get(&room).map(|s| Arc::clone(s.value())) else {
+            return;
+        };
+        let Ok(payload) = std::str::from_utf8(msg.get_payload_bytes()) else {
+            return;
+        };
+        metrics::counter!(m::BUS_MESSAGES).increment(1);
+        if let Some(stock) = payload.strip_prefix("S|") {
+            if let (Some((deal, level)), Some(sink)) = (parse_stock(stock), slot.sink.upgrade()) {
+                sink.stock(&deal, level);
+            }
+            return;
+        }
+        match parse_published(payload) {
+            Some((seq, epoch, event)) => {
+                if let Some(ts) = published_ts(&event) {
+                    let lag = now_ms().saturating_sub(ts) as f64 / 1000.0;
+                    metrics::histogram!(m::BUS_LAG_SECONDS).record(lag);
+                }
+                self.feed(&room, &slot, |t| t.offer(seq, epoch, event));
+            }
+            None => {
+                tracing::error!(room = %room, "unreadable bus message; reopening the room");
+                self.feed(&room, &slot, |_| Ready {
+                    lost: true,
+                    ..Ready::default()
+                });
+            }
+        }
+    }
+
+    async fn subscribe(&self, channel: String) -> Result<(), BusError> {
+        let sink = self.sub.lock().clone();
+        let mut sink =
+            sink.ok_or_else(|| BusError::Unavailable("not subscribed to Redis yet".into()))?;
+        let task = self
+            .redis
+            .spawn(async move { sink.subscribe(channel).await });
+        let task = task.ok_or_else(|| BusError::Unavailable("shutting down".into()))?;
+        match tokio::time::timeout(self.timeout, task).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(e))) => Err(BusError::Unavailable(e.to_string())),
+            Ok(Err(e)) => Err(BusError::Internal(e.to_string())),
+            Err(_) => Err(BusError::Unavailable("subscribe timed out".into())),
+        }
+    }
+
+    async fn load(
+        &self,
+        room: &Id,
+        create: bool,
+    ) -> Result<Option<(SavedRoom, String, Counters)>, BusError> {
+        let k = self.keys(room);
+        let keys = [k.meta, k.hist, k.recent, k.deals, k.nodes];
+        let args = [
+            now_ms().to_string(),
+            self.settings.history.to_string(),
+            if create { "1" } else { "0" }.to_owned(),
+            random_id(),
+        ];
+        let lines: Vec<String> = self.redis.run(&self.scripts.load, &keys, &args).await?;
+        if lines.first().map(String::as_str) == Some("NONE") {
+            return Ok(None);
+        }
+        parse_state(room, &lines).map(Some)
+    }
+}
+
+async fn subscriber(shared: Weak<Shared>) {
+    let mut backoff = Duration::from_millis(50);
+    let mut announced = false;
+    loop {
+        let Some(me) = shared.upgrade() else { return };
+        let client = me.redis.client().clone();
+        let timeout = me.timeout;
+        drop(me);
+        let connected = tokio::time::timeout(timeout, client.get_async_pubsub()).await;
+        let Ok(Ok(pubsub)) = connected else {
+            if !announced {
+                tracing::warn!("cannot subscribe to Redis; retrying");
+                announced = true;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+            continue;
+        };
+        let (mut sink, mut stream) = pubsub.split();
+        {
+            let Some(me) = shared.upgrade() else { return };
+            let channels: Vec<String> = me.rooms.iter().map(|r| me.keys(r.key()).channel).collect();
+            if !channels.is_empty() && sink.subscribe(&channels).await.is_err() {
+                continue;
+            }
+            *me.sub.lock() = Some(sink);
+            if std::mem::take(&mut announced) {
+                tracing::info!(
+                    rooms = channels.len(),
+                    "subscribed to Redis again; checking every room for gaps"
+                );
+            }
+            // Anything published while we were away is in the rooms' streams.
+            let rooms: Vec<(Id, Arc<Slot>)> = me
+                .rooms
+                .iter()
+                .map(|r| (r.key().clone(), Arc::clone(r.value())))
+                .collect();
+            for (room, slot) in rooms {
+                me.feed(&room, &slot, Track::resync);
+            }
+        }
+        backoff = Duration::from_millis(50);
+        while let Some(msg) = stream.next().await {
+            let Some(me) = shared.upgrade() else { return };
+            me.on_message(msg);
+        }
+        let Some(me) = shared.upgrade() else { return };
+        *me.sub.lock() = None;
+        metrics::counter!(m::BUS_RESUBSCRIBES).increment(1);
+        tracing::warn!("Redis subscription dropped; re-subscribing");
+        announced = true;
+    }
+}
+
+/// `SEQ|EPOCH|EVENT JSON`.
+fn parse_published(payload: &str) -> Option<(u64, &str, Event)> {
+    let (seq, rest) = payload.split_once('|')?;
+    let (epoch, json) = rest.split_once('|')?;
+    Some((seq.parse().ok()?, epoch, serde_json::from_str(json).ok()?))
+}
+
+/// `DEAL|REMAINING|VERSION`.
+fn parse_stock(s: &str) -> Option<(Id, StockLevel)> {
+    let mut f = s.split('|');
+    let deal = Id::new(f.next()?).ok()?;
+    let remaining = f.next()?.parse().ok()?;
+    let version = f.next()?.parse().ok()?;
+    Some((deal, StockLevel { remaining, version }))
+}
+
+fn published_ts(event: &Event) -> Option<u64> {
+    match event {
+        Event::Comment { ts, .. } => Some(*ts),
+        _ => None,
+    }
+}
+
+fn bad(what: &str) -> BusError {
+    BusError::Internal(format!("unexpected {what} from Redis"))
+}
+
+/// `SEQ|EVENT JSON` lines.
+fn parse_events(lines: &[String]) -> Result<Vec<(u64, Event)>, BusError> {
+    lines
+        .iter()
+        .map(|l| {
+            let (seq, json) = l.split_once('|').ok_or_else(|| bad("history entry"))?;
+            let seq = seq.parse().map_err(|_| bad("history seq"))?;
+            let event = serde_json::from_str(json).map_err(|_| bad("history event"))?;
+            Ok((seq, event))
+        })
+        .collect()
+}
+
+/// The reply of `load.lua`.
+fn parse_state(room: &Id, lines: &[String]) -> Result<(SavedRoom, String, Counters), BusError> {
+    let mut it = lines.iter();
+    let mut next = |what: &str| it.next().ok_or_else(|| bad(what)).cloned();
+    let num = |s: String, what: &str| s.parse::<u64>().map_err(|_| bad(what));
+    let seq = num(next("seq")?, "seq")?;
+    let epoch = next("epoch")?;
+    let pinned = next("pinned")?;
+    let likes = num(next("likes")?, "likes")?;
+    let viewers = num(next("viewers")?, "viewers")?;
+    let n = num(next("recent")?, "recent")?;
+    let mut recent_lines = Vec::new();
+    for _ in 0..n {
+        recent_lines.push(next("comment")?);
+    }
+    let n = num(next("deals")?, "deals")?;
+    let mut deals = Vec::new();
+    for _ in 0..n {
+        let d: Deal = serde_json::from_str(&next("deal")?).map_err(|_| bad("deal"))?;
+        deals.push(d);
+    }
+    let n = num(next("history")?, "history")?;
+    let mut hist_lines = Vec::new();
+    for _ in 0..n {
+        hist_lines.push(next("history entry")?);
+    }
+    let recent: Vec<Comment> = parse_events(&recent_lines)?
+        .into_iter()
+        .filter_map(|(seq, e)| match e.into_msg(seq) {
+            ServerMsg::Comment(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    let mut history = Vec::new();
+    for (seq, e) in parse_events(&hist_lines)? {
+        let frame = e
+            .into_msg(seq)
+            .to_json()
+            .map_err(|_| bad("history event"))?;
+        history.push((seq, frame));
+    }
+    let pinned: Option<Product> = if pinned.is_empty() {
+        None
+    } else {
+        Some(serde_json::from_str(&pinned).map_err(|_| bad("pinned product"))?)
+    };
+    let mut saved = SavedRoom::empty(room.clone(), seq);
+    saved.history = history;
+    saved.pinned = pinned;
+    saved.recent = recent;
+    saved.likes = likes;
+    saved.deals = deals;
+    Ok((saved, epoch, Counters { viewers, likes }))
+}
+
+fn refusal(reply: &[String], event: &Event) -> BusError {
+    match reply.first().map(String::as_str) {
+        Some("MUTED") => BusError::Muted(reply.get(1).and_then(|s| s.parse().ok()).unwrap_or(1)),
+        Some("RATE") => BusError::RateLimited,
+        Some("NOCOMMENT") => match event {
+            Event::CommentDeleted { id } => BusError::NoSuchComment(id.clone()),
+            _ => bad("refusal"),
+        },
+        Some("NOPIN") => BusError::NothingPinned,
+        _ => bad("publish reply"),
+    }
+}
+
+#[async_trait]
+impl Bus for RedisBus {
+    async fn open(&self, room: &Id, sink: Weak<dyn RoomSink>) -> Result<(), BusError> {
+        let me = &self.shared;
+        let slot = Arc::new(Slot {
+            track: Mutex::new(Track::new()),
+            sink,
+        });
+        me.rooms.insert(room.clone(), Arc::clone(&slot));
+        let loaded = async {
+            me.subscribe(me.keys(room).channel).await?;
+            me.load(room, true).await?.ok_or_else(|| bad("room state"))
+        };
+        let (state, epoch, counters) = match loaded.await {
+            Ok(l) => l,
+            Err(e) => {
+                me.rooms.remove_if(room, |_, s| Arc::ptr_eq(s, &slot));
+                return Err(e);
+            }
+        };
+        let seq = state.seq;
+        me.feed(room, &slot, |t| {
+            if let Some(sink) = slot.sink.upgrade() {
+                sink.load(state);
+                sink.counters(counters);
+            }
+            t.loaded(seq, &epoch)
+        });
+        Ok(())
+    }
+
+    async fn close(&self, room: &Id, _last: SavedRoom) {
+        let me = &self.shared;
+        me.rooms.remove(room);
+        let sink = me.sub.lock().clone();
+        if let Some(mut sink) = sink {
+            let channel = me.keys(room).channel;
+            me.redis.spawn(async move {
+                let _ = sink.unsubscribe(channel).await;
+            });
+        }
+    }
+
+    async fn peek(&self, room: &Id) -> Result<Option<SavedRoom>, BusError> {
+        Ok(self.shared.load(room, false).await?.map(|(s, _, _)| s))
+    }
+
+    async fn publish(&self, room: &Id, event: Event) -> Result<Published, BusError> {
+        let me = &self.shared;
+        let k = me.keys(room);
+        let json = serde_json::to_string(&event).map_err(|e| BusError::Internal(e.to_string()))?;
+        let (subject, a, b, extra) = match &event {
+            Event::Comment { user, .. } => (
+                user.to_string(),
+                me.settings.comment_rate.0.to_string(),
+                me.settings.comment_rate.1.to_string(),
+                String::new(),
+            ),
+            Event::CommentDeleted { id } => (
+                super::comment_seq(id).map_or_else(|| "-".to_owned(), |s| s.to_string()),
+                String::new(),
+                String::new(),
+                String::new(),
+            ),
+            Event::Pinned { product } => (
+                serde_json::to_string(product).map_err(|e| BusError::Internal(e.to_string()))?,
+                String::new(),
+                String::new(),
+                String::new(),
+            ),
+            Event::Deal { deal, version } => (
+                deal.id.to_string(),
+                status_name(deal),
+                version.to_string(),
+                serde_json::to_string(deal).map_err(|e| BusError::Internal(e.to_string()))?,
+            ),
+            Event::Unpinned | Event::Announcement { .. } => {
+                (String::new(), String::new(), String::new(), String::new())
+            }
+        };
+        let keys = [k.meta, k.hist, k.recent, k.deals, k.mutes, k.rates];
+        let args = [
+            event.kind().to_owned(),
+            json,
+            now_ms().to_string(),
+            me.settings.history.to_string(),
+            me.settings.recent_comments.to_string(),
+            k.channel,
+            random_id(),
+            subject,
+            a,
+            b,
+            RULES_TTL_MS.to_string(),
+            extra,
+        ];
+        let reply: Vec<String> = me.redis.run(&me.scripts.publish, &keys, &args).await?;
+        match reply.first().map(String::as_str) {
+            Some("OK") => reply
+                .get(1)
+                .and_then(|s| s.parse().ok())
+                .map(Published::Seq)
+                .ok_or_else(|| bad("seq")),
+            Some("SAME") => Ok(Published::Unchanged),
+            _ => Err(refusal(&reply, &event)),
+        }
+    }
+
+    async fn mute(&self, room: &Id, user: &Id, until_ms: u64) -> Result<(), BusError> {
+        let key = self.shared.keys(room).mutes;
+        let user = user.to_string();
+        let mut pipe = redis::pipe();
+        pipe.hset(&key, user, until_ms)
+            .ignore()
+            .pexpire(&key, RULES_TTL_MS as i64)
+            .ignore();
+        self.shared
+            .redis
+            .exec(move |mut conn| async move { pipe.query_async::<()>(&mut conn).await })
+            .await?;
+        Ok(())
+    }
+
+    async fn counters(&self, room: &Id, viewers: u64, likes: u64) -> Result<Counters, BusError> {
+        let me = &self.shared;
+        let k = me.keys(room);
+        let args = [
+            me.node.clone(),
+            viewers.to_string(),
+            now_ms().to_string(),
+            me.settings.viewers_ttl_ms.to_string(),
+            likes.to_string(),
+        ];
+        let reply: Vec<String> = me
+            .redis
+            .run(&me.scripts.counters, &[k.meta, k.nodes], &args)
+            .await?;
+        let [likes, viewers, seq, epoch] = reply.as_slice() else {
+            return Err(bad("counters reply"));
+        };
+        let num = |s: &str| s.parse::<u64>().map_err(|_| bad("counter"));
+        let counters = Counters {
+            likes: num(likes)?,
+            viewers: num(viewers)?,
+        };
+        let seq = num(seq)?;
+        if let Some(slot) = me.rooms.get(room).map(|s| Arc::clone(s.value())) {
+            me.feed(room, &slot, |t| t.position(seq, epoch));
+        }
+        Ok(counters)
+    }
+
+    fn stock(&self, room: &Id, deal: &Id, level: StockLevel) {
+        let me = &self.shared;
+        if let Some(sink) = me.rooms.get(room).and_then(|s| s.sink.upgrade()) {
+            sink.stock(deal, level);
+        }
+        let channel = me.keys(room).channel;
+        let msg = format!("S|{deal}|{}|{}", level.remaining, level.version);
+        let mut conn = me.redis.conn();
+        me.redis.spawn(async move {
+            if conn.publish::<_, _, ()>(channel, msg).await.is_err() {
+                metrics::counter!(m::BUS_ERRORS).increment(1);
+            }
+        });
+    }
+
+    fn export(&self, _open: Vec<SavedRoom>) -> Option<SavedState> {
+        None
+    }
+
+    async fn health(&self) -> Result<(), BusError> {
+        if self.shared.sub.lock().is_none() {
+            return Err(BusError::Unavailable("not subscribed to Redis".into()));
+        }
+        Ok(())
+    }
+}
+
+/// How long a room's mutes and comment rates outlive their last change.
+const RULES_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
+
+fn status_name(deal: &Deal) -> String {
+    match deal.status {
+        crate::protocol::DealStatus::Live => "live",
+        crate::protocol::DealStatus::SoldOut => "sold_out",
+        crate::protocol::DealStatus::Ended => "ended",
+    }
+    .to_owned()
+}

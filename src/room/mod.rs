@@ -1,0 +1,374 @@
+//! One live room on this node: its [`Projection`] (built from the room's events in `seq`
+//! order, as the bus delivers them), its local [`Subscribers`], the room-wide counters, and
+//! the per-user reserve limit. The room is the bus's [`RoomSink`]: events and stock readings
+//! reach it only through the bus, so every node's viewers see the same sequence.
+//!
+//! All of it sits behind one short `parking_lot` mutex that is never held across an `.await`.
+//! An event is serialized once and the same buffer pushed to every connection while the lock is
+//! held, so a viewer that joins between two events receives every later event exactly once.
+
+pub mod projection;
+pub mod subscribers;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::Utf8Bytes;
+use parking_lot::Mutex;
+
+use crate::bus::{Counters, Event, RoomSink};
+use crate::config::{LimitsConfig, RoomConfig};
+use crate::error::HubError;
+use crate::inventory::StockLevel;
+use crate::outbox::Outbox;
+use crate::persist::SavedRoom;
+use crate::protocol::{Deal, Id, ServerMsg, You};
+use crate::rate::TokenBucket;
+
+pub use projection::Projection;
+pub use subscribers::Subscribers;
+
+/// The settings a room needs, copied from configuration.
+#[derive(Clone, Debug)]
+pub struct RoomSettings {
+    pub history: usize,
+    pub recent_comments: usize,
+    pub idle: Duration,
+    pub reserve_rate: (f64, f64),
+}
+
+impl RoomSettings {
+    /// Picks the room's settings out of the configuration.
+    pub fn from_config(room: &RoomConfig, limits: &LimitsConfig) -> Self {
+        RoomSettings {
+            history: room.history,
+            recent_comments: room.recent_comments,
+            idle: Duration::from_millis(room.idle_ms),
+            reserve_rate: (limits.reserve_rate_per_sec, limits.reserve_burst),
+        }
+    }
+}
+
+/// What a room's state looks like from outside: `welcome` minus `you`.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Snapshot {
+    pub room: Id,
+    pub seq: u64,
+    pub viewers: u64,
+    pub likes: u64,
+    pub pinned: Option<crate::protocol::Product>,
+    pub deals: Vec<Deal>,
+    pub recent: Vec<crate::protocol::Comment>,
+}
+
+impl Snapshot {
+    /// A room that is not open on this node, as the bus keeps it.
+    pub fn of_saved(saved: SavedRoom) -> Self {
+        Snapshot {
+            room: saved.room,
+            seq: saved.seq,
+            viewers: 0,
+            likes: saved.likes,
+            pinned: saved.pinned,
+            deals: saved.deals,
+            recent: saved.recent,
+        }
+    }
+}
+
+struct State {
+    closed: bool,
+    projection: Projection,
+    subs: Subscribers,
+    /// Room-wide counters as the bus last reported them.
+    totals: Counters,
+    /// This node's viewers in the last report (so the other nodes' share is known).
+    reported: u64,
+    reserves: HashMap<Id, TokenBucket>,
+    likes_sent: u64,
+    viewers_sent: u64,
+    last_activity: Instant,
+}
+
+impl State {
+    fn viewers(&self) -> u64 {
+        self.totals.viewers.saturating_sub(self.reported) + self.subs.len()
+    }
+}
+
+/// A live room on this node. Create it through the hub.
+pub struct Room {
+    id: Id,
+    settings: RoomSettings,
+    state: Mutex<State>,
+    /// Likes received here and not yet reported to the bus.
+    likes: AtomicU64,
+}
+
+/// The room was dropped from the hub while the caller held it; look it up again.
+#[derive(Debug, thiserror::Error)]
+#[error("room is closed")]
+pub struct RoomClosed;
+
+fn encode(msg: &ServerMsg) -> Option<Utf8Bytes> {
+    match msg.to_json() {
+        Ok(json) => Some(json.into()),
+        Err(e) => {
+            // Only a bug can get here; the frame is skipped rather than the room taken down.
+            tracing::error!(error = %e, kind = msg.kind(), "message not encoded");
+            None
+        }
+    }
+}
+
+impl Room {
+    /// An empty room; the bus loads its state before it delivers any event.
+    pub fn new(id: Id, settings: RoomSettings) -> Self {
+        Room {
+            id,
+            state: Mutex::new(State {
+                closed: false,
+                projection: Projection::new(settings.history, settings.recent_comments),
+                subs: Subscribers::default(),
+                totals: Counters::default(),
+                reported: 0,
+                reserves: HashMap::new(),
+                likes_sent: 0,
+                viewers_sent: 0,
+                last_activity: Instant::now(),
+            }),
+            settings,
+            likes: AtomicU64::new(0),
+        }
+    }
+
+    /// The room as the state file keeps it.
+    pub fn export(&self) -> SavedRoom {
+        let st = self.state.lock();
+        st.projection.export(&self.id, self.likes_total(&st))
+    }
+
+    fn likes_total(&self, st: &State) -> u64 {
+        st.totals.likes + self.likes.load(Ordering::Relaxed)
+    }
+
+    /// The room's id.
+    pub fn id(&self) -> &Id {
+        &self.id
+    }
+
+    /// True once the room was closed (idle, or its history was lost): look it up again.
+    pub fn is_closed(&self) -> bool {
+        self.state.lock().closed
+    }
+
+    /// Registers a connection and returns its first frames: `welcome`, then (when `since` is
+    /// still in the history ring) exactly the events after `since`. Events delivered after this
+    /// call reach the outbox; none is missed or repeated between the two.
+    pub fn join(
+        &self,
+        outbox: Outbox,
+        you: You,
+        since: Option<u64>,
+    ) -> Result<Vec<Utf8Bytes>, RoomClosed> {
+        let mut st = self.state.lock();
+        if st.closed {
+            return Err(RoomClosed);
+        }
+        st.last_activity = Instant::now();
+        let resumed = since.and_then(|s| st.projection.since(s));
+        st.subs.insert(outbox);
+        let welcome = ServerMsg::Welcome {
+            room: self.id.clone(),
+            seq: st.projection.seq(),
+            you,
+            viewers: st.viewers(),
+            likes: self.likes_total(&st),
+            pinned: st.projection.pinned(),
+            deals: st.projection.deals(),
+            recent: st.projection.recent(),
+            resumed: resumed.is_some(),
+        };
+        let mut frames: Vec<Utf8Bytes> = encode(&welcome).into_iter().collect();
+        frames.extend(resumed.unwrap_or_default());
+        Ok(frames)
+    }
+
+    /// Removes a connection.
+    pub fn leave(&self, conn: u64) {
+        let mut st = self.state.lock();
+        st.subs.remove(conn);
+        st.last_activity = Instant::now();
+    }
+
+    /// Connections to this room on this node.
+    pub fn local_viewers(&self) -> u64 {
+        self.state.lock().subs.len()
+    }
+
+    /// Marks the room as in use, so it is not dropped as idle.
+    pub fn touch(&self) {
+        self.state.lock().last_activity = Instant::now();
+    }
+
+    /// Takes one token from the user's reserve rate limit (per node).
+    pub fn check_reserve_rate(&self, user: &Id) -> Result<(), HubError> {
+        let now = Instant::now();
+        let (rate, burst) = self.settings.reserve_rate;
+        let mut st = self.state.lock();
+        let bucket = st
+            .reserves
+            .entry(user.clone())
+            .or_insert_with(|| TokenBucket::new(rate, burst, now));
+        if bucket.try_take(now) {
+            Ok(())
+        } else {
+            Err(HubError::RateLimited(
+                "too many reserve attempts; slow down".into(),
+            ))
+        }
+    }
+
+    /// Adds likes; viewers on every node see the total on a later tick.
+    pub fn like(&self, count: u32) {
+        self.likes.fetch_add(u64::from(count), Ordering::Relaxed);
+    }
+
+    /// What this node reports to the bus: its viewers, and the likes since the last report
+    /// (give them back with [`Room::unreport_likes`] when the report fails).
+    pub fn take_report(&self) -> (u64, u64) {
+        let mut st = self.state.lock();
+        st.reported = st.subs.len();
+        (st.reported, self.likes.swap(0, Ordering::Relaxed))
+    }
+
+    /// Likes of a report that did not reach the bus, to be reported again.
+    pub fn unreport_likes(&self, likes: u64) {
+        self.likes.fetch_add(likes, Ordering::Relaxed);
+    }
+
+    /// The deal, when the room knows it.
+    pub fn deal(&self, id: &Id) -> Option<Deal> {
+        self.state.lock().projection.deal(id).cloned()
+    }
+
+    /// The deal with its new status, when `level` changes it (sold out, or live again).
+    pub fn status_change(&self, deal: &Id, level: StockLevel, now_ms: u64) -> Option<Deal> {
+        self.state
+            .lock()
+            .projection
+            .status_change(deal, level, now_ms)
+    }
+
+    /// Sends the coalesced counters that changed since the last tick (likes, stock) and, when
+    /// `send_viewers`, the viewer count if it changed. Returns deals whose time ran out.
+    pub fn tick(&self, now_ms: u64, send_viewers: bool) -> Vec<Id> {
+        let mut st = self.state.lock();
+        let likes = self.likes_total(&st);
+        let mut msgs = Vec::new();
+        if likes != st.likes_sent {
+            st.likes_sent = likes;
+            msgs.push(ServerMsg::Likes { total: likes });
+        }
+        msgs.extend(st.projection.take_stock_changes());
+        if send_viewers {
+            let n = st.viewers();
+            if n != st.viewers_sent {
+                st.viewers_sent = n;
+                msgs.push(ServerMsg::Viewers { count: n });
+            }
+        }
+        for msg in &msgs {
+            if let Some(f) = encode(msg) {
+                st.subs.fan_out_coalescible(&f);
+            }
+        }
+        st.projection.expired_deals(now_ms)
+    }
+
+    /// The current counters as frames, for a viewer whose queue dropped some.
+    pub fn counter_frames(&self) -> Vec<Utf8Bytes> {
+        let st = self.state.lock();
+        let mut msgs = vec![
+            ServerMsg::Likes {
+                total: self.likes_total(&st),
+            },
+            ServerMsg::Viewers {
+                count: st.viewers(),
+            },
+        ];
+        msgs.extend(st.projection.stock_msgs());
+        msgs.iter().filter_map(encode).collect()
+    }
+
+    /// The room as `GET /api/rooms/{room}` shows it.
+    pub fn snapshot(&self) -> Snapshot {
+        let st = self.state.lock();
+        Snapshot {
+            room: self.id.clone(),
+            seq: st.projection.seq(),
+            viewers: st.viewers(),
+            likes: self.likes_total(&st),
+            pinned: st.projection.pinned(),
+            deals: st.projection.deals(),
+            recent: st.projection.recent(),
+        }
+    }
+
+    /// If the room has no connections here, no open deal and no activity for the idle time,
+    /// marks it closed and returns its final state.
+    pub fn close_if_idle(&self, now_ms: u64) -> Option<SavedRoom> {
+        let mut st = self.state.lock();
+        let idle = st.subs.is_empty()
+            && !st.projection.has_open_deal(now_ms)
+            && st.last_activity.elapsed() >= self.settings.idle;
+        if !idle {
+            return None;
+        }
+        st.closed = true;
+        Some(st.projection.export(&self.id, self.likes_total(&st)))
+    }
+}
+
+impl RoomSink for Room {
+    fn load(&self, state: SavedRoom) {
+        let mut st = self.state.lock();
+        st.totals.likes = state.likes;
+        st.likes_sent = state.likes;
+        st.projection.load(state);
+    }
+
+    fn counters(&self, counters: Counters) {
+        self.state.lock().totals = counters;
+    }
+
+    fn deliver(&self, seq: u64, event: Event) {
+        let mut st = self.state.lock();
+        if st.closed {
+            return;
+        }
+        let applied = match st.projection.apply(seq, event) {
+            Ok(Some(a)) => a,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(room = %self.id, seq, error = %e, "event not encoded");
+                return;
+            }
+        };
+        st.last_activity = Instant::now();
+        let delivered = st.subs.fan_out(&applied.frame);
+        metrics::counter!(crate::metrics::EVENTS, "type" => applied.msg.kind()).increment(1);
+        metrics::counter!(crate::metrics::FANOUT_DELIVERIES).increment(delivered);
+    }
+
+    fn stock(&self, deal: &Id, level: StockLevel) {
+        self.state.lock().projection.stock(deal, level);
+    }
+
+    fn lost(&self) {
+        let mut st = self.state.lock();
+        st.closed = true;
+        st.subs.close_all();
+    }
+}
