@@ -1,5 +1,5 @@
 //! Hubs sharing one Redis: a spike split across two hub processes never oversells, a Redis outage
-//! answers `unavailable` quickly while chat keeps flowing, and stock moves across nodes.
+//! answers `unavailable` quickly while viewers stay connected, and stock moves across nodes.
 
 mod common;
 
@@ -173,7 +173,7 @@ async fn a_buy_on_hub_b_moves_the_stock_counter_on_hub_a() -> anyhow::Result<()>
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn when_redis_stops_reserves_are_unavailable_fast_chat_flows_and_it_recovers()
+async fn when_redis_stops_reserves_are_unavailable_fast_viewers_stay_and_it_recovers()
 -> anyhow::Result<()> {
     let mut redis = RedisServer::start_persistent()?;
     let hub = TestHub::with_config(common::redis_config(&redis.url())).await?;
@@ -206,14 +206,11 @@ async fn when_redis_stops_reserves_are_unavailable_fast_chat_flows_and_it_recove
             took < Duration::from_millis(500),
             "unavailable took {took:?}"
         );
-        // Comments keep flowing while Redis is down.
+        // A comment needs its seq from Redis: it is refused quickly, never silently lost.
         buyer
             .send(json!({"type": "comment", "text": format!("is it down? {i}")}))
             .await?;
-        assert_eq!(
-            watcher.json_of("comment").await?["text"],
-            format!("is it down? {i}")
-        );
+        assert_eq!(buyer.json_of("error").await?["code"], "unavailable");
     }
     let (status, body) = hub.get("/readyz", None).await?;
     assert_eq!(status, 503, "{body}");
@@ -241,7 +238,20 @@ async fn when_redis_stops_reserves_are_unavailable_fast_chat_flows_and_it_recove
     let audit = hub.audit("r", "d").await?;
     assert!(audit.balances(), "{audit:?}");
     assert_eq!((audit.remaining, audit.held, audit.sold), (47, 3, 0));
-    let (status, _) = hub.get("/readyz", None).await?;
-    assert_eq!(status, 200);
+    // The watcher stayed connected through the outage and hears the room again.
+    buyer
+        .send(json!({"type": "comment", "text": "back"}))
+        .await?;
+    assert_eq!(watcher.json_of("comment").await?["text"], "back");
+    // Ready again once the room subscription is back too (it reconnects with its own backoff).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = hub.get("/readyz", None).await?;
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not ready again: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await; // waiting for the resubscribe
+    }
     hub.shutdown().await
 }

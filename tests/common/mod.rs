@@ -413,6 +413,8 @@ impl RawClient {
 
 pub mod conformance;
 
+pub mod nodes;
+
 pub mod redis;
 
 /// A test configuration with the Redis backend at `url`.
@@ -466,9 +468,20 @@ impl HubProcess {
         format!("ws://{}/ws/rooms/{room}?token={token}", self.addr)
     }
 
-    /// Stops the process.
+    /// Stops the process with SIGKILL (`kill -9`): nothing is saved, nothing drained.
     pub async fn kill(mut self) {
         let _ = self.child.kill().await;
+    }
+
+    /// Stops the process with SIGTERM (a graceful stop) and waits for it to exit.
+    pub async fn terminate(mut self) -> Result<()> {
+        if let Some(pid) = self.child.id() {
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()?;
+        }
+        tokio::time::timeout(WAIT, self.child.wait()).await??;
+        Ok(())
     }
 }
 

@@ -96,6 +96,22 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// Runs a command with `redis-cli` against this server; returns its output.
+    pub fn cli(&self, args: &[&str]) -> Result<String> {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .context("running redis-cli (installed with redis-server: redis-tools)")?;
+        if !out.status.success() {
+            bail!(
+                "redis-cli {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// Stops the server (SIGTERM: with AOF on, what was written is on disk).
     pub fn stop(&mut self) -> Result<()> {
         if let Some(mut child) = self.child.take() {

@@ -1,0 +1,101 @@
+//! Several `livehub serve` processes sharing one Redis: one show spread over hub nodes.
+
+use anyhow::{Context, Result, bail};
+use livehub::protocol::{Role, ServerMsg};
+
+use super::{Client, HubProcess, mint};
+
+/// The token secret every node of a test shares.
+pub const SECRET: &str = "test-secret-0123456789";
+
+/// The environment of a node on the Redis at `redis_url`.
+pub fn node_env(redis_url: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("LIVEHUB_AUTH__SECRET", SECRET.to_owned()),
+        ("LIVEHUB_INVENTORY__BACKEND", "redis".to_owned()),
+        ("LIVEHUB_REDIS__URL", redis_url.to_owned()),
+        // Tests drive traffic faster than a person would.
+        ("LIVEHUB_LIMITS__VIEWER_FRAMES_PER_SEC", "1000".to_owned()),
+        ("LIVEHUB_LIMITS__VIEWER_FRAMES_BURST", "1000".to_owned()),
+    ]
+}
+
+/// `n` hub processes on one Redis.
+pub async fn start_nodes(redis_url: &str, n: usize) -> Result<Vec<HubProcess>> {
+    let mut nodes = Vec::with_capacity(n);
+    for _ in 0..n {
+        nodes.push(HubProcess::start(&node_env(redis_url)).await?);
+    }
+    Ok(nodes)
+}
+
+/// Connects `user` with `role` to `room` on `node` (resuming after `since`), and returns the
+/// client with its welcome.
+pub async fn join(
+    node: &HubProcess,
+    room: &str,
+    role: Role,
+    user: &str,
+    since: Option<u64>,
+) -> Result<(Client, ServerMsg)> {
+    let mut url = node.ws_url(room, &mint(SECRET, role, room, user));
+    if let Some(s) = since {
+        url.push_str(&format!("&since={s}"));
+    }
+    let mut c = Client::connect(&url).await?;
+    let welcome = c.next_of("welcome").await?;
+    Ok((c, welcome))
+}
+
+/// The welcome's `seq`.
+pub fn welcome_seq(w: &ServerMsg) -> u64 {
+    match w {
+        ServerMsg::Welcome { seq, .. } => *seq,
+        _ => 0,
+    }
+}
+
+/// Reads durable events until one with `seq >= last` arrives; returns them all, in arrival
+/// order (skipped messages included in `seen` are scanned first).
+pub async fn durable_until(c: &mut Client, last: u64) -> Result<Vec<ServerMsg>> {
+    let mut out: Vec<ServerMsg> = std::mem::take(&mut c.seen)
+        .into_iter()
+        .filter(|m| m.seq().is_some())
+        .collect();
+    while out.last().and_then(ServerMsg::seq).is_none_or(|s| s < last) {
+        let m = c
+            .next_matching(|m| m.seq().is_some())
+            .await
+            .with_context(|| format!("waiting for seq {last}; have {:?}", super::seqs(&out)))?;
+        out.push(m);
+    }
+    Ok(out)
+}
+
+/// The `ack` for `request_id` (skipping anything else); its `seq`.
+pub async fn ack_seq(c: &mut Client, request_id: &str) -> Result<u64> {
+    loop {
+        let v = c.json_of("ack").await?;
+        if v["request_id"] == request_id {
+            return v["seq"].as_u64().context("ack without seq");
+        }
+    }
+}
+
+/// Asserts every list is the same sequence of events, contiguous from `first`.
+pub fn assert_same_everywhere(lists: &[Vec<ServerMsg>], first: u64) -> Result<()> {
+    let Some(reference) = lists.first() else {
+        bail!("no lists")
+    };
+    super::assert_contiguous(&super::seqs(reference), first);
+    for (i, l) in lists.iter().enumerate() {
+        if l != reference {
+            bail!(
+                "viewer {i} saw a different sequence:\n{:?}\nvs\n{:?}",
+                super::seqs(l),
+                super::seqs(reference)
+            );
+        }
+    }
+    Ok(())
+}
