@@ -58,6 +58,8 @@ struct Shared {
     rooms: DashMap<Id, Arc<Slot>>,
     /// The live subscription's command side; None while (re)connecting.
     sub: Mutex<Option<redis::aio::PubSubSink>>,
+    /// True while `sub` is live, for opens that arrive during a (re)connect.
+    connected: tokio::sync::watch::Sender<bool>,
     timeout: Duration,
 }
 
@@ -98,6 +100,7 @@ impl RedisBus {
             },
             rooms: DashMap::new(),
             sub: Mutex::new(None),
+            connected: tokio::sync::watch::Sender::new(false),
             timeout,
         });
         shared.redis.spawn(subscriber(Arc::downgrade(&shared)));
@@ -216,7 +219,16 @@ impl Shared {
         }
     }
 
+    fn set_sub(&self, sink: Option<redis::aio::PubSubSink>) {
+        let live = sink.is_some();
+        *self.sub.lock() = sink;
+        self.connected.send_replace(live);
+    }
+
     async fn subscribe(&self, channel: String) -> Result<(), BusError> {
+        // A node that is (re)connecting its subscription is waited for, within the deadline.
+        let mut connected = self.connected.subscribe();
+        let _ = tokio::time::timeout(self.timeout, connected.wait_for(|c| *c)).await;
         let sink = self.sub.lock().clone();
         let mut sink =
             sink.ok_or_else(|| BusError::Unavailable("not subscribed to Redis yet".into()))?;
@@ -278,7 +290,7 @@ async fn subscriber(shared: Weak<Shared>) {
             if !channels.is_empty() && sink.subscribe(&channels).await.is_err() {
                 continue;
             }
-            *me.sub.lock() = Some(sink);
+            me.set_sub(Some(sink));
             if std::mem::take(&mut announced) {
                 tracing::info!(
                     rooms = channels.len(),
@@ -301,7 +313,7 @@ async fn subscriber(shared: Weak<Shared>) {
             me.on_message(msg);
         }
         let Some(me) = shared.upgrade() else { return };
-        *me.sub.lock() = None;
+        me.set_sub(None);
         metrics::counter!(m::BUS_RESUBSCRIBES).increment(1);
         tracing::warn!("Redis subscription dropped; re-subscribing");
         announced = true;

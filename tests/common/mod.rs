@@ -411,6 +411,8 @@ impl RawClient {
     }
 }
 
+pub mod bus_conformance;
+
 pub mod conformance;
 
 pub mod nodes;

@@ -1,0 +1,103 @@
+//! The bus conformance suite against the Redis bus, each test on its own throwaway
+//! redis-server; and what only the Redis bus does: two nodes on one room.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::bus_conformance::{open, settings};
+use common::conformance::fresh_room;
+use common::redis::RedisServer;
+use livehub::bus::{Bus, Event, RedisBus};
+use livehub::redis_io::RedisIo;
+
+fn node(server: &RedisServer) -> Arc<RedisBus> {
+    let io = RedisIo::connect(&server.url(), Duration::from_secs(2)).expect("connect");
+    Arc::new(RedisBus::start(
+        io,
+        "lh",
+        settings(),
+        Duration::from_secs(2),
+    ))
+}
+
+/// A bus whose subscription is up (so the first open does not race it).
+async fn ready(bus: Arc<RedisBus>) -> Arc<RedisBus> {
+    for _ in 0..200 {
+        if bus.health().await.is_ok() {
+            return bus;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await; // waiting for the subscription
+    }
+    panic!("the bus did not subscribe");
+}
+
+async fn redis() -> (Arc<dyn Bus>, RedisServer) {
+    let server = RedisServer::start().expect("redis-server");
+    let bus = ready(node(&server)).await;
+    (bus, server)
+}
+
+bus_conformance_suite!(redis);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_receive_the_same_events_in_the_same_order() {
+    let server = RedisServer::start().expect("redis-server");
+    let (a, b) = (ready(node(&server)).await, ready(node(&server)).await);
+    let room = fresh_room("two");
+    let (on_a, on_b) = (open(a.as_ref(), &room).await, open(b.as_ref(), &room).await);
+    let mut tasks = Vec::new();
+    for (i, bus) in [Arc::clone(&a), Arc::clone(&b)].into_iter().enumerate() {
+        let room = room.clone();
+        tasks.push(tokio::spawn(async move {
+            for n in 0..50 {
+                let text = format!("node{i} {n}");
+                bus.publish(&room, Event::Announcement { text })
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(on_a.seqs_when(100).await, (1..=100).collect::<Vec<u64>>());
+    assert_eq!(on_b.seqs_when(100).await, (1..=100).collect::<Vec<u64>>());
+    assert_eq!(*on_a.events.lock(), *on_b.events.lock());
+    // A third node opening late is loaded at the room's seq with its history.
+    let late = open(node(&server).as_ref(), &room).await;
+    let loaded = late.loaded.lock().clone().expect("loaded");
+    assert_eq!((loaded.seq, loaded.history.len()), (100, 100));
+}
+
+#[tokio::test]
+async fn a_room_whose_log_was_lost_is_reported_lost_not_continued() {
+    let server = RedisServer::start().expect("redis-server");
+    let bus = ready(node(&server)).await;
+    let room = fresh_room("flushed");
+    let rec = open(bus.as_ref(), &room).await;
+    for n in 0..3 {
+        bus.publish(
+            &room,
+            Event::Announcement {
+                text: format!("{n}"),
+            },
+        )
+        .await
+        .unwrap();
+    }
+    rec.seqs_when(3).await;
+    server.cli(&["FLUSHALL"]).expect("flush");
+    // The next event starts a new epoch: this node cannot follow it and says so.
+    let _ = bus
+        .publish(&room, Event::Announcement { text: "new".into() })
+        .await;
+    for _ in 0..200 {
+        if *rec.lost.lock() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await; // waiting for the delivery
+    }
+    panic!("a lost log was not noticed");
+}
