@@ -140,6 +140,7 @@ pub struct PagesConfig {
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
     pub url: String,
+    pub cluster: bool,
     pub key_prefix: String,
     pub idempotency_ttl_ms: u64,
     pub retention_ms: u64,

@@ -1,14 +1,17 @@
-//! The one way livehub talks to Redis: a connection manager that reconnects by itself, driven by
-//! a runtime of its own (one thread) so Redis I/O is never starved by fan-out work on the hub's
-//! runtime, and a script runner (EVALSHA, reloading on NOSCRIPT). The inventory and the bus both
-//! take a [`RedisIo`].
+//! The one way livehub talks to Redis: one connection (a single server through a connection
+//! manager that reconnects by itself, or a Redis Cluster through the cluster client that follows
+//! the cluster's slots), driven by a runtime of its own (one thread) so Redis I/O is never
+//! starved by fan-out work on the hub's runtime, and a script runner (EVALSHA, reloading on
+//! NOSCRIPT). The inventory and the bus both take a [`RedisIo`].
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{FromRedisValue, Script};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, Script, Value};
 
 /// Why a Redis call failed: Redis did not answer in time or at all, or answered something the
 /// caller cannot use.
@@ -26,15 +29,78 @@ impl From<redis::RedisError> for RedisIoError {
     }
 }
 
-/// A shared, lazily connected Redis connection with its own I/O runtime. Cloning shares both.
+/// Where Redis is: one server, or the seed nodes of a Redis Cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RedisTarget {
+    /// `redis://host:port/db`.
+    Single(String),
+    /// `redis://host:port` of one or more cluster nodes (the rest are discovered).
+    Cluster(Vec<String>),
+}
+
+impl RedisTarget {
+    /// `redis.url` as configured: with `cluster`, a comma-separated list of seed nodes.
+    pub fn from_config(url: &str, cluster: bool) -> Self {
+        if cluster {
+            RedisTarget::Cluster(url.split(',').map(|u| u.trim().to_owned()).collect())
+        } else {
+            RedisTarget::Single(url.to_owned())
+        }
+    }
+
+    /// True for a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, RedisTarget::Cluster(_))
+    }
+}
+
+/// A connection to a single server or a cluster; cloning shares it.
+#[derive(Clone)]
+pub enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// A shared Redis connection with its own I/O runtime. Cloning shares both.
 #[derive(Clone)]
 pub struct RedisIo {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    client: redis::Client,
-    conn: ConnectionManager,
+    target: RedisTarget,
+    /// The single server's client, for its pub/sub connections.
+    client: Option<redis::Client>,
+    timeout: Duration,
+    conn: Conn,
     io: Option<tokio::runtime::Runtime>,
 }
 
@@ -47,44 +113,108 @@ impl Drop for Inner {
     }
 }
 
+fn runtime() -> Result<tokio::runtime::Runtime, RedisIoError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("livehub-redis")
+        .enable_all()
+        .build()
+        .map_err(|e| RedisIoError::Internal(format!("redis I/O runtime: {e}")))
+}
+
+/// Receives a cluster connection's pushes (pub/sub messages, re-subscriptions), without
+/// blocking: it runs on the connection's own task.
+pub type PushHandler = Box<dyn Fn(redis::PushInfo) -> Result<(), ()> + Send + Sync>;
+
+/// A cluster client for `nodes`; `push` receives pub/sub messages (RESP3) when given.
+pub fn cluster_client(
+    nodes: &[String],
+    timeout: Duration,
+    push: Option<PushHandler>,
+) -> Result<redis::cluster::ClusterClient, RedisIoError> {
+    let mut b = ClusterClientBuilder::new(nodes.to_vec())
+        .connection_timeout(timeout)
+        .response_timeout(timeout)
+        .retries(2)
+        .min_retry_wait(50)
+        .max_retry_wait(1000);
+    if let Some(push) = push {
+        b = b
+            .use_protocol(redis::ProtocolVersion::RESP3)
+            .push_sender(push);
+    }
+    b.build()
+        .map_err(|e| RedisIoError::Internal(format!("redis.url: {e}")))
+}
+
 impl RedisIo {
-    /// Connects lazily to `url`: the hub starts while Redis is down and the manager reconnects
-    /// by itself (with backoff). `timeout` bounds each connection attempt and each reply.
-    pub fn connect(url: &str, timeout: Duration) -> Result<Self, RedisIoError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| RedisIoError::Internal(format!("redis.url: {e}")))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(1000));
-        let io = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("livehub-redis")
-            .enable_all()
-            .build()
-            .map_err(|e| RedisIoError::Internal(format!("redis I/O runtime: {e}")))?;
-        let conn = {
-            let _inside = io.enter();
-            ConnectionManager::new_lazy_with_config(client.clone(), config)?
+    /// Connects to `target`. A single server is connected lazily (the hub starts while Redis is
+    /// down and the manager reconnects by itself, with backoff); a cluster must answer at
+    /// start so its slots are known. `timeout` bounds each connection attempt and each reply.
+    pub async fn connect(target: RedisTarget, timeout: Duration) -> Result<Self, RedisIoError> {
+        let io = runtime()?;
+        let mut single = None;
+        let conn = match &target {
+            RedisTarget::Single(url) => {
+                let client = redis::Client::open(url.as_str())
+                    .map_err(|e| RedisIoError::Internal(format!("redis.url: {e}")))?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(timeout))
+                    .set_response_timeout(Some(timeout))
+                    .set_number_of_retries(2)
+                    .set_min_delay(Duration::from_millis(50))
+                    .set_max_delay(Duration::from_millis(1000));
+                single = Some(client.clone());
+                let _inside = io.enter();
+                Conn::Single(ConnectionManager::new_lazy_with_config(client, config)?)
+            }
+            RedisTarget::Cluster(nodes) => {
+                let client = cluster_client(nodes, timeout, None)?;
+                let connect = io.spawn(async move { client.get_async_connection().await });
+                let conn = tokio::time::timeout(timeout * 2, connect)
+                    .await
+                    .map_err(|_| {
+                        RedisIoError::Unavailable(format!(
+                            "no Redis Cluster node answered: {nodes:?}"
+                        ))
+                    })?
+                    .map_err(|e| RedisIoError::Internal(format!("redis task: {e}")))?
+                    .map_err(|e| {
+                        RedisIoError::Unavailable(format!(
+                            "cannot reach Redis Cluster {nodes:?}: {e}"
+                        ))
+                    })?;
+                Conn::Cluster(conn)
+            }
         };
         Ok(RedisIo {
             inner: Arc::new(Inner {
-                client,
+                target,
+                client: single,
+                timeout,
                 conn,
                 io: Some(io),
             }),
         })
     }
 
-    /// The client, for connections of another kind (pub/sub).
-    pub fn client(&self) -> &redis::Client {
-        &self.inner.client
+    /// The single server's client (None on a cluster), for pub/sub connections.
+    pub fn client(&self) -> Option<&redis::Client> {
+        self.inner.client.as_ref()
+    }
+
+    /// Where this connection goes.
+    pub fn target(&self) -> &RedisTarget {
+        &self.inner.target
+    }
+
+    /// The deadline of each connection attempt and each reply.
+    pub fn timeout(&self) -> Duration {
+        self.inner.timeout
     }
 
     /// A handle on the shared connection, for fire-and-forget commands run with [`Self::spawn`].
-    pub fn conn(&self) -> ConnectionManager {
+    pub fn conn(&self) -> Conn {
         self.inner.conn.clone()
     }
 
@@ -100,19 +230,20 @@ impl RedisIo {
     /// Runs `f` with a connection on the Redis I/O runtime and waits for it here.
     pub async fn exec<T, F, Fut>(&self, f: F) -> Result<T, RedisIoError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = Result<T, redis::RedisError>> + Send + 'static,
         T: Send + 'static,
     {
         let task = self
-            .spawn(f(self.inner.conn.clone()))
+            .spawn(f(self.conn()))
             .ok_or_else(|| RedisIoError::Unavailable("redis client is shutting down".into()))?;
         task.await
             .map_err(|e| RedisIoError::Internal(format!("redis task: {e}")))?
             .map_err(RedisIoError::from)
     }
 
-    /// Runs `script` (EVALSHA, loading it on NOSCRIPT) with `keys` and `args`.
+    /// Runs `script` (EVALSHA, loading it on NOSCRIPT) with `keys` and `args`. All keys must
+    /// share one hash tag, so the script runs on one cluster slot.
     pub async fn run<T>(
         &self,
         script: &Arc<Script>,

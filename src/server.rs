@@ -14,7 +14,7 @@ use crate::config::{Config, InventoryBackend};
 use crate::hub::Hub;
 use crate::inventory::redis::RedisSettings;
 use crate::inventory::{Inventory, MemoryInventory, RedisInventory};
-use crate::redis_io::RedisIo;
+use crate::redis_io::{RedisIo, RedisTarget};
 
 /// Why the hub could not run.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +27,8 @@ pub enum ServeError {
     Inventory(crate::inventory::InventoryError),
     #[error("redis: {0}")]
     Redis(#[from] crate::redis_io::RedisIoError),
+    #[error("{0}")]
+    Bus(crate::bus::BusError),
     #[error(transparent)]
     State(#[from] crate::persist::PersistError),
 }
@@ -87,7 +89,7 @@ pub fn bus_settings(config: &Config) -> BusSettings {
 /// Builds the configured backends. With `inventory.backend = "redis"` both stock and rooms live
 /// in Redis (one connection, shared), so nodes on one Redis share their rooms; Redis connects
 /// lazily, so a hub starts while Redis is down and `/readyz` says so.
-pub fn build_backends(config: &Config) -> Result<Backends, ServeError> {
+pub async fn build_backends(config: &Config) -> Result<Backends, ServeError> {
     let timeout = Duration::from_millis(config.inventory.host_op_timeout_ms);
     Ok(match config.inventory.backend {
         InventoryBackend::Memory => Backends::local(
@@ -95,7 +97,8 @@ pub fn build_backends(config: &Config) -> Result<Backends, ServeError> {
             config,
         ),
         InventoryBackend::Redis => {
-            let redis = RedisIo::connect(&config.redis.url, timeout)?;
+            let target = RedisTarget::from_config(&config.redis.url, config.redis.cluster);
+            let redis = RedisIo::connect(target, timeout).await?;
             let inventory = RedisInventory::with_io(
                 redis.clone(),
                 RedisSettings {
@@ -107,12 +110,9 @@ pub fn build_backends(config: &Config) -> Result<Backends, ServeError> {
                     timeout,
                 },
             );
-            let bus = RedisBus::start(
-                redis,
-                &config.redis.key_prefix,
-                bus_settings(config),
-                timeout,
-            );
+            let bus = RedisBus::start(redis, &config.redis.key_prefix, bus_settings(config))
+                .await
+                .map_err(ServeError::Bus)?;
             Backends {
                 inventory: Arc::new(inventory),
                 bus: Backend::Redis(Arc::new(bus)),
@@ -128,7 +128,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let backends = build_backends(&config)?;
+    let backends = build_backends(&config).await?;
     run_with(listener, config, backends, shutdown).await
 }
 

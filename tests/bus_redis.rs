@@ -10,16 +10,15 @@ use common::bus_conformance::{open, settings};
 use common::conformance::fresh_room;
 use common::redis::RedisServer;
 use livehub::bus::{Bus, Event, RedisBus};
-use livehub::redis_io::RedisIo;
+use livehub::redis_io::{RedisIo, RedisTarget};
 
-fn node(server: &RedisServer) -> Arc<RedisBus> {
-    let io = RedisIo::connect(&server.url(), Duration::from_secs(2)).expect("connect");
-    Arc::new(RedisBus::start(
-        io,
-        "lh",
-        settings(),
-        Duration::from_secs(2),
-    ))
+async fn node(server: &RedisServer) -> Arc<RedisBus> {
+    let target = RedisTarget::Single(server.url());
+    let io = RedisIo::connect(target, Duration::from_secs(2))
+        .await
+        .expect("connect");
+    let bus = RedisBus::start(io, "lh", settings()).await.expect("bus");
+    Arc::new(bus)
 }
 
 /// A bus whose subscription is up (so the first open does not race it).
@@ -35,7 +34,7 @@ async fn ready(bus: Arc<RedisBus>) -> Arc<RedisBus> {
 
 async fn redis() -> (Arc<dyn Bus>, RedisServer) {
     let server = RedisServer::start().expect("redis-server");
-    let bus = ready(node(&server)).await;
+    let bus = ready(node(&server).await).await;
     (bus, server)
 }
 
@@ -44,7 +43,10 @@ bus_conformance_suite!(redis);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_receive_the_same_events_in_the_same_order() {
     let server = RedisServer::start().expect("redis-server");
-    let (a, b) = (ready(node(&server)).await, ready(node(&server)).await);
+    let (a, b) = (
+        ready(node(&server).await).await,
+        ready(node(&server).await).await,
+    );
     let room = fresh_room("two");
     let (on_a, on_b) = (open(a.as_ref(), &room).await, open(b.as_ref(), &room).await);
     let mut tasks = Vec::new();
@@ -66,7 +68,7 @@ async fn two_nodes_receive_the_same_events_in_the_same_order() {
     assert_eq!(on_b.seqs_when(100).await, (1..=100).collect::<Vec<u64>>());
     assert_eq!(*on_a.events.lock(), *on_b.events.lock());
     // A third node opening late is loaded at the room's seq with its history.
-    let late = open(node(&server).as_ref(), &room).await;
+    let late = open(ready(node(&server).await).await.as_ref(), &room).await;
     let loaded = late.loaded.lock().clone().expect("loaded");
     assert_eq!((loaded.seq, loaded.history.len()), (100, 100));
 }
@@ -74,7 +76,7 @@ async fn two_nodes_receive_the_same_events_in_the_same_order() {
 #[tokio::test]
 async fn a_room_whose_log_was_lost_is_reported_lost_not_continued() {
     let server = RedisServer::start().expect("redis-server");
-    let bus = ready(node(&server)).await;
+    let bus = ready(node(&server).await).await;
     let room = fresh_room("flushed");
     let rec = open(bus.as_ref(), &room).await;
     for n in 0..3 {

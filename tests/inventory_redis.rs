@@ -22,6 +22,7 @@ async fn redis(hold_ms: u64) -> (Arc<dyn Inventory>, RedisServer) {
         retention_ms: 3_600_000,
         timeout: Duration::from_secs(2),
     })
+    .await
     .expect("connect");
     (Arc::new(inventory), server)
 }

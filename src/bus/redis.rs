@@ -15,14 +15,14 @@
 //! within two ticks. Redis work per event is O(1): one script and one publish, whatever the
 //! number of viewers or nodes.
 
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use dashmap::DashMap;
 use futures_util::StreamExt;
 use parking_lot::Mutex;
-use redis::{AsyncCommands, Script};
+use redis::Script;
 
 use super::track::{Ready, Track};
 use super::{Bus, BusError, BusSettings, Counters, Event, Published, RoomSink};
@@ -31,7 +31,7 @@ use crate::inventory::StockLevel;
 use crate::metrics as m;
 use crate::persist::{SavedRoom, SavedState};
 use crate::protocol::{Comment, Deal, Id, Product, ServerMsg};
-use crate::redis_io::RedisIo;
+use crate::redis_io::{RedisIo, RedisTarget, cluster_client};
 
 /// Most history events one repair reads at a time.
 const REPAIR_BATCH: usize = 1000;
@@ -56,11 +56,34 @@ struct Shared {
     node: String,
     scripts: Scripts,
     rooms: DashMap<Id, Arc<Slot>>,
-    /// The live subscription's command side; None while (re)connecting.
-    sub: Mutex<Option<redis::aio::PubSubSink>>,
-    /// True while `sub` is live, for opens that arrive during a (re)connect.
-    connected: tokio::sync::watch::Sender<bool>,
+    sub: Subscription,
     timeout: Duration,
+}
+
+/// How this node hears the rooms it has open.
+enum Subscription {
+    /// A single server: one pub/sub connection (`SUBSCRIBE`), re-established with backoff by
+    /// [`subscriber`].
+    Single {
+        /// The live subscription's command side; None while (re)connecting.
+        sink: Mutex<Option<redis::aio::PubSubSink>>,
+        /// True while `sink` is live, for opens that arrive during a (re)connect.
+        connected: tokio::sync::watch::Sender<bool>,
+    },
+    /// A Redis Cluster: sharded pub/sub (`SSUBSCRIBE`) on a RESP3 cluster connection, so each
+    /// room's messages stay on its shard; the client re-subscribes by itself after a drop.
+    Cluster {
+        conn: redis::cluster_async::ClusterConnection,
+    },
+}
+
+impl Subscription {
+    fn publish_command(&self) -> &'static str {
+        match self {
+            Subscription::Single { .. } => "PUBLISH",
+            Subscription::Cluster { .. } => "SPUBLISH",
+        }
+    }
 }
 
 /// The bus of a hub node that shares its rooms with every node on the same Redis.
@@ -84,10 +107,43 @@ fn random_id() -> String {
 }
 
 impl RedisBus {
-    /// A bus on `redis` whose keys start with `prefix`; subscribes in the background (and
-    /// re-subscribes after every drop) for as long as the bus lives.
-    pub fn start(redis: RedisIo, prefix: &str, settings: BusSettings, timeout: Duration) -> Self {
+    /// A bus on `redis` whose keys start with `prefix`. On a single server it subscribes in
+    /// the background (and re-subscribes after every drop) for as long as the bus lives; on a
+    /// cluster it opens its sharded subscription connection now.
+    pub async fn start(
+        redis: RedisIo,
+        prefix: &str,
+        settings: BusSettings,
+    ) -> Result<Self, BusError> {
+        let me: Arc<OnceLock<Weak<Shared>>> = Arc::new(OnceLock::new());
+        let sub = match redis.target().clone() {
+            RedisTarget::Single(_) => Subscription::Single {
+                sink: Mutex::new(None),
+                connected: tokio::sync::watch::Sender::new(false),
+            },
+            RedisTarget::Cluster(nodes) => {
+                let hears = Arc::clone(&me);
+                let push = Box::new(move |info: redis::PushInfo| {
+                    if let Some(shared) = hears.get().and_then(Weak::upgrade) {
+                        shared.on_push(info);
+                    }
+                    Ok(())
+                });
+                let client = cluster_client(&nodes, redis.timeout(), Some(push))?;
+                let connect = redis
+                    .spawn(async move { client.get_async_connection().await })
+                    .ok_or_else(|| BusError::Unavailable("shutting down".into()))?;
+                let conn = tokio::time::timeout(redis.timeout() * 2, connect)
+                    .await
+                    .map_err(|_| BusError::Unavailable("Redis Cluster did not answer".into()))?
+                    .map_err(|e| BusError::Internal(e.to_string()))?
+                    .map_err(|e| BusError::Unavailable(e.to_string()))?;
+                Subscription::Cluster { conn }
+            }
+        };
+        let single = matches!(sub, Subscription::Single { .. });
         let shared = Arc::new(Shared {
+            timeout: redis.timeout(),
             redis,
             settings,
             prefix: prefix.to_owned(),
@@ -99,12 +155,13 @@ impl RedisBus {
                 counters: Arc::new(Script::new(include_str!("lua/counters.lua"))),
             },
             rooms: DashMap::new(),
-            sub: Mutex::new(None),
-            connected: tokio::sync::watch::Sender::new(false),
-            timeout,
+            sub,
         });
-        shared.redis.spawn(subscriber(Arc::downgrade(&shared)));
-        RedisBus { shared }
+        let _ = me.set(Arc::downgrade(&shared));
+        if single {
+            shared.redis.spawn(subscriber(Arc::downgrade(&shared)));
+        }
+        Ok(RedisBus { shared })
     }
 }
 
@@ -184,14 +241,47 @@ impl Shared {
         });
     }
 
-    fn on_message(self: &Arc<Self>, msg: redis::Msg) {
-        let Some(room) = self.room_of_channel(msg.get_channel_name()) else {
+    /// A push from the cluster connection: a sharded message, or a (re-)subscription, after
+    /// which anything missed is in the room's stream.
+    fn on_push(self: &Arc<Self>, info: redis::PushInfo) {
+        let text = |v: Option<&redis::Value>| match v {
+            Some(redis::Value::BulkString(b)) => Some(b.clone()),
+            Some(redis::Value::SimpleString(s)) => Some(s.clone().into_bytes()),
+            _ => None,
+        };
+        match info.kind {
+            redis::PushKind::SMessage => {
+                if let (Some(channel), Some(payload)) =
+                    (text(info.data.first()), text(info.data.get(1)))
+                {
+                    self.on_message(&String::from_utf8_lossy(&channel), &payload);
+                }
+            }
+            redis::PushKind::SSubscribe => {
+                let channel = text(info.data.first()).unwrap_or_default();
+                let room = self.room_of_channel(&String::from_utf8_lossy(&channel));
+                if let Some(room) = room
+                    && let Some(slot) = self.rooms.get(&room).map(|s| Arc::clone(s.value()))
+                {
+                    self.feed(&room, &slot, Track::resync);
+                }
+            }
+            redis::PushKind::Disconnection => {
+                metrics::counter!(m::BUS_RESUBSCRIBES).increment(1);
+                tracing::warn!("Redis Cluster subscription dropped; the client re-subscribes");
+            }
+            _ => {}
+        }
+    }
+
+    fn on_message(self: &Arc<Self>, channel: &str, payload: &[u8]) {
+        let Some(room) = self.room_of_channel(channel) else {
             return;
         };
         let Some(slot) = self.rooms.get(&room).map(|s| Arc::clone(s.value())) else {
             return;
         };
-        let Ok(payload) = std::str::from_utf8(msg.get_payload_bytes()) else {
+        let Ok(payload) = std::str::from_utf8(payload) else {
             return;
         };
         metrics::counter!(m::BUS_MESSAGES).increment(1);
@@ -219,22 +309,39 @@ impl Shared {
         }
     }
 
-    fn set_sub(&self, sink: Option<redis::aio::PubSubSink>) {
-        let live = sink.is_some();
-        *self.sub.lock() = sink;
-        self.connected.send_replace(live);
+    fn set_sub(&self, live: Option<redis::aio::PubSubSink>) {
+        if let Subscription::Single { sink, connected } = &self.sub {
+            let up = live.is_some();
+            *sink.lock() = live;
+            connected.send_replace(up);
+        }
+    }
+
+    /// The single server's live subscription, waited for (within the deadline) while a node
+    /// (re)connects it; None on a cluster.
+    async fn single_sink(&self) -> Result<Option<redis::aio::PubSubSink>, BusError> {
+        let Subscription::Single { sink, connected } = &self.sub else {
+            return Ok(None);
+        };
+        let mut up = connected.subscribe();
+        let _ = tokio::time::timeout(self.timeout, up.wait_for(|c| *c)).await;
+        let live = sink.lock().clone();
+        live.map(Some)
+            .ok_or_else(|| BusError::Unavailable("not subscribed to Redis yet".into()))
     }
 
     async fn subscribe(&self, channel: String) -> Result<(), BusError> {
-        // A node that is (re)connecting its subscription is waited for, within the deadline.
-        let mut connected = self.connected.subscribe();
-        let _ = tokio::time::timeout(self.timeout, connected.wait_for(|c| *c)).await;
-        let sink = self.sub.lock().clone();
-        let mut sink =
-            sink.ok_or_else(|| BusError::Unavailable("not subscribed to Redis yet".into()))?;
-        let task = self
-            .redis
-            .spawn(async move { sink.subscribe(channel).await });
+        let task = match (&self.sub, self.single_sink().await?) {
+            (_, Some(mut sink)) => self
+                .redis
+                .spawn(async move { sink.subscribe(channel).await }),
+            (Subscription::Cluster { conn }, None) => {
+                let mut conn = conn.clone();
+                self.redis
+                    .spawn(async move { conn.ssubscribe(channel).await })
+            }
+            (Subscription::Single { .. }, None) => None,
+        };
         let task = task.ok_or_else(|| BusError::Unavailable("shutting down".into()))?;
         match tokio::time::timeout(self.timeout, task).await {
             Ok(Ok(Ok(()))) => Ok(()),
@@ -270,7 +377,9 @@ async fn subscriber(shared: Weak<Shared>) {
     let mut announced = false;
     loop {
         let Some(me) = shared.upgrade() else { return };
-        let client = me.redis.client().clone();
+        let Some(client) = me.redis.client().cloned() else {
+            return;
+        };
         let timeout = me.timeout;
         drop(me);
         let connected = tokio::time::timeout(timeout, client.get_async_pubsub()).await;
@@ -310,7 +419,7 @@ async fn subscriber(shared: Weak<Shared>) {
         backoff = Duration::from_millis(50);
         while let Some(msg) = stream.next().await {
             let Some(me) = shared.upgrade() else { return };
-            me.on_message(msg);
+            me.on_message(msg.get_channel_name(), msg.get_payload_bytes());
         }
         let Some(me) = shared.upgrade() else { return };
         me.set_sub(None);
@@ -462,12 +571,21 @@ impl Bus for RedisBus {
     async fn close(&self, room: &Id, _last: SavedRoom) {
         let me = &self.shared;
         me.rooms.remove(room);
-        let sink = me.sub.lock().clone();
-        if let Some(mut sink) = sink {
-            let channel = me.keys(room).channel;
-            me.redis.spawn(async move {
-                let _ = sink.unsubscribe(channel).await;
-            });
+        let channel = me.keys(room).channel;
+        match &me.sub {
+            Subscription::Single { sink, .. } => {
+                if let Some(mut sink) = sink.lock().clone() {
+                    me.redis.spawn(async move {
+                        let _ = sink.unsubscribe(channel).await;
+                    });
+                }
+            }
+            Subscription::Cluster { conn } => {
+                let mut conn = conn.clone();
+                me.redis.spawn(async move {
+                    let _ = conn.sunsubscribe(channel).await;
+                });
+            }
         }
     }
 
@@ -522,6 +640,7 @@ impl Bus for RedisBus {
             b,
             RULES_TTL_MS.to_string(),
             extra,
+            me.sub.publish_command().to_owned(),
         ];
         let reply: Vec<String> = me.redis.run(&me.scripts.publish, &keys, &args).await?;
         match reply.first().map(String::as_str) {
@@ -586,9 +705,11 @@ impl Bus for RedisBus {
         }
         let channel = me.keys(room).channel;
         let msg = format!("S|{deal}|{}|{}", level.remaining, level.version);
+        let mut publish = redis::cmd(me.sub.publish_command());
+        publish.arg(channel).arg(msg);
         let mut conn = me.redis.conn();
         me.redis.spawn(async move {
-            if conn.publish::<_, _, ()>(channel, msg).await.is_err() {
+            if publish.query_async::<()>(&mut conn).await.is_err() {
                 metrics::counter!(m::BUS_ERRORS).increment(1);
             }
         });
@@ -599,10 +720,12 @@ impl Bus for RedisBus {
     }
 
     async fn health(&self) -> Result<(), BusError> {
-        if self.shared.sub.lock().is_none() {
-            return Err(BusError::Unavailable("not subscribed to Redis".into()));
+        match &self.shared.sub {
+            Subscription::Single { sink, .. } if sink.lock().is_none() => {
+                Err(BusError::Unavailable("not subscribed to Redis".into()))
+            }
+            _ => Ok(()),
         }
-        Ok(())
     }
 }
 

@@ -153,8 +153,9 @@ fn parse_view(id: &Id, f: &[&str], now: u64) -> Result<(Deal, Audit, StockLevel)
 impl RedisInventory {
     /// Connects lazily: the hub starts even while Redis is down (readiness reports it), and the
     /// connection manager reconnects by itself.
-    pub fn connect(settings: RedisSettings) -> Result<Self, InventoryError> {
-        let redis = RedisIo::connect(&settings.url, settings.timeout)?;
+    pub async fn connect(settings: RedisSettings) -> Result<Self, InventoryError> {
+        let target = crate::redis_io::RedisTarget::Single(settings.url.clone());
+        let redis = RedisIo::connect(target, settings.timeout).await?;
         Ok(Self::with_io(redis, settings))
     }
 
@@ -279,15 +280,20 @@ impl Inventory for RedisInventory {
             .saturating_add(self.settings.hold_ms)
             .saturating_add(self.settings.retention_ms);
         let digest = deal_digest(room, &spec.id);
-        let mut pipe = redis::pipe();
-        pipe.sadd(self.registry_key(), format!("{room}|{}", spec.id))
-            .ignore()
-            .sadd(self.room_key(room), spec.id.as_str())
-            .ignore()
-            .set(self.ref_key(&digest), format!("{room}|{}", spec.id))
-            .ignore();
+        // Three keys on three cluster slots: one command each (a pipeline would be refused by a
+        // cluster as cross-slot).
+        let (registry, room_key, ref_key) = (
+            self.registry_key(),
+            self.room_key(room),
+            self.ref_key(&digest),
+        );
+        let (member, deal_id) = (format!("{room}|{}", spec.id), spec.id.to_string());
         self.redis
-            .exec(move |mut conn| async move { pipe.query_async::<()>(&mut conn).await })
+            .exec(move |mut conn| async move {
+                conn.sadd::<_, _, ()>(registry, &member).await?;
+                conn.sadd::<_, _, ()>(room_key, deal_id).await?;
+                conn.set::<_, _, ()>(ref_key, member).await
+            })
             .await?;
         let keys = self.keys(room, &spec.id);
         let args = [

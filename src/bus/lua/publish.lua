@@ -14,6 +14,8 @@
 --   pinned:          subject product JSON
 --   deal:            subject deal id, a status, b stock version the status was judged at,
 --                    and ARGV[12] the deal JSON
+-- ARGV[13] is the publish command: PUBLISH on a single server, SPUBLISH (sharded, so a cluster
+-- does not broadcast every message to every shard) on Redis Cluster.
 -- Returns {"OK", seq, epoch} or a refusal: {"MUTED", seconds}, {"RATE"}, {"NOCOMMENT"},
 -- {"NOPIN"}, {"SAME"} (a deal status that is not news).
 local meta, hist, recent, deals, mutes, rates = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
@@ -116,5 +118,5 @@ if kind == "comment" then
   redis.call("LTRIM", recent, -tonumber(ARGV[5]), -1)
 end
 redis.call("XADD", hist, "MAXLEN", ARGV[4], seq .. "-0", "e", event)
-redis.call("PUBLISH", ARGV[6], seq .. "|" .. epoch .. "|" .. event)
+redis.call(ARGV[13], ARGV[6], seq .. "|" .. epoch .. "|" .. event)
 return {"OK", tostring(seq), epoch}
