@@ -2,10 +2,10 @@
 # The whole livehub test suite, from a fresh clone, in one command: `bash scripts/test.sh`.
 #
 # Tests start what they need themselves (a hub on port 0; a throwaway redis-server on a free port
-# for the Redis tests; chromedriver and headless Chromium for the page tests). This script makes
-# sure the programs they start are installed: where redis-server, chromium or chromedriver is
-# missing it installs Debian's package when it can (root or passwordless sudo), and otherwise
-# stops with a message that says how to install it.
+# for the Redis tests; chromedriver and headless Chromium for the page tests; nginx in front of
+# hub processes for the load-balancer example). This script makes sure the programs they start
+# are installed: where one is missing it installs Debian's package when it can (root or
+# passwordless sudo), and otherwise stops with a message that says how to install it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +29,7 @@ need_pkg() { # need_pkg BINARY DEBIAN_PACKAGE
 need_pkg redis-server redis-server
 need_pkg chromium chromium
 need_pkg chromedriver chromium-driver
+need_pkg nginx nginx # /usr/sbin/nginx, for tests/proxy.rs (config/nginx.conf run for real)
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
