@@ -103,3 +103,21 @@ async fn a_room_whose_log_was_lost_is_reported_lost_not_continued() {
     }
     panic!("a lost log was not noticed");
 }
+
+/// The same suite with the bus on a throwaway 3-master Redis Cluster (sharded pub/sub).
+mod cluster {
+    use super::*;
+    use common::redis::RedisCluster;
+
+    async fn redis_cluster() -> (Arc<dyn Bus>, RedisCluster) {
+        let cluster = RedisCluster::start(false).expect("redis cluster");
+        let target = RedisTarget::from_config(&cluster.url(), true);
+        let io = RedisIo::connect(target, Duration::from_secs(2))
+            .await
+            .expect("connect");
+        let bus = RedisBus::start(io, "lh", settings()).await.expect("bus");
+        (Arc::new(bus), cluster)
+    }
+
+    bus_conformance_suite!(redis_cluster);
+}

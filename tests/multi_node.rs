@@ -1,16 +1,17 @@
 //! One show over several `livehub serve` processes on one throwaway Redis: every viewer on
 //! every node receives the same durable events in the same `seq` order, welcomes and viewer
 //! totals are the room's, a node killed with `kill -9` or a Redis that stops loses nothing, and
-//! a dropped subscription is repaired from the room's history.
+//! a dropped subscription is repaired from the room's history. Every test runs twice: on one
+//! Redis server (`single::`) and on a 3-master Redis Cluster (`cluster::`).
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::nodes::{
-    ack_seq, assert_same_everywhere, durable_until, join, start_nodes, welcome_seq,
+    ack_seq, assert_same_everywhere, durable_until, join, start_nodes_on, welcome_seq,
 };
-use common::redis::RedisServer;
+use common::redis::Engine;
 use common::{Client, WAIT, seqs};
 use livehub::protocol::{Role, ServerMsg};
 use serde_json::json;
@@ -19,10 +20,11 @@ fn product(id: &str) -> serde_json::Value {
     json!({"id": id, "title": format!("Product {id}"), "price_cents": 1500})
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_nodes_deliver_every_event_once_in_the_same_seq_order() -> anyhow::Result<()> {
-    let redis = RedisServer::start()?;
-    let nodes = start_nodes(&redis.url(), 3).await?;
+async fn three_nodes_deliver_every_event_once_in_the_same_seq_order(
+    kind: &str,
+) -> anyhow::Result<()> {
+    let redis = Engine::start(kind, false)?;
+    let nodes = start_nodes_on(&redis, 3).await?;
     let room = "show";
     let mut viewers = Vec::new();
     for (i, node) in nodes.iter().enumerate() {
@@ -83,16 +85,29 @@ async fn three_nodes_deliver_every_event_once_in_the_same_seq_order() -> anyhow:
     assert_eq!(pinned.map(|p| p.id.to_string()), Some("p3".to_owned()));
     assert_eq!(deals.len(), 1);
     assert_eq!(recent.len(), 8);
+    if redis.is_cluster() {
+        // Sharded pub/sub: the room's channel lives on the one shard that owns its slot, and
+        // nothing is broadcast through classic (cluster-wide) pub/sub.
+        let sharded = redis.cli_each(&["PUBSUB", "SHARDCHANNELS"])?;
+        let holders = sharded
+            .iter()
+            .filter(|o| o.contains(":room:show}:ch"))
+            .count();
+        assert_eq!(holders, 1, "{sharded:?}");
+        let classic = redis.cli_each(&["PUBSUB", "CHANNELS"])?;
+        assert!(classic.iter().all(|o| o.trim().is_empty()), "{classic:?}");
+    }
     for n in nodes {
         n.kill().await;
     }
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn viewer_totals_span_nodes_and_a_dead_nodes_viewers_fall_out() -> anyhow::Result<()> {
-    let redis = RedisServer::start()?;
-    let mut nodes = start_nodes(&redis.url(), 3).await?;
+async fn viewer_totals_span_nodes_and_a_dead_nodes_viewers_fall_out(
+    kind: &str,
+) -> anyhow::Result<()> {
+    let redis = Engine::start(kind, false)?;
+    let mut nodes = start_nodes_on(&redis, 3).await?;
     let room = "count";
     let (mut on_a, _) = join(&nodes[0], room, Role::Viewer, "a", None).await?;
     let _on_b = join(&nodes[1], room, Role::Viewer, "b", None).await?;
@@ -117,10 +132,9 @@ async fn viewer_totals_span_nodes_and_a_dead_nodes_viewers_fall_out() -> anyhow:
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn likes_stock_mutes_and_deletions_hold_across_nodes() -> anyhow::Result<()> {
-    let redis = RedisServer::start()?;
-    let nodes = start_nodes(&redis.url(), 2).await?;
+async fn likes_stock_mutes_and_deletions_hold_across_nodes(kind: &str) -> anyhow::Result<()> {
+    let redis = Engine::start(kind, false)?;
+    let nodes = start_nodes_on(&redis, 2).await?;
     let room = "rules";
     let (mut host_a, _) = join(&nodes[0], room, Role::Host, "host", None).await?;
     let (mut watcher_a, _) = join(&nodes[0], room, Role::Viewer, "watcher", None).await?;
@@ -216,11 +230,11 @@ async fn likes_stock_mutes_and_deletions_hold_across_nodes() -> anyhow::Result<(
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn viewers_of_a_node_killed_mid_show_resume_on_another_and_miss_nothing() -> anyhow::Result<()>
-{
-    let redis = RedisServer::start()?;
-    let mut nodes = start_nodes(&redis.url(), 3).await?;
+async fn viewers_of_a_node_killed_mid_show_resume_on_another_and_miss_nothing(
+    kind: &str,
+) -> anyhow::Result<()> {
+    let redis = Engine::start(kind, false)?;
+    let mut nodes = start_nodes_on(&redis, 3).await?;
     let room = "crash";
     let (mut host, _) = join(&nodes[0], room, Role::Host, "host", None).await?;
     host.send(json!({"type": "deal_start", "request_id": "s", "deal": {
@@ -292,10 +306,11 @@ async fn viewers_of_a_node_killed_mid_show_resume_on_another_and_miss_nothing() 
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_graceful_stop_drains_its_viewers_with_1001_to_the_other_nodes() -> anyhow::Result<()> {
-    let redis = RedisServer::start()?;
-    let mut nodes = start_nodes(&redis.url(), 2).await?;
+async fn a_graceful_stop_drains_its_viewers_with_1001_to_the_other_nodes(
+    kind: &str,
+) -> anyhow::Result<()> {
+    let redis = Engine::start(kind, false)?;
+    let mut nodes = start_nodes_on(&redis, 2).await?;
     let room = "drain";
     let (mut host, _) = join(&nodes[0], room, Role::Host, "host", None).await?;
     let (mut moving, _) = join(&nodes[1], room, Role::Viewer, "mover", None).await?;
@@ -333,11 +348,11 @@ async fn comment_until_accepted(c: &mut Client, text: &str) -> anyhow::Result<()
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn when_redis_stops_commenters_hear_unavailable_fast_and_the_show_recovers_in_order()
--> anyhow::Result<()> {
-    let mut redis = RedisServer::start_persistent()?;
-    let nodes = start_nodes(&redis.url(), 2).await?;
+async fn when_redis_stops_commenters_hear_unavailable_fast_and_the_show_recovers_in_order(
+    kind: &str,
+) -> anyhow::Result<()> {
+    let mut redis = Engine::start(kind, true)?;
+    let nodes = start_nodes_on(&redis, 2).await?;
     let room = "outage";
     let (mut talker, _) = join(&nodes[0], room, Role::Viewer, "talker", None).await?;
     let (mut watcher, _) = join(&nodes[1], room, Role::Viewer, "watcher", None).await?;
@@ -380,11 +395,11 @@ async fn when_redis_stops_commenters_hear_unavailable_fast_and_the_show_recovers
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_subscription_is_noticed_and_its_gap_repaired_from_history() -> anyhow::Result<()>
-{
-    let redis = RedisServer::start()?;
-    let nodes = start_nodes(&redis.url(), 2).await?;
+async fn a_killed_subscription_is_noticed_and_its_gap_repaired_from_history(
+    kind: &str,
+) -> anyhow::Result<()> {
+    let redis = Engine::start(kind, false)?;
+    let nodes = start_nodes_on(&redis, 2).await?;
     let room = "gaps";
     let (mut host, _) = join(&nodes[0], room, Role::Host, "host", None).await?;
     let (mut far, _) = join(&nodes[1], room, Role::Viewer, "far", None).await?;
@@ -405,7 +420,7 @@ async fn a_killed_subscription_is_noticed_and_its_gap_repaired_from_history() ->
     // Drop every subscription (both nodes) several times while events flow.
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(40)).await;
-        redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"])?;
+        redis.cli_all(&["CLIENT", "KILL", "TYPE", "pubsub"])?;
     }
     let (_host, last) = tokio::time::timeout(WAIT * 3, sender).await???;
     assert_eq!(last, total as u64);
@@ -429,10 +444,11 @@ async fn a_killed_subscription_is_noticed_and_its_gap_repaired_from_history() ->
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_late_node_resumes_a_viewer_from_the_rooms_history_in_redis() -> anyhow::Result<()> {
-    let redis = RedisServer::start()?;
-    let nodes = start_nodes(&redis.url(), 2).await?;
+async fn a_late_node_resumes_a_viewer_from_the_rooms_history_in_redis(
+    kind: &str,
+) -> anyhow::Result<()> {
+    let redis = Engine::start(kind, false)?;
+    let nodes = start_nodes_on(&redis, 2).await?;
     let room = "history";
     let (mut host, _) = join(&nodes[0], room, Role::Host, "host", None).await?;
     for i in 0..10 {
@@ -453,3 +469,36 @@ async fn a_late_node_resumes_a_viewer_from_the_rooms_history_in_redis() -> anyho
     }
     Ok(())
 }
+
+/// Runs each behaviour on one Redis server and on a 3-master Redis Cluster.
+macro_rules! on_each_engine {
+    ($($name:ident),* $(,)?) => {
+        mod single {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> anyhow::Result<()> {
+                    super::$name("single").await
+                }
+            )*
+        }
+        mod cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> anyhow::Result<()> {
+                    super::$name("cluster").await
+                }
+            )*
+        }
+    };
+}
+
+on_each_engine!(
+    three_nodes_deliver_every_event_once_in_the_same_seq_order,
+    viewer_totals_span_nodes_and_a_dead_nodes_viewers_fall_out,
+    likes_stock_mutes_and_deletions_hold_across_nodes,
+    viewers_of_a_node_killed_mid_show_resume_on_another_and_miss_nothing,
+    a_graceful_stop_drains_its_viewers_with_1001_to_the_other_nodes,
+    when_redis_stops_commenters_hear_unavailable_fast_and_the_show_recovers_in_order,
+    a_killed_subscription_is_noticed_and_its_gap_repaired_from_history,
+    a_late_node_resumes_a_viewer_from_the_rooms_history_in_redis,
+);

@@ -3,28 +3,39 @@
 use anyhow::{Context, Result, bail};
 use livehub::protocol::{Role, ServerMsg};
 
+use super::redis::Engine;
 use super::{Client, HubProcess, mint};
 
 /// The token secret every node of a test shares.
 pub const SECRET: &str = "test-secret-0123456789";
 
-/// The environment of a node on the Redis at `redis_url`.
-pub fn node_env(redis_url: &str) -> Vec<(&'static str, String)> {
+/// The environment of a node on the Redis at `url` (a cluster's seed list when `cluster`).
+pub fn node_env(url: &str, cluster: bool) -> Vec<(&'static str, String)> {
     vec![
         ("LIVEHUB_AUTH__SECRET", SECRET.to_owned()),
         ("LIVEHUB_INVENTORY__BACKEND", "redis".to_owned()),
-        ("LIVEHUB_REDIS__URL", redis_url.to_owned()),
+        ("LIVEHUB_REDIS__URL", url.to_owned()),
+        ("LIVEHUB_REDIS__CLUSTER", cluster.to_string()),
         // Tests drive traffic faster than a person would.
         ("LIVEHUB_LIMITS__VIEWER_FRAMES_PER_SEC", "1000".to_owned()),
         ("LIVEHUB_LIMITS__VIEWER_FRAMES_BURST", "1000".to_owned()),
     ]
 }
 
-/// `n` hub processes on one Redis.
-pub async fn start_nodes(redis_url: &str, n: usize) -> Result<Vec<HubProcess>> {
+/// `n` hub processes on one Redis server at `url`.
+pub async fn start_nodes(url: &str, n: usize) -> Result<Vec<HubProcess>> {
     let mut nodes = Vec::with_capacity(n);
     for _ in 0..n {
-        nodes.push(HubProcess::start(&node_env(redis_url)).await?);
+        nodes.push(HubProcess::start(&node_env(url, false)).await?);
+    }
+    Ok(nodes)
+}
+
+/// `n` hub processes on `engine` (a server or a cluster).
+pub async fn start_nodes_on(engine: &Engine, n: usize) -> Result<Vec<HubProcess>> {
+    let mut nodes = Vec::with_capacity(n);
+    for _ in 0..n {
+        nodes.push(HubProcess::start(&node_env(&engine.url(), engine.is_cluster())).await?);
     }
     Ok(nodes)
 }

@@ -13,6 +13,8 @@ pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
     persist: bool,
+    /// More `redis-server` arguments (cluster mode).
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
@@ -34,13 +36,17 @@ impl RedisServer {
     }
 
     fn launch(persist: bool) -> Result<Self> {
-        let port = free_port()?;
+        Self::launch_on(free_port()?, persist, Vec::new())
+    }
+
+    fn launch_on(port: u16, persist: bool, extra: Vec<String>) -> Result<Self> {
         let dir = std::env::temp_dir().join(format!("livehub-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let mut s = RedisServer {
             port,
             dir,
             persist,
+            extra,
             child: None,
         };
         s.spawn()?;
@@ -59,6 +65,7 @@ impl RedisServer {
         ])
         .arg("--dir")
         .arg(&self.dir)
+        .args(&self.extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
         if self.persist {
@@ -136,5 +143,167 @@ impl Drop for RedisServer {
             let _ = child.wait();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A free port whose cluster bus port (port + 10000) is free too.
+fn free_cluster_port() -> Result<u16> {
+    for _ in 0..200 {
+        let port = free_port()?;
+        if port < 55_000 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no free port pair for a cluster node")
+}
+
+/// A throwaway 3-master Redis Cluster (no replicas): three `redis-server --cluster-enabled yes`
+/// joined with `redis-cli --cluster create`, stopped when dropped.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts the cluster (with AOF when `persist`, so it survives a stop and restart) and waits
+    /// until it reports `cluster_state:ok`.
+    pub fn start(persist: bool) -> Result<Self> {
+        let mut nodes = Vec::new();
+        for _ in 0..3 {
+            let port = free_cluster_port()?;
+            let extra = [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "2000",
+            ];
+            let extra = extra.iter().map(|s| s.to_string()).collect();
+            nodes.push(RedisServer::launch_on(port, persist, extra)?);
+        }
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .context("running redis-cli --cluster create")?;
+        if !out.status.success() {
+            bail!("cluster create: {}", String::from_utf8_lossy(&out.stdout));
+        }
+        let cluster = RedisCluster { nodes };
+        cluster.wait_ok()?;
+        Ok(cluster)
+    }
+
+    /// Waits until every node says `cluster_state:ok`.
+    pub fn wait_ok(&self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ok = self.nodes.iter().all(|n| {
+                n.cli(&["CLUSTER", "INFO"])
+                    .is_ok_and(|i| i.contains("cluster_state:ok"))
+            });
+            if ok {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("the cluster did not reach cluster_state:ok");
+            }
+            std::thread::sleep(Duration::from_millis(100)); // polling the cluster state
+        }
+    }
+
+    /// The seed list for `redis.url` with `redis.cluster = true`.
+    pub fn url(&self) -> String {
+        let urls: Vec<String> = self.nodes.iter().map(RedisServer::url).collect();
+        urls.join(",")
+    }
+
+    /// Runs `args` with redis-cli on every node.
+    pub fn cli_all(&self, args: &[&str]) -> Result<()> {
+        for n in &self.nodes {
+            n.cli(args)?;
+        }
+        Ok(())
+    }
+
+    /// Stops every node.
+    pub fn stop(&mut self) -> Result<()> {
+        for n in &mut self.nodes {
+            n.stop()?;
+        }
+        Ok(())
+    }
+
+    /// Starts every node again and waits for the cluster.
+    pub fn restart(&mut self) -> Result<()> {
+        for n in &mut self.nodes {
+            n.restart()?;
+        }
+        self.wait_ok()
+    }
+}
+
+/// The Redis a multi-node test runs on: one server, or a 3-master cluster.
+pub enum Engine {
+    Single(RedisServer),
+    Cluster(RedisCluster),
+}
+
+impl Engine {
+    /// Starts the engine of `kind` ("single" or "cluster"), persistent when asked.
+    pub fn start(kind: &str, persist: bool) -> Result<Self> {
+        Ok(match kind {
+            "cluster" => Engine::Cluster(RedisCluster::start(persist)?),
+            _ if persist => Engine::Single(RedisServer::start_persistent()?),
+            _ => Engine::Single(RedisServer::start()?),
+        })
+    }
+
+    /// `redis.url` for the hub.
+    pub fn url(&self) -> String {
+        match self {
+            Engine::Single(s) => s.url(),
+            Engine::Cluster(c) => c.url(),
+        }
+    }
+
+    /// True for the cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Engine::Cluster(_))
+    }
+
+    /// Runs `args` on every server.
+    pub fn cli_all(&self, args: &[&str]) -> Result<()> {
+        self.cli_each(args).map(|_| ())
+    }
+
+    /// Runs `args` on every server; their outputs.
+    pub fn cli_each(&self, args: &[&str]) -> Result<Vec<String>> {
+        match self {
+            Engine::Single(s) => Ok(vec![s.cli(args)?]),
+            Engine::Cluster(c) => c.nodes.iter().map(|n| n.cli(args)).collect(),
+        }
+    }
+
+    /// Stops every server.
+    pub fn stop(&mut self) -> Result<()> {
+        match self {
+            Engine::Single(s) => s.stop(),
+            Engine::Cluster(c) => c.stop(),
+        }
+    }
+
+    /// Starts every server again.
+    pub fn restart(&mut self) -> Result<()> {
+        match self {
+            Engine::Single(s) => s.restart(),
+            Engine::Cluster(c) => c.restart(),
+        }
     }
 }
