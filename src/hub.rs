@@ -238,7 +238,7 @@ impl Hub {
             return Ok(Some(room.snapshot()));
         }
         let saved = self.within(Deadline::Host, self.bus.peek(id)).await?;
-        Ok(saved.map(Snapshot::of_saved))
+        Ok(saved.map(|(saved, counters)| Snapshot::of_saved(saved, counters)))
     }
 
     /// A deal's stock changed through this node (a reserve, a cancel, a sweep): every node's

@@ -458,7 +458,30 @@ async fn a_late_node_resumes_a_viewer_from_the_rooms_history_in_redis(
         .await?;
     }
     let last = ack_seq(&mut host, "r9").await?;
-    // Node B has never seen the room: it opens it from Redis and serves ?since= from there.
+    // Node B has never seen the room: its snapshot is the room's, read from Redis (the viewer
+    // count once node A has reported its host, within a tick).
+    let url = format!("http://{}/api/rooms/{room}", nodes[1].addr);
+    let deadline = Instant::now() + WAIT;
+    let snap = loop {
+        let (status, body) = livehub::http_client::request("GET", &url, None, None).await?;
+        assert_eq!(status, 200, "{body}");
+        let snap: serde_json::Value = serde_json::from_str(&body)?;
+        if snap["viewers"] == 1 || Instant::now() > deadline {
+            break snap;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await; // waiting for node A's report
+    };
+    assert_eq!(snap["seq"], last);
+    assert_eq!(snap["viewers"], 1, "the host on node A");
+    let (status, _) = livehub::http_client::request(
+        "GET",
+        &format!("http://{}/api/rooms/never-opened", nodes[1].addr),
+        None,
+        None,
+    )
+    .await?;
+    assert_eq!(status, 404);
+    // It opens the room from Redis and serves ?since= from there.
     let (mut c, welcome) = join(&nodes[1], room, Role::Viewer, "v", Some(4)).await?;
     assert!(matches!(welcome, ServerMsg::Welcome { resumed: true, .. }));
     assert_eq!(welcome_seq(&welcome), last);

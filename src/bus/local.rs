@@ -152,14 +152,19 @@ impl Bus for LocalBus {
         self.retired.insert(room.clone(), last.seq);
     }
 
-    async fn peek(&self, room: &Id) -> Result<Option<SavedRoom>, BusError> {
-        if let Some(saved) = self.restored.get(room) {
-            return Ok(Some(saved.clone()));
-        }
-        Ok(self
-            .retired
-            .get(room)
-            .map(|seq| SavedRoom::empty(room.clone(), *seq)))
+    async fn peek(&self, room: &Id) -> Result<Option<(SavedRoom, Counters)>, BusError> {
+        let saved = match self.restored.get(room) {
+            Some(saved) => saved.clone(),
+            None => match self.retired.get(room) {
+                Some(seq) => SavedRoom::empty(room.clone(), *seq),
+                None => return Ok(None),
+            },
+        };
+        let counters = Counters {
+            viewers: 0,
+            likes: saved.likes,
+        };
+        Ok(Some((saved, counters)))
     }
 
     async fn publish(&self, room: &Id, event: Event) -> Result<Published, BusError> {

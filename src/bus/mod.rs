@@ -207,8 +207,8 @@ pub trait Bus: Send + Sync + 'static {
     /// Stops feeding `room` (it was dropped from this node). `last` is its final projection.
     async fn close(&self, room: &Id, last: SavedRoom);
 
-    /// The room's state without opening it; None for a room that never existed.
-    async fn peek(&self, room: &Id) -> Result<Option<SavedRoom>, BusError>;
+    /// The room's state and counters without opening it; None for a room that never existed.
+    async fn peek(&self, room: &Id) -> Result<Option<(SavedRoom, Counters)>, BusError>;
 
     /// Decides `event`'s precondition, gives it the next `seq` and delivers it.
     async fn publish(&self, room: &Id, event: Event) -> Result<Published, BusError>;

@@ -589,8 +589,8 @@ impl Bus for RedisBus {
         }
     }
 
-    async fn peek(&self, room: &Id) -> Result<Option<SavedRoom>, BusError> {
-        Ok(self.shared.load(room, false).await?.map(|(s, _, _)| s))
+    async fn peek(&self, room: &Id) -> Result<Option<(SavedRoom, Counters)>, BusError> {
+        Ok(self.shared.load(room, false).await?.map(|(s, _, c)| (s, c)))
     }
 
     async fn publish(&self, room: &Id, event: Event) -> Result<Published, BusError> {

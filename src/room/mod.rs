@@ -64,12 +64,12 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// A room that is not open on this node, as the bus keeps it.
-    pub fn of_saved(saved: SavedRoom) -> Self {
+    pub fn of_saved(saved: SavedRoom, counters: Counters) -> Self {
         Snapshot {
             room: saved.room,
             seq: saved.seq,
-            viewers: 0,
-            likes: saved.likes,
+            viewers: counters.viewers,
+            likes: counters.likes,
             pinned: saved.pinned,
             deals: saved.deals,
             recent: saved.recent,

@@ -296,7 +296,7 @@ pub async fn a_closed_room_continues_its_sequence_when_opened_again(bus: Arc<dyn
     rec.seqs_when(3).await;
     let last = SavedRoom::empty(room.clone(), 3);
     bus.close(&room, last).await;
-    assert_eq!(bus.peek(&room).await.unwrap().map(|s| s.seq), Some(3));
+    assert_eq!(bus.peek(&room).await.unwrap().map(|(s, _)| s.seq), Some(3));
     let again = open(bus.as_ref(), &room).await;
     assert_eq!(again.loaded.lock().as_ref().map(|s| s.seq), Some(3));
     assert_eq!(bus.publish(&room, announce(9)).await, Ok(Published::Seq(4)));
