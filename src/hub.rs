@@ -179,7 +179,15 @@ impl Hub {
                     Arc::clone(self.rooms.entry(id.clone()).or_default().value())
                 }
             };
-            let room = cell.get_or_try_init(|| self.open_room(id)).await?;
+            let room = match cell.get_or_try_init(|| self.open_room(id)).await {
+                Ok(room) => room,
+                Err(e) => {
+                    // A failed open leaves no entry behind to count against `room.max_rooms`.
+                    self.rooms
+                        .remove_if(id, |_, c| Arc::ptr_eq(c, &cell) && c.get().is_none());
+                    return Err(e);
+                }
+            };
             if !room.is_closed() {
                 room.touch();
                 return Ok(Arc::clone(room));
@@ -323,7 +331,8 @@ impl Hub {
         if removed.is_some() {
             metrics::gauge!(crate::metrics::ROOMS).decrement(1.0);
         }
-        self.bus.close(room.id(), room.export()).await;
+        let sink: Weak<dyn RoomSink> = Arc::downgrade(room) as Weak<Room>;
+        self.bus.close(room.id(), &sink, room.export()).await;
         tracing::debug!(room = %room.id(), "room closed");
     }
 

@@ -147,9 +147,11 @@ impl Bus for LocalBus {
         Ok(())
     }
 
-    async fn close(&self, room: &Id, last: SavedRoom) {
-        self.rooms.remove(room);
-        self.retired.insert(room.clone(), last.seq);
+    async fn close(&self, room: &Id, sink: &Weak<dyn RoomSink>, last: SavedRoom) {
+        let mine = |_: &Id, r: &Arc<Mutex<LocalRoom>>| Weak::ptr_eq(&r.lock().sink, sink);
+        if self.rooms.remove_if(room, mine).is_some() {
+            self.retired.insert(room.clone(), last.seq);
+        }
     }
 
     async fn peek(&self, room: &Id) -> Result<Option<(SavedRoom, Counters)>, BusError> {

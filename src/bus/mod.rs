@@ -204,8 +204,9 @@ pub trait Bus: Send + Sync + 'static {
     /// S, then every event after S exactly once, in order. Creates the room when it is new.
     async fn open(&self, room: &Id, sink: Weak<dyn RoomSink>) -> Result<(), BusError>;
 
-    /// Stops feeding `room` (it was dropped from this node). `last` is its final projection.
-    async fn close(&self, room: &Id, last: SavedRoom);
+    /// Stops feeding `room` to `sink` (it was dropped from this node); a newer open of the
+    /// room with another sink is left alone. `last` is the room's final projection.
+    async fn close(&self, room: &Id, sink: &Weak<dyn RoomSink>, last: SavedRoom);
 
     /// The room's state and counters without opening it; None for a room that never existed.
     async fn peek(&self, room: &Id) -> Result<Option<(SavedRoom, Counters)>, BusError>;

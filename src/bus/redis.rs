@@ -194,10 +194,12 @@ impl Shared {
         let ready = {
             let mut track = slot.track.lock();
             let ready = f(&mut track);
-            if !ready.deliver.is_empty()
+            let mut ready = ready;
+            let deliver = std::mem::take(&mut ready.deliver);
+            if !deliver.is_empty()
                 && let Some(sink) = slot.sink.upgrade()
             {
-                for (seq, event) in ready.deliver.iter().cloned() {
+                for (seq, event) in deliver {
                     sink.deliver(seq, event);
                 }
             }
@@ -348,6 +350,20 @@ impl Shared {
             Ok(Ok(Err(e))) => Err(BusError::Unavailable(e.to_string())),
             Ok(Err(e)) => Err(BusError::Internal(e.to_string())),
             Err(_) => Err(BusError::Unavailable("subscribe timed out".into())),
+        }
+    }
+
+    async fn unsubscribe(&self, channel: String) {
+        match &self.sub {
+            Subscription::Single { sink, .. } => {
+                let live = sink.lock().clone();
+                if let Some(mut live) = live {
+                    let _ = live.unsubscribe(channel).await;
+                }
+            }
+            Subscription::Cluster { conn } => {
+                let _ = conn.clone().sunsubscribe(channel).await;
+            }
         }
     }
 
@@ -568,25 +584,28 @@ impl Bus for RedisBus {
         Ok(())
     }
 
-    async fn close(&self, room: &Id, _last: SavedRoom) {
-        let me = &self.shared;
-        me.rooms.remove(room);
-        let channel = me.keys(room).channel;
-        match &me.sub {
-            Subscription::Single { sink, .. } => {
-                if let Some(mut sink) = sink.lock().clone() {
-                    me.redis.spawn(async move {
-                        let _ = sink.unsubscribe(channel).await;
-                    });
-                }
-            }
-            Subscription::Cluster { conn } => {
-                let mut conn = conn.clone();
-                me.redis.spawn(async move {
-                    let _ = conn.sunsubscribe(channel).await;
-                });
-            }
+    async fn close(&self, room: &Id, sink: &Weak<dyn RoomSink>, _last: SavedRoom) {
+        let me = Arc::clone(&self.shared);
+        if me
+            .rooms
+            .remove_if(room, |_, s| Weak::ptr_eq(&s.sink, sink))
+            .is_none()
+        {
+            return; // already replaced by a newer open of the room
         }
+        let room = room.clone();
+        let io = me.redis.clone();
+        io.spawn(async move {
+            let channel = me.keys(&room).channel;
+            me.unsubscribe(channel.clone()).await;
+            // A new open of the room may have subscribed just before this unsubscribe: subscribe
+            // again, and catch up on anything published in between.
+            if let Some(slot) = me.rooms.get(&room).map(|s| Arc::clone(s.value()))
+                && me.subscribe(channel).await.is_ok()
+            {
+                me.feed(&room, &slot, Track::resync);
+            }
+        });
     }
 
     async fn peek(&self, room: &Id) -> Result<Option<(SavedRoom, Counters)>, BusError> {

@@ -295,11 +295,25 @@ pub async fn a_closed_room_continues_its_sequence_when_opened_again(bus: Arc<dyn
     }
     rec.seqs_when(3).await;
     let last = SavedRoom::empty(room.clone(), 3);
-    bus.close(&room, last).await;
+    let sink: Weak<dyn RoomSink> = Arc::downgrade(&rec) as Weak<Recorder>;
+    bus.close(&room, &sink, last).await;
     assert_eq!(bus.peek(&room).await.unwrap().map(|(s, _)| s.seq), Some(3));
     let again = open(bus.as_ref(), &room).await;
     assert_eq!(again.loaded.lock().as_ref().map(|s| s.seq), Some(3));
     assert_eq!(bus.publish(&room, announce(9)).await, Ok(Published::Seq(4)));
+}
+
+pub async fn closing_a_replaced_room_leaves_the_newer_open_alone(bus: Arc<dyn Bus>) {
+    let room = fresh_room("replaced");
+    let old = open(bus.as_ref(), &room).await;
+    // The room closed as idle on this node while a viewer's join opened it anew.
+    let new = open(bus.as_ref(), &room).await;
+    let old_sink: Weak<dyn RoomSink> = Arc::downgrade(&old) as Weak<Recorder>;
+    bus.close(&room, &old_sink, SavedRoom::empty(room.clone(), 0))
+        .await;
+    bus.publish(&room, announce(1)).await.unwrap();
+    assert_eq!(new.seqs_when(1).await, vec![1]);
+    assert!(old.events.lock().is_empty());
 }
 
 #[macro_export]
@@ -337,6 +351,11 @@ macro_rules! bus_conformance_suite {
         async fn stock_readings_reach_the_room() {
             let (bus, _guard) = $make().await;
             common::bus_conformance::stock_readings_reach_the_room(bus).await;
+        }
+        #[tokio::test]
+        async fn closing_a_replaced_room_leaves_the_newer_open_alone() {
+            let (bus, _guard) = $make().await;
+            common::bus_conformance::closing_a_replaced_room_leaves_the_newer_open_alone(bus).await;
         }
         #[tokio::test]
         async fn a_closed_room_continues_its_sequence_when_opened_again() {
