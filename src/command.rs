@@ -12,7 +12,9 @@ use crate::error::HubError;
 use crate::hub::{Deadline, Hub, now_ms};
 use crate::inventory::{CancelOutcome, CheckoutOutcome, ReserveOutcome, ReserveRequest};
 use crate::metrics as m;
-use crate::protocol::{ClientMsg, ContentLimits, DealSpec, Id, Product, RejectReason, ServerMsg};
+use crate::protocol::{
+    ClientMsg, ContentLimits, DealSpec, DealStatus, Id, Product, RejectReason, ServerMsg,
+};
 use crate::room::Room;
 
 /// What a command produced.
@@ -129,10 +131,36 @@ impl Ctx<'_> {
             self.hub
                 .inventory()
                 .start_deal(self.room.id(), &spec, &self.who.user, now_ms());
-        let deal = self.hub.within(Deadline::Host, start).await?;
+        let deal = match self.hub.within(Deadline::Host, start).await {
+            Ok(deal) => deal,
+            Err(HubError::Conflict(used)) => return self.announce_started(&spec.id, used).await,
+            Err(e) => return Err(e),
+        };
         tracing::debug!(room = %self.room.id(), deal = %deal.id, user = %self.who.user, "deal started");
         self.publish(Deadline::Host, Event::Deal { deal, version: 0 })
             .await
+    }
+
+    /// A `deal_start` for an id the inventory already has: when an earlier `deal_start` started
+    /// it but its event never went out (the bus failed in between), the retry publishes it, so
+    /// the deal is not live and invisible. A deal that was announced stays a `conflict`.
+    async fn announce_started(&self, id: &Id, used: String) -> Result<Outcome, HubError> {
+        let deals = self.hub.inventory().room_deals(self.room.id(), now_ms());
+        let deals = self.hub.within(Deadline::Host, deals).await?;
+        let Some((deal, _)) = deals.into_iter().find(|(d, _)| &d.id == id) else {
+            return Err(HubError::Conflict(used));
+        };
+        if deal.status == DealStatus::Ended {
+            return Err(HubError::Conflict(used));
+        }
+        let publish = self
+            .hub
+            .bus()
+            .publish(self.room.id(), Event::Deal { deal, version: 0 });
+        match self.hub.within(Deadline::Host, publish).await? {
+            Published::Seq(seq) => Ok(Outcome::Applied(Some(seq))),
+            Published::Unchanged => Err(HubError::Conflict(used)),
+        }
     }
 
     async fn deal_end(&self, deal: Id) -> Result<Outcome, HubError> {

@@ -317,3 +317,42 @@ async fn a_deal_past_its_end_time_is_announced_ended_and_refuses_reserves() -> a
     assert_eq!(v.json_of("rejected").await?["reason"], "not_found");
     hub.shutdown().await
 }
+
+#[tokio::test]
+async fn a_deal_started_but_never_announced_is_announced_by_the_retried_deal_start()
+-> anyhow::Result<()> {
+    use livehub::inventory::{Inventory, MemoryInventory};
+    use livehub::protocol::{DealSpec, Id};
+    let inventory = std::sync::Arc::new(MemoryInventory::new(60_000));
+    let hub = TestHub::with_inventory(common::test_config(), inventory.clone()).await?;
+    let mut host = hub.host("r").await?;
+    let (mut viewer, _) = hub.viewer("r", "v").await?;
+    // The first deal_start reached the inventory, and then the bus failed: no event went out.
+    let spec = DealSpec {
+        id: Id::new("d").map_err(anyhow::Error::msg)?,
+        product_id: Id::new("p").map_err(anyhow::Error::msg)?,
+        price_cents: 100,
+        currency: "USD".into(),
+        stock: 5,
+        per_user_limit: 1,
+        duration_ms: 60_000,
+    };
+    let room = Id::new("r").map_err(anyhow::Error::msg)?;
+    let creator = Id::new("host").map_err(anyhow::Error::msg)?;
+    inventory
+        .start_deal(&room, &spec, &creator, livehub::hub::now_ms())
+        .await?;
+    // The host retries: the deal is announced instead of refused as already used.
+    let deal = json!({"id": "d", "product_id": "p", "price_cents": 100, "stock": 5,
+        "per_user_limit": 1, "duration_ms": 60000});
+    host.send(json!({"type": "deal_start", "request_id": "retry", "deal": deal}))
+        .await?;
+    let ack = host.json_of("ack").await?;
+    assert!(ack["seq"].as_u64().is_some(), "{ack}");
+    assert_eq!(viewer.json_of("deal").await?["deal"]["id"], "d");
+    // Once announced, the id is used: a third start is a conflict.
+    host.send(json!({"type": "deal_start", "request_id": "again", "deal": deal}))
+        .await?;
+    assert_eq!(host.json_of("error").await?["code"], "conflict");
+    hub.shutdown().await
+}

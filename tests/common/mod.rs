@@ -506,6 +506,23 @@ impl TestHub {
     /// Starts a hub with `config` on `addr` (port 0 for any free port; a fixed one to restart a
     /// hub where it was).
     pub async fn at(addr: SocketAddr, config: Config) -> Result<Self> {
+        Self::serve(addr, config, None).await
+    }
+
+    /// Starts a hub with `config` whose inventory is `inventory` (which the test keeps too).
+    pub async fn with_inventory(
+        config: Config,
+        inventory: std::sync::Arc<dyn livehub::inventory::Inventory>,
+    ) -> Result<Self> {
+        let backends = livehub::server::Backends::local(inventory, &config);
+        Self::serve("127.0.0.1:0".parse()?, config, Some(backends)).await
+    }
+
+    async fn serve(
+        addr: SocketAddr,
+        config: Config,
+        backends: Option<livehub::server::Backends>,
+    ) -> Result<Self> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
@@ -514,7 +531,11 @@ impl TestHub {
             let shutdown = async move {
                 let _ = stopped.await;
             };
-            if let Err(e) = livehub::server::run(listener, cfg, shutdown).await {
+            let served = match backends {
+                Some(b) => livehub::server::run_with(listener, cfg, b, shutdown).await,
+                None => livehub::server::run(listener, cfg, shutdown).await,
+            };
+            if let Err(e) = served {
                 eprintln!("hub stopped with error: {e}");
             }
         });
