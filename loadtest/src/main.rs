@@ -6,6 +6,10 @@
 //! - `merge REPORT...`: merge the JSON reports of several shards.
 //! - `idle`, `fanout`, `reserve`, `surge`: focused measurements.
 //!
+//! `run`, `replay` and `fanout` take `--url A,B,C`: one room's viewers are spread over the hub
+//! nodes, and the report checks that every viewer saw the same events under the same seqs in the
+//! same order (module `sequence`), with a line per node.
+//!
 //! Exit status: 0 when every SLO held, 1 when one was missed (each named on stderr), 2 on error.
 
 mod fanout;
@@ -15,6 +19,7 @@ mod report;
 mod reserve;
 mod run;
 mod scenario;
+mod sequence;
 mod stats;
 mod surge;
 mod trace;
@@ -33,7 +38,9 @@ struct Cli {
 
 #[derive(Debug, Args)]
 struct Play {
-    /// Hub base URLs, comma separated (rooms are spread over them).
+    /// Hub base URLs, comma separated, one per hub node: the clients of every room are spread
+    /// over them (a room's i-th viewer on URL i % N, its host on the first), every viewer's seqs
+    /// are checked against the others', and the report has a line per node.
     #[arg(long, default_value = "ws://127.0.0.1:8080", value_delimiter = ',')]
     url: Vec<String>,
     /// The hub's token secret. Default: auth.secret of --hub-config, else LIVEHUB_AUTH__SECRET,
@@ -43,9 +50,10 @@ struct Play {
     /// The hub's configuration file, to read its token secret.
     #[arg(long)]
     hub_config: Option<PathBuf>,
-    /// The hub's PID, to report its RSS and CPU.
-    #[arg(long)]
-    hub_pid: Option<u32>,
+    /// The hub's PID, to report its RSS and CPU; with several URLs, one PID per URL (comma
+    /// separated, same order) adds each node's CPU seconds and CPU per delivery.
+    #[arg(long, value_delimiter = ',')]
+    hub_pid: Vec<u32>,
     /// Write every client action as JSON lines.
     #[arg(long)]
     record: Option<PathBuf>,
@@ -66,6 +74,12 @@ struct Play {
 #[derive(Debug, Subcommand)]
 enum Mode {
     /// Play a scenario file.
+    ///
+    /// With `--url A,B,C` each room's viewers are spread over the hub nodes (the room's i-th
+    /// viewer on URL i % N, its host on the first) and every viewer's durable seqs are checked
+    /// against the others': the SLO `same_sequence` (always on) fails on a duplicate, an
+    /// out-of-order seq, two viewers that got different events under one seq, or an event
+    /// other viewers got that a connected viewer never did. The report has a line per node.
     Run {
         scenario: PathBuf,
         /// Play only slice I of N (viewers I, I+N, …; hosts in slice 0), e.g. 0/2.
@@ -93,7 +107,15 @@ enum Mode {
     },
     /// Connect N idle viewers to one room and report the hub's resident memory per viewer.
     Idle(idle::IdleArgs),
-    /// N viewers in one room; a host posts comments as fast as the hub acknowledges them.
+    /// N viewers in one room (spread over the --url nodes); a host posts numbered comments at
+    /// stepped rates.
+    ///
+    /// Viewer i connects to URL i % N, the host to the first. Per step, in total and per node:
+    /// deliveries, lost, duplicates, out of order, p50/p99 end to end, and the servers' CPU per
+    /// delivery (one --server-pid per URL). At the end every viewer's (seq -> message) is
+    /// compared with every other's. Exit 1 when viewers disagree (a duplicate, an out-of-order
+    /// seq, different messages under one seq) or when the first step did not hold; where a later
+    /// step fails is the ceiling, not a failure.
     Fanout(fanout::FanoutArgs),
     /// N buyers reserve in closed loops through the WebSocket path; reserves/s and latency.
     Reserve(reserve::ReserveArgs),
@@ -186,20 +208,21 @@ async fn play(show: Show, p: &Play) -> anyhow::Result<bool> {
         .as_deref()
         .map(trace::Recorder::create)
         .transpose()?;
+    let urls: Vec<String> = p
+        .url
+        .iter()
+        .map(|u| u.trim_end_matches('/').to_owned())
+        .collect();
     let target = run::Target {
-        urls: p
-            .url
-            .iter()
-            .map(|u| u.trim_end_matches('/').to_owned())
-            .collect(),
+        urls: urls.clone(),
         secret: secret(p)?,
-        hub_pid: p.hub_pid,
+        hub_pids: p.hub_pid.clone(),
         speed,
         drain_s: p.drain,
         progress: !p.quiet,
     };
     let outcome = run::play(events, deals, target, recorder).await?;
-    let report = report::Report::build(&name, mode, shard, viewers, slo, &outcome);
+    let report = report::Report::build(&name, mode, shard, viewers, slo, &urls, &outcome);
     finish(&report, p.report.as_deref(), p.html.as_deref())
 }
 
@@ -221,6 +244,18 @@ fn finish(
             "SLO missed: {} (target {}, actual {})",
             f.name, f.target, f.actual
         );
+    }
+    if report.sequence_violations() > 0 {
+        eprintln!(
+            "sequence: viewers did not all see the same seqs in the same order: {} duplicates, {} out of order, {} deliveries whose event differs from another viewer's under the same seq, {} events missed while other viewers got them",
+            report.duplicates, report.out_of_order, report.seq_mismatches, report.missed
+        );
+        for sample in &report.seq_mismatch_samples {
+            eprintln!("sequence mismatch: {sample}");
+        }
+        for sample in &report.missed_samples {
+            eprintln!("sequence missed: {sample}");
+        }
     }
     Ok(failed.is_empty())
 }
@@ -295,7 +330,7 @@ async fn dispatch(mode: Mode) -> anyhow::Result<bool> {
             finish(&merged, report.as_deref(), html.as_deref())
         }
         Mode::Idle(a) => idle::run(a).await.map(|_| true),
-        Mode::Fanout(a) => fanout::run(a).await.map(|_| true),
+        Mode::Fanout(a) => fanout::run(a).await,
         Mode::Reserve(a) => reserve::run(a).await.map(|_| true),
         Mode::Surge(a) => surge::run(a).await,
     }

@@ -8,8 +8,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use serde::{Deserialize, Serialize};
 
 use crate::hist::{Hist, HistJson};
-use crate::run::Outcome;
+use crate::run::{NodeMetrics, Outcome};
 use crate::scenario::Slo;
+use crate::sequence::SAMPLES;
 
 /// One second of the run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -91,6 +92,97 @@ pub struct Connect {
     pub latency: HistJson,
 }
 
+/// What the clients of one hub node (one `--url`) saw.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NodeReport {
+    pub url: String,
+    /// Viewers (not hosts) planned on this node; hosts are on the first.
+    pub viewers: u64,
+    pub connects_ok: u64,
+    pub connects_failed: u64,
+    /// Frames its clients received.
+    pub deliveries: u64,
+    /// Seqs skipped by a gap that never arrived.
+    pub lost: u64,
+    pub duplicates: u64,
+    pub out_of_order: u64,
+    /// Events the room had while a viewer here was connected that it never got.
+    #[serde(default)]
+    pub missed: u64,
+    /// Comment latency, sender to this node's viewers.
+    pub comment_latency: HistJson,
+    /// This node's hub CPU over the run (one `--hub-pid` per URL).
+    pub hub_cpu_s: Option<f64>,
+    pub hub_cpu_us_per_delivery: Option<f64>,
+}
+
+impl NodeReport {
+    fn build(url: &str, n: &NodeMetrics, cpu_s: Option<f64>) -> Self {
+        let deliveries = n.deliveries.load(Relaxed);
+        NodeReport {
+            url: url.into(),
+            viewers: n.viewers.load(Relaxed),
+            connects_ok: n.connects_ok.load(Relaxed),
+            connects_failed: n.connects_failed.load(Relaxed),
+            deliveries,
+            lost: n.seq.lost.load(Relaxed),
+            duplicates: n.seq.duplicates.load(Relaxed),
+            out_of_order: n.seq.out_of_order.load(Relaxed),
+            missed: n.seq.missed.load(Relaxed),
+            comment_latency: (&*n.comment.lock()).into(),
+            hub_cpu_s: cpu_s,
+            hub_cpu_us_per_delivery: cpu_s.map(|c| per_delivery(c, deliveries)),
+        }
+    }
+
+    /// Adds another shard's view of the same node.
+    fn absorb(&mut self, o: &NodeReport) {
+        self.viewers += o.viewers;
+        self.connects_ok += o.connects_ok;
+        self.connects_failed += o.connects_failed;
+        self.deliveries += o.deliveries;
+        self.lost += o.lost;
+        self.duplicates += o.duplicates;
+        self.out_of_order += o.out_of_order;
+        self.missed += o.missed;
+        let mut h = Hist::from(&self.comment_latency);
+        h.merge(&Hist::from(&o.comment_latency));
+        self.comment_latency = (&h).into();
+        // Shards of one run watch the same hub process: its CPU is counted once.
+        self.hub_cpu_s = self.hub_cpu_s.or(o.hub_cpu_s);
+        self.hub_cpu_us_per_delivery = self.hub_cpu_s.map(|c| per_delivery(c, self.deliveries));
+    }
+}
+
+impl NodeReport {
+    /// One line of the summary table.
+    fn line(&self, index: usize) -> String {
+        let cpu = match (self.hub_cpu_s, self.hub_cpu_us_per_delivery) {
+            (Some(c), Some(d)) => format!("  hub CPU {c:.2} s ({d:.2} µs/delivery)"),
+            _ => String::new(),
+        };
+        format!(
+            "node {index} {}  viewers {}  connects {} ok {} failed  frames {}  gaps {}  duplicates {}  out of order {}  missed {}  comment p50 {:.1} ms p99 {:.1} ms{cpu}",
+            self.url,
+            self.viewers,
+            self.connects_ok,
+            self.connects_failed,
+            self.deliveries,
+            self.lost,
+            self.duplicates,
+            self.out_of_order,
+            self.missed,
+            self.comment_latency.p50_ms,
+            self.comment_latency.p99_ms,
+        )
+    }
+}
+
+/// CPU seconds per delivery, in µs.
+fn per_delivery(cpu_s: f64, deliveries: u64) -> f64 {
+    cpu_s * 1e6 / deliveries.max(1) as f64
+}
+
 /// Everything a run measured.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Report {
@@ -116,8 +208,28 @@ pub struct Report {
     pub errors: BTreeMap<String, u64>,
     pub lost: u64,
     pub duplicates: u64,
+    /// Seqs that reached a viewer after a later one.
+    #[serde(default)]
+    pub out_of_order: u64,
+    /// Deliveries whose event differed from the one another viewer of the room got under the
+    /// same seq (e.g. two hub nodes numbering the room independently).
+    #[serde(default)]
+    pub seq_mismatches: u64,
+    /// The first few mismatches, naming the nodes and the two events.
+    #[serde(default)]
+    pub seq_mismatch_samples: Vec<String>,
+    /// Events another viewer of the room got while a viewer was connected (more than 5 s
+    /// before it left) that it never got, beyond its last seq: e.g. a node that stopped
+    /// relaying the room, or numbers it in a range of its own.
+    #[serde(default)]
+    pub missed: u64,
+    #[serde(default)]
+    pub missed_samples: Vec<String>,
     pub resume_failed: u64,
     pub closes: BTreeMap<String, u64>,
+    /// Per hub node, in `--url` order.
+    #[serde(default)]
+    pub nodes: Vec<NodeReport>,
     pub audits: Vec<AuditRow>,
     pub oversold: u64,
     pub leaked: u64,
@@ -140,6 +252,7 @@ impl Report {
         shard: (usize, usize),
         viewers_planned: u64,
         slo: Slo,
+        urls: &[String],
         o: &Outcome,
     ) -> Self {
         let m = &o.metrics;
@@ -180,10 +293,21 @@ impl Report {
             released: m.released.load(Relaxed),
             rejected: map(&m.rejected.lock()),
             errors: map(&m.errors.lock()),
-            lost: m.lost.load(Relaxed),
-            duplicates: m.duplicates.load(Relaxed),
+            lost: m.seq.lost.load(Relaxed),
+            duplicates: m.seq.duplicates.load(Relaxed),
+            out_of_order: m.seq.out_of_order.load(Relaxed),
+            seq_mismatches: m.seq_mismatches.load(Relaxed),
+            seq_mismatch_samples: m.seq_mismatch_samples.lock().clone(),
+            missed: m.seq.missed.load(Relaxed),
+            missed_samples: m.missed_samples.lock().clone(),
             resume_failed: m.resume_failed.load(Relaxed),
             closes: map(&m.closes.lock()),
+            nodes: urls
+                .iter()
+                .zip(&m.nodes)
+                .zip(o.node_cpu_s.iter().copied().chain(std::iter::repeat(None)))
+                .map(|((url, n), cpu)| NodeReport::build(url, n, cpu))
+                .collect(),
             oversold: o.audits.iter().map(|a| a.max_oversold).sum(),
             leaked: o.audits.iter().map(|a| a.max_leaked).sum(),
             audits: o.audits.clone(),
@@ -197,7 +321,14 @@ impl Report {
         r
     }
 
-    /// Re-evaluates every SLO in `self.slo`.
+    /// Everything that broke "same seqs, same events, same order for every viewer on every
+    /// node": duplicates, out-of-order arrivals, mismatched events and events missed while
+    /// others got them. Gaps and refused resumes are `max_lost`'s.
+    pub fn sequence_violations(&self) -> u64 {
+        self.duplicates + self.out_of_order + self.seq_mismatches + self.missed
+    }
+
+    /// Re-evaluates every SLO in `self.slo`, plus `same_sequence`, which always applies.
     pub fn evaluate(&mut self) {
         let s = self.slo.clone();
         let mut out = Vec::new();
@@ -237,6 +368,13 @@ impl Report {
             s.max_leaked.map(|v| v as f64),
             self.leaked as f64,
         );
+        let violations = self.sequence_violations();
+        out.push(SloResult {
+            name: "same_sequence".into(),
+            target: 0.0,
+            actual: violations as f64,
+            ok: violations == 0,
+        });
         if let Some(t) = s.min_connect_success {
             out.push(SloResult {
                 name: "min_connect_success".into(),
@@ -296,7 +434,26 @@ impl Report {
             out.released += r.released;
             out.lost += r.lost;
             out.duplicates += r.duplicates;
+            out.out_of_order += r.out_of_order;
+            out.seq_mismatches += r.seq_mismatches;
+            for sample in r.seq_mismatch_samples {
+                if out.seq_mismatch_samples.len() < SAMPLES {
+                    out.seq_mismatch_samples.push(sample);
+                }
+            }
+            out.missed += r.missed;
+            for sample in r.missed_samples {
+                if out.missed_samples.len() < SAMPLES {
+                    out.missed_samples.push(sample);
+                }
+            }
             out.resume_failed += r.resume_failed;
+            for n in &r.nodes {
+                match out.nodes.iter_mut().find(|x| x.url == n.url) {
+                    Some(x) => x.absorb(n),
+                    None => out.nodes.push(n.clone()),
+                }
+            }
             for (k, v) in r.rejected {
                 *out.rejected.entry(k).or_insert(0) += v;
             }
@@ -407,6 +564,20 @@ impl Report {
             "lost events      {} (duplicates {}, resumes refused {})",
             self.lost, self.duplicates, self.resume_failed
         );
+        let _ = writeln!(
+            t,
+            "sequence         {} duplicates, {} out of order, {} events that differ between viewers under one seq, {} missed while others got them",
+            self.duplicates, self.out_of_order, self.seq_mismatches, self.missed
+        );
+        for sample in &self.seq_mismatch_samples {
+            let _ = writeln!(t, "  mismatch       {sample}");
+        }
+        for sample in &self.missed_samples {
+            let _ = writeln!(t, "  missed         {sample}");
+        }
+        for (i, n) in self.nodes.iter().enumerate() {
+            let _ = writeln!(t, "{}", n.line(i));
+        }
         let _ = writeln!(
             t,
             "close codes      {:?}; errors {:?}",

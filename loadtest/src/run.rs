@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use crate::hist::Hist;
 use crate::report::{AuditRow, Second};
+use crate::sequence::{Arrival, Disagreement, Ledger, Missed, SAMPLES, Stay, Track};
 use crate::trace::{Action, Event, Recorder};
 use crate::wsraw::{Frame, RawWs, number_after};
 
@@ -21,16 +22,44 @@ type Ws = RawWs;
 
 /// Where and how to play.
 pub struct Target {
-    /// Hub base URLs (`ws://host:port`); clients are spread over them by room.
+    /// Hub base URLs (`ws://host:port`), one per hub node: the clients of every room are spread
+    /// over them (see [`assign_nodes`]).
     pub urls: Vec<String>,
     pub secret: String,
-    pub hub_pid: Option<u32>,
+    /// The hubs' PIDs: none, one (all URLs are one hub process), or one per URL.
+    pub hub_pids: Vec<u32>,
     /// Replay speed (2.0 = twice as fast).
     pub speed: f64,
     /// Seconds to keep reading after the last action.
     pub drain_s: f64,
     /// Print a progress line every second.
     pub progress: bool,
+}
+
+/// How the durable seqs fitted into each viewer's sequence.
+#[derive(Default)]
+pub struct SeqCounts {
+    /// Seqs skipped by a gap (or a refused resume) that never arrived.
+    pub lost: AtomicU64,
+    pub duplicates: AtomicU64,
+    /// Seqs that arrived after a later one.
+    pub out_of_order: AtomicU64,
+    /// Events another viewer of the room got while this one was there that it never got, and
+    /// no gap counted (see [`Ledger::missed`]).
+    pub missed: AtomicU64,
+}
+
+/// What the clients of one hub node (one URL) measured.
+#[derive(Default)]
+pub struct NodeMetrics {
+    /// Viewers (not hosts) assigned to the node.
+    pub viewers: AtomicU64,
+    pub connects_ok: AtomicU64,
+    pub connects_failed: AtomicU64,
+    /// Frames its clients received.
+    pub deliveries: AtomicU64,
+    pub seq: SeqCounts,
+    pub comment: Mutex<Hist>,
 }
 
 /// Everything the clients measure.
@@ -48,8 +77,13 @@ pub struct Metrics {
     pub connects_ok: AtomicU64,
     pub connects_failed: AtomicU64,
     pub connected: AtomicU64,
-    pub lost: AtomicU64,
-    pub duplicates: AtomicU64,
+    pub seq: SeqCounts,
+    /// Deliveries whose event differed from the one another viewer got under the same seq.
+    pub seq_mismatches: AtomicU64,
+    /// The first few of them, for people.
+    pub seq_mismatch_samples: Mutex<Vec<String>>,
+    /// The first few missed events, for people.
+    pub missed_samples: Mutex<Vec<String>>,
     pub resume_failed: AtomicU64,
     pub reserved: AtomicU64,
     pub ordered: AtomicU64,
@@ -57,6 +91,8 @@ pub struct Metrics {
     pub rejected: Mutex<HashMap<String, u64>>,
     pub errors: Mutex<HashMap<String, u64>>,
     pub closes: Mutex<HashMap<u16, u64>>,
+    /// Per hub node, in `--url` order.
+    pub nodes: Vec<NodeMetrics>,
 }
 
 /// What a finished run measured.
@@ -67,6 +103,8 @@ pub struct Outcome {
     pub elapsed_s: f64,
     pub hub_rss_max_kib: Option<u64>,
     pub hub_cpu_avg_pct: Option<f64>,
+    /// Each node's hub CPU seconds over the run (with one PID per URL).
+    pub node_cpu_s: Vec<Option<f64>>,
 }
 
 struct Shared {
@@ -86,11 +124,54 @@ impl Shared {
         self.start.elapsed().as_micros() as u64
     }
 
-    fn url(&self, room: &str) -> &str {
-        let h = room
-            .bytes()
-            .fold(0usize, |a, b| a.wrapping_mul(31).wrapping_add(b as usize));
-        &self.target.urls[h % self.target.urls.len()]
+    fn url(&self, node: usize) -> &str {
+        &self.target.urls[node % self.target.urls.len()]
+    }
+
+    /// Counts what the viewers of `room` missed (per node) and keeps the first few.
+    fn note_missed(&self, room: &str, ledger: &Ledger) {
+        let report = ledger.missed(self.m.nodes.len(), MISSED_MARGIN_US);
+        for (node, n) in self.m.nodes.iter().zip(&report.per_node) {
+            node.seq.missed.fetch_add(*n, Relaxed);
+            self.m.seq.missed.fetch_add(*n, Relaxed);
+        }
+        let mut samples = self.m.missed_samples.lock();
+        for miss in report.samples {
+            if samples.len() < SAMPLES {
+                samples.push(self.describe_missed(room, &miss));
+            }
+        }
+    }
+
+    fn describe_missed(&self, room: &str, m: &Missed) -> String {
+        let s = |us: u64| us as f64 / 1e6;
+        format!(
+            "room {room} seq {} ({}): a viewer on {} got it at {:.1} s; a viewer on {} there from {:.1} to {:.1} s never did (its last seq: {})",
+            m.seq,
+            m.what,
+            self.url(m.seen_node),
+            s(m.seen_at_us),
+            self.url(m.stay.node),
+            s(m.stay.from_us),
+            s(m.stay.to_us),
+            m.stay.last
+        )
+    }
+
+    /// Counts a disagreement between two viewers of `room` and keeps the first few.
+    fn note_mismatch(&self, room: &str, d: Disagreement) {
+        self.m.seq_mismatches.fetch_add(1, Relaxed);
+        let mut samples = self.m.seq_mismatch_samples.lock();
+        if samples.len() < SAMPLES {
+            samples.push(format!(
+                "room {room} seq {}: a viewer on {} got {}, a viewer on {} got {}",
+                d.seq,
+                self.url(d.first_node),
+                d.first,
+                self.url(d.then_node),
+                d.then
+            ));
+        }
     }
 
     fn token(&self, client: &str, room: &str) -> String {
@@ -115,6 +196,68 @@ fn bump(map: &Mutex<HashMap<String, u64>>, key: &str) {
     *map.lock().entry(key.to_owned()).or_insert(0) += 1;
 }
 
+/// Whether a client id is a room's host (`h-<room>`).
+fn is_host(client: &str) -> bool {
+    client.starts_with("h-")
+}
+
+/// The hub node (index into `--url`) of every client: within each room, viewers in order of
+/// their number (`v<N>`; other names after, by name) go round robin, the room's i-th viewer to
+/// node `i % nodes`, and hosts to node 0. So a room's viewers are split as evenly as the URLs
+/// allow, and the same plan always puts the same viewer on the same node.
+pub fn assign_nodes<'a>(
+    clients: impl IntoIterator<Item = (&'a str, &'a str)>,
+    nodes: usize,
+) -> HashMap<String, usize> {
+    let mut rooms: HashMap<&str, Vec<&str>> = HashMap::new();
+    let mut out = HashMap::new();
+    for (client, room) in clients {
+        if is_host(client) {
+            out.insert(client.to_owned(), 0);
+        } else {
+            rooms.entry(room).or_default().push(client);
+        }
+    }
+    let number = |c: &str| c.strip_prefix('v').and_then(|n| n.parse::<u64>().ok());
+    for viewers in rooms.values_mut() {
+        viewers.sort_by(|a, b| match (number(a), number(b)) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => a.cmp(b),
+        });
+        for (i, v) in viewers.iter().enumerate() {
+            out.insert((*v).to_owned(), i % nodes.max(1));
+        }
+    }
+    out
+}
+
+/// CPU seconds used so far by each node's hub, when there is one PID per URL.
+fn node_cpu(target: &Target) -> Vec<Option<f64>> {
+    if target.hub_pids.len() != target.urls.len() {
+        return vec![None; target.urls.len()];
+    }
+    target
+        .hub_pids
+        .iter()
+        .map(|&p| crate::stats::cpu_secs(p))
+        .collect()
+}
+
+/// `(CPU ticks, RSS KiB)` summed over the distinct hub processes; `None` if any cannot be read.
+fn hubs_stat(pids: &[u32]) -> Option<(u64, u64)> {
+    let mut distinct = pids.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.is_empty() {
+        return None;
+    }
+    distinct.iter().try_fold((0, 0), |(t, r), &p| {
+        crate::stats::proc_stat(p).map(|(t1, r1)| (t + t1, r + r1))
+    })
+}
+
 /// Plays `events` and returns what was measured. `deals` are audited during and after the run.
 pub async fn play(
     events: Vec<Event>,
@@ -122,15 +265,27 @@ pub async fn play(
     target: Target,
     record: Option<Recorder>,
 ) -> anyhow::Result<Outcome> {
+    anyhow::ensure!(!target.urls.is_empty(), "at least one --url");
+    anyhow::ensure!(
+        target.hub_pids.len() <= 1 || target.hub_pids.len() == target.urls.len(),
+        "--hub-pid: give one PID, or one per --url ({} URLs, {} PIDs)",
+        target.urls.len(),
+        target.hub_pids.len()
+    );
+    let metrics = Metrics {
+        nodes: target.urls.iter().map(|_| NodeMetrics::default()).collect(),
+        ..Metrics::default()
+    };
     let shared = Arc::new(Shared {
         start: Instant::now(),
         auth: Authenticator::new(&target.secret, false),
         target,
         recorder: record,
-        m: Arc::new(Metrics::default()),
+        m: Arc::new(metrics),
         stock_marks: RwLock::new(HashMap::new()),
         stock_marks_total: AtomicU64::new(0),
     });
+    let cpu_at_start = node_cpu(&shared.target);
     let end_ms = events.iter().map(|e| e.t_ms).max().unwrap_or(0);
     let end = Duration::from_secs_f64(
         end_ms as f64 / 1000.0 / shared.target.speed + shared.target.drain_s,
@@ -145,11 +300,25 @@ pub async fn play(
             .1
             .push(e);
     }
+    let nodes = assign_nodes(
+        per_client
+            .iter()
+            .map(|(c, (r, _))| (c.as_str(), r.as_str())),
+        shared.target.urls.len(),
+    );
+    let mut ledgers: HashMap<String, Arc<Ledger>> = HashMap::new();
     let mut tasks = Vec::new();
     for (id, (room, evs)) in per_client {
         let (shared, stop) = (Arc::clone(&shared), stop_rx.clone());
+        let node = nodes.get(&id).copied().unwrap_or(0);
+        if !is_host(&id) {
+            shared.m.nodes[node].viewers.fetch_add(1, Relaxed);
+        }
+        let ledger = Arc::clone(ledgers.entry(room.clone()).or_default());
         tasks.push(tokio::spawn(async move {
-            Client::new(shared, id, room).run(evs, stop).await
+            Client::new(shared, id, room, node, ledger)
+                .run(evs, stop)
+                .await
         }));
     }
     let sampler = tokio::spawn(sample(Arc::clone(&shared), stop_rx.clone()));
@@ -164,6 +333,9 @@ pub async fn play(
     for t in tasks {
         let _ = t.await;
     }
+    for (room, ledger) in &ledgers {
+        shared.note_missed(room, ledger);
+    }
     let (timeline, rss_max, cpu) = sampler.await?;
     let mut audits = auditor.await?;
     // Final reading once everything settled.
@@ -175,6 +347,11 @@ pub async fn play(
     if let Some(r) = &shared.recorder {
         r.flush();
     }
+    let node_cpu_s = cpu_at_start
+        .iter()
+        .zip(node_cpu(&shared.target))
+        .map(|(c0, c1)| Some(c1? - (*c0)?))
+        .collect();
     Ok(Outcome {
         metrics: Arc::clone(&shared.m),
         timeline,
@@ -182,11 +359,13 @@ pub async fn play(
         elapsed_s: shared.start.elapsed().as_secs_f64(),
         hub_rss_max_kib: rss_max,
         hub_cpu_avg_pct: cpu,
+        node_cpu_s,
     })
 }
 
 async fn audit_once(shared: &Shared, room: &str, deal: &str) -> Option<serde_json::Value> {
-    let http = shared.url(room).replacen("ws://", "http://", 1);
+    // Stock is one count across all nodes: ask the hosts' node.
+    let http = shared.url(0).replacen("ws://", "http://", 1);
     let token = shared
         .auth
         .mint(&Claims {
@@ -236,8 +415,8 @@ async fn sample(
     let m = &shared.m;
     let mut timeline = Vec::new();
     let (mut last_d, mut last_c) = (0, 0);
-    let pid = shared.target.hub_pid;
-    let first = pid.and_then(crate::stats::proc_stat);
+    let pids = &shared.target.hub_pids;
+    let first = hubs_stat(pids);
     let mut rss_max = first.map(|(_, r)| r);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
@@ -249,7 +428,7 @@ async fn sample(
         let d = m.deliveries.load(Relaxed);
         let c = m.comments_sent.load(Relaxed);
         let window = std::mem::take(&mut *m.comment_window.lock());
-        let hub = pid.and_then(crate::stats::proc_stat);
+        let hub = hubs_stat(pids);
         if let Some((_, rss)) = hub {
             rss_max = Some(rss_max.unwrap_or(0).max(rss));
         }
@@ -276,7 +455,7 @@ async fn sample(
         (last_d, last_c) = (d, c);
         timeline.push(s);
     }
-    let cpu = match (first, pid.and_then(crate::stats::proc_stat)) {
+    let cpu = match (first, hubs_stat(pids)) {
         (Some((t0, _)), Some((t1, _))) => {
             Some((t1 - t0) as f64 / 100.0 / shared.start.elapsed().as_secs_f64() * 100.0)
         }
@@ -289,8 +468,13 @@ struct Client {
     shared: Arc<Shared>,
     id: String,
     room: String,
+    /// Index of this client's hub node in `--url`.
+    node: usize,
+    /// The room's events as its viewers saw them, shared by the room's clients.
+    ledger: Arc<Ledger>,
     ws: Option<Ws>,
-    last_seq: u64,
+    /// The room's durable seqs as this client saw them, across its reconnects.
+    track: Track,
     /// A rejoin asked for `since`; the next welcome says whether it resumed.
     rejoin_since: Option<u64>,
     connected_at_us: u64,
@@ -307,7 +491,11 @@ struct Client {
     /// Deals this client has seen (any status): a buyer taps only once the deal is on screen,
     /// and keeps tapping a sold-out card like real viewers do.
     seen_deals: std::collections::HashSet<String>,
-    /// A welcome was processed, so `last_seq` is a real position in the room.
+    /// When the current stay in the room began (its welcome), and when the client left it
+    /// (it may still resume and continue the stay).
+    stay_from_us: Option<u64>,
+    left_at_us: Option<u64>,
+    /// A welcome was processed, so `track` holds a real position in the room.
     seen_welcome: bool,
     /// Reserves planned before the deal reached this client, tapped when it does.
     deferred: Vec<Action>,
@@ -315,6 +503,10 @@ struct Client {
     deliveries: u64,
     comment_lat: Vec<u64>,
 }
+
+/// Delivery time allowed before an event another viewer got counts as missed by a viewer that
+/// was in the room (µs): generous, so that only a viewer that really never got it counts.
+const MISSED_MARGIN_US: u64 = 5_000_000;
 
 /// How long a buyer's stock mark stays open (µs).
 const MARK_WINDOW_US: u64 = 5_000_000;
@@ -328,13 +520,23 @@ fn seq_after(s: &str) -> Option<u64> {
 }
 
 impl Client {
-    fn new(shared: Arc<Shared>, id: String, room: String) -> Self {
+    fn new(
+        shared: Arc<Shared>,
+        id: String,
+        room: String,
+        node: usize,
+        ledger: Arc<Ledger>,
+    ) -> Self {
         Client {
             shared,
             id,
             room,
+            node,
+            ledger,
             ws: None,
-            last_seq: 0,
+            track: Track::default(),
+            stay_from_us: None,
+            left_at_us: None,
             rejoin_since: None,
             connected_at_us: 0,
             holds: HashMap::new(),
@@ -398,6 +600,19 @@ impl Client {
             ws.close().await;
             self.shared.m.connected.fetch_sub(1, Relaxed);
         }
+        self.end_stay();
+    }
+
+    /// Closes the current stay (at the time the client left, or now) for the room's ledger.
+    fn end_stay(&mut self) {
+        if let Some(from_us) = self.stay_from_us.take() {
+            self.ledger.stayed(Stay {
+                node: self.node,
+                from_us,
+                to_us: self.left_at_us.unwrap_or_else(|| self.shared.now_us()),
+                last: self.track.position(),
+            });
+        }
     }
 
     fn record(&self, action: &Action) {
@@ -415,7 +630,7 @@ impl Client {
         let token = self.shared.token(&self.id, &self.room);
         let mut url = format!(
             "{}/ws/rooms/{}?token={token}",
-            self.shared.url(&self.room),
+            self.shared.url(self.node),
             self.room
         );
         if let Some(s) = since {
@@ -433,10 +648,12 @@ impl Client {
                     .lock()
                     .record(started.elapsed().as_micros() as u64);
                 self.shared.m.connects_ok.fetch_add(1, Relaxed);
+                self.node().connects_ok.fetch_add(1, Relaxed);
                 self.shared.m.connected.fetch_add(1, Relaxed);
             }
             _ => {
                 self.shared.m.connects_failed.fetch_add(1, Relaxed);
+                self.node().connects_failed.fetch_add(1, Relaxed);
             }
         }
     }
@@ -457,6 +674,7 @@ impl Client {
             Action::Leave => {
                 if let Some(ws) = self.ws.take() {
                     self.record(action);
+                    self.left_at_us = Some(self.shared.now_us());
                     ws.close().await;
                     self.shared.m.connected.fetch_sub(1, Relaxed);
                 }
@@ -466,7 +684,7 @@ impl Client {
                     self.record(action);
                     // Resume only from a seq this client actually saw: one that left before its
                     // welcome arrived has nothing to resume from and joins fresh.
-                    let since = self.seen_welcome.then_some(self.last_seq);
+                    let since = self.seen_welcome.then_some(self.track.position());
                     self.connect(since).await;
                 }
             }
@@ -540,16 +758,29 @@ impl Client {
         }
     }
 
+    fn node(&self) -> &NodeMetrics {
+        &self.shared.m.nodes[self.node]
+    }
+
+    /// Adds `n` to one of the seq counts, on the run's total and on this client's node.
+    fn tally(&self, count: fn(&SeqCounts) -> &AtomicU64, n: u64) {
+        count(&self.shared.m.seq).fetch_add(n, Relaxed);
+        count(&self.node().seq).fetch_add(n, Relaxed);
+    }
+
     fn flush(&mut self) {
         let m = &self.shared.m;
-        m.deliveries
-            .fetch_add(std::mem::take(&mut self.deliveries), Relaxed);
+        let delivered = std::mem::take(&mut self.deliveries);
+        m.deliveries.fetch_add(delivered, Relaxed);
+        self.node().deliveries.fetch_add(delivered, Relaxed);
         if !self.comment_lat.is_empty() {
             let mut all = m.comment.lock();
             let mut win = m.comment_window.lock();
+            let mut node = m.nodes[self.node].comment.lock();
             for v in self.comment_lat.drain(..) {
                 all.record(v);
                 win.record(v);
+                node.record(v);
             }
         }
     }
@@ -581,24 +812,35 @@ impl Client {
         match code {
             None => self.ws = Some(ws),
             Some(c) => {
+                self.left_at_us = Some(self.shared.now_us());
                 *self.shared.m.closes.lock().entry(c).or_insert(0) += 1;
                 self.shared.m.connected.fetch_sub(1, Relaxed);
             }
         }
     }
 
-    fn check_seq(&mut self, seq: u64) {
-        let m = &self.shared.m;
-        if self.last_seq != 0 || self.rejoin_since.is_some() {
-            if seq <= self.last_seq {
-                m.duplicates.fetch_add(1, Relaxed);
-                return;
-            }
-            if seq > self.last_seq + 1 {
-                m.lost.fetch_add(seq - self.last_seq - 1, Relaxed);
+    /// One durable event: where it falls in this client's sequence, and whether it is the
+    /// event the room's other viewers got under the same seq.
+    fn on_durable(&mut self, seq: u64, kind: &str, frame: &str) {
+        match self.track.arrive(seq, seq) {
+            Arrival::InOrder => {}
+            Arrival::Gap { missed } => self.tally(|c| &c.lost, missed),
+            Arrival::Duplicate => self.tally(|c| &c.duplicates, 1),
+            Arrival::Late => {
+                self.tally(|c| &c.out_of_order, 1);
+                // Its gap counted it as lost; it is not.
+                for lost in [&self.shared.m.seq.lost, &self.node().seq.lost] {
+                    let _ = lost.fetch_update(Relaxed, Relaxed, |v| v.checked_sub(1));
+                }
             }
         }
-        self.last_seq = seq;
+        let now = self.shared.now_us();
+        if let Some(d) = self
+            .ledger
+            .check(seq, kind, frame.as_bytes(), self.node, now)
+        {
+            self.shared.note_mismatch(&self.room, d);
+        }
     }
 
     fn on_text(&mut self, s: &str) {
@@ -616,7 +858,7 @@ impl Client {
         match kind {
             "comment" => {
                 if let Some(seq) = seq_after(after) {
-                    self.check_seq(seq);
+                    self.on_durable(seq, kind, s);
                 }
                 if let Some(sent) = number_after(s.as_bytes(), b"[t=") {
                     self.comment_lat
@@ -628,7 +870,7 @@ impl Client {
             }
             "comment_deleted" | "pinned" | "unpinned" | "deal" | "announcement" => {
                 if let Some(seq) = seq_after(after) {
-                    self.check_seq(seq);
+                    self.on_durable(seq, kind, s);
                 }
                 if kind == "deal" {
                     self.note_deal(s);
@@ -744,15 +986,23 @@ impl Client {
             }
             let seq = v["seq"].as_u64().unwrap_or(0);
             match self.rejoin_since {
-                Some(since) if v["resumed"] == true => self.last_seq = since,
+                Some(since) if v["resumed"] == true => self.track.position_at(since),
                 Some(since) => {
                     m.resume_failed.fetch_add(1, Relaxed);
-                    m.lost.fetch_add(seq.saturating_sub(since), Relaxed);
-                    self.last_seq = seq;
+                    self.tally(|c| &c.lost, seq.saturating_sub(since));
+                    self.end_stay();
+                    self.track.position_at(seq);
                     self.rejoin_since = None;
                 }
-                None => self.last_seq = seq,
+                None => {
+                    self.end_stay();
+                    self.track.position_at(seq);
+                }
             }
+            // A resumed welcome continues the stay; any other starts one.
+            self.stay_from_us
+                .get_or_insert_with(|| self.shared.now_us());
+            self.left_at_us = None;
             return;
         }
         let Some(rid) = v["request_id"].as_str() else {
@@ -801,5 +1051,35 @@ impl Client {
             ("cancel", _) => m.cancel.lock().record(took),
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rooms_viewers_go_round_robin_over_the_nodes_and_hosts_to_the_first() {
+        let clients = [
+            ("v0", "r0"),
+            ("v1", "r1"),
+            ("v2", "r0"),
+            ("v3", "r1"),
+            ("v4", "r0"),
+            ("v10", "r0"),
+            ("h-r0", "r0"),
+            ("h-r1", "r1"),
+            ("guest", "r0"),
+        ];
+        let n = assign_nodes(clients, 2);
+        let node = |c: &str| n[c];
+        // Room r0's viewers in number order: v0, v2, v4, v10, then guest.
+        assert_eq!(
+            ["v0", "v2", "v4", "v10", "guest"].map(node),
+            [0, 1, 0, 1, 0]
+        );
+        assert_eq!(["v1", "v3"].map(node), [0, 1]);
+        assert_eq!(["h-r0", "h-r1"].map(node), [0, 0]);
+        assert!(assign_nodes(clients, 1).values().all(|&v| v == 0));
     }
 }

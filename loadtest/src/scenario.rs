@@ -454,3 +454,23 @@ pub fn plan(s: &Scenario, shard: (usize, usize)) -> Vec<Event> {
     events.sort_by_key(|e| e.t_ms);
     events
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_scenario_in_config_loads_and_plans() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/scenarios");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).expect("config/scenarios") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let s = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                assert!(!plan(&s, (0, 1)).is_empty(), "{}", path.display());
+                seen += 1;
+            }
+        }
+        assert!(seen >= 4, "{seen} scenarios");
+    }
+}

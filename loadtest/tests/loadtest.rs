@@ -27,6 +27,15 @@ fn config() -> Config {
 async fn hub_with(
     inventory: Option<Arc<dyn Inventory>>,
 ) -> anyhow::Result<(String, tokio::sync::oneshot::Sender<()>)> {
+    hub_on(config(), inventory).await
+}
+
+/// A hub in this process on port 0 with `config` (and `inventory` instead of the configured
+/// one); it runs until the returned sender is dropped or used.
+async fn hub_on(
+    config: Config,
+    inventory: Option<Arc<dyn Inventory>>,
+) -> anyhow::Result<(String, tokio::sync::oneshot::Sender<()>)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("ws://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -35,8 +44,11 @@ async fn hub_with(
     };
     tokio::spawn(async move {
         let r = match inventory {
-            Some(inv) => livehub::server::run_with(listener, config(), inv, shutdown).await,
-            None => livehub::server::run(listener, config(), shutdown).await,
+            Some(inv) => {
+                let backends = livehub::server::Backends::local(inv, &config);
+                livehub::server::run_with(listener, config, backends, shutdown).await
+            }
+            None => livehub::server::run(listener, config, shutdown).await,
         };
         if let Err(e) = r {
             eprintln!("hub: {e}");
@@ -529,5 +541,288 @@ async fn without_a_state_file_a_restart_is_reported_as_refused_resumes() -> anyh
         "{}",
         run.stderr
     );
+    Ok(())
+}
+
+/// One room, 40 viewers, chat from both halves, host actions: a show to spread over nodes.
+const ONE_ROOM: &str = r#"
+name = "one-room"
+duration_s = 4
+room_prefix = "show"
+[[viewers]]
+count = 40
+over_s = 0.5
+[chat]
+comments_per_s = 16
+start_s = 0.8
+[[host]]
+at_s = 0.6
+action = "announce"
+text = "welcome"
+[[host]]
+at_s = 1.5
+action = "pin"
+product = "scarf"
+[slo]
+max_lost = 0
+min_connect_success = 1.0
+"#;
+
+/// Runs the ONE_ROOM scenario against `urls` (comma separated); the outcome and its report.
+async fn one_room(name: &str, urls: &str) -> anyhow::Result<(Run, serde_json::Value)> {
+    let (scenario, report) = (tmp(&format!("{name}.toml")), tmp(&format!("{name}.json")));
+    std::fs::write(&scenario, ONE_ROOM)?;
+    let run = loadtest(args(&[
+        "run",
+        scenario.to_str().unwrap_or_default(),
+        "--url",
+        urls,
+        "--secret",
+        SECRET,
+        "--quiet",
+        "--report",
+        report.to_str().unwrap_or_default(),
+    ]))
+    .await?;
+    let r = serde_json::from_str(&std::fs::read_to_string(&report)?)?;
+    Ok((run, r))
+}
+
+/// Asserts the report's sequence figures are all zero, overall and on every node.
+fn assert_one_sequence(r: &serde_json::Value) {
+    for key in [
+        "lost",
+        "duplicates",
+        "out_of_order",
+        "seq_mismatches",
+        "missed",
+    ] {
+        assert_eq!(r[key], 0, "{key}: {r}");
+    }
+    for n in r["nodes"].as_array().into_iter().flatten() {
+        for key in ["lost", "duplicates", "out_of_order", "missed"] {
+            assert_eq!(n[key], 0, "node {}: {key}", n["url"]);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_rooms_viewers_spread_over_two_urls_see_one_sequence_reported_per_node()
+-> anyhow::Result<()> {
+    // The same hub twice: two "nodes" that cannot disagree.
+    let (url, _stop) = hub_with(None).await?;
+    let (run, r) = one_room("spread", &format!("{url},{url}")).await?;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_one_sequence(&r);
+    let nodes = r["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), 2, "{r}");
+    for n in nodes {
+        assert_eq!(n["url"], url.as_str());
+        assert_eq!(n["viewers"], 20, "the room's viewers split evenly: {n}");
+        assert!(n["deliveries"].as_u64() > Some(100), "{n}");
+        assert!(n["comment_latency"]["count"].as_u64() > Some(0), "{n}");
+        assert_eq!(n["connects_failed"], 0);
+    }
+    assert!(
+        r["slo_results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| s["name"] == "same_sequence" && s["ok"] == true),
+        "{r}"
+    );
+    assert!(
+        run.stdout.contains(&format!("node 0 {url}")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(&format!("node 1 {url}")),
+        "{}",
+        run.stdout
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hubs_that_number_one_room_each_on_their_own_fail_the_sequence_check()
+-> anyhow::Result<()> {
+    // Two memory hubs that share nothing: each numbers the room from 1, so the same seq is a
+    // different event on each (the host's announcement on one, a viewer's comment on the other).
+    let (a, _stop_a) = hub_with(None).await?;
+    let (b, _stop_b) = hub_with(None).await?;
+    let (run, r) = one_room("split", &format!("{a},{b}")).await?;
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("SLO missed: same_sequence"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("sequence mismatch: room show0 seq "),
+        "the stderr names the room, the seq and the two nodes: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&a) && run.stderr.contains(&b),
+        "{}",
+        run.stderr
+    );
+    assert!(r["seq_mismatches"].as_u64() > Some(0), "{r}");
+    let urls: Vec<&str> = r["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n["url"].as_str())
+        .collect();
+    assert_eq!(urls, [a.as_str(), b.as_str()]);
+    Ok(())
+}
+
+/// A hub config whose comment limits let one host post as fast as `fanout` sends.
+fn fast_comments(mut c: Config) -> Config {
+    c.limits.comment_rate_per_sec = 1_000_000.0;
+    c.limits.comment_burst = 1_000_000.0;
+    c
+}
+
+/// Runs `fanout` with 40 viewers at 20 msg/s for 2 s against `urls`; the outcome and its JSON.
+async fn fanout(name: &str, urls: &str) -> anyhow::Result<(Run, serde_json::Value)> {
+    let json = tmp(&format!("{name}.json"));
+    let run = loadtest(args(&[
+        "fanout",
+        "--url",
+        urls,
+        "--viewers",
+        "40",
+        "--rates",
+        "20",
+        "--step-secs",
+        "2",
+        "--secret",
+        SECRET,
+        "--json",
+        json.to_str().unwrap_or_default(),
+    ]))
+    .await?;
+    let r = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
+    Ok((run, r))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_spreads_viewers_over_the_urls_and_reports_each_node() -> anyhow::Result<()> {
+    let (url, _stop) = hub_on(fast_comments(config()), None).await?;
+    let (run, r) = fanout("fanout-spread", &format!("{url},{url}")).await?;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(r["sequence"]["same"], true, "{r}");
+    assert_eq!(r["sequence"]["viewers"], 40);
+    let nodes = r["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), 2, "{r}");
+    for n in nodes
+        .iter()
+        .chain(r["steps"][0]["nodes"].as_array().into_iter().flatten())
+    {
+        assert_eq!(n["viewers"], 20, "{n}");
+        assert_eq!(n["expected"], 40 * 20, "{n}");
+        assert_eq!(n["delivered"], n["expected"], "{n}");
+        for key in ["lost", "duplicates", "out_of_order"] {
+            assert_eq!(n[key], 0, "{key}: {n}");
+        }
+        assert!(n["p99_ms"].as_f64() > Some(0.0), "{n}");
+    }
+    assert_eq!(r["steps"][0]["delivered"], 40 * 40);
+    assert!(run.stdout.contains("node 1 "), "{}", run.stdout);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_fails_when_one_node_never_gets_the_senders_messages() -> anyhow::Result<()> {
+    // The sender posts on the first hub; the second shares nothing with it.
+    let (a, _stop_a) = hub_on(fast_comments(config()), None).await?;
+    let (b, _stop_b) = hub_on(fast_comments(config()), None).await?;
+    let (run, r) = fanout("fanout-split", &format!("{a},{b}")).await?;
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("SLO missed: first_step_held"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(r["nodes"][0]["lost"], 0, "{r}");
+    assert_eq!(r["nodes"][1]["lost"], 40 * 20, "{r}");
+    assert_eq!(r["nodes"][1]["delivered"], 0, "{r}");
+    Ok(())
+}
+
+/// A throwaway `redis-server` on a free port, stopped when dropped.
+struct Redis {
+    url: String,
+    child: std::process::Child,
+}
+
+impl Redis {
+    fn start() -> anyhow::Result<Redis> {
+        use anyhow::Context;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("starting redis-server (bash scripts/test.sh installs it)")?;
+        let redis = Redis {
+            url: format!("redis://127.0.0.1:{port}"),
+            child,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not listen"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20)); // polling for the port
+        }
+        Ok(redis)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_one_redis_carry_one_show_without_a_sequence_violation() -> anyhow::Result<()>
+{
+    let redis = Redis::start()?;
+    let node = || {
+        let mut c = fast_comments(config());
+        c.inventory.backend = livehub::config::InventoryBackend::Redis;
+        c.redis.url = redis.url.clone();
+        c
+    };
+    let (a, _stop_a) = hub_on(node(), None).await?;
+    let (b, _stop_b) = hub_on(node(), None).await?;
+    let urls = format!("{a},{b}");
+    let (run, r) = one_room("redis-show", &urls).await?;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_one_sequence(&r);
+    for n in r["nodes"].as_array().into_iter().flatten() {
+        assert!(n["deliveries"].as_u64() > Some(100), "{n}");
+    }
+    let (run, r) = fanout("redis-fanout", &urls).await?;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(r["sequence"]["same"], true, "{r}");
+    for n in r["nodes"].as_array().into_iter().flatten() {
+        assert_eq!(
+            n["delivered"],
+            40 * 20,
+            "every node delivered every message: {n}"
+        );
+    }
     Ok(())
 }
