@@ -23,6 +23,7 @@ use dashmap::DashMap;
 use futures_util::StreamExt;
 use parking_lot::Mutex;
 use redis::Script;
+use tokio::sync::mpsc;
 
 use super::track::{Ready, Track};
 use super::{Bus, BusError, BusSettings, Counters, Event, Published, RoomSink};
@@ -57,8 +58,22 @@ struct Shared {
     scripts: Scripts,
     rooms: DashMap<Id, Arc<Slot>>,
     sub: Subscription,
+    /// Messages from the subscription, to the dispatcher on the hub's runtime (see
+    /// [`dispatcher`]).
+    inbound: mpsc::Sender<Inbound>,
     timeout: Duration,
 }
+
+/// One message from a room's channel.
+struct Inbound {
+    channel: String,
+    payload: Vec<u8>,
+}
+
+/// Messages waiting for the dispatcher. When it is full a single server's subscription waits
+/// (Redis buffers for it); a cluster push that does not fit is dropped and its hole repaired
+/// from the room's stream like any lost message.
+const INBOUND_CAPACITY: usize = 8192;
 
 /// How this node hears the rooms it has open.
 enum Subscription {
@@ -142,14 +157,20 @@ impl RedisBus {
             }
         };
         let single = matches!(sub, Subscription::Single { .. });
+        let (inbound, rx) = mpsc::channel(INBOUND_CAPACITY);
         let shared = Arc::new(Shared {
+            inbound,
             timeout: redis.timeout(),
             redis,
             settings,
             prefix: prefix.to_owned(),
             node: random_id(),
             scripts: Scripts {
-                publish: Arc::new(Script::new(include_str!("lua/publish.lua"))),
+                publish: Arc::new(Script::new(concat!(
+                    include_str!("../lua/split.lua"),
+                    "\n",
+                    include_str!("lua/publish.lua")
+                ))),
                 load: Arc::new(Script::new(include_str!("lua/load.lua"))),
                 range: Arc::new(Script::new(include_str!("lua/range.lua"))),
                 counters: Arc::new(Script::new(include_str!("lua/counters.lua"))),
@@ -158,6 +179,10 @@ impl RedisBus {
             sub,
         });
         let _ = me.set(Arc::downgrade(&shared));
+        // Deliveries run on the hub's runtime (this one), where the viewers' writer tasks live:
+        // waking 10,000 writers from the Redis thread costs each wake a trip through the other
+        // runtime's global queue.
+        tokio::spawn(dispatcher(Arc::downgrade(&shared), rx));
         if single {
             shared.redis.spawn(subscriber(Arc::downgrade(&shared)));
         }
@@ -256,7 +281,10 @@ impl Shared {
                 if let (Some(channel), Some(payload)) =
                     (text(info.data.first()), text(info.data.get(1)))
                 {
-                    self.on_message(&String::from_utf8_lossy(&channel), &payload);
+                    let channel = String::from_utf8_lossy(&channel).into_owned();
+                    if self.inbound.try_send(Inbound { channel, payload }).is_err() {
+                        metrics::counter!(m::BUS_ERRORS).increment(1);
+                    }
                 }
             }
             redis::PushKind::SSubscribe => {
@@ -388,6 +416,18 @@ impl Shared {
     }
 }
 
+/// Delivers the subscription's messages in arrival order, on the hub's runtime, until the bus
+/// is dropped.
+async fn dispatcher(shared: Weak<Shared>, mut rx: mpsc::Receiver<Inbound>) {
+    while let Some(first) = rx.recv().await {
+        let Some(me) = shared.upgrade() else { return };
+        me.on_message(&first.channel, &first.payload);
+        while let Ok(next) = rx.try_recv() {
+            me.on_message(&next.channel, &next.payload);
+        }
+    }
+}
+
 async fn subscriber(shared: Weak<Shared>) {
     let mut backoff = Duration::from_millis(50);
     let mut announced = false;
@@ -435,7 +475,13 @@ async fn subscriber(shared: Weak<Shared>) {
         backoff = Duration::from_millis(50);
         while let Some(msg) = stream.next().await {
             let Some(me) = shared.upgrade() else { return };
-            me.on_message(msg.get_channel_name(), msg.get_payload_bytes());
+            let inbound = Inbound {
+                channel: msg.get_channel_name().to_owned(),
+                payload: msg.get_payload_bytes().to_vec(),
+            };
+            if me.inbound.send(inbound).await.is_err() {
+                return;
+            }
         }
         let Some(me) = shared.upgrade() else { return };
         me.set_sub(None);

@@ -25,6 +25,8 @@ use crate::redis_io::{RedisIo, RedisIoError};
 macro_rules! script {
     ($file:literal) => {
         Arc::new(Script::new(concat!(
+            include_str!("../lua/split.lua"),
+            "\n",
             include_str!("lua/common.lua"),
             "\n",
             include_str!(concat!("lua/", $file))

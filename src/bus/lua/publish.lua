@@ -1,3 +1,4 @@
+-- (src/lua/split.lua is prepended at build time.)
 -- One durable event of one room, atomically: its precondition, the next seq, the room's
 -- durable state, the capped history stream, and the publish to every node.
 -- All keys share the room's hash tag {PREFIX:room:ROOM}, so this runs on Redis Cluster.
@@ -21,19 +22,6 @@
 local meta, hist, recent, deals, mutes, rates = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local kind, event, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local subject, ttl = ARGV[8], tonumber(ARGV[11])
-
-local function split(s)
-  local t, i = {}, 1
-  while true do
-    local j = string.find(s, "|", i, true)
-    if not j then
-      t[#t + 1] = string.sub(s, i)
-      return t
-    end
-    t[#t + 1] = string.sub(s, i, j - 1)
-    i = j + 1
-  end
-end
 
 local function comment_allowed()
   local muted = tonumber(redis.call("HGET", mutes, subject) or "0")

@@ -1,4 +1,4 @@
--- Shared by every livehub inventory script (prepended at build time).
+-- Shared by every livehub inventory script (prepended at build time, after src/lua/split.lua).
 -- All keys of one deal share the hash tag {lh:ROOM:DEAL}, so every script runs on one slot.
 --   KEYS[1] deal   HASH  product_id price_cents currency stock remaining held sold
 --                        per_user_limit ends_at ended version n creator room deal purge_at
@@ -10,19 +10,6 @@ local deal, holds, hold, users = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 
 local function int(x)
   return string.format("%.0f", x)
-end
-
-local function split(s)
-  local t, i = {}, 1
-  while true do
-    local j = string.find(s, "|", i, true)
-    if not j then
-      t[#t + 1] = string.sub(s, i)
-      return t
-    end
-    t[#t + 1] = string.sub(s, i, j - 1)
-    i = j + 1
-  end
 end
 
 local function release(user, qty)
