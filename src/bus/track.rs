@@ -29,7 +29,8 @@ pub struct Track {
     epoch: String,
     pending: BTreeMap<u64, Event>,
     repairing: bool,
-    behind: u8,
+    /// The `applied` at the last report that found this node behind the room.
+    behind_at: Option<u64>,
 }
 
 impl Track {
@@ -93,7 +94,8 @@ impl Track {
     }
 
     /// The room's latest `seq` and epoch as Redis reported them. Behind on two reports in a
-    /// row (a message lost with no later one to reveal the hole) starts a repair.
+    /// row with nothing delivered in between (a message lost with no later one to reveal the
+    /// hole) starts a repair; behind but delivering is a node catching up, not a loss.
     pub fn position(&mut self, seq: u64, epoch: &str) -> Ready {
         let Some(applied) = self.applied else {
             return Ready::default();
@@ -102,14 +104,14 @@ impl Track {
             return self.lose();
         }
         if seq <= applied || self.repairing {
-            self.behind = 0;
+            self.behind_at = None;
             return Ready::default();
         }
-        self.behind += 1;
-        if self.behind < 2 {
+        if self.behind_at != Some(applied) {
+            self.behind_at = Some(applied);
             return Ready::default();
         }
-        self.behind = 0;
+        self.behind_at = None;
         self.repairing = true;
         Ready {
             repair_from: Some(applied + 1),
@@ -269,6 +271,18 @@ mod tests {
         let r = t.repaired(vec![(5, ev(5))]);
         assert_eq!(seqs(&r), vec![5]);
         assert_eq!(t.position(5, "e"), Ready::default());
+    }
+
+    #[test]
+    fn a_node_behind_but_delivering_is_catching_up_not_losing() {
+        let mut t = Track::new();
+        t.loaded(0, "e");
+        assert_eq!(t.position(10, "e").repair_from, None);
+        t.offer(1, "e", ev(1));
+        assert_eq!(t.position(12, "e").repair_from, None, "it delivered since the last report");
+        t.offer(2, "e", ev(2));
+        assert_eq!(t.position(12, "e").repair_from, None);
+        assert_eq!(t.position(12, "e").repair_from, Some(3), "stuck at 2 for two reports");
     }
 
     #[test]
