@@ -31,8 +31,15 @@ use crate::hub::now_ms;
 use crate::inventory::StockLevel;
 use crate::metrics as m;
 use crate::persist::{SavedRoom, SavedState};
-use crate::protocol::{Comment, Deal, Id, Product, ServerMsg};
+use crate::protocol::Id;
 use crate::redis_io::{RedisIo, RedisTarget, cluster_client};
+
+mod wire;
+
+use wire::{
+    bad, parse_events, parse_published, parse_state, parse_stock, published_ts, refusal,
+    status_name,
+};
 
 /// Most history events one repair reads at a time.
 const REPAIR_BATCH: usize = 1000;
@@ -491,114 +498,6 @@ async fn subscriber(shared: Weak<Shared>) {
     }
 }
 
-/// `SEQ|EPOCH|EVENT JSON`.
-fn parse_published(payload: &str) -> Option<(u64, &str, Event)> {
-    let (seq, rest) = payload.split_once('|')?;
-    let (epoch, json) = rest.split_once('|')?;
-    Some((seq.parse().ok()?, epoch, serde_json::from_str(json).ok()?))
-}
-
-/// `DEAL|REMAINING|VERSION`.
-fn parse_stock(s: &str) -> Option<(Id, StockLevel)> {
-    let mut f = s.split('|');
-    let deal = Id::new(f.next()?).ok()?;
-    let remaining = f.next()?.parse().ok()?;
-    let version = f.next()?.parse().ok()?;
-    Some((deal, StockLevel { remaining, version }))
-}
-
-fn published_ts(event: &Event) -> Option<u64> {
-    match event {
-        Event::Comment { ts, .. } => Some(*ts),
-        _ => None,
-    }
-}
-
-fn bad(what: &str) -> BusError {
-    BusError::Internal(format!("unexpected {what} from Redis"))
-}
-
-/// `SEQ|EVENT JSON` lines.
-fn parse_events(lines: &[String]) -> Result<Vec<(u64, Event)>, BusError> {
-    lines
-        .iter()
-        .map(|l| {
-            let (seq, json) = l.split_once('|').ok_or_else(|| bad("history entry"))?;
-            let seq = seq.parse().map_err(|_| bad("history seq"))?;
-            let event = serde_json::from_str(json).map_err(|_| bad("history event"))?;
-            Ok((seq, event))
-        })
-        .collect()
-}
-
-/// The reply of `load.lua`.
-fn parse_state(room: &Id, lines: &[String]) -> Result<(SavedRoom, String, Counters), BusError> {
-    let mut it = lines.iter();
-    let mut next = |what: &str| it.next().ok_or_else(|| bad(what)).cloned();
-    let num = |s: String, what: &str| s.parse::<u64>().map_err(|_| bad(what));
-    let seq = num(next("seq")?, "seq")?;
-    let epoch = next("epoch")?;
-    let pinned = next("pinned")?;
-    let likes = num(next("likes")?, "likes")?;
-    let viewers = num(next("viewers")?, "viewers")?;
-    let n = num(next("recent")?, "recent")?;
-    let mut recent_lines = Vec::new();
-    for _ in 0..n {
-        recent_lines.push(next("comment")?);
-    }
-    let n = num(next("deals")?, "deals")?;
-    let mut deals = Vec::new();
-    for _ in 0..n {
-        let d: Deal = serde_json::from_str(&next("deal")?).map_err(|_| bad("deal"))?;
-        deals.push(d);
-    }
-    let n = num(next("history")?, "history")?;
-    let mut hist_lines = Vec::new();
-    for _ in 0..n {
-        hist_lines.push(next("history entry")?);
-    }
-    let recent: Vec<Comment> = parse_events(&recent_lines)?
-        .into_iter()
-        .filter_map(|(seq, e)| match e.into_msg(seq) {
-            ServerMsg::Comment(c) => Some(c),
-            _ => None,
-        })
-        .collect();
-    let mut history = Vec::new();
-    for (seq, e) in parse_events(&hist_lines)? {
-        let frame = e
-            .into_msg(seq)
-            .to_json()
-            .map_err(|_| bad("history event"))?;
-        history.push((seq, frame));
-    }
-    let pinned: Option<Product> = if pinned.is_empty() {
-        None
-    } else {
-        Some(serde_json::from_str(&pinned).map_err(|_| bad("pinned product"))?)
-    };
-    let mut saved = SavedRoom::empty(room.clone(), seq);
-    saved.history = history;
-    saved.pinned = pinned;
-    saved.recent = recent;
-    saved.likes = likes;
-    saved.deals = deals;
-    Ok((saved, epoch, Counters { viewers, likes }))
-}
-
-fn refusal(reply: &[String], event: &Event) -> BusError {
-    match reply.first().map(String::as_str) {
-        Some("MUTED") => BusError::Muted(reply.get(1).and_then(|s| s.parse().ok()).unwrap_or(1)),
-        Some("RATE") => BusError::RateLimited,
-        Some("NOCOMMENT") => match event {
-            Event::CommentDeleted { id } => BusError::NoSuchComment(id.clone()),
-            _ => bad("refusal"),
-        },
-        Some("NOPIN") => BusError::NothingPinned,
-        _ => bad("publish reply"),
-    }
-}
-
 #[async_trait]
 impl Bus for RedisBus {
     async fn open(&self, room: &Id, sink: Weak<dyn RoomSink>) -> Result<(), BusError> {
@@ -796,12 +695,3 @@ impl Bus for RedisBus {
 
 /// How long a room's mutes and comment rates outlive their last change.
 const RULES_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
-
-fn status_name(deal: &Deal) -> String {
-    match deal.status {
-        crate::protocol::DealStatus::Live => "live",
-        crate::protocol::DealStatus::SoldOut => "sold_out",
-        crate::protocol::DealStatus::Ended => "ended",
-    }
-    .to_owned()
-}

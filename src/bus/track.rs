@@ -279,10 +279,18 @@ mod tests {
         t.loaded(0, "e");
         assert_eq!(t.position(10, "e").repair_from, None);
         t.offer(1, "e", ev(1));
-        assert_eq!(t.position(12, "e").repair_from, None, "it delivered since the last report");
+        assert_eq!(
+            t.position(12, "e").repair_from,
+            None,
+            "it delivered since the last report"
+        );
         t.offer(2, "e", ev(2));
         assert_eq!(t.position(12, "e").repair_from, None);
-        assert_eq!(t.position(12, "e").repair_from, Some(3), "stuck at 2 for two reports");
+        assert_eq!(
+            t.position(12, "e").repair_from,
+            Some(3),
+            "stuck at 2 for two reports"
+        );
     }
 
     #[test]
