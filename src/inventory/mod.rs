@@ -186,8 +186,8 @@ pub trait Inventory: Send + Sync + 'static {
     /// Safe to run from several places at once.
     async fn expire_due(&self, now: u64) -> Result<Vec<StockChange>, InventoryError>;
 
-    /// Every deal of `room` as it stands now, with its stock version. Hubs poll this so a deal
-    /// started, sold or ended through another hub node reaches their viewers.
+    /// Every deal of `room` as it stands now, with its stock version. A node reads it once when
+    /// it opens a room, for the current stock; later changes reach it through the bus.
     async fn room_deals(
         &self,
         room: &Id,
