@@ -493,6 +493,48 @@ async fn a_late_node_resumes_a_viewer_from_the_rooms_history_in_redis(
     Ok(())
 }
 
+async fn a_room_whose_log_redis_lost_moves_its_viewers_to_a_fresh_start(
+    kind: &str,
+) -> anyhow::Result<()> {
+    let redis = Engine::start(kind, false)?;
+    let nodes = start_nodes_on(&redis, 2).await?;
+    let room = "flushed";
+    let (mut host, _) = join(&nodes[0], room, Role::Host, "host", None).await?;
+    let (mut far, _) = join(&nodes[1], room, Role::Viewer, "far", None).await?;
+    for i in 0..3 {
+        host.send(
+            json!({"type": "announce", "text": format!("n{i}"), "request_id": format!("r{i}")}),
+        )
+        .await?;
+    }
+    let last = ack_seq(&mut host, "r2").await?;
+    durable_until(&mut far, last).await?;
+    redis.cli_all(&["FLUSHALL"])?;
+    // The next event starts a new log; no node pretends it continues the old one.
+    host.send(json!({"type": "announce", "text": "after the loss", "request_id": "x"}))
+        .await?;
+    assert_eq!(far.closed().await?, common::Ended::Closed(Some(1001)));
+    let (mut again, welcome) = join(&nodes[1], room, Role::Viewer, "far", Some(last)).await?;
+    let ServerMsg::Welcome { resumed, seq, .. } = welcome else {
+        anyhow::bail!("not a welcome")
+    };
+    assert!(
+        !resumed,
+        "the old seqs are gone: a fresh snapshot, not a resume"
+    );
+    let (mut host, _) = join(&nodes[0], room, Role::Host, "host", None).await?;
+    host.send(json!({"type": "announce", "text": "fresh", "request_id": "y"}))
+        .await?;
+    let next = ack_seq(&mut host, "y").await?;
+    assert_eq!(next, seq + 1);
+    let got = durable_until(&mut again, next).await?;
+    assert_eq!(seqs(&got), vec![next]);
+    for n in nodes {
+        n.kill().await;
+    }
+    Ok(())
+}
+
 /// Runs each behaviour on one Redis server and on a 3-master Redis Cluster.
 macro_rules! on_each_engine {
     ($($name:ident),* $(,)?) => {
@@ -524,4 +566,5 @@ on_each_engine!(
     when_redis_stops_commenters_hear_unavailable_fast_and_the_show_recovers_in_order,
     a_killed_subscription_is_noticed_and_its_gap_repaired_from_history,
     a_late_node_resumes_a_viewer_from_the_rooms_history_in_redis,
+    a_room_whose_log_redis_lost_moves_its_viewers_to_a_fresh_start,
 );

@@ -225,8 +225,7 @@ impl Shared {
     fn feed(self: &Arc<Self>, room: &Id, slot: &Arc<Slot>, f: impl FnOnce(&mut Track) -> Ready) {
         let ready = {
             let mut track = slot.track.lock();
-            let ready = f(&mut track);
-            let mut ready = ready;
+            let mut ready = f(&mut track);
             let deliver = std::mem::take(&mut ready.deliver);
             if !deliver.is_empty()
                 && let Some(sink) = slot.sink.upgrade()
@@ -243,7 +242,7 @@ impl Shared {
         if ready.lost {
             metrics::counter!(m::BUS_LOST).increment(1);
             tracing::warn!(room = %room, "room history lost or unrepairable; viewers reconnect");
-            self.rooms.remove_if(room, |_, s| Arc::ptr_eq(s, slot));
+            // The room closes; its ticker then closes it on the bus, which unsubscribes.
             if let Some(sink) = slot.sink.upgrade() {
                 sink.lost();
             }
