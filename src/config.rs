@@ -35,8 +35,19 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     pub bind: SocketAddr,
+    /// 0: automatic, below the open-file limit the hub obtains (see [`Config::connection_cap`]).
     pub max_connections: usize,
     pub shutdown_grace_ms: u64,
+    /// Lets the development conveniences run on a non-loopback bind (loudly).
+    pub insecure_dev: bool,
+    /// Origins allowed to open a WebSocket (`Origin` header); empty: any origin.
+    pub allowed_origins: Vec<String>,
+    /// Proxies whose `X-Forwarded-For` names the client (IP addresses).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// A connection must send a request's complete headers within this long.
+    pub header_timeout_ms: u64,
+    /// A connection with no request in progress (before any upgrade) is closed after this long.
+    pub idle_connection_ms: u64,
     /// Where rooms are saved on a graceful stop and restored at start (see
     /// [`crate::persist`]); `""` keeps rooms in memory only.
     #[serde(deserialize_with = "empty_is_none")]
@@ -56,8 +67,49 @@ fn empty_is_none<'de, D: serde::Deserializer<'de>>(
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     pub secret: String,
-    pub allow_anonymous: bool,
-    pub require_exp: bool,
+    pub allow_anonymous: DevToggle,
+    pub require_exp: DevToggle,
+}
+
+/// A setting whose development value holds only on a loopback bind: `true`, `false`, or
+/// `"loopback"` (the default: the development value while `server.bind` is a loopback address,
+/// the production value otherwise).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DevToggle {
+    On,
+    Off,
+    Loopback,
+}
+
+impl DevToggle {
+    /// The value on a loopback bind (`loopback`) or another one; `dev` is the development value.
+    pub fn resolve(self, loopback: bool, dev: bool) -> bool {
+        match self {
+            DevToggle::On => true,
+            DevToggle::Off => false,
+            DevToggle::Loopback if loopback => dev,
+            DevToggle::Loopback => !dev,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DevToggle {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bool(true) => Ok(DevToggle::On),
+            Raw::Bool(false) => Ok(DevToggle::Off),
+            Raw::Text(t) if t == "loopback" => Ok(DevToggle::Loopback),
+            Raw::Text(t) => Err(serde::de::Error::custom(format!(
+                "expected true, false or \"loopback\", found {t:?}"
+            ))),
+        }
+    }
 }
 
 /// `[room]`: per-room state and ticks.
@@ -90,6 +142,13 @@ pub struct LimitsConfig {
     pub host_frames_burst: f64,
     pub flood_strikes: u32,
     pub flood_window_ms: u64,
+    /// Open connections (including ones still sending their request) per client IP; 0: no cap.
+    pub connections_per_ip: usize,
+    /// Open WebSocket connections per token subject; 0: no cap.
+    pub connections_per_user: usize,
+    /// REST host commands per token, sustained and in a burst.
+    pub rest_commands_per_sec: f64,
+    pub rest_commands_burst: f64,
 }
 
 /// `[session]`: one connection's queue, buffers and heartbeats.
@@ -130,7 +189,7 @@ pub struct InventoryConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PagesConfig {
-    pub dev_tokens: bool,
+    pub dev_tokens: DevToggle,
     pub stream_url: String,
     pub catalog_file: String,
 }
@@ -143,6 +202,7 @@ pub struct RedisConfig {
     pub cluster: bool,
     pub key_prefix: String,
     pub idempotency_ttl_ms: u64,
+    pub rejected_idempotency_ttl_ms: u64,
     pub retention_ms: u64,
 }
 
@@ -237,7 +297,12 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let positive = [
-            ("server.max_connections", self.server.max_connections as u64),
+            ("server.header_timeout_ms", self.server.header_timeout_ms),
+            ("server.idle_connection_ms", self.server.idle_connection_ms),
+            (
+                "redis.rejected_idempotency_ttl_ms",
+                self.redis.rejected_idempotency_ttl_ms,
+            ),
             ("room.history", self.room.history as u64),
             ("room.tick_ms", self.room.tick_ms),
             ("room.viewers_interval_ms", self.room.viewers_interval_ms),
@@ -343,6 +408,52 @@ impl Config {
     }
 
     /// True when the configuration still uses the development token secret.
+    /// True while `server.bind` is a loopback address (the development conveniences hold).
+    pub fn is_loopback(&self) -> bool {
+        self.server.bind.ip().is_loopback()
+    }
+
+    /// Whether connections without a token are read-only viewers.
+    pub fn allow_anonymous(&self) -> bool {
+        self.auth.allow_anonymous.resolve(self.is_loopback(), true)
+    }
+
+    /// Whether tokens must carry `exp`.
+    pub fn require_exp(&self) -> bool {
+        self.auth.require_exp.resolve(self.is_loopback(), false)
+    }
+
+    /// Whether `/api/dev/token` mints tokens.
+    pub fn dev_tokens(&self) -> bool {
+        self.pages.dev_tokens.resolve(self.is_loopback(), true)
+    }
+
+    /// The development settings still on while the hub is about to listen on a non-loopback
+    /// address, each with what to set instead; empty on loopback or with `server.insecure_dev`.
+    pub fn exposure_problems(&self) -> Vec<&'static str> {
+        if self.is_loopback() || self.server.insecure_dev {
+            return Vec::new();
+        }
+        let mut problems = Vec::new();
+        if self.uses_dev_secret() {
+            problems.push("LIVEHUB_AUTH__SECRET=<a random secret, e.g. openssl rand -hex 32>");
+        }
+        if self.dev_tokens() {
+            problems.push("LIVEHUB_PAGES__DEV_TOKENS=false");
+        }
+        problems
+    }
+
+    /// The connection cap: `server.max_connections`, or with 0 the open-file limit `nofile`
+    /// minus room for Redis, the listener and files (and never more than it).
+    pub fn connection_cap(&self, nofile: u64) -> usize {
+        let room = nofile.saturating_sub(nofile / 20 + 64) as usize;
+        match self.server.max_connections {
+            0 => room.max(1),
+            n => n,
+        }
+    }
+
     pub fn uses_dev_secret(&self) -> bool {
         self.auth.secret == DEV_SECRET
     }
@@ -389,8 +500,62 @@ mod tests {
         assert_eq!(c.room.history, 1000);
         assert_eq!(c.room.tick_ms, 100);
         assert_eq!(c.limits.max_frame_bytes, 64 * 1024);
-        assert!(c.auth.allow_anonymous);
+        assert!(c.allow_anonymous());
+        assert!(!c.require_exp());
+        assert!(c.dev_tokens());
         assert!(c.uses_dev_secret());
+    }
+
+    #[test]
+    fn development_conveniences_hold_only_on_a_loopback_bind() {
+        let public = env(&[("LIVEHUB_SERVER__BIND", "0.0.0.0:8080")]);
+        let c = Config::load(None, public).unwrap();
+        assert!(!c.allow_anonymous() && c.require_exp() && !c.dev_tokens());
+        assert_eq!(c.exposure_problems().len(), 1, "the development secret");
+        let c = Config::load(
+            None,
+            env(&[
+                ("LIVEHUB_SERVER__BIND", "0.0.0.0:8080"),
+                ("LIVEHUB_PAGES__DEV_TOKENS", "true"),
+                ("LIVEHUB_AUTH__ALLOW_ANONYMOUS", "true"),
+            ]),
+        )
+        .unwrap();
+        assert!(c.allow_anonymous(), "an explicit true holds everywhere");
+        assert_eq!(
+            c.exposure_problems(),
+            vec![
+                "LIVEHUB_AUTH__SECRET=<a random secret, e.g. openssl rand -hex 32>",
+                "LIVEHUB_PAGES__DEV_TOKENS=false"
+            ]
+        );
+        let c = Config::load(
+            None,
+            env(&[
+                ("LIVEHUB_SERVER__BIND", "0.0.0.0:8080"),
+                ("LIVEHUB_SERVER__INSECURE_DEV", "true"),
+            ]),
+        )
+        .unwrap();
+        assert!(c.exposure_problems().is_empty());
+        let e = Config::load(None, env(&[("LIVEHUB_AUTH__REQUIRE_EXP", "sometimes")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("auth.require_exp") && e.contains("loopback"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_automatic_connection_cap_stays_below_the_file_limit() {
+        let c = Config::defaults();
+        assert_eq!(c.server.max_connections, 0);
+        let cap = c.connection_cap(20_000);
+        assert!(cap < 20_000 && cap > 18_000, "{cap}");
+        let mut c = c;
+        c.server.max_connections = 100;
+        assert_eq!(c.connection_cap(20_000), 100);
     }
 
     #[test]

@@ -100,7 +100,7 @@ async fn ws_upgrade(
     let who = match identify(
         &hub,
         token_from(&query, &headers),
-        hub.config().auth.allow_anonymous,
+        hub.config().allow_anonymous(),
     )
     .and_then(|who| who.check_room(&room).map(|_| who).map_err(HubError::from))
     {

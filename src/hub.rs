@@ -54,14 +54,19 @@ pub struct Hub {
     tracker: TaskTracker,
     next_conn: AtomicU64,
     connections: AtomicUsize,
+    /// The most connections admitted at once (see [`Config::connection_cap`]).
+    connection_cap: usize,
 }
 
 impl Hub {
     /// A hub with no rooms. Call [`Hub::start`] to run its background tasks.
     pub fn new(config: Config, inventory: Arc<dyn Inventory>, bus: Arc<dyn Bus>) -> Arc<Self> {
         let settings = RoomSettings::from_config(&config.room, &config.limits);
+        let nofile = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
+        let connection_cap = config.connection_cap(nofile);
         Arc::new(Hub {
-            auth: Authenticator::new(&config.auth.secret, config.auth.require_exp),
+            connection_cap,
+            auth: Authenticator::new(&config.auth.secret, config.require_exp()),
             config: Arc::new(config),
             inventory,
             bus,
@@ -133,9 +138,9 @@ impl Hub {
         self.next_conn.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Counts a connection in, or refuses it when `server.max_connections` are open.
+    /// Counts a connection in, or refuses it when the connection cap is reached.
     pub fn try_admit(&self) -> bool {
-        let max = self.config.server.max_connections;
+        let max = self.connection_cap;
         self.connections
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < max).then_some(n + 1)

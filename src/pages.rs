@@ -119,7 +119,7 @@ pub fn router(hub: Arc<Hub>, catalog: Vec<Product>) -> Router {
 async fn pages_info(State(s): State<PagesState>) -> Response {
     let p = &s.hub.config().pages;
     axum::Json(serde_json::json!({
-        "dev_tokens": p.dev_tokens,
+        "dev_tokens": s.hub.config().dev_tokens(),
         "stream_url": (!p.stream_url.is_empty()).then_some(&p.stream_url),
         "version": env!("CARGO_PKG_VERSION"),
     }))
@@ -135,7 +135,7 @@ async fn dev_token(
     State(s): State<PagesState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, HubError> {
-    if !s.hub.config().pages.dev_tokens {
+    if !s.hub.config().dev_tokens() {
         return Err(HubError::NotFound("development tokens are off".into()));
     }
     let role = match q.get("role").map(String::as_str) {

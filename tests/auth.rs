@@ -9,7 +9,7 @@ use serde_json::json;
 #[tokio::test]
 async fn bad_tokens_are_refused_with_401_before_the_upgrade() -> anyhow::Result<()> {
     let mut cfg = common::test_config();
-    cfg.auth.allow_anonymous = false;
+    cfg.auth.allow_anonymous = livehub::config::DevToggle::Off;
     let hub = TestHub::with_config(cfg).await?;
     // no token, anonymous off
     assert_eq!(upgrade_status(&hub.ws_url("r", "")).await, 401);

@@ -103,13 +103,13 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
              Set LIVEHUB_AUTH__SECRET (or auth.secret) before exposing this hub."
         );
     }
-    if config.pages.dev_tokens {
+    if config.dev_tokens() {
         tracing::warn!(
             "pages.dev_tokens = true: anyone who reaches this hub can get a host token from \
              /api/dev/token. Turn it off in production."
         );
     }
-    if config.auth.allow_anonymous {
+    if config.allow_anonymous() {
         tracing::warn!("anonymous read-only viewers are allowed (auth.allow_anonymous = true)");
     }
     match rlimit::increase_nofile_limit(u64::MAX) {
