@@ -105,8 +105,8 @@ pub struct Product {
 }
 
 impl Product {
-    /// Checks the fields a host supplies: title 1..=200 characters, a currency code, an image URL
-    /// of at most 2,048 characters.
+    /// Checks the fields a host supplies: title 1..=200 characters, a price of at most
+    /// [`MAX_PRICE_CENTS`], a currency code, an image URL of at most 2,048 characters.
     pub fn validate(&self) -> Result<(), HubError> {
         let title_len = self.title.trim().chars().count();
         if title_len == 0 || title_len > 200 {
@@ -114,6 +114,7 @@ impl Product {
                 "product.title must be 1 to 200 characters".into(),
             ));
         }
+        validate_price("product.price_cents", self.price_cents)?;
         validate_currency(&self.currency)?;
         if let Some(url) = &self.image_url
             && (url.len() > 2048 || url.chars().any(char::is_control))
@@ -166,10 +167,30 @@ pub struct DealSpec {
 pub const MAX_DEAL_STOCK: u32 = 10_000_000;
 /// Longest a deal may run: one week.
 pub const MAX_DEAL_DURATION_MS: u64 = 7 * 24 * 3600 * 1000;
+/// Highest price of a product or a deal, in minor units: 100,000,000, i.e. 1,000,000.00 in a
+/// currency with two decimals (a 0-decimal currency such as JPY: 100,000,000 yen).
+pub const MAX_PRICE_CENTS: u64 = 100_000_000;
+/// The largest order total there can be: the highest price times the largest stock (one order
+/// cannot hold more than a deal's stock), 10^15.
+pub const MAX_TOTAL_CENTS: u64 = MAX_PRICE_CENTS * MAX_DEAL_STOCK as u64;
+// Every total (price x qty, and sums of quantities) stays below 2^53, so it is exact as a double:
+// in the inventory's Lua scripts (Lua numbers are doubles) and in JavaScript clients.
+const _: () = assert!(MAX_TOTAL_CENTS < 1 << 53);
+
+fn validate_price(field: &str, price_cents: u64) -> Result<(), HubError> {
+    if price_cents > MAX_PRICE_CENTS {
+        return Err(HubError::BadRequest(format!(
+            "{field} must be 0 to {MAX_PRICE_CENTS} (minor units of the currency)"
+        )));
+    }
+    Ok(())
+}
 
 impl DealSpec {
-    /// Checks stock (1..=10,000,000), limit (1..=stock), duration (1 ms to a week), currency.
+    /// Checks price (0..=[`MAX_PRICE_CENTS`]), stock (1..=[`MAX_DEAL_STOCK`]), limit
+    /// (1..=stock), duration (1 ms to a week), currency.
     pub fn validate(&self) -> Result<(), HubError> {
+        validate_price("deal.price_cents", self.price_cents)?;
         if self.stock == 0 || self.stock > MAX_DEAL_STOCK {
             return Err(HubError::BadRequest(format!(
                 "deal.stock must be 1 to {MAX_DEAL_STOCK}"

@@ -6,28 +6,217 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::conformance::{audit, fresh_room, id, req, reservation, spec};
 use common::redis::RedisServer;
-use livehub::inventory::redis::RedisSettings;
-use livehub::inventory::{Inventory, RedisInventory};
+use livehub::hub::now_ms;
+use livehub::inventory::redis::{RECONCILE_EVERY_MS, RedisSettings};
+use livehub::inventory::{Inventory, RedisInventory, ReserveOutcome, ReserveRequest};
+use livehub::protocol::{Id, RejectReason};
 
 /// The inventory and its throwaway server, which the test holds until it ends (a `static` would
 /// never be dropped, and the servers would outlive the test process).
 async fn redis(hold_ms: u64) -> (Arc<dyn Inventory>, RedisServer) {
     let server = RedisServer::start().expect("redis-server");
-    let inventory = RedisInventory::connect(RedisSettings {
+    (Arc::new(on(&server, hold_ms).await), server)
+}
+
+/// An inventory on `server` (another hub node, or a restarted one, when called again).
+async fn on(server: &RedisServer, hold_ms: u64) -> RedisInventory {
+    RedisInventory::connect(RedisSettings {
         url: server.url(),
         key_prefix: "lh".into(),
         hold_ms,
         idempotency_ttl_ms: 3_600_000,
+        rejected_idempotency_ttl_ms: 60_000,
         retention_ms: 3_600_000,
         timeout: Duration::from_secs(2),
     })
     .await
-    .expect("connect");
-    (Arc::new(inventory), server)
+    .expect("connect")
 }
 
 conformance_suite!(redis);
+
+/// The remaining TTL of `key` in ms: -2 when it does not exist, -1 when it never expires.
+fn pttl(server: &RedisServer, key: &str) -> i64 {
+    let out = server.cli(&["PTTL", key]).expect("redis-cli");
+    out.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("PTTL {key}: {out:?}"))
+}
+
+fn request_key(room: &Id, deal: &str, user: &str, request_id: &str) -> String {
+    format!("{{lh:{room}:{deal}}}:req:{user}:{request_id}")
+}
+
+/// Only reserves that held stock keep their idempotency record for the full TTL: a rejection's
+/// lasts `rejected_idempotency_ttl_ms`, and a reserve of an unknown deal leaves no key at all.
+#[tokio::test]
+async fn rejected_reserves_leave_no_long_lived_record() {
+    let (inv, server) = redis(60_000).await;
+    let room = fresh_room("ttl");
+    let creator = id("creator");
+    inv.start_deal(&room, &spec("d", 1, 1, 60_000), &creator, now_ms())
+        .await
+        .unwrap();
+    inv.start_deal(&room, &spec("over", 5, 1, 1), &creator, now_ms() - 10)
+        .await
+        .unwrap();
+    reservation(inv.as_ref(), &req(&room, "d", "u1", "held", 1)).await;
+    let held = pttl(&server, &request_key(&room, "d", "u1", "held"));
+    assert!(
+        held > 3_000_000,
+        "a hold's record keeps the full TTL: {held} ms"
+    );
+
+    let rejected = [
+        (req(&room, "d", "u2", "sold", 1), RejectReason::SoldOut),
+        (
+            req(&room, "d", "u1", "limit", 1),
+            RejectReason::LimitReached,
+        ),
+        (
+            req(&room, "over", "u1", "late", 1),
+            RejectReason::DealNotLive,
+        ),
+    ];
+    for (r, why) in &rejected {
+        assert_eq!(
+            inv.reserve(r).await.unwrap(),
+            ReserveOutcome::Rejected(*why)
+        );
+        let key = request_key(
+            &room,
+            r.deal.as_str(),
+            r.user.as_str(),
+            r.request_id.as_str(),
+        );
+        let ttl = pttl(&server, &key);
+        assert!((1..=60_000).contains(&ttl), "{why:?}: {key} lives {ttl} ms");
+    }
+    // A flood of made-up deals stores nothing.
+    for i in 0..200 {
+        let r = req(&room, &format!("madeup{i}"), "u1", &format!("x{i}"), 1);
+        assert_eq!(
+            inv.reserve(&r).await.unwrap(),
+            ReserveOutcome::Rejected(RejectReason::NotFound)
+        );
+        assert_eq!(
+            pttl(
+                &server,
+                &request_key(&room, &format!("madeup{i}"), "u1", &format!("x{i}"))
+            ),
+            -2
+        );
+    }
+    let keys = server.cli(&["KEYS", "*madeup*"]).unwrap();
+    assert!(keys.trim().is_empty(), "{keys}");
+    let a = audit(inv.as_ref(), &room, "d").await;
+    assert_eq!((a.remaining, a.held), (0, 1));
+}
+
+/// The due index: a reserve puts its deal in `lh:due` at the hold's expiry, a sweep takes it out
+/// when nothing is left to expire; an entry that was lost (a node died between the reserve and
+/// the index write) costs a late sweep, never a hold that never comes back.
+#[tokio::test]
+async fn the_due_index_follows_the_holds_and_a_lost_entry_is_recovered() {
+    let (inv, server) = redis(60_000).await;
+    inv.expire_due(now_ms()).await.unwrap(); // this node's start-up pass: nothing yet
+    let room = fresh_room("due");
+    inv.start_deal(
+        &room,
+        &spec("d", 10, 5, 3_600_000),
+        &id("creator"),
+        now_ms(),
+    )
+    .await
+    .unwrap();
+    let member = format!("{room}|d");
+    let r = req(&room, "d", "u", "a", 2);
+    let ReserveOutcome::Reserved { expires_at, .. } = inv.reserve(&r).await.unwrap() else {
+        panic!("held")
+    };
+    let score = |s: &RedisServer| {
+        s.cli(&["ZSCORE", "lh:due", &member])
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(score(&server), expires_at.to_string());
+    // A later hold does not move the entry later.
+    let later = ReserveRequest {
+        now: r.now + 1000,
+        ..req(&room, "d", "v", "b", 1)
+    };
+    let ReserveOutcome::Reserved {
+        expires_at: later_at,
+        ..
+    } = inv.reserve(&later).await.unwrap()
+    else {
+        panic!("held")
+    };
+    assert_eq!(score(&server), expires_at.to_string());
+    // At the first expiry the deal is swept and queued again for the second.
+    let changes = inv.expire_due(expires_at).await.unwrap();
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.room == room && c.level.remaining == 9),
+        "{changes:?}"
+    );
+    assert_eq!(score(&server), later_at.to_string());
+    let changes = inv.expire_due(later_at).await.unwrap();
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.room == room && c.level.remaining == 10),
+        "{changes:?}"
+    );
+    assert_eq!(score(&server), "", "nothing held, nothing due");
+
+    // The index loses the entry of a live hold.
+    let h = req(&room, "d", "w", "c", 3);
+    let ReserveOutcome::Reserved { expires_at, .. } = inv.reserve(&h).await.unwrap() else {
+        panic!("held")
+    };
+    server.cli(&["ZREM", "lh:due", &member]).unwrap();
+    let visits = inv.sweep_visits();
+    assert!(inv.expire_due(expires_at).await.unwrap().is_empty());
+    assert_eq!(
+        inv.sweep_visits(),
+        visits,
+        "the entry is gone: this sweep does not see it"
+    );
+    // A node that starts sweeps every deal once and finds it ...
+    let restarted = on(&server, 60_000).await;
+    let changes = restarted.expire_due(expires_at).await.unwrap();
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.room == room && c.level.remaining == 10),
+        "{changes:?}"
+    );
+    assert_eq!(audit(&restarted, &room, "d").await.held, 0);
+    // ... and so does the periodic pass one node runs for all.
+    let h = req(&room, "d", "w", "d", 3);
+    let ReserveOutcome::Reserved { expires_at, .. } = inv.reserve(&h).await.unwrap() else {
+        panic!("held")
+    };
+    server.cli(&["ZREM", "lh:due", &member]).unwrap();
+    let at = expires_at + RECONCILE_EVERY_MS;
+    let (mut back, mut sweeps) = (false, 0);
+    while !back && sweeps < 10 {
+        back = inv
+            .expire_due(at)
+            .await
+            .unwrap()
+            .iter()
+            .any(|c| c.room == room);
+        sweeps += 1;
+    }
+    assert!(back, "the periodic pass returns the hold");
+    assert_eq!(audit(inv.as_ref(), &room, "d").await.held, 0);
+}
 
 /// The same suite with the inventory on a throwaway 3-master Redis Cluster.
 mod cluster {
@@ -48,6 +237,7 @@ mod cluster {
                 key_prefix: "lh".into(),
                 hold_ms,
                 idempotency_ttl_ms: 3_600_000,
+                rejected_idempotency_ttl_ms: 60_000,
                 retention_ms: 3_600_000,
                 timeout: Duration::from_secs(2),
             },
@@ -56,4 +246,50 @@ mod cluster {
     }
 
     conformance_suite!(redis_cluster);
+}
+
+/// A sweep whose caller stops waiting while the take of due deals runs (the hub bounds each
+/// sweep with a deadline) loses that take's reply: the next sweep still returns the holds.
+#[tokio::test]
+async fn a_sweep_abandoned_mid_take_loses_no_hold() {
+    let (inv, server) = redis(60_000).await;
+    inv.expire_due(now_ms()).await.unwrap(); // this node's start-up pass: nothing yet
+    let room = fresh_room("abandoned");
+    inv.start_deal(
+        &room,
+        &spec("d", 10, 5, 3_600_000),
+        &id("creator"),
+        now_ms(),
+    )
+    .await
+    .unwrap();
+    let ReserveOutcome::Reserved { expires_at, .. } =
+        inv.reserve(&req(&room, "d", "u", "a", 4)).await.unwrap()
+    else {
+        panic!("held")
+    };
+    let member = format!("{room}|d");
+    // Polled once (it sends the take) and dropped.
+    let gave_up = futures_util::FutureExt::now_or_never(inv.expire_due(expires_at));
+    assert!(gave_up.is_none(), "the sweep was abandoned");
+    // The take ran anyway: the deal is out of the index, and its reply went nowhere.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !server
+        .cli(&["ZSCORE", "lh:due", &member])
+        .unwrap()
+        .trim()
+        .is_empty()
+    {
+        assert!(std::time::Instant::now() < deadline, "the take never ran");
+        tokio::time::sleep(Duration::from_millis(5)).await; // polling Redis, not waiting for the hub
+    }
+    let changes = inv.expire_due(expires_at).await.unwrap();
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.room == room && c.level.remaining == 10),
+        "{changes:?}"
+    );
+    let a = audit(inv.as_ref(), &room, "d").await;
+    assert_eq!((a.remaining, a.held), (10, 0));
 }

@@ -1,5 +1,12 @@
 //! The embedded inventory: every deal is a small book behind its own mutex, so operations on
 //! different deals never contend and each operation on one deal is atomic.
+//!
+//! The sweeper finds work through one queue of due times, `(time, deal)` sorted by time: a deal
+//! with live holds has an entry no later than its earliest hold's expiry (its book records that
+//! entry's time), so `expire_due` looks only at deals with something due. The queue's lock is
+//! taken when a deal gets its first hold (later holds of a deal expire later, so they find their
+//! deal already queued) and by the sweeper, never per reserve of a busy deal. Lock order: a
+//! deal's book, then the queue.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -11,11 +18,14 @@ use parking_lot::Mutex;
 
 use super::{
     Audit, CancelOutcome, CheckoutOutcome, EndedDeal, Inventory, InventoryError, OrderRecord,
-    ReserveOutcome, ReserveRequest, StockChange, StockLevel, status_of,
+    ReserveOutcome, ReserveRequest, StockChange, StockLevel, check_spec, order_total, status_of,
 };
 use crate::protocol::{Deal, DealSpec, Id, RejectReason};
 
 type DealKey = (Id, Id);
+
+/// Most deals one `expire_due` call sweeps; a larger backlog waits for the next call.
+const SWEEP_BATCH: usize = 4096;
 
 #[derive(Clone, Debug)]
 enum HoldState {
@@ -45,7 +55,12 @@ struct DealBook {
     /// Live holds by expiry.
     expiry: BTreeSet<(u64, Id)>,
     holds: HashMap<Id, Hold>,
+    /// Answers of the reserves that held stock, by (user, request_id). Rejections are not kept
+    /// (they changed nothing), so made-up requests cost no memory.
     answers: HashMap<(Id, Id), ReserveOutcome>,
+    /// The time of this deal's earliest entry in the due queue, if it has one. Whenever the deal
+    /// has a live hold, this is Some and no later than the earliest hold's expiry.
+    due: Option<u64>,
 }
 
 impl DealBook {
@@ -109,6 +124,9 @@ pub struct MemoryInventory {
     deals: DashMap<DealKey, Arc<Mutex<DealBook>>>,
     /// reservation id -> (room, deal)
     index: DashMap<Id, DealKey>,
+    /// When deals next need a sweep (see the module doc).
+    due: Mutex<BTreeSet<(u64, DealKey)>>,
+    visits: AtomicU64,
     next: AtomicU64,
     node: u32,
 }
@@ -120,8 +138,27 @@ impl MemoryInventory {
             hold_ms,
             deals: DashMap::new(),
             index: DashMap::new(),
+            due: Mutex::new(BTreeSet::new()),
+            visits: AtomicU64::new(0),
             next: AtomicU64::new(1),
             node: rand::random::<u32>(),
+        }
+    }
+
+    /// How many reserve answers are remembered for their `request_id`: one per reserve that
+    /// held stock, none for rejections.
+    pub fn remembered_answers(&self) -> usize {
+        self.deals
+            .iter()
+            .map(|e| e.value().lock().answers.len())
+            .sum()
+    }
+
+    /// Makes sure the deal `key` (whose book is `b`, locked) is swept by `at`.
+    fn schedule(&self, b: &mut DealBook, key: &DealKey, at: u64) {
+        if b.due.is_none_or(|queued| at < queued) {
+            self.due.lock().insert((at, key.clone()));
+            b.due = Some(at);
         }
     }
 
@@ -154,6 +191,7 @@ impl Inventory for MemoryInventory {
         _creator: &Id,
         now: u64,
     ) -> Result<Deal, InventoryError> {
+        check_spec(spec)?;
         let deal = Deal {
             id: spec.id.clone(),
             product_id: spec.product_id.clone(),
@@ -181,6 +219,7 @@ impl Inventory for MemoryInventory {
                     expiry: BTreeSet::new(),
                     holds: HashMap::new(),
                     answers: HashMap::new(),
+                    due: None,
                 })));
                 Ok(deal)
             }
@@ -205,49 +244,50 @@ impl Inventory for MemoryInventory {
         let Some(book) = self.book(&req.room, &req.deal) else {
             return Ok(ReserveOutcome::Rejected(RejectReason::NotFound));
         };
-        let outcome = {
-            let mut b = book.lock();
-            let key = (req.user.clone(), req.request_id.clone());
-            if let Some(previous) = b.answers.get(&key) {
-                return Ok(previous.clone());
-            }
-            b.expire(req.now);
-            let used = b.per_user.get(&req.user).copied().unwrap_or(0);
-            let outcome = if b.ended || req.now >= b.deal.ends_at {
-                ReserveOutcome::Rejected(RejectReason::DealNotLive)
-            } else if u64::from(used) + u64::from(req.qty) > u64::from(b.deal.per_user_limit) {
-                ReserveOutcome::Rejected(RejectReason::LimitReached)
-            } else if b.deal.remaining < req.qty {
-                ReserveOutcome::Rejected(RejectReason::SoldOut)
-            } else {
-                let reservation = self.new_id('h');
-                let expires_at = req.now.saturating_add(self.hold_ms);
-                b.deal.remaining -= req.qty;
-                b.held += req.qty;
-                b.version += 1;
-                *b.per_user.entry(req.user.clone()).or_insert(0) += req.qty;
-                b.expiry.insert((expires_at, reservation.clone()));
-                b.holds.insert(
-                    reservation.clone(),
-                    Hold {
-                        user: req.user.clone(),
-                        qty: req.qty,
-                        expires_at,
-                        state: HoldState::Held,
-                    },
-                );
-                self.index
-                    .insert(reservation.clone(), (req.room.clone(), req.deal.clone()));
-                ReserveOutcome::Reserved {
-                    reservation,
-                    qty: req.qty,
-                    expires_at,
-                    level: b.level(),
-                }
-            };
-            b.answers.insert(key, outcome.clone());
-            outcome
+        let mut b = book.lock();
+        let key = (req.user.clone(), req.request_id.clone());
+        if let Some(previous) = b.answers.get(&key) {
+            return Ok(previous.clone());
+        }
+        b.expire(req.now);
+        let used = b.per_user.get(&req.user).copied().unwrap_or(0);
+        // A rejection changed nothing: it is answered, not remembered (a repeat is decided
+        // afresh, and can hold stock at most once).
+        if b.ended || req.now >= b.deal.ends_at {
+            return Ok(ReserveOutcome::Rejected(RejectReason::DealNotLive));
+        }
+        if u64::from(used) + u64::from(req.qty) > u64::from(b.deal.per_user_limit) {
+            return Ok(ReserveOutcome::Rejected(RejectReason::LimitReached));
+        }
+        if b.deal.remaining < req.qty {
+            return Ok(ReserveOutcome::Rejected(RejectReason::SoldOut));
+        }
+        let reservation = self.new_id('h');
+        let expires_at = req.now.saturating_add(self.hold_ms);
+        b.deal.remaining -= req.qty;
+        b.held += req.qty;
+        b.version += 1;
+        *b.per_user.entry(req.user.clone()).or_insert(0) += req.qty;
+        b.expiry.insert((expires_at, reservation.clone()));
+        b.holds.insert(
+            reservation.clone(),
+            Hold {
+                user: req.user.clone(),
+                qty: req.qty,
+                expires_at,
+                state: HoldState::Held,
+            },
+        );
+        let deal_key = (req.room.clone(), req.deal.clone());
+        self.index.insert(reservation.clone(), deal_key.clone());
+        self.schedule(&mut b, &deal_key, expires_at);
+        let outcome = ReserveOutcome::Reserved {
+            reservation,
+            qty: req.qty,
+            expires_at,
+            level: b.level(),
         };
+        b.answers.insert(key, outcome.clone());
         Ok(outcome)
     }
 
@@ -275,12 +315,19 @@ impl Inventory for MemoryInventory {
             HoldState::Held => {
                 let qty = hold.qty;
                 let expires_at = hold.expires_at;
+                let total_cents = order_total(deal.price_cents, qty).ok_or_else(|| {
+                    InventoryError::Internal(format!(
+                        "order total of {qty} x {} overflows",
+                        deal.price_cents
+                    ))
+                })?;
                 let order = OrderRecord {
                     order: self.new_id('o'),
                     reservation: reservation.clone(),
                     deal: deal.id.clone(),
                     qty,
                     price_cents: deal.price_cents,
+                    total_cents,
                     currency: deal.currency.clone(),
                 };
                 hold.state = HoldState::Ordered(order.clone());
@@ -333,23 +380,41 @@ impl Inventory for MemoryInventory {
     }
 
     async fn expire_due(&self, now: u64) -> Result<Vec<StockChange>, InventoryError> {
-        let books: Vec<(DealKey, Arc<Mutex<DealBook>>)> = self
-            .deals
-            .iter()
-            .map(|e| (e.key().clone(), Arc::clone(e.value())))
-            .collect();
+        let taken: Vec<(u64, DealKey)> = {
+            let mut due = self.due.lock();
+            let mut taken = Vec::new();
+            while taken.len() < SWEEP_BATCH && due.first().is_some_and(|(at, _)| *at <= now) {
+                taken.extend(due.pop_first());
+            }
+            taken
+        };
         let mut changes = Vec::new();
-        for ((room, deal), book) in books {
+        for (at, key) in taken {
+            let Some(book) = self.book(&key.0, &key.1) else {
+                continue;
+            };
+            self.visits.fetch_add(1, Ordering::Relaxed);
             let mut b = book.lock();
-            if b.expire(now) {
+            if b.due == Some(at) {
+                b.due = None;
+            }
+            let changed = b.expire(now);
+            if let Some(&(next, _)) = b.expiry.first() {
+                self.schedule(&mut b, &key, next);
+            }
+            if changed {
                 changes.push(StockChange {
-                    room,
-                    deal,
+                    room: key.0,
+                    deal: key.1,
                     level: b.level(),
                 });
             }
         }
         Ok(changes)
+    }
+
+    fn sweep_visits(&self) -> u64 {
+        self.visits.load(Ordering::Relaxed)
     }
 
     async fn room_deals(

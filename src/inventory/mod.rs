@@ -5,6 +5,19 @@
 //! expires or is cancelled; `per_user_limit` counts a user's live holds plus orders; a repeated
 //! `request_id` from the same user returns the first answer and never reserves twice; checkout and
 //! cancel are idempotent.
+//!
+//! Bounds every backend keeps (issue 12, "Safe by default"):
+//! - A deal's price and stock are within [`MAX_PRICE_CENTS`] and [`MAX_DEAL_STOCK`]: `start_deal`
+//!   refuses a spec that [`DealSpec::validate`] refuses, so an order total ([`order_total`],
+//!   at most [`MAX_TOTAL_CENTS`] < 2^53) never overflows, in Rust or in Lua.
+//! - Only reserves that changed stock are remembered for their full idempotency time. An answer
+//!   that changed nothing (a rejection) is kept briefly or not at all, and a reserve for a deal
+//!   that does not exist leaves nothing behind, so a flood of made-up requests costs no memory.
+//!   The consequence, by design: a rejected `request_id` repeated later (after its short record
+//!   is gone) is decided afresh and may now succeed, e.g. a `sold_out` after a cancel freed
+//!   stock. It still reserves at most once: the first time it changed nothing.
+//! - `expire_due` is driven by due times: it visits only deals with a hold due by `now`, so it
+//!   costs nothing when nothing is due, however many deals are live.
 
 pub mod memory;
 pub mod redis;
@@ -14,6 +27,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::HubError;
 use crate::protocol::{Deal, DealSpec, DealStatus, Id, RejectReason};
+#[cfg(doc)]
+use crate::protocol::{MAX_DEAL_STOCK, MAX_PRICE_CENTS, MAX_TOTAL_CENTS};
 
 pub use memory::MemoryInventory;
 pub use redis::RedisInventory;
@@ -57,8 +72,17 @@ pub struct OrderRecord {
     pub reservation: Id,
     pub deal: Id,
     pub qty: u32,
+    /// The deal's unit price.
     pub price_cents: u64,
+    /// `qty * price_cents`, computed checked (at most [`MAX_TOTAL_CENTS`]).
+    pub total_cents: u64,
     pub currency: String,
+}
+
+/// `qty * price_cents`, or None if it would overflow. With a deal's bounds (price at most
+/// [`MAX_PRICE_CENTS`], qty at most [`MAX_DEAL_STOCK`]) it is at most [`MAX_TOTAL_CENTS`].
+pub fn order_total(price_cents: u64, qty: u32) -> Option<u64> {
+    price_cents.checked_mul(u64::from(qty))
 }
 
 /// The answer to a checkout.
@@ -119,6 +143,9 @@ impl Audit {
 /// Why an inventory operation failed (as opposed to being answered with a rejection).
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum InventoryError {
+    /// The request is outside what the inventory accepts (a deal spec over its bounds).
+    #[error("{0}")]
+    Invalid(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -132,6 +159,7 @@ pub enum InventoryError {
 impl From<InventoryError> for HubError {
     fn from(e: InventoryError) -> Self {
         match e {
+            InventoryError::Invalid(m) => HubError::BadRequest(m),
             InventoryError::Conflict(m) => HubError::Conflict(m),
             InventoryError::NotFound(m) => HubError::NotFound(m),
             InventoryError::Unavailable(_) => HubError::Unavailable(e.to_string()),
@@ -183,8 +211,17 @@ pub trait Inventory: Send + Sync + 'static {
     ) -> Result<CancelOutcome, InventoryError>;
 
     /// Returns every hold that expired by `now` to its deal's stock; reports the deals changed.
-    /// Safe to run from several places at once.
+    /// Safe to run from several places at once. Visits only deals with a hold due (see
+    /// [`Inventory::sweep_visits`]), in bounded batches: a backlog larger than one batch is
+    /// finished by the next calls.
     async fn expire_due(&self, now: u64) -> Result<Vec<StockChange>, InventoryError>;
+
+    /// How many deals `expire_due` has looked at since this backend was made (a lock in memory,
+    /// a script in Redis): the sweep's cost, for metrics and tests. 0 from a backend that does
+    /// not count.
+    fn sweep_visits(&self) -> u64 {
+        0
+    }
 
     /// Every deal of `room` as it stands now, with its stock version. A node reads it once when
     /// it opens a room, for the current stock; later changes reach it through the bus.
@@ -199,6 +236,12 @@ pub trait Inventory: Send + Sync + 'static {
 
     /// Ok when the backend answers.
     async fn health(&self) -> Result<(), InventoryError>;
+}
+
+/// Refuses a deal spec outside the protocol's bounds, whoever calls the backend.
+fn check_spec(spec: &DealSpec) -> Result<(), InventoryError> {
+    spec.validate()
+        .map_err(|e| InventoryError::Invalid(e.to_string()))
 }
 
 /// The status a deal shows at `now`.

@@ -5,11 +5,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::{StreamExt, stream};
 use livehub::hub::now_ms;
 use livehub::inventory::{
-    Audit, CancelOutcome, CheckoutOutcome, Inventory, ReserveOutcome, ReserveRequest,
+    Audit, CancelOutcome, CheckoutOutcome, Inventory, InventoryError, ReserveOutcome,
+    ReserveRequest,
 };
-use livehub::protocol::{DealSpec, Id, RejectReason};
+use livehub::protocol::{
+    DealSpec, Id, MAX_DEAL_DURATION_MS, MAX_DEAL_STOCK, MAX_PRICE_CENTS, MAX_TOTAL_CENTS,
+    RejectReason,
+};
+
+/// A week, the longest hold the tests make.
+pub const WEEK_MS: u64 = MAX_DEAL_DURATION_MS;
 
 pub fn id(s: &str) -> Id {
     Id::new(s).expect("id")
@@ -178,9 +186,248 @@ pub async fn a_repeated_request_id_reserves_once(inv: Arc<dyn Inventory>) {
             .unwrap(),
         ReserveOutcome::Reserved { .. }
     ));
-    // A rejection is remembered too.
+    // A rejection changes nothing (it may be kept briefly, or not at all).
     let first = inv.reserve(&req(&room, "d", "u3", "big", 9)).await.unwrap();
     assert_eq!(first, ReserveOutcome::Rejected(RejectReason::LimitReached));
+    let a = audit(inv.as_ref(), &room, "d").await;
+    assert_eq!((a.remaining, a.held), (7, 3));
+}
+
+/// A rejected reserve changed no stock, so it need not be remembered for long: repeated after the
+/// stock changed it may be decided afresh, but a request_id still holds stock at most once.
+pub async fn rejected_reserves_change_nothing_and_hold_at_most_once(inv: Arc<dyn Inventory>) {
+    let room = fresh_room("rejected");
+    inv.start_deal(&room, &spec("d", 1, 1, 60_000), &id("creator"), now_ms())
+        .await
+        .unwrap();
+    let first = reservation(inv.as_ref(), &req(&room, "d", "u1", "a", 1)).await;
+    let late = req(&room, "d", "u2", "b", 1);
+    for _ in 0..3 {
+        assert_eq!(
+            inv.reserve(&late).await.unwrap(),
+            ReserveOutcome::Rejected(RejectReason::SoldOut)
+        );
+    }
+    let a = audit(inv.as_ref(), &room, "d").await;
+    assert_eq!((a.remaining, a.held, a.sold), (0, 1, 0));
+    // Stock comes back: the repeat is either the remembered rejection or a fresh decision.
+    inv.cancel(&room, &id("u1"), &first, now_ms())
+        .await
+        .unwrap();
+    let again = inv.reserve(&late).await.unwrap();
+    match &again {
+        ReserveOutcome::Rejected(RejectReason::SoldOut) => {
+            assert_eq!(audit(inv.as_ref(), &room, "d").await.held, 0);
+        }
+        ReserveOutcome::Reserved { .. } => {
+            for _ in 0..3 {
+                assert_eq!(inv.reserve(&late).await.unwrap(), again, "holds once");
+            }
+            let a = audit(inv.as_ref(), &room, "d").await;
+            assert_eq!((a.remaining, a.held), (0, 1));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // A reserve of a deal that does not exist leaves nothing: once the deal exists, the same
+    // request is decided on its merits, and then remembered.
+    let early = req(&room, "later", "u3", "c", 2);
+    assert_eq!(
+        inv.reserve(&early).await.unwrap(),
+        ReserveOutcome::Rejected(RejectReason::NotFound)
+    );
+    inv.start_deal(
+        &room,
+        &spec("later", 5, 2, 60_000),
+        &id("creator"),
+        now_ms(),
+    )
+    .await
+    .unwrap();
+    let held = inv.reserve(&early).await.unwrap();
+    assert!(
+        matches!(held, ReserveOutcome::Reserved { qty: 2, .. }),
+        "{held:?}"
+    );
+    assert_eq!(inv.reserve(&early).await.unwrap(), held);
+    let a = audit(inv.as_ref(), &room, "later").await;
+    assert_eq!((a.remaining, a.held), (3, 2));
+}
+
+/// Price and stock have maxima, refused by the backend itself, and the largest order there can
+/// be has an exact total.
+pub async fn prices_and_stock_are_bounded_and_totals_exact(inv: Arc<dyn Inventory>) {
+    let room = fresh_room("bounds");
+    let creator = id("creator");
+    let refused = [
+        (
+            DealSpec {
+                price_cents: MAX_PRICE_CENTS + 1,
+                ..spec("p1", 10, 1, 60_000)
+            },
+            "price_cents",
+        ),
+        (
+            DealSpec {
+                price_cents: u64::MAX,
+                ..spec("p2", 10, 1, 60_000)
+            },
+            "price_cents",
+        ),
+        (spec("s1", MAX_DEAL_STOCK + 1, 1, 60_000), "stock"),
+        (spec("s2", u32::MAX, 1, 60_000), "stock"),
+    ];
+    for (bad, field) in &refused {
+        match inv.start_deal(&room, bad, &creator, now_ms()).await {
+            Err(InventoryError::Invalid(m)) => assert!(m.contains(field), "{m}"),
+            other => panic!("{bad:?} was not refused: {other:?}"),
+        }
+        assert!(
+            matches!(
+                inv.audit(&room, &bad.id, now_ms()).await,
+                Err(InventoryError::NotFound(_))
+            ),
+            "a refused deal leaves nothing"
+        );
+    }
+    // The largest deal: the highest price, the largest stock, sold to one user in one order.
+    let top = DealSpec {
+        price_cents: MAX_PRICE_CENTS,
+        ..spec("top", MAX_DEAL_STOCK, MAX_DEAL_STOCK, 60_000)
+    };
+    inv.start_deal(&room, &top, &creator, now_ms())
+        .await
+        .unwrap();
+    let h = reservation(
+        inv.as_ref(),
+        &req(&room, "top", "whale", "all", MAX_DEAL_STOCK),
+    )
+    .await;
+    let CheckoutOutcome::Ordered(order) = inv
+        .checkout(&room, &id("whale"), &h, now_ms())
+        .await
+        .unwrap()
+    else {
+        panic!("the whole stock checks out")
+    };
+    assert_eq!(
+        (order.qty, order.price_cents, order.total_cents),
+        (MAX_DEAL_STOCK, MAX_PRICE_CENTS, MAX_TOTAL_CENTS)
+    );
+    assert_eq!(
+        u128::from(order.total_cents),
+        u128::from(MAX_PRICE_CENTS) * u128::from(MAX_DEAL_STOCK)
+    );
+    // A repeat answers the same order, total included.
+    assert_eq!(
+        inv.checkout(&room, &id("whale"), &h, now_ms())
+            .await
+            .unwrap(),
+        CheckoutOutcome::Ordered(order)
+    );
+    let a = audit(inv.as_ref(), &room, "top").await;
+    assert_eq!((a.remaining, a.held, a.sold), (0, 0, MAX_DEAL_STOCK));
+}
+
+/// Needs a backend built with hold_ms = WEEK_MS. Among 2,000 deals with week-long holds, a hold
+/// about to expire (made a week minus 200 ms ago) comes back at the first sweep after its expiry,
+/// and a sweep with nothing due visits no deal at all. Times are passed, not waited for.
+pub async fn a_short_hold_returns_among_thousands_of_long_ones(inv: Arc<dyn Inventory>) {
+    const LONG: usize = 2000;
+    // A fresh backend's first sweep may look at every deal it has (Redis re-indexes them when a
+    // process starts): there are none yet.
+    inv.expire_due(now_ms()).await.unwrap();
+    let room = fresh_room("many");
+    let creator = id("creator");
+    let made: Vec<()> = stream::iter(0..LONG)
+        .map(|i| {
+            let (inv, room, creator) = (Arc::clone(&inv), room.clone(), creator.clone());
+            async move {
+                let deal = format!("long{i}");
+                inv.start_deal(&room, &spec(&deal, 10, 5, WEEK_MS), &creator, now_ms())
+                    .await
+                    .unwrap();
+                reservation(inv.as_ref(), &req(&room, &deal, "u", "r", 1)).await;
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    assert_eq!(made.len(), LONG);
+    inv.start_deal(&room, &spec("short", 10, 5, WEEK_MS), &creator, now_ms())
+        .await
+        .unwrap();
+    let t0 = now_ms();
+    let short = ReserveRequest {
+        now: t0 - WEEK_MS + 200,
+        ..req(&room, "short", "u", "r", 3)
+    };
+    let ReserveOutcome::Reserved { expires_at, .. } = inv.reserve(&short).await.unwrap() else {
+        panic!("the short hold is made")
+    };
+    assert_eq!(expires_at, t0 + 200);
+
+    let before = inv.sweep_visits();
+    for now in [t0, t0 + 100, expires_at - 1] {
+        let changes = inv.expire_due(now).await.unwrap();
+        assert!(!changes.iter().any(|c| c.room == room), "{changes:?}");
+    }
+    assert_eq!(
+        inv.sweep_visits() - before,
+        0,
+        "a sweep with nothing due visits no deal, among {} live ones",
+        LONG + 1
+    );
+
+    let before = inv.sweep_visits();
+    let changes = inv.expire_due(expires_at).await.unwrap();
+    assert_eq!(
+        inv.sweep_visits() - before,
+        1,
+        "the sweep at its expiry visits only the deal with the due hold"
+    );
+    let back: Vec<_> = changes.iter().filter(|c| c.room == room).collect();
+    assert_eq!(back.len(), 1, "{changes:?}");
+    assert_eq!(
+        (back[0].deal.as_str(), back[0].level.remaining),
+        ("short", 10)
+    );
+    let a = audit(inv.as_ref(), &room, "short").await;
+    assert_eq!((a.remaining, a.held), (10, 0));
+    for i in (0..LONG).step_by(250) {
+        let a = audit(inv.as_ref(), &room, &format!("long{i}")).await;
+        assert_eq!((a.remaining, a.held), (9, 1));
+    }
+    // Nothing is due again until the long holds' expiry.
+    let before = inv.sweep_visits();
+    inv.expire_due(expires_at + 1).await.unwrap();
+    assert_eq!(inv.sweep_visits() - before, 0);
+
+    // A week on, every long hold is due: they all come back, over as many sweeps as the
+    // backend's batches need.
+    let later = t0 + WEEK_MS + 1000;
+    let (mut returned, mut sweeps) = (0, 0);
+    while returned < LONG && sweeps < 100 {
+        let changes = inv.expire_due(later).await.unwrap();
+        returned += changes.iter().filter(|c| c.room == room).count();
+        sweeps += 1;
+    }
+    assert_eq!(returned, LONG, "after {sweeps} sweeps");
+    assert!(
+        !inv.expire_due(later)
+            .await
+            .unwrap()
+            .iter()
+            .any(|c| c.room == room),
+        "each hold comes back once"
+    );
+    for i in (0..LONG).step_by(250) {
+        let a = inv
+            .audit(&room, &id(&format!("long{i}")), later)
+            .await
+            .unwrap();
+        assert!(a.balances(), "{a:?}");
+        assert_eq!((a.remaining, a.held), (10, 0));
+    }
 }
 
 pub async fn checkout_and_cancel_are_idempotent(inv: Arc<dyn Inventory>) {
@@ -427,6 +674,21 @@ macro_rules! conformance_suite {
         async fn expired_holds_return_to_stock() {
             let (inv, _guard) = $make(200).await;
             common::conformance::expired_holds_return_to_stock(inv).await;
+        }
+        #[tokio::test]
+        async fn rejected_reserves_change_nothing_and_hold_at_most_once() {
+            let (inv, _guard) = $make(60_000).await;
+            common::conformance::rejected_reserves_change_nothing_and_hold_at_most_once(inv).await;
+        }
+        #[tokio::test]
+        async fn prices_and_stock_are_bounded_and_totals_exact() {
+            let (inv, _guard) = $make(60_000).await;
+            common::conformance::prices_and_stock_are_bounded_and_totals_exact(inv).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_short_hold_returns_among_thousands_of_long_ones() {
+            let (inv, _guard) = $make(common::conformance::WEEK_MS).await;
+            common::conformance::a_short_hold_returns_among_thousands_of_long_ones(inv).await;
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn random_operations_keep_the_invariant() {

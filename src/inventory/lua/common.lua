@@ -63,6 +63,15 @@ local function still_held(f, now)
   return true
 end
 
+-- The earliest live hold's expiry as an integer string, or "" when the deal holds nothing.
+local function next_expiry()
+  local first = redis.call("ZRANGE", holds, 0, 0, "WITHSCORES")
+  if first[2] then
+    return int(tonumber(first[2]))
+  end
+  return ""
+end
+
 local function level()
   local v = redis.call("HMGET", deal, "remaining", "version")
   return v[1] .. "|" .. v[2]
