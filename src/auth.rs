@@ -1,5 +1,7 @@
-//! Tokens: HS256 JWTs with `sub`, `name`, `role`, `room`, `exp`. Verification happens before a
-//! WebSocket upgrade and on every REST call; what a verified identity may do is decided here too.
+//! Tokens: HS256 JWTs with `sub`, `name`, `role`, `room`, `exp` (and `nbf` when present).
+//! Verification happens before a WebSocket upgrade and on every REST call; what a verified
+//! identity may do is decided here too. A client is told only a generic reason ("invalid token",
+//! "token expired" ...); the precise one is logged at debug level.
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
@@ -18,7 +20,7 @@ pub struct Claims {
     /// Defaults to `viewer`.
     #[serde(default = "default_role")]
     pub role: Role,
-    /// A room id, or `"*"` for every room.
+    /// A room id, or `"*"` for every room (admin tokens only).
     pub room: String,
     /// Expiry, Unix seconds. Required when `auth.require_exp` is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -29,10 +31,13 @@ fn default_role() -> Role {
     Role::Viewer
 }
 
+/// The `room` claim that means every room; only admin tokens may carry it.
+pub const ANY_ROOM: &str = "*";
+
 /// Which rooms an identity may enter.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RoomScope {
-    /// `"*"`: every room.
+    /// `"*"`: every room (admin tokens, and anonymous viewers, who are read-only).
     Any,
     /// Exactly this room.
     One(Id),
@@ -49,34 +54,53 @@ pub struct Identity {
     pub anonymous: bool,
 }
 
-/// Why a token was refused. `Invalid` maps to 401, `WrongRoom`/`WrongRole` to 403.
+/// Why a token was refused. The messages are what a client sees, so they are generic: never a
+/// library's error text. `Invalid` carries the precise reason for the hub's log only.
+/// `Missing`, `Invalid`, `Expired`, `NotYetValid` and `MissingExp` map to 401,
+/// `WrongRoom`/`WrongRole` to 403.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("missing token")]
     Missing,
-    #[error("invalid token: {0}")]
+    /// The reason (not shown to the client) is in the field.
+    #[error("invalid token")]
     Invalid(String),
-    #[error("token has expired")]
+    #[error("token expired")]
     Expired,
-    #[error("token is not valid for room {0}")]
+    #[error("token not yet valid")]
+    NotYetValid,
+    #[error("token must carry exp")]
+    MissingExp,
+    /// The room that was asked for (not shown to the client).
+    #[error("wrong room")]
     WrongRoom(String),
     #[error("{0}")]
     WrongRole(String),
+    /// Refused at minting: `room: "*"` with a role other than admin.
+    #[error("room \"*\" is for admin tokens only: give viewer and host tokens a room id")]
+    AnyRoomNeedsAdmin,
 }
 
 impl From<AuthError> for HubError {
     fn from(e: AuthError) -> Self {
         match e {
-            AuthError::Missing | AuthError::Invalid(_) | AuthError::Expired => {
-                HubError::Unauthorized(e.to_string())
+            AuthError::Missing
+            | AuthError::Invalid(_)
+            | AuthError::Expired
+            | AuthError::NotYetValid
+            | AuthError::MissingExp => HubError::Unauthorized(e.to_string()),
+            AuthError::WrongRoom(_) | AuthError::WrongRole(_) | AuthError::AnyRoomNeedsAdmin => {
+                HubError::Forbidden(e.to_string())
             }
-            AuthError::WrongRoom(_) | AuthError::WrongRole(_) => HubError::Forbidden(e.to_string()),
         }
     }
 }
 
 /// Longest display name kept; longer names are cut.
 pub const MAX_NAME_CHARS: usize = 64;
+
+/// Seconds a token's `exp` and `nbf` may be off (clock skew between the minter and the hub).
+pub const CLOCK_LEEWAY_SECS: u64 = 5;
 
 /// Verifies and mints tokens with one secret.
 #[derive(Clone)]
@@ -93,10 +117,12 @@ impl std::fmt::Debug for Authenticator {
 }
 
 impl Authenticator {
-    /// `require_exp`: refuse tokens that carry no `exp`.
+    /// `require_exp`: refuse tokens that carry no `exp`. `exp` and `nbf` are checked when
+    /// present, with [`CLOCK_LEEWAY_SECS`] of leeway for clocks that disagree.
     pub fn new(secret: &str, require_exp: bool) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 5;
+        validation.leeway = CLOCK_LEEWAY_SECS;
+        validation.validate_nbf = true;
         validation.required_spec_claims.clear();
         if require_exp {
             validation.required_spec_claims.insert("exp".into());
@@ -108,22 +134,45 @@ impl Authenticator {
         }
     }
 
-    /// Signs `claims`.
+    /// Signs `claims`. Refuses `room: "*"` on anything but an admin token, which
+    /// [`Authenticator::verify`] would refuse anyway.
     pub fn mint(&self, claims: &Claims) -> Result<String, AuthError> {
+        if claims.room == ANY_ROOM && claims.role != Role::Admin {
+            return Err(AuthError::AnyRoomNeedsAdmin);
+        }
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
             .map_err(|e| AuthError::Invalid(e.to_string()))
     }
 
-    /// Checks signature, expiry and claim shapes.
+    /// Checks signature, expiry, not-before and claim shapes. The precise reason for a refusal
+    /// is logged at debug level; the error's message is generic.
     pub fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+        self.verify_claims(token).inspect_err(|e| {
+            let reason = match e {
+                AuthError::Invalid(reason) => reason.as_str(),
+                _ => "",
+            };
+            tracing::debug!(error = %e, reason, "token refused");
+        })
+    }
+
+    fn verify_claims(&self, token: &str) -> Result<Identity, AuthError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => AuthError::Expired,
+                ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+                ErrorKind::MissingRequiredClaim(claim) if claim == "exp" => AuthError::MissingExp,
                 _ => AuthError::Invalid(e.to_string()),
             })?;
         let c = data.claims;
         let user = Id::new(c.sub).map_err(|e| AuthError::Invalid(format!("sub: {e}")))?;
-        let scope = if c.room == "*" {
+        let scope = if c.room == ANY_ROOM {
+            if c.role != Role::Admin {
+                return Err(AuthError::Invalid(format!(
+                    "room \"*\" on a {:?} token (admin only)",
+                    c.role
+                )));
+            }
             RoomScope::Any
         } else {
             RoomScope::One(Id::new(c.room).map_err(|e| AuthError::Invalid(format!("room: {e}")))?)
@@ -225,14 +274,89 @@ mod tests {
     fn a_token_signed_with_another_secret_is_invalid() {
         let a = Authenticator::new("0123456789abcdef", false);
         let b = Authenticator::new("fedcba9876543210", false);
-        let t = b.mint(&claims(Role::Viewer, "*", None)).unwrap();
-        assert!(matches!(a.verify(&t), Err(AuthError::Invalid(_))));
+        let t = b.mint(&claims(Role::Admin, "*", None)).unwrap();
+        let e = a.verify(&t).unwrap_err();
+        assert!(matches!(e, AuthError::Invalid(_)));
+        assert_eq!(HubError::from(e).to_string(), "invalid token");
+    }
+
+    fn sign(payload: serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &payload,
+            &EncodingKey::from_secret(b"0123456789abcdef"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_any_room_is_for_admins_only() {
+        let a = Authenticator::new("0123456789abcdef", false);
+        for role in [Role::Viewer, Role::Host] {
+            assert!(matches!(
+                a.mint(&claims(role, "*", None)),
+                Err(AuthError::AnyRoomNeedsAdmin)
+            ));
+            let forged = sign(serde_json::json!({"sub": "u1", "role": role, "room": "*"}));
+            let e = a.verify(&forged).unwrap_err();
+            assert!(matches!(e, AuthError::Invalid(_)), "{e:?}");
+        }
+        let admin = a.mint(&claims(Role::Admin, "*", None)).unwrap();
+        assert_eq!(a.verify(&admin).unwrap().scope, RoomScope::Any);
+    }
+
+    #[test]
+    fn a_token_before_its_nbf_is_refused() {
+        let a = Authenticator::new("0123456789abcdef", false);
+        let now = crate::hub::now_ms() / 1000;
+        let early = sign(serde_json::json!({"sub": "u1", "room": "r", "nbf": now + 120}));
+        assert!(matches!(a.verify(&early), Err(AuthError::NotYetValid)));
+        let within_leeway = sign(serde_json::json!({"sub": "u1", "room": "r", "nbf": now + 2}));
+        assert!(a.verify(&within_leeway).is_ok());
+        let past = sign(serde_json::json!({"sub": "u1", "room": "r", "nbf": now - 60}));
+        assert!(a.verify(&past).is_ok());
+    }
+
+    #[test]
+    fn refusals_never_quote_the_library() {
+        let a = Authenticator::new("0123456789abcdef", true);
+        let now = crate::hub::now_ms() / 1000;
+        let cases = [
+            ("not.a.jwt".to_owned(), "invalid token"),
+            (
+                sign(serde_json::json!({"room": "r", "exp": now + 60})),
+                "invalid token",
+            ),
+            (
+                sign(serde_json::json!({"sub": "a b", "room": "r", "exp": now + 60})),
+                "invalid token",
+            ),
+            (
+                sign(serde_json::json!({"sub": "u", "room": "r", "role": "god", "exp": now + 60})),
+                "invalid token",
+            ),
+            (
+                sign(serde_json::json!({"sub": "u", "room": "r"})),
+                "token must carry exp",
+            ),
+            (
+                sign(serde_json::json!({"sub": "u", "room": "r", "exp": now - 60})),
+                "token expired",
+            ),
+        ];
+        for (token, want) in cases {
+            let e = HubError::from(a.verify(&token).unwrap_err());
+            assert_eq!(
+                (e.code(), e.to_string().as_str()),
+                (crate::error::ErrorCode::Unauthorized, want)
+            );
+        }
     }
 
     #[test]
     fn require_exp_refuses_tokens_without_exp() {
         let a = Authenticator::new("0123456789abcdef", true);
-        let t = a.mint(&claims(Role::Viewer, "*", None)).unwrap();
-        assert!(a.verify(&t).is_err());
+        let t = a.mint(&claims(Role::Viewer, "r1", None)).unwrap();
+        assert!(matches!(a.verify(&t), Err(AuthError::MissingExp)));
     }
 }

@@ -141,3 +141,150 @@ async fn a_malformed_room_id_is_400() -> anyhow::Result<()> {
     assert_eq!(status, 404);
     hub.shutdown().await
 }
+
+/// Signs an arbitrary payload with the hub's secret (claims `Authenticator::mint` refuses).
+fn sign(hub: &TestHub, payload: serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &payload,
+        &jsonwebtoken::EncodingKey::from_secret(hub.config.auth.secret.as_bytes()),
+    )
+    .expect("sign")
+}
+
+fn in_an_hour() -> u64 {
+    livehub::hub::now_ms() / 1000 + 3600
+}
+
+#[tokio::test]
+async fn a_host_or_viewer_token_for_every_room_is_refused() -> anyhow::Result<()> {
+    let hub = TestHub::start().await?;
+    let cmd = r#"{"type":"announce","text":"hello"}"#;
+    for role in ["host", "viewer"] {
+        let any = sign(
+            &hub,
+            json!({"sub": "h", "role": role, "room": "*", "exp": in_an_hour()}),
+        );
+        assert_eq!(
+            upgrade_status(&hub.ws_url("r", &format!("token={any}"))).await,
+            401,
+            "{role}"
+        );
+        let (status, body) = hub.post_command("r", Some(&any), cmd).await?;
+        assert_eq!(status, 401, "{role}: {body}");
+        assert_eq!(
+            body["error"],
+            json!({"code": "unauthorized", "message": "invalid token"})
+        );
+    }
+    // `*` stays an admin's
+    let admin = sign(
+        &hub,
+        json!({"sub": "root", "role": "admin", "room": "*", "exp": in_an_hour()}),
+    );
+    let (status, _) = hub.post_command("r", Some(&admin), cmd).await?;
+    assert_eq!(status, 200);
+    hub.shutdown().await
+}
+
+#[tokio::test]
+async fn a_token_used_before_its_nbf_is_refused() -> anyhow::Result<()> {
+    let hub = TestHub::start().await?;
+    let now = livehub::hub::now_ms() / 1000;
+    let early = sign(
+        &hub,
+        json!({"sub": "h", "role": "host", "room": "r", "nbf": now + 600, "exp": now + 3600}),
+    );
+    assert_eq!(
+        upgrade_status(&hub.ws_url("r", &format!("token={early}"))).await,
+        401
+    );
+    let (status, body) = hub
+        .post_command("r", Some(&early), r#"{"type":"announce","text":"hi"}"#)
+        .await?;
+    assert_eq!(
+        (status, body["error"]["message"].clone()),
+        (401, json!("token not yet valid"))
+    );
+    // a past nbf, and one a clock a second or two ahead would see, are fine
+    for nbf in [now - 600, now + 2] {
+        let ok = sign(
+            &hub,
+            json!({"sub": "h", "role": "host", "room": "r", "nbf": nbf, "exp": now + 3600}),
+        );
+        assert_eq!(
+            upgrade_status(&hub.ws_url("r", &format!("token={ok}"))).await,
+            101,
+            "nbf {nbf}"
+        );
+    }
+    hub.shutdown().await
+}
+
+#[tokio::test]
+async fn auth_errors_are_generic_and_never_quote_the_token_library() -> anyhow::Result<()> {
+    let hub = TestHub::start().await?;
+    let other = livehub::auth::Authenticator::new("another-secret-0123456", false);
+    let forged = other.mint(&livehub::auth::Claims {
+        sub: "u".into(),
+        name: None,
+        role: Role::Host,
+        room: "r".into(),
+        exp: Some(in_an_hour()),
+    })?;
+    let cases = [
+        ("garbage".to_owned(), 401, "invalid token"),
+        ("a.b.c".to_owned(), 401, "invalid token"),
+        (forged, 401, "invalid token"),
+        (
+            sign(
+                &hub,
+                json!({"role": "host", "room": "r", "exp": in_an_hour()}),
+            ),
+            401,
+            "invalid token",
+        ),
+        (
+            sign(
+                &hub,
+                json!({"sub": "u", "role": "superuser", "room": "r", "exp": in_an_hour()}),
+            ),
+            401,
+            "invalid token",
+        ),
+        (
+            sign(
+                &hub,
+                json!({"sub": "not an id!", "role": "host", "room": "r", "exp": in_an_hour()}),
+            ),
+            401,
+            "invalid token",
+        ),
+        (
+            hub.token_with(
+                Role::Host,
+                "r",
+                "u",
+                Some(livehub::hub::now_ms() / 1000 - 120),
+            ),
+            401,
+            "token expired",
+        ),
+        (hub.token(Role::Host, "elsewhere", "u"), 403, "wrong room"),
+    ];
+    for (token, want_status, want_message) in cases {
+        let (status, body) = hub
+            .post_command("r", Some(&token), r#"{"type":"announce","text":"hi"}"#)
+            .await?;
+        assert_eq!(
+            (status, body["error"]["message"].as_str()),
+            (want_status, Some(want_message)),
+            "{token}: {body}"
+        );
+        let (status, text) = hub.get("/api/rooms/r/deals/d", Some(&token)).await?;
+        assert_eq!(status, want_status, "{text}");
+        let body: serde_json::Value = serde_json::from_str(&text)?;
+        assert_eq!(body["error"]["message"], want_message, "{text}");
+    }
+    hub.shutdown().await
+}

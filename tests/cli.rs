@@ -6,7 +6,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{Client, Ended, TestHub};
-use livehub::protocol::ServerMsg;
+use livehub::protocol::{Role, ServerMsg};
+use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_livehub");
 
@@ -159,15 +160,19 @@ async fn serve_warns_about_the_dev_secret_and_sigterm_closes_viewers_with_1001()
         .kill_on_drop(true)
         .spawn()?;
     let url = format!("ws://127.0.0.1:{port}/ws/rooms/r");
-    let mut viewer = None;
+    // the room's host opens it (with a token signed by the development secret), then a viewer
+    let host_token = common::mint(livehub::config::DEV_SECRET, Role::Host, "r", "host");
+    let mut host = None;
     for _ in 0..100 {
-        if let Ok(c) = Client::connect(&url).await {
-            viewer = Some(c);
+        if let Ok(c) = Client::connect(&format!("{url}?token={host_token}")).await {
+            host = Some(c);
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await; // polling for the process to bind
     }
-    let mut viewer = viewer.ok_or_else(|| anyhow::anyhow!("hub did not start"))?;
+    let mut host = host.ok_or_else(|| anyhow::anyhow!("hub did not start"))?;
+    assert!(matches!(host.next().await?, ServerMsg::Welcome { .. }));
+    let mut viewer = Client::connect(&url).await?;
     assert!(matches!(viewer.next().await?, ServerMsg::Welcome { .. }));
     let pid = child.id().unwrap_or_default().to_string();
     assert!(
@@ -177,6 +182,7 @@ async fn serve_warns_about_the_dev_secret_and_sigterm_closes_viewers_with_1001()
             .success()
     );
     assert_eq!(viewer.closed().await?, Ended::Closed(Some(1001)));
+    assert_eq!(host.closed().await?, Ended::Closed(Some(1001)));
     let status = tokio::time::timeout(common::WAIT, child.wait()).await??;
     assert!(status.success());
     let mut stderr = String::new();
@@ -201,4 +207,296 @@ fn invalid_configuration_fails_at_start_naming_the_key() {
         .expect("run");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/livehub.toml"));
+}
+
+/// A fresh, empty directory for one test's files.
+fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("livehub-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// `livehub ARGS` with only `env` set among the LIVEHUB_ variables; waits at most WAIT.
+async fn run_bin(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<std::process::Output> {
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(args).kill_on_drop(true);
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("LIVEHUB_")) {
+        cmd.env_remove(k);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Ok(tokio::time::timeout(common::WAIT, cmd.output()).await??)
+}
+
+#[tokio::test]
+async fn init_writes_a_production_config_that_serves_on_a_public_bind() -> anyhow::Result<()> {
+    let dir = scratch_dir("init");
+    let path = dir.join("livehub.toml");
+    let shown = path.display().to_string();
+    let out = run_bin(&["init", &shown], &[]).await?;
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8(out.stdout)?;
+    assert_eq!(said.lines().count(), 1, "{said}");
+    assert!(
+        said.contains(&format!("livehub serve --config {shown}")),
+        "{said}"
+    );
+    let text = std::fs::read_to_string(&path)?;
+    let c = livehub::config::Config::load(Some(&path), std::iter::empty())?;
+    assert_eq!(c.server.bind, "0.0.0.0:8080".parse()?);
+    assert!(c.exposure_problems().is_empty(), "{text}");
+    assert!(!c.allow_anonymous() && c.require_exp() && !c.dev_tokens());
+    assert!(c.server.allowed_origins.is_empty() && text.contains("allowed_origins = []"));
+    assert_eq!(
+        c.inventory.backend,
+        livehub::config::InventoryBackend::Redis
+    );
+    assert_eq!(c.auth.secret.len(), 64);
+    assert!(c.auth.secret.bytes().all(|b| b.is_ascii_hexdigit()));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path)?.permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    // never over an existing file without --force; --force writes a new secret
+    let out = run_bin(&["init", &shown], &[]).await?;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+    assert_eq!(std::fs::read_to_string(&path)?, text);
+    let out = run_bin(&["init", "--force", &shown], &[]).await?;
+    assert!(out.status.success(), "{out:?}");
+    let again = livehub::config::Config::load(Some(&path), std::iter::empty())?;
+    assert_ne!(again.auth.secret, c.auth.secret);
+
+    // the default path is ./livehub.toml
+    let out = tokio::time::timeout(
+        common::WAIT,
+        tokio::process::Command::new(BIN)
+            .arg("init")
+            .current_dir(&dir)
+            .output(),
+    )
+    .await??;
+    assert!(!out.status.success(), "livehub.toml exists in {dir:?}");
+
+    // and `livehub serve` starts with it on every interface (memory inventory: no Redis here)
+    let port = free_port();
+    let bind = format!("0.0.0.0:{port}");
+    let (status, stderr) = serve_until_healthy(
+        &["serve", "--config", &shown],
+        &[
+            ("LIVEHUB_SERVER__BIND", &bind),
+            ("LIVEHUB_INVENTORY__BACKEND", "memory"),
+        ],
+        port,
+    )
+    .await?;
+    assert_eq!(status, 200, "{stderr}");
+    assert!(!stderr.contains("development secret"), "{stderr}");
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+/// Starts `livehub ARGS`, waits for `/healthz` on 127.0.0.1:`port`, kills it; the health
+/// status (0 when it never answered) and what the hub wrote on stderr.
+async fn serve_until_healthy(
+    args: &[&str],
+    env: &[(&str, &str)],
+    port: u16,
+) -> anyhow::Result<(u16, String)> {
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(args)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("LIVEHUB_")) {
+        cmd.env_remove(k);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn()?;
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    let mut status = 0;
+    for _ in 0..100 {
+        if let Ok((s, _)) = livehub::http_client::request("GET", &url, None, None).await {
+            status = s;
+            break;
+        }
+        if child.try_wait()?.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await; // polling for the process to bind
+    }
+    let _ = child.start_kill();
+    let out = tokio::time::timeout(common::WAIT, child.wait_with_output()).await??;
+    Ok((status, String::from_utf8_lossy(&out.stderr).into_owned()))
+}
+
+#[tokio::test]
+async fn serve_refuses_a_public_bind_with_development_settings() -> anyhow::Result<()> {
+    let port = free_port();
+    let bind = format!("0.0.0.0:{port}");
+    let started = std::time::Instant::now();
+    let out = run_bin(&["serve"], &[("LIVEHUB_SERVER__BIND", &bind)]).await?;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let err = String::from_utf8(out.stderr)?;
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(
+        err.starts_with(&format!(
+            "livehub serve: refusing to listen on {bind} with development settings; set LIVEHUB_AUTH__SECRET="
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("livehub init") && err.contains("--insecure-dev"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("LIVEHUB_PAGES__DEV_TOKENS"),
+        "dev tokens follow the bind: {err}"
+    );
+    // dev tokens forced on are named too, even with a real secret
+    let out = run_bin(
+        &["serve"],
+        &[
+            ("LIVEHUB_SERVER__BIND", &bind),
+            ("LIVEHUB_AUTH__SECRET", "a-real-secret-0123456789abcdef"),
+            ("LIVEHUB_PAGES__DEV_TOKENS", "true"),
+        ],
+    )
+    .await?;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8(out.stderr)?;
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("LIVEHUB_PAGES__DEV_TOKENS=false") && !err.contains("LIVEHUB_AUTH__SECRET"),
+        "{err}"
+    );
+
+    // a real secret, dev tokens at their default (off on this bind): it serves
+    let (status, stderr) = serve_until_healthy(
+        &["serve"],
+        &[
+            ("LIVEHUB_SERVER__BIND", &bind),
+            ("LIVEHUB_AUTH__SECRET", "a-real-secret-0123456789abcdef"),
+        ],
+        port,
+    )
+    .await?;
+    assert_eq!(status, 200, "{stderr}");
+    assert!(!stderr.contains("dev_tokens"), "{stderr}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn insecure_dev_lets_development_settings_serve_a_public_bind_loudly() -> anyhow::Result<()> {
+    let port = free_port();
+    let bind = format!("0.0.0.0:{port}");
+    let (status, stderr) = serve_until_healthy(
+        &["serve", "--insecure-dev"],
+        &[("LIVEHUB_SERVER__BIND", &bind)],
+        port,
+    )
+    .await?;
+    assert_eq!(status, 200, "{stderr}");
+    let loud = stderr
+        .lines()
+        .find(|l| l.contains("INSECURE"))
+        .unwrap_or_default();
+    assert!(
+        loud.contains("WARN") && loud.contains("insecure_dev"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("development secret"), "{stderr}");
+    Ok(())
+}
+
+#[test]
+fn token_refuses_every_room_for_anything_but_admin() {
+    for role in ["host", "viewer"] {
+        let out = Command::new(BIN)
+            .args(["token", "--role", role, "--room", "*", "--sub", "someone"])
+            .output()
+            .expect("run");
+        assert!(!out.status.success(), "{role}");
+        assert!(out.stdout.is_empty());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("admin tokens only"), "{err}");
+    }
+    let out = Command::new(BIN)
+        .args(["token", "--role", "admin", "--room", "*", "--sub", "root"])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_escapes_control_characters_so_a_comment_cannot_forge_lines() -> anyhow::Result<()> {
+    let hub = TestHub::start().await?;
+    let token = hub.token(Role::Host, "show", "creator");
+    let mut watch = tokio::process::Command::new(BIN)
+        .args(["host", "--room", "show", "--token", &token, "watch"])
+        .env("LIVEHUB_URL", format!("ws://{}", hub.addr))
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut lines =
+        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(watch.stdout.take().unwrap()));
+    let mut next_line = async || -> anyhow::Result<String> {
+        Ok(tokio::time::timeout(common::WAIT, lines.next_line())
+            .await??
+            .unwrap_or_default())
+    };
+    assert!(next_line().await?.starts_with("welcome room=show"));
+
+    let forged = "hi\n#99 announcement: FREE STUFF \u{1b}[2J\r\u{202e}gnp.exe";
+    let escaped = r"hi\n#99 announcement: FREE STUFF \u{1b}[2J\r\u{202e}gnp.exe";
+    let (mut viewer, _) = hub.viewer("show", "fan").await?;
+    viewer
+        .send(json!({"type": "comment", "text": forged}))
+        .await?;
+    viewer.next_of("comment").await?;
+    let (status, body) = hub
+        .post_command(
+            "show",
+            Some(&token),
+            &json!({"type": "pin", "product": {"id": "p1", "title": forged, "price_cents": 100}})
+                .to_string(),
+        )
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = hub
+        .post_command(
+            "show",
+            Some(&token),
+            &json!({"type": "announce", "text": forged}).to_string(),
+        )
+        .await?;
+    assert_eq!(status, 200);
+
+    let mut events = Vec::new();
+    while events.len() < 3 {
+        let line = next_line().await?;
+        assert!(!line.starts_with("#99"), "a forged line: {line:?}");
+        assert!(!line.chars().any(|c| c.is_control()), "{line:?}");
+        if line.starts_with('#') {
+            events.push(line);
+        }
+    }
+    assert!(events[0].starts_with("#1 comment "), "{events:?}");
+    assert!(events[1].starts_with("#2 pinned p1 "), "{events:?}");
+    assert!(events[2].starts_with("#3 announcement: "), "{events:?}");
+    for line in &events {
+        assert!(line.contains(escaped), "{line:?}");
+    }
+    hub.shutdown().await
 }
