@@ -80,6 +80,7 @@ async fn ws_upgrade(
     Path(room): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
+    axum::Extension(ticket): axum::Extension<crate::admission::Ticket>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let hub = app.hub;
@@ -111,12 +112,12 @@ async fn ws_upgrade(
         Ok(u) => u,
         Err(rejection) => return rejection.into_response(),
     };
-    if !hub.try_admit() {
-        return refused(
-            "capacity",
-            HubError::Unavailable("hub is at its connection limit; try another node".into()),
-        );
-    }
+    // The pass keeps this connection, its forwarded client and its user counted until the
+    // session ends.
+    let pass = match ticket.admit_session(&headers, &who) {
+        Ok(pass) => pass,
+        Err(refusal) => return refused(refusal.reason(), refusal.into()),
+    };
     let s = &hub.config().session;
     let max_frame = hub.config().limits.max_frame_bytes;
     upgrade
@@ -125,19 +126,13 @@ async fn ws_upgrade(
         .max_write_buffer_size(s.max_write_buffer_bytes)
         .max_message_size(max_frame)
         .max_frame_size(max_frame)
-        .on_failed_upgrade({
-            let hub = Arc::clone(&hub);
-            move |e| {
-                hub.release();
-                tracing::debug!(error = %e, "upgrade failed");
-            }
-        })
+        .on_failed_upgrade(|e| tracing::debug!(error = %e, "upgrade failed"))
         .on_upgrade(move |socket| {
             hub.tracker().track_future({
                 let hub = Arc::clone(&hub);
                 async move {
                     crate::session::run(socket, Arc::clone(&hub), room, who, since).await;
-                    hub.release();
+                    drop(pass);
                 }
             })
         })

@@ -138,7 +138,8 @@ impl Hub {
         self.next_conn.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Counts a connection in, or refuses it when the connection cap is reached.
+    /// Counts a connection in, or refuses it when the connection cap is reached. Every accepted
+    /// connection counts, from accept until it ends (see [`crate::admission`]).
     pub fn try_admit(&self) -> bool {
         let max = self.connection_cap;
         self.connections
@@ -151,6 +152,12 @@ impl Hub {
     /// Counts a connection out.
     pub fn release(&self) {
         self.connections.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// The most connections admitted at once: `server.max_connections`, or with 0 a little
+    /// below the open-file limit the process had when the hub was made.
+    pub fn connection_cap(&self) -> usize {
+        self.connection_cap
     }
 
     /// Every room's state for the state file (the local bus's), None with Redis.

@@ -4,6 +4,7 @@
 //!
 //! Start with [`server::run`]; the wire contract is `docs/protocol.md`.
 
+pub mod admission;
 pub mod auth;
 pub mod bus;
 pub mod cli;
