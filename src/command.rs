@@ -197,7 +197,7 @@ impl Ctx<'_> {
         let outcome = match self.hub.within(Deadline::Viewer, reserve).await {
             Ok(o) => o,
             Err(e) => {
-                tracing::debug!(room = %self.room.id(), deal = %deal, error = %e, "reserve failed");
+                crate::quiet::warn("reserve answered unavailable", &e);
                 ReserveOutcome::Rejected(RejectReason::Unavailable)
             }
         };
@@ -248,7 +248,10 @@ impl Ctx<'_> {
                 }
             }
             Ok(CheckoutOutcome::Rejected(reason)) => rejected("checkout", request_id, reason),
-            Err(_) => rejected("checkout", request_id, RejectReason::Unavailable),
+            Err(e) => {
+                crate::quiet::warn("checkout answered unavailable", &e);
+                rejected("checkout", request_id, RejectReason::Unavailable)
+            }
         };
         Ok(Outcome::Reply(Box::new(reply)))
     }
@@ -275,7 +278,10 @@ impl Ctx<'_> {
                 }
             }
             Ok(CancelOutcome::Rejected(reason)) => rejected("cancel", request_id, reason),
-            Err(_) => rejected("cancel", request_id, RejectReason::Unavailable),
+            Err(e) => {
+                crate::quiet::warn("cancel answered unavailable", &e);
+                rejected("cancel", request_id, RejectReason::Unavailable)
+            }
         };
         Ok(Outcome::Reply(Box::new(reply)))
     }

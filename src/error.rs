@@ -76,6 +76,9 @@ pub enum HubError {
     Unavailable(String),
     #[error("{0}")]
     Internal(String),
+    /// The room has not been opened by its host (yet): `not_found` on the wire.
+    #[error("the show has not started")]
+    NotLive,
 }
 
 impl HubError {
@@ -91,6 +94,7 @@ impl HubError {
             HubError::TooLarge(_) => ErrorCode::TooLarge,
             HubError::Unavailable(_) => ErrorCode::Unavailable,
             HubError::Internal(_) => ErrorCode::Internal,
+            HubError::NotLive => ErrorCode::NotFound,
         }
     }
 }

@@ -45,6 +45,48 @@ pub fn router(
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(AppState { hub, metrics })
         .merge(pages)
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+/// What the pages may load: only this hub (scripts, styles, the WebSocket), product images and
+/// the show's stream from anywhere over https; no framing, no inline script.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+    style-src 'self'; img-src 'self' data: https:; media-src 'self' https: blob:; \
+    connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; \
+    object-src 'none'";
+
+/// Security headers on every answer, pages and API alike. Tokens travel in `?token=`, so no
+/// URL is sent as a referrer.
+async fn security_headers(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    let set = [
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ];
+    for (name, value) in set {
+        h.insert(name, header::HeaderValue::from_static(value));
+    }
+    res
+}
+
+/// `server.allowed_origins`: an upgrade whose `Origin` is not listed is refused (403). An empty
+/// list allows any origin; a request without `Origin` (not a browser) is allowed.
+fn check_origin(hub: &Hub, headers: &HeaderMap) -> Result<(), HubError> {
+    let allowed = &hub.config().server.allowed_origins;
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    if allowed.is_empty() {
+        return Ok(());
+    }
+    let origin = origin.to_str().unwrap_or_default();
+    if allowed.iter().any(|a| a.trim_end_matches('/') == origin) {
+        Ok(())
+    } else {
+        Err(HubError::Forbidden("origin not allowed".into()))
+    }
 }
 
 fn parse_id(what: &str, raw: &str) -> Result<Id, HubError> {
@@ -84,6 +126,9 @@ async fn ws_upgrade(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let hub = app.hub;
+    if let Err(e) = check_origin(&hub, &headers) {
+        return refused("origin", e);
+    }
     let room = match parse_id("room", &room) {
         Ok(r) => r,
         Err(e) => return refused("bad_room", e),
@@ -159,6 +204,7 @@ async fn command(
     let hub = app.hub;
     let room_id = parse_id("room", &room)?;
     let who = require_host(&hub, &room_id, &query, &headers)?;
+    hub.check_rest_rate(&who.user)?;
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             HubError::TooLarge(format!(
@@ -177,7 +223,7 @@ async fn command(
             "only host commands are accepted here; viewer commands go over the WebSocket".into(),
         ));
     }
-    let room = hub.room(&room_id).await?;
+    let room = hub.room(&room_id, true).await?;
     match execute(&hub, &room, &who, cmd).await? {
         Outcome::Applied(seq) => {
             let mut body = serde_json::json!({"ok": true});
@@ -193,8 +239,19 @@ async fn command(
 async fn snapshot(
     State(app): State<AppState>,
     Path(room): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
 ) -> Result<Response, HubError> {
     let room = parse_id("room", &room)?;
+    // The same authorization as joining: a token for this room, or none where anonymous
+    // viewers are allowed.
+    let hub = &app.hub;
+    identify(
+        hub,
+        token_from(&query, &headers),
+        hub.config().allow_anonymous(),
+    )?
+    .check_room(&room)?;
     let snap = app
         .hub
         .snapshot(&room)

@@ -56,6 +56,8 @@ pub struct Hub {
     connections: AtomicUsize,
     /// The most connections admitted at once (see [`Config::connection_cap`]).
     connection_cap: usize,
+    /// REST host commands per token subject (`limits.rest_commands_*`).
+    rest_rates: DashMap<Id, crate::rate::TokenBucket>,
 }
 
 impl Hub {
@@ -66,6 +68,7 @@ impl Hub {
         let connection_cap = config.connection_cap(nofile);
         Arc::new(Hub {
             connection_cap,
+            rest_rates: DashMap::new(),
             auth: Authenticator::new(&config.auth.secret, config.require_exp()),
             config: Arc::new(config),
             inventory,
@@ -83,6 +86,21 @@ impl Hub {
     pub fn start(self: &Arc<Self>) {
         let hub = Arc::clone(self);
         self.tracker.spawn(async move { hub.sweep_holds().await });
+    }
+
+    /// Takes one REST host command from `user`'s rate (`limits.rest_commands_per_sec` and
+    /// `_burst`), or `rate_limited`.
+    pub fn check_rest_rate(&self, user: &Id) -> Result<(), HubError> {
+        let l = &self.config.limits;
+        let now = std::time::Instant::now();
+        let mut bucket = self.rest_rates.entry(user.clone()).or_insert_with(|| {
+            crate::rate::TokenBucket::new(l.rest_commands_per_sec, l.rest_commands_burst, now)
+        });
+        if bucket.try_take(now) {
+            Ok(())
+        } else {
+            Err(HubError::RateLimited("too many commands; slow down".into()))
+        }
     }
 
     /// The configuration the hub runs with.
@@ -175,9 +193,11 @@ impl Hub {
         self.rooms.get(id).and_then(|c| c.value().get().cloned())
     }
 
-    /// The room, opened on the bus on first use (with its ticker). Refused when `room.max_rooms`
-    /// are open, or when the bus cannot open it now.
-    pub async fn room(self: &Arc<Self>, id: &Id) -> Result<Arc<Room>, HubError> {
+    /// The room, opened on the bus on first use (with its ticker). A room that never existed
+    /// is created only when `create` (its host or an admin opens it), else `NotLive` and
+    /// nothing is allocated. Refused when `room.max_rooms` are open, or when the bus cannot
+    /// open it now.
+    pub async fn room(self: &Arc<Self>, id: &Id, create: bool) -> Result<Arc<Room>, HubError> {
         // A room can close (idle, or history lost) between lookup and use; then open it anew.
         for _ in 0..3 {
             let cell = match self.rooms.get(id) {
@@ -191,7 +211,7 @@ impl Hub {
                     Arc::clone(self.rooms.entry(id.clone()).or_default().value())
                 }
             };
-            let room = match cell.get_or_try_init(|| self.open_room(id)).await {
+            let room = match cell.get_or_try_init(|| self.open_room(id, create)).await {
                 Ok(room) => room,
                 Err(e) => {
                     // A failed open leaves no entry behind to count against `room.max_rooms`.
@@ -209,10 +229,11 @@ impl Hub {
         Err(HubError::Unavailable("room is restarting; retry".into()))
     }
 
-    async fn open_room(self: &Arc<Self>, id: &Id) -> Result<Arc<Room>, HubError> {
+    async fn open_room(self: &Arc<Self>, id: &Id, create: bool) -> Result<Arc<Room>, HubError> {
         let room = Arc::new(Room::new(id.clone(), self.settings.clone()));
         let sink: Weak<dyn RoomSink> = Arc::downgrade(&room) as Weak<Room>;
-        self.within(Deadline::Host, self.bus.open(id, sink)).await?;
+        self.within(Deadline::Host, self.bus.open(id, sink, create))
+            .await?;
         // The deals' stock as it stands now; later readings arrive through the bus.
         match self
             .within(Deadline::Host, self.inventory.room_deals(id, now_ms()))
@@ -234,17 +255,18 @@ impl Hub {
         Ok(room)
     }
 
-    /// Joins a connection to a room, opening the room if needed; returns the room and the
-    /// connection's first frames.
+    /// Joins a connection to a room, opening the room if needed (creating it only when
+    /// `create`: a host or admin joining); returns the room and the connection's first frames.
     pub async fn join(
         self: &Arc<Self>,
         id: &Id,
         outbox: Outbox,
         you: You,
         since: Option<u64>,
+        create: bool,
     ) -> Result<(Arc<Room>, Vec<axum::extract::ws::Utf8Bytes>), HubError> {
         for _ in 0..3 {
-            let room = self.room(id).await?;
+            let room = self.room(id, create).await?;
             if let Ok(frames) = room.join(outbox.clone(), you.clone(), since) {
                 return Ok((room, frames));
             }
@@ -283,7 +305,7 @@ impl Hub {
                 .within(Deadline::Host, hub.bus.publish(&room, event))
                 .await
             {
-                tracing::warn!(room = %room, error = %e, "deal status not published");
+                crate::quiet::warn("deal status not published", &e);
             }
         });
     }
@@ -330,7 +352,7 @@ impl Hub {
             Ok(counters) => room.counters(counters),
             Err(e) => {
                 room.unreport_likes(likes);
-                tracing::debug!(room = %room.id(), error = %e, "counters not reported");
+                crate::quiet::warn("room counters not reported", &e);
             }
         }
     }
@@ -353,7 +375,7 @@ impl Hub {
         let ended = match self.within(Deadline::Host, ended).await {
             Ok(ended) => ended,
             Err(e) => {
-                tracing::warn!(room = %room.id(), deal = %deal, error = %e, "deal end failed; retrying");
+                crate::quiet::warn("timed-out deal not ended; retrying", &e);
                 return;
             }
         };
@@ -366,9 +388,7 @@ impl Hub {
             .await
         {
             Ok(Published::Seq(_) | Published::Unchanged) => {}
-            Err(e) => {
-                tracing::warn!(room = %room.id(), deal = %deal, error = %e, "deal end not published")
-            }
+            Err(e) => crate::quiet::warn("deal end not published", &e),
         }
     }
 
@@ -392,7 +412,7 @@ impl Hub {
                         self.stock_changed(&c.room, &c.deal, c.level);
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "hold sweep failed"),
+                Err(e) => crate::quiet::warn("hold sweep failed", &e),
             }
         }
     }

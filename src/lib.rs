@@ -20,6 +20,7 @@ pub mod outbox;
 pub mod pages;
 pub mod persist;
 pub mod protocol;
+pub mod quiet;
 pub mod rate;
 pub mod redis_io;
 pub mod room;

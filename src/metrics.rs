@@ -60,6 +60,10 @@ pub const BUS_RESUBSCRIBES: &str = "livehub_bus_resubscribes_total";
 /// Redis calls of the bus that failed (publish, counters, repairs, stock).
 pub const BUS_ERRORS: &str = "livehub_bus_errors_total";
 
+/// Faults that were warned about (each counted, even when its log line was summarised), by
+/// `kind`.
+pub const FAULTS: &str = "livehub_faults_total";
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the Prometheus recorder once per process (later calls reuse it) and describes every
@@ -109,6 +113,10 @@ fn describe() {
     describe_counter!(ERRORS, "Error answers, by code");
     describe_counter!(RESERVES, "Reserve outcomes");
     describe_counter!(BUS_MESSAGES, "Room messages received from Redis");
+    describe_counter!(
+        FAULTS,
+        "Faults warned about (log lines are summarised), by kind"
+    );
     describe_histogram!(
         BUS_LAG_SECONDS,
         Unit::Seconds,

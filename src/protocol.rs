@@ -298,6 +298,12 @@ pub enum ServerMsg {
         seq: u64,
         text: String,
     },
+    /// Sent instead of `welcome` to a viewer of a room its host has not opened; the connection
+    /// then closes with 1013 and the client tries again after `retry_ms`.
+    NotLive {
+        room: Id,
+        retry_ms: u64,
+    },
     Stock {
         deal: Id,
         remaining: u32,
@@ -370,6 +376,7 @@ impl ServerMsg {
             ServerMsg::Unpinned { .. } => "unpinned",
             ServerMsg::Deal { .. } => "deal",
             ServerMsg::Announcement { .. } => "announcement",
+            ServerMsg::NotLive { .. } => "not_live",
             ServerMsg::Stock { .. } => "stock",
             ServerMsg::Viewers { .. } => "viewers",
             ServerMsg::Likes { .. } => "likes",

@@ -21,6 +21,9 @@ use crate::protocol::{Id, Role, ServerMsg, You, error_msg, parse_client};
 use crate::rate::TokenBucket;
 use crate::room::Room;
 
+/// How long a viewer of a room that is not live yet is told to wait before trying again.
+pub const NOT_LIVE_RETRY_MS: u64 = 5_000;
+
 /// Runs a connection to its end. `since` asks to resume after that `seq`.
 pub async fn run(socket: WebSocket, hub: Arc<Hub>, room_id: Id, who: Identity, since: Option<u64>) {
     let cfg = hub.config().session.clone();
@@ -35,10 +38,20 @@ pub async fn run(socket: WebSocket, hub: Arc<Hub>, room_id: Id, who: Identity, s
         role: who.role,
     };
     let (mut sink, stream) = socket.split();
-    let (room, initial) = match hub.join(&room_id, outbox.clone(), you, since).await {
+    // Only the room's host (or an admin) opens a room; a viewer of a room nobody opened is told
+    // the show has not started, and nothing is allocated for it.
+    let create = who.check_host(&room_id).is_ok();
+    let (room, initial) = match hub.join(&room_id, outbox.clone(), you, since, create).await {
         Ok(joined) => joined,
         Err(e) => {
-            if let Ok(json) = error_msg(&e, None).to_json() {
+            let answer = match e {
+                HubError::NotLive => ServerMsg::NotLive {
+                    room: room_id.clone(),
+                    retry_ms: NOT_LIVE_RETRY_MS,
+                },
+                e => error_msg(&e, None),
+            };
+            if let Ok(json) = answer.to_json() {
                 let _ = sink.send(Message::Text(json.into())).await;
             }
             let _ = sink
@@ -267,7 +280,7 @@ impl Reader {
                     return;
                 }
                 Message::Close(_) => return,
-                Message::Ping(_) | Message::Pong(_) => {}
+                Message::Ping(_) | Message::Pong(_) => self.on_control(),
             }
         }
     }
@@ -299,6 +312,16 @@ impl Reader {
         if self.strikes.len() >= l.flood_strikes as usize {
             tracing::info!(conn = self.ctl.id, user = %self.who.user, "flooding; closing with 1008");
             self.ctl.close(close::POLICY);
+        }
+    }
+
+    /// Pings and pongs count toward the frame rate like any frame. Over it nothing is sent back
+    /// (an answer per ping would amplify a flood): it is a strike, and enough strikes close the
+    /// connection with 1008.
+    fn on_control(&mut self) {
+        if !self.frames.try_take(Instant::now()) {
+            metrics::counter!(m::ERRORS, "code" => "rate_limited").increment(1);
+            self.strike();
         }
     }
 

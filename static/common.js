@@ -262,6 +262,7 @@
     reconnecting: "reconnecting…",
     policy: "disconnected (policy)",
     signin: "signed out",
+    not_live: "the show has not started",
   };
 
   /** Shows a connection state on the #status element: text plus a class of the same name. */
@@ -420,6 +421,14 @@
         this.onState("policy");
         return;
       }
+      if (this.notLiveMs) {
+        // The host has not opened the room yet: wait as the hub asked, then look again.
+        const wait = this.notLiveMs;
+        this.notLiveMs = 0;
+        this.onState("not_live");
+        this.timer = setTimeout(() => this.connect(), wait);
+        return;
+      }
       this.refused = openedAt ? 0 : this.refused + 1; // refused before the upgrade: the token?
       if (openedAt && Date.now() - openedAt >= STABLE_MS) this.attempt = 0;
       this.scheduleReconnect();
@@ -469,6 +478,11 @@
         return;
       }
       if (!msg || typeof msg.type !== "string") return;
+      if (msg.type === "not_live") {
+        this.notLiveMs = Math.max(1000, Number(msg.retry_ms) || 5000);
+        this.onState("not_live");
+        return;
+      }
       if (msg.type === "welcome") {
         this.welcome(msg);
       } else if (typeof msg.seq === "number" && msg.type !== "ack") {

@@ -132,8 +132,19 @@
 
   function onState(s) {
     LH.setStatus("status", s);
+    // The stage says Live only while the room is live on this page.
+    state.conn = s;
+    renderOnAir();
     show("reconnect", s === "policy");
     renderDeal();
+  }
+
+  function renderOnAir() {
+    const s = state.conn;
+    const label = $("stage-label");
+    if (label) label.textContent = s === "live" ? "Live" : s === "not_live" ? "Starting soon" : "Offline";
+    const stage = $("stage");
+    if (stage) stage.classList.toggle("off-air", s !== "live");
   }
 
   function renderStage(streamUrl) {
@@ -148,7 +159,10 @@
       video.src = streamUrl;
       stage.append(video);
     } else {
-      stage.append(el("div", { className: "stage-placeholder" }, el("span", { className: "live-dot" }), "Live"));
+      stage.append(
+        el("div", { className: "stage-placeholder" }, el("span", { className: "live-dot" }), el("span", { attrs: { id: "stage-label" } }, "Live")),
+      );
+      renderOnAir();
     }
   }
 

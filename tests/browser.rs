@@ -17,6 +17,7 @@ fn shot(name: &str) -> PathBuf {
 }
 
 async fn open_viewer(b: &Browser, hub: &TestHub, room: &str) -> anyhow::Result<()> {
+    hub.open_room(room).await?; // a room exists once its host opens it
     b.goto(&hub.http_url(&format!("/rooms/{room}"))).await?;
     b.wait_text("#status", |s| s == "live").await?;
     Ok(())
@@ -177,9 +178,25 @@ async fn the_viewer_page_survives_a_hub_restart(driver: &Driver) -> anyhow::Resu
 
 /// One chromedriver for all four scenarios, run one after another (each is a few browser
 /// windows; running them in parallel on two cores only makes them slow).
+async fn the_viewer_page_waits_for_the_show_to_start(driver: &Driver) -> anyhow::Result<()> {
+    let hub = TestHub::start().await?;
+    let viewer = driver.session().await?;
+    viewer.goto(&hub.http_url("/rooms/later-show")).await?;
+    viewer
+        .wait_text("#status", |s| s == "the show has not started")
+        .await?;
+    viewer.screenshot(&shot("not-live-viewer")).await?;
+    // The host opens the room: the page joins by itself on its next look.
+    let _host = hub.host("later-show").await?;
+    viewer.wait_text("#status", |s| s == "live").await?;
+    viewer.quit().await;
+    hub.shutdown().await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_in_a_real_browser() -> anyhow::Result<()> {
     let driver = Driver::start().await?;
+    the_viewer_page_waits_for_the_show_to_start(&driver).await?;
     host_pins_and_viewer_sees_the_card(&driver).await?;
     three_buyers_sell_out_a_three_unit_deal(&driver).await?;
     a_deleted_comment_disappears_from_the_viewer_page(&driver).await?;

@@ -163,9 +163,12 @@ async fn a_client_that_is_not_on_loopback_is_refused_whatever_host_it_names() ->
         );
         return Ok(());
     };
-    // The hub listens everywhere; the configuration's bind stays loopback, so dev tokens are on.
-    let hub = TestHub::at("0.0.0.0:0".parse()?, common::test_config()).await?;
-    assert!(hub.config.dev_tokens());
+    // The hub listens everywhere with dev tokens forced on (which a public bind allows only
+    // with insecure_dev): the client's own address must still be loopback.
+    let mut config = common::test_config();
+    config.pages.dev_tokens = livehub::config::DevToggle::On;
+    config.server.insecure_dev = true;
+    let hub = TestHub::at("0.0.0.0:0".parse()?, config).await?;
     let port = hub.addr.port();
     let remote = SocketAddr::new(ip, port);
     let (status, body) = get_raw(
@@ -191,9 +194,11 @@ async fn dev_tokens_are_off_on_a_public_bind() -> anyhow::Result<()> {
     let mut config = common::test_config();
     config.server.bind = "0.0.0.0:8080".parse()?;
     assert!(!config.dev_tokens());
-    let hub = TestHub::with_config(config).await?;
+    // The address the hub really listens on decides.
+    let hub = TestHub::at("0.0.0.0:0".parse()?, config).await?;
+    let local = SocketAddr::from(([127, 0, 0, 1], hub.addr.port()));
     let (status, body) = get_raw(
-        hub.addr,
+        local,
         HOST_TOKEN,
         &[("Host", &format!("127.0.0.1:{}", hub.addr.port()))],
     )

@@ -220,6 +220,8 @@ async fn nginx_spreads_viewers_over_nodes_and_a_dead_nodes_viewers_resume_throug
     let proxy = Nginx::start(&nodes).await?;
     let room = "proxied";
     let all: Vec<&HubProcess> = nodes.iter().collect();
+    // A room exists once its host opens it.
+    common::nodes::open_room(&nodes[0], room).await?;
 
     // Six viewers and the host, all through the one proxy URL.
     let mut viewers = Vec::new();

@@ -255,3 +255,76 @@ async fn when_redis_stops_reserves_are_unavailable_fast_viewers_stay_and_it_reco
     }
     hub.shutdown().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_failed_reserves_during_an_outage_logs_one_line_and_counts_every_one()
+-> anyhow::Result<()> {
+    let mut redis = RedisServer::start_persistent()?;
+    let log = std::env::temp_dir().join(format!("livehub-quiet-{}.log", std::process::id()));
+    let mut env = hub_env(&redis.url());
+    for (k, v) in [
+        ("LIVEHUB_LIMITS__RESERVE_RATE_PER_SEC", "10000"),
+        ("LIVEHUB_LIMITS__RESERVE_BURST", "10000"),
+        ("LIVEHUB_LIMITS__VIEWER_FRAMES_PER_SEC", "10000"),
+        ("LIVEHUB_LIMITS__VIEWER_FRAMES_BURST", "10000"),
+    ] {
+        env.push((k, v.to_owned()));
+    }
+    let hub = HubProcess::start_with_log(&env, Some(&log)).await?;
+    let room = "quiet";
+    let host = mint(SECRET, Role::Host, room, "host");
+    let (status, body) = livehub::http_client::request(
+        "POST",
+        &format!("http://{}/api/rooms/{room}/commands", hub.addr),
+        Some(&host),
+        Some(
+            json!({"type": "deal_start", "deal": {"id": "d", "product_id": "p", "price_cents": 100,
+            "stock": 10, "per_user_limit": 5, "duration_ms": 600000}})
+            .to_string(),
+        ),
+    )
+    .await?;
+    assert_eq!(status, 200, "{body}");
+    let mut buyers = Vec::new();
+    for i in 0..20 {
+        let url = hub.ws_url(room, &mint(SECRET, Role::Viewer, room, &format!("b{i}")));
+        let mut c = Client::connect(&url).await?;
+        c.next_of("welcome").await?;
+        buyers.push(c);
+    }
+    redis.stop()?;
+    // The burst: 20 buyers tap 5 times each at once, as in a flash sale.
+    let n = 100;
+    let taps = buyers.into_iter().map(|mut c| {
+        tokio::spawn(async move {
+            for i in 0..5 {
+                c.send(json!({"type": "reserve", "request_id": format!("r{i}"), "deal": "d", "qty": 1}))
+                    .await?;
+            }
+            for _ in 0..5 {
+                anyhow::ensure!(c.json_of("rejected").await?["reason"] == "unavailable");
+            }
+            anyhow::Ok(())
+        })
+    });
+    for t in taps.collect::<Vec<_>>() {
+        t.await??;
+    }
+    let (_, metrics) =
+        livehub::http_client::request("GET", &format!("http://{}/metrics", hub.addr), None, None)
+            .await?;
+    let counted = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("livehub_faults_total") && l.contains("reserve answered unavailable")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<u64>().ok());
+    assert_eq!(counted, Some(n), "every failure is counted");
+    hub.kill().await;
+    let text = std::fs::read_to_string(&log)?;
+    let lines = text.matches("reserve answered unavailable").count();
+    assert_eq!(lines, 1, "one line for the burst, not {lines}:\n{text}");
+    let _ = std::fs::remove_file(&log);
+    Ok(())
+}

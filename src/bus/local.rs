@@ -120,7 +120,16 @@ impl LocalBus {
 
 #[async_trait]
 impl Bus for LocalBus {
-    async fn open(&self, room: &Id, sink: Weak<dyn RoomSink>) -> Result<(), BusError> {
+    async fn open(
+        &self,
+        room: &Id,
+        sink: Weak<dyn RoomSink>,
+        create: bool,
+    ) -> Result<(), BusError> {
+        let known = self.restored.contains_key(room) || self.retired.contains_key(room);
+        if !create && !known {
+            return Err(BusError::NotOpened);
+        }
         let state = self.state_of(room);
         let now = Instant::now();
         let mut rules = CommentRules::new(self.settings.comment_rate);

@@ -152,6 +152,8 @@ pub enum BusError {
     NoSuchComment(Id),
     #[error("nothing is pinned")]
     NothingPinned,
+    #[error("the show has not started")]
+    NotOpened,
     #[error("room events unavailable: {0}")]
     Unavailable(String),
     #[error("room events: {0}")]
@@ -166,6 +168,7 @@ impl From<BusError> for HubError {
             BusError::RateLimited => HubError::RateLimited(m),
             BusError::NoSuchComment(_) => HubError::NotFound(m),
             BusError::NothingPinned => HubError::Conflict(m),
+            BusError::NotOpened => HubError::NotLive,
             BusError::Unavailable(_) => HubError::Unavailable(m),
             BusError::Internal(_) => HubError::Internal(m),
         }
@@ -201,8 +204,10 @@ pub trait RoomSink: Send + Sync {
 #[async_trait]
 pub trait Bus: Send + Sync + 'static {
     /// Starts feeding `room` to `sink`: [`RoomSink::load`] with the room's state at some `seq`
-    /// S, then every event after S exactly once, in order. Creates the room when it is new.
-    async fn open(&self, room: &Id, sink: Weak<dyn RoomSink>) -> Result<(), BusError>;
+    /// S, then every event after S exactly once, in order. A room that never existed is
+    /// created when `create` (its host opens it) and otherwise `NotOpened`, with nothing kept.
+    async fn open(&self, room: &Id, sink: Weak<dyn RoomSink>, create: bool)
+    -> Result<(), BusError>;
 
     /// Stops feeding `room` to `sink` (it was dropped from this node); a newer open of the
     /// room with another sink is left alone. `last` is the room's final projection.

@@ -499,7 +499,12 @@ async fn subscriber(shared: Weak<Shared>) {
 
 #[async_trait]
 impl Bus for RedisBus {
-    async fn open(&self, room: &Id, sink: Weak<dyn RoomSink>) -> Result<(), BusError> {
+    async fn open(
+        &self,
+        room: &Id,
+        sink: Weak<dyn RoomSink>,
+        create: bool,
+    ) -> Result<(), BusError> {
         let me = &self.shared;
         let slot = Arc::new(Slot {
             track: Mutex::new(Track::new()),
@@ -508,12 +513,19 @@ impl Bus for RedisBus {
         me.rooms.insert(room.clone(), Arc::clone(&slot));
         let loaded = async {
             me.subscribe(me.keys(room).channel).await?;
-            me.load(room, true).await?.ok_or_else(|| bad("room state"))
+            me.load(room, create).await?.ok_or(BusError::NotOpened)
         };
         let (state, epoch, counters) = match loaded.await {
             Ok(l) => l,
             Err(e) => {
-                me.rooms.remove_if(room, |_, s| Arc::ptr_eq(s, &slot));
+                if me
+                    .rooms
+                    .remove_if(room, |_, s| Arc::ptr_eq(s, &slot))
+                    .is_some()
+                    && !me.rooms.contains_key(room)
+                {
+                    me.unsubscribe(me.keys(room).channel).await;
+                }
                 return Err(e);
             }
         };

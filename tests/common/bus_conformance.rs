@@ -73,7 +73,7 @@ impl Recorder {
 pub async fn open(bus: &dyn Bus, room: &Id) -> Arc<Recorder> {
     let rec = Arc::new(Recorder::default());
     let sink: Weak<dyn RoomSink> = Arc::downgrade(&rec) as Weak<Recorder>;
-    bus.open(room, sink).await.expect("open");
+    bus.open(room, sink, true).await.expect("open");
     rec
 }
 
@@ -316,6 +316,34 @@ pub async fn closing_a_replaced_room_leaves_the_newer_open_alone(bus: Arc<dyn Bu
     assert!(old.events.lock().is_empty());
 }
 
+pub async fn a_viewer_cannot_create_a_room_nobody_opened(bus: Arc<dyn Bus>) {
+    let room = fresh_room("unopened");
+    let rec = Arc::new(Recorder::default());
+    let sink: Weak<dyn RoomSink> = Arc::downgrade(&rec) as Weak<Recorder>;
+    assert_eq!(
+        bus.open(&room, sink.clone(), false).await,
+        Err(BusError::NotOpened)
+    );
+    assert_eq!(
+        bus.peek(&room).await.unwrap(),
+        None,
+        "nothing was allocated"
+    );
+    assert!(rec.loaded.lock().is_none());
+    // The host opens it; then anyone may open it.
+    let host = open(bus.as_ref(), &room).await;
+    bus.publish(&room, announce(1)).await.unwrap();
+    host.seqs_when(1).await;
+    bus.close(
+        &room,
+        &(Arc::downgrade(&host) as Weak<dyn RoomSink>),
+        SavedRoom::empty(room.clone(), 1),
+    )
+    .await;
+    bus.open(&room, sink, false).await.unwrap();
+    assert_eq!(rec.loaded.lock().as_ref().map(|s| s.seq), Some(1));
+}
+
 #[macro_export]
 macro_rules! bus_conformance_suite {
     ($make:path) => {
@@ -351,6 +379,11 @@ macro_rules! bus_conformance_suite {
         async fn stock_readings_reach_the_room() {
             let (bus, _guard) = $make().await;
             common::bus_conformance::stock_readings_reach_the_room(bus).await;
+        }
+        #[tokio::test]
+        async fn a_viewer_cannot_create_a_room_nobody_opened() {
+            let (bus, _guard) = $make().await;
+            common::bus_conformance::a_viewer_cannot_create_a_room_nobody_opened(bus).await;
         }
         #[tokio::test]
         async fn closing_a_replaced_room_leaves_the_newer_open_alone() {

@@ -34,6 +34,8 @@ pub fn test_config() -> Config {
     c.auth.secret = "test-secret-0123456789".into();
     c.limits.viewer_frames_per_sec = 1000.0;
     c.limits.viewer_frames_burst = 1000.0;
+    c.limits.rest_commands_per_sec = 100_000.0;
+    c.limits.rest_commands_burst = 100_000.0;
     c
 }
 
@@ -91,12 +93,27 @@ impl TestHub {
         format!("http://{}{path}", self.addr)
     }
 
-    /// Connects a viewer with a fresh token and reads its `welcome`.
+    /// Opens `room` as its host would (a host connection that joins and leaves), so viewers
+    /// can join it: a room nobody opened answers viewers `not_live`.
+    pub async fn open_room(&self, room: &str) -> Result<()> {
+        self.host(room).await?.close().await;
+        Ok(())
+    }
+
+    /// Connects a viewer with a fresh token and reads its `welcome` (opening the room first,
+    /// as its host would, when it is `not_live`).
     pub async fn viewer(&self, room: &str, user: &str) -> Result<(Client, ServerMsg)> {
         let token = self.token(Role::Viewer, room, user);
-        let mut c = Client::connect(&self.ws_url(room, &format!("token={token}"))).await?;
-        let welcome = c.next_of("welcome").await?;
-        Ok((c, welcome))
+        let url = self.ws_url(room, &format!("token={token}"));
+        let mut c = Client::connect(&url).await?;
+        let mut first = c.next().await?;
+        if first.kind() == "not_live" {
+            self.open_room(room).await?;
+            c = Client::connect(&url).await?;
+            first = c.next().await?;
+        }
+        anyhow::ensure!(first.kind() == "welcome", "expected welcome, got {first:?}");
+        Ok((c, first))
     }
 
     /// Connects the room's host and reads its `welcome`.
@@ -436,6 +453,18 @@ pub struct HubProcess {
 impl HubProcess {
     /// Starts the real binary with `env` overrides and waits until `/healthz` answers.
     pub async fn start(env: &[(&str, String)]) -> Result<Self> {
+        Self::start_with_log(env, None).await
+    }
+
+    /// Like [`HubProcess::start`], with the hub's stderr (its log) written to `log`.
+    pub async fn start_with_log(
+        env: &[(&str, String)],
+        log: Option<&std::path::Path>,
+    ) -> Result<Self> {
+        let stderr = match log {
+            Some(path) => std::process::Stdio::from(std::fs::File::create(path)?),
+            None => std::process::Stdio::null(),
+        };
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -445,7 +474,7 @@ impl HubProcess {
             .env("LIVEHUB_SERVER__BIND", addr.to_string())
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(stderr)
             .kill_on_drop(true);
         for (k, v) in env {
             cmd.env(k, v);

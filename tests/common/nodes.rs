@@ -40,8 +40,17 @@ pub async fn start_nodes_on(engine: &Engine, n: usize) -> Result<Vec<HubProcess>
     Ok(nodes)
 }
 
+/// Opens `room` through `node` as its host would (a host connection that joins and leaves).
+pub async fn open_room(node: &HubProcess, room: &str) -> Result<()> {
+    let url = node.ws_url(room, &mint(SECRET, Role::Host, room, "opener"));
+    let mut c = Client::connect(&url).await?;
+    c.next_of("welcome").await?;
+    c.close().await;
+    Ok(())
+}
+
 /// Connects `user` with `role` to `room` on `node` (resuming after `since`), and returns the
-/// client with its welcome.
+/// client with its welcome. A viewer's room is opened first, as its host would.
 pub async fn join(
     node: &HubProcess,
     room: &str,
@@ -54,8 +63,14 @@ pub async fn join(
         url.push_str(&format!("&since={s}"));
     }
     let mut c = Client::connect(&url).await?;
-    let welcome = c.next_of("welcome").await?;
-    Ok((c, welcome))
+    let mut first = c.next().await?;
+    if first.kind() == "not_live" {
+        open_room(node, room).await?;
+        c = Client::connect(&url).await?;
+        first = c.next().await?;
+    }
+    anyhow::ensure!(first.kind() == "welcome", "expected welcome, got {first:?}");
+    Ok((c, first))
 }
 
 /// The welcome's `seq`.
