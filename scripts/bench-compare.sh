@@ -29,7 +29,7 @@ for R in $(seq "$ROUNDS"); do
     --keep-going --server-pid "$SPID" --json "target/fanout-raw-$R.json"
   stop_server
   PORT=$(free_port)
-  LIVEHUB_SERVER__BIND=127.0.0.1:$PORT RUST_LOG=error \
+  LIVEHUB_SERVER__BIND=127.0.0.1:$PORT LIVEHUB_LIMITS__CONNECTIONS_PER_IP=0 RUST_LOG=error \
   LIVEHUB_LIMITS__COMMENT_RATE_PER_SEC=1000000 LIVEHUB_LIMITS__COMMENT_BURST=1000000 \
   LIVEHUB_LIMITS__HOST_FRAMES_PER_SEC=1000000 LIVEHUB_LIMITS__HOST_FRAMES_BURST=1000000 \
     ./target/release/livehub serve & SPID=$!

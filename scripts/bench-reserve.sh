@@ -27,7 +27,7 @@ redis-benchmark -p "$PORT" -n 300000 -c 50 -r 1000000000 -q \
   u__rand_int__ 1 "$NOW" 300000 3600000 0000000000000000 | tr '\r' '\n' | grep "requests per second" | sed 's/.*: \([0-9.]* requests per second.*\)/   \1/'
 redis-cli -p "$PORT" HMGET "$T:deal" stock remaining held sold | paste -sd' ' | sed 's/^/   deal after: stock remaining held sold = /'
 echo "== hub WebSocket path: $BUYERS buyers, $SECS s"
-LIVEHUB_SERVER__BIND=127.0.0.1:$HUBPORT LIVEHUB_INVENTORY__BACKEND=redis LIVEHUB_REDIS__URL=redis://127.0.0.1:$PORT \
+LIVEHUB_SERVER__BIND=127.0.0.1:$HUBPORT LIVEHUB_LIMITS__CONNECTIONS_PER_IP=0 LIVEHUB_INVENTORY__BACKEND=redis LIVEHUB_REDIS__URL=redis://127.0.0.1:$PORT \
 LIVEHUB_LIMITS__RESERVE_RATE_PER_SEC=1000000 LIVEHUB_LIMITS__RESERVE_BURST=1000000 \
 LIVEHUB_LIMITS__VIEWER_FRAMES_PER_SEC=1000000 LIVEHUB_LIMITS__VIEWER_FRAMES_BURST=1000000 \
 RUST_LOG=error ./target/release/livehub serve &

@@ -13,7 +13,7 @@ cargo build --release --workspace -q
 WORK=$(mktemp -d); PORT=$(free_port); HPID=""; LPID=""
 trap '[ -n "$HPID" ] && kill $HPID 2>/dev/null; [ -n "$LPID" ] && kill $LPID 2>/dev/null; rm -rf "$WORK"' EXIT
 start_hub() {
-  LIVEHUB_SERVER__BIND=127.0.0.1:$PORT LIVEHUB_SERVER__STATE_FILE=$WORK/state.json RUST_LOG=info \
+  LIVEHUB_SERVER__BIND=127.0.0.1:$PORT LIVEHUB_LIMITS__CONNECTIONS_PER_IP=0 LIVEHUB_SERVER__STATE_FILE=$WORK/state.json RUST_LOG=info \
     ./target/release/livehub serve >>"$WORK/hub.log" 2>&1 & HPID=$!
   wait_port "$PORT"
 }

@@ -21,6 +21,8 @@ fn root() -> std::path::PathBuf {
 fn config() -> Config {
     let mut c = Config::defaults();
     c.auth.secret = SECRET.into();
+    // Every load client connects from 127.0.0.1.
+    c.limits.connections_per_ip = 0;
     c
 }
 

@@ -36,6 +36,8 @@ pub fn test_config() -> Config {
     c.limits.viewer_frames_burst = 1000.0;
     c.limits.rest_commands_per_sec = 100_000.0;
     c.limits.rest_commands_burst = 100_000.0;
+    // Every test client connects from 127.0.0.1; tests/limits.rs checks the per-IP cap itself.
+    c.limits.connections_per_ip = 0;
     c
 }
 
@@ -472,6 +474,8 @@ impl HubProcess {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_livehub"));
         cmd.arg("serve")
             .env("LIVEHUB_SERVER__BIND", addr.to_string())
+            // Every test client connects from 127.0.0.1.
+            .env("LIVEHUB_LIMITS__CONNECTIONS_PER_IP", "0")
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null())
             .stderr(stderr)
