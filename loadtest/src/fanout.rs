@@ -31,7 +31,7 @@ use crate::sequence::{Agreement, Arrival, Track};
 use crate::stats::{cpu_secs, rss_kib};
 use crate::wsraw::{Frame, RawWs, number_after};
 
-#[derive(Debug, Clone, Copy, ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Target {
     Livehub,
@@ -681,6 +681,12 @@ pub async fn run(a: FanoutArgs) -> anyhow::Result<bool> {
         auth: Authenticator::new(&a.secret, false),
     };
     let shared = Arc::new(Shared::new(a.rates.len(), urls.len()));
+    if a.target == Target::Livehub {
+        // The room is opened as its host would, through every URL (separate hubs each need it).
+        for url in &urls {
+            crate::stats::open_room(url, &room.id, &room.auth).await?;
+        }
+    }
     let (viewers, readers) = connect_viewers(&shared, &room, &urls).await?;
     let connected = viewers.len();
     let per_node: Vec<usize> = (0..urls.len())

@@ -300,6 +300,15 @@ pub async fn play(
             .1
             .push(e);
     }
+    // Every room is opened as its host would, before any viewer of it connects (through every
+    // URL: nodes that share a Redis see it opened anyway, separate hubs each need it).
+    let rooms: std::collections::BTreeSet<&str> =
+        per_client.values().map(|(r, _)| r.as_str()).collect();
+    for room in rooms {
+        for node in 0..shared.target.urls.len() {
+            crate::stats::open_room(shared.url(node), room, &shared.auth).await?;
+        }
+    }
     let nodes = assign_nodes(
         per_client
             .iter()

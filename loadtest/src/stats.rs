@@ -32,6 +32,36 @@ pub async fn connect(
         .map(|(ws, _)| ws)
 }
 
+/// Opens `room` on the hub at `base` (`ws://host:port`) the way its host does: a host
+/// connection that joins and leaves. A hub answers viewers of a room nobody opened `not_live`.
+pub async fn open_room(
+    base: &str,
+    room: &str,
+    auth: &livehub::auth::Authenticator,
+) -> anyhow::Result<()> {
+    use futures_util::StreamExt;
+    let token = auth.mint(&livehub::auth::Claims {
+        sub: "loadtest-opener".into(),
+        name: None,
+        role: livehub::protocol::Role::Host,
+        room: room.to_owned(),
+        exp: Some(livehub::hub::now_ms() / 1000 + 3600),
+    })?;
+    let url = format!(
+        "{}/ws/rooms/{room}?token={token}",
+        base.trim_end_matches('/')
+    );
+    let mut ws = tokio::time::timeout(std::time::Duration::from_secs(15), connect(&url))
+        .await
+        .map_err(|_| anyhow::anyhow!("opening room {room}: connect timed out"))??;
+    let first = tokio::time::timeout(std::time::Duration::from_secs(15), ws.next()).await;
+    let _ = ws.close(None).await;
+    match first {
+        Ok(Some(Ok(m))) if m.to_text().is_ok_and(|t| t.contains("\"welcome\"")) => Ok(()),
+        other => anyhow::bail!("opening room {room} as its host: {other:?}"),
+    }
+}
+
 /// `(CPU ticks used so far (user + system, 1/100 s each), RSS in KiB)` of `pid`, from
 /// /proc/PID/stat.
 pub fn proc_stat(pid: u32) -> Option<(u64, u64)> {

@@ -259,6 +259,7 @@ pub async fn run(a: SurgeArgs) -> anyhow::Result<bool> {
         exp: Some(livehub::hub::now_ms() / 1000 + 3600),
     })?;
     let host_url = format!("{viewer_url}?token={token}");
+    crate::stats::open_room(&base, &room, &Authenticator::new(&a.secret, false)).await?;
     let shared = Arc::new(Shared {
         start: Instant::now(),
         gate: Semaphore::new(a.concurrency.max(1)),
