@@ -293,6 +293,7 @@ async fn readyz(State(app): State<AppState>) -> Response {
 }
 
 async fn render_metrics(State(app): State<AppState>) -> Response {
+    crate::metrics::sample_process();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         app.metrics.render(),

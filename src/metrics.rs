@@ -64,6 +64,13 @@ pub const BUS_ERRORS: &str = "livehub_bus_errors_total";
 /// `kind`.
 pub const FAULTS: &str = "livehub_faults_total";
 
+/// Resident memory of the hub process in bytes (gauge, read from `/proc` at each scrape).
+pub const PROCESS_RESIDENT_BYTES: &str = "livehub_process_resident_bytes";
+/// Open file descriptors of the hub process (gauge, read from `/proc` at each scrape).
+pub const PROCESS_OPEN_FDS: &str = "livehub_process_open_fds";
+/// Tasks alive on the hub's runtime (gauge, read at each scrape).
+pub const RUNTIME_TASKS: &str = "livehub_runtime_alive_tasks";
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the Prometheus recorder once per process (later calls reuse it) and describes every
@@ -87,7 +94,37 @@ pub fn install() -> PrometheusHandle {
         .clone()
 }
 
+/// Reads the process gauges (resident memory, open descriptors, live tasks) so the next render
+/// shows current values. Called by `/metrics` before it renders; where `/proc` is missing (not
+/// Linux) the two process gauges are left unset.
+pub fn sample_process() {
+    if let Some(bytes) = resident_bytes() {
+        metrics::gauge!(PROCESS_RESIDENT_BYTES).set(bytes as f64);
+    }
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        metrics::gauge!(PROCESS_OPEN_FDS).set(fds.count() as f64);
+    }
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        metrics::gauge!(RUNTIME_TASKS).set(rt.metrics().num_alive_tasks() as f64);
+    }
+}
+
+/// `VmRSS` of `/proc/self/status`, in bytes.
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
 fn describe() {
+    describe_gauge!(
+        PROCESS_RESIDENT_BYTES,
+        Unit::Bytes,
+        "Resident memory of the hub process"
+    );
+    describe_gauge!(PROCESS_OPEN_FDS, "Open file descriptors of the hub process");
+    describe_gauge!(RUNTIME_TASKS, "Tasks alive on the hub's runtime");
     describe_gauge!(CONNECTIONS, "Open WebSocket connections");
     describe_counter!(CONNECTIONS_TOTAL, "WebSocket connections accepted");
     describe_counter!(

@@ -236,6 +236,16 @@ async fn rest_commands_report_errors_with_their_http_status() -> anyhow::Result<
     let (s, metrics) = hub.get("/metrics", None).await?;
     assert_eq!(s, 200);
     assert!(metrics.contains("livehub_events_total"), "{metrics}");
+    for gauge in [
+        "livehub_process_resident_bytes",
+        "livehub_process_open_fds",
+        "livehub_runtime_alive_tasks",
+    ] {
+        let value = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(gauge)?.trim().parse::<f64>().ok());
+        assert!(value.is_some_and(|v| v > 0.0), "{gauge} sampled: {metrics}");
+    }
     hub.shutdown().await
 }
 
