@@ -4,7 +4,8 @@
 //! `limits.connections_per_ip`; a WebSocket session also counts toward
 //! `limits.connections_per_user` by its token's `sub`. Behind a proxy listed in
 //! `server.trusted_proxies` the per-IP key is the client named by `X-Forwarded-For`, counted at
-//! the upgrade (the proxy's own connections are not capped per IP).
+//! the upgrade (the proxy's own connections are not capped per IP). An IPv6 client counts by its
+//! /64 network (see [`ip_key`]): one subscriber holds a whole /64 and can pick any address in it.
 //!
 //! The counts are a hub-wide atomic (the hub's) and sharded maps; every count is held by a guard
 //! whose drop gives it back, so no path can leak one.
@@ -165,7 +166,9 @@ impl Admission {
         let ip = if self.is_trusted(peer) {
             None
         } else {
-            self.per_ip.enter(peer).map_err(|()| Refusal::PerIp)?
+            self.per_ip
+                .enter(ip_key(peer))
+                .map_err(|()| Refusal::PerIp)?
         };
         // On this refusal `ip` drops and gives the address's count back.
         if !self.hub.try_admit() {
@@ -220,7 +223,10 @@ impl Ticket {
             None
         };
         let forwarded = match client {
-            Some(client) => a.per_ip.enter(client).map_err(|()| Refusal::PerIp)?,
+            Some(client) => a
+                .per_ip
+                .enter(ip_key(client))
+                .map_err(|()| Refusal::PerIp)?,
             None => None,
         };
         let user = if who.anonymous {
@@ -244,6 +250,19 @@ pub struct SessionPass {
     _conn: Ticket,
     _forwarded: Option<Slot<IpAddr>>,
     _user: Option<Slot<Id>>,
+}
+
+/// The key an address counts under for `limits.connections_per_ip`: an IPv4 address (an
+/// IPv4-mapped IPv6 one too) as itself, an IPv6 address by its /64 network, the smallest block a
+/// subscriber is given.
+pub fn ip_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let network = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(network.into())
+        }
+        v4 => v4,
+    }
 }
 
 /// The client a chain of proxies names in `X-Forwarded-For`: the right-most address that is not
@@ -294,6 +313,19 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv6_clients_count_by_their_slash_64_and_ipv4_by_their_address() {
+        assert_eq!(
+            ip_key(ip("2001:db8:1:2::1")),
+            ip_key(ip("2001:db8:1:2:ffff::9"))
+        );
+        assert_eq!(ip_key(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_ne!(ip_key(ip("2001:db8:1:2::1")), ip_key(ip("2001:db8:1:3::1")));
+        assert_eq!(ip_key(ip("192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(ip_key(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_ne!(ip_key(ip("192.0.2.7")), ip_key(ip("192.0.2.8")));
     }
 
     #[test]

@@ -48,6 +48,8 @@ pub struct ServerConfig {
     pub header_timeout_ms: u64,
     /// A connection with no request in progress (before any upgrade) is closed after this long.
     pub idle_connection_ms: u64,
+    /// A REST command's body must arrive within this long of its head (slow-body guard).
+    pub body_timeout_ms: u64,
     /// Where rooms are saved on a graceful stop and restored at start (see
     /// [`crate::persist`]); `""` keeps rooms in memory only.
     #[serde(deserialize_with = "empty_is_none")]
@@ -299,6 +301,7 @@ impl Config {
         let positive = [
             ("server.header_timeout_ms", self.server.header_timeout_ms),
             ("server.idle_connection_ms", self.server.idle_connection_ms),
+            ("server.body_timeout_ms", self.server.body_timeout_ms),
             (
                 "redis.rejected_idempotency_ttl_ms",
                 self.redis.rejected_idempotency_ttl_ms,

@@ -3,14 +3,16 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::auth::Identity;
@@ -199,22 +201,13 @@ async fn command(
     Path(room): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    body: Body,
 ) -> Result<Response, HubError> {
     let hub = app.hub;
     let room_id = parse_id("room", &room)?;
     let who = require_host(&hub, &room_id, &query, &headers)?;
     hub.check_rest_rate(&who.user)?;
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            HubError::TooLarge(format!(
-                "body is larger than {} bytes",
-                hub.config().limits.max_frame_bytes
-            ))
-        } else {
-            HubError::BadRequest(e.body_text())
-        }
-    })?;
+    let body = read_body(&hub, body).await?;
     let text =
         std::str::from_utf8(&body).map_err(|_| HubError::BadRequest("body is not UTF-8".into()))?;
     let cmd = parse_client(text).map_err(|e| HubError::BadRequest(e.message))?;
@@ -233,6 +226,32 @@ async fn command(
             Ok(axum::Json(body).into_response())
         }
         Outcome::Reply(msg) => Ok(axum::Json(msg).into_response()),
+    }
+}
+
+/// A command's body, at most `limits.max_frame_bytes`, received within
+/// `server.body_timeout_ms`. A body that trickles in is refused (and hyper closes the
+/// connection, since the rest of the body was never read) rather than held open.
+async fn read_body(hub: &Hub, body: Body) -> Result<Bytes, HubError> {
+    let config = hub.config();
+    let limit = config.limits.max_frame_bytes;
+    let wait = Duration::from_millis(config.server.body_timeout_ms);
+    let collected = tokio::time::timeout(wait, Limited::new(body, limit).collect())
+        .await
+        .map_err(|_| {
+            HubError::BadRequest(format!(
+                "the request body did not arrive within {} ms",
+                wait.as_millis()
+            ))
+        })?;
+    match collected {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(HubError::TooLarge(
+            format!("body is larger than {limit} bytes"),
+        )),
+        Err(e) => Err(HubError::BadRequest(format!(
+            "reading the body failed: {e}"
+        ))),
     }
 }
 

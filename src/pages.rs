@@ -206,11 +206,12 @@ async fn dev_token(
     Ok(axum::Json(serde_json::json!({"token": token, "user": user})).into_response())
 }
 
-/// A request from this machine that names it: the TCP peer is a loopback address (a proxy on
-/// this machine counts as local, so `/api/dev/token` is for development only), the `Host`
+/// A request from this machine that names it: the TCP peer is a loopback address, the `Host`
 /// header is `localhost`, `127.0.0.1` or `[::1]` with any port (a DNS-rebinding page reaches
-/// the hub under its own host name), and an `Origin`, when the browser sends one, is one of
-/// those too. The error says which check failed.
+/// the hub under its own host name), no proxy's forwarding header (`X-Forwarded-For`,
+/// `Forwarded`, `X-Real-IP`) is present (a proxy on this machine connects from loopback), and
+/// an `Origin`, when the browser sends one, is one of those names too. The error says which
+/// check failed.
 pub fn check_loopback_request(
     peer: Option<SocketAddr>,
     headers: &HeaderMap,
@@ -226,6 +227,14 @@ pub fn check_loopback_request(
         .ok_or("no Host header")?;
     if !is_loopback_authority(host) {
         return Err("the Host header is not a loopback name");
+    }
+    // A proxy on this machine (nginx in front of a loopback hub) connects from loopback and may
+    // pass a loopback Host; the header it adds says the client is elsewhere.
+    if ["x-forwarded-for", "forwarded", "x-real-ip"]
+        .iter()
+        .any(|h| headers.contains_key(*h))
+    {
+        return Err("the request came through a proxy");
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
         let authority = origin.to_str().ok().and_then(|o| {
@@ -332,5 +341,13 @@ mod tests {
         assert!(check_loopback_request(Some(local), &cross).is_err());
         let null = headers(&[(header::HOST, "127.0.0.1:8080"), (header::ORIGIN, "null")]);
         assert!(check_loopback_request(Some(local), &null).is_err());
+        for forwarding in ["x-forwarded-for", "forwarded", "x-real-ip"] {
+            let mut proxied = good.clone();
+            proxied.insert(
+                axum::http::HeaderName::from_static(forwarding),
+                "203.0.113.9".parse().unwrap(),
+            );
+            assert!(check_loopback_request(Some(local), &proxied).is_err());
+        }
     }
 }

@@ -198,6 +198,36 @@ async fn a_half_sent_request_is_closed_at_the_header_timeout() -> Result<()> {
 }
 
 #[tokio::test]
+async fn a_rest_command_whose_body_trickles_in_is_refused_and_closed_at_the_body_timeout()
+-> Result<()> {
+    let mut cfg = timeouts(5000, 10_000);
+    cfg.server.body_timeout_ms = 300;
+    let hub = TestHub::with_config(cfg).await?;
+    hub.open_room("r").await?;
+    let token = hub.token(Role::Host, "r", "host");
+    let mut s = TcpStream::connect(hub.addr).await?;
+    let head = format!(
+        "POST /api/rooms/r/commands HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{{\"type\":"
+    );
+    s.write_all(head.as_bytes()).await?;
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    tokio::time::timeout(CLOSE_GUARD, s.read_to_end(&mut answer))
+        .await
+        .context("the hub kept a trickling body open")??;
+    let took = started.elapsed();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("did not arrive within 300 ms"), "{answer}");
+    assert!(
+        took >= Duration::from_millis(300),
+        "answered after {took:?}"
+    );
+    hub.shutdown().await
+}
+
+#[tokio::test]
 async fn a_silent_connection_is_closed_at_the_header_timeout() -> Result<()> {
     let hub = TestHub::with_config(timeouts(300, 10_000)).await?;
     let start = Instant::now();

@@ -258,6 +258,15 @@ async fn nginx_spreads_viewers_over_nodes_and_a_dead_nodes_viewers_resume_throug
     let metrics = format!("http://127.0.0.1:{}/metrics", proxy.port);
     let (status, _) = livehub::http_client::request("GET", &metrics, None, None).await?;
     assert_eq!(status, 200);
+    // The nodes listen on loopback, so their development tokens are on; through the proxy (which
+    // connects from loopback and here even passes a loopback Host) they are still refused.
+    let dev = format!(
+        "http://127.0.0.1:{}/api/dev/token?room={room}&role=host",
+        proxy.port
+    );
+    let (status, body) = livehub::http_client::request("GET", &dev, None, None).await?;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("through a proxy"), "{body}");
 
     // The node without the host dies; its viewers' connections through nginx drop.
     let doomed_node = 1 - host_node;
