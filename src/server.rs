@@ -220,6 +220,10 @@ pub async fn run_with(
         }
     };
     let hub = Hub::new(config, backends.inventory, bus);
+    tracing::info!(
+        max_connections = hub.connection_cap(),
+        "connection cap (server.max_connections)"
+    );
     hub.start();
     let app = crate::http::router(Arc::clone(&hub), metrics, catalog);
     let serving = Serving::new(app, &hub);
@@ -332,6 +336,10 @@ impl Serving {
             self.idle_timeout,
         ))
         .header_read_timeout(self.header_timeout)
+        // A request head (and what is read ahead of it) may hold about this much (hyper checks
+        // between reads): a half-open connection costs at most that, not hyper's default of
+        // about 400 KB; a bigger head gets 431.
+        .max_buf_size(MAX_HEAD_BYTES)
         .keep_alive(true);
         let conn = http.serve_connection(io, service).with_upgrades();
         let (closing, dropping) = (self.closing.clone(), self.dropping.clone());
@@ -484,6 +492,10 @@ impl AsyncWrite for Watched {
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
+
+/// The most a connection's request head may take (hyper's read buffer), in bytes: room for a
+/// long `?token=` and cookies, far below hyper's default.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// hyper's timer for one connection. hyper uses it only for its header read timeout, which
 /// runs whenever the connection waits for a request head: from accept, and on keep-alive from

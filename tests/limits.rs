@@ -228,6 +228,32 @@ async fn a_rest_command_whose_body_trickles_in_is_refused_and_closed_at_the_body
 }
 
 #[tokio::test]
+async fn a_200_kb_request_head_gets_431_and_the_connection_closes() -> Result<()> {
+    // 200 KB in 50 headers: under hyper's default limits (about 400 KB, 100 headers), over the
+    // hub's 64 KiB (a head a little over it may still pass: hyper checks between reads).
+    let hub = TestHub::start().await?;
+    let mut s = TcpStream::connect(hub.addr).await?;
+    let padding = "x".repeat(4000);
+    let mut head = String::from("GET /healthz HTTP/1.1\r\nHost: hub\r\n");
+    for i in 0..50 {
+        head.push_str(&format!("X-Pad-{i}: {padding}\r\n"));
+    }
+    head.push_str("\r\n");
+    // The hub may stop reading (and close) before the whole head is written.
+    let _ = s.write_all(head.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(CLOSE_GUARD, s.read_to_end(&mut answer))
+        .await
+        .context("the hub kept an oversized head open")?;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    // A head under the limit is served as usual.
+    let mut s = TcpStream::connect(hub.addr).await?;
+    assert_eq!(get_on(&mut s, "/healthz").await?.0, 200);
+    hub.shutdown().await
+}
+
+#[tokio::test]
 async fn a_silent_connection_is_closed_at_the_header_timeout() -> Result<()> {
     let hub = TestHub::with_config(timeouts(300, 10_000)).await?;
     let start = Instant::now();
