@@ -7,6 +7,11 @@ use std::path::PathBuf;
 
 use common::TestHub;
 use common::webdriver::{Browser, Driver};
+
+#[path = "browser/console.rs"]
+mod console;
+#[path = "browser/viewer.rs"]
+mod viewer;
 use livehub::protocol::Role;
 use serde_json::json;
 
@@ -201,5 +206,7 @@ async fn pages_in_a_real_browser() -> anyhow::Result<()> {
     three_buyers_sell_out_a_three_unit_deal(&driver).await?;
     a_deleted_comment_disappears_from_the_viewer_page(&driver).await?;
     the_viewer_page_survives_a_hub_restart(&driver).await?;
+    viewer::scenarios(&driver).await?;
+    console::scenarios(&driver).await?;
     Ok(())
 }

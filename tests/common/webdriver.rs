@@ -96,7 +96,32 @@ pub struct Browser {
     url: String,
 }
 
+/// A phone's viewport (an iPhone 12-15 in CSS pixels).
+pub const PHONE: (u32, u32) = (390, 844);
+/// A laptop's viewport.
+pub const DESKTOP: (u32, u32) = (1366, 900);
+
 impl Browser {
+    /// Sizes the window so that the page's viewport (`innerWidth` x `innerHeight`) is
+    /// `(width, height)` CSS pixels, e.g. [`PHONE`] or [`DESKTOP`].
+    pub async fn set_viewport(&self, (width, height): (u32, u32)) -> Result<()> {
+        let rect = |w: i64, h: i64| json!({"width": w, "height": h});
+        let url = format!("{}/window/rect", self.url);
+        call("POST", &url, Some(rect(width.into(), height.into()))).await?;
+        let inner = self
+            .js("return [window.innerWidth, window.innerHeight];", json!([]))
+            .await?;
+        let (iw, ih) = (
+            inner[0].as_i64().unwrap_or(width.into()),
+            inner[1].as_i64().unwrap_or(height.into()),
+        );
+        let (w, h) = (i64::from(width), i64::from(height));
+        if (iw, ih) != (w, h) {
+            call("POST", &url, Some(rect(2 * w - iw, 2 * h - ih))).await?;
+        }
+        Ok(())
+    }
+
     /// Opens a URL in the current window.
     pub async fn goto(&self, url: &str) -> Result<()> {
         call(
