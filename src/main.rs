@@ -1,5 +1,6 @@
-//! The `livehub` binary: everything lives in the library; this only hands over to its CLI.
+//! The `livehub` binary: everything lives in the library; this only hands over to its CLI,
+//! which prints its own errors and picks the exit status.
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     livehub::cli::main()
 }

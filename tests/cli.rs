@@ -119,7 +119,7 @@ async fn token_and_host_commands_run_a_show_from_the_terminal() -> anyhow::Resul
     // errors are reported with a non-zero exit
     let (ok, _, err) = host(&["deal", "end", "d1"])?;
     assert!(!ok);
-    assert!(err.contains("Conflict"), "{err}");
+    assert!(err.starts_with("conflict: "), "{err}");
     let (ok, _, err) = host(&["audit", "nope"])?;
     assert!(!ok, "{err}");
 

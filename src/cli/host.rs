@@ -1,21 +1,27 @@
 //! `livehub host`: the host control client. It connects to a room over WebSocket like any
-//! client, sends one command and waits for its `ack` or `error`, or watches the room.
-//! Everything it prints that came from the hub goes through [`escape_controls`], so a comment
-//! cannot forge lines or move the cursor.
+//! client, sends one command and waits for its `ack` or `error`, prints a deal's audit, or
+//! watches the room (see [`super::watch`]). A result goes to stdout; a refusal goes to stderr as
+//! the hub's `code: reason`. Everything printed that came from the hub is escaped (see
+//! [`super::lines`]), so a comment cannot forge lines or move the cursor.
 
 use std::time::Duration;
 
-use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
+use super::CliError;
+use super::connect::{self, HubUrl};
+use super::lines::escape_controls;
 use crate::protocol::{ClientMsg, DealSpec, Id, Product, ServerMsg};
+
+/// How long a command waits for the hub's answer.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Arguments of `livehub host`.
 #[derive(Debug, Args)]
 pub struct HostArgs {
-    /// The hub's base URL, e.g. ws://127.0.0.1:8080.
+    /// The hub's base URL: ws://HOST:PORT or http://HOST:PORT.
     #[arg(long, env = "LIVEHUB_URL", default_value = "ws://127.0.0.1:8080")]
     url: String,
     /// The room to act in.
@@ -90,40 +96,20 @@ enum DealCommand {
     End { deal: String },
 }
 
-fn id(what: &str, s: String) -> anyhow::Result<Id> {
-    Id::new(s).map_err(|e| anyhow::anyhow!("{what}: {e}"))
-}
-
-fn base_urls(url: &str) -> (String, String) {
-    let url = url.trim_end_matches('/');
-    if let Some(rest) = url.strip_prefix("http://") {
-        (format!("ws://{rest}"), url.to_owned())
-    } else if let Some(rest) = url.strip_prefix("ws://") {
-        (url.to_owned(), format!("http://{rest}"))
-    } else {
-        (format!("ws://{url}"), format!("http://{url}"))
-    }
+fn id(what: &str, s: String) -> Result<Id, CliError> {
+    Id::new(s).map_err(|e| CliError::Usage(format!("{what}: {e}")))
 }
 
 /// Runs `livehub host`.
-pub async fn run(args: HostArgs) -> anyhow::Result<()> {
-    let (ws_base, http_base) = base_urls(&args.url);
+pub async fn run(args: HostArgs) -> Result<(), CliError> {
+    let hub = HubUrl::parse(&args.url)?;
     let room = id("room", args.room)?;
     let request_id = Id::new(format!("cli-{}", std::process::id())).ok();
     let cmd = match args.command {
         HostCommand::Audit { deal } => {
-            let deal = id("deal", deal)?;
-            let url = format!("{http_base}/api/rooms/{room}/deals/{deal}");
-            let (status, body) = crate::http_client::request("GET", &url, Some(&args.token), None)
-                .await
-                .with_context(|| format!("GET {url}"))?;
-            println!("{}", escape_controls(&body));
-            if status != 200 {
-                bail!("audit failed with HTTP {status}");
-            }
-            return Ok(());
+            return audit(&hub, &room, &args.token, id("deal", deal)?).await;
         }
-        HostCommand::Watch => return watch(&ws_base, &room, &args.token).await,
+        HostCommand::Watch => return super::watch::run(&hub, &room, &args.token).await,
         HostCommand::Pin {
             id: pid,
             title,
@@ -176,37 +162,78 @@ pub async fn run(args: HostArgs) -> anyhow::Result<()> {
         },
         HostCommand::Announce { text } => ClientMsg::Announce { text, request_id },
     };
-    send_one(&ws_base, &room, &args.token, cmd).await
+    send_one(&hub, &room, &args.token, cmd).await
 }
 
-async fn connect(
-    ws_base: &str,
-    room: &Id,
-    token: &str,
-) -> anyhow::Result<
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-> {
-    let url = format!("{ws_base}/ws/rooms/{room}?token={token}");
-    let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
-        .await
-        .with_context(|| format!("connecting to {ws_base}/ws/rooms/{room}"))?;
-    Ok(ws)
+/// `GET` the deal's audit: the JSON on stdout when the hub answers 200, else its refusal.
+async fn audit(hub: &HubUrl, room: &Id, token: &str, deal: Id) -> Result<(), CliError> {
+    let url = format!("{}/api/rooms/{room}/deals/{deal}", hub.http);
+    let answer = tokio::time::timeout(
+        ANSWER_TIMEOUT,
+        crate::http_client::request("GET", &url, Some(token.trim()), None),
+    )
+    .await
+    .map_err(|_| {
+        connect::unreachable(
+            hub,
+            format!("no answer within {} s", ANSWER_TIMEOUT.as_secs()),
+        )
+    })?;
+    let (status, body) = answer.map_err(|e| match e {
+        crate::http_client::ClientError::Connect(io) => {
+            connect::unreachable(hub, super::error::io_reason(&io))
+        }
+        other => connect::unreachable(hub, other.to_string()),
+    })?;
+    if status != 200 {
+        let reason = hyper::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason());
+        return Err(CliError::from_http(status, reason, body.as_bytes()));
+    }
+    println!("{}", escape_controls(&body));
+    Ok(())
 }
 
-async fn send_one(ws_base: &str, room: &Id, token: &str, cmd: ClientMsg) -> anyhow::Result<()> {
-    let mut ws = connect(ws_base, room, token).await?;
+/// Sends `cmd` and waits for its `ack` (printing `ok seq=N` or `ok`) or its refusal.
+async fn send_one(hub: &HubUrl, room: &Id, token: &str, cmd: ClientMsg) -> Result<(), CliError> {
+    let mut ws = connect::open(hub, room, token, None).await?;
     let want = cmd.request_id().cloned();
-    ws.send(Message::text(serde_json::to_string(&cmd)?)).await?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let json = serde_json::to_string(&cmd).map_err(anyhow::Error::from)?;
+    ws.send(Message::text(json))
+        .await
+        .map_err(|e| connect::unreachable(hub, connect::lost_reason(&e)))?;
+    let deadline = tokio::time::Instant::now() + ANSWER_TIMEOUT;
     loop {
         let next = tokio::time::timeout_at(deadline, ws.next())
             .await
-            .context("no answer from the hub within 10 s")?;
-        let Some(msg) = next else {
-            bail!("the hub closed the connection")
+            .map_err(|_| {
+                connect::unreachable(
+                    hub,
+                    format!("no answer within {} s", ANSWER_TIMEOUT.as_secs()),
+                )
+            })?;
+        let msg = match next {
+            None => {
+                return Err(connect::unreachable(
+                    hub,
+                    "the connection closed before an answer",
+                ));
+            }
+            Some(Err(e)) => return Err(connect::unreachable(hub, connect::lost_reason(&e))),
+            Some(Ok(Message::Close(frame))) => {
+                return Err(connect::unreachable(
+                    hub,
+                    format!(
+                        "the hub closed the connection ({}) before answering",
+                        connect::close_words(frame.as_ref())
+                    ),
+                ));
+            }
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(_)) => continue,
         };
-        let Message::Text(text) = msg? else { continue };
-        let Ok(msg) = serde_json::from_str::<ServerMsg>(text.as_str()) else {
+        let Ok(msg) = serde_json::from_str::<ServerMsg>(msg.as_str()) else {
             continue;
         };
         match msg {
@@ -224,169 +251,15 @@ async fn send_one(ws_base: &str, room: &Id, token: &str, cmd: ClientMsg) -> anyh
                 request_id,
             } if request_id == want || request_id.is_none() => {
                 let _ = ws.close(None).await;
-                bail!("{code:?}: {}", escape_controls(&message));
+                return Err(CliError::refused(code.as_str(), &message));
+            }
+            ServerMsg::NotLive { .. } => {
+                return Err(CliError::refused(
+                    crate::error::ErrorCode::NotFound.as_str(),
+                    "the show has not started (only its host or an admin opens a room)",
+                ));
             }
             _ => {}
         }
-    }
-}
-
-async fn watch(ws_base: &str, room: &Id, token: &str) -> anyhow::Result<()> {
-    let mut ws = connect(ws_base, room, token).await?;
-    while let Some(msg) = ws.next().await {
-        match msg? {
-            Message::Text(text) => match serde_json::from_str::<ServerMsg>(text.as_str()) {
-                Ok(m) => println!("{}", describe(&m)),
-                Err(_) => println!("{}", escape_controls(text.as_str())),
-            },
-            Message::Close(frame) => {
-                println!("closed: {}", escape_controls(&format!("{frame:?}")));
-                break;
-            }
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-/// One line for a server message, for `watch`: control characters in what users wrote
-/// (names, comments, titles, announcements) are escaped.
-pub fn describe(m: &ServerMsg) -> String {
-    escape_controls(&describe_raw(m)).into_owned()
-}
-
-fn describe_raw(m: &ServerMsg) -> String {
-    match m {
-        ServerMsg::Welcome {
-            room,
-            seq,
-            viewers,
-            likes,
-            pinned,
-            deals,
-            ..
-        } => format!(
-            "welcome room={room} seq={seq} viewers={viewers} likes={likes} pinned={} deals={}",
-            pinned.as_ref().map_or("-".to_owned(), |p| p.id.to_string()),
-            deals.len()
-        ),
-        ServerMsg::Comment(c) => format!(
-            "#{} comment {} {}({}): {}",
-            c.seq, c.id, c.name, c.user, c.text
-        ),
-        ServerMsg::CommentDeleted { seq, id } => format!("#{seq} comment_deleted {id}"),
-        ServerMsg::Pinned { seq, product } => format!(
-            "#{seq} pinned {} \"{}\" {} {}",
-            product.id, product.title, product.price_cents, product.currency
-        ),
-        ServerMsg::Unpinned { seq } => format!("#{seq} unpinned"),
-        ServerMsg::Deal { seq, deal } => format!(
-            "#{seq} deal {} {:?} {}/{} left, {} {}",
-            deal.id, deal.status, deal.remaining, deal.stock, deal.price_cents, deal.currency
-        ),
-        ServerMsg::Announcement { seq, text } => format!("#{seq} announcement: {text}"),
-        ServerMsg::Stock { deal, remaining } => format!("stock {deal} {remaining} left"),
-        ServerMsg::Viewers { count } => format!("viewers {count}"),
-        ServerMsg::Likes { total } => format!("likes {total}"),
-        other => serde_json::to_string(other).unwrap_or_default(),
-    }
-}
-
-/// `s` with every character a terminal would act on written out visibly: `\n`, `\r`, `\t`
-/// and the other C0 and C1 controls and DEL as `\u{..}` (ESC is `\u{1b}`), and so are the
-/// bidirectional overrides and isolates (U+202A to U+202E, U+2066 to U+2069), the direction
-/// marks and the line and paragraph separators, which reorder or break what follows them.
-pub fn escape_controls(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.chars().any(needs_escape) {
-        return std::borrow::Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if needs_escape(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
-
-fn needs_escape(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{2028}' | '\u{2029}'
-                | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
-        )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn control_characters_are_escaped_visibly() {
-        assert_eq!(
-            escape_controls("plain text, émoji 🧣"),
-            "plain text, émoji 🧣"
-        );
-        assert!(matches!(
-            escape_controls("plain"),
-            std::borrow::Cow::Borrowed(_)
-        ));
-        assert_eq!(
-            escape_controls("hi\n#99 announcement: free\r\t!"),
-            "hi\\n#99 announcement: free\\r\\t!"
-        );
-        assert_eq!(
-            escape_controls("\u{1b}[2J\u{7}\u{0}"),
-            "\\u{1b}[2J\\u{7}\\u{0}"
-        );
-        assert_eq!(
-            escape_controls("a\u{7f}b\u{85}c\u{9b}d"),
-            "a\\u{7f}b\\u{85}c\\u{9b}d"
-        );
-        for bidi in [
-            '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}', '\u{202e}', '\u{2066}', '\u{2067}',
-            '\u{2068}', '\u{2069}', '\u{200e}', '\u{200f}', '\u{2028}',
-        ] {
-            let out = escape_controls(&format!("x{bidi}y")).into_owned();
-            assert_eq!(out, format!("x\\u{{{:x}}}y", bidi as u32));
-        }
-    }
-
-    #[test]
-    fn watch_lines_escape_every_user_supplied_field() {
-        let forged = "ok\n#2 announcement: \u{1b}[31mfree\u{202e}";
-        let comment: ServerMsg = serde_json::from_value(serde_json::json!({
-            "type": "comment", "seq": 1, "id": "c1", "user": "u1", "name": forged, "text": forged, "ts": 0
-        }))
-        .unwrap();
-        let pinned: ServerMsg = serde_json::from_value(serde_json::json!({
-            "type": "pinned", "seq": 1, "product": {"id": "p", "title": forged, "price_cents": 1, "currency": "USD"}
-        }))
-        .unwrap();
-        let announcement: ServerMsg = serde_json::from_value(serde_json::json!({
-            "type": "announcement", "seq": 1, "text": forged
-        }))
-        .unwrap();
-        let other: ServerMsg = serde_json::from_value(serde_json::json!({
-            "type": "error", "code": "bad_request", "message": forged
-        }))
-        .unwrap();
-        for m in [comment, pinned, announcement] {
-            let line = describe(&m);
-            assert!(!line.chars().any(needs_escape), "{line:?}");
-            assert!(
-                line.contains("ok\\n#2 announcement: \\u{1b}[31mfree\\u{202e}"),
-                "{line:?}"
-            );
-        }
-        // Messages without a line of their own are printed as JSON, escaped the same way.
-        let line = describe(&other);
-        assert!(!line.chars().any(needs_escape), "{line:?}");
-        assert!(line.contains("free\\u{202e}"), "{line:?}");
     }
 }
