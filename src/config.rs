@@ -208,7 +208,8 @@ pub struct RedisConfig {
     pub retention_ms: u64,
 }
 
-/// Why configuration could not be loaded. Every variant names the file, variable or key.
+/// Why configuration could not be loaded. Every variant names the file, variable or key; a bad
+/// key also says where its value was set and shows the expected form.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -220,14 +221,150 @@ pub enum ConfigError {
     Syntax { path: String, message: String },
     #[error("environment variable {var}: {message}")]
     Env { var: String, message: String },
-    #[error("config key `{key}`: {message}")]
-    Key { key: String, message: String },
+    #[error("config key `{key}` ({origin}): {message}{}", for_example(example.as_deref()))]
+    Key {
+        key: String,
+        /// Where the offending value was set.
+        origin: Origin,
+        message: String,
+        /// The key written with its default value, in the form of its origin.
+        example: Option<String>,
+    },
+}
+
+fn for_example(example: Option<&str>) -> String {
+    example.map_or_else(String::new, |e| format!("; for example {e}"))
+}
+
+/// Where a configuration value was set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// The compiled-in `config/default.toml`.
+    Default,
+    /// A `--config` file (its path as given).
+    File(String),
+    /// A `LIVEHUB_SECTION__KEY` environment variable (its name).
+    Env(String),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Default => f.write_str("the built-in default"),
+            Origin::File(path) => write!(f, "set in {path}"),
+            Origin::Env(var) => write!(f, "set by the environment variable {var}"),
+        }
+    }
+}
+
+/// Where each key (`section.key`) got its value, the last writer winning.
+#[derive(Default)]
+struct Origins(Vec<(String, Origin)>);
+
+impl Origins {
+    fn set(&mut self, key: String, origin: Origin) {
+        self.0.retain(|(k, _)| *k != key);
+        self.0.push((key, origin));
+    }
+
+    fn set_table(&mut self, prefix: &str, table: &toml::Table, origin: &Origin) {
+        for (k, v) in table {
+            let key = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match v {
+                toml::Value::Table(t) => self.set_table(&key, t, origin),
+                _ => self.set(key, origin.clone()),
+            }
+        }
+    }
+
+    /// The origin of `key`, or of what was set under it (an unknown section).
+    fn of(&self, key: &str) -> Origin {
+        let under = format!("{key}.");
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key || k.starts_with(&under))
+            .map_or(Origin::Default, |(_, o)| o.clone())
+    }
+}
+
+/// `key` with its default value, written the way `origin` sets it: `LIVEHUB_ROOM__HISTORY=1000`
+/// (with the file form after it) for a variable, `room.history = 1000` otherwise. `None` for a
+/// key the defaults do not have.
+fn example(key: &str, origin: &Origin) -> Option<String> {
+    let defaults: toml::Table = DEFAULT_TOML.parse().ok()?;
+    let (section, name) = key.split_once('.')?;
+    let value = defaults.get(section)?.as_table()?.get(name)?;
+    if value.is_table() {
+        return None;
+    }
+    let file_form = format!("{key} = {value}");
+    Some(match origin {
+        Origin::Env(_) => {
+            let env_value = match value {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let var = format!(
+                "{ENV_PREFIX}{}__{}",
+                section.to_ascii_uppercase(),
+                name.to_ascii_uppercase()
+            );
+            format!("{var}={env_value} (in a config file: {file_form})")
+        }
+        _ => file_form,
+    })
+}
+
+/// serde's type names in words a person configuring a server uses.
+fn plain_types(message: &str) -> String {
+    [
+        ("expected usize", "expected a whole number"),
+        ("expected u64", "expected a whole number"),
+        ("expected u32", "expected a whole number"),
+        ("expected u16", "expected a whole number"),
+        ("expected f64", "expected a number"),
+        (
+            "expected socket address",
+            "expected an address with a port, like 127.0.0.1:8080",
+        ),
+        ("expected IP address", "expected an IP address"),
+    ]
+    .iter()
+    .fold(message.to_owned(), |m, (from, to)| m.replace(from, to))
 }
 
 fn key_err(key: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Key {
         key: key.to_owned(),
+        origin: Origin::Default,
         message: message.into(),
+        example: None,
+    }
+}
+
+impl ConfigError {
+    /// A key error told where its value was set, with the expected form.
+    fn located(self, origins: &Origins) -> Self {
+        match self {
+            ConfigError::Key { key, message, .. } => {
+                // `server.trusted_proxies[0]` was set as `server.trusted_proxies`.
+                let base = key.split('[').next().unwrap_or(&key).to_owned();
+                let origin = origins.of(&base);
+                let example = example(&base, &origin);
+                ConfigError::Key {
+                    key,
+                    origin,
+                    message,
+                    example,
+                }
+            }
+            other => other,
+        }
     }
 }
 
@@ -250,6 +387,7 @@ impl Config {
                     path: "<built-in defaults>".into(),
                     message: e.to_string(),
                 })?;
+        let mut origins = Origins::default();
         if let Some(path) = file {
             let shown = path.display().to_string();
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -259,9 +397,10 @@ impl Config {
             let overlay: toml::Table =
                 text.parse()
                     .map_err(|e: toml::de::Error| ConfigError::Syntax {
-                        path: shown,
+                        path: shown.clone(),
                         message: e.to_string(),
                     })?;
+            origins.set_table("", &overlay, &Origin::File(shown));
             merge(&mut root, overlay);
         }
         for (var, value) in env {
@@ -281,14 +420,17 @@ impl Config {
                     message: format!("`{section}` is not a section"),
                 });
             };
+            origins.set(format!("{section}.{key}"), Origin::Env(var));
             table.insert(key, parse_env_value(&value));
         }
         let value = toml::Value::Table(root);
-        let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
-            let key = e.path().to_string();
-            key_err(&key, e.into_inner().to_string())
-        })?;
-        config.validate()?;
+        let config: Config = serde_path_to_error::deserialize(value)
+            .map_err(|e| {
+                let key = e.path().to_string();
+                key_err(&key, plain_types(e.into_inner().message()))
+            })
+            .map_err(|e| e.located(&origins))?;
+        config.validate().map_err(|e| e.located(&origins))?;
         Ok(config)
     }
 
@@ -583,5 +725,66 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_value_from_a_variable_names_it_once_with_the_expected_form() {
+        let e = Config::load(None, env(&[("LIVEHUB_ROOM__HISTORY", "lots")]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "config key `room.history` (set by the environment variable LIVEHUB_ROOM__HISTORY): \
+             invalid type: string \"lots\", expected a whole number; for example \
+             LIVEHUB_ROOM__HISTORY=1000 (in a config file: room.history = 1000)"
+        );
+        let e = Config::load(None, env(&[("LIVEHUB_SERVER__BIND", "8080")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("LIVEHUB_SERVER__BIND=127.0.0.1:8080")
+                && e.contains("server.bind = \"127.0.0.1:8080\""),
+            "{e}"
+        );
+        // a failed check names the variable too
+        let e = Config::load(None, env(&[("LIVEHUB_ROOM__TICK_MS", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("config key `room.tick_ms` (set by the environment variable LIVEHUB_ROOM__TICK_MS): must be greater than 0"),
+            "{e}"
+        );
+        // an unknown section is traced to the variable that made it
+        let e = Config::load(None, env(&[("LIVEHUB_ROOMS__HISTORY", "1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("LIVEHUB_ROOMS__HISTORY"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_value_from_a_file_names_the_file_and_the_last_writer_wins() {
+        let path = std::env::temp_dir().join(format!("livehub-config-{}.toml", std::process::id()));
+        std::fs::write(&path, "[server]\nbind = 8080\n[room]\nhistory = 5\n").unwrap();
+        let shown = path.display().to_string();
+        let e = Config::load(Some(&path), env(&[])).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "config key `server.bind` (set in {shown}): invalid type: integer `8080`, \
+                 expected an address with a port, like 127.0.0.1:8080; for example \
+                 server.bind = \"127.0.0.1:8080\""
+            )
+        );
+        std::fs::write(&path, "[room]\nhistory = 0\n").unwrap();
+        let e = Config::load(Some(&path), env(&[])).unwrap_err().to_string();
+        assert!(e.contains(&format!("(set in {shown})")), "{e}");
+        let e = Config::load(Some(&path), env(&[("LIVEHUB_ROOM__HISTORY", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("LIVEHUB_ROOM__HISTORY") && !e.contains(&shown),
+            "{e}"
+        );
+        std::fs::remove_file(&path).unwrap();
     }
 }
