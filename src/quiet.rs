@@ -1,11 +1,16 @@
 //! Warnings that repeat under a fault, summarised: the first of a kind is logged at once, the
 //! ones after it within [`WINDOW`] are only counted, and the next one after the window logs a
 //! single summary line ("1,240 more in the last 10 s"). Every occurrence is counted in
-//! `livehub_faults_total{kind}`, so nothing is lost by not logging it. A Redis outage then costs
-//! a few log lines, not one per failed reserve.
+//! `livehub_faults_total{kind}`, so nothing is lost by not logging it.
+//!
+//! While a backend outage is on (announced in one line by whoever found it, see
+//! [`crate::redis_io::Health`]), warnings are only counted: the outage line explains them, and
+//! the line that ends the outage says how many were held back. A Redis outage then costs two
+//! log lines, not one per failed reserve or sweep.
 
 use std::fmt::Display;
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
@@ -52,10 +57,38 @@ impl Repeats {
 
 static REPEATS: LazyLock<DashMap<&'static str, Repeats>> = LazyLock::new(DashMap::new);
 
+/// Backends in an announced outage.
+static OUTAGES: AtomicUsize = AtomicUsize::new(0);
+/// Warnings held back during the current outages.
+static HELD: AtomicU64 = AtomicU64::new(0);
+
+/// Notes that a backend outage began and was announced: until the matching [`outage_over`],
+/// warnings are counted, not logged.
+pub fn outage_began() {
+    OUTAGES.fetch_add(1, Ordering::AcqRel);
+}
+
+/// Ends an outage [`outage_began`] noted; returns how many warnings were held back (while no
+/// other outage is on: they are reported once, by the last outage to end).
+pub fn outage_over() -> u64 {
+    let before = OUTAGES
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+        .unwrap_or(0);
+    if before <= 1 {
+        HELD.swap(0, Ordering::AcqRel)
+    } else {
+        0
+    }
+}
+
 /// Logs a warning of `kind` (a short fixed text, also the metric label) with `detail`, unless
-/// one of the same kind was logged within the window.
+/// one of the same kind was logged within the window or a backend outage is on.
 pub fn warn(kind: &'static str, detail: &dyn Display) {
     metrics::counter!(crate::metrics::FAULTS, "kind" => kind).increment(1);
+    if OUTAGES.load(Ordering::Acquire) > 0 {
+        HELD.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
     let say = REPEATS.entry(kind).or_default().note(Instant::now());
     match say {
         Say::Now => tracing::warn!(error = %detail, "{kind}"),

@@ -2,7 +2,12 @@
 //! manager that reconnects by itself, or a Redis Cluster through the cluster client that follows
 //! the cluster's slots), driven by a runtime of its own (one thread) so Redis I/O is never
 //! starved by fan-out work on the hub's runtime, and a script runner (EVALSHA, reloading on
-//! NOSCRIPT). The inventory and the bus both take a [`RedisIo`].
+//! NOSCRIPT). The inventory and the bus both take a [`RedisIo`]. Every call's outcome feeds one
+//! [`Health`], which logs Redis's reachability as state changes (one line per outage).
+
+pub mod health;
+
+pub use health::Health;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -36,6 +41,17 @@ pub enum RedisTarget {
     Single(String),
     /// `redis://host:port` of one or more cluster nodes (the rest are discovered).
     Cluster(Vec<String>),
+}
+
+impl std::fmt::Display for RedisTarget {
+    /// `redis.url` as configured (a cluster's seeds comma-separated), password included:
+    /// show it through [`Health::shown_url`].
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RedisTarget::Single(url) => f.write_str(url),
+            RedisTarget::Cluster(nodes) => f.write_str(&nodes.join(",")),
+        }
+    }
 }
 
 impl RedisTarget {
@@ -97,6 +113,7 @@ pub struct RedisIo {
 
 struct Inner {
     target: RedisTarget,
+    health: Arc<Health>,
     /// The single server's client, for its pub/sub connections.
     client: Option<redis::Client>,
     timeout: Duration,
@@ -175,13 +192,16 @@ impl RedisIo {
                     .await
                     .map_err(|_| {
                         RedisIoError::Unavailable(format!(
-                            "no Redis Cluster node answered: {nodes:?}"
+                            "no Redis Cluster node answered: {}",
+                            health::redact(&nodes.join(","))
                         ))
                     })?
                     .map_err(|e| RedisIoError::Internal(format!("redis task: {e}")))?
                     .map_err(|e| {
                         RedisIoError::Unavailable(format!(
-                            "cannot reach Redis Cluster {nodes:?}: {e}"
+                            "cannot reach Redis Cluster {}: {}",
+                            health::redact(&nodes.join(",")),
+                            health::reason(&e)
                         ))
                     })?;
                 Conn::Cluster(conn)
@@ -189,6 +209,7 @@ impl RedisIo {
         };
         Ok(RedisIo {
             inner: Arc::new(Inner {
+                health: Arc::new(Health::new(&target.to_string())),
                 target,
                 client: single,
                 timeout,
@@ -206,6 +227,22 @@ impl RedisIo {
     /// Where this connection goes.
     pub fn target(&self) -> &RedisTarget {
         &self.inner.target
+    }
+
+    /// Redis's reachability as the calls through this connection found it.
+    pub fn health(&self) -> &Health {
+        &self.inner.health
+    }
+
+    /// Asks Redis once (`PING`) and logs what it found: "Redis at … ready", or the one line
+    /// saying it cannot be reached (the hub still starts, and keeps retrying). For `livehub
+    /// serve` at start.
+    pub async fn check(&self) -> Result<(), RedisIoError> {
+        self.exec(
+            |mut conn| async move { redis::cmd("PING").query_async::<String>(&mut conn).await },
+        )
+        .await
+        .map(drop)
     }
 
     /// The deadline of each connection attempt and each reply.
@@ -234,8 +271,16 @@ impl RedisIo {
         Fut: Future<Output = Result<T, redis::RedisError>> + Send + 'static,
         T: Send + 'static,
     {
+        let call = f(self.conn());
+        let health = Arc::clone(&self.inner.health);
+        // The outcome is noted on the I/O runtime, so it counts even when the caller has
+        // stopped waiting for it.
         let task = self
-            .spawn(f(self.conn()))
+            .spawn(async move {
+                let result = call.await;
+                health.record(&result);
+                result
+            })
             .ok_or_else(|| RedisIoError::Unavailable("redis client is shutting down".into()))?;
         task.await
             .map_err(|e| RedisIoError::Internal(format!("redis task: {e}")))?

@@ -139,6 +139,9 @@ pub async fn build_backends(config: &Config) -> Result<Backends, ServeError> {
         InventoryBackend::Redis => {
             let target = RedisTarget::from_config(&config.redis.url, config.redis.cluster);
             let redis = RedisIo::connect(target, timeout).await?;
+            // Says "Redis at … ready", or the one line that it cannot be reached; the hub
+            // starts either way and the connection keeps retrying.
+            let _ = redis.check().await;
             let inventory = RedisInventory::with_io(
                 redis.clone(),
                 RedisSettings {

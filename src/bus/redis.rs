@@ -304,7 +304,10 @@ impl Shared {
             }
             redis::PushKind::Disconnection => {
                 metrics::counter!(m::BUS_RESUBSCRIBES).increment(1);
-                tracing::warn!("Redis Cluster subscription dropped; the client re-subscribes");
+                crate::quiet::warn(
+                    "Redis Cluster subscription dropped; the client re-subscribes",
+                    &"disconnected",
+                );
             }
             _ => {}
         }
@@ -445,14 +448,25 @@ async fn subscriber(shared: Weak<Shared>) {
         let timeout = me.timeout;
         drop(me);
         let connected = tokio::time::timeout(timeout, client.get_async_pubsub()).await;
-        let Ok(Ok(pubsub)) = connected else {
-            if !announced {
-                tracing::warn!("cannot subscribe to Redis; retrying");
+        let pubsub = match connected {
+            Ok(Ok(pubsub)) => pubsub,
+            failed => {
+                // Said once per outage, by the connection's health, with the URL and reason.
+                if let Some(me) = shared.upgrade() {
+                    match failed {
+                        Ok(Err(e)) if crate::redis_io::health::is_outage(&e) => me
+                            .redis
+                            .health()
+                            .unreachable(&crate::redis_io::health::reason(&e)),
+                        Ok(Err(e)) => crate::quiet::warn("cannot subscribe to Redis; retrying", &e),
+                        _ => me.redis.health().unreachable("no answer in time"),
+                    }
+                }
                 announced = true;
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(1));
-            continue;
         };
         let (mut sink, mut stream) = pubsub.split();
         {
@@ -462,6 +476,7 @@ async fn subscriber(shared: Weak<Shared>) {
                 continue;
             }
             me.set_sub(Some(sink));
+            me.redis.health().answered();
             if std::mem::take(&mut announced) {
                 tracing::info!(
                     rooms = channels.len(),
@@ -492,7 +507,9 @@ async fn subscriber(shared: Weak<Shared>) {
         let Some(me) = shared.upgrade() else { return };
         me.set_sub(None);
         metrics::counter!(m::BUS_RESUBSCRIBES).increment(1);
-        tracing::warn!("Redis subscription dropped; re-subscribing");
+        // Not a warning of its own: re-subscribing either succeeds at once ("subscribed to
+        // Redis again") or finds Redis down (the outage line).
+        tracing::debug!("Redis subscription dropped; re-subscribing");
         announced = true;
     }
 }

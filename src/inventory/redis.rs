@@ -296,7 +296,10 @@ impl RedisInventory {
     /// moves an entry earlier. When Redis does not take it, the next `expire_due` retries.
     async fn schedule(&self, member: &str, at: u64) {
         if let Err(e) = self.write_due(member.to_owned(), at).await {
-            tracing::warn!(deal = member, error = %e, "due entry not written; retried by the next sweep");
+            crate::quiet::warn(
+                "due entry not written; retried by the next sweep",
+                &format_args!("{member}: {e}"),
+            );
             keep_earliest(&self.unsent, member, at);
         }
     }
@@ -773,7 +776,10 @@ impl Inventory for RedisInventory {
             Ok(()) => Ok(changes),
             // Stock that came back is reported; the deals not swept are left to the next call.
             Err(e) if !changes.is_empty() => {
-                tracing::warn!(error = %e, "hold sweep stopped part-way; the rest is left to the next");
+                crate::quiet::warn(
+                    "hold sweep stopped part-way; the rest is left to the next",
+                    &e,
+                );
                 Ok(changes)
             }
             Err(e) => Err(e),
