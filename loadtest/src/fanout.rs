@@ -42,9 +42,9 @@ pub enum Target {
 pub struct FanoutArgs {
     #[arg(long, value_enum, default_value = "livehub")]
     target: Target,
-    /// Base URLs (ws://host:port), comma separated, one per hub node: viewer i connects to URL
+    /// Base URLs (ws://host:port, or http://), comma separated, one per hub node: viewer i connects to URL
     /// i % N, the sender to the first.
-    #[arg(long, default_value = "ws://127.0.0.1:8080", value_delimiter = ',')]
+    #[arg(long, default_value = "ws://127.0.0.1:8080", value_parser = crate::hub_url::parse, value_delimiter = ',')]
     url: Vec<String>,
     #[arg(long, default_value = "fanout")]
     room: String,

@@ -10,8 +10,8 @@ use crate::stats::rss_kib;
 
 #[derive(Debug, Args)]
 pub struct IdleArgs {
-    /// Hub base URL.
-    #[arg(long, default_value = "ws://127.0.0.1:8080")]
+    /// Hub base URL: ws://HOST:PORT (http://HOST:PORT is taken as ws://).
+    #[arg(long, default_value = "ws://127.0.0.1:8080", value_parser = crate::hub_url::parse)]
     url: String,
     #[arg(long, default_value = "idle")]
     room: String,
@@ -36,20 +36,26 @@ pub async fn run(a: IdleArgs) -> anyhow::Result<()> {
         .map(|_| {
             let url = url.clone();
             async move {
-                let mut ws = crate::stats::connect(url.as_str()).await?;
+                let mut ws = crate::stats::connect(url.as_str())
+                    .await
+                    .map_err(|e| crate::failures::ws_reason(&e))?;
                 ws.next().await; // welcome
-                anyhow::Ok(ws)
+                Ok::<_, String>(ws)
             }
         })
         .buffer_unordered(a.concurrency)
         .collect::<Vec<_>>()
         .await;
     let mut held = Vec::with_capacity(conns.len());
+    let failures = crate::failures::Failures::default();
     let mut failed = 0;
     for c in conns {
         match c {
             Ok(ws) => held.push(ws),
-            Err(_) => failed += 1,
+            Err(reason) => {
+                failed += 1;
+                failures.note(reason);
+            }
         }
     }
     let connect_secs = started.elapsed().as_secs_f64();
@@ -65,6 +71,13 @@ pub async fn run(a: IdleArgs) -> anyhow::Result<()> {
     let n = readers.len();
     let per = (after.saturating_sub(before)) as f64 * 1024.0 / n.max(1) as f64;
     println!("viewers connected: {n} (failed {failed}) in {connect_secs:.2} s");
+    let (reasons, more) = crate::failures::top(&failures.snapshot(), crate::failures::SHOWN);
+    for reason in reasons {
+        println!("  failed: {reason}");
+    }
+    if more > 0 {
+        println!("  failed: … and {more} other reasons");
+    }
     println!("hub RSS before: {before} KiB, after: {after} KiB");
     println!(
         "RSS per idle viewer: {per:.0} bytes ({:.2} KiB)",

@@ -12,8 +12,10 @@
 //!
 //! Exit status: 0 when every SLO held, 1 when one was missed (each named on stderr), 2 on error.
 
+mod failures;
 mod fanout;
 mod hist;
+mod hub_url;
 mod idle;
 mod report;
 mod reserve;
@@ -29,8 +31,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// The command line; `about` is the package description.
 #[derive(Debug, Parser)]
-#[command(name = "livehub-loadtest", about)]
+#[command(name = "livehub-loadtest", version, about, after_help = AFTER_HELP)]
 struct Cli {
     #[command(subcommand)]
     mode: Mode,
@@ -38,10 +41,16 @@ struct Cli {
 
 #[derive(Debug, Args)]
 struct Play {
-    /// Hub base URLs, comma separated, one per hub node: the clients of every room are spread
-    /// over them (a room's i-th viewer on URL i % N, its host on the first), every viewer's seqs
-    /// are checked against the others', and the report has a line per node.
-    #[arg(long, default_value = "ws://127.0.0.1:8080", value_delimiter = ',')]
+    /// Hub base URLs (ws://HOST:PORT; http:// is taken as ws://), comma separated, one per hub
+    /// node: the clients of every room are spread over them (a room's i-th viewer on URL i % N,
+    /// its host on the first), every viewer's seqs are checked against the others', and the
+    /// report has a line per node.
+    #[arg(
+        long,
+        default_value = "ws://127.0.0.1:8080",
+        value_parser = crate::hub_url::parse,
+        value_delimiter = ','
+    )]
     url: Vec<String>,
     /// The hub's token secret. Default: auth.secret of --hub-config, else LIVEHUB_AUTH__SECRET,
     /// else the development secret.
@@ -123,6 +132,11 @@ enum Mode {
     /// the time to connect, the time to resume and that no event was missed.
     Surge(surge::SurgeArgs),
 }
+
+/// What `--help` adds after the modes.
+const AFTER_HELP: &str = "\
+Start with `livehub-loadtest run config/scenarios/smoke.toml --url ws://127.0.0.1:8080`.
+Exit status: 0 when every SLO held, 1 when one was missed (each named on stderr), 2 on error.";
 
 fn main() {
     let cli = Cli::parse();

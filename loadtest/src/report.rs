@@ -88,6 +88,9 @@ pub struct SloResult {
 pub struct Connect {
     pub ok: u64,
     pub failed: u64,
+    /// The failed connects by reason ("connection refused", "HTTP 429 rate_limited: …").
+    #[serde(default)]
+    pub failures: BTreeMap<String, u64>,
     pub success_ratio: f64,
     pub latency: HistJson,
 }
@@ -267,6 +270,7 @@ impl Report {
             connect: Connect {
                 ok,
                 failed,
+                failures: m.connect_failures.snapshot(),
                 success_ratio: if ok + failed == 0 {
                     1.0
                 } else {
@@ -427,6 +431,9 @@ impl Report {
             out.viewers_planned += r.viewers_planned;
             out.connect.ok += r.connect.ok;
             out.connect.failed += r.connect.failed;
+            for (reason, n) in &r.connect.failures {
+                *out.connect.failures.entry(reason.clone()).or_insert(0) += n;
+            }
             out.comments_sent += r.comments_sent;
             out.deliveries += r.deliveries;
             out.reserved += r.reserved;
@@ -539,6 +546,16 @@ impl Report {
             self.connect.success_ratio * 100.0,
             self.viewers_planned
         );
+        let (reasons, more) = crate::failures::top(&self.connect.failures, crate::failures::SHOWN);
+        for reason in reasons {
+            let _ = writeln!(t, "  failed         {reason}");
+        }
+        if more > 0 {
+            let _ = writeln!(
+                t,
+                "  failed         … and {more} other reasons (all in the JSON report)"
+            );
+        }
         let _ = writeln!(
             t,
             "deliveries       {} ({:.0}/s average, {}/s peak); comments sent {}",

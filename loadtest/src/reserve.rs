@@ -15,8 +15,8 @@ use crate::stats::percentile;
 
 #[derive(Debug, Args)]
 pub struct ReserveArgs {
-    /// Hub base URLs (buyers are spread over them).
-    #[arg(long, default_value = "ws://127.0.0.1:8080", value_delimiter = ',')]
+    /// Hub base URLs, ws://HOST:PORT (or http://), comma separated; buyers are spread over them.
+    #[arg(long, default_value = "ws://127.0.0.1:8080", value_parser = crate::hub_url::parse, value_delimiter = ',')]
     url: Vec<String>,
     #[arg(long, default_value = "bench")]
     room: String,

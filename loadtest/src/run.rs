@@ -76,6 +76,8 @@ pub struct Metrics {
     pub comments_sent: AtomicU64,
     pub connects_ok: AtomicU64,
     pub connects_failed: AtomicU64,
+    /// Every failed connect, by reason.
+    pub connect_failures: crate::failures::Failures,
     pub connected: AtomicU64,
     pub seq: SeqCounts,
     /// Deliveries whose event differed from the one another viewer got under the same seq.
@@ -646,7 +648,8 @@ impl Client {
             url.push_str(&format!("&since={s}"));
         }
         let started = Instant::now();
-        match tokio::time::timeout(Duration::from_secs(15), RawWs::connect(url.as_str())).await {
+        let limit = Duration::from_secs(15);
+        match tokio::time::timeout(limit, RawWs::connect(url.as_str())).await {
             Ok(Ok(ws)) => {
                 self.ws = Some(ws);
                 self.rejoin_since = since;
@@ -660,7 +663,12 @@ impl Client {
                 self.node().connects_ok.fetch_add(1, Relaxed);
                 self.shared.m.connected.fetch_add(1, Relaxed);
             }
-            _ => {
+            failed => {
+                let reason = match failed {
+                    Ok(Err(e)) => crate::failures::reason(&e),
+                    _ => crate::failures::timed_out(limit),
+                };
+                self.shared.m.connect_failures.note(reason);
                 self.shared.m.connects_failed.fetch_add(1, Relaxed);
                 self.node().connects_failed.fetch_add(1, Relaxed);
             }

@@ -51,14 +51,24 @@ pub async fn open_room(
         "{}/ws/rooms/{room}?token={token}",
         base.trim_end_matches('/')
     );
-    let mut ws = tokio::time::timeout(std::time::Duration::from_secs(15), connect(&url))
-        .await
-        .map_err(|_| anyhow::anyhow!("opening room {room}: connect timed out"))??;
-    let first = tokio::time::timeout(std::time::Duration::from_secs(15), ws.next()).await;
+    let limit = std::time::Duration::from_secs(15);
+    let fail = |why: String| anyhow::anyhow!("opening room {room} at {base} as its host: {why}");
+    let mut ws = match tokio::time::timeout(limit, connect(&url)).await {
+        Err(_) => return Err(fail(crate::failures::timed_out(limit))),
+        Ok(Err(e)) => return Err(fail(crate::failures::ws_reason(&e))),
+        Ok(Ok(ws)) => ws,
+    };
+    let first = tokio::time::timeout(limit, ws.next()).await;
     let _ = ws.close(None).await;
     match first {
         Ok(Some(Ok(m))) if m.to_text().is_ok_and(|t| t.contains("\"welcome\"")) => Ok(()),
-        other => anyhow::bail!("opening room {room} as its host: {other:?}"),
+        Ok(Some(Ok(m))) => Err(fail(format!(
+            "the hub answered {}",
+            m.to_text().unwrap_or("a binary frame")
+        ))),
+        Ok(Some(Err(e))) => Err(fail(crate::failures::ws_reason(&e))),
+        Ok(None) => Err(fail("the connection closed before the welcome".into())),
+        Err(_) => Err(fail(format!("no welcome within {} s", limit.as_secs()))),
     }
 }
 

@@ -27,8 +27,8 @@ use crate::wsraw::{Frame, RawWs, number_after};
 
 #[derive(Debug, Args)]
 pub struct SurgeArgs {
-    /// Hub base URL.
-    #[arg(long, default_value = "ws://127.0.0.1:8080")]
+    /// Hub base URL: ws://HOST:PORT (http://HOST:PORT is taken as ws://).
+    #[arg(long, default_value = "ws://127.0.0.1:8080", value_parser = crate::hub_url::parse)]
     url: String,
     #[arg(long, default_value = "surge")]
     room: String,
@@ -69,6 +69,8 @@ pub struct SurgeResult {
     pub viewers: usize,
     pub connected: u64,
     pub connect_failed: u64,
+    /// The failed first connects by reason.
+    pub connect_failures: std::collections::BTreeMap<String, u64>,
     pub all_connected_secs: Option<f64>,
     pub restarted: bool,
     pub disconnected: u64,
@@ -92,6 +94,7 @@ struct Shared {
     gate: Semaphore,
     connected: AtomicU64,
     connect_failed: AtomicU64,
+    connect_failures: crate::failures::Failures,
     last_connect_us: AtomicU64,
     /// When the first viewer lost its connection (µs since start, 0 = not yet).
     first_disconnect_us: AtomicU64,
@@ -139,9 +142,10 @@ async fn viewer(shared: Arc<Shared>, i: usize, url: String) {
         };
         let mut ws = match ws {
             Ok(ws) => ws,
-            Err(_) => {
+            Err(e) => {
                 if since.is_none() {
                     shared.connect_failed.fetch_add(1, Relaxed);
+                    shared.connect_failures.note(crate::failures::reason(&e));
                 }
                 // A real client backs off with jitter; 100–300 ms keeps 10,000 retries from
                 // arriving in lockstep.
@@ -265,6 +269,7 @@ pub async fn run(a: SurgeArgs) -> anyhow::Result<bool> {
         gate: Semaphore::new(a.concurrency.max(1)),
         connected: AtomicU64::new(0),
         connect_failed: AtomicU64::new(0),
+        connect_failures: crate::failures::Failures::default(),
         last_connect_us: AtomicU64::new(0),
         first_disconnect_us: AtomicU64::new(0),
         disconnected: AtomicU64::new(0),
@@ -356,6 +361,7 @@ pub async fn run(a: SurgeArgs) -> anyhow::Result<bool> {
         viewers: a.viewers,
         connected,
         connect_failed: shared.connect_failed.load(Relaxed),
+        connect_failures: shared.connect_failures.snapshot(),
         all_connected_secs,
         restarted,
         disconnected: shared.disconnected.load(Relaxed),

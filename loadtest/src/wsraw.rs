@@ -67,11 +67,9 @@ impl RawWs {
             if let Some(end) = memchr::memmem::find(&ws.buf, b"\r\n\r\n") {
                 let head = &ws.buf[..end];
                 if !head.starts_with(b"HTTP/1.1 101") {
-                    let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
-                    return Err(invalid(format!(
-                        "upgrade refused: {}",
-                        String::from_utf8_lossy(line)
-                    )));
+                    let head = String::from_utf8_lossy(head).into_owned();
+                    let body = ws.refusal_body(&head, end + 4).await;
+                    return Err(io::Error::other(refusal(&head, &body)));
                 }
                 ws.buf.advance(end + 4);
                 return Ok(ws);
@@ -80,6 +78,32 @@ impl RawWs {
                 return Err(invalid("connection closed during the handshake"));
             }
         }
+    }
+
+    /// The body of a refused upgrade whose head ends at `body_start`: up to its
+    /// `Content-Length` (at most 4 KiB), within a second; what arrived when it is not all there.
+    async fn refusal_body(&mut self, head: &str, body_start: usize) -> Vec<u8> {
+        let want = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.trim()
+                    .eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse::<usize>().ok())?
+            })
+            .unwrap_or(0)
+            .min(4096);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+            while self.buf.len() < body_start + want {
+                if self.stream.read_buf(&mut self.buf).await? == 0 {
+                    break;
+                }
+            }
+            io::Result::Ok(())
+        })
+        .await;
+        let end = self.buf.len().min(body_start + want);
+        self.buf.get(body_start..end).unwrap_or_default().to_vec()
     }
 
     /// Reads more bytes from the socket (sending owed pongs first). `Ok(false)` at EOF.
@@ -156,6 +180,27 @@ impl RawWs {
             .write_all(&client_frame(0x8, &1000u16.to_be_bytes()))
             .await;
         let _ = self.stream.shutdown().await;
+    }
+}
+
+/// Why the hub refused an upgrade, from its answer's status line and body: `HTTP 429
+/// rate_limited: too many open connections from this address` when the body is the protocol's
+/// `{"error":{"code","message"}}`, else `HTTP 502 Bad Gateway`.
+fn refusal(head: &str, body: &[u8]) -> String {
+    let status_line = head.lines().next().unwrap_or_default();
+    let status = status_line
+        .strip_prefix("HTTP/1.1 ")
+        .or_else(|| status_line.strip_prefix("HTTP/1.0 "))
+        .unwrap_or(status_line);
+    let error = serde_json::from_slice::<serde_json::Value>(body).ok();
+    let code = error.as_ref().and_then(|v| v["error"]["code"].as_str());
+    let message = error.as_ref().and_then(|v| v["error"]["message"].as_str());
+    match (code, message) {
+        (Some(code), Some(message)) => {
+            let number = status.split(' ').next().unwrap_or(status);
+            format!("HTTP {number} {code}: {message}")
+        }
+        _ => format!("HTTP {status}"),
     }
 }
 
@@ -258,6 +303,20 @@ mod tests {
         assert_eq!(number_after(f, b"[t="), Some(1234));
         assert_eq!(number_after(f, b"[s="), None);
         assert_eq!(number_after(br#""seq":x"#, br#""seq":"#), None);
+    }
+
+    #[test]
+    fn a_refusal_says_the_hubs_code_and_reason() {
+        let head = "HTTP/1.1 429 Too Many Requests\r\ncontent-length: 99";
+        let body = br#"{"error":{"code":"rate_limited","message":"too many open connections"}}"#;
+        assert_eq!(
+            refusal(head, body),
+            "HTTP 429 rate_limited: too many open connections"
+        );
+        assert_eq!(
+            refusal("HTTP/1.1 502 Bad Gateway\r\n", b"<html>"),
+            "HTTP 502 Bad Gateway"
+        );
     }
 
     #[test]
