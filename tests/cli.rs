@@ -49,6 +49,7 @@ async fn token_and_host_commands_run_a_show_from_the_terminal() -> anyhow::Resul
         .args(["host", "--room", "show", "--token", &token, "watch"])
         .env("LIVEHUB_URL", format!("ws://{}", hub.addr))
         .stdout(Stdio::piped())
+        .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()?;
     let mut lines =
@@ -188,25 +189,257 @@ async fn serve_warns_about_the_dev_secret_and_sigterm_closes_viewers_with_1001()
     let mut stderr = String::new();
     tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).await?;
     assert!(stderr.contains("development secret"), "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "no ANSI colour codes when stderr is not a terminal: {stderr:?}"
+    );
     Ok(())
 }
 
-#[test]
-fn invalid_configuration_fails_at_start_naming_the_key() {
-    let out = Command::new(BIN)
-        .arg("serve")
-        .env("LIVEHUB_ROOM__HISTORY", "lots")
-        .output()
-        .expect("run");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("room.history"), "{err}");
-    let out = Command::new(BIN)
-        .args(["serve", "--config", "/nonexistent/livehub.toml"])
-        .output()
-        .expect("run");
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/livehub.toml"));
+/// `livehub ARGS` with `RUST_BACKTRACE=1` (as many machines have it) and only `env` among the
+/// LIVEHUB_ variables: exit code, stdout, stderr.
+async fn run_with_backtraces_on(
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> anyhow::Result<(Option<i32>, String, String)> {
+    let mut all = vec![("RUST_BACKTRACE", "1")];
+    all.extend_from_slice(env);
+    let out = run_bin(args, &all).await?;
+    Ok((
+        out.status.code(),
+        String::from_utf8(out.stdout)?,
+        String::from_utf8(out.stderr)?,
+    ))
+}
+
+/// What a user error must never show: a backtrace, anyhow's `Error:` dump, a Rust enum name.
+fn assert_plain(stderr: &str) {
+    for dump in [
+        "Stack backtrace",
+        "backtrace",
+        "Error:",
+        "Error {",
+        "Some(",
+        "Conflict",
+        "NotFound",
+    ] {
+        assert!(!stderr.contains(dump), "{dump:?} in {stderr:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_config_error_names_the_key_where_it_was_set_and_an_example_once() -> anyhow::Result<()> {
+    let (code, out, err) =
+        run_with_backtraces_on(&["serve"], &[("LIVEHUB_ROOM__HISTORY", "lots")]).await?;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert_eq!(
+        err,
+        "livehub: config key `room.history` (set by the environment variable \
+         LIVEHUB_ROOM__HISTORY): invalid type: string \"lots\", expected a whole number; for \
+         example LIVEHUB_ROOM__HISTORY=1000 (in a config file: room.history = 1000)\n"
+    );
+    assert_plain(&err);
+
+    let dir = scratch_dir("bad-config");
+    let path = dir.join("livehub.toml");
+    std::fs::write(&path, "[server]\nbind = 8080\n")?;
+    let shown = path.display().to_string();
+    let (code, _, err) = run_with_backtraces_on(&["serve", "--config", &shown], &[]).await?;
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "once: {err}");
+    assert!(
+        err.contains(&format!("config key `server.bind` (set in {shown})")),
+        "{err}"
+    );
+    assert!(
+        err.contains("for example server.bind = \"127.0.0.1:8080\""),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("server.bind").count(),
+        2,
+        "the key, then the example: {err}"
+    );
+    assert_plain(&err);
+
+    let (code, _, err) =
+        run_with_backtraces_on(&["serve", "--config", "/nonexistent/livehub.toml"], &[]).await?;
+    assert_eq!(code, Some(2));
+    assert!(err.contains("/nonexistent/livehub.toml"), "{err}");
+    assert_plain(&err);
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_command_prints_the_hubs_code_and_reason_on_stderr_only_without_a_backtrace()
+-> anyhow::Result<()> {
+    let hub = TestHub::start().await?;
+    let url = format!("ws://{}", hub.addr);
+    let secret = hub.config.auth.secret.clone();
+    let env = [
+        ("LIVEHUB_URL", url.as_str()),
+        ("LIVEHUB_AUTH__SECRET", secret.as_str()),
+    ];
+    let host = hub.token(Role::Host, "show", "creator");
+    let expired = hub.token_with(
+        Role::Host,
+        "show",
+        "creator",
+        Some(livehub::hub::now_ms() / 1000 - 120),
+    );
+    let viewer = hub.token(Role::Viewer, "show", "fan");
+    let other_room = hub.token(Role::Host, "elsewhere", "creator");
+
+    // refused at the upgrade (401, 403): the hub's JSON reason, not "HTTP error: 401"
+    for (token, want) in [
+        (&expired, "unauthorized: token expired\n"),
+        (&other_room, "forbidden: wrong room\n"),
+    ] {
+        let (code, out, err) = run_with_backtraces_on(
+            &["host", "--room", "show", "--token", token, "announce", "hi"],
+            &env,
+        )
+        .await?;
+        assert_eq!((code, out.as_str(), err.as_str()), (Some(1), "", want));
+    }
+
+    // refused over the WebSocket: the protocol code, not the Rust variant
+    let start = [
+        "host",
+        "--room",
+        "show",
+        "--token",
+        &host,
+        "deal",
+        "start",
+        "--id",
+        "d1",
+        "--product",
+        "scarf",
+        "--price-cents",
+        "100",
+        "--stock",
+        "5",
+    ];
+    let (code, out, err) = run_with_backtraces_on(&start, &env).await?;
+    assert_eq!((code, out.as_str()), (Some(0), "ok seq=1\n"), "{err}");
+    let (code, out, err) = run_with_backtraces_on(&start, &env).await?;
+    assert_eq!(code, Some(1));
+    assert!(out.is_empty(), "nothing on stdout: {out}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("conflict: "), "{err}");
+    assert_plain(&err);
+    let (code, out, err) = run_with_backtraces_on(
+        &[
+            "host", "--room", "show", "--token", &viewer, "announce", "hi",
+        ],
+        &env,
+    )
+    .await?;
+    assert_eq!(code, Some(1));
+    assert!(
+        out.is_empty() && err.starts_with("forbidden: "),
+        "{out}{err}"
+    );
+
+    // a failed audit: the refusal on stderr, nothing (no JSON) on stdout
+    for (token, deal, want) in [
+        (&host, "nope", "not_found: "),
+        (&viewer, "d1", "forbidden: "),
+    ] {
+        let (code, out, err) = run_with_backtraces_on(
+            &["host", "--room", "show", "--token", token, "audit", deal],
+            &env,
+        )
+        .await?;
+        assert_eq!(code, Some(1), "{err}");
+        assert!(out.is_empty(), "nothing on stdout: {out}");
+        assert!(err.starts_with(want) && err.lines().count() == 1, "{err}");
+        assert_plain(&err);
+    }
+    let (code, out, _) = run_with_backtraces_on(
+        &["host", "--room", "show", "--token", &host, "audit", "d1"],
+        &env,
+    )
+    .await?;
+    assert_eq!(code, Some(0));
+    let audit: livehub::inventory::Audit = serde_json::from_str(out.trim())?;
+    assert_eq!(audit.stock, 5);
+
+    // a hub that is not there: one line naming it, its own exit status
+    let nowhere = format!("ws://127.0.0.1:{}", free_port());
+    let (code, out, err) = run_with_backtraces_on(
+        &[
+            "host", "--url", &nowhere, "--room", "show", "--token", &host, "unpin",
+        ],
+        &[],
+    )
+    .await?;
+    assert_eq!(code, Some(3), "{err}");
+    assert!(out.is_empty());
+    assert_eq!(
+        err,
+        format!("livehub: cannot reach the hub at {nowhere}: connection refused\n")
+    );
+    // a URL this client cannot speak is refused before anything is sent
+    let (code, _, err) = run_with_backtraces_on(
+        &[
+            "host",
+            "--url",
+            "https://hub.example",
+            "--room",
+            "show",
+            "--token",
+            &host,
+            "unpin",
+        ],
+        &[],
+    )
+    .await?;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.starts_with("livehub: --url https://hub.example: "),
+        "{err}"
+    );
+    assert_plain(&err);
+    hub.shutdown().await
+}
+
+#[tokio::test]
+async fn help_says_how_to_change_the_port_lists_the_roles_and_shows_url_as_optional()
+-> anyhow::Result<()> {
+    let help = |args: &'static [&'static str]| async move {
+        let out = run_bin(args, &[]).await?;
+        anyhow::ensure!(out.status.success(), "{out:?}");
+        anyhow::Ok(String::from_utf8(out.stdout)?)
+    };
+    let serve = help(&["serve", "--help"]).await?;
+    assert!(
+        serve.contains("LIVEHUB_SERVER__BIND=127.0.0.1:9000 livehub serve")
+            && serve.contains("bind = \"127.0.0.1:9000\"")
+            && serve.contains("127.0.0.1:8080 by default"),
+        "{serve}"
+    );
+    let token = help(&["token", "--help"]).await?;
+    for role in ["viewer", "host", "admin"] {
+        assert!(token.contains(role), "{role}: {token}");
+    }
+    assert!(token.contains("[default: viewer]"), "{token}");
+    let host = help(&["host", "--help"]).await?;
+    let usage = host
+        .lines()
+        .find(|l| l.starts_with("Usage:"))
+        .unwrap_or_default();
+    assert!(!usage.contains("--url"), "--url has a default: {usage}");
+    assert!(host.contains("[default: ws://127.0.0.1:8080]"), "{host}");
+    let version = help(&["--version"]).await?;
+    assert_eq!(
+        version.trim(),
+        format!("livehub {}", env!("CARGO_PKG_VERSION"))
+    );
+    Ok(())
 }
 
 /// A fresh, empty directory for one test's files.
@@ -447,6 +680,7 @@ async fn watch_escapes_control_characters_so_a_comment_cannot_forge_lines() -> a
         .args(["host", "--room", "show", "--token", &token, "watch"])
         .env("LIVEHUB_URL", format!("ws://{}", hub.addr))
         .stdout(Stdio::piped())
+        .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()?;
     let mut lines =

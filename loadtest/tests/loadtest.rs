@@ -828,3 +828,133 @@ async fn two_nodes_on_one_redis_carry_one_show_without_a_sequence_violation() ->
     }
     Ok(())
 }
+
+/// A 3-second show of 40 viewers.
+fn small_show(name: &str) -> anyhow::Result<std::path::PathBuf> {
+    let scenario = tmp(&format!("{name}.toml"));
+    std::fs::write(
+        &scenario,
+        format!(
+            r#"
+name = "{name}"
+duration_s = 3
+[[viewers]]
+count = 40
+over_s = 1
+[chat]
+comments_per_s = 5
+start_s = 1
+"#
+        ),
+    )?;
+    Ok(scenario)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_url_is_played_as_ws_and_every_failed_connect_is_counted_by_its_reason()
+-> anyhow::Result<()> {
+    // At most 15 connections from one address: the rest of the 40 viewers are refused.
+    let mut c = config();
+    c.limits.connections_per_ip = 15;
+    let (url, _stop) = hub_on(c, None).await?;
+    let http = url.replacen("ws://", "http://", 1);
+    let (scenario, report) = (small_show("capped")?, tmp("capped.json"));
+    let run = loadtest(args(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--url",
+        &http,
+        "--secret",
+        SECRET,
+        "--quiet",
+        "--drain",
+        "0.5",
+        "--report",
+        report.to_str().unwrap(),
+    ]))
+    .await?;
+    assert_ne!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report)?)?;
+    let connect = &r["connect"];
+    assert!(
+        connect["ok"].as_u64() > Some(0),
+        "http:// played as ws://: {r}"
+    );
+    let failed = connect["failed"].as_u64().unwrap_or(0);
+    assert!(failed > 0, "{r}");
+    let reason =
+        "HTTP 429 rate_limited: too many open connections from this address; close one first";
+    assert_eq!(
+        connect["failures"],
+        serde_json::json!({ reason: failed }),
+        "every failed connect counted under the hub's reason"
+    );
+    assert!(
+        run.stdout
+            .contains(&format!("  failed         {failed} × {reason}\n")),
+        "{}",
+        run.stdout
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_the_clients_cannot_use_is_refused_before_the_run_with_what_to_give_instead()
+-> anyhow::Result<()> {
+    let scenario = small_show("refused")?;
+    let started = std::time::Instant::now();
+    for (url, says) in [
+        ("https://127.0.0.1:8443", "plain ws://"),
+        ("ws://127.0.0.1:8080/ws/rooms/a", "without a path"),
+    ] {
+        let run = loadtest(args(&["run", scenario.to_str().unwrap(), "--url", url])).await?;
+        assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+        assert!(
+            run.stderr.contains("--url") && run.stderr.contains(says),
+            "{url}: {}",
+            run.stderr
+        );
+        assert!(run.stdout.is_empty(), "no report: {}", run.stdout);
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // Nothing listening: the first connection (opening the room) says why, and the run stops.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let run = loadtest(args(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--url",
+        &format!("http://127.0.0.1:{port}"),
+        "--secret",
+        SECRET,
+    ]))
+    .await?;
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.stderr.trim(),
+        format!(
+            "error: opening room room0 at ws://127.0.0.1:{port} as its host: connection refused"
+        )
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn help_describes_the_tool_and_version_works() -> anyhow::Result<()> {
+    let help = loadtest(args(&["--help"])).await?;
+    assert_eq!(help.code, 0, "{}", help.stderr);
+    assert!(
+        help.stdout.starts_with(env!("CARGO_PKG_DESCRIPTION")),
+        "{}",
+        help.stdout
+    );
+    assert!(help.stdout.contains("Exit status"), "{}", help.stdout);
+    let version = loadtest(args(&["--version"])).await?;
+    assert_eq!(version.code, 0, "{}", version.stderr);
+    assert_eq!(
+        version.stdout.trim(),
+        format!("livehub-loadtest {}", env!("CARGO_PKG_VERSION"))
+    );
+    Ok(())
+}
