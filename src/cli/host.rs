@@ -139,6 +139,8 @@ pub async fn run(args: HostArgs) -> Result<(), CliError> {
             deal: DealSpec {
                 id: id("deal id", did)?,
                 product_id: id("product", product)?,
+                title: None,
+                image_url: None,
                 price_cents,
                 currency,
                 stock,
