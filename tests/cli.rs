@@ -318,6 +318,8 @@ async fn a_refused_command_prints_the_hubs_code_and_reason_on_stderr_only_withou
         "d1",
         "--product",
         "scarf",
+        "--title",
+        "Cozy scarf",
         "--price-cents",
         "100",
         "--stock",

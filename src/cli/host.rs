@@ -79,6 +79,12 @@ enum DealCommand {
         id: String,
         #[arg(long)]
         product: String,
+        /// The product's title, when it is neither pinned nor in the catalog.
+        #[arg(long)]
+        title: Option<String>,
+        /// The product's image, with --title.
+        #[arg(long)]
+        image_url: Option<String>,
         #[arg(long)]
         price_cents: u64,
         #[arg(long, default_value = "USD")]
@@ -130,6 +136,8 @@ pub async fn run(args: HostArgs) -> Result<(), CliError> {
         HostCommand::Deal(DealCommand::Start {
             id: did,
             product,
+            title,
+            image_url,
             price_cents,
             currency,
             stock,
@@ -139,8 +147,8 @@ pub async fn run(args: HostArgs) -> Result<(), CliError> {
             deal: DealSpec {
                 id: id("deal id", did)?,
                 product_id: id("product", product)?,
-                title: None,
-                image_url: None,
+                title,
+                image_url,
                 price_cents,
                 currency,
                 stock,

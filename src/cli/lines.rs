@@ -35,8 +35,13 @@ fn describe_raw(m: &ServerMsg) -> String {
         ),
         ServerMsg::Unpinned { seq } => format!("#{seq} unpinned"),
         ServerMsg::Deal { seq, deal } => format!(
-            "#{seq} deal {} {} {}/{} left, {} {}",
+            "#{seq} deal {}{} {} {}/{} left, {} {}",
             deal.id,
+            if deal.title.is_empty() {
+                String::new()
+            } else {
+                format!(" \"{}\"", deal.title)
+            },
             status_word(deal.status),
             deal.remaining,
             deal.stock,
@@ -144,7 +149,13 @@ mod tests {
             "type": "error", "code": "bad_request", "message": forged
         }))
         .unwrap();
-        for m in [comment, pinned, announcement] {
+        let deal: ServerMsg = serde_json::from_value(serde_json::json!({
+            "type": "deal", "seq": 1, "deal": {"id": "d1", "product_id": "p", "title": forged,
+            "price_cents": 1999, "currency": "USD", "stock": 5, "remaining": 4,
+            "per_user_limit": 1, "ends_at": 0, "status": "sold_out"}
+        }))
+        .unwrap();
+        for m in [comment, pinned, announcement, deal] {
             let line = describe(&m);
             assert!(!line.chars().any(needs_escape), "{line:?}");
             assert!(
@@ -156,5 +167,19 @@ mod tests {
         let line = describe(&other);
         assert!(!line.chars().any(needs_escape), "{line:?}");
         assert!(line.contains("free\\u{202e}"), "{line:?}");
+    }
+
+    #[test]
+    fn a_deal_line_names_its_product_and_spells_the_status_as_the_protocol_does() {
+        let deal: ServerMsg = serde_json::from_value(serde_json::json!({
+            "type": "deal", "seq": 2, "deal": {"id": "d1", "product_id": "scarf",
+            "title": "Cozy scarf", "price_cents": 1999, "currency": "USD", "stock": 500,
+            "remaining": 0, "per_user_limit": 2, "ends_at": 0, "status": "sold_out"}
+        }))
+        .unwrap();
+        assert_eq!(
+            describe(&deal),
+            "#2 deal d1 \"Cozy scarf\" sold_out 0/500 left, 1999 USD"
+        );
     }
 }
