@@ -37,23 +37,15 @@ pub async fn run(hub: &HubUrl, room: &Id, token: &str) -> Result<(), CliError> {
         let retry_in = match ended {
             Ended::StdoutClosed => return Ok(()),
             Ended::Closed { frame, welcomed } => {
-                watch.say(format!(
+                let line = format!(
                     "hub closed the connection ({}); reconnecting…",
                     connect::close_words(frame.as_ref())
-                ));
-                if welcomed {
-                    backoff = FIRST_BACKOFF;
-                }
-                backoff
+                );
+                watch.ended(line, welcomed, &mut backoff)
             }
             Ended::Lost { reason, welcomed } => {
-                watch.say(format!(
-                    "lost the connection to the hub ({reason}); reconnecting…"
-                ));
-                if welcomed {
-                    backoff = FIRST_BACKOFF;
-                }
-                backoff
+                let line = format!("lost the connection to the hub ({reason}); reconnecting…");
+                watch.ended(line, welcomed, &mut backoff)
             }
             Ended::NotLive { retry_ms } => {
                 watch.say_once("the show has not started; waiting for its host to open the room…");
@@ -208,6 +200,19 @@ impl Watch {
         ));
         self.last_seq = Some(seq);
         true
+    }
+
+    /// Notes a connection that ended with `line`; returns how long to wait before the next. One
+    /// that had its welcome starts the backoff afresh; one refused again and again at once is
+    /// said once, not at every attempt.
+    fn ended(&mut self, line: String, welcomed: bool, backoff: &mut Duration) -> Duration {
+        if welcomed {
+            *backoff = FIRST_BACKOFF;
+            self.say(line);
+        } else {
+            self.say_once(&line);
+        }
+        *backoff
     }
 
     /// Says `line` on stderr.
