@@ -46,6 +46,7 @@
     cannotHost: false,
     pane: "deals-pane",
     unread: 0,
+    stick: true, // the chat is scrolled to its newest line (and stays there as it grows)
     feedbackTimers: new WeakMap(),
   };
 
@@ -161,7 +162,9 @@
     $("chat-jump").addEventListener("click", scrollFeedToBottom);
     $("tabs").addEventListener("click", onTabsClick);
     $("reconnect").addEventListener("click", () => state.hub && state.hub.retry());
-    window.addEventListener("resize", measureTopbar);
+    new ResizeObserver(measureTopbar).observe($("topbar")); // it wraps, and the status changes
+    // A pane shown again, or a window resized: the chat stays on its newest line if it was.
+    new ResizeObserver(() => state.stick && scrollFeedToBottom()).observe($("feed"));
   }
 
   /** Publishes the sticky top bar's height as --console-top (the phone chat pane fits under it). */
@@ -553,8 +556,7 @@
       state.localCatalog = state.localCatalog.filter((p) => p.id !== id);
       saveLocalCatalog();
       renderCatalog();
-    } else {
-      // The Deal button or the row: start a deal for this product.
+    } else if (e.target.closest(".deal")) {
       $("deal-product").value = id;
       onDealProductChange();
       selectPane("deals-pane");
@@ -1027,20 +1029,22 @@
 
   function appendFeedItem(item) {
     const feed = $("feed");
-    const atBottom = feedAtBottom();
     feed.append(item);
     while (feed.children.length > FEED_MAX) feed.firstElementChild.remove();
-    if (atBottom || !chatOnScreen()) scrollFeedToBottom();
+    if (state.stick || !chatOnScreen()) scrollFeedToBottom();
     else show("chat-jump", true);
   }
 
   function onFeedScroll() {
-    if (feedAtBottom()) show("chat-jump", false);
+    if (!chatOnScreen()) return; // a hidden feed has no scroll position to keep
+    state.stick = feedAtBottom();
+    if (state.stick) show("chat-jump", false);
   }
 
   function scrollFeedToBottom() {
     const feed = $("feed");
     feed.scrollTop = feed.scrollHeight;
+    state.stick = true;
     show("chat-jump", false);
   }
 

@@ -320,6 +320,8 @@ async fn deal_panels_show_titles_plain_statuses_and_end_asks_first(
         .await?;
     let text = host.wait_text(panel, |t| t.contains("Sold out")).await?;
     ensure!(!text.contains("sold_out"), "no protocol words: {text}");
+    host.wait_text(&format!("{panel} .sold"), |t| t == "1")
+        .await?;
 
     // End asks first; "Keep it live" keeps it live.
     host.click(&format!("{panel} .end")).await?;
@@ -505,6 +507,29 @@ async fn chat_stays_on_screen_beside_the_deals_mid_show(driver: &Driver) -> Resu
         "the desktop page does not scroll: {scroll} > {h}"
     );
     host.screenshot(&shot("console-chat-desktop")).await?;
+
+    // A small laptop or a tablet held sideways: two columns, chat still beside the deals.
+    host.set_viewport((1024, 700)).await?;
+    let chat = rect(&host, "#chat-pane").await?;
+    let deals = rect(&host, "#deals-pane").await?;
+    assert_on_screen(&host, "the chat pane at 1024x700", chat).await?;
+    assert_on_screen(
+        &host,
+        "the deal form at 1024x700",
+        rect(&host, "#deal-form").await?,
+    )
+    .await?;
+    ensure!(
+        chat.left >= deals.right,
+        "chat is beside the deals: {chat:?}, {deals:?}"
+    );
+    let newest = rect(&host, "#feed .comment:last-child").await?;
+    let feed = rect(&host, "#feed").await?;
+    ensure!(
+        newest.bottom <= feed.bottom + 0.5,
+        "the chat stays on its newest comment when the window changes: {newest:?} in {feed:?}"
+    );
+    host.screenshot(&shot("console-chat-1024")).await?;
 
     // Phone, same show.
     host.set_viewport(PHONE).await?;
