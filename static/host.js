@@ -27,6 +27,8 @@
   const TOAST_BAD_MS = 9000;
   const TOASTS_MAX = 4;
 
+  const MAX_PRICE_CENTS = 100000000; // the hub's limit (protocol::MAX_PRICE_CENTS)
+
   const STATUS_LABEL = { live: "Live", sold_out: "Sold out", ended: "Ended" };
 
   const state = {
@@ -582,7 +584,8 @@
   function validateProduct(p) {
     if (!p || !LH.isValidId(p.id)) return "Id: 1 to 64 of letters, digits, _ and -.";
     if (typeof p.title !== "string" || !p.title.trim() || p.title.length > 200) return "Title: 1 to 200 characters.";
-    if (!Number.isInteger(p.price_cents) || p.price_cents < 0) return "Price: a whole number of cents.";
+    if (!Number.isInteger(p.price_cents) || p.price_cents < 0 || p.price_cents > MAX_PRICE_CENTS)
+      return "Price: a whole number of cents, up to 100,000,000.";
     if (!/^[A-Z]{3}$/.test(p.currency || "")) return "Currency: three capital letters, e.g. USD.";
     if (p.image_url && !LH.safeMediaUrl(p.image_url)) return "Image URL: http(s) only.";
     return "";
@@ -675,7 +678,8 @@
     if (!LH.isValidId(d.id)) return "Deal id: 1 to 64 of letters, digits, _ and -.";
     if (!LH.isValidId(d.product_id)) return "Product: enter a product id from the catalog.";
     if (!product) return `Not sent: add “${d.product_id}” under Products first (a deal needs the product's title).`;
-    if (!Number.isInteger(d.price_cents) || d.price_cents < 0) return "Price: a whole number of cents.";
+    if (!Number.isInteger(d.price_cents) || d.price_cents < 0 || d.price_cents > MAX_PRICE_CENTS)
+      return "Price: a whole number of cents, up to 100,000,000.";
     if (!Number.isInteger(d.stock) || d.stock < 1 || d.stock > 10000000) return "Stock: 1 to 10,000,000.";
     if (!Number.isInteger(d.per_user_limit) || d.per_user_limit < 1 || d.per_user_limit > d.stock)
       return "Limit per viewer: 1 to the stock.";

@@ -312,6 +312,29 @@ async fn deal_panels_show_titles_plain_statuses_and_end_asks_first(
         t == "Red knit beanie"
     })
     .await?;
+    // The hub knows no "beanie-red": it took the deal, and names it to viewers, because the
+    // console sent the product's title with it.
+    let (status, body) = hub.get(&format!("/api/rooms/{room}"), None).await?;
+    ensure!(status == 200, "room snapshot: HTTP {status} {body}");
+    let snapshot: Value = serde_json::from_str(&body)?;
+    let d2 = snapshot["deals"]
+        .as_array()
+        .and_then(|deals| deals.iter().find(|d| d["id"] == "d2"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    ensure!(
+        d2["title"] == "Red knit beanie",
+        "viewers see the title: {d2}"
+    );
+
+    // A deal whose host named it: the panel shows the deal's own title, not the catalog's.
+    let mut named = deal_start("d3", "lamp-desk", 4900, 10);
+    named["deal"]["title"] = json!("Walnut desk lamp, small");
+    host_commands(&hub, &room, &[named]).await?;
+    host.wait_text(r#".deal-panel[data-id="d3"] .deal-title"#, |t| {
+        t == "Walnut desk lamp, small"
+    })
+    .await?;
 
     // The one scarf sells: the badge says so in words.
     let mut fan = shopper(&hub, &room, "fan1", "Bo").await?;
@@ -350,7 +373,8 @@ async fn deal_panels_show_titles_plain_statuses_and_end_asks_first(
     host.wait_visible(&format!("{panel} .end")).await?;
     ensure!(hub.audit(&room, "d1").await?.status != DealStatus::Ended);
 
-    // End, confirmed: the deal ends, says "Ended", loses its End button and moves below d2.
+    // End, confirmed: the deal ends, says "Ended", loses its End button and moves below the
+    // running deals.
     host.click(&format!("{panel} .end")).await?;
     host.click(&format!("{panel} .confirm-end")).await?;
     host.wait_text(&format!("{panel} .status"), |t| t == "Ended")
@@ -368,7 +392,24 @@ async fn deal_panels_show_titles_plain_statuses_and_end_asks_first(
             json!([]),
         )
         .await?;
-    ensure!(order == json!(["d2", "d1"]), "running deals first: {order}");
+    ensure!(
+        order == json!(["d3", "d2", "d1"]),
+        "running deals first: {order}"
+    );
+    // d3, the newest, ends elsewhere (the CLI): it moves below d2, above the older ended d1.
+    host_commands(&hub, &room, &[json!({"type": "deal_end", "deal": "d3"})]).await?;
+    host.wait_text(r#".deal-panel[data-id="d3"] .status"#, |t| t == "Ended")
+        .await?;
+    let order = host
+        .js(
+            "return [...document.querySelectorAll('.deal-panel')].map(p => p.dataset.id);",
+            json!([]),
+        )
+        .await?;
+    ensure!(
+        order == json!(["d2", "d3", "d1"]),
+        "running deals first, then the latest ended: {order}"
+    );
     host.screenshot(&shot(&format!("console-ended-{label}")))
         .await?;
     fan.close().await;
