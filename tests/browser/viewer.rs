@@ -448,6 +448,9 @@ async fn a_hold_survives_a_hub_restart_and_purchases_pause_while_disconnected(
         "Send while disconnected"
     );
     b.screenshot(&shot("viewer-reconnecting-phone")).await?;
+    b.set_viewport(DESKTOP).await?;
+    b.screenshot(&shot("viewer-reconnecting-desktop")).await?;
+    b.set_viewport(PHONE).await?;
 
     let hub = TestHub::at(addr, config).await?;
     b.wait_text("#status", |s| s == "live").await?;
