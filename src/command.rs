@@ -126,7 +126,37 @@ impl Ctx<'_> {
         Ok(Outcome::Applied(None))
     }
 
+    /// Fills in the title and image of the product on sale: the host's own, else the pinned
+    /// product's when it is the one on sale, else the catalog's. A product in none of them
+    /// needs a title, so viewers are never shown a bare id.
+    fn name_product(&self, mut spec: DealSpec) -> Result<DealSpec, HubError> {
+        let known = self
+            .room
+            .pinned()
+            .filter(|p| p.id == spec.product_id)
+            .or_else(|| self.hub.catalog().get(&spec.product_id).cloned());
+        match (&spec.title, known) {
+            (Some(_), known) => {
+                if spec.image_url.is_none() {
+                    spec.image_url = known.and_then(|p| p.image_url);
+                }
+            }
+            (None, Some(p)) => {
+                spec.title = Some(p.title);
+                spec.image_url = spec.image_url.or(p.image_url);
+            }
+            (None, None) => {
+                return Err(HubError::BadRequest(format!(
+                    "product {} is neither pinned nor in the catalog: give deal.title",
+                    spec.product_id
+                )));
+            }
+        }
+        Ok(spec)
+    }
+
     async fn deal_start(&self, spec: DealSpec) -> Result<Outcome, HubError> {
+        let spec = self.name_product(spec)?;
         let start =
             self.hub
                 .inventory()

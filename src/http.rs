@@ -29,13 +29,9 @@ struct AppState {
 }
 
 /// Every route of the hub.
-pub fn router(
-    hub: Arc<Hub>,
-    metrics: PrometheusHandle,
-    catalog: Vec<crate::protocol::Product>,
-) -> Router {
+pub fn router(hub: Arc<Hub>, metrics: PrometheusHandle) -> Router {
     let body_limit = hub.config().limits.max_frame_bytes;
-    let pages = crate::pages::router(Arc::clone(&hub), catalog);
+    let pages = crate::pages::router(Arc::clone(&hub));
     Router::new()
         .route("/ws/rooms/{room}", get(ws_upgrade))
         .route("/api/rooms/{room}/commands", post(command))

@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::Authenticator;
 use crate::bus::{Bus, Event, Published, RoomSink};
+use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::error::HubError;
 use crate::inventory::{Inventory, StockLevel};
@@ -58,15 +59,22 @@ pub struct Hub {
     connection_cap: usize,
     /// REST host commands per token subject (`limits.rest_commands_*`).
     rest_rates: DashMap<Id, crate::rate::TokenBucket>,
+    catalog: Catalog,
 }
 
 impl Hub {
     /// A hub with no rooms. Call [`Hub::start`] to run its background tasks.
-    pub fn new(config: Config, inventory: Arc<dyn Inventory>, bus: Arc<dyn Bus>) -> Arc<Self> {
+    pub fn new(
+        config: Config,
+        inventory: Arc<dyn Inventory>,
+        bus: Arc<dyn Bus>,
+        catalog: Catalog,
+    ) -> Arc<Self> {
         let settings = RoomSettings::from_config(&config.room, &config.limits);
         let nofile = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
         let connection_cap = config.connection_cap(nofile);
         Arc::new(Hub {
+            catalog,
             connection_cap,
             rest_rates: DashMap::new(),
             auth: Authenticator::new(&config.auth.secret, config.require_exp()),
@@ -111,6 +119,11 @@ impl Hub {
     /// Token verification with the configured secret.
     pub fn auth(&self) -> &Authenticator {
         &self.auth
+    }
+
+    /// The product catalog the hub was started with.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
     }
 
     /// The inventory backend.

@@ -7,6 +7,7 @@
 pub mod admission;
 pub mod auth;
 pub mod bus;
+pub mod catalog;
 pub mod cli;
 pub mod command;
 pub mod config;

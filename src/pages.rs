@@ -18,10 +18,7 @@ use axum::routing::get;
 use crate::auth::Claims;
 use crate::error::HubError;
 use crate::hub::{Hub, now_ms};
-use crate::protocol::{Id, Product, Role};
-
-/// The built-in product catalog (`config/catalog.json`), used unless `pages.catalog_file` is set.
-pub const DEFAULT_CATALOG: &str = include_str!("../config/catalog.json");
+use crate::protocol::{Id, Role};
 
 /// Every static file: (name under /static/, content type, body).
 const FILES: &[(&str, &str, &str)] = &[
@@ -76,30 +73,13 @@ fn file(name: &str) -> Response {
     }
 }
 
-/// Loads and checks the catalog: the configured file, or the built-in one.
-pub fn load_catalog(path: &str) -> Result<Vec<Product>, String> {
-    let text = if path.is_empty() {
-        DEFAULT_CATALOG.to_owned()
-    } else {
-        std::fs::read_to_string(path).map_err(|e| format!("pages.catalog_file {path}: {e}"))?
-    };
-    let products: Vec<Product> =
-        serde_json::from_str(&text).map_err(|e| format!("pages.catalog_file {path:?}: {e}"))?;
-    for p in &products {
-        p.validate()
-            .map_err(|e| format!("pages.catalog_file: product {}: {e}", p.id))?;
-    }
-    Ok(products)
-}
-
 #[derive(Clone)]
 struct PagesState {
     hub: Arc<Hub>,
-    catalog: Arc<Vec<Product>>,
 }
 
 /// The page routes.
-pub fn router(hub: Arc<Hub>, catalog: Vec<Product>) -> Router {
+pub fn router(hub: Arc<Hub>) -> Router {
     Router::new()
         .route("/", get(|| async { file("index.html") }))
         .route("/rooms/{room}", get(|| async { file("viewer.html") }))
@@ -113,10 +93,7 @@ pub fn router(hub: Arc<Hub>, catalog: Vec<Product>) -> Router {
         .route("/api/pages", get(pages_info))
         .route("/api/catalog", get(catalog_json))
         .route("/api/dev/token", get(dev_token))
-        .with_state(PagesState {
-            hub,
-            catalog: Arc::new(catalog),
-        })
+        .with_state(PagesState { hub })
 }
 
 async fn pages_info(State(s): State<PagesState>) -> Response {
@@ -130,7 +107,7 @@ async fn pages_info(State(s): State<PagesState>) -> Response {
 }
 
 async fn catalog_json(State(s): State<PagesState>) -> Response {
-    axum::Json(s.catalog.as_ref()).into_response()
+    axum::Json(s.hub.catalog().products()).into_response()
 }
 
 /// Development only: mints a viewer or host token for one room. Off unless `pages.dev_tokens`;

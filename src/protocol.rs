@@ -104,26 +104,41 @@ pub struct Product {
     pub image_url: Option<String>,
 }
 
-impl Product {
-    /// Checks the fields a host supplies: title 1..=200 characters, a price of at most
-    /// [`MAX_PRICE_CENTS`], a currency code, an image URL of at most 2,048 characters.
-    pub fn validate(&self) -> Result<(), HubError> {
-        let title_len = self.title.trim().chars().count();
-        if title_len == 0 || title_len > 200 {
-            return Err(HubError::BadRequest(
-                "product.title must be 1 to 200 characters".into(),
-            ));
+/// Longest product title, in characters.
+pub const MAX_TITLE_CHARS: usize = 200;
+/// Longest image URL, in bytes.
+pub const MAX_IMAGE_URL_BYTES: usize = 2048;
+
+fn validate_title(field: &str, title: &str) -> Result<(), HubError> {
+    let len = title.trim().chars().count();
+    if len == 0 || len > MAX_TITLE_CHARS {
+        return Err(HubError::BadRequest(format!(
+            "{field} must be 1 to {MAX_TITLE_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
+fn validate_image_url(field: &str, url: Option<&str>) -> Result<(), HubError> {
+    match url {
+        Some(url) if url.len() > MAX_IMAGE_URL_BYTES || url.chars().any(char::is_control) => {
+            Err(HubError::BadRequest(format!(
+                "{field} must be at most {MAX_IMAGE_URL_BYTES} characters"
+            )))
         }
+        _ => Ok(()),
+    }
+}
+
+impl Product {
+    /// Checks the fields a host supplies: title 1..=[`MAX_TITLE_CHARS`] characters, a price of
+    /// at most [`MAX_PRICE_CENTS`], a currency code, an image URL of at most
+    /// [`MAX_IMAGE_URL_BYTES`].
+    pub fn validate(&self) -> Result<(), HubError> {
+        validate_title("product.title", &self.title)?;
         validate_price("product.price_cents", self.price_cents)?;
         validate_currency(&self.currency)?;
-        if let Some(url) = &self.image_url
-            && (url.len() > 2048 || url.chars().any(char::is_control))
-        {
-            return Err(HubError::BadRequest(
-                "product.image_url must be at most 2048 characters".into(),
-            ));
-        }
-        Ok(())
+        validate_image_url("product.image_url", self.image_url.as_deref())
     }
 }
 
@@ -136,11 +151,17 @@ pub enum DealStatus {
     Ended,
 }
 
-/// A flash deal as viewers see it.
+/// A flash deal as viewers see it. `title` (and `image_url`) name the product on sale, so a
+/// page can show the deal whatever is pinned.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Deal {
     pub id: Id,
     pub product_id: Id,
+    /// The product's title (a deal saved before titles existed reads as empty).
+    #[serde(default)]
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_url: Option<String>,
     pub price_cents: u64,
     pub currency: String,
     pub stock: u32,
@@ -150,11 +171,17 @@ pub struct Deal {
     pub status: DealStatus,
 }
 
-/// A host's `deal_start` payload.
+/// A host's `deal_start` payload. `title` and `image_url` may be left out for a product of the
+/// catalog or the pinned product: the hub fills them in from there (see
+/// [`crate::command`]'s `deal_start`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DealSpec {
     pub id: Id,
     pub product_id: Id,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_url: Option<String>,
     pub price_cents: u64,
     #[serde(default = "default_currency")]
     pub currency: String,
@@ -187,9 +214,22 @@ fn validate_price(field: &str, price_cents: u64) -> Result<(), HubError> {
 }
 
 impl DealSpec {
+    /// The title the deal is sold under: the spec's, or (for a spec nobody filled in) the
+    /// product id.
+    pub fn title_or_id(&self) -> String {
+        self.title
+            .clone()
+            .unwrap_or_else(|| self.product_id.to_string())
+    }
+
     /// Checks price (0..=[`MAX_PRICE_CENTS`]), stock (1..=[`MAX_DEAL_STOCK`]), limit
-    /// (1..=stock), duration (1 ms to a week), currency.
+    /// (1..=stock), duration (1 ms to a week), currency, and a title and image URL when given
+    /// (as a product's).
     pub fn validate(&self) -> Result<(), HubError> {
+        if let Some(title) = &self.title {
+            validate_title("deal.title", title)?;
+        }
+        validate_image_url("deal.image_url", self.image_url.as_deref())?;
         validate_price("deal.price_cents", self.price_cents)?;
         if self.stock == 0 || self.stock > MAX_DEAL_STOCK {
             return Err(HubError::BadRequest(format!(

@@ -44,7 +44,7 @@ pub enum ServeError {
     #[error("cannot serve: {0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]
-    Catalog(String),
+    Catalog(#[from] crate::catalog::CatalogError),
     #[error("inventory backend: {0}")]
     Inventory(crate::inventory::InventoryError),
     #[error("redis: {0}")]
@@ -191,8 +191,7 @@ pub async fn run_with(
         });
     }
     let metrics = crate::metrics::install();
-    let catalog =
-        crate::pages::load_catalog(&config.pages.catalog_file).map_err(ServeError::Catalog)?;
+    let catalog = crate::catalog::Catalog::load(&config.pages.catalog_file)?;
     let grace = Duration::from_millis(config.server.shutdown_grace_ms);
     let state_file = config.server.state_file.clone();
     // A state file that cannot be read stops the start: serving without it would reuse
@@ -219,13 +218,13 @@ pub async fn run_with(
             redis
         }
     };
-    let hub = Hub::new(config, backends.inventory, bus);
+    let hub = Hub::new(config, backends.inventory, bus, catalog);
     tracing::info!(
         max_connections = hub.connection_cap(),
         "connection cap (server.max_connections)"
     );
     hub.start();
-    let app = crate::http::router(Arc::clone(&hub), metrics, catalog);
+    let app = crate::http::router(Arc::clone(&hub), metrics);
     let serving = Serving::new(app, &hub);
     let mut shutdown = pin!(shutdown);
     loop {

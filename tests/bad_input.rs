@@ -34,7 +34,7 @@ async fn malformed_commands_get_bad_request_and_the_connection_stays_open() -> a
     let (mut v, _) = hub.viewer("r", "v").await?;
     let mut host = hub.host("r").await?;
     host.send(json!({"type": "deal_start", "request_id": "s", "deal": {
-        "id": "d", "product_id": "p", "price_cents": 100, "stock": 10, "per_user_limit": 2, "duration_ms": 60000}}))
+        "id": "d", "product_id": "p", "title": "Test product", "price_cents": 100, "stock": 10, "per_user_limit": 2, "duration_ms": 60000}}))
         .await?;
     host.json_of("ack").await?;
 
@@ -118,14 +118,14 @@ async fn malformed_commands_get_bad_request_and_the_connection_stays_open() -> a
     room_still_serves(&hub, &mut bystander, "after bad input").await?;
     // Host command errors are reported too.
     host.send(json!({"type": "deal_start", "request_id": "dup", "deal": {
-        "id": "d", "product_id": "p", "price_cents": 100, "stock": 10, "per_user_limit": 2, "duration_ms": 60000}}))
+        "id": "d", "product_id": "p", "title": "Test product", "price_cents": 100, "stock": 10, "per_user_limit": 2, "duration_ms": 60000}}))
         .await?;
     assert_eq!(host.json_of("error").await?["code"], "conflict");
     host.send(json!({"type": "delete_comment", "request_id": "nf", "id": "c999"}))
         .await?;
     assert_eq!(host.json_of("error").await?["code"], "not_found");
     host.send(json!({"type": "deal_start", "request_id": "zero", "deal": {
-        "id": "e", "product_id": "p", "price_cents": 100, "stock": 0, "per_user_limit": 1, "duration_ms": 1000}}))
+        "id": "e", "product_id": "p", "title": "Test product", "price_cents": 100, "stock": 0, "per_user_limit": 1, "duration_ms": 1000}}))
         .await?;
     assert_eq!(host.json_of("error").await?["code"], "bad_request");
     hub.shutdown().await

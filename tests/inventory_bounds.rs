@@ -22,6 +22,8 @@ fn deal(price_cents: u64, stock: u32) -> DealSpec {
     DealSpec {
         id: Id::new("d").unwrap(),
         product_id: Id::new("p").unwrap(),
+        title: Some("P".into()),
+        image_url: None,
         price_cents,
         currency: "USD".into(),
         stock,

@@ -100,7 +100,7 @@ async fn every_server_message_type_is_produced_with_its_exact_fields() -> anyhow
 
     // deal (start)
     host.send(json!({"type": "deal_start", "request_id": "q2", "deal": {
-        "id": "d1", "product_id": "p1", "price_cents": 1999, "stock": 3, "per_user_limit": 2, "duration_ms": 60000}}))
+        "id": "d1", "product_id": "p1", "title": "Test product", "price_cents": 1999, "stock": 3, "per_user_limit": 2, "duration_ms": 60000}}))
         .await?;
     let deal = alice.json_of("deal").await?;
     assert_keys(&deal, &["type", "seq", "deal"]);
@@ -110,6 +110,7 @@ async fn every_server_message_type_is_produced_with_its_exact_fields() -> anyhow
         &[
             "id",
             "product_id",
+            "title",
             "price_cents",
             "currency",
             "stock",
@@ -120,6 +121,7 @@ async fn every_server_message_type_is_produced_with_its_exact_fields() -> anyhow
         ],
     );
     assert_eq!(deal["deal"]["currency"], "USD");
+    assert_eq!(deal["deal"]["title"], "Test product");
     assert_eq!(deal["deal"]["status"], "live");
     assert_eq!(deal["deal"]["remaining"], 3);
     let ends_at = deal["deal"]["ends_at"].as_u64().unwrap();
@@ -272,7 +274,7 @@ async fn a_hold_that_expires_returns_its_stock_and_viewers_see_it() -> anyhow::R
     let hub = TestHub::with_config(cfg).await?;
     let mut host = hub.host("r").await?;
     host.send(json!({"type": "deal_start", "request_id": "s", "deal": {
-        "id": "d", "product_id": "p", "price_cents": 100, "stock": 5, "per_user_limit": 5, "duration_ms": 60000}}))
+        "id": "d", "product_id": "p", "title": "Test product", "price_cents": 100, "stock": 5, "per_user_limit": 5, "duration_ms": 60000}}))
         .await?;
     host.json_of("ack").await?;
     let (mut v, _) = hub.viewer("r", "v").await?;
@@ -302,7 +304,7 @@ async fn a_deal_past_its_end_time_is_announced_ended_and_refuses_reserves() -> a
     let hub = TestHub::start().await?;
     let mut host = hub.host("r").await?;
     host.send(json!({"type": "deal_start", "deal": {
-        "id": "d", "product_id": "p", "price_cents": 100, "stock": 5, "per_user_limit": 1, "duration_ms": 300}}))
+        "id": "d", "product_id": "p", "title": "Test product", "price_cents": 100, "stock": 5, "per_user_limit": 1, "duration_ms": 300}}))
         .await?;
     let ended = host
         .next_matching(|m| matches!(m, livehub::protocol::ServerMsg::Deal { deal, .. } if deal.status == livehub::protocol::DealStatus::Ended))
@@ -331,6 +333,8 @@ async fn a_deal_started_but_never_announced_is_announced_by_the_retried_deal_sta
     let spec = DealSpec {
         id: Id::new("d").map_err(anyhow::Error::msg)?,
         product_id: Id::new("p").map_err(anyhow::Error::msg)?,
+        title: Some("P".into()),
+        image_url: None,
         price_cents: 100,
         currency: "USD".into(),
         stock: 5,
@@ -343,7 +347,7 @@ async fn a_deal_started_but_never_announced_is_announced_by_the_retried_deal_sta
         .start_deal(&room, &spec, &creator, livehub::hub::now_ms())
         .await?;
     // The host retries: the deal is announced instead of refused as already used.
-    let deal = json!({"id": "d", "product_id": "p", "price_cents": 100, "stock": 5,
+    let deal = json!({"id": "d", "product_id": "p", "title": "Test product", "price_cents": 100, "stock": 5,
         "per_user_limit": 1, "duration_ms": 60000});
     host.send(json!({"type": "deal_start", "request_id": "retry", "deal": deal}))
         .await?;

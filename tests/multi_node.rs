@@ -54,7 +54,7 @@ async fn three_nodes_deliver_every_event_once_in_the_same_seq_order(
             .await?;
     }
     host.send(json!({"type": "deal_start", "request_id": "deal", "deal": {
-        "id": "d1", "product_id": "p3", "price_cents": 999, "stock": 5, "per_user_limit": 1,
+        "id": "d1", "product_id": "p3", "title": "Test product", "price_cents": 999, "stock": 5, "per_user_limit": 1,
         "duration_ms": 600000}}))
         .await?;
     // Commands from three connections race to Redis: the last event is whichever came last.
@@ -155,7 +155,7 @@ async fn likes_stock_mutes_and_deletions_hold_across_nodes(kind: &str) -> anyhow
     // A reserve on B moves the stock seen on A within a tick or two.
     host_a
         .send(json!({"type": "deal_start", "request_id": "s", "deal": {
-        "id": "d", "product_id": "p", "price_cents": 100, "stock": 2, "per_user_limit": 2,
+        "id": "d", "product_id": "p", "title": "Test product", "price_cents": 100, "stock": 2, "per_user_limit": 2,
         "duration_ms": 600000}}))
         .await?;
     ack_seq(&mut host_a, "s").await?;
@@ -242,7 +242,7 @@ async fn viewers_of_a_node_killed_mid_show_resume_on_another_and_miss_nothing(
     let room = "crash";
     let (mut host, _) = join(&nodes[0], room, Role::Host, "host", None).await?;
     host.send(json!({"type": "deal_start", "request_id": "s", "deal": {
-        "id": "d", "product_id": "p", "price_cents": 100, "stock": 50, "per_user_limit": 5,
+        "id": "d", "product_id": "p", "title": "Test product", "price_cents": 100, "stock": 50, "per_user_limit": 5,
         "duration_ms": 600000}}))
         .await?;
     ack_seq(&mut host, "s").await?;

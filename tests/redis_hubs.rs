@@ -34,7 +34,7 @@ async fn five_thousand_reserves_across_two_hub_processes_sell_exactly_the_stock(
         "POST",
         &format!("http://{}/api/rooms/{room}/commands", a.addr),
         Some(&host),
-        Some(json!({"type": "deal_start", "deal": {"id": "flash", "product_id": "p", "price_cents": 999,
+        Some(json!({"type": "deal_start", "deal": {"id": "flash", "product_id": "p", "title": "Test product", "price_cents": 999,
             "stock": 100, "per_user_limit": 1, "duration_ms": 600000}}).to_string()),
     )
     .await?;
@@ -144,7 +144,7 @@ async fn a_buy_on_hub_b_moves_the_stock_counter_on_hub_a() -> anyhow::Result<()>
     let (mut on_a, _) = hub_a.viewer("r", "watcher").await?;
     let mut host_b = hub_b.host("r").await?;
     host_b.send(json!({"type": "deal_start", "request_id": "s", "deal": {
-        "id": "d", "product_id": "p", "price_cents": 100, "stock": 10, "per_user_limit": 3, "duration_ms": 60000}}))
+        "id": "d", "product_id": "p", "title": "Test product", "price_cents": 100, "stock": 10, "per_user_limit": 3, "duration_ms": 60000}}))
         .await?;
     host_b.json_of("ack").await?;
     // Hub A learns of the deal started through hub B.
@@ -179,7 +179,7 @@ async fn when_redis_stops_reserves_are_unavailable_fast_viewers_stay_and_it_reco
     let hub = TestHub::with_config(common::redis_config(&redis.url())).await?;
     let mut host = hub.host("r").await?;
     host.send(json!({"type": "deal_start", "request_id": "s", "deal": {
-        "id": "d", "product_id": "p", "price_cents": 100, "stock": 50, "per_user_limit": 50, "duration_ms": 600000}}))
+        "id": "d", "product_id": "p", "title": "Test product", "price_cents": 100, "stock": 50, "per_user_limit": 50, "duration_ms": 600000}}))
         .await?;
     host.json_of("ack").await?;
     let (mut buyer, _) = hub.viewer("r", "buyer").await?;
@@ -278,7 +278,7 @@ async fn a_burst_of_failed_reserves_during_an_outage_logs_one_line_and_counts_ev
         &format!("http://{}/api/rooms/{room}/commands", hub.addr),
         Some(&host),
         Some(
-            json!({"type": "deal_start", "deal": {"id": "d", "product_id": "p", "price_cents": 100,
+            json!({"type": "deal_start", "deal": {"id": "d", "product_id": "p", "title": "Test product", "price_cents": 100,
             "stock": 10, "per_user_limit": 5, "duration_ms": 600000}})
             .to_string(),
         ),

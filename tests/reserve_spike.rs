@@ -12,7 +12,7 @@ async fn a_thousand_concurrent_reserves_on_a_deal_of_100_sell_exactly_100() -> a
     let room = "spike";
     let mut host = hub.host(room).await?;
     host.send(json!({"type": "deal_start", "request_id": "s", "deal": {
-        "id": "flash", "product_id": "p", "price_cents": 500, "stock": 100, "per_user_limit": 1, "duration_ms": 600000}}))
+        "id": "flash", "product_id": "p", "title": "Test product", "price_cents": 500, "stock": 100, "per_user_limit": 1, "duration_ms": 600000}}))
         .await?;
     host.json_of("ack").await?;
 

@@ -41,7 +41,7 @@ pub async fn run(a: ReserveArgs) -> anyhow::Result<()> {
         exp,
     })?;
     let http = a.url[0].replacen("ws://", "http://", 1);
-    let body = serde_json::json!({"type": "deal_start", "deal": {"id": deal, "product_id": "p", "price_cents": 100,
+    let body = serde_json::json!({"type": "deal_start", "deal": {"id": deal, "product_id": "p", "title": "Test product", "price_cents": 100,
         "stock": 10_000_000, "per_user_limit": 10_000_000, "duration_ms": 3_600_000}});
     let (status, text) = livehub::http_client::request(
         "POST",

@@ -370,6 +370,7 @@ pub fn plan(s: &Scenario, shard: (usize, usize)) -> Vec<Event> {
                 "unpin" => serde_json::json!({"type": "unpin"}),
                 "deal_start" => serde_json::json!({"type": "deal_start", "deal": {
                     "id": h.deal.clone().unwrap_or_else(|| "d1".into()), "product_id": product,
+                    "title": h.title.clone().unwrap_or_else(|| "Holiday special".into()),
                     "price_cents": h.price_cents.unwrap_or(999), "currency": "USD",
                     "stock": h.stock.unwrap_or(100), "per_user_limit": h.per_user_limit.unwrap_or(1),
                     "duration_ms": ms(h.duration_s.unwrap_or(60.0))}}),

@@ -153,6 +153,8 @@ pub async fn run(args: HostArgs) -> anyhow::Result<()> {
             deal: DealSpec {
                 id: id("deal id", did)?,
                 product_id: id("product", product)?,
+                title: None,
+                image_url: None,
                 price_cents,
                 currency,
                 stock,

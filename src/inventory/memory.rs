@@ -195,6 +195,8 @@ impl Inventory for MemoryInventory {
         let deal = Deal {
             id: spec.id.clone(),
             product_id: spec.product_id.clone(),
+            title: spec.title_or_id(),
+            image_url: spec.image_url.clone(),
             price_cents: spec.price_cents,
             currency: spec.currency.clone(),
             stock: spec.stock,

@@ -205,11 +205,18 @@ fn reason(s: &str) -> Result<RejectReason, InventoryError> {
     })
 }
 
-/// Parses `view()`: product_id|price|currency|stock|remaining|held|sold|limit|ends_at|ended|version.
+/// Parses `view()`: product_id|price|currency|stock|remaining|held|sold|limit|ends_at|ended|
+/// version|image_url|title, where the title is the rest (it may hold `|`). A deal stored before
+/// titles existed has neither: its title is empty.
 fn parse_view(id: &Id, f: &[&str], now: u64) -> Result<(Deal, Audit, StockLevel), InventoryError> {
     if f.len() < 11 {
         return Err(bad_reply("deal", &f.join("|")));
     }
+    let image_url = f
+        .get(11)
+        .filter(|u| !u.is_empty())
+        .map(|u| u.replace("%7C", "|"));
+    let title = f.get(12..).map(|t| t.join("|")).unwrap_or_default();
     let remaining: u32 = num("remaining", Some(f[4]))?;
     let ends_at: u64 = num("ends_at", Some(f[8]))?;
     let ended = f[9] == "1";
@@ -217,6 +224,8 @@ fn parse_view(id: &Id, f: &[&str], now: u64) -> Result<(Deal, Audit, StockLevel)
     let deal = Deal {
         id: id.clone(),
         product_id: Id::new(f[0]).map_err(|_| bad_reply("product_id", f[0]))?,
+        title,
+        image_url,
         price_cents: num("price_cents", Some(f[1]))?,
         currency: f[2].to_owned(),
         stock: num("stock", Some(f[3]))?,
@@ -598,6 +607,13 @@ impl Inventory for RedisInventory {
             room.to_string(),
             spec.id.to_string(),
             purge_at.to_string(),
+            // `view()` ends with `image_url|title`: a title may hold `|` (it is the rest of the
+            // reply), an image URL holds it percent-encoded (and reads back as `|`).
+            spec.image_url
+                .as_deref()
+                .unwrap_or_default()
+                .replace('|', "%7C"),
+            spec.title_or_id(),
         ];
         let reply = self.run(|s| &s.start, &keys[..4], &args).await?;
         if reply == "CONFLICT" {

@@ -248,6 +248,11 @@ impl Room {
         self.likes.fetch_add(likes, Ordering::Relaxed);
     }
 
+    /// The pinned product, as this node last applied it.
+    pub fn pinned(&self) -> Option<crate::protocol::Product> {
+        self.state.lock().projection.pinned()
+    }
+
     /// The deal, when the room knows it.
     pub fn deal(&self, id: &Id) -> Option<Deal> {
         self.state.lock().projection.deal(id).cloned()

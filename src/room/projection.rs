@@ -268,6 +268,8 @@ mod tests {
         Deal {
             id: id("d"),
             product_id: id("p"),
+            title: "P".into(),
+            image_url: None,
             price_cents: 100,
             currency: "USD".into(),
             stock: 10,

@@ -96,6 +96,8 @@ fn deal(status: DealStatus) -> Deal {
     Deal {
         id: id("d"),
         product_id: id("p"),
+        title: "P".into(),
+        image_url: None,
         price_cents: 100,
         currency: "USD".into(),
         stock: 5,

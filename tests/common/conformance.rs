@@ -27,6 +27,9 @@ pub fn spec(deal: &str, stock: u32, limit: u32, duration_ms: u64) -> DealSpec {
     DealSpec {
         id: id(deal),
         product_id: id("p"),
+        // A `|` in both: the Redis backend's replies are `|`-separated.
+        title: Some("Tee | organic cotton".into()),
+        image_url: Some("https://img.example/tee|front.png".into()),
         price_cents: 1999,
         currency: "USD".into(),
         stock,
@@ -502,11 +505,22 @@ pub async fn checkout_and_cancel_are_idempotent(inv: Arc<dyn Inventory>) {
 
 pub async fn ended_deals_refuse_reserves_but_holds_still_check_out(inv: Arc<dyn Inventory>) {
     let room = fresh_room("end");
-    inv.start_deal(&room, &spec("d", 10, 5, 60_000), &id("creator"), now_ms())
+    let started = inv
+        .start_deal(&room, &spec("d", 10, 5, 60_000), &id("creator"), now_ms())
         .await
         .unwrap();
+    // The product's title and image travel with the deal, `|` and all.
+    let named = |d: &livehub::protocol::Deal| {
+        assert_eq!(d.title, "Tee | organic cotton");
+        assert_eq!(
+            d.image_url.as_deref(),
+            Some("https://img.example/tee|front.png")
+        );
+    };
+    named(&started);
     let h = reservation(inv.as_ref(), &req(&room, "d", "u", "a", 1)).await;
     let ended = inv.end_deal(&room, &id("d"), now_ms()).await.unwrap();
+    named(&ended.deal);
     assert!(ended.was_live);
     assert_eq!(ended.deal.status, livehub::protocol::DealStatus::Ended);
     assert!(

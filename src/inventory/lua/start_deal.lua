@@ -1,4 +1,5 @@
 -- ARGV: product_id price_cents currency stock per_user_limit ends_at creator room deal purge_at
+--       image_url title
 if redis.call("EXISTS", deal) == 1 then
   return "CONFLICT"
 end
@@ -6,6 +7,7 @@ redis.call("HSET", deal,
   "product_id", ARGV[1], "price_cents", ARGV[2], "currency", ARGV[3],
   "stock", ARGV[4], "remaining", ARGV[4], "held", 0, "sold", 0,
   "per_user_limit", ARGV[5], "ends_at", ARGV[6], "ended", 0, "version", 1, "n", 0,
-  "creator", ARGV[7], "room", ARGV[8], "deal", ARGV[9], "purge_at", ARGV[10])
+  "creator", ARGV[7], "room", ARGV[8], "deal", ARGV[9], "purge_at", ARGV[10],
+  "image_url", ARGV[11], "title", ARGV[12])
 redis.call("PEXPIREAT", deal, ARGV[10])
 return "OK|" .. view()
