@@ -33,7 +33,7 @@
     refusal: null, // {status, code, message}: why the hub refused the token
     devRenewed: false, // a refused development token was replaced once since the last welcome
     pinned: null,
-    products: new Map(), // product id -> Product, every product seen pinned (titles for deals)
+    products: new Map(), // product id -> Product, every product seen pinned (a deal's "was" price)
     deals: new Map(), // deal id -> Deal, as the hub last described it
     dealOrder: [], // deal ids, oldest first
     buys: new Map(), // deal key -> Purchase: this shopper's holds, orders and last outcome
@@ -723,16 +723,14 @@
     state.deals.set(deal.id, Object.assign({}, deal));
   }
 
-  /** The product a deal is for, when the page knows it (pinned now or earlier). */
+  /** The product a deal is for, when it was pinned on this page (for its regular price). */
   function productOf(d) {
     return state.products.get(d.product_id) || null;
   }
 
-  /** The deal's product title: from the deal itself, else a product seen pinned, else its id. */
+  /** The deal's product title: the hub carries it in every deal. */
   function dealTitle(d) {
-    if (typeof d.title === "string" && d.title) return d.title;
-    const product = productOf(d);
-    return (product && product.title) || d.product_id || d.id;
+    return (typeof d.title === "string" && d.title) || d.product_id || d.id;
   }
 
   /** The deal on the card: the most recently started live deal, else the most recent one. */

@@ -22,10 +22,10 @@ pub async fn scenarios(driver: &Driver) -> Result<()> {
     a_new_deal_starts_with_a_clean_card(driver).await?;
     a_hold_survives_a_hub_restart_and_purchases_pause_while_disconnected(driver).await?;
     a_hold_lost_in_a_restart_is_said_once(driver).await?;
+    a_deal_shows_its_catalog_title_when_not_pinned(driver).await?;
     the_comment_box_stays_at_the_bottom_of_a_phone(driver).await?;
     a_refused_token_says_so_at_once(driver).await?;
     muted_and_not_started_get_a_banner(driver).await?;
-    a_deal_shows_its_catalog_title_when_not_pinned(driver).await?;
     Ok(())
 }
 
@@ -545,7 +545,6 @@ async fn a_deal_shows_its_catalog_title_when_not_pinned(driver: &Driver) -> Resu
     let room = "title-show";
     let base = hub.http_url("");
     let host = hub.token(Role::Host, room, "host");
-    // A product pinned earlier and unpinned again keeps its title on the page.
     command(
         &base,
         &host,
@@ -555,16 +554,7 @@ async fn a_deal_shows_its_catalog_title_when_not_pinned(driver: &Driver) -> Resu
     .await?;
     let b = phone(driver).await?;
     open_as(&b, &base, room, &hub.token(Role::Viewer, room, "fay")).await?;
-    command(&base, &host, room, json!({"type": "unpin"})).await?;
-    command(
-        &base,
-        &host,
-        room,
-        deal_start("scarf1", "scarf-wool", 1999, 5, 1),
-    )
-    .await?;
-    wait_seen(&b, "#deal .title", |t| t == "Merino wool scarf").await?;
-    // A catalog product that was never pinned: the mug from config/catalog.json.
+    // The mug is in the catalog (config/catalog.json) and not pinned: the hub names it.
     command(
         &base,
         &host,
@@ -572,14 +562,36 @@ async fn a_deal_shows_its_catalog_title_when_not_pinned(driver: &Driver) -> Resu
         deal_start("mug1", "mug-enamel", 999, 5, 1),
     )
     .await?;
-    let title = wait_seen(&b, "#deal .title", |t| t != "Merino wool scarf").await?;
+    let title = wait_seen(&b, "#deal .title", |t| !t.is_empty()).await?;
     ensure!(
         title == "Enamel camping mug",
         "the mug's deal shows {title:?}"
     );
     let card = seen(&b, "#deal").await?;
     ensure!(!card.contains("mug-enamel"), "{card}");
+    ensure!(
+        seen(&b, "#deal .media").await? == "E",
+        "the mug's placeholder picture"
+    );
+    ensure!(
+        seen(&b, "#pinned .title").await? == "Merino wool scarf",
+        "the pin stays the scarf"
+    );
     b.screenshot(&shot("viewer-catalog-title-phone")).await?;
+    // A title and picture of the host's own, for a product the catalog does not have; the
+    // picture does not load, so the card shows a placeholder rather than alt text.
+    let broken = hub.http_url("/static/no-such-picture.png");
+    let special = json!({"type": "deal_start", "deal": {"id": "bag1", "product_id": "tote-canvas",
+        "title": "Canvas tote bag", "image_url": broken, "price_cents": 1200, "stock": 5,
+        "per_user_limit": 1, "duration_ms": 600_000}});
+    command(&base, &host, room, special).await?;
+    wait_seen(&b, "#deal .title", |t| t == "Canvas tote bag").await?;
+    b.wait_for(
+        "the deal's broken picture to give way to a placeholder",
+        "document.querySelectorAll('#deal .media img').length === 0 && document.querySelector('#deal .media').innerText === 'C'",
+        |v| v == &json!(true),
+    )
+    .await?;
     b.quit().await;
     hub.shutdown().await
 }
