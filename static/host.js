@@ -46,6 +46,7 @@
     lastDevRefresh: 0,
     started: false,
     cannotHost: false,
+    devRenewed: false, // a refused development token was renewed once (reset by a welcome)
     pane: "deals-pane",
     unread: 0,
     stick: true, // the chat is scrolled to its newest line (and stays there as it grows)
@@ -114,6 +115,7 @@
       getToken,
       onMessage: handleMessage,
       onState: onHubState,
+      onRefused,
     });
     state.hub.start();
   }
@@ -132,15 +134,12 @@
     if (s !== "live") failPending("The connection dropped before the hub answered: check whether it took effect, then try again.");
   }
 
-  /** Token for the next connection; a dev token is re-fetched when expired or refused. */
-  async function getToken(refresh) {
-    if (state.tokenSource === "dev" && (refresh || LH.tokenExpired(state.token))) {
-      await refreshDevToken();
-    } else if (refresh) {
-      // A token we cannot renew keeps being refused (or the hub is away): offer the form while
-      // retrying.
-      showSignin("Still cannot connect with this token. Paste another, or keep waiting.");
-    }
+  /**
+   * Token for the next connection: a development token is renewed when it expires (one the hub
+   * refuses is renewed by onRefused; failed upgrades alone prove nothing, the hub may be away).
+   */
+  async function getToken() {
+    if (state.tokenSource === "dev" && LH.tokenExpired(state.token)) await refreshDevToken();
     return state.token;
   }
 
@@ -384,6 +383,7 @@
   function onWelcome(m) {
     const you = m.you || {};
     if (you.role !== "host" && you.role !== "admin") return refuseToHost(you);
+    state.devRenewed = false;
     show("signin", false);
     setText("viewers", m.viewers);
     setText("likes", m.likes);
@@ -402,21 +402,56 @@
    * fails would mislead, so stop, hide the controls and ask for a host token.
    */
   function refuseToHost(you) {
-    state.cannotHost = true;
-    state.hub.stop();
-    state.hub = null;
-    failPending("This token cannot host, so the hub refused the command.");
-    showConsole(false);
     const who = you.name || you.user;
     const role = you.role || "viewer";
-    setText("signin-title", "This token cannot host");
-    showSignin(
+    blockConsole(
       `This is a ${role} token${who ? ` for ${who}` : ""}: it can watch and buy in room ` +
         `${state.room}, but a ${role} cannot host, so the console's controls would all be refused.`
     );
+    // The same token opens the viewer page (a development token is per page: that page gets
+    // its own).
     const watch = $("signin-watch");
-    watch.href = `/rooms/${encodeURIComponent(state.room)}`;
+    const q = state.tokenSource === "dev" ? "" : `?token=${encodeURIComponent(state.token)}`;
+    watch.href = `/rooms/${encodeURIComponent(state.room)}${q}`;
     show(watch, true);
+  }
+
+  /**
+   * An upgrade failed before the socket opened; the browser is not told why, but the room
+   * snapshot follows the same authorization as joining. A 401/403 means this token will never
+   * work here: say why and ask for another instead of reconnecting for ever. Anything else (the
+   * hub is away) means keep trying. Returns true to stop the socket.
+   */
+  async function onRefused() {
+    const r = await LH.probeRoom(state.room, state.token);
+    if (!r || (r.status !== 401 && r.status !== 403)) return false;
+    if (state.tokenSource === "dev" && !state.devRenewed) {
+      state.devRenewed = true; // a development token renews itself, once per refusal
+      await refreshDevToken();
+      return false;
+    }
+    blockConsole(refusalText(r));
+    show("signin-watch", false);
+    return true;
+  }
+
+  function refusalText(r) {
+    const why = r.message || r.code || `HTTP ${r.status}`;
+    if (r.status === 401 && /expired/i.test(why)) return "This token has expired, so the hub refuses it.";
+    if (r.status === 401) return `The hub refuses this token (${why}): it is damaged, or signed for another hub.`;
+    if (/wrong room/i.test(why)) return `This token is for another room, so it cannot host room ${state.room}.`;
+    return `The hub refuses this token for room ${state.room} (${why}).`;
+  }
+
+  /** Stops the console and shows why (`note`) with the sign-in form; a pasted token restarts it. */
+  function blockConsole(note) {
+    state.cannotHost = true;
+    if (state.hub) state.hub.stop();
+    state.hub = null;
+    failPending("This token cannot host, so the hub refused the command.");
+    showConsole(false);
+    setText("signin-title", "This token cannot host");
+    showSignin(note);
     LH.setStatus("status", "policy");
     $("status").classList.add("not_host");
     setText("status", "cannot host");

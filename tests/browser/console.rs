@@ -115,6 +115,18 @@ async fn hidden(b: &Browser, css: &str) -> Result<()> {
         .map(|_| ())
 }
 
+/// Waits until no CSS transition runs (stock bars glide to their width), so a screenshot shows
+/// the page as it settles.
+async fn settled(b: &Browser) -> Result<()> {
+    b.wait_for(
+        "transitions to finish",
+        "document.getAnimations().length",
+        |v| v == &json!(0),
+    )
+    .await
+    .map(|_| ())
+}
+
 /// Fills the console's deal form as a creator would (the product by its id, as the datalist
 /// offers it) and presses Start deal.
 async fn start_deal_in_form(b: &Browser, id: &str, product: &str, stock: u32) -> Result<()> {
@@ -418,7 +430,8 @@ async fn deal_panels_show_titles_plain_statuses_and_end_asks_first(
 }
 
 /// A viewer token opens the console: it is told it cannot host (no console of controls that
-/// all fail), and a host token pasted there runs the show.
+/// all fail), is offered the viewer page, and a host token pasted there runs the show. A host
+/// token for another room, or an expired one, is told why at once.
 async fn a_viewer_token_is_told_it_cannot_host(
     driver: &Driver,
     size: (u32, u32),
@@ -447,12 +460,48 @@ async fn a_viewer_token_is_told_it_cannot_host(
     b.screenshot(&shot(&format!("console-viewer-token-{label}")))
         .await?;
 
+    let watch = b
+        .js(
+            "return document.getElementById('signin-watch').getAttribute('href');",
+            json!([]),
+        )
+        .await?;
+    ensure!(
+        watch
+            .as_str()
+            .is_some_and(|h| h.starts_with(&format!("/rooms/{room}?token="))),
+        "it offers the viewer page with the same token: {watch}"
+    );
+
     let host_token = hub.token(Role::Host, &room, "ana");
     b.type_into("#token-input", &host_token).await?;
     b.click("#signin-button").await?;
     b.wait_text("#status", |s| s == "live").await?;
     b.wait_visible("#deal-start").await?;
     hidden(&b, "#signin").await?;
+
+    // Tokens the hub refuses before the upgrade are told why at once, not "reconnecting".
+    let elsewhere = hub.token(Role::Host, "another-show", "ana");
+    let expired = hub.token_with(
+        Role::Host,
+        &room,
+        "ana",
+        Some(livehub::hub::now_ms() / 1000 - 60),
+    );
+    for (token, says) in [(elsewhere, "for another room"), (expired, "has expired")] {
+        b.goto(&hub.http_url(&format!("/host/{room}?token={token}")))
+            .await?;
+        b.wait_text("#status", |s| s == "cannot host").await?;
+        let note = b.wait_text("#signin-note", |t| t.contains(says)).await?;
+        hidden(&b, "#app").await?;
+        hidden(&b, "#signin-watch").await?;
+        ensure!(
+            !note.contains("viewer token"),
+            "not the viewer-token note: {note}"
+        );
+    }
+    b.screenshot(&shot(&format!("console-expired-token-{label}")))
+        .await?;
     b.quit().await;
     hub.shutdown().await
 }
@@ -547,6 +596,7 @@ async fn chat_stays_on_screen_beside_the_deals_mid_show(driver: &Driver) -> Resu
         scroll <= h + 0.5,
         "the desktop page does not scroll: {scroll} > {h}"
     );
+    settled(&host).await?;
     host.screenshot(&shot("console-chat-desktop")).await?;
 
     // A small laptop or a tablet held sideways: two columns, chat still beside the deals.
@@ -570,6 +620,7 @@ async fn chat_stays_on_screen_beside_the_deals_mid_show(driver: &Driver) -> Resu
         newest.bottom <= feed.bottom + 0.5,
         "the chat stays on its newest comment when the window changes: {newest:?} in {feed:?}"
     );
+    settled(&host).await?;
     host.screenshot(&shot("console-chat-1024")).await?;
 
     // Phone, same show.
@@ -583,6 +634,7 @@ async fn chat_stays_on_screen_beside_the_deals_mid_show(driver: &Driver) -> Resu
         deals_page <= 1.5 * h,
         "the Deals tab with three deals is at most a screen and a half: {deals_page}px"
     );
+    settled(&host).await?;
     host.screenshot(&shot("console-deals-phone")).await?;
     // A comment comes in while the creator is on Deals: the Chat tab counts it.
     fans[4]
@@ -622,6 +674,7 @@ async fn chat_stays_on_screen_beside_the_deals_mid_show(driver: &Driver) -> Resu
         chat_page <= h + 0.5,
         "the Chat tab is one screen: {chat_page}px > {h}px"
     );
+    settled(&host).await?;
     host.screenshot(&shot("console-chat-phone")).await?;
     for c in fans {
         c.close().await;
