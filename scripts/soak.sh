@@ -6,6 +6,8 @@
 # At the end it prints the first sample after warm-up, the last one and the maxima, and the
 # load tester's own SLO verdict (no lost event, no oversell, no leaked hold).
 #   bash scripts/soak.sh [MINUTES=30] [OUT=target/soak]
+# SOAK_CHURN sets the viewers leaving (and coming back) per second (default 5).
+# HUB_WRAPPER runs the hub under a tool, e.g. HUB_WRAPPER="heaptrack -o target/soak/heap".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MINUTES=${1:-30}; OUT=${2:-target/soak}
@@ -36,7 +38,7 @@ shape = "linear"
 over_s = 30
 
 [churn]
-leaves_per_s = 5
+leaves_per_s = ${SOAK_CHURN:-5}
 away_s = 2
 
 [chat]
@@ -90,9 +92,10 @@ EOF
 
 LIVEHUB_SERVER__BIND=127.0.0.1:$HUBPORT LIVEHUB_LIMITS__CONNECTIONS_PER_IP=0 \
 LIVEHUB_INVENTORY__BACKEND=redis LIVEHUB_REDIS__URL=redis://127.0.0.1:$RPORT \
-LIVEHUB_INVENTORY__HOLD_MS=20000 RUST_LOG=warn ./target/release/livehub serve 2>"$OUT/hub.log" &
+LIVEHUB_INVENTORY__HOLD_MS=20000 RUST_LOG=warn ${HUB_WRAPPER:-} ./target/release/livehub serve 2>"$OUT/hub.log" &
 HPID=$!
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$HUBPORT/healthz" >/dev/null && break; sleep 0.1; done
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$HUBPORT/healthz" >/dev/null && break; sleep 0.1; done
+curl -sf "http://127.0.0.1:$HUBPORT/healthz" >/dev/null || { echo "the hub did not start: $OUT/hub.log" >&2; exit 1; }
 
 gauge() { awk -v g="$1" '$1 == g { print $2 }' "$OUT/metrics.txt"; }
 echo "elapsed_s,rss_bytes,open_fds,tasks,connections" >"$OUT/samples.csv"

@@ -94,6 +94,23 @@ pub fn install() -> PrometheusHandle {
         .clone()
 }
 
+/// How often recorded histogram samples are folded into their buckets when nobody scrapes.
+pub const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Folds the histograms' recorded samples into their buckets every [`UPKEEP_INTERVAL`] until
+/// `stop`. The exporter keeps every sample until a render or an upkeep drains it, so a hub
+/// whose `/metrics` nobody scrapes would otherwise grow by one sample per reserve and comment.
+pub async fn upkeep(handle: PrometheusHandle, stop: tokio_util::sync::CancellationToken) {
+    let mut every = tokio::time::interval(UPKEEP_INTERVAL);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = every.tick() => handle.run_upkeep(),
+        }
+    }
+}
+
 /// Reads the process gauges (resident memory, open descriptors, live tasks) so the next render
 /// shows current values. Called by `/metrics` before it renders; where `/proc` is missing (not
 /// Linux) the two process gauges are left unset.

@@ -227,6 +227,10 @@ pub async fn run_with(
         "connection cap (server.max_connections)"
     );
     hub.start();
+    hub.tracker().spawn(crate::metrics::upkeep(
+        metrics.clone(),
+        hub.shutdown_token().clone(),
+    ));
     let app = crate::http::router(Arc::clone(&hub), metrics);
     let serving = Serving::new(app, &hub);
     let mut shutdown = pin!(shutdown);

@@ -150,6 +150,33 @@
   }
 
   /**
+   * Asks the hub why joining `room` with `token` (null: anonymous) fails. A refused WebSocket
+   * upgrade gives the browser no status, but GET /api/rooms/{room} follows the same
+   * authorization as joining. Resolves to {status, code, message} (status 200 when the token
+   * is fine), or null when the hub cannot be reached.
+   */
+  async function probeRoom(room, token) {
+    const q = token ? "?" + new URLSearchParams({ token }).toString() : "";
+    try {
+      const r = await fetch(`/api/rooms/${encodeURIComponent(room)}${q}`, { cache: "no-store" });
+      let body = null;
+      try {
+        body = await r.json();
+      } catch (_) {
+        /* not JSON: only the status speaks */
+      }
+      const err = body && typeof body.error === "object" && body.error ? body.error : {};
+      return {
+        status: r.status,
+        code: typeof err.code === "string" ? err.code : "",
+        message: typeof err.message === "string" ? err.message : "",
+      };
+    } catch (_) {
+      return null;
+    }
+  }
+
+  /**
    * Picks a page's token: ?token= first, then one pasted earlier in this tab, then (viewers who
    * chose it) watch-only, then a development token when the hub offers them. Returns
    * {token, source}, or null when the user must sign in.
@@ -314,7 +341,10 @@
    * The room connection. Options:
    *   room, getToken(refresh) -> Promise<string|null> (null: anonymous); `refresh` asks for a
    *   new token (after several upgrades in a row failed: the token may be bad or expired),
-   *   onMessage(msg, hub), onState(state) with state in connecting|live|reconnecting|policy.
+   *   onMessage(msg, hub), onState(state) with state in connecting|live|reconnecting|policy,
+   *   and optionally onRefused() -> Promise<bool>: called when an upgrade fails before the
+   *   socket opens (the page may ask the hub why, see probeRoom); true stops reconnecting (the
+   *   page says why; retry() starts again).
    * Tracks the last seq seen, drops repeated events, reconnects with ?since= on a gap, a close
    * (1001, 1013, network) or an error; a 1008 close stops it (policy).
    */
@@ -324,6 +354,8 @@
       this.getToken = opts.getToken;
       this.onMessage = opts.onMessage;
       this.onState = opts.onState || (() => {});
+      this.onRefused = opts.onRefused || null;
+      this.connects = 0; // connection attempts so far (tells an old refusal from a newer try)
       this.ws = null;
       this.lastSeq = null; // last durable seq applied; null before the first welcome
       this.welcomeSeq = 0; // seq of the room at the latest welcome
@@ -381,6 +413,7 @@
     async connect() {
       this.timer = null;
       if (this.stopped) return;
+      this.connects += 1;
       this.onState(this.everConnected || this.attempt > 0 ? "reconnecting" : "connecting");
       let token;
       try {
@@ -431,7 +464,25 @@
       }
       this.refused = openedAt ? 0 : this.refused + 1; // refused before the upgrade: the token?
       if (openedAt && Date.now() - openedAt >= STABLE_MS) this.attempt = 0;
+      if (!openedAt && this.onRefused) {
+        this.askWhyRefused();
+        return;
+      }
       this.scheduleReconnect();
+    }
+
+    /** The upgrade failed before the socket opened: let the page find out why first. */
+    askWhyRefused() {
+      const attempt = this.connects;
+      Promise.resolve()
+        .then(() => this.onRefused())
+        .catch(() => false)
+        .then((stop) => {
+          // Stopped, or retry() has started another attempt meanwhile.
+          if (this.stopped || this.ws || this.timer || this.connects !== attempt) return;
+          if (stop) this.stopped = true;
+          else this.scheduleReconnect();
+        });
     }
 
     scheduleReconnect() {
@@ -584,6 +635,7 @@
     isValidId,
     roomFromPath,
     pageInfo,
+    probeRoom,
     tokenFromUrl,
     chooseToken,
     showSignin,

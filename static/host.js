@@ -2,32 +2,55 @@
 // a token pasted into #signin, or the development token endpoint), then runs the show over the
 // room WebSocket: pin products from an editable catalog, start and end flash deals with a live
 // stock panel (fed by `stock` messages and a 1 s poll of the stock audit endpoint), moderate
-// comments (delete, mute) and post announcements. Every command carries a request_id; `error`
-// replies are listed in #errors and `ack`s flash "ok". User text is only ever set as textContent.
+// comments (delete, mute) and post announcements.
+//
+// Every command carries a request_id and says how it went where the creator is looking: the
+// deal form, the announce box, the Unpin button and each deal panel have a feedback line right
+// under the control; moderation and pins answer with a toast. While a command waits for its
+// `ack` or `error`, its button is busy. A viewer token is told it cannot host. On a phone the
+// three panes (Deals, Chat, Products) are tabs in the sticky top bar; on a desktop they are
+// columns that scroll on their own, so chat stays beside the deals. User text is only ever set
+// as textContent.
 "use strict";
 
 (function () {
   const { $, el, setText, show, askForToken, showSignin } = LH;
 
   const FEED_MAX = 500;
-  const ERRORS_MAX = 50;
+  const STICK_PX = 48; // "at the bottom" tolerance for the chat's auto-scroll
   const MUTE_MS = 600000;
   const AUDIT_EVERY_MS = 1000;
+  const AUDIT_SOON_MS = 250;
+  const ANSWER_TIMEOUT_MS = 10000; // a command unanswered this long is reported as such
+  const OK_SHOWN_MS = 5000; // success lines fade after this; errors stay until the next try
+  const TOAST_OK_MS = 3500;
+  const TOAST_BAD_MS = 9000;
+  const TOASTS_MAX = 4;
+
+  const MAX_PRICE_CENTS = 100000000; // the hub's limit (protocol::MAX_PRICE_CENTS)
+
+  const STATUS_LABEL = { live: "Live", sold_out: "Sold out", ended: "Ended" };
 
   const state = {
     room: null,
     hub: null,
     token: null,
     tokenSource: null, // "url" | "pasted" | "dev"
-    pending: new Map(), // request_id -> {label, onAck}
+    pending: new Map(), // request_id -> command options (see `command`)
     serverCatalog: [],
     localCatalog: [],
+    catalogProblem: "",
     deals: new Map(), // id -> {deal, audit, finalPolled, inflight, stopped}
     pinned: null,
     auditErrors: new Set(),
     lastDevRefresh: 0,
-    flashTimer: null,
-    warnedRole: false,
+    started: false,
+    cannotHost: false,
+    devRenewed: false, // a refused development token was renewed once (reset by a welcome)
+    pane: "deals-pane",
+    unread: 0,
+    stick: true, // the chat is scrolled to its newest line (and stays there as it grows)
+    feedbackTimers: new WeakMap(),
   };
 
   // ---- startup ---------------------------------------------------------------------------
@@ -40,64 +63,83 @@
     }
     $("signin-form").addEventListener("submit", onSigninSubmit);
     setText("room-name", state.room);
+    setText("signin-room", state.room);
     document.title = `host · ${state.room} · livehub`;
     const info = await LH.pageInfo();
-    const choice = await chooseToken(info);
+    const choice = await LH.chooseToken("host", state.room, "host", info, false);
     if (choice) begin(choice);
     else askForToken();
   }
-
-  function chooseToken(info) {
-    return LH.chooseToken("host", state.room, "host", info, false);
-  }
-
-
 
   function onSigninSubmit(e) {
     e.preventDefault();
     const token = $("token-input").value.trim();
     if (!token) return;
     LH.session(`livehub.host.token.${state.room}`, token);
-    if (!state.hub) return begin({ token, source: "pasted" });
-    // Already running (the old token was refused): switch tokens and reconnect.
+    $("token-input").value = "";
+    if (!state.started) return begin({ token, source: "pasted" });
+    // Already running (the old token was refused, or could not host): switch tokens, reconnect.
     state.token = token;
     state.tokenSource = "pasted";
     state.auditErrors.clear();
     show("signin", false);
-    state.hub.retry();
+    if (state.cannotHost) {
+      state.cannotHost = false;
+      setText("signin-title", "Host sign-in");
+      show("signin-watch", false);
+      showConsole(true);
+      connectHub();
+    } else {
+      state.hub.retry();
+    }
   }
 
   function begin(choice) {
-    if (state.hub) return;
+    if (state.started) return;
+    state.started = true;
     show("signin", false);
-    show("app", true);
+    showConsole(true);
     state.token = choice.token;
     state.tokenSource = choice.source;
     bindUi();
     loadCatalog();
-    state.hub = new LH.HubSocket({
-      room: state.room,
-      getToken,
-      onMessage: handleMessage,
-      onState: (s) => {
-        LH.setStatus("status", s);
-        show("reconnect", s === "policy");
-      },
-    });
-    state.hub.start();
+    connectHub();
     setInterval(pollAudits, AUDIT_EVERY_MS);
     setInterval(renderCountdowns, 1000);
   }
 
-  /** Token for the next connection; a dev token is re-fetched when expired or refused. */
-  async function getToken(refresh) {
-    if (state.tokenSource === "dev" && (refresh || LH.tokenExpired(state.token))) {
-      await refreshDevToken();
-    } else if (refresh) {
-      // A token we cannot renew keeps being refused (or the hub is away): offer the form while
-      // retrying.
-      showSignin("Still cannot connect with this token. Paste another, or keep waiting.");
-    }
+  /** A fresh room connection (a new one after a token that could not host: no ?since=). */
+  function connectHub() {
+    state.hub = new LH.HubSocket({
+      room: state.room,
+      getToken,
+      onMessage: handleMessage,
+      onState: onHubState,
+      onRefused,
+    });
+    state.hub.start();
+  }
+
+  function showConsole(visible) {
+    show("app", visible);
+    show("tabs", visible);
+    measureTopbar();
+  }
+
+  function onHubState(s) {
+    if (state.cannotHost && s !== "live") return; // stopped on purpose: keep saying why
+    $("status").classList.remove("not_host");
+    LH.setStatus("status", s);
+    show("reconnect", s === "policy");
+    if (s !== "live") failPending("The connection dropped before the hub answered: check whether it took effect, then try again.");
+  }
+
+  /**
+   * Token for the next connection: a development token is renewed when it expires (one the hub
+   * refuses is renewed by onRefused; failed upgrades alone prove nothing, the hub may be away).
+   */
+  async function getToken() {
+    if (state.tokenSource === "dev" && LH.tokenExpired(state.token)) await refreshDevToken();
     return state.token;
   }
 
@@ -107,73 +149,219 @@
   }
 
   function bindUi() {
-    $("unpin").addEventListener("click", () => command({ type: "unpin" }, "unpin"));
+    $("unpin").addEventListener("click", onUnpin);
     $("announce-form").addEventListener("submit", onAnnounce);
     $("product-form").addEventListener("submit", onAddProduct);
     $("deal-form").addEventListener("submit", onStartDeal);
+    $("deal-form").addEventListener("input", () => clearFeedback("deal-feedback", "bad"));
     $("deal-product").addEventListener("input", onDealProductChange);
+    $("deal-product").addEventListener("change", onDealProductChange);
     $("catalog").addEventListener("click", onCatalogClick);
     $("deals").addEventListener("click", onDealsClick);
     $("feed").addEventListener("click", onFeedClick);
-    $("errors-clear").addEventListener("click", () => ($("errors").textContent = ""));
-    $("reconnect").addEventListener("click", () => state.hub.retry());
+    $("feed").addEventListener("scroll", onFeedScroll);
+    $("chat-jump").addEventListener("click", scrollFeedToBottom);
+    $("tabs").addEventListener("click", onTabsClick);
+    $("reconnect").addEventListener("click", () => state.hub && state.hub.retry());
+    new ResizeObserver(measureTopbar).observe($("topbar")); // it wraps, and the status changes
+    // A pane shown again, or a window resized: the chat stays on its newest line if it was.
+    new ResizeObserver(() => state.stick && scrollFeedToBottom()).observe($("feed"));
+  }
+
+  /** Publishes the sticky top bar's height as --console-top (the phone chat pane fits under it). */
+  function measureTopbar() {
+    const h = $("topbar").getBoundingClientRect().height;
+    document.documentElement.style.setProperty("--console-top", `${Math.ceil(h)}px`);
+  }
+
+  // ---- tabs (phone) ----------------------------------------------------------------------
+
+  function onTabsClick(e) {
+    const tab = e.target.closest(".console-tab");
+    if (tab) selectPane(tab.dataset.pane);
+  }
+
+  /** Shows one pane on a phone (on a desktop all panes show and this only marks the tab). */
+  function selectPane(id) {
+    state.pane = id;
+    for (const tab of $("tabs").querySelectorAll(".console-tab")) {
+      const active = tab.dataset.pane === id;
+      tab.classList.toggle("is-active", active);
+      tab.setAttribute("aria-selected", String(active));
+    }
+    for (const pane of document.querySelectorAll(".console-pane")) pane.classList.toggle("is-active", pane.id === id);
+    if (id === "chat-pane") {
+      state.unread = 0;
+      renderUnread();
+      scrollFeedToBottom();
+    }
+    if (window.scrollY > 0) window.scrollTo(0, 0);
+  }
+
+  function chatOnScreen() {
+    return $("chat-pane").getClientRects().length > 0;
+  }
+
+  function renderUnread() {
+    const badge = $("chat-unread");
+    badge.textContent = state.unread > 99 ? "99+" : String(state.unread);
+    show(badge, state.unread > 0);
   }
 
   // ---- commands, acks and errors ---------------------------------------------------------
 
-  /** Sends a host command with a fresh request_id; `label` names it in flashes and errors. */
-  function command(msg, label, onAck) {
+  /**
+   * Sends a host command with a fresh request_id. `opts`:
+   *   label     names the command in messages ("deal_start d3")
+   *   feedback  the feedback line (id or element) beside the control; without one, a toast
+   *   button    disabled (with the text `busy`) until the hub answers
+   *   ok        text (or fn(ack) -> text) shown on success; none: the event itself is the feedback
+   *   toastOk   success as a toast even with a feedback line (the control may move or go)
+   *   describe  fn(error) -> text, for errors this command explains better than the hub
+   *   onAck, onFail  callbacks
+   * Returns false when nothing was sent (not connected), after saying so at the control.
+   */
+  function command(msg, opts) {
+    const o = opts || {};
+    clearFeedback(o.feedback);
     const rid = LH.requestId("h");
     msg.request_id = rid;
     if (!state.hub || !state.hub.send(msg)) {
-      addError("unavailable", "not connected to the hub; try again in a moment", label);
+      report(o, "bad", "Not connected to the hub, so nothing was sent. Wait for ● live and try again.");
       return false;
     }
-    state.pending.set(rid, { label, onAck });
+    o.timer = setTimeout(() => {
+      if (!state.pending.delete(rid)) return;
+      settle(o);
+      report(o, "bad", "No answer from the hub within 10 s. It may still take effect: check before trying again.");
+      if (o.onFail) o.onFail(null);
+    }, ANSWER_TIMEOUT_MS);
+    setBusy(o.button, o.busy);
+    state.pending.set(rid, o);
     return true;
   }
 
+  function settle(o) {
+    clearTimeout(o.timer);
+    setBusy(o.button, null);
+  }
+
   function onAck(m) {
-    const p = state.pending.get(m.request_id);
+    const o = state.pending.get(m.request_id);
+    if (!o) return;
     state.pending.delete(m.request_id);
-    flash(p ? `ok · ${p.label}` : "ok");
-    if (p && p.onAck) p.onAck(m);
+    settle(o);
+    const text = typeof o.ok === "function" ? o.ok(m) : o.ok;
+    if (text) {
+      if (o.toastOk) toast("ok", text);
+      else report(o, "ok", text);
+    }
+    if (o.onAck) o.onAck(m);
   }
 
   function onError(m) {
-    const p = m.request_id ? state.pending.get(m.request_id) : null;
-    if (p) state.pending.delete(m.request_id);
-    addError(m.code, m.message, p ? p.label : null);
+    const o = m.request_id ? state.pending.get(m.request_id) : null;
+    if (!o) {
+      toast("bad", describeError(m));
+      return;
+    }
+    state.pending.delete(m.request_id);
+    settle(o);
+    report(o, "bad", (o.describe && o.describe(m)) || describeError(m));
+    if (o.onFail) o.onFail(m);
   }
 
-  /** Appends `.error` to #errors: "code: message" plus the command it answers. */
-  function addError(code, message, label) {
-    const list = $("errors");
-    const item = el(
-      "li",
-      { className: "error", dataset: { code: code || "error" } },
-      el("span", { className: "code", text: code || "error" }),
-      el("span", { className: "message", text: message ? `: ${message}` : "" }),
-      label ? el("span", { className: "label muted", text: ` (${label})` }) : null,
-      el("span", { className: "time muted", text: ` ${LH.formatTime(Date.now())}` })
-    );
-    list.prepend(item);
-    while (list.children.length > ERRORS_MAX) list.lastElementChild.remove();
+  /** Every waiting command failed with `text` (the socket they went out on is gone). */
+  function failPending(text) {
+    for (const [rid, o] of [...state.pending]) {
+      state.pending.delete(rid);
+      settle(o);
+      report(o, "bad", text);
+      if (o.onFail) o.onFail(null);
+    }
   }
 
-  function flash(text) {
-    const node = $("flash");
-    node.textContent = text;
-    show(node, true);
-    clearTimeout(state.flashTimer);
-    state.flashTimer = setTimeout(() => show(node, false), 1500);
+  const ERROR_LEAD = {
+    bad_request: "Not accepted",
+    unauthorized: "Not signed in",
+    forbidden: "Not allowed",
+    not_found: "Not found",
+    conflict: "Refused",
+    rate_limited: "Too fast",
+    too_large: "Too long",
+    unavailable: "The hub could not do it right now",
+    internal: "The hub failed",
+  };
+
+  /** "Refused: deal d1 was already used in room demo." from an `error` message. */
+  function describeError(m) {
+    const lead = ERROR_LEAD[m.code] || "Error";
+    const detail = m.message ? String(m.message).replace(/\.?$/, ".") : `(${m.code || "error"})`;
+    return `${lead}: ${detail}`;
+  }
+
+  /** Shows an outcome beside the command's control, or as a toast when it has none. */
+  function report(o, kind, text) {
+    if (o.feedback) setFeedback(o.feedback, kind, text);
+    else toast(kind, text);
+  }
+
+  function node(target) {
+    return typeof target === "string" ? $(target) : target;
+  }
+
+  /** A feedback line: `kind` is "ok" (fades after a few seconds), "bad" or "warn" (stay). */
+  function setFeedback(target, kind, text) {
+    const line = node(target);
+    if (!line) return;
+    line.textContent = text;
+    line.classList.remove("ok", "bad", "warn");
+    line.classList.add(kind);
+    line.setAttribute("role", kind === "ok" ? "status" : "alert");
+    show(line, true);
+    clearTimeout(state.feedbackTimers.get(line));
+    if (kind === "ok") state.feedbackTimers.set(line, setTimeout(() => show(line, false), OK_SHOWN_MS));
+  }
+
+  /** Hides a feedback line (only when it shows `kind`, if given). */
+  function clearFeedback(target, kind) {
+    const line = target ? node(target) : null;
+    if (!line || line.hidden || (kind && !line.classList.contains(kind))) return;
+    clearTimeout(state.feedbackTimers.get(line));
+    show(line, false);
+  }
+
+  function setBusy(button, busyText) {
+    const b = node(button);
+    if (!b) return;
+    if (busyText) {
+      if (!b.dataset.label) b.dataset.label = b.textContent;
+      b.textContent = busyText;
+      b.disabled = true;
+      b.setAttribute("aria-busy", "true");
+    } else {
+      if (b.dataset.label) b.textContent = b.dataset.label;
+      delete b.dataset.label;
+      b.disabled = false;
+      b.removeAttribute("aria-busy");
+    }
+  }
+
+  /** A short message at the bottom of the screen; click to dismiss. */
+  function toast(kind, text) {
+    const box = $("toasts");
+    const item = el("div", { className: `toast ${kind}`, text, attrs: { role: kind === "bad" ? "alert" : "status" } });
+    item.addEventListener("click", () => item.remove());
+    box.append(item);
+    while (box.children.length > TOASTS_MAX) box.firstElementChild.remove();
+    setTimeout(() => item.remove(), kind === "bad" ? TOAST_BAD_MS : TOAST_OK_MS);
   }
 
   // ---- messages --------------------------------------------------------------------------
 
   const HANDLERS = {
     welcome: onWelcome,
-    comment: (m) => addComment(m),
+    comment: (m) => addComment(m, true),
     comment_deleted: (m) => removeComment(m.id),
     announcement: (m) => addAnnouncement(m),
     pinned: (m, hub) => !hub.isReplay(m.seq) && setPinned(m.product),
@@ -187,26 +375,87 @@
   };
 
   function handleMessage(msg, hub) {
+    if (state.cannotHost) return;
     const h = HANDLERS[msg.type];
     if (h) h(msg, hub);
   }
 
   function onWelcome(m) {
+    const you = m.you || {};
+    if (you.role !== "host" && you.role !== "admin") return refuseToHost(you);
+    state.devRenewed = false;
     show("signin", false);
-    if (m.you && m.you.role === "viewer" && !state.warnedRole) {
-      state.warnedRole = true;
-      addError("forbidden", "this token is a viewer token: host commands will be refused", "sign-in");
-    }
     setText("viewers", m.viewers);
     setText("likes", m.likes);
     setPinned(m.pinned || null);
     if (!m.resumed) {
       $("feed").textContent = "";
-      for (const c of m.recent || []) addComment(c);
+      for (const c of m.recent || []) addComment(c, false);
       dropDealsNotIn(m.deals || []);
     }
     for (const d of m.deals || []) upsertDeal(d);
     scrollFeedToBottom();
+  }
+
+  /**
+   * The token signed in, but not as a host (a viewer token): a console whose every control
+   * fails would mislead, so stop, hide the controls and ask for a host token.
+   */
+  function refuseToHost(you) {
+    const who = you.name || you.user;
+    const role = you.role || "viewer";
+    blockConsole(
+      `This is a ${role} token${who ? ` for ${who}` : ""}: it can watch and buy in room ` +
+        `${state.room}, but a ${role} cannot host, so the console's controls would all be refused.`
+    );
+    // The same token opens the viewer page (a development token is per page: that page gets
+    // its own).
+    const watch = $("signin-watch");
+    const q = state.tokenSource === "dev" ? "" : `?token=${encodeURIComponent(state.token)}`;
+    watch.href = `/rooms/${encodeURIComponent(state.room)}${q}`;
+    show(watch, true);
+  }
+
+  /**
+   * An upgrade failed before the socket opened; the browser is not told why, but the room
+   * snapshot follows the same authorization as joining. A 401/403 means this token will never
+   * work here: say why and ask for another instead of reconnecting for ever. Anything else (the
+   * hub is away) means keep trying. Returns true to stop the socket.
+   */
+  async function onRefused() {
+    const r = await LH.probeRoom(state.room, state.token);
+    if (!r || (r.status !== 401 && r.status !== 403)) return false;
+    if (state.tokenSource === "dev" && !state.devRenewed) {
+      state.devRenewed = true; // a development token renews itself, once per refusal
+      await refreshDevToken();
+      return false;
+    }
+    blockConsole(refusalText(r));
+    show("signin-watch", false);
+    return true;
+  }
+
+  function refusalText(r) {
+    const why = r.message || r.code || `HTTP ${r.status}`;
+    if (r.status === 401 && /expired/i.test(why)) return "This token has expired, so the hub refuses it.";
+    if (r.status === 401) return `The hub refuses this token (${why}): it is damaged, or signed for another hub.`;
+    if (/wrong room/i.test(why)) return `This token is for another room, so it cannot host room ${state.room}.`;
+    return `The hub refuses this token for room ${state.room} (${why}).`;
+  }
+
+  /** Stops the console and shows why (`note`) with the sign-in form; a pasted token restarts it. */
+  function blockConsole(note) {
+    state.cannotHost = true;
+    if (state.hub) state.hub.stop();
+    state.hub = null;
+    failPending("This token cannot host, so the hub refused the command.");
+    showConsole(false);
+    setText("signin-title", "This token cannot host");
+    showSignin(note);
+    LH.setStatus("status", "policy");
+    $("status").classList.add("not_host");
+    setText("status", "cannot host");
+    show("reconnect", false);
   }
 
   // ---- pinned ----------------------------------------------------------------------------
@@ -222,17 +471,32 @@
     } else {
       box.dataset.id = product.id;
       box.append(
-        el("span", { className: "eyebrow", text: "Pinned " }),
+        el("span", { className: "eyebrow", text: "Pinned now" }),
         el("strong", { className: "title", text: product.title }),
-        " ",
-        el("span", { className: "price", text: LH.formatMoney(product.price_cents, product.currency) }),
-        el("span", { className: "muted", text: ` · ${product.id}` })
+        el("span", { className: "pinned-meta" },
+          el("span", { className: "price", text: LH.formatMoney(product.price_cents, product.currency) }),
+          el("span", { className: "muted", text: ` · ${product.id}` }))
       );
     }
     $("unpin").disabled = !product;
     for (const li of $("catalog").querySelectorAll(".product")) {
-      li.classList.toggle("is-pinned", !!product && li.dataset.id === product.id);
+      const pinned = !!product && li.dataset.id === product.id;
+      li.classList.toggle("is-pinned", pinned);
+      const pin = li.querySelector(".pin");
+      if (pin && !pin.hasAttribute("aria-busy")) pin.textContent = pinned ? "Pinned" : "Pin";
     }
+    renderAllDeals(); // a deal may take its title from the pin
+  }
+
+  function onUnpin() {
+    const title = state.pinned ? state.pinned.title : "";
+    command({ type: "unpin" }, {
+      label: "unpin",
+      feedback: "pin-feedback",
+      button: "unpin",
+      busy: "Unpinning…",
+      ok: title ? `Unpinned ${title}.` : "Unpinned.",
+    });
   }
 
   // ---- catalog ---------------------------------------------------------------------------
@@ -254,10 +518,12 @@
       if (!r.ok) throw new Error("HTTP " + r.status);
       const list = await r.json();
       state.serverCatalog = Array.isArray(list) ? list.filter((p) => p && LH.isValidId(p.id)) : [];
+      state.catalogProblem = "";
     } catch (e) {
-      addError("catalog", `could not load /api/catalog (${e.message})`, null);
+      state.catalogProblem = `Could not load the hub's catalog (${e.message}). Products you add below still work.`;
     }
     renderCatalog();
+    renderAllDeals(); // titles from the catalog
   }
 
   function saveLocalCatalog() {
@@ -276,21 +542,25 @@
     return [...byId.values()];
   }
 
+  /** The product with `id`: from the catalog, else the pinned product, else null. */
   function findProduct(id) {
     const hit = catalog().find((x) => x.product.id === id);
-    return hit ? hit.product : null;
+    if (hit) return hit.product;
+    return state.pinned && state.pinned.id === id ? state.pinned : null;
   }
 
   function renderCatalog() {
     const list = $("catalog");
     list.textContent = "";
     const items = catalog();
-    if (!items.length) list.append(el("li", { className: "muted empty", text: "No products yet: add one below." }));
+    if (state.catalogProblem) list.append(el("li", { className: "feedback bad", text: state.catalogProblem }));
+    else if (!items.length) list.append(el("li", { className: "muted empty", text: "No products yet: add one below." }));
     for (const { product, local } of items) list.append(productItem(product, local));
     const ids = $("product-ids");
     ids.textContent = "";
     for (const { product } of items) ids.append(el("option", { attrs: { value: product.id }, text: product.title }));
     setPinned(state.pinned);
+    onDealProductChange();
   }
 
   function productItem(p, local) {
@@ -307,8 +577,10 @@
         el("span", { className: "title", text: p.title }),
         el("span", { className: "meta muted", text: `${p.id} · ${LH.formatMoney(p.price_cents, p.currency)}` })
       ),
-      el("button", { type: "button", className: "pin primary small", text: "Pin" }),
-      local ? el("button", { type: "button", className: "remove small", text: "✕", title: "Remove from this list" }) : null
+      el("span", { className: "product-actions" },
+        el("button", { type: "button", className: "deal small", text: "Deal", title: `Start a deal for ${p.title}` }),
+        el("button", { type: "button", className: "pin primary small", text: "Pin", title: `Pin ${p.title}` }),
+        local ? el("button", { type: "button", className: "remove small", text: "✕", title: "Remove from this list" }) : null)
     );
   }
 
@@ -316,30 +588,39 @@
     const li = e.target.closest(".product");
     if (!li) return;
     const id = li.dataset.id;
-    if (e.target.closest(".pin")) pinProduct(id);
+    if (e.target.closest(".pin")) pinProduct(id, e.target.closest(".pin"));
     else if (e.target.closest(".remove")) {
       state.localCatalog = state.localCatalog.filter((p) => p.id !== id);
       saveLocalCatalog();
       renderCatalog();
-    } else {
+    } else if (e.target.closest(".deal")) {
       $("deal-product").value = id;
       onDealProductChange();
+      selectPane("deals-pane");
+      $("deal-price").focus();
     }
   }
 
-  function pinProduct(id) {
+  function pinProduct(id, button) {
     const p = findProduct(id);
     if (!p) return;
     const product = { id: p.id, title: p.title, price_cents: Number(p.price_cents), currency: p.currency || "USD" };
     if (p.image_url) product.image_url = p.image_url;
-    command({ type: "pin", product }, `pin ${p.id}`);
+    command({ type: "pin", product }, {
+      label: `pin ${p.id}`,
+      button,
+      busy: "Pinning…",
+      ok: `Pinned ${p.title}.`,
+      onAck: () => setPinned(state.pinned), // the button's label waited for the answer
+    });
   }
 
   /** Returns an error text for an invalid product, or "" when it is fine. */
   function validateProduct(p) {
     if (!p || !LH.isValidId(p.id)) return "Id: 1 to 64 of letters, digits, _ and -.";
     if (typeof p.title !== "string" || !p.title.trim() || p.title.length > 200) return "Title: 1 to 200 characters.";
-    if (!Number.isInteger(p.price_cents) || p.price_cents < 0) return "Price: a whole number of cents.";
+    if (!Number.isInteger(p.price_cents) || p.price_cents < 0 || p.price_cents > MAX_PRICE_CENTS)
+      return "Price: a whole number of cents, up to 100,000,000.";
     if (!/^[A-Z]{3}$/.test(p.currency || "")) return "Currency: three capital letters, e.g. USD.";
     if (p.image_url && !LH.safeMediaUrl(p.image_url)) return "Image URL: http(s) only.";
     return "";
@@ -356,21 +637,28 @@
     const image = $("product-image").value.trim();
     if (image) p.image_url = image;
     const problem = validateProduct(p);
-    setText("product-error", problem);
-    show("product-error", !!problem);
-    if (problem) return;
+    if (problem) return setFeedback("product-feedback", "bad", problem);
     state.localCatalog = state.localCatalog.filter((x) => x.id !== p.id).concat([p]);
     saveLocalCatalog();
     renderCatalog();
     for (const id of ["product-id", "product-title", "product-price", "product-image"]) $(id).value = "";
+    setFeedback("product-feedback", "ok", `Added ${p.title} to this room's catalog.`);
   }
 
   // ---- deals -----------------------------------------------------------------------------
 
-  /** Shows the chosen product's price as the deal price placeholder (used when left empty). */
+  /** Names the chosen product under the field, and offers its price as the deal price. */
   function onDealProductChange() {
-    const p = findProduct($("deal-product").value.trim());
-    $("deal-price").placeholder = p ? `${p.price_cents} (product price)` : "product price";
+    const id = $("deal-product").value.trim();
+    const p = id ? findProduct(id) : null;
+    $("deal-price").placeholder = p ? String(p.price_cents) : "list price";
+    const hint = $("deal-product-hint");
+    hint.classList.toggle("muted", !id || !!p);
+    hint.classList.toggle("unknown", !!id && !p);
+    show(hint, !!id);
+    if (!id) hint.textContent = "";
+    else if (p) hint.textContent = `${p.title} · list price ${LH.formatMoney(p.price_cents, p.currency)}`;
+    else hint.textContent = `“${id}” is not in the catalog: add it under Products first.`;
   }
 
   function nextDealId() {
@@ -379,7 +667,7 @@
     return `d${n}`;
   }
 
-  function intField(id) {
+  function numField(id) {
     const v = $(id).value.trim();
     return v === "" ? NaN : Number(v);
   }
@@ -388,37 +676,58 @@
     e.preventDefault();
     const productId = $("deal-product").value.trim();
     const product = findProduct(productId);
-    let price = intField("deal-price");
+    let price = numField("deal-price");
     if (Number.isNaN(price) && product) price = Number(product.price_cents);
     const deal = {
       id: $("deal-id").value.trim() || nextDealId(),
       product_id: productId,
       price_cents: price,
       currency: (product && product.currency) || "USD",
-      stock: intField("deal-stock"),
-      per_user_limit: intField("deal-limit"),
-      duration_ms: Math.round(intField("deal-duration") * 1000),
+      stock: numField("deal-stock"),
+      per_user_limit: numField("deal-limit"),
+      duration_ms: Math.round(numField("deal-duration") * 60000),
     };
-    const problem = validateDeal(deal);
-    setText("deal-error", problem);
-    show("deal-error", !!problem);
-    if (problem) return;
-    command({ type: "deal_start", deal }, `deal_start ${deal.id}`, () => {
-      if ($("deal-id").value.trim() === deal.id) $("deal-id").value = "";
-      $("deal-id").placeholder = nextDealId();
+    const problem = validateDeal(deal, product);
+    if (problem) return setFeedback("deal-feedback", "bad", problem);
+    // The deal carries its product's title (and image), so every viewer sees a name, not an id.
+    deal.title = product.title;
+    if (product.image_url) deal.image_url = product.image_url;
+    command({ type: "deal_start", deal }, {
+      label: `deal_start ${deal.id}`,
+      feedback: "deal-feedback",
+      button: "deal-start",
+      busy: "Starting…",
+      ok: `Started ${deal.id}: ${deal.title}, ${deal.stock} at ${LH.formatMoney(deal.price_cents, deal.currency)}.`,
+      describe: (m) =>
+        m.code === "conflict"
+          ? `Deal id “${deal.id}” is already used in this room: pick another id (deal ids cannot be reused).`
+          : null,
+      onAck: () => {
+        if ($("deal-id").value.trim() === deal.id) $("deal-id").value = "";
+        $("deal-id").placeholder = nextDealId();
+      },
     });
   }
 
-  function validateDeal(d) {
+  function validateDeal(d, product) {
     if (!LH.isValidId(d.id)) return "Deal id: 1 to 64 of letters, digits, _ and -.";
-    if (!LH.isValidId(d.product_id)) return "Product: enter a product id.";
-    if (!Number.isInteger(d.price_cents) || d.price_cents < 0) return "Price: a whole number of cents.";
+    if (!LH.isValidId(d.product_id)) return "Product: enter a product id from the catalog.";
+    if (!product) return `Not sent: add “${d.product_id}” under Products first (a deal needs the product's title).`;
+    if (!Number.isInteger(d.price_cents) || d.price_cents < 0 || d.price_cents > MAX_PRICE_CENTS)
+      return "Price: a whole number of cents, up to 100,000,000.";
     if (!Number.isInteger(d.stock) || d.stock < 1 || d.stock > 10000000) return "Stock: 1 to 10,000,000.";
     if (!Number.isInteger(d.per_user_limit) || d.per_user_limit < 1 || d.per_user_limit > d.stock)
-      return "Limit: 1 to the stock.";
+      return "Limit per viewer: 1 to the stock.";
     if (!Number.isInteger(d.duration_ms) || d.duration_ms < 1 || d.duration_ms > 7 * 24 * 3600 * 1000)
-      return "Duration: 1 second to a week.";
+      return "Minutes: how long the deal runs, up to a week (10080).";
     return "";
+  }
+
+  /** The deal's product title: the deal's own, else the catalog's or the pin's, else its id. */
+  function dealTitle(d) {
+    if (typeof d.title === "string" && d.title) return d.title;
+    const p = findProduct(d.product_id);
+    return p ? p.title : d.product_id;
   }
 
   /** Adds or updates a deal (from welcome or a `deal` event) and its panel. */
@@ -426,7 +735,7 @@
     if (!deal || !deal.id) return;
     let entry = state.deals.get(deal.id);
     if (!entry) {
-      entry = { deal: {}, audit: null, finalPolled: false, inflight: false, stopped: false };
+      entry = { deal: {}, audit: null, finalPolled: false, inflight: false, stopped: false, soon: null };
       state.deals.set(deal.id, entry);
     }
     const wasEnded = entry.deal.status === "ended";
@@ -435,6 +744,7 @@
     renderDealPanel(entry);
     $("deal-id").placeholder = nextDealId();
     if (!entry.audit) pollAudit(entry);
+    else auditSoon(entry);
   }
 
   function dropDealsNotIn(deals) {
@@ -445,6 +755,7 @@
       const panel = dealPanel(id);
       if (panel) panel.remove();
     }
+    renderDealCount();
   }
 
   function onStock(m) {
@@ -452,6 +763,17 @@
     if (!entry) return;
     entry.deal.remaining = m.remaining;
     renderDealPanel(entry);
+    auditSoon(entry);
+  }
+
+  /** Stock moved: re-read held and sold shortly (at most every AUDIT_SOON_MS per deal), so the
+   * counts add up again without waiting for the next one-second poll. */
+  function auditSoon(entry) {
+    if (entry.soon) return;
+    entry.soon = setTimeout(() => {
+      entry.soon = null;
+      pollAudit(entry);
+    }, AUDIT_SOON_MS);
   }
 
   function dealPanel(id) {
@@ -462,25 +784,38 @@
     const stat = (cls, label) =>
       el("div", { className: "count" }, el("span", { className: cls, text: "0" }), el("span", { className: "muted", text: label }));
     const panel = el(
-      "div",
+      "article",
       { className: "deal-panel", dataset: { id } },
       el(
         "div",
         { className: "deal-panel-head" },
-        el("strong", { className: "deal-name", text: id }),
-        el("span", { className: "status badge", text: "live" }),
-        el("span", { className: "countdown muted" }),
-        el("span", { className: "spacer" }),
-        el("button", { type: "button", className: "end small danger", text: "End" })
+        el("span", { className: "deal-heading" },
+          el("strong", { className: "deal-title" }),
+          el("span", { className: "deal-info muted" })),
+        el("span", { className: "status badge" })
       ),
-      el("div", { className: "deal-info muted" }),
       el("div", { className: "counts" }, stat("remaining", "left"), stat("held", "held"), stat("sold", "sold"), stat("stock", "stock")),
-      el("div", { className: "bar" }, el("div", { className: "bar-fill" }))
+      el("div", { className: "bar" }, el("div", { className: "bar-fill" })),
+      el(
+        "div",
+        { className: "deal-actions" },
+        el("span", { className: "countdown muted" }),
+        el("button", { type: "button", className: "end small danger", text: "End deal" })
+      ),
+      el("p", { className: "feedback deal-feedback", attrs: { hidden: "" } })
     );
     const empty = $("deals").querySelector(".empty");
     if (empty) empty.remove();
     $("deals").prepend(panel);
     return panel;
+  }
+
+  /** Live and sold-out deals first (newest on top), then ended ones (latest ended first). */
+  function placePanel(panel) {
+    const list = $("deals");
+    const firstOver = [...list.querySelectorAll(".deal-panel.is-over")].find((p) => p !== panel);
+    if (firstOver) list.insertBefore(panel, firstOver);
+    else list.append(panel);
   }
 
   function renderDealPanel(entry) {
@@ -494,25 +829,47 @@
     q(".held").textContent = String(a ? a.held : 0);
     q(".sold").textContent = String(a ? a.sold : 0);
     q(".stock").textContent = String(stock);
-    const status = d.status || "live";
+    const status = STATUS_LABEL[d.status] ? d.status : "live";
     const badge = q(".status");
-    badge.textContent = status;
+    badge.textContent = STATUS_LABEL[status];
     badge.className = `status badge ${status}`;
-    q(".end").disabled = status === "ended";
-    panel.classList.toggle("is-over", status === "ended");
+    panel.dataset.status = status;
+    q(".deal-title").textContent = dealTitle(d);
     q(".deal-info").textContent =
-      `${d.product_id} · ${LH.formatMoney(d.price_cents, d.currency)} · limit ${d.per_user_limit}`;
+      `${d.id} · ${LH.formatMoney(d.price_cents, d.currency)} · limit ${d.per_user_limit} per viewer`;
     const soldPct = a && stock ? (a.sold / stock) * 100 : 0;
     const heldPct = a && stock ? (a.held / stock) * 100 : 0;
-    const bar = q(".bar-fill");
-    bar.style.width = `${Math.min(100, soldPct + heldPct).toFixed(1)}%`;
+    q(".bar-fill").style.width = `${Math.min(100, soldPct + heldPct).toFixed(1)}%`;
+    const wasOver = panel.classList.contains("is-over");
+    if (status === "ended") {
+      // An ended deal cannot be ended again: its End button and any open confirm go.
+      for (const sel of [".end", ".confirm"]) if (q(sel)) q(sel).remove();
+      panel.classList.add("is-over");
+      if (!wasOver) placePanel(panel);
+    }
     renderCountdown(panel, d);
+    renderDealCount();
+  }
+
+  function renderAllDeals() {
+    for (const entry of state.deals.values()) renderDealPanel(entry);
+  }
+
+  /** The number of running deals, on the Deals tab. */
+  function renderDealCount() {
+    let live = 0;
+    for (const entry of state.deals.values()) if (entry.deal.status !== "ended") live += 1;
+    setText("tab-deals-live", live);
+    show("tab-deals-live", live > 0);
   }
 
   function renderCountdown(panel, d) {
     const left = (Number(d.ends_at) || 0) - Date.now();
-    panel.querySelector(".countdown").textContent =
-      d.status === "ended" || left <= 0 ? "" : `ends in ${LH.formatCountdown(left)}`;
+    let text = "";
+    if (d.status === "ended") text = d.ends_at ? `ended · ${LH.formatTime(Math.min(Date.now(), d.ends_at))}` : "ended";
+    else if (left > 0) text = `ends in ${LH.formatCountdown(left)}`;
+    else text = "ending…";
+    panel.querySelector(".countdown").textContent = text;
   }
 
   function renderCountdowns() {
@@ -523,10 +880,68 @@
   }
 
   function onDealsClick(e) {
-    const btn = e.target.closest(".end");
-    if (!btn) return;
-    const id = btn.closest(".deal-panel").dataset.id;
-    command({ type: "deal_end", deal: id }, `deal_end ${id}`);
+    const panel = e.target.closest(".deal-panel");
+    if (!panel) return;
+    if (e.target.closest(".end")) askToEnd(panel);
+    else if (e.target.closest(".confirm-cancel")) closeConfirm(panel);
+    else if (e.target.closest(".confirm-end")) endDeal(panel, e.target.closest(".confirm-end"));
+  }
+
+  /** End is two steps: the End button opens an in-panel confirm that names the deal. */
+  function askToEnd(panel) {
+    const entry = state.deals.get(panel.dataset.id);
+    if (!entry || entry.deal.status === "ended") return;
+    let box = panel.querySelector(".confirm");
+    if (!box) {
+      box = el(
+        "div",
+        { className: "confirm", attrs: { role: "group", "aria-label": "Confirm ending the deal" } },
+        el("p", { className: "confirm-text" }),
+        el(
+          "div",
+          { className: "confirm-actions" },
+          el("button", { type: "button", className: "confirm-cancel small", text: "Keep it live" }),
+          el("button", { type: "button", className: "confirm-end small danger-solid", text: "End now" })
+        )
+      );
+      panel.querySelector(".deal-actions").after(box);
+    }
+    box.querySelector(".confirm-text").textContent =
+      `End “${dealTitle(entry.deal)}” (${entry.deal.id}) now? Viewers can no longer buy it; holds already made may still check out.`;
+    clearFeedback(panel.querySelector(".deal-feedback"));
+    show(box, true);
+    show(panel.querySelector(".end"), false);
+    box.querySelector(".confirm-cancel").focus();
+  }
+
+  function closeConfirm(panel) {
+    const box = panel.querySelector(".confirm");
+    if (box) box.remove();
+    const end = panel.querySelector(".end");
+    if (end) {
+      show(end, true);
+      end.focus();
+    }
+  }
+
+  function endDeal(panel, button) {
+    const entry = state.deals.get(panel.dataset.id);
+    if (!entry) return;
+    const { id } = entry.deal;
+    const title = dealTitle(entry.deal);
+    command({ type: "deal_end", deal: id }, {
+      label: `deal_end ${id}`,
+      feedback: panel.querySelector(".deal-feedback"),
+      button,
+      busy: "Ending…",
+      ok: `Ended ${id}: ${title}.`,
+      toastOk: true,
+      onAck: () => {
+        const box = panel.querySelector(".confirm");
+        if (box) box.remove();
+      },
+      onFail: () => closeConfirm(panel),
+    });
   }
 
   // ---- stock audit -------------------------------------------------------------------------
@@ -542,7 +957,7 @@
 
   /** GET /api/rooms/{room}/deals/{deal} with the host token; updates the deal's panel. */
   async function pollAudit(entry) {
-    if (entry.inflight || !state.token) return;
+    if (entry.inflight || !state.token || state.cannotHost) return;
     entry.inflight = true;
     const id = entry.deal.id;
     const url = `/api/rooms/${encodeURIComponent(state.room)}/deals/${encodeURIComponent(id)}`;
@@ -551,7 +966,7 @@
       if (r.ok) applyAudit(entry, await r.json());
       else await auditFailed(entry, r);
     } catch (err) {
-      auditError(id, "network", `audit of ${id} failed (${err.message})`);
+      auditError(entry, "network", `Stock audit failed (${err.message}); the counts may be stale.`);
     } finally {
       entry.inflight = false;
     }
@@ -560,22 +975,30 @@
   function applyAudit(entry, audit) {
     if (!audit || audit.id !== entry.deal.id) return;
     entry.audit = audit;
-    for (const key of [...state.auditErrors]) if (key.startsWith(`${audit.id}:`)) state.auditErrors.delete(key);
+    let hadError = false;
+    for (const key of [...state.auditErrors]) {
+      if (key.startsWith(`${audit.id}:`)) {
+        state.auditErrors.delete(key);
+        hadError = true;
+      }
+    }
     if (typeof audit.remaining === "number") entry.deal.remaining = audit.remaining;
     // An audit that raced a `deal` event must not bring an ended deal back.
     if (audit.status && entry.deal.status !== "ended") entry.deal.status = audit.status;
     if (audit.status === "ended") entry.finalPolled = true;
     renderDealPanel(entry);
+    const panel = dealPanel(audit.id);
+    if (hadError && panel) clearFeedback(panel.querySelector(".deal-feedback"), "warn");
   }
 
   async function auditFailed(entry, r) {
     let code = `http_${r.status}`;
-    let message = `audit of ${entry.deal.id}: HTTP ${r.status}`;
+    let message = `HTTP ${r.status}`;
     try {
       const j = await r.json();
       if (j && j.error) {
         code = j.error.code || code;
-        message = `audit of ${entry.deal.id}: ${j.error.message || r.status}`;
+        message = j.error.message || message;
       }
     } catch (_) {
       /* not JSON */
@@ -584,35 +1007,42 @@
     if (r.status === 401 && state.tokenSource === "dev" && Date.now() - state.lastDevRefresh > 10000) {
       refreshDevToken().catch(() => {});
     }
-    auditError(entry.deal.id, code, message);
+    auditError(entry, code, `Stock audit failed: ${message}. The held and sold counts may be stale.`);
   }
 
-  /** Lists an audit failure once until an audit succeeds again (the poll runs every second). */
-  function auditError(id, code, message) {
-    const key = `${id}:${code}`;
+  /** Shows an audit failure on its deal's panel, once until an audit succeeds again. */
+  function auditError(entry, code, text) {
+    const key = `${entry.deal.id}:${code}`;
     if (state.auditErrors.has(key)) return;
     state.auditErrors.add(key);
-    addError(code, message, "audit");
+    const panel = dealPanel(entry.deal.id);
+    if (panel) setFeedback(panel.querySelector(".deal-feedback"), "warn", text);
   }
 
   // ---- comments and announcements ----------------------------------------------------------
 
-  function addComment(c) {
+  /** Adds a comment to the chat; `live` ones (not history) count as unread on a phone. */
+  function addComment(c, live) {
     const feed = $("feed");
     if (feed.querySelector(`.comment[data-id="${CSS.escape(String(c.id))}"]`)) return;
     const item = el(
       "li",
       { className: "comment", dataset: { id: c.id, seq: c.seq, user: c.user }, title: `${c.user} · ${LH.formatTime(c.ts)}` },
-      el("span", { className: "name", text: c.name || c.user }),
-      el("span", { className: "text", text: c.text }),
+      el("span", { className: "body" },
+        el("span", { className: "name", text: c.name || c.user }),
+        el("span", { className: "text", text: c.text })),
       el(
         "span",
         { className: "mod" },
-        el("button", { type: "button", className: "delete small", text: "Delete" }),
-        el("button", { type: "button", className: "mute small", text: "Mute 10m" })
+        el("button", { type: "button", className: "delete small", text: "Delete", title: "Delete this comment for everyone" }),
+        el("button", { type: "button", className: "mute small", text: "Mute", title: `Mute ${c.name || c.user} for 10 minutes` })
       )
     );
     appendFeedItem(item);
+    if (live && !chatOnScreen()) {
+      state.unread += 1;
+      renderUnread();
+    }
   }
 
   function addAnnouncement(a) {
@@ -627,21 +1057,34 @@
   }
 
   function removeComment(id) {
-    const node = $("feed").querySelector(`.comment[data-id="${CSS.escape(String(id))}"]`);
-    if (node) node.remove();
+    const item = $("feed").querySelector(`.comment[data-id="${CSS.escape(String(id))}"]`);
+    if (item) item.remove();
+  }
+
+  function feedAtBottom() {
+    const feed = $("feed");
+    return feed.scrollHeight - feed.scrollTop - feed.clientHeight <= STICK_PX;
   }
 
   function appendFeedItem(item) {
     const feed = $("feed");
-    const atBottom = feed.scrollHeight - feed.scrollTop - feed.clientHeight <= 48;
     feed.append(item);
     while (feed.children.length > FEED_MAX) feed.firstElementChild.remove();
-    if (atBottom) scrollFeedToBottom();
+    if (state.stick || !chatOnScreen()) scrollFeedToBottom();
+    else show("chat-jump", true);
+  }
+
+  function onFeedScroll() {
+    if (!chatOnScreen()) return; // a hidden feed has no scroll position to keep
+    state.stick = feedAtBottom();
+    if (state.stick) show("chat-jump", false);
   }
 
   function scrollFeedToBottom() {
     const feed = $("feed");
     feed.scrollTop = feed.scrollHeight;
+    state.stick = true;
+    show("chat-jump", false);
   }
 
   function onFeedClick(e) {
@@ -649,10 +1092,15 @@
     if (!item) return;
     const { id, user } = item.dataset;
     const name = item.querySelector(".name").textContent;
-    if (e.target.closest(".delete")) {
-      command({ type: "delete_comment", id }, `delete ${id}`);
-    } else if (e.target.closest(".mute")) {
-      command({ type: "mute", user, duration_ms: MUTE_MS }, `mute ${name}`);
+    const del = e.target.closest(".delete");
+    const mute = e.target.closest(".mute");
+    if (del) {
+      command({ type: "delete_comment", id }, { label: `delete ${id}`, button: del, busy: "Deleting…", ok: `Deleted ${name}'s comment.` });
+    } else if (mute) {
+      command(
+        { type: "mute", user, duration_ms: MUTE_MS },
+        { label: `mute ${name}`, button: mute, busy: "Muting…", ok: `Muted ${name} for 10 minutes.` }
+      );
     }
   }
 
@@ -660,9 +1108,16 @@
     e.preventDefault();
     const input = $("announce-input");
     const text = input.value.trim();
-    if (!text) return;
-    command({ type: "announce", text }, "announce", () => {
-      if (input.value.trim() === text) input.value = "";
+    if (!text) return setFeedback("announce-feedback", "bad", "Write something to announce first.");
+    command({ type: "announce", text }, {
+      label: "announce",
+      feedback: "announce-feedback",
+      button: "announce-button",
+      busy: "Sending…",
+      ok: "Announced to everyone in the room.",
+      onAck: () => {
+        if (input.value.trim() === text) input.value = "";
+      },
     });
   }
 

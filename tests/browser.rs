@@ -39,6 +39,7 @@ async fn host_pins_and_viewer_sees_the_card(driver: &Driver) -> anyhow::Result<(
     let (viewer, host) = (driver.session().await?, driver.session().await?);
     open_viewer(&viewer, &hub, "pin-show").await?;
     open_host(&host, &hub, "pin-show").await?;
+    host.click("#tab-products").await?; // a phone-sized window: the console's panes are tabs
     host.click(r#".product[data-id="scarf-wool"] .pin"#).await?;
     viewer.wait_visible("#pinned").await?;
     let title = viewer
@@ -132,6 +133,7 @@ async fn a_deleted_comment_disappears_from_the_viewer_page(driver: &Driver) -> a
     host.wait_text("#feed .comment .text", |t| t == "is the scarf itchy?")
         .await?;
     viewer.screenshot(&shot("chat-before-delete")).await?;
+    host.click("#tab-chat").await?; // a phone-sized window: the console's panes are tabs
     host.click("#feed .comment .delete").await?;
     viewer
         .wait_for(
