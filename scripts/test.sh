@@ -34,3 +34,31 @@ need_pkg nginx nginx # /usr/sbin/nginx, for tests/proxy.rs (config/nginx.conf ru
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace --quiet
+
+# Fuzzing (docs/fuzzing.md): the two cargo-fuzz targets in fuzz/ (a workspace of their own), each
+# for 10 seconds with a fixed seed over its checked-in corpus. libFuzzer writes new units into the
+# first corpus directory it is given, a scratch one here, so fuzz/corpus/ stays as checked in. One
+# unoptimized build (--dev, no sanitizer: livehub is safe Rust) serves both targets. A crash, a
+# timeout or running out of memory fails the suite; the input is saved under fuzz/artifacts/.
+fuzz_cargo=(cargo +nightly)
+if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+  echo "scripts/test.sh: no nightly toolchain; building the fuzz targets with RUSTC_BOOTSTRAP=1" >&2
+  fuzz_cargo=(env RUSTC_BOOTSTRAP=1 cargo)
+fi
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "scripts/test.sh: cargo-fuzz is missing; installing it with cargo install cargo-fuzz --locked" >&2
+  cargo install cargo-fuzz --locked
+fi
+fuzz_tmp=$(mktemp -d)
+trap 'rm -rf "$fuzz_tmp"' EXIT
+"${fuzz_cargo[@]}" fuzz build --dev --sanitizer none
+for target in client_frame token; do
+  mkdir -p "$fuzz_tmp/$target"
+  if ! "${fuzz_cargo[@]}" fuzz run --dev --sanitizer none "$target" "$fuzz_tmp/$target" "fuzz/corpus/$target" -- \
+    -seed=1 -max_total_time=10 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 >"$fuzz_tmp/$target.log" 2>&1; then
+    tail -n 80 "$fuzz_tmp/$target.log" >&2
+    echo "scripts/test.sh: fuzz target $target failed; the input is under fuzz/artifacts/$target/ (docs/fuzzing.md: reproduce a crash)" >&2
+    exit 1
+  fi
+  echo "fuzz $target: $(grep -E '^Done [0-9]+ runs' "$fuzz_tmp/$target.log"), $(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$fuzz_tmp/$target.log" | tail -n 1)"
+done

@@ -1,0 +1,554 @@
+//! What the fuzz targets check, in one place: `fuzz/fuzz_targets/*.rs` call these on every input
+//! libFuzzer makes, and `tests/fuzz_corpus.rs` calls them on every checked-in corpus file with the
+//! stable toolchain. A broken invariant is a panic (libFuzzer saves the input as a crash). See
+//! docs/fuzzing.md.
+//!
+//! Dependencies: `livehub`, `serde_json` and `jsonwebtoken` only (all three are available to the
+//! main crate's integration tests and listed in fuzz/Cargo.toml).
+
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use livehub::auth::{
+    ANY_ROOM, AuthError, Authenticator, Claims, Identity, MAX_NAME_CHARS, RoomScope,
+};
+use livehub::config::Config;
+use livehub::error::{ErrorCode, HubError};
+use livehub::protocol::{
+    ClientMsg, ContentLimits, MAX_DEAL_DURATION_MS, MAX_DEAL_STOCK, MAX_IMAGE_URL_BYTES,
+    MAX_LIKES_PER_MESSAGE, MAX_MUTE_MS, MAX_PRICE_CENTS, MAX_TITLE_CHARS, MAX_TOTAL_CENTS, Role,
+    is_valid_id, parse_client,
+};
+
+/// The secret the `token` target signs and verifies with; the token seeds in
+/// `fuzz/corpus/token/` were minted with it (see `tests/fuzz_corpus.rs`, `write_seed_corpus`).
+pub const SECRET: &str = "livehub-fuzz-secret-not-for-deployment";
+
+/// Every `type` a client may send (docs/protocol.md, "Client to server").
+pub const CLIENT_KINDS: [&str; 12] = [
+    "comment",
+    "like",
+    "reserve",
+    "checkout",
+    "cancel",
+    "pin",
+    "unpin",
+    "deal_start",
+    "deal_end",
+    "delete_comment",
+    "mute",
+    "announce",
+];
+
+/// The host commands among them.
+pub const HOST_KINDS: [&str; 7] = [
+    "pin",
+    "unpin",
+    "deal_start",
+    "deal_end",
+    "delete_comment",
+    "mute",
+    "announce",
+];
+
+/// The only messages a refused token may show a client.
+pub const TOKEN_REFUSALS: [&str; 5] = [
+    "missing token",
+    "invalid token",
+    "token expired",
+    "token not yet valid",
+    "token must carry exp",
+];
+
+struct Frames {
+    limits: ContentLimits,
+    max_frame_bytes: usize,
+}
+
+/// The content limits and frame size of the compiled-in default configuration.
+fn frames() -> &'static Frames {
+    static FRAMES: OnceLock<Frames> = OnceLock::new();
+    FRAMES.get_or_init(|| {
+        let l = Config::defaults().limits;
+        Frames {
+            limits: ContentLimits {
+                comment_max_chars: l.comment_max_chars,
+                announce_max_chars: l.announce_max_chars,
+            },
+            max_frame_bytes: l.max_frame_bytes,
+        }
+    })
+}
+
+/// One client text frame: parse, validate, the accessors, and a JSON round trip. Returns the
+/// command when the frame parsed (the corpus test counts the kinds its seeds reach).
+pub fn client_frame(data: &[u8]) -> Option<ClientMsg> {
+    let f = frames();
+    // The hub closes the connection (1008) on a larger frame before parsing it, and a text
+    // frame is UTF-8 (the WebSocket layer refuses anything else).
+    if data.len() > f.max_frame_bytes {
+        return None;
+    }
+    let text = std::str::from_utf8(data).ok()?;
+    let msg = match parse_client(text) {
+        Ok(msg) => msg,
+        Err(e) => {
+            assert!(!e.message.is_empty(), "empty parse error for {text:?}");
+            assert!(
+                e.message.starts_with("invalid JSON: ")
+                    || e.message.starts_with("invalid command: "),
+                "parse error {:?} for {text:?}",
+                e.message
+            );
+            if let Some(id) = &e.request_id {
+                assert!(
+                    is_valid_id(id.as_str()),
+                    "echoed request_id {id:?} is not an id"
+                );
+            }
+            return None;
+        }
+    };
+
+    let kind = msg.kind();
+    assert!(CLIENT_KINDS.contains(&kind), "unknown kind {kind:?}");
+    assert_eq!(
+        msg.is_host_command(),
+        HOST_KINDS.contains(&kind),
+        "is_host_command() of {kind}"
+    );
+    if let Some(id) = msg.request_id() {
+        assert!(is_valid_id(id.as_str()), "request_id {id:?} is not an id");
+    }
+    if matches!(kind, "reserve" | "checkout" | "cancel") {
+        assert!(msg.request_id().is_some(), "{kind} without a request_id");
+    }
+    // What parsed is one JSON object whose `type` is the kind.
+    let value: serde_json::Value =
+        serde_json::from_str(text).expect("a frame that parsed as a command is JSON");
+    assert_eq!(
+        value.get("type").and_then(serde_json::Value::as_str),
+        Some(kind),
+        "type tag of {text:?}"
+    );
+
+    match msg.validate(&f.limits) {
+        Ok(()) => check_valid_command(&msg, &f.limits),
+        Err(e) => check_refusal(&e, ErrorCode::BadRequest),
+    }
+
+    // The command's own JSON (what `livehub host` and the load tester send) parses back to it.
+    let json = serde_json::to_string(&msg).expect("a command serializes");
+    match parse_client(&json) {
+        Ok(back) => assert_eq!(back, msg, "round trip through {json}"),
+        Err(e) => panic!(
+            "the command's own JSON {json} does not parse: {}",
+            e.message
+        ),
+    }
+    Some(msg)
+}
+
+fn check_refusal(e: &HubError, code: ErrorCode) {
+    assert_eq!(e.code(), code, "{e:?}");
+    assert!(!e.to_string().is_empty(), "{e:?} has an empty message");
+}
+
+fn check_text(field: &str, text: &str, max: usize) {
+    let n = text.trim().chars().count();
+    assert!(
+        (1..=max).contains(&n),
+        "{field} of {n} characters passed (limit {max})"
+    );
+}
+
+fn check_currency(c: &str) {
+    assert!(
+        c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()),
+        "currency {c:?} passed"
+    );
+}
+
+fn check_title(title: &str) {
+    let n = title.trim().chars().count();
+    assert!(
+        (1..=MAX_TITLE_CHARS).contains(&n),
+        "title of {n} characters passed"
+    );
+}
+
+fn check_image_url(url: Option<&str>) {
+    if let Some(url) = url {
+        assert!(
+            url.len() <= MAX_IMAGE_URL_BYTES && !url.chars().any(char::is_control),
+            "image_url of {} bytes passed: {url:?}",
+            url.len()
+        );
+    }
+}
+
+/// What `validate` promises about a command it passed.
+fn check_valid_command(msg: &ClientMsg, limits: &ContentLimits) {
+    match msg {
+        ClientMsg::Comment { text, .. } => check_text("comment", text, limits.comment_max_chars),
+        ClientMsg::Announce { text, .. } => check_text("announce", text, limits.announce_max_chars),
+        ClientMsg::Like { count, .. } => {
+            assert!(
+                (1..=MAX_LIKES_PER_MESSAGE).contains(count),
+                "like.count {count} passed"
+            );
+        }
+        ClientMsg::Reserve { qty, .. } => assert!(*qty >= 1, "reserve.qty {qty} passed"),
+        ClientMsg::Mute { duration_ms, .. } => {
+            assert!(
+                (1..=MAX_MUTE_MS).contains(duration_ms),
+                "mute {duration_ms} ms passed"
+            );
+        }
+        ClientMsg::Pin { product, .. } => {
+            check_title(&product.title);
+            assert!(
+                product.price_cents <= MAX_PRICE_CENTS,
+                "price {} passed",
+                product.price_cents
+            );
+            check_currency(&product.currency);
+            check_image_url(product.image_url.as_deref());
+        }
+        ClientMsg::DealStart { deal, .. } => {
+            if let Some(title) = &deal.title {
+                check_title(title);
+            }
+            check_image_url(deal.image_url.as_deref());
+            assert!(
+                deal.price_cents <= MAX_PRICE_CENTS,
+                "price {} passed",
+                deal.price_cents
+            );
+            assert!(
+                (1..=MAX_DEAL_STOCK).contains(&deal.stock),
+                "stock {} passed",
+                deal.stock
+            );
+            assert!(
+                (1..=deal.stock).contains(&deal.per_user_limit),
+                "per_user_limit {} of stock {} passed",
+                deal.per_user_limit,
+                deal.stock
+            );
+            assert!(
+                (1..=MAX_DEAL_DURATION_MS).contains(&deal.duration_ms),
+                "duration {} ms passed",
+                deal.duration_ms
+            );
+            check_currency(&deal.currency);
+            // Every order total stays within MAX_TOTAL_CENTS (< 2^53, exact as a double in the
+            // inventory's Lua scripts and in JavaScript clients).
+            let total = deal.price_cents.checked_mul(u64::from(deal.stock));
+            assert!(
+                total.is_some_and(|t| t <= MAX_TOTAL_CENTS),
+                "price x stock overflows: {deal:?}"
+            );
+        }
+        ClientMsg::Checkout { .. }
+        | ClientMsg::Cancel { .. }
+        | ClientMsg::Unpin { .. }
+        | ClientMsg::DealEnd { .. }
+        | ClientMsg::DeleteComment { .. } => {}
+    }
+}
+
+struct Auth {
+    /// `require_exp = true`, as in production configuration.
+    strict: Authenticator,
+    /// `require_exp = false`, as in the development default.
+    lax: Authenticator,
+}
+
+fn auth() -> &'static Auth {
+    static AUTH: OnceLock<Auth> = OnceLock::new();
+    AUTH.get_or_init(|| Auth {
+        strict: Authenticator::new(SECRET, true),
+        lax: Authenticator::new(SECRET, false),
+    })
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+}
+
+/// A verdict's name: `ok`, or the refusal.
+pub fn verdict_name(r: &Result<Identity, AuthError>) -> &'static str {
+    match r {
+        Ok(_) => "ok",
+        Err(AuthError::Missing) => "missing",
+        Err(AuthError::Invalid(_)) => "invalid",
+        Err(AuthError::Expired) => "expired",
+        Err(AuthError::NotYetValid) => "not_yet_valid",
+        Err(AuthError::MissingExp) => "missing_exp",
+        Err(AuthError::WrongRoom(_)) => "wrong_room",
+        Err(AuthError::WrongRole(_)) => "wrong_role",
+        Err(AuthError::AnyRoomNeedsAdmin) => "any_room_needs_admin",
+    }
+}
+
+/// What holds for any answer of `verify`, whatever the token.
+fn check_verdict(r: &Result<Identity, AuthError>, token: &str) {
+    match r {
+        Ok(id) => {
+            assert!(
+                is_valid_id(id.user.as_str()),
+                "user {:?} from {token:?}",
+                id.user
+            );
+            assert!(!id.anonymous, "a verified token is anonymous: {token:?}");
+            match &id.scope {
+                RoomScope::Any => {
+                    assert_eq!(id.role, Role::Admin, "room \"*\" on a non-admin: {token:?}");
+                }
+                RoomScope::One(room) => assert!(is_valid_id(room.as_str()), "room {room:?}"),
+            }
+            assert!(!id.name.is_empty(), "empty name from {token:?}");
+            assert!(
+                id.name.chars().count() <= MAX_NAME_CHARS,
+                "name of {} characters from {token:?}",
+                id.name.chars().count()
+            );
+            assert!(
+                !id.name.chars().any(char::is_control),
+                "control character in name {:?} from {token:?}",
+                id.name
+            );
+        }
+        Err(e) => {
+            assert!(
+                matches!(
+                    e,
+                    AuthError::Invalid(_)
+                        | AuthError::Expired
+                        | AuthError::NotYetValid
+                        | AuthError::MissingExp
+                ),
+                "verify answered {e:?} for {token:?}"
+            );
+            let message = e.to_string();
+            assert!(
+                TOKEN_REFUSALS.contains(&message.as_str()),
+                "refusal {message:?} for {token:?}"
+            );
+            let hub = HubError::from(clone_refusal(e));
+            check_refusal(&hub, ErrorCode::Unauthorized);
+            assert_eq!(hub.to_string(), message);
+        }
+    }
+}
+
+fn clone_refusal(e: &AuthError) -> AuthError {
+    match e {
+        AuthError::Missing => AuthError::Missing,
+        AuthError::Invalid(s) => AuthError::Invalid(s.clone()),
+        AuthError::Expired => AuthError::Expired,
+        AuthError::NotYetValid => AuthError::NotYetValid,
+        AuthError::MissingExp => AuthError::MissingExp,
+        AuthError::WrongRoom(s) => AuthError::WrongRoom(s.clone()),
+        AuthError::WrongRole(s) => AuthError::WrongRole(s.clone()),
+        AuthError::AnyRoomNeedsAdmin => AuthError::AnyRoomNeedsAdmin,
+    }
+}
+
+fn same_identity(a: &Identity, b: &Identity) -> bool {
+    a.user == b.user
+        && a.name == b.name
+        && a.role == b.role
+        && a.scope == b.scope
+        && a.anonymous == b.anonymous
+}
+
+/// One token: the bytes as a token string (when UTF-8), verified with and without
+/// `require_exp`; then the same bytes read as claims, minted and verified. Returns the two
+/// verdicts of the first half (`[strict, lax]`) for the corpus test.
+pub fn token(data: &[u8]) -> Option<[&'static str; 2]> {
+    let verdicts = std::str::from_utf8(data).ok().map(raw_token);
+    claims_round_trip(data);
+    verdicts
+}
+
+fn raw_token(token: &str) -> [&'static str; 2] {
+    let a = auth();
+    let strict = a.strict.verify(token);
+    let lax = a.lax.verify(token);
+    check_verdict(&strict, token);
+    check_verdict(&lax, token);
+    // require_exp only adds a refusal: missing_exp where the lax verifier answers anything.
+    match (&strict, &lax) {
+        (Ok(s), Ok(l)) => assert!(same_identity(s, l), "{s:?} vs {l:?} for {token:?}"),
+        (Ok(_), Err(e)) => panic!("accepted only with require_exp (lax: {e:?}): {token:?}"),
+        (Err(AuthError::MissingExp), _) => {}
+        (Err(s), l) => assert_eq!(
+            verdict_name(&strict),
+            verdict_name(l),
+            "strict {s:?} vs lax {l:?} for {token:?}"
+        ),
+    }
+    [verdict_name(&strict), verdict_name(&lax)]
+}
+
+/// Reads claims off the fuzzer's bytes (past the end, every byte is 0).
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn byte(&mut self) -> u8 {
+        match self.0.split_first() {
+            Some((b, rest)) => {
+                self.0 = rest;
+                *b
+            }
+            None => 0,
+        }
+    }
+
+    fn take(&mut self, n: usize) -> &'a [u8] {
+        let (head, rest) = self.0.split_at(n.min(self.0.len()));
+        self.0 = rest;
+        head
+    }
+
+    fn u64(&mut self) -> u64 {
+        (0..8).fold(0, |acc, _| acc << 8 | u64::from(self.byte()))
+    }
+
+    /// Mostly ids of 0 to 71 characters of the id charset (so both valid and too long or empty
+    /// ones), else any text.
+    fn id_like(&mut self) -> String {
+        const CHARSET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+        let kind = self.byte();
+        let len = usize::from(self.byte()) % 72;
+        let raw = self.take(len);
+        if !kind.is_multiple_of(4) {
+            raw.iter()
+                .map(|b| char::from(CHARSET[usize::from(b % 64)]))
+                .collect()
+        } else {
+            String::from_utf8_lossy(raw).into_owned()
+        }
+    }
+
+    fn text(&mut self) -> String {
+        let len = usize::from(self.byte());
+        String::from_utf8_lossy(self.take(len)).into_owned()
+    }
+}
+
+fn claims_from(data: &[u8], now: u64) -> Claims {
+    let mut r = Reader(data);
+    let role = [Role::Viewer, Role::Host, Role::Admin][usize::from(r.byte() % 3)];
+    let sub = r.id_like();
+    let room = if r.byte() % 4 == 0 {
+        ANY_ROOM.to_owned()
+    } else {
+        r.id_like()
+    };
+    let name = match r.byte() % 3 {
+        0 => None,
+        _ => Some(r.text()),
+    };
+    let exp = match r.byte() % 4 {
+        0 => None,
+        1 => Some(now + 3600),
+        2 => Some(now - 3600),
+        _ => Some(r.u64()),
+    };
+    Claims {
+        sub,
+        name,
+        role,
+        room,
+        exp,
+    }
+}
+
+/// A name that `verify` must keep exactly as it is.
+fn is_clean_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.trim() == n
+        && n.chars().count() <= MAX_NAME_CHARS
+        && !n.chars().any(char::is_control)
+}
+
+/// The verdict well-formed claims must get: `None` when it depends on the clock (an `exp`
+/// within a minute of now).
+fn expected_verdict(c: &Claims, require_exp: bool, now: u64) -> Option<&'static str> {
+    match c.exp {
+        None if require_exp => return Some("missing_exp"),
+        None => {}
+        Some(exp) if exp.saturating_add(60) < now => return Some("expired"),
+        Some(exp) if exp <= now + 60 => return None,
+        Some(_) => {}
+    }
+    if !is_valid_id(&c.sub) || (c.room != ANY_ROOM && !is_valid_id(&c.room)) {
+        return Some("invalid");
+    }
+    Some("ok")
+}
+
+fn claims_round_trip(data: &[u8]) {
+    let a = auth();
+    let now = now_secs();
+    let claims = claims_from(data, now);
+    let minted = a.lax.mint(&claims);
+    let what = format!("{claims:?}");
+
+    if claims.room == ANY_ROOM && claims.role != Role::Admin {
+        assert!(
+            matches!(minted, Err(AuthError::AnyRoomNeedsAdmin)),
+            "minted {minted:?} from {what}"
+        );
+        // Signed anyway (as someone holding the secret could): verify must still refuse it.
+        let forged = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .expect("encode");
+        for verifier in [&a.strict, &a.lax] {
+            let r = verifier.verify(&forged);
+            check_verdict(&r, &forged);
+            assert!(r.is_err(), "a non-admin \"*\" token verified: {what}");
+        }
+        return;
+    }
+
+    let token = match minted {
+        Ok(t) => t,
+        Err(e) => panic!("mint refused {what}: {e:?}"),
+    };
+    for (verifier, require_exp) in [(&a.strict, true), (&a.lax, false)] {
+        let r = verifier.verify(&token);
+        check_verdict(&r, &token);
+        let Some(want) = expected_verdict(&claims, require_exp, now) else {
+            continue;
+        };
+        assert_eq!(
+            verdict_name(&r),
+            want,
+            "{what} (require_exp {require_exp}): {r:?}"
+        );
+        if let Ok(id) = r {
+            assert_eq!(id.user.as_str(), claims.sub, "{what}");
+            assert_eq!(id.role, claims.role, "{what}");
+            match &id.scope {
+                RoomScope::Any => assert_eq!(claims.room, ANY_ROOM, "{what}"),
+                RoomScope::One(room) => assert_eq!(room.as_str(), claims.room, "{what}"),
+            }
+            match &claims.name {
+                None => assert_eq!(id.name, claims.sub, "{what}"),
+                Some(n) if is_clean_name(n) => assert_eq!(&id.name, n, "{what}"),
+                Some(_) => {}
+            }
+        }
+    }
+}
