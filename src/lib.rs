@@ -6,6 +6,7 @@
 
 pub mod admission;
 pub mod auth;
+pub mod base_url;
 pub mod bus;
 pub mod catalog;
 pub mod cli;

@@ -7,34 +7,21 @@
 /// The `ws://host:port` form of `url`, or why it cannot be one (for clap: the error is shown
 /// next to the argument).
 pub fn parse(url: &str) -> Result<String, String> {
-    let trimmed = url.trim().trim_end_matches('/');
-    let authority = if let Some(rest) = trimmed.strip_prefix("ws://") {
-        rest
-    } else if let Some(rest) = trimmed.strip_prefix("http://") {
-        rest
-    } else if trimmed.starts_with("wss://") || trimmed.starts_with("https://") {
-        return Err(
-            "the load tester speaks plain ws:// (TLS would cost the client more CPU than \
-             the hub); point it at the hub itself, e.g. ws://127.0.0.1:8080"
-                .to_owned(),
-        );
-    } else if let Some((scheme, _)) = trimmed.split_once("://") {
-        return Err(format!(
-            "a {scheme}:// URL; give the hub's base URL, e.g. ws://127.0.0.1:8080"
-        ));
-    } else {
-        trimmed
-    };
-    if authority.is_empty() {
-        return Err("no host; give the hub's base URL, e.g. ws://127.0.0.1:8080".to_owned());
-    }
-    if authority.contains('/') {
-        return Err(
-            "give the hub's base URL without a path (the rooms' paths are added), e.g. \
-             ws://127.0.0.1:8080"
-                .to_owned(),
-        );
-    }
+    use livehub::base_url::BaseUrlError;
+    let authority = livehub::base_url::authority(url).map_err(|e| match e {
+        BaseUrlError::Tls => "the load tester speaks plain ws:// (TLS would cost the client more \
+             CPU than the hub); point it at the hub itself, e.g. ws://127.0.0.1:8080"
+            .to_owned(),
+        BaseUrlError::Scheme(scheme) => {
+            format!("a {scheme}:// URL; give the hub's base URL, e.g. ws://127.0.0.1:8080")
+        }
+        BaseUrlError::NoHost => {
+            "no host; give the hub's base URL, e.g. ws://127.0.0.1:8080".to_owned()
+        }
+        BaseUrlError::Path => "give the hub's base URL without a path (the rooms' paths are \
+             added), e.g. ws://127.0.0.1:8080"
+            .to_owned(),
+    })?;
     if !authority.contains(':') {
         return Err(format!("no port; e.g. ws://{authority}:8080"));
     }

@@ -32,28 +32,22 @@ impl HubUrl {
     /// fine). Refuses TLS URLs (this client speaks plain WebSocket and HTTP; reach a TLS hub
     /// through a local tunnel) and URLs with a path (it is the hub's base URL, not a room's).
     pub fn parse(url: &str) -> Result<Self, CliError> {
-        let trimmed = url.trim().trim_end_matches('/');
-        let authority = if let Some(rest) = trimmed.strip_prefix("ws://") {
-            rest
-        } else if let Some(rest) = trimmed.strip_prefix("http://") {
-            rest
-        } else if trimmed.starts_with("wss://") || trimmed.starts_with("https://") {
-            return Err(CliError::Usage(format!(
-                "--url {url}: this client speaks ws:// and http:// only, not TLS; reach the hub \
-                 through a local tunnel or proxy and give its ws:// address"
-            )));
-        } else if trimmed.contains("://") {
-            return Err(CliError::Usage(format!(
-                "--url {url}: expected the hub's base URL, e.g. ws://127.0.0.1:8080"
-            )));
-        } else {
-            trimmed
-        };
-        if authority.is_empty() || authority.contains('/') {
-            return Err(CliError::Usage(format!(
-                "--url {url}: expected the hub's base URL without a path, e.g. ws://127.0.0.1:8080"
-            )));
-        }
+        use crate::base_url::BaseUrlError;
+        let authority = crate::base_url::authority(url).map_err(|e| {
+            CliError::Usage(match e {
+                BaseUrlError::Tls => format!(
+                    "--url {url}: this client speaks ws:// and http:// only, not TLS; reach the \
+                     hub through a local tunnel or proxy and give its ws:// address"
+                ),
+                BaseUrlError::Scheme(_) => {
+                    format!("--url {url}: expected the hub's base URL, e.g. ws://127.0.0.1:8080")
+                }
+                BaseUrlError::NoHost | BaseUrlError::Path => format!(
+                    "--url {url}: expected the hub's base URL without a path, e.g. \
+                     ws://127.0.0.1:8080"
+                ),
+            })
+        })?;
         Ok(HubUrl {
             ws: format!("ws://{authority}"),
             http: format!("http://{authority}"),
