@@ -248,6 +248,17 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// The same token in standard base64 (`+`, `/`, `=` padding) instead of JWT's URL-safe alphabet.
+fn standard_base64(token: &str) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    token
+        .split('.')
+        .map(|part| STANDARD.encode(URL_SAFE_NO_PAD.decode(part).unwrap()))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
 fn token_seeds() -> Vec<(String, String)> {
     use livehub::auth::{Authenticator, Claims};
     use livehub::protocol::Role;
@@ -417,10 +428,7 @@ fn token_seeds() -> Vec<(String, String)> {
         ),
         ("signature-empty", format!("{head}.{payload}.")),
         ("padded-base64", format!("{head}==.{payload}.{signature}")),
-        (
-            "standard-base64",
-            viewer.replace('-', "+").replace('_', "/"),
-        ),
+        ("standard-base64", standard_base64(&viewer)),
         ("bearer-prefix", format!("Bearer {viewer}")),
         ("trailing-newline", format!("{viewer}\n")),
         ("four-parts", format!("{viewer}.{signature}")),
