@@ -13,6 +13,7 @@ pub mod cli;
 pub mod command;
 pub mod config;
 pub mod error;
+pub mod funnel;
 pub mod http;
 pub mod http_client;
 pub mod hub;

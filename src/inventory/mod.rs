@@ -21,6 +21,7 @@
 
 pub mod memory;
 pub mod redis;
+pub mod sales;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
