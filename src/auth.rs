@@ -25,6 +25,14 @@ pub struct Claims {
     /// Expiry, Unix seconds. Required when `auth.require_exp` is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exp: Option<u64>,
+    /// The traffic channel the viewer came from (`crate::funnel::Channel`'s wire name); wins
+    /// over the `?src=` query parameter. Missing or unknown: `direct`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src: Option<String>,
+    /// The affiliate creator (a protocol id) who sent the viewer: the only attribution that
+    /// earns affiliate commission, because it is signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aff: Option<String>,
 }
 
 fn default_role() -> Role {
@@ -256,6 +264,8 @@ mod tests {
             role,
             room: room.into(),
             exp,
+            src: None,
+            aff: None,
         }
     }
 

@@ -117,6 +117,8 @@ fn token(args: TokenArgs) -> Result<(), CliError> {
             role: args.role.into(),
             room: args.room,
             exp: Some(exp),
+            src: None,
+            aff: None,
         })
         .map_err(|e| CliError::Usage(e.to_string()))?;
     println!("{token}");
