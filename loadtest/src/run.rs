@@ -117,7 +117,7 @@ pub struct Outcome {
     pub node_cpu_s: Vec<Option<f64>>,
     /// Every viewer's funnel facts (with `Target::funnel`).
     pub viewers: Vec<ViewerFacts>,
-    /// (room, deal) -> when the clients saw it live and no longer live.
+    /// (room, deal) -> when the clients saw it not ended, and ended.
     pub windows: HashMap<(String, String), Window>,
 }
 
@@ -131,7 +131,7 @@ struct Shared {
     stock_marks: RwLock<HashMap<String, Vec<(u32, u64)>>>,
     /// Marks recorded so far, so clients look at the marks only when there are new ones.
     stock_marks_total: AtomicU64,
-    /// (room, deal) -> when a client first saw it live and first saw it no longer live.
+    /// (room, deal) -> when a client first saw it not ended, and first saw it ended.
     windows: Mutex<HashMap<(String, String), Window>>,
 }
 
@@ -1001,7 +1001,7 @@ impl Client {
         };
         if let Some(id) = v["deal"]["id"].as_str() {
             self.seen_deals.insert(id.to_owned());
-            self.saw_deal(id, v["deal"]["status"] == "live");
+            self.saw_deal(id, v["deal"]["status"] != "ended");
         }
     }
 
@@ -1100,7 +1100,7 @@ impl Client {
             for d in v["deals"].as_array().into_iter().flatten() {
                 if let Some(id) = d["id"].as_str() {
                     self.seen_deals.insert(id.to_owned());
-                    self.saw_deal(id, d["status"] == "live");
+                    self.saw_deal(id, d["status"] != "ended");
                 }
             }
             let seq = v["seq"].as_u64().unwrap_or(0);
@@ -1175,7 +1175,9 @@ impl Client {
 }
 
 impl Client {
-    /// A deal this viewer saw (welcome or `deal` event): its exposure, and the run's window.
+    /// A deal this viewer saw (welcome or `deal` event), `live` when not ended (a sold-out
+    /// deal is still on screen, and the hub counts it as live): its exposure, and the run's
+    /// window.
     fn saw_deal(&mut self, deal: &str, live: bool) {
         if !self.shared.target.funnel {
             return;

@@ -4,8 +4,8 @@
 //!
 //! Definitions, from the clients' side (the hub's are in funnel-spec.md):
 //! - `viewers`: distinct users that got a welcome; `engaged`: users whose connections add up to
-//!   at least `engaged_ms`; `exposed`: users that got a welcome listing a live deal or a live
-//!   `deal` event (per deal: that deal).
+//!   at least `engaged_ms`; `exposed`: users that got a welcome listing a deal not ended, or a
+//!   `deal` event of a deal not ended (live or sold out: still on screen), per deal that deal.
 //! - `tapped`: users that sent a reserve; `held`: users that got `reserved`; `ordered`: users
 //!   with an `order`; `orders`, `units`, `gmv_cents` (qty x price_cents) from the `order` replies;
 //!   `sold_out_taps`: reserves answered `rejected` `sold_out`. Only replies to a client's own
@@ -56,8 +56,8 @@ pub struct ViewerFacts {
     pub sold_out_taps: BTreeMap<String, u64>,
 }
 
-/// When the run's clients first saw a deal live and first saw it no longer live (sold out or
-/// ended), in µs since the run's start.
+/// When the run's clients first saw a deal live (or sold out) and first saw it ended, in µs
+/// since the run's start.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Window {
     pub live_from_us: Option<u64>,
