@@ -376,3 +376,173 @@ fn csv_field(s: &str) -> String {
         s.to_owned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::funnel::store::BucketActivity;
+    use crate::protocol::{Deal, DealStatus};
+
+    fn id(s: &str) -> Id {
+        Id::new(s).unwrap()
+    }
+
+    fn deal(d: &str) -> Deal {
+        Deal {
+            id: id(d),
+            product_id: id("scarf"),
+            title: "Merino scarf".into(),
+            image_url: None,
+            price_cents: 1999,
+            currency: "EUR".into(),
+            stock: 10,
+            remaining: 7,
+            per_user_limit: 1,
+            ends_at: 0,
+            status: DealStatus::Live,
+        }
+    }
+
+    fn sales(d: &str, host: &str, orders: u64, aff: Option<(&str, u64)>) -> DealSales {
+        let s = Sales {
+            orders,
+            units: orders,
+            gmv_cents: orders * 1999,
+        };
+        let mut affiliates = BTreeMap::new();
+        if let Some((a, n)) = aff {
+            affiliates.insert(
+                id(a),
+                Earning {
+                    sales: Sales {
+                        orders: n,
+                        units: n,
+                        gmv_cents: n * 1999,
+                    },
+                    commission_cents: n * 99,
+                },
+            );
+        }
+        DealSales {
+            room: id("r"),
+            deal: deal(d),
+            creator: id(host),
+            total: s,
+            channels: BTreeMap::from([(Channel::Paid, s)]),
+            host: Earning {
+                sales: s,
+                commission_cents: orders * 199,
+            },
+            affiliates,
+            buckets: BTreeMap::from([(20_000, s)]),
+        }
+    }
+
+    #[test]
+    fn the_funnel_joins_user_counts_and_sales_per_channel_and_deal() {
+        let mut counts = UserCounts::default();
+        counts.room.insert((Stage::Viewers, Channel::Paid), 4);
+        counts.room.insert((Stage::Viewers, Channel::Live), 2);
+        counts.room.insert((Stage::Exposed, Channel::Paid), 3);
+        counts
+            .deals
+            .insert((id("d1"), Stage::Tapped, Channel::Paid), 2);
+        counts.sold_out.insert((id("d1"), Channel::Live), 5);
+        let f = room_funnel(
+            &id("r"),
+            &counts,
+            &[
+                sales("d1", "ana", 2, Some(("bo", 1))),
+                sales("d2", "bo", 1, None),
+            ],
+            30_000,
+            7,
+        );
+        let v = serde_json::to_value(&f).unwrap();
+        assert_eq!(v["currency"], "EUR");
+        assert_eq!(v["total"]["viewers"], 6);
+        assert_eq!(v["total"]["orders"], 3);
+        assert_eq!(v["total"]["gmv_cents"], 3 * 1999);
+        assert_eq!(v["total"]["sold_out_taps"], 5);
+        assert_eq!(v["channels"]["paid"]["exposed"], 3);
+        assert_eq!(v["channels"]["live"]["sold_out_taps"], 5);
+        assert_eq!(v["channels"]["live"]["gmv_cents"], 0);
+        assert_eq!(v["deals"]["d1"]["tapped"], 2);
+        assert_eq!(v["deals"]["d1"]["channels"]["paid"]["tapped"], 2);
+        assert!(
+            v["deals"]["d1"].get("viewers").is_none(),
+            "deals have no viewers stage"
+        );
+        assert_eq!(v["creators"]["ana"]["role"], "host");
+        assert_eq!(v["creators"]["ana"]["commission_cents"], 398);
+        assert_eq!(v["creators"]["bo"]["role"], "both");
+        assert_eq!(v["creators"]["bo"]["orders"], 2);
+        assert_eq!(v["creators"]["bo"]["commission_cents"], 99 + 199);
+    }
+
+    #[test]
+    fn a_room_without_anything_has_zero_totals_and_the_default_currency() {
+        let f = room_funnel(&id("r"), &UserCounts::default(), &[], 30_000, 0);
+        let v = serde_json::to_value(&f).unwrap();
+        assert_eq!(v["currency"], DEFAULT_CURRENCY);
+        assert_eq!(v["total"]["viewers"], 0);
+        assert_eq!(v["total"]["engaged"], 0);
+        assert_eq!(v["channels"], serde_json::json!({}));
+    }
+
+    #[test]
+    fn the_timeline_fills_gaps_with_zeros_and_adds_sales_to_activity() {
+        let mut activity = Activity::default();
+        activity.buckets.insert(
+            0,
+            BucketActivity {
+                viewers: 3,
+                comments: 1,
+                taps: 0,
+            },
+        );
+        let tl = timeline(&id("r"), &activity, &[sales("d1", "ana", 2, None)]);
+        let ts: Vec<u64> = tl.buckets.iter().map(|b| b.t).collect();
+        assert_eq!(ts, [0, 10_000, 20_000]);
+        assert_eq!(
+            tl.buckets[1],
+            Bucket {
+                t: 10_000,
+                ..Bucket::default()
+            }
+        );
+        assert_eq!(tl.buckets[2].orders, 2);
+        assert_eq!(tl.buckets[2].gmv_cents, 3998);
+        assert!(
+            timeline(&id("r"), &Activity::default(), &[])
+                .buckets
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn earnings_list_each_role_and_the_csv_parses_back_to_the_same_sums() {
+        let all = [
+            sales("d1", "ana", 2, Some(("bo", 1))),
+            sales("d2", "bo", 3, None),
+        ];
+        let e = earnings(&id("bo"), &all);
+        assert_eq!(e.total.sales.orders, 4);
+        assert_eq!(e.total.commission_cents, 99 + 3 * 199);
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["rooms"]["r"]["deals"]["d1"]["role"], "affiliate");
+        assert_eq!(v["rooms"]["r"]["deals"]["d2"]["role"], "host");
+        let csv = earnings_csv(&e);
+        let mut lines = csv.lines();
+        assert_eq!(
+            lines.next(),
+            Some("room,deal,role,currency,orders,units,gmv_cents,commission_cents")
+        );
+        let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0][..4], ["r", "d1", "affiliate", "EUR"]);
+        let commission: u64 = rows.iter().map(|r| r[7].parse::<u64>().unwrap()).sum();
+        assert_eq!(commission, e.total.commission_cents);
+        assert_eq!(csv_field("a,\"b\""), "\"a,\"\"b\"\"\"");
+    }
+}
