@@ -130,3 +130,71 @@ pub async fn settle(
         tokio::time::sleep(POLL).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A one-shot HTTP server that answers every request with `status` and `body`.
+    async fn answering(status: &'static str, body: &'static str) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let reply = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(reply.as_bytes()).await;
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn a_hub_without_the_endpoint_is_a_permanent_failure_with_the_reason() {
+        let http = answering("404 Not Found", "").await;
+        let e = get(&http, "smoke0", "t").await.unwrap_err();
+        assert!(e.permanent);
+        assert!(e.reason.contains("no funnel endpoint"), "{e}");
+        assert!(e.reason.contains("/api/rooms/smoke0/funnel"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_refusal_quotes_the_hubs_error_code() {
+        let http = answering(
+            "403 Forbidden",
+            r#"{"error":{"code":"forbidden","message":"only the room's host or an admin may do this"}}"#,
+        )
+        .await;
+        let e = get(&http, "smoke0", "t").await.unwrap_err();
+        assert!(e.permanent);
+        assert!(
+            e.reason
+                .contains("HTTP 403 (forbidden: only the room's host"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_hub_that_is_gone_is_a_failure_worth_retrying_not_a_crash() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let http = format!("http://{}", listener.local_addr().expect("addr"));
+        drop(listener);
+        let e = get(&http, "smoke0", "t").await.unwrap_err();
+        assert!(!e.permanent, "{e}");
+        let junk = answering("200 OK", "not json").await;
+        assert!(
+            get(&junk, "r", "t")
+                .await
+                .unwrap_err()
+                .reason
+                .contains("not JSON")
+        );
+    }
+}
