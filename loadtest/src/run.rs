@@ -686,11 +686,13 @@ impl Client {
         self.facts.take().map(|f| ViewerFacts { who, ..f })
     }
 
-    /// Reads until every pending reserve, checkout and cancel is answered, the connection
-    /// closes, or `limit` passed.
+    /// Reads until every reserve, checkout and cancel sent on this connection is answered, the
+    /// connection closes, or `limit` passed. (Requests of an earlier connection that closed
+    /// unanswered are not waited for: no answer can come on this one.)
     async fn await_replies(&mut self, limit: Duration) {
         let until = tokio::time::Instant::now() + limit;
-        while !self.pending.is_empty() {
+        let since = self.shared.start + Duration::from_micros(self.connected_at_us);
+        while self.pending.values().any(|(_, sent)| *sent >= since) {
             let Some(ws) = self.ws.as_mut() else { return };
             match tokio::time::timeout_at(until, ws.fill()).await {
                 Ok(read) => self.on_read(read),

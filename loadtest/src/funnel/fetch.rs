@@ -21,6 +21,9 @@ pub const POLL: Duration = Duration::from_millis(1000);
 /// Longest the readings go on after the first.
 pub const LIMIT: Duration = Duration::from_secs(10);
 
+/// Longest one GET may take.
+pub const ANSWER_WITHIN: Duration = Duration::from_secs(5);
+
 /// `engaged_ms` when the reply does not say (the hub's default).
 pub const DEFAULT_ENGAGED_MS: u64 = 30_000;
 
@@ -48,10 +51,16 @@ fn failed(reason: String, permanent: bool) -> Failed {
 /// One GET. `http` is the hub's base URL (`http://host:port`), `token` a host token of `room`.
 pub async fn get(http: &str, room: &str, token: &str) -> Reading {
     let path = format!("/api/rooms/{room}/funnel");
-    let (status, body) =
-        livehub::http_client::request("GET", &format!("{http}{path}"), Some(token), None)
-            .await
-            .map_err(|e| failed(format!("GET {path}: {e}"), false))?;
+    let request = livehub::http_client::request("GET", &format!("{http}{path}"), Some(token), None);
+    let (status, body) = tokio::time::timeout(ANSWER_WITHIN, request)
+        .await
+        .map_err(|_| {
+            failed(
+                format!("GET {path}: no answer within {} s", ANSWER_WITHIN.as_secs()),
+                false,
+            )
+        })?
+        .map_err(|e| failed(format!("GET {path}: {e}"), false))?;
     let error = || {
         serde_json::from_str::<Value>(&body)
             .ok()
