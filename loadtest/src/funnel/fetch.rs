@@ -51,7 +51,8 @@ fn failed(reason: String, permanent: bool) -> Failed {
 /// One GET. `http` is the hub's base URL (`http://host:port`), `token` a host token of `room`.
 pub async fn get(http: &str, room: &str, token: &str) -> Reading {
     let path = format!("/api/rooms/{room}/funnel");
-    let request = livehub::http_client::request("GET", &format!("{http}{path}"), Some(token), None);
+    let url = format!("{http}{path}");
+    let request = livehub::http_client::request("GET", &url, Some(token), None);
     let (status, body) = tokio::time::timeout(ANSWER_WITHIN, request)
         .await
         .map_err(|_| {
