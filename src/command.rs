@@ -9,7 +9,9 @@ use std::time::Instant;
 use crate::auth::Identity;
 use crate::bus::{Event, Published};
 use crate::error::HubError;
+use crate::funnel::Channel;
 use crate::hub::{Deadline, Hub, now_ms};
+use crate::inventory::sales::Buyer;
 use crate::inventory::{CancelOutcome, CheckoutOutcome, ReserveOutcome, ReserveRequest};
 use crate::metrics as m;
 use crate::protocol::{
@@ -259,10 +261,18 @@ impl Ctx<'_> {
     }
 
     async fn checkout(&self, request_id: Id, reservation: Id) -> Result<Outcome, HubError> {
-        let checkout =
-            self.hub
-                .inventory()
-                .checkout(self.room.id(), &self.who.user, &reservation, now_ms());
+        // issue 14: buyer from identity
+        let buyer = Buyer {
+            channel: Channel::Direct,
+            aff: None,
+        };
+        let checkout = self.hub.inventory().checkout(
+            self.room.id(),
+            &self.who.user,
+            &reservation,
+            &buyer,
+            now_ms(),
+        );
         let reply = match self.hub.within(Deadline::Viewer, checkout).await {
             Ok(CheckoutOutcome::Ordered(o)) => {
                 metrics::counter!(m::HOLD_OPS, "op" => "checkout", "outcome" => "ordered")

@@ -29,6 +29,8 @@ fn deal(price_cents: u64, stock: u32) -> DealSpec {
         stock,
         per_user_limit: 1,
         duration_ms: 60_000,
+        commission_bps: 0,
+        affiliate_bps: 0,
     }
 }
 

@@ -340,6 +340,8 @@ async fn a_deal_started_but_never_announced_is_announced_by_the_retried_deal_sta
         stock: 5,
         per_user_limit: 1,
         duration_ms: 60_000,
+        commission_bps: 0,
+        affiliate_bps: 0,
     };
     let room = Id::new("r").map_err(anyhow::Error::msg)?;
     let creator = Id::new("host").map_err(anyhow::Error::msg)?;
