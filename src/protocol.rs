@@ -710,6 +710,22 @@ mod tests {
     }
 
     #[test]
+    fn deal_rates_default_to_zero_and_are_always_shown() {
+        let spec: DealSpec = serde_json::from_str(
+            r#"{"id":"d","product_id":"p","price_cents":1,"stock":1,"per_user_limit":1,"duration_ms":1}"#,
+        )
+        .unwrap();
+        assert_eq!((spec.commission_bps, spec.affiliate_bps), (0, 0));
+        let old = r#"{"id":"d","product_id":"p","price_cents":1,"currency":"USD","stock":1,
+            "remaining":1,"per_user_limit":1,"ends_at":1,"status":"live"}"#;
+        let deal: Deal = serde_json::from_str(old).unwrap();
+        assert_eq!((deal.commission_bps, deal.affiliate_bps), (0, 0));
+        let shown = serde_json::to_value(&deal).unwrap();
+        assert_eq!(shown["commission_bps"], 0);
+        assert_eq!(shown["affiliate_bps"], 0);
+    }
+
+    #[test]
     fn parse_errors_echo_a_valid_request_id() {
         let e = parse_client(r#"{"type":"reserve","request_id":"r1","qty":"x"}"#).unwrap_err();
         assert_eq!(e.request_id.unwrap().as_str(), "r1");

@@ -103,3 +103,33 @@ proptest! {
         prop_assert_eq!(format!("{:.0}", price as f64 * f64::from(qty)), exact.to_string());
     }
 }
+
+#[test]
+fn rates_over_one_hundred_percent_are_refused_naming_the_field() {
+    for bps in [10_001, u32::MAX] {
+        let over = |commission_bps, affiliate_bps| DealSpec {
+            commission_bps,
+            affiliate_bps,
+            ..deal(100, 10)
+        };
+        let m = refused(over(bps, 0).validate());
+        assert!(
+            m.contains("deal.commission_bps") && m.contains("10000"),
+            "{m}"
+        );
+        let m = refused(over(0, bps).validate());
+        assert!(
+            m.contains("deal.affiliate_bps") && m.contains("10000"),
+            "{m}"
+        );
+    }
+    for bps in [0, 1, 9_999, 10_000] {
+        DealSpec {
+            commission_bps: bps,
+            affiliate_bps: bps,
+            ..deal(100, 10)
+        }
+        .validate()
+        .unwrap();
+    }
+}

@@ -457,3 +457,43 @@ async fn the_ledger_keys_and_a_purged_deal() {
         .unwrap();
     assert_eq!(members.trim(), format!("{other}|d"));
 }
+
+/// A deal stored before rates existed (its hash has no `commission_bps`/`affiliate_bps`) reads
+/// as 0% and 0%, and its orders pay nothing, with or without an affiliate.
+#[tokio::test]
+async fn a_deal_stored_before_rates_reads_as_zero_and_pays_nothing() {
+    use common::conformance::{buyer, order};
+    use livehub::funnel::Channel;
+    let (inv, server) = redis(60_000).await;
+    let room = fresh_room("old");
+    let deal = livehub::protocol::DealSpec {
+        commission_bps: 1000,
+        affiliate_bps: 1000,
+        ..spec("d", 10, 5, 60_000)
+    };
+    inv.start_deal(&room, &deal, &id("ana"), now_ms())
+        .await
+        .unwrap();
+    let key = format!("{{lh:{room}:d}}:deal");
+    server
+        .cli(&["HDEL", &key, "commission_bps", "affiliate_bps"])
+        .unwrap();
+    let (read, _) = inv.room_deals(&room, now_ms()).await.unwrap().remove(0);
+    assert_eq!((read.commission_bps, read.affiliate_bps), (0, 0));
+    let h = reservation(inv.as_ref(), &req(&room, "d", "u", "r", 1)).await;
+    let b = buyer(Channel::Live, Some(&id("bo")));
+    let o = order(inv.as_ref(), &room, &id("u"), &h, &b, now_ms()).await;
+    assert_eq!(
+        (
+            o.commission_bps,
+            o.commission_cents,
+            o.affiliate_bps,
+            o.affiliate_cents
+        ),
+        (0, 0, 0, 0)
+    );
+    let s = inv.room_sales(&room, now_ms()).await.unwrap();
+    assert_eq!(s[0].host.sales.orders, 1);
+    assert_eq!(s[0].host.commission_cents, 0);
+    assert_eq!(s[0].affiliates[&id("bo")].commission_cents, 0);
+}
