@@ -16,6 +16,11 @@
 //!   The consequence, by design: a rejected `request_id` repeated later (after its short record
 //!   is gone) is decided afresh and may now succeed, e.g. a `sold_out` after a cancel freed
 //!   stock. It still reserves at most once: the first time it changed nothing.
+//! - The sales ledger ([`sales`]) is written by the atomic step that records each order, so
+//!   orders, units, GMV and commission are exact whatever the concurrency, on every node; a
+//!   repeated checkout sums nothing again. A deal's commission and affiliate rates are within
+//!   0..=[`sales::MAX_BPS`] and each order pays [`sales::commission`] of its total (rounded
+//!   down per order) to the deal's host creator and, when the buyer has one, to their `aff`.
 //! - `expire_due` is driven by due times: it visits only deals with a hold due by `now`, so it
 //!   costs nothing when nothing is due, however many deals are live.
 

@@ -6,12 +6,13 @@
 -- A repeat (repeat = 1) returns the same order, with the channel and aff of the checkout that
 -- made it and the same amounts, and sums nothing again.
 --
--- The ledger (HASH, one HINCRBY per figure, in the order's own atomic step, so it always
--- matches the orders; PREFIX is the figure's group, then orders, units, gmv_cents):
---   h|...  and h|commission_cents   every order: the host creator's earning (and the total)
---   c|CHANNEL|...                   orders by the buyer's channel
---   a|AFF|... and a|AFF|commission_cents   orders by the buyer's affiliate
---   t|BUCKET|...                    orders by the 10 s bucket of `now` (its start, Unix ms)
+-- The ledger KEYS[6] is a HASH summed with HINCRBY in the order's own atomic step, so it
+-- always matches the orders. Each group GROUP| has GROUP|orders, GROUP|units, GROUP|gmv_cents:
+--   h|          every order (the deal's total, and the host's earning), + h|commission_cents
+--   c|CHANNEL|  orders by the buyer's channel
+--   a|AFF|      orders by the buyer's affiliate, + a|AFF|commission_cents
+--   t|BUCKET|   orders by the 10 s bucket of `now` (its start, Unix ms)
+-- Every sum stays below 2^53: at most the deal's stock times its price.
 local BUCKET_MS = 10000
 
 local function add_sales(group, qty, total)
