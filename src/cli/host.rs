@@ -154,6 +154,8 @@ pub async fn run(args: HostArgs) -> Result<(), CliError> {
                 stock,
                 per_user_limit: limit,
                 duration_ms: duration.as_millis() as u64,
+                commission_bps: 0,
+                affiliate_bps: 0,
             },
             request_id,
         },
