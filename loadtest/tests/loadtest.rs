@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use async_trait::async_trait;
 use livehub::config::Config;
+use livehub::inventory::sales::{Buyer, DealSales};
 use livehub::inventory::{
     Audit, CancelOutcome, CheckoutOutcome, EndedDeal, Inventory, InventoryError, MemoryInventory,
     ReserveOutcome, ReserveRequest, StockChange, StockLevel,
@@ -431,9 +432,10 @@ impl Inventory for Overselling {
         room: &Id,
         user: &Id,
         r: &Id,
+        buyer: &Buyer,
         now: u64,
     ) -> Result<CheckoutOutcome, InventoryError> {
-        self.real.checkout(room, user, r, now).await
+        self.real.checkout(room, user, r, buyer, now).await
     }
     async fn cancel(
         &self,
@@ -453,6 +455,16 @@ impl Inventory for Overselling {
         now: u64,
     ) -> Result<Vec<(Deal, StockLevel)>, InventoryError> {
         self.real.room_deals(room, now).await
+    }
+    async fn room_sales(&self, room: &Id, now: u64) -> Result<Vec<DealSales>, InventoryError> {
+        self.real.room_sales(room, now).await
+    }
+    async fn creator_sales(
+        &self,
+        creator: &Id,
+        now: u64,
+    ) -> Result<Vec<DealSales>, InventoryError> {
+        self.real.creator_sales(creator, now).await
     }
     async fn audit(&self, room: &Id, deal: &Id, now: u64) -> Result<Audit, InventoryError> {
         let mut a = self.real.audit(room, deal, now).await?;
