@@ -187,6 +187,16 @@ impl RoomTally {
         }
     }
 
+    /// `deal` ended: its per-user marks are dropped, so a long show's tally does not grow with
+    /// every deal it ran. A checkout of a hold it left sends its `ordered` again, which the
+    /// store counts once.
+    pub fn deal_ended(&self, deal: &Id) {
+        let mut st = self.state.lock();
+        for mark in st.users.values_mut() {
+            mark.deals.remove(deal);
+        }
+    }
+
     /// The user's channel here, if they joined.
     pub fn channel_of(&self, user: &Id) -> Option<Channel> {
         self.state.lock().users.get(user).map(|m| m.channel)
@@ -414,6 +424,24 @@ mod tests {
                 ("a".into(), Channel::Paid, Stage::Exposed, None),
                 ("b".into(), Channel::Live, Stage::Exposed, Some("d1".into())),
                 ("b".into(), Channel::Live, Stage::Exposed, None),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_ended_deal_leaves_no_marks_and_a_late_order_is_still_sent() {
+        let t = RoomTally::new(30_000);
+        t.joined(&id("a"), Channel::Paid, &[id("d1")], 1, 0);
+        t.held(&id("a"), &id("d1"));
+        t.take(1, 1);
+        t.deal_ended(&id("d1"));
+        assert!(t.state.lock().users[&id("a")].deals.is_empty());
+        t.ordered(&id("a"), &id("d1"));
+        assert_eq!(
+            reached(&t.take(1, 2)),
+            vec![
+                ("a".into(), Channel::Paid, Stage::Ordered, Some("d1".into())),
+                ("a".into(), Channel::Paid, Stage::Ordered, None),
             ]
         );
     }

@@ -393,10 +393,12 @@ impl RoomSink for Room {
             }
         };
         st.last_activity = Instant::now();
-        if let ServerMsg::Deal { deal, .. } = &applied.msg
-            && deal.status != DealStatus::Ended
-        {
-            self.tally.deal_live(&deal.id, st.subs.users());
+        if let ServerMsg::Deal { deal, .. } = &applied.msg {
+            if deal.status == DealStatus::Ended {
+                self.tally.deal_ended(&deal.id);
+            } else {
+                self.tally.deal_live(&deal.id, st.subs.users());
+            }
         }
         let delivered = st.subs.fan_out(&applied.frame);
         metrics::counter!(crate::metrics::EVENTS, "type" => applied.msg.kind()).increment(1);
