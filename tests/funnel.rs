@@ -13,7 +13,6 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 use common::redis::RedisServer;
 use common::{Client, HubProcess, TestHub, redis_config, test_config};
-use livehub::auth::{Authenticator, Claims};
 use livehub::protocol::{Role, ServerMsg};
 use serde_json::{Value, json};
 
@@ -29,17 +28,7 @@ const AFFILIATE_BPS: u64 = 500;
 const ENGAGED_MS: u64 = 2_000;
 
 fn token(role: Role, room: &str, sub: &str, src: Option<&str>, aff: Option<&str>) -> String {
-    Authenticator::new(SECRET, false)
-        .mint(&Claims {
-            sub: sub.into(),
-            name: None,
-            role,
-            room: room.into(),
-            exp: Some(livehub::hub::now_ms() / 1000 + 3600),
-            src: src.map(str::to_owned),
-            aff: aff.map(str::to_owned),
-        })
-        .expect("mint")
+    common::mint_attributed(SECRET, role, room, sub, src, aff)
 }
 
 /// One viewer of the show and what the test expects of it.

@@ -14,6 +14,21 @@ use crate::funnel::view;
 use crate::hub::{Deadline, now_ms};
 use crate::protocol::Role;
 
+/// A room reading for its host or an admin: the room id, checked, after this node's own
+/// funnel facts were sent, so a host reading right after an action sees it.
+async fn host_reading(
+    app: AppState,
+    room: &str,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<(std::sync::Arc<crate::hub::Hub>, crate::protocol::Id), HubError> {
+    let hub = app.hub;
+    let room = parse_id("room", room)?;
+    require_host(&hub, &room, query, headers)?;
+    hub.flush_funnel_of(&room).await;
+    Ok((hub, room))
+}
+
 /// `GET /api/rooms/{room}/funnel`.
 pub(super) async fn funnel(
     State(app): State<AppState>,
@@ -21,11 +36,7 @@ pub(super) async fn funnel(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response, HubError> {
-    let hub = app.hub;
-    let room = parse_id("room", &room)?;
-    require_host(&hub, &room, &query, &headers)?;
-    // This node's own facts first, so a host reading right after an action sees it.
-    hub.flush_funnel_of(&room).await;
+    let (hub, room) = host_reading(app, &room, &query, &headers).await?;
     let now = now_ms();
     let counts = hub
         .within(Deadline::Host, hub.funnel().store().counts(&room))
@@ -45,10 +56,7 @@ pub(super) async fn timeline(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response, HubError> {
-    let hub = app.hub;
-    let room = parse_id("room", &room)?;
-    require_host(&hub, &room, &query, &headers)?;
-    hub.flush_funnel_of(&room).await;
+    let (hub, room) = host_reading(app, &room, &query, &headers).await?;
     let activity = hub
         .within(Deadline::Host, hub.funnel().store().activity(&room))
         .await?;

@@ -524,6 +524,18 @@ impl HubProcess {
 
 /// Mints a token with `secret`.
 pub fn mint(secret: &str, role: Role, room: &str, sub: &str) -> String {
+    mint_attributed(secret, role, room, sub, None, None)
+}
+
+/// Mints a token with `secret` and the funnel's attribution claims `src` and `aff`.
+pub fn mint_attributed(
+    secret: &str,
+    role: Role,
+    room: &str,
+    sub: &str,
+    src: Option<&str>,
+    aff: Option<&str>,
+) -> String {
     Authenticator::new(secret, false)
         .mint(&Claims {
             sub: sub.into(),
@@ -531,8 +543,8 @@ pub fn mint(secret: &str, role: Role, room: &str, sub: &str) -> String {
             role,
             room: room.into(),
             exp: Some(livehub::hub::now_ms() / 1000 + 3600),
-            src: None,
-            aff: None,
+            src: src.map(str::to_owned),
+            aff: aff.map(str::to_owned),
         })
         .expect("mint")
 }
