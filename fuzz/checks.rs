@@ -468,6 +468,8 @@ fn claims_from(data: &[u8], now: u64) -> Claims {
         role,
         room,
         exp,
+        src: None,
+        aff: None,
     }
 }
 

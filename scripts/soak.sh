@@ -18,7 +18,7 @@ RPORT=$(free_port); HUBPORT=$(free_port)
 redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize no >/dev/null &
 RPID=$!
 HPID=; SPID=
-trap 'kill $SPID $HPID $RPID 2>/dev/null || true' EXIT
+trap 'pkill -P "$HPID" 2>/dev/null; kill $SPID $HPID $RPID 2>/dev/null || true' EXIT
 for _ in $(seq 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
 SECS=$((MINUTES * 60))

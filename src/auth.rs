@@ -1,4 +1,6 @@
-//! Tokens: HS256 JWTs with `sub`, `name`, `role`, `room`, `exp` (and `nbf` when present).
+//! Tokens: HS256 JWTs with `sub`, `name`, `role`, `room`, `exp` (and `nbf` when present), and
+//! the funnel's attribution: `src` (the traffic channel) and `aff` (the affiliate creator who
+//! brought the viewer; commission is paid only on this signed claim).
 //! Verification happens before a WebSocket upgrade and on every REST call; what a verified
 //! identity may do is decided here too. A client is told only a generic reason ("invalid token",
 //! "token expired" ...); the precise one is logged at debug level.
@@ -7,6 +9,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, erro
 use serde::{Deserialize, Serialize};
 
 use crate::error::HubError;
+use crate::funnel::Channel;
+use crate::inventory::sales::Buyer;
 use crate::protocol::{Id, Role};
 
 /// A token's claims.
@@ -25,6 +29,14 @@ pub struct Claims {
     /// Expiry, Unix seconds. Required when `auth.require_exp` is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exp: Option<u64>,
+    /// The traffic channel the viewer came from (`short_video`, `creator`, `paid`, `live`,
+    /// `product_card`); anything else counts as `direct`. Wins over `?src=`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src: Option<String>,
+    /// The affiliate creator whose video or link brought the viewer (a user id). Paid
+    /// `affiliate_bps` of this viewer's orders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aff: Option<String>,
 }
 
 fn default_role() -> Role {
@@ -52,6 +64,13 @@ pub struct Identity {
     pub scope: RoomScope,
     /// A connection without a token: read-only.
     pub anonymous: bool,
+    /// The channel this connection came through: the token's `src`, else `?src=`, else
+    /// `direct` (see [`Identity::with_query_src`]).
+    pub channel: Channel,
+    /// True when `channel` comes from the signed token (a query cannot change it).
+    pub signed_src: bool,
+    /// The affiliate from the signed `aff` claim; never from a query parameter.
+    pub aff: Option<Id>,
 }
 
 /// Why a token was refused. The messages are what a client sees, so they are generic: never a
@@ -182,12 +201,19 @@ impl Authenticator {
             .map(|n| clean_name(&n))
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| user.to_string());
+        let aff = c
+            .aff
+            .map(|a| Id::new(a).map_err(|e| AuthError::Invalid(format!("aff: {e}"))))
+            .transpose()?;
         Ok(Identity {
             user,
             name,
             role: c.role,
             scope,
             anonymous: false,
+            channel: c.src.as_deref().map_or(Channel::Direct, Channel::parse),
+            signed_src: c.src.is_some(),
+            aff,
         })
     }
 }
@@ -201,14 +227,36 @@ fn clean_name(n: &str) -> String {
 }
 
 impl Identity {
-    /// A read-only viewer without a token.
-    pub fn anonymous(n: u64) -> Self {
+    /// A read-only viewer without a token; `id` must be unique per connection (the funnel
+    /// counts each anonymous connection once), e.g. [`crate::hub::Hub::anonymous_id`].
+    pub fn anonymous(id: String) -> Self {
         Identity {
-            user: Id::generated(format!("anon-{n}")),
+            user: Id::generated(id),
             name: "Guest".into(),
             role: Role::Viewer,
             scope: RoomScope::Any,
             anonymous: true,
+            channel: Channel::Direct,
+            signed_src: false,
+            aff: None,
+        }
+    }
+
+    /// The identity with the channel of `?src=` when the token carries no `src` (the claim
+    /// wins). Only the channel: a query can never name an affiliate.
+    pub fn with_query_src(mut self, src: Option<&str>) -> Self {
+        if let (false, Some(src)) = (self.signed_src, src) {
+            self.channel = Channel::parse(src);
+        }
+        self
+    }
+
+    /// The buyer as the sales ledger attributes them: `channel` (the channel of their first
+    /// join to the room, as the caller knows it) and the signed affiliate.
+    pub fn buyer(&self, channel: Channel) -> Buyer {
+        Buyer {
+            channel,
+            aff: self.aff.clone(),
         }
     }
 
@@ -256,6 +304,8 @@ mod tests {
             role,
             room: room.into(),
             exp,
+            src: None,
+            aff: None,
         }
     }
 

@@ -9,6 +9,7 @@ use std::time::Instant;
 use crate::auth::Identity;
 use crate::bus::{Event, Published};
 use crate::error::HubError;
+use crate::funnel::{Channel, Moment, MomentKind};
 use crate::hub::{Deadline, Hub, now_ms};
 use crate::inventory::{CancelOutcome, CheckoutOutcome, ReserveOutcome, ReserveRequest};
 use crate::metrics as m;
@@ -105,18 +106,47 @@ impl Ctx<'_> {
     }
 
     async fn comment(&self, text: String) -> Result<Outcome, HubError> {
+        let ts = now_ms();
         let event = Event::Comment {
             user: self.who.user.clone(),
             name: self.who.name.clone(),
             text: text.trim().to_owned(),
-            ts: now_ms(),
+            ts,
         };
-        self.publish(Deadline::Viewer, event).await
+        let outcome = self.publish(Deadline::Viewer, event).await?;
+        if let Outcome::Applied(Some(_)) = outcome {
+            self.room.tally().comment(ts);
+        }
+        Ok(outcome)
+    }
+
+    /// The buyer's channel in this room: the one of their first join here (a REST caller that
+    /// never joined: its connection's own).
+    fn channel(&self) -> Channel {
+        self.room
+            .tally()
+            .channel_of(&self.who.user)
+            .unwrap_or(self.who.channel)
+    }
+
+    /// Marks a host's moment on the room's timeline, once it was published.
+    fn moment(&self, kind: MomentKind, deal: Option<Id>, product: Id, title: String) {
+        self.room.tally().moment(Moment {
+            t: now_ms(),
+            kind,
+            deal,
+            product: Some(product),
+            title: Some(title),
+        });
     }
 
     async fn pin(&self, product: Product) -> Result<Outcome, HubError> {
-        self.publish(Deadline::Host, Event::Pinned { product })
-            .await
+        let (id, title) = (product.id.clone(), product.title.clone());
+        let outcome = self
+            .publish(Deadline::Host, Event::Pinned { product })
+            .await?;
+        self.moment(MomentKind::Pin, None, id, title);
+        Ok(outcome)
     }
 
     async fn mute(&self, user: Id, duration_ms: u64) -> Result<Outcome, HubError> {
@@ -167,8 +197,12 @@ impl Ctx<'_> {
             Err(e) => return Err(e),
         };
         tracing::debug!(room = %self.room.id(), deal = %deal.id, user = %self.who.user, "deal started");
-        self.publish(Deadline::Host, Event::Deal { deal, version: 0 })
-            .await
+        let (id, product, title) = (deal.id.clone(), deal.product_id.clone(), deal.title.clone());
+        let outcome = self
+            .publish(Deadline::Host, Event::Deal { deal, version: 0 })
+            .await?;
+        self.moment(MomentKind::DealStart, Some(id), product, title);
+        Ok(outcome)
     }
 
     /// A `deal_start` for an id the inventory already has: when an earlier `deal_start` started
@@ -202,17 +236,23 @@ impl Ctx<'_> {
         if !ended.was_live {
             return Err(HubError::Conflict(format!("deal {deal} has already ended")));
         }
-        self.publish(
-            Deadline::Host,
-            Event::Deal {
-                deal: ended.deal,
-                version: 0,
-            },
-        )
-        .await
+        let (product, title) = (ended.deal.product_id.clone(), ended.deal.title.clone());
+        let outcome = self
+            .publish(
+                Deadline::Host,
+                Event::Deal {
+                    deal: ended.deal,
+                    version: 0,
+                },
+            )
+            .await?;
+        self.moment(MomentKind::DealEnd, Some(deal), product, title);
+        Ok(outcome)
     }
 
     async fn reserve(&self, request_id: Id, deal: Id, qty: u32) -> Result<Outcome, HubError> {
+        let tally = self.room.tally();
+        tally.tapped(&self.who.user, &deal, now_ms());
         self.room.check_reserve_rate(&self.who.user)?;
         let started = Instant::now();
         let req = ReserveRequest {
@@ -240,6 +280,7 @@ impl Ctx<'_> {
                 level,
             } => {
                 metrics::counter!(m::RESERVES, "outcome" => "reserved").increment(1);
+                tally.held(&self.who.user, &deal);
                 self.hub.stock_changed(self.room.id(), &deal, level);
                 ServerMsg::Reserved {
                     request_id,
@@ -252,6 +293,9 @@ impl Ctx<'_> {
             }
             ReserveOutcome::Rejected(reason) => {
                 metrics::counter!(m::RESERVES, "outcome" => reason_label(reason)).increment(1);
+                if reason == RejectReason::SoldOut {
+                    tally.sold_out(&self.who.user, &deal);
+                }
                 ServerMsg::Rejected { request_id, reason }
             }
         };
@@ -267,6 +311,7 @@ impl Ctx<'_> {
             Ok(CheckoutOutcome::Ordered(o)) => {
                 metrics::counter!(m::HOLD_OPS, "op" => "checkout", "outcome" => "ordered")
                     .increment(1);
+                self.room.tally().ordered(&self.who.user, &o.deal);
                 ServerMsg::Order {
                     request_id,
                     order: o.order,

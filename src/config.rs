@@ -28,6 +28,7 @@ pub struct Config {
     pub inventory: InventoryConfig,
     pub redis: RedisConfig,
     pub pages: PagesConfig,
+    pub funnel: FunnelConfig,
 }
 
 /// `[server]`: listening and shutdown.
@@ -194,6 +195,19 @@ pub struct PagesConfig {
     pub dev_tokens: DevToggle,
     pub stream_url: String,
     pub catalog_file: String,
+}
+
+/// `[funnel]`: the show funnel (issue 14).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunnelConfig {
+    /// A viewer connected this long in all (over every connection) counts as engaged.
+    pub engaged_ms: u64,
+    /// How often a node sends its funnel facts to the store (one batch per open room).
+    pub flush_ms: u64,
+    /// Rooms that get their own `room` label on the funnel's Prometheus counters; later rooms
+    /// share `room="other"`, so the label's cardinality stays bounded.
+    pub metrics_rooms: usize,
 }
 
 /// `[redis]`: the Redis backend (used when `inventory.backend = "redis"`).
@@ -441,6 +455,8 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let positive = [
+            ("funnel.engaged_ms", self.funnel.engaged_ms),
+            ("funnel.flush_ms", self.funnel.flush_ms),
             ("server.header_timeout_ms", self.server.header_timeout_ms),
             ("server.idle_connection_ms", self.server.idle_connection_ms),
             ("server.body_timeout_ms", self.server.body_timeout_ms),

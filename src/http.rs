@@ -1,5 +1,6 @@
 //! HTTP routes: the WebSocket upgrade (authenticated before upgrading), the REST command and
-//! audit endpoints, room snapshots, health, readiness and metrics.
+//! audit endpoints, room snapshots, the funnel's endpoints ([`funnel`]), health, readiness and
+//! metrics.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,6 +15,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use metrics_exporter_prometheus::PrometheusHandle;
+
+mod funnel;
 
 use crate::auth::Identity;
 use crate::command::{Outcome, execute};
@@ -37,6 +40,9 @@ pub fn router(hub: Arc<Hub>, metrics: PrometheusHandle) -> Router {
         .route("/api/rooms/{room}/commands", post(command))
         .route("/api/rooms/{room}", get(snapshot))
         .route("/api/rooms/{room}/deals/{deal}", get(audit))
+        .route("/api/rooms/{room}/funnel", get(funnel::funnel))
+        .route("/api/rooms/{room}/timeline", get(funnel::timeline))
+        .route("/api/creators/{creator}/earnings", get(funnel::earnings))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
@@ -105,7 +111,7 @@ fn token_from(query: &HashMap<String, String>, headers: &HeaderMap) -> Option<St
 fn identify(hub: &Hub, token: Option<String>, allow_anonymous: bool) -> Result<Identity, HubError> {
     match token {
         Some(t) => Ok(hub.auth().verify(&t)?),
-        None if allow_anonymous => Ok(Identity::anonymous(hub.next_conn_id())),
+        None if allow_anonymous => Ok(Identity::anonymous(hub.anonymous_id())),
         None => Err(HubError::Unauthorized("missing token".into())),
     }
 }
@@ -148,7 +154,8 @@ async fn ws_upgrade(
     )
     .and_then(|who| who.check_room(&room).map(|_| who).map_err(HubError::from))
     {
-        Ok(who) => who,
+        // `?src=` names the channel for analytics when the token has none; it never pays.
+        Ok(who) => who.with_query_src(query.get("src").map(String::as_str)),
         Err(e) => return refused("auth", e),
     };
     let upgrade = match upgrade {

@@ -18,6 +18,7 @@ use crate::bus::{Bus, Event, Published, RoomSink};
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::error::HubError;
+use crate::funnel::{Channel, Funnel, FunnelStore};
 use crate::inventory::{Inventory, StockLevel};
 use crate::outbox::Outbox;
 use crate::persist::SavedState;
@@ -60,6 +61,9 @@ pub struct Hub {
     /// REST host commands per token subject (`limits.rest_commands_*`).
     rest_rates: DashMap<Id, crate::rate::TokenBucket>,
     catalog: Catalog,
+    funnel: Funnel,
+    /// Names this process among the nodes (anonymous viewers' ids carry it).
+    node: String,
 }
 
 impl Hub {
@@ -68,12 +72,15 @@ impl Hub {
         config: Config,
         inventory: Arc<dyn Inventory>,
         bus: Arc<dyn Bus>,
+        funnel: Arc<dyn FunnelStore>,
         catalog: Catalog,
     ) -> Arc<Self> {
         let settings = RoomSettings::from_config(&config.room, &config.limits);
         let nofile = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
         let connection_cap = config.connection_cap(nofile);
         Arc::new(Hub {
+            funnel: Funnel::new(funnel, config.funnel.clone()),
+            node: format!("{:08x}", rand::random::<u32>()),
             catalog,
             connection_cap,
             rest_rates: DashMap::new(),
@@ -124,6 +131,17 @@ impl Hub {
     /// The product catalog the hub was started with.
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+
+    /// The show funnel: its store and the bounded labels of its metrics.
+    pub fn funnel(&self) -> &Funnel {
+        &self.funnel
+    }
+
+    /// A user id for an anonymous connection, unique across nodes (the funnel counts each
+    /// anonymous connection once).
+    pub fn anonymous_id(&self) -> String {
+        format!("anon-{}-{}", self.node, self.next_conn_id())
     }
 
     /// The inventory backend.
@@ -243,7 +261,11 @@ impl Hub {
     }
 
     async fn open_room(self: &Arc<Self>, id: &Id, create: bool) -> Result<Arc<Room>, HubError> {
-        let room = Arc::new(Room::new(id.clone(), self.settings.clone()));
+        let room = Arc::new(Room::new(
+            id.clone(),
+            self.settings.clone(),
+            self.funnel.tally(),
+        ));
         let sink: Weak<dyn RoomSink> = Arc::downgrade(&room) as Weak<Room>;
         self.within(Deadline::Host, self.bus.open(id, sink, create))
             .await?;
@@ -275,12 +297,13 @@ impl Hub {
         id: &Id,
         outbox: Outbox,
         you: You,
+        channel: Channel,
         since: Option<u64>,
         create: bool,
     ) -> Result<(Arc<Room>, Vec<axum::extract::ws::Utf8Bytes>), HubError> {
         for _ in 0..3 {
             let room = self.room(id, create).await?;
-            if let Ok(frames) = room.join(outbox.clone(), you.clone(), since) {
+            if let Ok(frames) = room.join(outbox.clone(), you.clone(), channel, since) {
                 return Ok((room, frames));
             }
         }
@@ -328,11 +351,16 @@ impl Hub {
         let viewers_every = Duration::from_millis(self.config.room.viewers_interval_ms);
         let mut interval = tokio::time::interval(tick);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let flush_every = Duration::from_millis(self.config.funnel.flush_ms);
         let mut last_viewers = tokio::time::Instant::now();
         let mut last_idle_check = tokio::time::Instant::now();
+        let mut last_flush = tokio::time::Instant::now();
         loop {
             tokio::select! {
-                _ = self.shutdown.cancelled() => return,
+                _ = self.shutdown.cancelled() => {
+                    self.flush_funnel(&room).await;
+                    return;
+                }
                 _ = interval.tick() => {}
             }
             if room.is_closed() {
@@ -340,6 +368,10 @@ impl Hub {
                 return;
             }
             self.report_counters(&room).await;
+            if last_flush.elapsed() >= flush_every {
+                last_flush = tokio::time::Instant::now();
+                self.flush_funnel(&room).await;
+            }
             let now = tokio::time::Instant::now();
             let send_viewers = now.duration_since(last_viewers) >= viewers_every;
             if send_viewers {
@@ -355,6 +387,28 @@ impl Hub {
                     return;
                 }
             }
+        }
+    }
+
+    /// Sends the room's funnel facts from this node to the store.
+    pub async fn flush_funnel(&self, room: &Room) {
+        let within = Duration::from_millis(self.config.inventory.host_op_timeout_ms);
+        self.funnel
+            .flush(
+                room.id(),
+                room.tally(),
+                room.local_viewers(),
+                now_ms(),
+                within,
+            )
+            .await;
+    }
+
+    /// Sends this node's funnel facts of `room` now, if the room is open here (before a
+    /// reading, so the reader's own node is never a flush behind).
+    pub async fn flush_funnel_of(&self, room: &Id) {
+        if let Some(room) = self.existing_room(room) {
+            self.flush_funnel(&room).await;
         }
     }
 
@@ -378,6 +432,7 @@ impl Hub {
         if removed.is_some() {
             metrics::gauge!(crate::metrics::ROOMS).decrement(1.0);
         }
+        self.flush_funnel(room).await;
         let sink: Weak<dyn RoomSink> = Arc::downgrade(room) as Weak<Room>;
         self.bus.close(room.id(), &sink, room.export()).await;
         tracing::debug!(room = %room.id(), "room closed");
@@ -392,6 +447,15 @@ impl Hub {
                 return;
             }
         };
+        if ended.was_live {
+            room.tally().moment(crate::funnel::Moment {
+                t: now_ms(),
+                kind: crate::funnel::MomentKind::DealEnd,
+                deal: Some(ended.deal.id.clone()),
+                product: Some(ended.deal.product_id.clone()),
+                title: Some(ended.deal.title.clone()),
+            });
+        }
         let event = Event::Deal {
             deal: ended.deal,
             version: 0,

@@ -64,6 +64,17 @@ pub const BUS_ERRORS: &str = "livehub_bus_errors_total";
 /// `kind`.
 pub const FAULTS: &str = "livehub_faults_total";
 
+/// Orders checked out through this node, by room (bounded, see `funnel.metrics_rooms`) and the
+/// buyer's channel.
+pub const FUNNEL_ORDERS: &str = "livehub_funnel_orders_total";
+/// Units of those orders.
+pub const FUNNEL_UNITS: &str = "livehub_funnel_units_total";
+/// GMV of those orders, in minor units of the deal's currency.
+pub const FUNNEL_GMV_CENTS: &str = "livehub_funnel_gmv_cents_total";
+/// Funnel facts sent to the store.
+pub const FUNNEL_OPS: &str = "livehub_funnel_ops_total";
+/// Funnel facts dropped because the store stayed unreachable and the backlog was full.
+pub const FUNNEL_OPS_DROPPED: &str = "livehub_funnel_ops_dropped_total";
 /// Resident memory of the hub process in bytes (gauge, read from `/proc` at each scrape).
 pub const PROCESS_RESIDENT_BYTES: &str = "livehub_process_resident_bytes";
 /// Open file descriptors of the hub process (gauge, read from `/proc` at each scrape).
@@ -135,6 +146,20 @@ fn resident_bytes() -> Option<u64> {
 }
 
 fn describe() {
+    describe_counter!(
+        FUNNEL_ORDERS,
+        "Orders checked out here, by room and channel"
+    );
+    describe_counter!(FUNNEL_UNITS, "Units of those orders, by room and channel");
+    describe_counter!(
+        FUNNEL_GMV_CENTS,
+        "GMV of those orders in minor units, by room and channel"
+    );
+    describe_counter!(FUNNEL_OPS, "Funnel facts sent to the funnel store");
+    describe_counter!(
+        FUNNEL_OPS_DROPPED,
+        "Funnel facts dropped while the store was unreachable (backlog full)"
+    );
     describe_gauge!(
         PROCESS_RESIDENT_BYTES,
         Unit::Bytes,

@@ -183,6 +183,8 @@ async fn dev_token(
             role,
             room: room.to_string(),
             exp: Some(now_ms() / 1000 + 12 * 3600),
+            src: None,
+            aff: None,
         })
         .map_err(|e| HubError::Internal(e.to_string()))?;
     Ok(axum::Json(serde_json::json!({"token": token, "user": user})).into_response())

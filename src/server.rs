@@ -32,6 +32,7 @@ use crate::admission::{Admission, Refusal};
 
 use crate::bus::{Bus, BusSettings, LocalBus, RedisBus};
 use crate::config::{Config, InventoryBackend};
+use crate::funnel::{FunnelStore, MemoryFunnel, RedisFunnel};
 use crate::hub::Hub;
 use crate::inventory::redis::RedisSettings;
 use crate::inventory::{Inventory, MemoryInventory, RedisInventory};
@@ -95,14 +96,16 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 pub struct Backends {
     pub inventory: Arc<dyn Inventory>,
     pub bus: Backend<LocalBus, RedisBus>,
+    pub funnel: Arc<dyn FunnelStore>,
 }
 
 impl Backends {
-    /// One process: `inventory` and the local bus.
+    /// One process: `inventory`, the local bus and the in-memory funnel.
     pub fn local(inventory: Arc<dyn Inventory>, config: &Config) -> Self {
         Backends {
             inventory,
             bus: Backend::Local(Arc::new(LocalBus::new(bus_settings(config)))),
+            funnel: Arc::new(MemoryFunnel::new(config.funnel.engaged_ms)),
         }
     }
 }
@@ -154,12 +157,19 @@ pub async fn build_backends(config: &Config) -> Result<Backends, ServeError> {
                     timeout,
                 },
             );
+            let funnel = RedisFunnel::new(
+                redis.clone(),
+                &config.redis.key_prefix,
+                format!("{:016x}", rand::random::<u64>()),
+                config.funnel.engaged_ms,
+            );
             let bus = RedisBus::start(redis, &config.redis.key_prefix, bus_settings(config))
                 .await
                 .map_err(ServeError::Bus)?;
             Backends {
                 inventory: Arc::new(inventory),
                 bus: Backend::Redis(Arc::new(bus)),
+                funnel: Arc::new(funnel),
             }
         }
     })
@@ -221,7 +231,7 @@ pub async fn run_with(
             redis
         }
     };
-    let hub = Hub::new(config, backends.inventory, bus, catalog);
+    let hub = Hub::new(config, backends.inventory, bus, backends.funnel, catalog);
     tracing::info!(
         max_connections = hub.connection_cap(),
         "connection cap (server.max_connections)"

@@ -41,7 +41,8 @@ pub async fn run(socket: WebSocket, hub: Arc<Hub>, room_id: Id, who: Identity, s
     // Only the room's host (or an admin) opens a room; a viewer of a room nobody opened is told
     // the show has not started, and nothing is allocated for it.
     let create = who.check_host(&room_id).is_ok();
-    let (room, initial) = match hub.join(&room_id, outbox.clone(), you, since, create).await {
+    let joined = hub.join(&room_id, outbox.clone(), you, who.channel, since, create);
+    let (room, initial) = match joined.await {
         Ok(joined) => joined,
         Err(e) => {
             let answer = match e {

@@ -21,6 +21,8 @@ async fn bad_tokens_are_refused_with_401_before_the_upgrade() -> anyhow::Result<
         role: Role::Admin,
         room: "*".into(),
         exp: None,
+        src: None,
+        aff: None,
     })?;
     assert_eq!(
         upgrade_status(&hub.ws_url("r", &format!("token={forged}"))).await,
@@ -231,6 +233,8 @@ async fn auth_errors_are_generic_and_never_quote_the_token_library() -> anyhow::
         role: Role::Host,
         room: "r".into(),
         exp: Some(in_an_hour()),
+        src: None,
+        aff: None,
     })?;
     let cases = [
         ("garbage".to_owned(), 401, "invalid token"),

@@ -273,6 +273,8 @@ fn token_seeds() -> Vec<(String, String)> {
                 role,
                 room: room.into(),
                 exp,
+                src: None,
+                aff: None,
             })
             .unwrap()
     };

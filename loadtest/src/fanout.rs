@@ -390,6 +390,8 @@ impl Room<'_> {
                     role,
                     room: self.id.clone(),
                     exp: Some(livehub::hub::now_ms() / 1000 + 3600),
+                    src: None,
+                    aff: None,
                 })?;
                 format!("{base}/ws/rooms/{}?token={t}", self.id)
             }

@@ -39,6 +39,8 @@ pub async fn run(a: ReserveArgs) -> anyhow::Result<()> {
         role: Role::Host,
         room: a.room.clone(),
         exp,
+        src: None,
+        aff: None,
     })?;
     let http = a.url[0].replacen("ws://", "http://", 1);
     let body = serde_json::json!({"type": "deal_start", "deal": {"id": deal, "product_id": "p", "title": "Test product", "price_cents": 100,
@@ -61,6 +63,8 @@ pub async fn run(a: ReserveArgs) -> anyhow::Result<()> {
             role: Role::Viewer,
             room: a.room.clone(),
             exp,
+            src: None,
+            aff: None,
         })?;
         let url = format!(
             "{}/ws/rooms/{}?token={token}",

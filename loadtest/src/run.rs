@@ -189,6 +189,8 @@ impl Shared {
                 role,
                 room: room.to_owned(),
                 exp: Some(livehub::hub::now_ms() / 1000 + 86_400),
+                src: None,
+                aff: None,
             })
             .unwrap_or_default()
     }
@@ -385,6 +387,8 @@ async fn audit_once(shared: &Shared, room: &str, deal: &str) -> Option<serde_jso
             role: Role::Admin,
             room: "*".into(),
             exp: Some(livehub::hub::now_ms() / 1000 + 3600),
+            src: None,
+            aff: None,
         })
         .ok()?;
     let (status, body) = livehub::http_client::request(

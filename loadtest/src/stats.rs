@@ -46,6 +46,8 @@ pub async fn open_room(
         role: livehub::protocol::Role::Host,
         room: room.to_owned(),
         exp: Some(livehub::hub::now_ms() / 1000 + 3600),
+        src: None,
+        aff: None,
     })?;
     let url = format!(
         "{}/ws/rooms/{room}?token={token}",

@@ -261,6 +261,8 @@ pub async fn run(a: SurgeArgs) -> anyhow::Result<bool> {
         role: Role::Host,
         room: room.clone(),
         exp: Some(livehub::hub::now_ms() / 1000 + 3600),
+        src: None,
+        aff: None,
     })?;
     let host_url = format!("{viewer_url}?token={token}");
     crate::stats::open_room(&base, &room, &Authenticator::new(&a.secret, false)).await?;

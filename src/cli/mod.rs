@@ -70,6 +70,40 @@ struct TokenArgs {
     /// Configuration whose auth.secret signs the token.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// The traffic channel the viewer came from (the funnel counts them there).
+    #[arg(long, value_enum)]
+    src: Option<SrcArg>,
+    /// The affiliate creator (a user id) paid affiliate_bps of this viewer's orders.
+    #[arg(long)]
+    aff: Option<String>,
+}
+
+/// The channels `--src` takes (anything else would count as direct).
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum SrcArg {
+    /// The seller's own short videos.
+    ShortVideo,
+    /// An influencer (creator) collaboration.
+    Creator,
+    /// Paid promotion.
+    Paid,
+    /// The LIVE feed itself.
+    Live,
+    /// A product card.
+    ProductCard,
+}
+
+impl SrcArg {
+    fn channel(self) -> crate::funnel::Channel {
+        use crate::funnel::Channel;
+        match self {
+            SrcArg::ShortVideo => Channel::ShortVideo,
+            SrcArg::Creator => Channel::Creator,
+            SrcArg::Paid => Channel::Paid,
+            SrcArg::Live => Channel::Live,
+            SrcArg::ProductCard => Channel::ProductCard,
+        }
+    }
 }
 
 /// The roles a token can carry, as `--role` lists them.
@@ -123,6 +157,12 @@ fn token(args: TokenArgs) -> Result<(), CliError> {
             role: args.role.into(),
             room: args.room,
             exp: Some(exp),
+            src: args.src.map(|s| s.channel().as_str().to_owned()),
+            aff: args
+                .aff
+                .map(|a| crate::protocol::Id::new(a).map(|id| id.to_string()))
+                .transpose()
+                .map_err(|e| CliError::Usage(format!("--aff: {e}")))?,
         })
         .map_err(|e| CliError::Usage(e.to_string()))?;
     println!("{token}");

@@ -237,6 +237,24 @@ pub trait Inventory: Send + Sync + 'static {
 
     /// Ok when the backend answers.
     async fn health(&self) -> Result<(), InventoryError>;
+
+    /// MERGE: replaced by the sales-ledger branch.
+    async fn room_sales(
+        &self,
+        _room: &Id,
+        _now: u64,
+    ) -> Result<Vec<sales::DealSales>, InventoryError> {
+        Ok(Vec::new())
+    }
+
+    /// MERGE: replaced by the sales-ledger branch.
+    async fn creator_sales(
+        &self,
+        _creator: &Id,
+        _now: u64,
+    ) -> Result<Vec<sales::DealSales>, InventoryError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Refuses a deal spec outside the protocol's bounds, whoever calls the backend.

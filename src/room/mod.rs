@@ -1,6 +1,7 @@
 //! One live room on this node: its [`Projection`] (built from the room's events in `seq`
-//! order, as the bus delivers them), its local [`Subscribers`], the room-wide counters, and
-//! the per-user reserve limit. The room is the bus's [`RoomSink`]: events and stock readings
+//! order, as the bus delivers them), its local [`Subscribers`], the room-wide counters, the
+//! per-user reserve limit, and its funnel [`RoomTally`] (fed at join, leave and when a deal
+//! goes live, under the same lock, so no exposure is missed between them). The room is the bus's [`RoomSink`]: events and stock readings
 //! reach it only through the bus, so every node's viewers see the same sequence.
 //!
 //! All of it sits behind one short `parking_lot` mutex that is never held across an `.await`.
@@ -20,10 +21,11 @@ use parking_lot::Mutex;
 use crate::bus::{Counters, Event, RoomSink};
 use crate::config::{LimitsConfig, RoomConfig};
 use crate::error::HubError;
+use crate::funnel::{Channel, RoomTally};
 use crate::inventory::StockLevel;
 use crate::outbox::Outbox;
 use crate::persist::SavedRoom;
-use crate::protocol::{Deal, Id, ServerMsg, You};
+use crate::protocol::{Deal, DealStatus, Id, ServerMsg, You};
 use crate::rate::TokenBucket;
 
 pub use projection::Projection;
@@ -104,6 +106,7 @@ pub struct Room {
     state: Mutex<State>,
     /// Likes received here and not yet reported to the bus.
     likes: AtomicU64,
+    tally: RoomTally,
 }
 
 /// The room was dropped from the hub while the caller held it; look it up again.
@@ -123,8 +126,9 @@ fn encode(msg: &ServerMsg) -> Option<Utf8Bytes> {
 }
 
 impl Room {
-    /// An empty room; the bus loads its state before it delivers any event.
-    pub fn new(id: Id, settings: RoomSettings) -> Self {
+    /// An empty room; the bus loads its state before it delivers any event. `tally` records
+    /// the room's funnel on this node.
+    pub fn new(id: Id, settings: RoomSettings, tally: RoomTally) -> Self {
         Room {
             id,
             state: Mutex::new(State {
@@ -140,7 +144,13 @@ impl Room {
             }),
             settings,
             likes: AtomicU64::new(0),
+            tally,
         }
+    }
+
+    /// The room's funnel facts on this node, until the hub flushes them.
+    pub fn tally(&self) -> &RoomTally {
+        &self.tally
     }
 
     /// The room as the state file keeps it.
@@ -163,13 +173,15 @@ impl Room {
         self.state.lock().closed
     }
 
-    /// Registers a connection and returns its first frames: `welcome`, then (when `since` is
-    /// still in the history ring) exactly the events after `since`. Events delivered after this
-    /// call reach the outbox; none is missed or repeated between the two.
+    /// Registers a connection that came through `channel` and returns its first frames:
+    /// `welcome`, then (when `since` is still in the history ring) exactly the events after
+    /// `since`. Events delivered after this call reach the outbox; none is missed or repeated
+    /// between the two. The funnel counts the join, and the deals live now as seen.
     pub fn join(
         &self,
         outbox: Outbox,
         you: You,
+        channel: Channel,
         since: Option<u64>,
     ) -> Result<Vec<Utf8Bytes>, RoomClosed> {
         let mut st = self.state.lock();
@@ -178,7 +190,24 @@ impl Room {
         }
         st.last_activity = Instant::now();
         let resumed = since.and_then(|s| st.projection.since(s));
-        st.subs.insert(outbox);
+        st.subs.insert(outbox, you.user.clone());
+        // The funnel is the viewers': a host or an admin watching is not one of them.
+        if you.role == crate::protocol::Role::Viewer {
+            let live: Vec<Id> = st
+                .projection
+                .deals()
+                .into_iter()
+                .filter(|d| d.status != DealStatus::Ended)
+                .map(|d| d.id)
+                .collect();
+            self.tally.joined(
+                &you.user,
+                channel,
+                &live,
+                st.subs.len(),
+                crate::hub::now_ms(),
+            );
+        }
         let welcome = ServerMsg::Welcome {
             room: self.id.clone(),
             seq: st.projection.seq(),
@@ -198,7 +227,9 @@ impl Room {
     /// Removes a connection.
     pub fn leave(&self, conn: u64) {
         let mut st = self.state.lock();
-        st.subs.remove(conn);
+        if let Some(user) = st.subs.remove(conn) {
+            self.tally.left(&user, crate::hub::now_ms());
+        }
         st.last_activity = Instant::now();
     }
 
@@ -362,6 +393,11 @@ impl RoomSink for Room {
             }
         };
         st.last_activity = Instant::now();
+        if let ServerMsg::Deal { deal, .. } = &applied.msg
+            && deal.status != DealStatus::Ended
+        {
+            self.tally.deal_live(&deal.id, st.subs.users());
+        }
         let delivered = st.subs.fan_out(&applied.frame);
         metrics::counter!(crate::metrics::EVENTS, "type" => applied.msg.kind()).increment(1);
         metrics::counter!(crate::metrics::FANOUT_DELIVERIES).increment(delivered);

@@ -6,22 +6,28 @@ use std::collections::HashMap;
 use axum::extract::ws::Utf8Bytes;
 
 use crate::outbox::{Outbox, Pushed, close};
+use crate::protocol::Id;
 
-/// A room's local connections by connection id.
+/// A room's local connections by connection id, each with its user.
 #[derive(Default)]
 pub struct Subscribers {
-    subs: HashMap<u64, Outbox>,
+    subs: HashMap<u64, (Outbox, Id)>,
 }
 
 impl Subscribers {
-    /// Adds a connection.
-    pub fn insert(&mut self, outbox: Outbox) {
-        self.subs.insert(outbox.ctl().id, outbox);
+    /// Adds `user`'s connection.
+    pub fn insert(&mut self, outbox: Outbox, user: Id) {
+        self.subs.insert(outbox.ctl().id, (outbox, user));
     }
 
-    /// Removes a connection.
-    pub fn remove(&mut self, conn: u64) {
-        self.subs.remove(&conn);
+    /// Removes a connection; returns its user when it was here.
+    pub fn remove(&mut self, conn: u64) -> Option<Id> {
+        self.subs.remove(&conn).map(|(_, user)| user)
+    }
+
+    /// The users connected here (a user with two connections appears twice).
+    pub fn users(&self) -> impl Iterator<Item = &Id> {
+        self.subs.values().map(|(_, user)| user)
     }
 
     /// Connections here now.
@@ -38,7 +44,7 @@ impl Subscribers {
     /// closes its viewer with 1013).
     pub fn fan_out(&self, frame: &Utf8Bytes) -> u64 {
         let mut n = 0;
-        for outbox in self.subs.values() {
+        for (outbox, _) in self.subs.values() {
             if outbox.push(frame.clone()) == Pushed::Queued {
                 n += 1;
             }
@@ -49,7 +55,7 @@ impl Subscribers {
     /// Queues a counter frame; a full queue keeps only the latest counter.
     pub fn fan_out_coalescible(&self, frame: &Utf8Bytes) {
         let (mut sent, mut dropped) = (0u64, 0u64);
-        for outbox in self.subs.values() {
+        for (outbox, _) in self.subs.values() {
             match outbox.push_coalescible(frame.clone()) {
                 Pushed::Queued => sent += 1,
                 Pushed::Replaced => dropped += 1,
@@ -64,7 +70,7 @@ impl Subscribers {
 
     /// Closes every connection with 1001 (reconnect, with `?since=`) and forgets them.
     pub fn close_all(&mut self) {
-        for outbox in self.subs.values() {
+        for (outbox, _) in self.subs.values() {
             outbox.ctl().close(close::GOING_AWAY);
         }
         self.subs.clear();

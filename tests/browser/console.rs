@@ -160,6 +160,8 @@ async fn shopper(hub: &TestHub, room: &str, user: &str, name: &str) -> Result<Cl
         role: Role::Viewer,
         room: room.into(),
         exp: Some(livehub::hub::now_ms() / 1000 + 3600),
+        src: None,
+        aff: None,
     })?;
     let mut c = Client::connect(&hub.ws_url(room, &format!("token={token}"))).await?;
     c.json_of("welcome").await?;

@@ -77,6 +77,8 @@ impl TestHub {
                 role,
                 room: room.into(),
                 exp,
+                src: None,
+                aff: None,
             })
             .expect("mint")
     }
@@ -529,6 +531,8 @@ pub fn mint(secret: &str, role: Role, room: &str, sub: &str) -> String {
             role,
             room: room.into(),
             exp: Some(livehub::hub::now_ms() / 1000 + 3600),
+            src: None,
+            aff: None,
         })
         .expect("mint")
 }

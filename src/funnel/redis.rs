@@ -1,0 +1,258 @@
+//! The funnel in Redis, shared by every node on it. Per room, all keys share the room's hash
+//! tag `{PREFIX:room:ROOM}` (one cluster slot), under `…:f`:
+//! - `:chan` hash user → channel (the first the store heard: the user counts there);
+//! - `:u:DEAL|STAGE|CHANNEL` a set of users (DEAL empty for the room), replaced by a
+//!   HyperLogLog `…:h` once it holds more than [`EXACT_USERS`]; `:reg` lists the counters;
+//! - `:ms` hash user → ms connected so far (until engaged);
+//! - `:n` hash of counts: `so|DEAL|CHANNEL` sold-out taps, `t|BUCKET|comments`, `t|BUCKET|taps`,
+//!   `v|BUCKET|NODE` a node's peak viewers;
+//! - `:moments` sorted set of moments (JSON) by time.
+//!
+//! One batch is one `EVALSHA` of `apply.lua` (split into chunks of [`OPS_PER_CALL`]); a reading
+//! is one `EVALSHA` of `read.lua`.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use redis::Script;
+
+use super::Channel;
+use super::record::{Moment, Op, Stage};
+#[cfg(doc)]
+use super::store::EXACT_USERS;
+use super::store::{Activity, FunnelError, FunnelStore, UserCounts};
+use crate::protocol::Id;
+use crate::redis_io::{RedisIo, RedisIoError};
+
+/// Most ops in one script call, so one call never blocks Redis for long.
+pub const OPS_PER_CALL: usize = 2_000;
+
+/// The funnel of every room on one Redis (server or cluster).
+pub struct RedisFunnel {
+    redis: RedisIo,
+    prefix: String,
+    node: String,
+    engaged_ms: u64,
+    apply: Arc<Script>,
+    read: Arc<Script>,
+}
+
+impl From<RedisIoError> for FunnelError {
+    fn from(e: RedisIoError) -> Self {
+        match e {
+            RedisIoError::Unavailable(m) => FunnelError::Unavailable(m),
+            other => FunnelError::Internal(other.to_string()),
+        }
+    }
+}
+
+fn bad(what: &str) -> FunnelError {
+    FunnelError::Internal(format!("unexpected funnel reply: {what}"))
+}
+
+impl RedisFunnel {
+    /// The funnel under `prefix` on `redis`; `node` names this node's peak-viewer reports, and
+    /// users are engaged after `engaged_ms` connected in all (every node's time summed).
+    pub fn new(redis: RedisIo, prefix: &str, node: String, engaged_ms: u64) -> Self {
+        RedisFunnel {
+            redis,
+            prefix: prefix.to_owned(),
+            node,
+            engaged_ms,
+            apply: Arc::new(Script::new(include_str!("lua/apply.lua"))),
+            read: Arc::new(Script::new(include_str!("lua/read.lua"))),
+        }
+    }
+
+    fn key(&self, room: &Id) -> String {
+        format!("{{{}:room:{room}}}:f", self.prefix)
+    }
+}
+
+/// One op as `apply.lua` reads it.
+fn encode(op: &Op) -> Result<String, FunnelError> {
+    Ok(match op {
+        Op::Reached {
+            user,
+            channel,
+            stage,
+            deal,
+        } => format!(
+            "R|{user}|{channel}|{}|{}",
+            stage.as_str(),
+            deal.as_ref().map_or("", |d| d.as_str())
+        ),
+        Op::Connected { user, channel, ms } => format!("C|{user}|{channel}|{ms}"),
+        Op::SoldOutTap {
+            user,
+            channel,
+            deal,
+        } => format!("S|{user}|{channel}|{deal}"),
+        Op::Comments { bucket, n } => format!("N|{bucket}|comments|{n}"),
+        Op::Taps { bucket, n } => format!("N|{bucket}|taps|{n}"),
+        Op::PeakViewers { bucket, n } => format!("V|{bucket}|{n}"),
+        Op::Moment(m) => format!(
+            "M|{}|{}",
+            m.t,
+            serde_json::to_string(m).map_err(|e| FunnelError::Internal(e.to_string()))?
+        ),
+    })
+}
+
+/// Folds `read.lua`'s counters (`DEAL|STAGE|CHANNEL`, users) into counts.
+fn counts_of(counters: &[String], counts: &[String]) -> Result<UserCounts, FunnelError> {
+    let mut out = UserCounts::default();
+    for pair in counters.chunks(2) {
+        let [counter, n] = pair else {
+            return Err(bad("counter list"));
+        };
+        let n: u64 = n.parse().map_err(|_| bad("user count"))?;
+        let mut parts = counter.split('|');
+        let (Some(deal), Some(stage), Some(channel)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad("counter name"));
+        };
+        let stage = Stage::parse(stage).ok_or_else(|| bad("stage"))?;
+        let channel = Channel::parse(channel);
+        if deal.is_empty() {
+            *out.room.entry((stage, channel)).or_default() += n;
+        } else {
+            let deal = Id::new(deal).map_err(|_| bad("deal id"))?;
+            *out.deals.entry((deal, stage, channel)).or_default() += n;
+        }
+    }
+    for pair in counts.chunks(2) {
+        let [field, n] = pair else {
+            return Err(bad("count list"));
+        };
+        if let Some(rest) = field.strip_prefix("so|") {
+            let (deal, channel) = rest.split_once('|').ok_or_else(|| bad("sold-out field"))?;
+            let deal = Id::new(deal).map_err(|_| bad("deal id"))?;
+            let n: u64 = n.parse().map_err(|_| bad("sold-out count"))?;
+            *out.sold_out
+                .entry((deal, Channel::parse(channel)))
+                .or_default() += n;
+        }
+    }
+    Ok(out)
+}
+
+/// Folds the per-bucket counts and the moments into an [`Activity`] (peaks summed over nodes).
+fn activity_of(counts: &[String], moments: &[String]) -> Result<Activity, FunnelError> {
+    let mut out = Activity::default();
+    for pair in counts.chunks(2) {
+        let [field, n] = pair else {
+            return Err(bad("count list"));
+        };
+        let mut parts = field.split('|');
+        let (kind, bucket, what) = (parts.next(), parts.next(), parts.next());
+        let (Some(kind @ ("t" | "v")), Some(bucket), Some(what)) = (kind, bucket, what) else {
+            continue;
+        };
+        let bucket: u64 = bucket.parse().map_err(|_| bad("bucket"))?;
+        let n: u64 = n.parse().map_err(|_| bad("bucket count"))?;
+        let b = out.buckets.entry(bucket).or_default();
+        match (kind, what) {
+            ("v", _) => b.viewers += n,
+            (_, "comments") => b.comments += n,
+            (_, "taps") => b.taps += n,
+            _ => {}
+        }
+    }
+    for json in moments {
+        let m: Moment = serde_json::from_str(json).map_err(|_| bad("moment"))?;
+        out.moments.push(m);
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl FunnelStore for RedisFunnel {
+    async fn apply(&self, room: &Id, ops: &[Op]) -> Result<(), FunnelError> {
+        let keys = [self.key(room)];
+        for chunk in ops.chunks(OPS_PER_CALL) {
+            let mut args = Vec::with_capacity(chunk.len() + 2);
+            args.push(self.engaged_ms.to_string());
+            args.push(self.node.clone());
+            for op in chunk {
+                args.push(encode(op)?);
+            }
+            let _: i64 = self.redis.run(&self.apply, &keys, &args).await?;
+        }
+        Ok(())
+    }
+
+    async fn counts(&self, room: &Id) -> Result<UserCounts, FunnelError> {
+        let (counters, counts, _moments): (Vec<String>, Vec<String>, Vec<String>) =
+            self.redis.run(&self.read, &[self.key(room)], &[]).await?;
+        counts_of(&counters, &counts)
+    }
+
+    async fn activity(&self, room: &Id) -> Result<Activity, FunnelError> {
+        let (_counters, counts, moments): (Vec<String>, Vec<String>, Vec<String>) =
+            self.redis.run(&self.read, &[self.key(room)], &[]).await?;
+        activity_of(&counts, &moments)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::funnel::record::MomentKind;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn counters_fold_into_room_and_deal_counts() {
+        let c = counts_of(
+            &s(&[
+                "|viewers|paid",
+                "3",
+                "d1|held|live",
+                "2",
+                "|tapped|bogus",
+                "1",
+            ]),
+            &s(&["so|d1|paid", "4", "t|0|taps", "9"]),
+        )
+        .unwrap();
+        assert_eq!(c.room[&(Stage::Viewers, Channel::Paid)], 3);
+        assert_eq!(c.room[&(Stage::Tapped, Channel::Direct)], 1);
+        let d1 = Id::new("d1").unwrap();
+        assert_eq!(c.deals[&(d1.clone(), Stage::Held, Channel::Live)], 2);
+        assert_eq!(c.sold_out[&(d1, Channel::Paid)], 4);
+        assert!(counts_of(&s(&["|nope|paid", "1"]), &[]).is_err());
+    }
+
+    #[test]
+    fn peaks_of_several_nodes_add_up_and_moments_keep_their_order() {
+        let m = Moment {
+            t: 5,
+            kind: MomentKind::Pin,
+            deal: None,
+            product: Some(Id::new("p").unwrap()),
+            title: Some("A | B".into()),
+        };
+        let json = serde_json::to_string(&m).unwrap();
+        let a = activity_of(
+            &s(&[
+                "v|0|n1",
+                "3",
+                "v|0|n2",
+                "4",
+                "t|0|comments",
+                "2",
+                "so|d|paid",
+                "1",
+            ]),
+            &[json],
+        )
+        .unwrap();
+        assert_eq!(a.buckets[&0].viewers, 7);
+        assert_eq!(a.buckets[&0].comments, 2);
+        assert_eq!(a.moments, vec![m.clone()]);
+        assert!(encode(&Op::Moment(m)).unwrap().starts_with("M|5|{"));
+    }
+}

@@ -1,0 +1,548 @@
+//! What the funnel API answers, built from the store's user counts and activity and the
+//! inventory's sales ledger. Pure functions: the same inputs give the same document, so the
+//! shapes are tested without a hub. User ids never appear in a room's funnel or timeline.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::Channel;
+use super::record::{Moment, Stage};
+use super::store::{Activity, UserCounts};
+use crate::inventory::sales::{BUCKET_MS, DealSales, Earning, Sales};
+use crate::protocol::Id;
+
+/// The currency a room without deals reports.
+pub const DEFAULT_CURRENCY: &str = "USD";
+
+/// One row of the funnel: distinct users per stage, then the money.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StageRow {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub viewers: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engaged: Option<u64>,
+    pub exposed: u64,
+    pub tapped: u64,
+    pub held: u64,
+    pub ordered: u64,
+    pub orders: u64,
+    pub units: u64,
+    pub gmv_cents: u64,
+    pub sold_out_taps: u64,
+}
+
+impl StageRow {
+    fn room() -> Self {
+        StageRow {
+            viewers: Some(0),
+            engaged: Some(0),
+            ..StageRow::default()
+        }
+    }
+
+    fn set(&mut self, stage: Stage, n: u64) {
+        let slot = match stage {
+            Stage::Viewers => self.viewers.get_or_insert(0),
+            Stage::Engaged => self.engaged.get_or_insert(0),
+            Stage::Exposed => &mut self.exposed,
+            Stage::Tapped => &mut self.tapped,
+            Stage::Held => &mut self.held,
+            Stage::Ordered => &mut self.ordered,
+        };
+        *slot += n;
+    }
+
+    fn add_sales(&mut self, s: &Sales) {
+        self.orders += s.orders;
+        self.units += s.units;
+        self.gmv_cents += s.gmv_cents;
+    }
+}
+
+/// One deal's row: its funnel, per channel, and what it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DealRow {
+    pub title: String,
+    pub product_id: Id,
+    pub price_cents: u64,
+    pub currency: String,
+    #[serde(flatten)]
+    pub row: StageRow,
+    pub channels: BTreeMap<Channel, StageRow>,
+}
+
+/// What a creator made in a room (or a deal).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CreatorRow {
+    /// `host`, `affiliate`, or `both`.
+    pub role: &'static str,
+    #[serde(flatten)]
+    pub earning: Earning,
+}
+
+/// `GET /api/rooms/{room}/funnel`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RoomFunnel {
+    pub room: Id,
+    pub currency: String,
+    pub engaged_ms: u64,
+    pub generated_at: u64,
+    pub total: StageRow,
+    pub channels: BTreeMap<Channel, StageRow>,
+    pub deals: BTreeMap<Id, DealRow>,
+    pub creators: BTreeMap<Id, CreatorRow>,
+}
+
+fn role(host: bool, affiliate: bool) -> &'static str {
+    match (host, affiliate) {
+        (true, true) => "both",
+        (true, false) => "host",
+        _ => "affiliate",
+    }
+}
+
+fn add_earning(into: &mut Earning, e: &Earning) {
+    into.sales.merge(&e.sales);
+    into.commission_cents += e.commission_cents;
+}
+
+/// The room's funnel: `counts` from the store, `sales` (every deal of the room) from the
+/// inventory.
+pub fn room_funnel(
+    room: &Id,
+    counts: &UserCounts,
+    sales: &[DealSales],
+    engaged_ms: u64,
+    now: u64,
+) -> RoomFunnel {
+    let mut total = StageRow::room();
+    let mut channels: BTreeMap<Channel, StageRow> = BTreeMap::new();
+    for ((stage, channel), n) in &counts.room {
+        total.set(*stage, *n);
+        channels
+            .entry(*channel)
+            .or_insert_with(StageRow::room)
+            .set(*stage, *n);
+    }
+    let mut deals: BTreeMap<Id, DealRow> = BTreeMap::new();
+    let mut creators: BTreeMap<Id, (bool, bool, Earning)> = BTreeMap::new();
+    for s in sales {
+        let mut row = DealRow {
+            title: s.deal.title.clone(),
+            product_id: s.deal.product_id.clone(),
+            price_cents: s.deal.price_cents,
+            currency: s.deal.currency.clone(),
+            row: StageRow::default(),
+            channels: BTreeMap::new(),
+        };
+        row.row.add_sales(&s.total);
+        total.add_sales(&s.total);
+        for (channel, sales) in &s.channels {
+            row.channels.entry(*channel).or_default().add_sales(sales);
+            channels
+                .entry(*channel)
+                .or_insert_with(StageRow::room)
+                .add_sales(sales);
+        }
+        deals.insert(s.deal.id.clone(), row);
+        if s.host.sales.orders > 0 || s.host.commission_cents > 0 {
+            let c = creators.entry(s.creator.clone()).or_default();
+            c.0 = true;
+            add_earning(&mut c.2, &s.host);
+        }
+        for (aff, e) in &s.affiliates {
+            let c = creators.entry(aff.clone()).or_default();
+            c.1 = true;
+            add_earning(&mut c.2, e);
+        }
+    }
+    for ((deal, stage, channel), n) in &counts.deals {
+        if let Some(row) = deals.get_mut(deal) {
+            row.row.set(*stage, *n);
+            row.channels.entry(*channel).or_default().set(*stage, *n);
+        }
+    }
+    for ((deal, channel), n) in &counts.sold_out {
+        total.sold_out_taps += n;
+        channels
+            .entry(*channel)
+            .or_insert_with(StageRow::room)
+            .sold_out_taps += n;
+        if let Some(row) = deals.get_mut(deal) {
+            row.row.sold_out_taps += n;
+            row.channels.entry(*channel).or_default().sold_out_taps += n;
+        }
+    }
+    let currency = sales
+        .first()
+        .map_or_else(|| DEFAULT_CURRENCY.to_owned(), |s| s.deal.currency.clone());
+    RoomFunnel {
+        room: room.clone(),
+        currency,
+        engaged_ms,
+        generated_at: now,
+        total,
+        channels,
+        deals,
+        creators: creators
+            .into_iter()
+            .map(|(id, (host, aff, earning))| {
+                (
+                    id,
+                    CreatorRow {
+                        role: role(host, aff),
+                        earning,
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
+/// One timeline bucket.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Bucket {
+    pub t: u64,
+    pub viewers: u64,
+    pub comments: u64,
+    pub taps: u64,
+    pub orders: u64,
+    pub gmv_cents: u64,
+}
+
+/// `GET /api/rooms/{room}/timeline`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Timeline {
+    pub room: Id,
+    pub bucket_ms: u64,
+    pub currency: String,
+    pub buckets: Vec<Bucket>,
+    pub moments: Vec<Moment>,
+}
+
+/// Most buckets a timeline lists (a week of 10 s buckets); older ones are left out.
+pub const MAX_BUCKETS: usize = 7 * 24 * 360;
+
+/// The room's timeline: every bucket from the first with activity to the last, gaps as zeros.
+pub fn timeline(room: &Id, activity: &Activity, sales: &[DealSales]) -> Timeline {
+    let mut by_t: BTreeMap<u64, Bucket> = BTreeMap::new();
+    for (t, a) in &activity.buckets {
+        let b = by_t.entry(*t).or_default();
+        b.viewers += a.viewers;
+        b.comments += a.comments;
+        b.taps += a.taps;
+    }
+    for s in sales {
+        for (t, sold) in &s.buckets {
+            let b = by_t.entry(*t).or_default();
+            b.orders += sold.orders;
+            b.gmv_cents += sold.gmv_cents;
+        }
+    }
+    let mut buckets = Vec::new();
+    if let (Some(first), Some(last)) = (by_t.keys().next().copied(), by_t.keys().last().copied()) {
+        let first = first.max(last.saturating_sub((MAX_BUCKETS as u64 - 1) * BUCKET_MS));
+        let mut t = first;
+        while t <= last {
+            let mut b = by_t.get(&t).copied().unwrap_or_default();
+            b.t = t;
+            buckets.push(b);
+            t += BUCKET_MS;
+        }
+    }
+    Timeline {
+        room: room.clone(),
+        bucket_ms: BUCKET_MS,
+        currency: sales
+            .first()
+            .map_or_else(|| DEFAULT_CURRENCY.to_owned(), |s| s.deal.currency.clone()),
+        buckets,
+        moments: activity.moments.clone(),
+    }
+}
+
+/// One creator's earning from one deal in one role.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DealEarning {
+    pub role: &'static str,
+    pub currency: String,
+    pub commission_bps: u32,
+    pub affiliate_bps: u32,
+    #[serde(flatten)]
+    pub earning: Earning,
+}
+
+/// A creator's earnings in one room.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RoomEarnings {
+    pub total: Earning,
+    /// By deal, then role (`host`, `affiliate`).
+    #[serde(serialize_with = "deal_roles")]
+    pub deals: BTreeMap<Id, Vec<DealEarning>>,
+}
+
+/// One deal's earnings: a single role as an object, both roles under "host" and "affiliate".
+fn deal_roles<S: serde::Serializer>(
+    deals: &BTreeMap<Id, Vec<DealEarning>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(deals.len()))?;
+    for (deal, roles) in deals {
+        match roles.as_slice() {
+            [one] => map.serialize_entry(deal, one)?,
+            many => {
+                let by_role: BTreeMap<&str, &DealEarning> =
+                    many.iter().map(|e| (e.role, e)).collect();
+                map.serialize_entry(deal, &by_role)?;
+            }
+        }
+    }
+    map.end()
+}
+
+/// `GET /api/creators/{creator}/earnings`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Earnings {
+    pub creator: Id,
+    pub total: Earning,
+    pub rooms: BTreeMap<Id, RoomEarnings>,
+}
+
+/// `creator`'s earnings from `sales` (the deals where they are host or affiliate).
+pub fn earnings(creator: &Id, sales: &[DealSales]) -> Earnings {
+    let mut out = Earnings {
+        creator: creator.clone(),
+        total: Earning::default(),
+        rooms: BTreeMap::new(),
+    };
+    for s in sales {
+        // In role order (affiliate, host), as the CSV lists them.
+        let mut lines = Vec::new();
+        if let Some(e) = s.affiliates.get(creator) {
+            lines.push(("affiliate", *e));
+        }
+        if &s.creator == creator {
+            lines.push(("host", s.host));
+        }
+        for (role, earning) in lines {
+            add_earning(&mut out.total, &earning);
+            let room = out.rooms.entry(s.room.clone()).or_default();
+            add_earning(&mut room.total, &earning);
+            room.deals
+                .entry(s.deal.id.clone())
+                .or_default()
+                .push(DealEarning {
+                    role,
+                    currency: s.deal.currency.clone(),
+                    commission_bps: 0, // MERGE: s.deal.commission_bps
+                    affiliate_bps: 0,  // MERGE: s.deal.affiliate_bps
+                    earning,
+                });
+        }
+    }
+    out
+}
+
+/// The earnings as CSV: a header, then one line per (room, deal, role) in that order.
+pub fn earnings_csv(e: &Earnings) -> String {
+    let mut out = String::from("room,deal,role,currency,orders,units,gmv_cents,commission_cents\n");
+    for (room, r) in &e.rooms {
+        for (deal, roles) in &r.deals {
+            for d in roles {
+                let s = &d.earning.sales;
+                out.push_str(&format!(
+                    "{room},{deal},{},{},{},{},{},{}\n",
+                    d.role,
+                    csv_field(&d.currency),
+                    s.orders,
+                    s.units,
+                    s.gmv_cents,
+                    d.earning.commission_cents
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// A CSV field: quoted when it holds a comma, a quote or a line break. Ids never do; a
+/// currency is free text from the host.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::funnel::store::BucketActivity;
+    use crate::protocol::{Deal, DealStatus};
+
+    fn id(s: &str) -> Id {
+        Id::new(s).unwrap()
+    }
+
+    fn deal(d: &str) -> Deal {
+        Deal {
+            id: id(d),
+            product_id: id("scarf"),
+            title: "Merino scarf".into(),
+            image_url: None,
+            price_cents: 1999,
+            currency: "EUR".into(),
+            stock: 10,
+            remaining: 7,
+            per_user_limit: 1,
+            ends_at: 0,
+            status: DealStatus::Live,
+        }
+    }
+
+    fn sales(d: &str, host: &str, orders: u64, aff: Option<(&str, u64)>) -> DealSales {
+        let s = Sales {
+            orders,
+            units: orders,
+            gmv_cents: orders * 1999,
+        };
+        let mut affiliates = BTreeMap::new();
+        if let Some((a, n)) = aff {
+            affiliates.insert(
+                id(a),
+                Earning {
+                    sales: Sales {
+                        orders: n,
+                        units: n,
+                        gmv_cents: n * 1999,
+                    },
+                    commission_cents: n * 99,
+                },
+            );
+        }
+        DealSales {
+            room: id("r"),
+            deal: deal(d),
+            creator: id(host),
+            total: s,
+            channels: BTreeMap::from([(Channel::Paid, s)]),
+            host: Earning {
+                sales: s,
+                commission_cents: orders * 199,
+            },
+            affiliates,
+            buckets: BTreeMap::from([(20_000, s)]),
+        }
+    }
+
+    #[test]
+    fn the_funnel_joins_user_counts_and_sales_per_channel_and_deal() {
+        let mut counts = UserCounts::default();
+        counts.room.insert((Stage::Viewers, Channel::Paid), 4);
+        counts.room.insert((Stage::Viewers, Channel::Live), 2);
+        counts.room.insert((Stage::Exposed, Channel::Paid), 3);
+        counts
+            .deals
+            .insert((id("d1"), Stage::Tapped, Channel::Paid), 2);
+        counts.sold_out.insert((id("d1"), Channel::Live), 5);
+        let f = room_funnel(
+            &id("r"),
+            &counts,
+            &[
+                sales("d1", "ana", 2, Some(("bo", 1))),
+                sales("d2", "bo", 1, None),
+            ],
+            30_000,
+            7,
+        );
+        let v = serde_json::to_value(&f).unwrap();
+        assert_eq!(v["currency"], "EUR");
+        assert_eq!(v["total"]["viewers"], 6);
+        assert_eq!(v["total"]["orders"], 3);
+        assert_eq!(v["total"]["gmv_cents"], 3 * 1999);
+        assert_eq!(v["total"]["sold_out_taps"], 5);
+        assert_eq!(v["channels"]["paid"]["exposed"], 3);
+        assert_eq!(v["channels"]["live"]["sold_out_taps"], 5);
+        assert_eq!(v["channels"]["live"]["gmv_cents"], 0);
+        assert_eq!(v["deals"]["d1"]["tapped"], 2);
+        assert_eq!(v["deals"]["d1"]["channels"]["paid"]["tapped"], 2);
+        assert!(
+            v["deals"]["d1"].get("viewers").is_none(),
+            "deals have no viewers stage"
+        );
+        assert_eq!(v["creators"]["ana"]["role"], "host");
+        assert_eq!(v["creators"]["ana"]["commission_cents"], 398);
+        assert_eq!(v["creators"]["bo"]["role"], "both");
+        assert_eq!(v["creators"]["bo"]["orders"], 2);
+        assert_eq!(v["creators"]["bo"]["commission_cents"], 99 + 199);
+    }
+
+    #[test]
+    fn a_room_without_anything_has_zero_totals_and_the_default_currency() {
+        let f = room_funnel(&id("r"), &UserCounts::default(), &[], 30_000, 0);
+        let v = serde_json::to_value(&f).unwrap();
+        assert_eq!(v["currency"], DEFAULT_CURRENCY);
+        assert_eq!(v["total"]["viewers"], 0);
+        assert_eq!(v["total"]["engaged"], 0);
+        assert_eq!(v["channels"], serde_json::json!({}));
+    }
+
+    #[test]
+    fn the_timeline_fills_gaps_with_zeros_and_adds_sales_to_activity() {
+        let mut activity = Activity::default();
+        activity.buckets.insert(
+            0,
+            BucketActivity {
+                viewers: 3,
+                comments: 1,
+                taps: 0,
+            },
+        );
+        let tl = timeline(&id("r"), &activity, &[sales("d1", "ana", 2, None)]);
+        let ts: Vec<u64> = tl.buckets.iter().map(|b| b.t).collect();
+        assert_eq!(ts, [0, 10_000, 20_000]);
+        assert_eq!(
+            tl.buckets[1],
+            Bucket {
+                t: 10_000,
+                ..Bucket::default()
+            }
+        );
+        assert_eq!(tl.buckets[2].orders, 2);
+        assert_eq!(tl.buckets[2].gmv_cents, 3998);
+        assert!(
+            timeline(&id("r"), &Activity::default(), &[])
+                .buckets
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn earnings_list_each_role_and_the_csv_parses_back_to_the_same_sums() {
+        let all = [
+            sales("d1", "ana", 2, Some(("bo", 1))),
+            sales("d2", "bo", 3, None),
+        ];
+        let e = earnings(&id("bo"), &all);
+        assert_eq!(e.total.sales.orders, 4);
+        assert_eq!(e.total.commission_cents, 99 + 3 * 199);
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["rooms"]["r"]["deals"]["d1"]["role"], "affiliate");
+        assert_eq!(v["rooms"]["r"]["deals"]["d2"]["role"], "host");
+        let csv = earnings_csv(&e);
+        let mut lines = csv.lines();
+        assert_eq!(
+            lines.next(),
+            Some("room,deal,role,currency,orders,units,gmv_cents,commission_cents")
+        );
+        let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0][..4], ["r", "d1", "affiliate", "EUR"]);
+        let commission: u64 = rows.iter().map(|r| r[7].parse::<u64>().unwrap()).sum();
+        assert_eq!(commission, e.total.commission_cents);
+        assert_eq!(csv_field("a,\"b\""), "\"a,\"\"b\"\"\"");
+    }
+}
