@@ -37,7 +37,7 @@
 
   // Chart geometry (CSS pixels; the SVG is drawn at the width it is shown at, so labels keep
   // their size on a phone).
-  const CHART = { height: 150, left: 30, right: 54, bottom: 20, row: 15, maxRows: 3, charPx: 6.1, labelChars: 22 };
+  const CHART = { height: 150, left: 30, right: 54, bottom: 20, row: 15, maxRows: 6, charPx: 7, labelChars: 22 };
 
   /**
    * Starts the panel. `opts`: room, getToken() -> the console's current token, blocked() -> true
@@ -53,6 +53,8 @@
       timeline: null,
       at: 0, // when the figures shown were fetched
       inflight: false,
+      drawn: 0, // the width the chart was last drawn at
+      drawnFrom: null, // and the timeline it was drawn from
     };
     new ResizeObserver(() => drawChart(panel)).observe($("funnel-chart"));
     const refresh = () => poll(panel);
@@ -296,22 +298,22 @@
     return label;
   }
 
-  /** Rows for the labels so that none overlaps another in its row (the first free row). */
+  /**
+   * Rows for the labels so that none overlaps another: each takes the first row free where it
+   * starts; a label no row has room for gets -1 (its marker stays, named by its tooltip).
+   */
   function labelRows(spans) {
     const ends = [];
-    return {
-      rows: spans.map(([x, w]) => {
-        let row = ends.findIndex((end) => end + 6 <= x);
-        if (row < 0 && ends.length < CHART.maxRows) {
-          ends.push(-Infinity);
-          row = ends.length - 1;
-        }
-        if (row < 0) row = ends.indexOf(Math.min(...ends));
-        ends[row] = x + w;
-        return row;
-      }),
-      count: () => ends.length,
-    };
+    const rows = spans.map(([x, w]) => {
+      let row = ends.findIndex((end) => end + 6 <= x);
+      if (row < 0 && ends.length < CHART.maxRows) {
+        ends.push(-Infinity);
+        row = ends.length - 1;
+      }
+      if (row >= 0) ends[row] = x + w;
+      return row;
+    });
+    return { rows, count: ends.length };
   }
 
   function drawChart(panel) {
@@ -321,8 +323,11 @@
     const moments = (Array.isArray(t.moments) ? t.moments : []).map(objectOf).filter((m) => Number.isFinite(Number(m.t)));
     const width = Math.floor(box.clientWidth);
     if (!width) return; // not on screen (another tab): drawn when shown
-    box.textContent = "";
+    if (panel.drawn === width && panel.drawnFrom === panel.timeline) return; // nothing changed
+    panel.drawn = width;
+    panel.drawnFrom = panel.timeline;
     if (!buckets.length && !moments.length) {
+      box.textContent = "";
       box.append(el("p", { className: "muted empty", text: "The timeline fills in as the show goes: viewers, sales and the pin and deal moments." }));
       return;
     }
@@ -335,15 +340,17 @@
     const plotW = Math.max(40, width - CHART.left - CHART.right);
     const x = (ts) => CHART.left + ((ts - first) / span) * plotW;
 
-    const labels = moments.map((m) => {
-      const text = momentLabel(m);
-      const w = text.length * CHART.charPx;
+    const texts = moments.map(momentLabel);
+    const widths = measureLabels(box, texts);
+    const labels = moments.map((m, i) => {
+      const text = texts[i];
+      const w = widths[i];
       const mx = x(Number(m.t));
       const start = mx + 3 + w > width ? Math.max(0, mx - 3 - w) : mx + 3;
       return { m, text, mx, start, w };
     });
     const placed = labelRows(labels.map((l) => [l.start, l.w]));
-    const top = 6 + placed.count() * CHART.row;
+    const top = 6 + placed.count * CHART.row;
     const bottom = top + CHART.height;
     const height = bottom + CHART.bottom;
     const maxViewers = Math.max(1, ...buckets.map((b) => n(b.viewers)));
@@ -362,8 +369,12 @@
       const y = bottom - frac * CHART.height;
       chart.append(svg("line", { class: "grid", x1: CHART.left, x2: width - CHART.right, y1: y, y2: y }));
       chart.append(svgText({ class: "axis viewers-axis", x: CHART.left - 4, y: y + 4, "text-anchor": "end" }, countText(Math.round(maxViewers * frac))));
-      const gmv = buckets.some((b) => n(b.gmv_cents) > 0) ? Math.round(maxGmv * frac) : 0;
-      chart.append(svgText({ class: "axis gmv-axis", x: width - CHART.right + 4, y: y + 4 }, LH.formatMoney(gmv, currency)));
+      const sold = buckets.some((b) => n(b.gmv_cents) > 0);
+      if (sold || frac === 0) {
+        // No sales yet: one $0.00 at the bottom, not three.
+        const gmv = sold ? Math.round(maxGmv * frac) : 0;
+        chart.append(svgText({ class: "axis gmv-axis", x: width - CHART.right + 4, y: y + 4 }, LH.formatMoney(gmv, currency)));
+      }
     }
     for (const b of buckets) {
       const x0 = x(Number(b.t));
@@ -383,12 +394,13 @@
       }
     }
     labels.forEach((l, i) => {
-      const y = 6 + placed.rows[i] * CHART.row + 11;
+      const row = placed.rows[i];
+      const y = 6 + Math.max(0, row) * CHART.row + 11;
       chart.append(
         svg("g", { class: `moment ${l.m.kind}`, "data-kind": String(l.m.kind || "") },
           tooltip(`${l.m.kind} ${l.m.title || l.m.deal || l.m.product || ""} at +${elapsed(Number(l.m.t) - first)}`),
-          svg("line", { x1: l.mx, x2: l.mx, y1: y - 10, y2: bottom }),
-          svgText({ x: l.start, y }, l.text))
+          svg("line", { x1: l.mx, x2: l.mx, y1: row < 0 ? top : y - 10, y2: bottom }),
+          row < 0 ? null : svgText({ x: l.start, y }, l.text))
       );
     });
     const ticks = width < 480 ? 3 : 5;
@@ -397,7 +409,27 @@
       const anchor = i === 0 ? "start" : i === ticks ? "end" : "middle";
       chart.append(svgText({ class: "axis", x: x(ts), y: bottom + 15, "text-anchor": anchor }, elapsed(ts - first)));
     }
+    box.textContent = "";
     box.append(chart);
+  }
+
+  /**
+   * The drawn width of each moment label, measured in a hidden copy of the chart's text (an
+   * estimate per character when the browser cannot say), so that no two labels in a row meet.
+   */
+  function measureLabels(box, texts) {
+    const probe = svg("svg", { class: "timeline probe", width: 1, height: 1 });
+    const g = svg("g", { class: "moment" });
+    probe.append(g);
+    box.append(probe);
+    const widths = texts.map((text) => {
+      const t = svgText({ x: 0, y: 10 }, text);
+      g.append(t);
+      const w = typeof t.getComputedTextLength === "function" ? t.getComputedTextLength() : 0;
+      return w > 0 ? Math.ceil(w) + 2 : text.length * CHART.charPx;
+    });
+    probe.remove();
+    return widths;
   }
 
   LH.funnelPanel = { start };

@@ -10,9 +10,9 @@ use super::model::{Moment, Timeline};
 const PLOT_HEIGHT: f64 = 200.0;
 const BOTTOM: f64 = 30.0;
 const ROW: f64 = 16.0;
-const MAX_ROWS: usize = 4;
+const MAX_ROWS: usize = 6;
 /// About how wide one character of an 11 px label is.
-const CHAR_PX: f64 = 6.4;
+const CHAR_PX: f64 = 7.0;
 const LABEL_CHARS: usize = 26;
 
 /// A chart's drawing size: its width in SVG units (at 11 px labels), the room for the two
@@ -32,11 +32,11 @@ pub const WIDE: Size = Size {
     right: 76.0,
     ticks: 6,
 };
-/// For a phone: 400 units wide (its labels stay readable at a phone's width), three ticks.
+/// For a phone: 360 units wide (its labels stay readable at a phone's width), three ticks.
 pub const NARROW: Size = Size {
-    width: 400.0,
-    left: 34.0,
-    right: 62.0,
+    width: 360.0,
+    left: 30.0,
+    right: 58.0,
     ticks: 3,
 };
 
@@ -73,26 +73,24 @@ pub fn moment_label(m: &Moment) -> String {
     label.trim_end().to_owned()
 }
 
-/// Rows for the moments' labels, left to right, so that no two labels in one row overlap
-/// (when more than [`MAX_ROWS`] would be needed, the row that frees up first is shared).
-/// Returns each moment's row and the number of rows used.
-fn label_rows(xs_and_widths: &[(f64, f64)]) -> (Vec<usize>, usize) {
+/// Rows for the moments' labels, left to right: each takes the first row free where it starts,
+/// so no two labels overlap; a label no row has room for (more than [`MAX_ROWS`] at one place)
+/// gets `None`, its marker named by its tooltip only. Returns the rows and how many are used.
+fn label_rows(xs_and_widths: &[(f64, f64)]) -> (Vec<Option<usize>>, usize) {
     let mut ends: Vec<f64> = Vec::new();
     let mut rows = Vec::with_capacity(xs_and_widths.len());
     for &(x, w) in xs_and_widths {
         let row = match ends.iter().position(|end| *end + 6.0 <= x) {
-            Some(r) => r,
+            Some(r) => Some(r),
             None if ends.len() < MAX_ROWS => {
                 ends.push(f64::MIN);
-                ends.len() - 1
+                Some(ends.len() - 1)
             }
-            None => ends
-                .iter()
-                .enumerate()
-                .min_by(|a, b| a.1.total_cmp(b.1))
-                .map_or(0, |(i, _)| i),
+            None => None,
         };
-        ends[row] = x + w;
+        if let Some(r) = row {
+            ends[r] = x + w;
+        }
         rows.push(row);
     }
     (rows, ends.len())
@@ -186,13 +184,16 @@ pub fn timeline_svg(timeline: &Timeline, currency: &str, size: Size) -> String {
             y + 4.0,
             count(v)
         );
-        let _ = write!(
-            s,
-            r##"<text x="{:.1}" y="{:.1}" fill="#9d174d">{}</text>"##,
-            width - right + 6.0,
-            y + 4.0,
-            esc(&money(g, currency))
-        );
+        // No sales yet: one $0.00 at the bottom, not three.
+        if max_gmv > 0 || frac == 0.0 {
+            let _ = write!(
+                s,
+                r##"<text x="{:.1}" y="{:.1}" fill="#9d174d">{}</text>"##,
+                width - right + 6.0,
+                y + 4.0,
+                esc(&money(g, currency))
+            );
+        }
     }
     // GMV bars.
     for b in buckets {
@@ -237,11 +238,18 @@ pub fn timeline_svg(timeline: &Timeline, currency: &str, size: Size) -> String {
     // Moments.
     for ((m, (mx, label, start)), row) in moments.iter().zip(&placed).zip(&rows) {
         let colour = moment_colour(&m.kind);
-        let ly = 10.0 + *row as f64 * ROW + 11.0;
+        let ly = 10.0 + row.unwrap_or(0) as f64 * ROW + 11.0;
+        let text = match row {
+            Some(_) => format!(
+                r#"<text x="{start:.1}" y="{ly:.1}" fill="{colour}" font-weight="600">{}</text>"#,
+                esc(label)
+            ),
+            None => String::new(),
+        };
         let _ = write!(
             s,
-            r#"<g class="moment" data-kind="{kind}"><title>{full} at +{at}</title><line x1="{mx:.1}" x2="{mx:.1}" y1="{:.1}" y2="{bottom:.1}" stroke="{colour}" stroke-width="1.5" stroke-dasharray="4 3"/><text x="{start:.1}" y="{ly:.1}" fill="{colour}" font-weight="600">{text}</text></g>"#,
-            ly - 10.0,
+            r#"<g class="moment" data-kind="{kind}"><title>{full} at +{at}</title><line x1="{mx:.1}" x2="{mx:.1}" y1="{:.1}" y2="{bottom:.1}" stroke="{colour}" stroke-width="1.5" stroke-dasharray="4 3"/>{text}</g>"#,
+            if row.is_some() { ly - 10.0 } else { top },
             kind = esc(&m.kind),
             full = esc(&format!(
                 "{} {}",
@@ -249,7 +257,6 @@ pub fn timeline_svg(timeline: &Timeline, currency: &str, size: Size) -> String {
                 m.title.as_deref().or(m.deal.as_deref()).unwrap_or("")
             )),
             at = elapsed(m.t.saturating_sub(first)),
-            text = esc(label),
         );
     }
     // Time axis: about six ticks, from the start.
@@ -325,8 +332,15 @@ mod tests {
     #[test]
     fn close_moments_get_rows_of_their_own() {
         let (rows, used) = label_rows(&[(10.0, 80.0), (20.0, 80.0), (200.0, 10.0)]);
-        assert_eq!(rows, vec![0, 1, 0]);
+        assert_eq!(rows, vec![Some(0), Some(1), Some(0)]);
         assert_eq!(used, 2);
+        let crowd = [(10.0, 80.0); MAX_ROWS + 1];
+        let (rows, used) = label_rows(&crowd);
+        assert_eq!(
+            rows[MAX_ROWS], None,
+            "a label with no room is left out, never overlapped"
+        );
+        assert_eq!(used, MAX_ROWS);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::fmt::Write;
 use super::chart::{GMV_COLOUR, NARROW, VIEWERS_COLOUR, WIDE, moment_colour, timeline_svg};
 use super::fmt::{count, esc, money, percent_of, utc};
 use super::model::{Counts, Funnel, STAGES, Timeline};
-use super::story::{channel_label, drop, drop_text, where_lost};
+use super::story::{channel_label, drop, drop_text, engaged_words, where_lost};
 
 const STYLE: &str = r#"
 :root { --ink: #16181d; --muted: #6b7280; --line: #e3e5ea; --bg: #f4f5f7; --accent: #e11d48; }
@@ -41,8 +41,9 @@ td.n, th.n { text-align: right; white-space: nowrap; }
 td.drop { color: #b91c1c; }
 td.title { overflow-wrap: anywhere; min-width: 9rem; }
 td.title small { display: block; color: var(--muted); }
-.stages { table-layout: fixed; font-size: 0.9rem; }
-.stages col.name { width: 36%; } .stages col.users { width: 34%; } .stages col.pct { width: 15%; } .stages col.drop { width: 15%; }
+.stages { table-layout: fixed; font-size: 0.88rem; }
+.stages col.name { width: 27%; } .stages col.users { width: 39%; } .stages col.pct { width: 16%; } .stages col.drop { width: 18%; }
+.stages th, .stages td { padding: 0.28rem 0.3rem; }
 .stages td:first-child { overflow-wrap: anywhere; }
 .bar { position: relative; height: 1.25rem; background: #f1f2f5; border-radius: 5px; overflow: hidden; }
 .bar i { position: absolute; inset: 0 auto 0 0; background: #fbcfe8; }
@@ -69,14 +70,10 @@ footer { color: var(--muted); font-size: 0.82rem; text-align: center; padding-bo
 
 /// What each stage counts, in a line under the funnel's heading.
 fn stage_definitions(engaged_ms: u64) -> String {
-    let secs = if engaged_ms == 0 {
-        30
-    } else {
-        engaged_ms.div_ceil(1000)
-    };
     format!(
-        "viewers: joined · engaged: stayed {secs} s or more · exposed: watched while a deal was \
-         live · tapped: pressed Buy · held: got a hold · ordered: checked out"
+        "viewers: joined · engaged: stayed {} or more · exposed: watched while a deal was live · \
+         tapped: pressed Buy · held: got a hold · ordered: checked out",
+        engaged_words(engaged_ms)
     )
 }
 
@@ -93,7 +90,7 @@ fn channel_block(out: &mut String, name: &str, label: &str, c: &Counts, f: &Funn
     let cur = f.currency();
     let _ = write!(
         out,
-        r#"<article class="channel{}" data-channel="{}"><h3>{}<span class="muted">{} viewers · {} GMV</span></h3><div class="scroll"><table class="stages"><colgroup><col class="name"><col class="users"><col class="pct"><col class="drop"></colgroup><thead><tr><th>Stage</th><th>Users</th><th class="n">share</th><th class="n">drop</th></tr></thead><tbody>"#,
+        r#"<article class="channel{}" data-channel="{}"><h3>{}<span class="muted">{} viewers · {} GMV</span></h3><table class="stages"><colgroup><col class="name"><col class="users"><col class="pct"><col class="drop"></colgroup><thead><tr><th>Stage</th><th>Users</th><th class="n">share</th><th class="n">drop</th></tr></thead><tbody>"#,
         if total { " total" } else { "" },
         esc(name),
         esc(label),
@@ -125,7 +122,7 @@ fn channel_block(out: &mut String, name: &str, label: &str, c: &Counts, f: &Funn
     }
     let _ = write!(
         out,
-        r#"</tbody></table></div><p class="money">{} orders · {} units · {} GMV · {} sold-out taps</p></article>"#,
+        r#"</tbody></table><p class="money">{} orders · {} units · {} GMV · {} sold-out taps</p></article>"#,
         count(c.orders),
         count(c.units),
         esc(&money(c.gmv_cents, cur)),
@@ -205,14 +202,31 @@ fn missed_demand(out: &mut String, f: &Funnel) {
         .filter(|(_, d)| d.sold_out_taps > 0)
         .collect();
     missed.sort_by(|a, b| b.1.sold_out_taps.cmp(&a.1.sold_out_taps).then(a.0.cmp(b.0)));
-    if missed.is_empty() {
+    let taps = f
+        .total
+        .sold_out_taps
+        .max(missed.iter().map(|(_, d)| d.sold_out_taps).sum());
+    if taps == 0 {
         out.push_str(r#"<p class="muted">No tap met a sold-out deal.</p></section>"#);
         return;
     }
     let _ = write!(
         out,
-        r#"<p>{} taps on Buy were answered “sold out”: viewers who wanted to buy and could not.</p><div class="scroll"><table><thead><tr><th>Deal</th><th class="n">Sold-out taps</th><th class="n wide-only">Units sold</th><th class="n">At the deal price, one unit a tap</th></tr></thead><tbody>"#,
-        count(f.total.sold_out_taps)
+        r#"<p id="missed-total">{} on Buy {} answered “sold out”: viewers who wanted to buy and could not.</p>"#,
+        if taps == 1 {
+            "1 tap".to_owned()
+        } else {
+            format!("{} taps", count(taps))
+        },
+        if taps == 1 { "was" } else { "were" },
+    );
+    if missed.is_empty() {
+        out.push_str(r#"<p class="muted">The hub gave no figures per deal.</p></section>"#);
+        return;
+    }
+    let _ = write!(
+        out,
+        r#"<div class="scroll"><table><thead><tr><th>Deal</th><th class="n">Sold-out taps</th><th class="n wide-only">Units sold</th><th class="n">At the deal price, one unit a tap</th></tr></thead><tbody>"#
     );
     for (id, d) in missed {
         let cur = if d.currency.is_empty() {
@@ -407,7 +421,7 @@ mod tests {
             "$1,199.40",
             "$119.93",
             "<svg class=\"timeline w960\"",
-            "<svg class=\"timeline w400\"",
+            "<svg class=\"timeline w360\"",
             r#"data-kind="deal_end""#,
         ] {
             assert!(html.contains(want), "missing {want}");
@@ -453,6 +467,17 @@ mod tests {
             assert!(empty.contains(want), "missing {want}");
         }
         assert!(!empty.contains("NaN"));
+    }
+
+    #[test]
+    fn missed_demand_counts_the_taps_even_without_figures_per_deal() {
+        let (mut f, t) = fixture();
+        f.deals.clear();
+        let html = render(&f, &t);
+        assert!(html.contains("14 taps on Buy were answered “sold out”"));
+        assert!(html.contains("The hub gave no figures per deal."));
+        f.total.sold_out_taps = 1;
+        assert!(render(&f, &t).contains("1 tap on Buy was answered"));
     }
 
     #[test]

@@ -29,8 +29,9 @@ pub fn channel_label(wire: &str) -> String {
     wire.replace('_', " ")
 }
 
-/// How long a viewer must stay to count as engaged, in words: `30 s`, `2 min`.
-fn engaged_words(engaged_ms: u64) -> String {
+/// How long a viewer must stay to count as engaged, in words: `30 s`, `1.5 s`, `2 min` (the
+/// contract's 30 s when the hub did not say).
+pub fn engaged_words(engaged_ms: u64) -> String {
     let ms = if engaged_ms == 0 { 30_000 } else { engaged_ms };
     if ms >= 120_000 && ms.is_multiple_of(60_000) {
         format!("{} min", ms / 60_000)
