@@ -60,6 +60,7 @@ fn fan_out(c: &mut Criterion) {
         let room = Room::new(
             Id::new("bench").unwrap(),
             RoomSettings::from_config(&cfg.room, &cfg.limits),
+            livehub::funnel::RoomTally::new(cfg.funnel.engaged_ms),
         );
         let mut seq = 0;
         let mut receivers = Vec::with_capacity(n);
@@ -71,7 +72,8 @@ fn fan_out(c: &mut Criterion) {
                 name: "v".into(),
                 role: Role::Viewer,
             };
-            room.join(outbox, you, None).unwrap();
+            room.join(outbox, you, livehub::funnel::Channel::Paid, None)
+                .unwrap();
             receivers.push(rx);
         }
         g.throughput(Throughput::Elements(n as u64));
@@ -97,5 +99,31 @@ fn fan_out(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, encode, parse, fan_out);
+/// What the funnel adds to the hot path: a join and a tap recorded in the room's tally (O(1),
+/// no Redis), and one flush of a thousand users' facts taken out for the store.
+fn funnel_tally(c: &mut Criterion) {
+    use livehub::funnel::{Channel, RoomTally};
+    let mut g = c.benchmark_group("funnel_tally");
+    let users: Vec<Id> = (0..1_000)
+        .map(|i| Id::new(format!("u{i}")).unwrap())
+        .collect();
+    let deal = Id::new("d1").unwrap();
+    g.bench_function("join_tap_leave", |b| {
+        let t = RoomTally::new(30_000);
+        let mut i = 0usize;
+        b.iter(|| {
+            let u = &users[i % users.len()];
+            t.joined(u, Channel::Paid, std::slice::from_ref(&deal), 1, i as u64);
+            t.tapped(u, &deal, i as u64);
+            t.left(u, i as u64 + 1);
+            i += 1;
+            if i.is_multiple_of(4096) {
+                std::hint::black_box(t.take(0, i as u64));
+            }
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, encode, parse, fan_out, funnel_tally);
 criterion_main!(benches);

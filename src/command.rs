@@ -303,15 +303,26 @@ impl Ctx<'_> {
     }
 
     async fn checkout(&self, request_id: Id, reservation: Id) -> Result<Outcome, HubError> {
-        let checkout =
-            self.hub
-                .inventory()
-                .checkout(self.room.id(), &self.who.user, &reservation, now_ms());
+        // The sales ledger attributes the order to the buyer's first channel in this room
+        // and to their signed affiliate.
+        let buyer = self.who.buyer(self.channel());
+        let checkout = self.hub.inventory().checkout(
+            self.room.id(),
+            &self.who.user,
+            &reservation,
+            &buyer,
+            now_ms(),
+        );
         let reply = match self.hub.within(Deadline::Viewer, checkout).await {
             Ok(CheckoutOutcome::Ordered(o)) => {
                 metrics::counter!(m::HOLD_OPS, "op" => "checkout", "outcome" => "ordered")
                     .increment(1);
                 self.room.tally().ordered(&self.who.user, &o.deal);
+                if !o.repeat {
+                    self.hub
+                        .funnel()
+                        .count_order(self.room.id(), o.channel, o.qty, o.total_cents);
+                }
                 ServerMsg::Order {
                     request_id,
                     order: o.order,

@@ -9,6 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorCode, HubError};
+pub use crate::inventory::sales::MAX_BPS;
 
 /// Longest id the protocol accepts (`[A-Za-z0-9_-]{1,64}`).
 pub const MAX_ID_LEN: usize = 64;
@@ -167,6 +168,13 @@ pub struct Deal {
     pub stock: u32,
     pub remaining: u32,
     pub per_user_limit: u32,
+    /// Basis points of each order's total paid to the host creator who started the deal
+    /// (0..=[`MAX_BPS`]; a deal saved before rates existed reads as 0).
+    #[serde(default)]
+    pub commission_bps: u32,
+    /// Basis points of each order's total paid to the buyer's affiliate (`aff`), if any.
+    #[serde(default)]
+    pub affiliate_bps: u32,
     pub ends_at: u64,
     pub status: DealStatus,
 }
@@ -188,6 +196,12 @@ pub struct DealSpec {
     pub stock: u32,
     pub per_user_limit: u32,
     pub duration_ms: u64,
+    /// Basis points paid to the host creator on each order (0..=[`MAX_BPS`], default 0).
+    #[serde(default)]
+    pub commission_bps: u32,
+    /// Basis points paid to the buyer's affiliate on each order (0..=[`MAX_BPS`], default 0).
+    #[serde(default)]
+    pub affiliate_bps: u32,
 }
 
 /// Largest stock one deal may carry.
@@ -203,6 +217,15 @@ pub const MAX_TOTAL_CENTS: u64 = MAX_PRICE_CENTS * MAX_DEAL_STOCK as u64;
 // Every total (price x qty, and sums of quantities) stays below 2^53, so it is exact as a double:
 // in the inventory's Lua scripts (Lua numbers are doubles) and in JavaScript clients.
 const _: () = assert!(MAX_TOTAL_CENTS < 1 << 53);
+
+fn validate_bps(field: &str, bps: u32) -> Result<(), HubError> {
+    if bps > MAX_BPS {
+        return Err(HubError::BadRequest(format!(
+            "{field} must be 0 to {MAX_BPS} (basis points: 10000 is 100%)"
+        )));
+    }
+    Ok(())
+}
 
 fn validate_price(field: &str, price_cents: u64) -> Result<(), HubError> {
     if price_cents > MAX_PRICE_CENTS {
@@ -223,8 +246,8 @@ impl DealSpec {
     }
 
     /// Checks price (0..=[`MAX_PRICE_CENTS`]), stock (1..=[`MAX_DEAL_STOCK`]), limit
-    /// (1..=stock), duration (1 ms to a week), currency, and a title and image URL when given
-    /// (as a product's).
+    /// (1..=stock), duration (1 ms to a week), currency, commission and affiliate rates
+    /// (0..=[`MAX_BPS`]), and a title and image URL when given (as a product's).
     pub fn validate(&self) -> Result<(), HubError> {
         if let Some(title) = &self.title {
             validate_title("deal.title", title)?;
@@ -246,6 +269,8 @@ impl DealSpec {
                 "deal.duration_ms must be 1 to 604800000 (a week)".into(),
             ));
         }
+        validate_bps("deal.commission_bps", self.commission_bps)?;
+        validate_bps("deal.affiliate_bps", self.affiliate_bps)?;
         validate_currency(&self.currency)
     }
 }
@@ -682,6 +707,22 @@ mod tests {
             m.to_json().unwrap(),
             r#"{"type":"stock","deal":"d1","remaining":3}"#
         );
+    }
+
+    #[test]
+    fn deal_rates_default_to_zero_and_are_always_shown() {
+        let spec: DealSpec = serde_json::from_str(
+            r#"{"id":"d","product_id":"p","price_cents":1,"stock":1,"per_user_limit":1,"duration_ms":1}"#,
+        )
+        .unwrap();
+        assert_eq!((spec.commission_bps, spec.affiliate_bps), (0, 0));
+        let old = r#"{"id":"d","product_id":"p","price_cents":1,"currency":"USD","stock":1,
+            "remaining":1,"per_user_limit":1,"ends_at":1,"status":"live"}"#;
+        let deal: Deal = serde_json::from_str(old).unwrap();
+        assert_eq!((deal.commission_bps, deal.affiliate_bps), (0, 0));
+        let shown = serde_json::to_value(&deal).unwrap();
+        assert_eq!(shown["commission_bps"], 0);
+        assert_eq!(shown["affiliate_bps"], 0);
     }
 
     #[test]

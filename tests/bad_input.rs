@@ -128,6 +128,18 @@ async fn malformed_commands_get_bad_request_and_the_connection_stays_open() -> a
         "id": "e", "product_id": "p", "title": "Test product", "price_cents": 100, "stock": 0, "per_user_limit": 1, "duration_ms": 1000}}))
         .await?;
     assert_eq!(host.json_of("error").await?["code"], "bad_request");
+    host.send(json!({"type": "deal_start", "request_id": "rate", "deal": {
+        "id": "f", "product_id": "p", "title": "Test product", "price_cents": 100, "stock": 1, "per_user_limit": 1, "duration_ms": 1000,
+        "affiliate_bps": 10001}}))
+        .await?;
+    let refused = host.json_of("error").await?;
+    assert_eq!(refused["code"], "bad_request");
+    assert!(
+        refused["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("deal.affiliate_bps")),
+        "{refused}"
+    );
     hub.shutdown().await
 }
 

@@ -29,6 +29,8 @@ fn deal(price_cents: u64, stock: u32) -> DealSpec {
         stock,
         per_user_limit: 1,
         duration_ms: 60_000,
+        commission_bps: 0,
+        affiliate_bps: 0,
     }
 }
 
@@ -99,5 +101,35 @@ proptest! {
         prop_assert!(exact <= MAX_TOTAL_CENTS);
         prop_assert_eq!((price as f64 * f64::from(qty)) as u64, exact);
         prop_assert_eq!(format!("{:.0}", price as f64 * f64::from(qty)), exact.to_string());
+    }
+}
+
+#[test]
+fn rates_over_one_hundred_percent_are_refused_naming_the_field() {
+    for bps in [10_001, u32::MAX] {
+        let over = |commission_bps, affiliate_bps| DealSpec {
+            commission_bps,
+            affiliate_bps,
+            ..deal(100, 10)
+        };
+        let m = refused(over(bps, 0).validate());
+        assert!(
+            m.contains("deal.commission_bps") && m.contains("10000"),
+            "{m}"
+        );
+        let m = refused(over(0, bps).validate());
+        assert!(
+            m.contains("deal.affiliate_bps") && m.contains("10000"),
+            "{m}"
+        );
+    }
+    for bps in [0, 1, 9_999, 10_000] {
+        DealSpec {
+            commission_bps: bps,
+            affiliate_bps: bps,
+            ..deal(100, 10)
+        }
+        .validate()
+        .unwrap();
     }
 }

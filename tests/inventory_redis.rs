@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -292,4 +293,207 @@ async fn a_sweep_abandoned_mid_take_loses_no_hold() {
     );
     let a = audit(inv.as_ref(), &room, "d").await;
     assert_eq!((a.remaining, a.held), (10, 0));
+}
+
+/// The Lua commission (doubles, two steps) is `sales::commission` exactly, at the edges of each
+/// step and at the largest totals, whatever rate: run alone on the server, case by case.
+#[tokio::test]
+async fn the_script_commission_agrees_with_rust_at_the_boundaries() {
+    use livehub::inventory::sales::commission;
+    use livehub::protocol::MAX_TOTAL_CENTS;
+    let server = RedisServer::start().expect("redis-server");
+    let script = format!(
+        "{}\nlocal out = {{}}\nfor i = 1, #ARGV, 2 do\n  \
+         out[#out + 1] = string.format('%.0f', commission(tonumber(ARGV[i]), tonumber(ARGV[i + 1])))\n\
+         end\nreturn out",
+        include_str!("../src/inventory/lua/commission.lua")
+    );
+    let totals = [
+        0,
+        1,
+        9_999,
+        10_000,
+        10_001,
+        19_999,
+        123_456_789,
+        999_993_670_009_999,
+        MAX_TOTAL_CENTS - 10_001,
+        MAX_TOTAL_CENTS - 1,
+        MAX_TOTAL_CENTS,
+    ];
+    let rates = [0, 1, 1_234, 3_333, 9_999, 10_000, 20_000];
+    let cases: Vec<(u64, u32)> = totals
+        .iter()
+        .flat_map(|t| rates.iter().map(move |r| (*t, *r)))
+        .collect();
+    let mut args = vec!["EVAL".to_owned(), script, "0".to_owned()];
+    for (t, r) in &cases {
+        args.extend([t.to_string(), r.to_string()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = server.cli(&args).expect("EVAL");
+    let got: Vec<&str> = out.lines().map(str::trim).collect();
+    assert_eq!(got.len(), cases.len(), "{out}");
+    for ((t, r), lua) in cases.iter().zip(got) {
+        assert_eq!(lua, commission(*t, *r).to_string(), "{t} at {r} bps");
+        let exact = u128::from(*t) * u128::from((*r).min(10_000)) / 10_000;
+        assert_eq!(lua, exact.to_string(), "{t} at {r} bps");
+    }
+}
+
+/// Where the ledger lives: the deal's `{tag}:sales` hash with the order's own figures, the
+/// order stream entry with its attribution, and each creator's index with until when the deal
+/// may exist. A purged deal (its keys expired) leaves both readings, and its index entry is
+/// dropped once its time has passed.
+#[tokio::test]
+async fn the_ledger_keys_and_a_purged_deal() {
+    use common::conformance::{buyer, order};
+    use livehub::funnel::Channel;
+    let (inv, server) = redis(60_000).await;
+    let room = fresh_room("keys");
+    let (ana, bo) = (id("ana"), id("bo"));
+    let deal = livehub::protocol::DealSpec {
+        price_cents: 1000,
+        commission_bps: 1000,
+        affiliate_bps: 250,
+        ..spec("d", 10, 5, 60_000)
+    };
+    let t0 = now_ms();
+    inv.start_deal(&room, &deal, &ana, t0).await.unwrap();
+    let h = reservation(inv.as_ref(), &req(&room, "d", "u", "r", 2)).await;
+    let at = now_ms();
+    let o = order(
+        inv.as_ref(),
+        &room,
+        &id("u"),
+        &h,
+        &buyer(Channel::Paid, Some(&bo)),
+        at,
+    )
+    .await;
+    assert_eq!((o.commission_cents, o.affiliate_cents), (200, 50));
+
+    let tag = format!("{{lh:{room}:d}}");
+    let ledger = server.cli(&["HGETALL", &format!("{tag}:sales")]).unwrap();
+    let ledger: BTreeMap<&str, &str> = ledger
+        .lines()
+        .collect::<Vec<_>>()
+        .chunks(2)
+        .map(|p| (p[0], p[1]))
+        .collect();
+    let bucket = at - at % 10_000;
+    let expected: BTreeMap<String, &str> = [
+        ("h|orders", "1"),
+        ("h|units", "2"),
+        ("h|gmv_cents", "2000"),
+        ("h|commission_cents", "200"),
+        ("c|paid|orders", "1"),
+        ("c|paid|units", "2"),
+        ("c|paid|gmv_cents", "2000"),
+        ("a|bo|orders", "1"),
+        ("a|bo|units", "2"),
+        ("a|bo|gmv_cents", "2000"),
+        ("a|bo|commission_cents", "50"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .chain(
+        [("orders", "1"), ("units", "2"), ("gmv_cents", "2000")]
+            .map(|(k, v)| (format!("t|{bucket}|{k}"), v)),
+    )
+    .collect();
+    let ledger: BTreeMap<String, &str> =
+        ledger.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    assert_eq!(ledger, expected);
+
+    let entry = server
+        .cli(&["XRANGE", &format!("{tag}:orders"), "-", "+"])
+        .unwrap();
+    for field in [
+        "channel\npaid",
+        "aff\nbo",
+        "commission_bps\n1000",
+        "commission_cents\n200",
+        "affiliate_bps\n250",
+        "affiliate_cents\n50",
+    ] {
+        assert!(entry.contains(field), "{field:?} not in {entry}");
+    }
+    let score = |creator: &str| {
+        server
+            .cli(&[
+                "ZSCORE",
+                &format!("lh:creator:{creator}:deals"),
+                &format!("{room}|d"),
+            ])
+            .unwrap()
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let purge_at = t0 + 60_000 + 60_000 + 3_600_000;
+    assert_eq!(
+        score("ana"),
+        purge_at,
+        "the host's entry lives as long as the deal"
+    );
+    assert!(score("bo") >= purge_at, "an affiliate's no shorter");
+
+    // The deal's keys expire (purge_at): it leaves both readings.
+    for key in ["deal", "sales", "holds", "hold", "users"] {
+        server.cli(&["DEL", &format!("{tag}:{key}")]).unwrap();
+    }
+    assert!(inv.room_sales(&room, now_ms()).await.unwrap().is_empty());
+    assert!(inv.creator_sales(&ana, now_ms()).await.unwrap().is_empty());
+    assert!(inv.creator_sales(&bo, now_ms()).await.unwrap().is_empty());
+    // Past its time, the next write to the creator's index drops its entry.
+    let later = purge_at + 1;
+    let other = fresh_room("keys2");
+    inv.start_deal(&other, &spec("d", 1, 1, 60_000), &ana, later)
+        .await
+        .unwrap();
+    let members = server
+        .cli(&["ZRANGE", "lh:creator:ana:deals", "0", "-1"])
+        .unwrap();
+    assert_eq!(members.trim(), format!("{other}|d"));
+}
+
+/// A deal stored before rates existed (its hash has no `commission_bps`/`affiliate_bps`) reads
+/// as 0% and 0%, and its orders pay nothing, with or without an affiliate.
+#[tokio::test]
+async fn a_deal_stored_before_rates_reads_as_zero_and_pays_nothing() {
+    use common::conformance::{buyer, order};
+    use livehub::funnel::Channel;
+    let (inv, server) = redis(60_000).await;
+    let room = fresh_room("old");
+    let deal = livehub::protocol::DealSpec {
+        commission_bps: 1000,
+        affiliate_bps: 1000,
+        ..spec("d", 10, 5, 60_000)
+    };
+    inv.start_deal(&room, &deal, &id("ana"), now_ms())
+        .await
+        .unwrap();
+    let key = format!("{{lh:{room}:d}}:deal");
+    server
+        .cli(&["HDEL", &key, "commission_bps", "affiliate_bps"])
+        .unwrap();
+    let (read, _) = inv.room_deals(&room, now_ms()).await.unwrap().remove(0);
+    assert_eq!((read.commission_bps, read.affiliate_bps), (0, 0));
+    let h = reservation(inv.as_ref(), &req(&room, "d", "u", "r", 1)).await;
+    let b = buyer(Channel::Live, Some(&id("bo")));
+    let o = order(inv.as_ref(), &room, &id("u"), &h, &b, now_ms()).await;
+    assert_eq!(
+        (
+            o.commission_bps,
+            o.commission_cents,
+            o.affiliate_bps,
+            o.affiliate_cents
+        ),
+        (0, 0, 0, 0)
+    );
+    let s = inv.room_sales(&room, now_ms()).await.unwrap();
+    assert_eq!(s[0].host.sales.orders, 1);
+    assert_eq!(s[0].host.commission_cents, 0);
+    assert_eq!(s[0].affiliates[&id("bo")].commission_cents, 0);
 }

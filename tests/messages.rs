@@ -100,7 +100,8 @@ async fn every_server_message_type_is_produced_with_its_exact_fields() -> anyhow
 
     // deal (start)
     host.send(json!({"type": "deal_start", "request_id": "q2", "deal": {
-        "id": "d1", "product_id": "p1", "title": "Test product", "price_cents": 1999, "stock": 3, "per_user_limit": 2, "duration_ms": 60000}}))
+        "id": "d1", "product_id": "p1", "title": "Test product", "price_cents": 1999, "stock": 3, "per_user_limit": 2, "duration_ms": 60000,
+        "commission_bps": 1500}}))
         .await?;
     let deal = alice.json_of("deal").await?;
     assert_keys(&deal, &["type", "seq", "deal"]);
@@ -116,9 +117,19 @@ async fn every_server_message_type_is_produced_with_its_exact_fields() -> anyhow
             "stock",
             "remaining",
             "per_user_limit",
+            "commission_bps",
+            "affiliate_bps",
             "ends_at",
             "status",
         ],
+    );
+    assert_eq!(
+        (
+            &deal["deal"]["commission_bps"],
+            &deal["deal"]["affiliate_bps"]
+        ),
+        (&json!(1500), &json!(0)),
+        "the host's rate as given, the affiliate's by default"
     );
     assert_eq!(deal["deal"]["currency"], "USD");
     assert_eq!(deal["deal"]["title"], "Test product");
@@ -340,6 +351,8 @@ async fn a_deal_started_but_never_announced_is_announced_by_the_retried_deal_sta
         stock: 5,
         per_user_limit: 1,
         duration_ms: 60_000,
+        commission_bps: 0,
+        affiliate_bps: 0,
     };
     let room = Id::new("r").map_err(anyhow::Error::msg)?;
     let creator = Id::new("host").map_err(anyhow::Error::msg)?;

@@ -14,9 +14,11 @@
 
 mod failures;
 mod fanout;
+mod funnel;
 mod hist;
 mod hub_url;
 mod idle;
+mod mix;
 mod report;
 mod reserve;
 mod run;
@@ -204,6 +206,14 @@ struct Show {
     viewers: u64,
     events: Vec<trace::Event>,
     speed: f64,
+    /// Check the hub's funnel after the run: every room of the show with its deals' terms
+    /// (from the whole plan, also when this shard has no hosts).
+    funnel: Option<
+        std::collections::BTreeMap<
+            String,
+            std::collections::BTreeMap<String, funnel::truth::Terms>,
+        >,
+    >,
 }
 
 async fn play(show: Show, p: &Play) -> anyhow::Result<bool> {
@@ -215,6 +225,7 @@ async fn play(show: Show, p: &Play) -> anyhow::Result<bool> {
         viewers,
         events,
         speed,
+        funnel: funnel_terms,
     } = show;
     let deals = deals_of(&events);
     let recorder = p
@@ -234,9 +245,30 @@ async fn play(show: Show, p: &Play) -> anyhow::Result<bool> {
         speed,
         drain_s: p.drain,
         progress: !p.quiet,
+        funnel: funnel_terms.is_some(),
+    };
+    let check = funnel_terms.map(|terms| funnel::check::Input {
+        http: urls[0].replacen("ws://", "http://", 1),
+        auth: livehub::auth::Authenticator::new(&target.secret, false),
+        terms,
+        partial: shard.1 > 1,
+    });
+    let stale = match &check {
+        Some(c) => funnel::check::before(c).await,
+        None => Default::default(),
     };
     let outcome = run::play(events, deals, target, recorder).await?;
-    let report = report::Report::build(&name, mode, shard, viewers, slo, &urls, &outcome);
+    let mut report = report::Report::build(&name, mode, shard, viewers, slo, &urls, &outcome);
+    if let Some(c) = &check {
+        if !p.quiet {
+            eprintln!(
+                "funnel: waiting for the hub's counters to settle, then reading each room's funnel"
+            );
+        }
+        report.funnel =
+            Some(funnel::check::run(c, stale, &outcome.viewers, &outcome.windows).await);
+        report.evaluate();
+    }
     finish(&report, p.report.as_deref(), p.html.as_deref())
 }
 
@@ -258,6 +290,11 @@ fn finish(
             "SLO missed: {} (target {}, actual {})",
             f.name, f.target, f.actual
         );
+    }
+    if let Some(f) = &report.funnel {
+        for line in &f.mismatches {
+            eprintln!("funnel_mismatch: {line}");
+        }
     }
     if report.sequence_violations() > 0 {
         eprintln!(
@@ -284,6 +321,13 @@ async fn dispatch(mode: Mode) -> anyhow::Result<bool> {
             let s = scenario::Scenario::load(&scenario)?;
             let shard = parse_shard(&shard)?;
             let events = scenario::plan(&s, shard);
+            let funnel = s.mix.as_ref().filter(|m| m.check).map(|_| {
+                if shard.1 > 1 {
+                    funnel::check::terms_of(&scenario::plan(&s, (0, 1)))
+                } else {
+                    funnel::check::terms_of(&events)
+                }
+            });
             let viewers = (0..s.viewer_count())
                 .filter(|v| v % shard.1 == shard.0)
                 .count() as u64;
@@ -296,6 +340,7 @@ async fn dispatch(mode: Mode) -> anyhow::Result<bool> {
                     viewers,
                     events,
                     speed: 1.0,
+                    funnel,
                 },
                 &p,
             )
@@ -310,7 +355,9 @@ async fn dispatch(mode: Mode) -> anyhow::Result<bool> {
             let events = trace::read(&path)?;
             let viewers = events
                 .iter()
-                .filter(|e| e.client.starts_with('v') && e.action == trace::Action::Connect)
+                .filter(|e| {
+                    e.client.starts_with('v') && matches!(e.action, trace::Action::Connect(_))
+                })
                 .count() as u64;
             play(
                 Show {
@@ -321,6 +368,7 @@ async fn dispatch(mode: Mode) -> anyhow::Result<bool> {
                     viewers,
                     events,
                     speed,
+                    funnel: None,
                 },
                 &p,
             )

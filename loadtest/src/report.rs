@@ -241,7 +241,14 @@ pub struct Report {
     pub timeline: Vec<Second>,
     pub slo: Slo,
     pub slo_results: Vec<SloResult>,
+    /// The funnel check (scenarios with a `[funnel]` section): each room's ground truth, the
+    /// hub's reply, and the mismatches that failed `funnel_mismatch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub funnel: Option<crate::funnel::FunnelReport>,
 }
+
+/// How many funnel mismatches the summary table prints (the JSON report keeps them all).
+const FUNNEL_SHOWN: usize = 20;
 
 fn map<K: ToString>(m: &std::collections::HashMap<K, u64>) -> BTreeMap<String, u64> {
     m.iter().map(|(k, v)| (k.to_string(), *v)).collect()
@@ -320,6 +327,7 @@ impl Report {
             timeline: o.timeline.clone(),
             slo,
             slo_results: Vec::new(),
+            funnel: None,
         };
         r.evaluate();
         r
@@ -372,6 +380,18 @@ impl Report {
             s.max_leaked.map(|v| v as f64),
             self.leaked as f64,
         );
+        if let Some(f) = self.funnel.as_mut() {
+            // One shard's truth covers only its viewers: `merge` judges the whole show.
+            f.mismatches = if f.partial { Vec::new() } else { f.verdict() };
+            if !f.partial {
+                out.push(SloResult {
+                    name: "funnel_mismatch".into(),
+                    target: 0.0,
+                    actual: f.mismatches.len() as f64,
+                    ok: f.mismatches.is_empty(),
+                });
+            }
+        }
         let violations = self.sequence_violations();
         out.push(SloResult {
             name: "same_sequence".into(),
@@ -484,6 +504,11 @@ impl Report {
                     None => out.audits.push(a),
                 }
             }
+            match (&mut out.funnel, &r.funnel) {
+                (Some(mine), Some(theirs)) => mine.absorb(theirs),
+                (None, Some(theirs)) => out.funnel = Some(theirs.clone()),
+                _ => {}
+            }
             for s in r.timeline {
                 match out.timeline.iter_mut().find(|x| x.t_s == s.t_s) {
                     Some(x) => {
@@ -520,6 +545,9 @@ impl Report {
         out.oversold = out.audits.iter().map(|a| a.max_oversold).sum();
         out.leaked = out.audits.iter().map(|a| a.max_leaked).sum();
         out.shard = format!("merged {}", shards.join(" + "));
+        if let Some(f) = out.funnel.as_mut() {
+            f.partial = false;
+        }
         out.evaluate();
         Ok(out)
     }
@@ -626,6 +654,9 @@ impl Report {
                 self.hub_cpu_avg_pct.unwrap_or(0.0)
             );
         }
+        if let Some(f) = &self.funnel {
+            self.funnel_table(&mut t, f);
+        }
         for s in &self.slo_results {
             let _ = writeln!(
                 t,
@@ -637,6 +668,60 @@ impl Report {
             );
         }
         t
+    }
+
+    /// The funnel lines of the summary: each room's truth (total and per channel) and the
+    /// first mismatches.
+    fn funnel_table(&self, t: &mut String, f: &crate::funnel::FunnelReport) {
+        let row = |s: &crate::funnel::truth::Stage| {
+            format!(
+                "viewers {} engaged {} exposed {} tapped {} held {} ordered {}  orders {} units {} gmv_cents {} sold_out_taps {}",
+                s.viewers,
+                s.engaged,
+                s.exposed,
+                s.tapped,
+                s.held,
+                s.ordered,
+                s.orders,
+                s.units,
+                s.gmv_cents,
+                s.sold_out_taps
+            )
+        };
+        for (room, c) in &f.rooms {
+            let _ = writeln!(t, "funnel {room}  expected {}", row(&c.truth.total));
+            for (ch, s) in &c.truth.channels {
+                let _ = writeln!(t, "  channel {ch:<12} {}", row(s));
+            }
+            for (name, c) in &c.truth.creators {
+                let _ = writeln!(
+                    t,
+                    "  creator {name} ({}) orders {} units {} gmv_cents {} commission_cents {}",
+                    c.role, c.orders, c.units, c.gmv_cents, c.commission_cents
+                );
+            }
+        }
+        if f.partial {
+            let _ = writeln!(
+                t,
+                "funnel           one shard of several: judged by `merge` over every shard's report"
+            );
+        } else if f.mismatches.is_empty() {
+            let _ = writeln!(
+                t,
+                "funnel           the hub's funnel matches the run's ground truth"
+            );
+        }
+        for line in f.mismatches.iter().take(FUNNEL_SHOWN) {
+            let _ = writeln!(t, "  funnel_mismatch: {line}");
+        }
+        if f.mismatches.len() > FUNNEL_SHOWN {
+            let _ = writeln!(
+                t,
+                "  … and {} more funnel mismatches (all in the JSON report)",
+                f.mismatches.len() - FUNNEL_SHOWN
+            );
+        }
     }
 
     /// A self-contained HTML page: the table and two SVG charts, no scripts, no network.

@@ -11,10 +11,11 @@ use livehub::protocol::Role;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
+use crate::funnel::{ViewerFacts, Window};
 use crate::hist::Hist;
 use crate::report::{AuditRow, Second};
 use crate::sequence::{Arrival, Disagreement, Ledger, Missed, SAMPLES, Stay, Track};
-use crate::trace::{Action, Event, Recorder};
+use crate::trace::{Action, Attribution, Event, Recorder};
 use crate::wsraw::{Frame, RawWs, number_after};
 
 /// Clients use the lean client: 10,000 of them share the machine with the hub under test.
@@ -34,7 +35,14 @@ pub struct Target {
     pub drain_s: f64,
     /// Print a progress line every second.
     pub progress: bool,
+    /// Keep each viewer's funnel facts (module `funnel`), and let a viewer that leaves first
+    /// take the answers to its pending reserves and checkouts (up to [`REPLY_WAIT`]), so that
+    /// the run knows every order the hub recorded.
+    pub funnel: bool,
 }
+
+/// How long a leaving viewer waits for its pending answers when the funnel is checked.
+const REPLY_WAIT: Duration = Duration::from_secs(2);
 
 /// How the durable seqs fitted into each viewer's sequence.
 #[derive(Default)]
@@ -107,6 +115,10 @@ pub struct Outcome {
     pub hub_cpu_avg_pct: Option<f64>,
     /// Each node's hub CPU seconds over the run (with one PID per URL).
     pub node_cpu_s: Vec<Option<f64>>,
+    /// Every viewer's funnel facts (with `Target::funnel`).
+    pub viewers: Vec<ViewerFacts>,
+    /// (room, deal) -> when the clients saw it not ended, and ended.
+    pub windows: HashMap<(String, String), Window>,
 }
 
 struct Shared {
@@ -119,6 +131,8 @@ struct Shared {
     stock_marks: RwLock<HashMap<String, Vec<(u32, u64)>>>,
     /// Marks recorded so far, so clients look at the marks only when there are new ones.
     stock_marks_total: AtomicU64,
+    /// (room, deal) -> when a client first saw it not ended, and first saw it ended.
+    windows: Mutex<HashMap<(String, String), Window>>,
 }
 
 impl Shared {
@@ -176,7 +190,21 @@ impl Shared {
         }
     }
 
-    fn token(&self, client: &str, room: &str) -> String {
+    /// Notes that a client saw `deal` of `room` with `status` now.
+    fn saw_deal(&self, room: &str, deal: &str, live: bool) {
+        let now = self.now_us();
+        let mut w = self.windows.lock();
+        let w = w.entry((room.to_owned(), deal.to_owned())).or_default();
+        let first = if live {
+            &mut w.live_from_us
+        } else {
+            &mut w.over_from_us
+        };
+        *first = Some(first.map_or(now, |t| t.min(now)));
+    }
+
+    fn token(&self, client: &str, room: &str, who: &Attribution) -> String {
+        let (src, aff) = who.claims();
         let role = if client.starts_with("h-") {
             Role::Host
         } else {
@@ -189,8 +217,8 @@ impl Shared {
                 role,
                 room: room.to_owned(),
                 exp: Some(livehub::hub::now_ms() / 1000 + 86_400),
-                src: None,
-                aff: None,
+                src,
+                aff,
             })
             .unwrap_or_default()
     }
@@ -288,6 +316,7 @@ pub async fn play(
         m: Arc::new(metrics),
         stock_marks: RwLock::new(HashMap::new()),
         stock_marks_total: AtomicU64::new(0),
+        windows: Mutex::new(HashMap::new()),
     });
     let cpu_at_start = node_cpu(&shared.target);
     let end_ms = events.iter().map(|e| e.t_ms).max().unwrap_or(0);
@@ -320,7 +349,7 @@ pub async fn play(
         shared.target.urls.len(),
     );
     let mut ledgers: HashMap<String, Arc<Ledger>> = HashMap::new();
-    let mut tasks = Vec::new();
+    let mut tasks: Vec<tokio::task::JoinHandle<Option<ViewerFacts>>> = Vec::new();
     for (id, (room, evs)) in per_client {
         let (shared, stop) = (Arc::clone(&shared), stop_rx.clone());
         let node = nodes.get(&id).copied().unwrap_or(0);
@@ -343,8 +372,11 @@ pub async fn play(
 
     tokio::time::sleep(end).await;
     let _ = stop_tx.send(true);
+    let mut viewers = Vec::new();
     for t in tasks {
-        let _ = t.await;
+        if let Ok(Some(facts)) = t.await {
+            viewers.push(facts);
+        }
     }
     for (room, ledger) in &ledgers {
         shared.note_missed(room, ledger);
@@ -373,6 +405,8 @@ pub async fn play(
         hub_rss_max_kib: rss_max,
         hub_cpu_avg_pct: cpu,
         node_cpu_s,
+        viewers,
+        windows: std::mem::take(&mut *shared.windows.lock()),
     })
 }
 
@@ -517,6 +551,14 @@ struct Client {
     n: u64,
     deliveries: u64,
     comment_lat: Vec<u64>,
+    /// Who the client is on every connection (from its `connect`).
+    who: Attribution,
+    /// A viewer's funnel facts, when the run checks the funnel.
+    facts: Option<ViewerFacts>,
+    /// The deal of each reserve sent, by request_id (a `rejected` does not name it).
+    reserve_deal: HashMap<String, String>,
+    /// Replies already counted in `facts`, by request_id: each request counts once.
+    counted: std::collections::HashSet<String>,
 }
 
 /// Delivery time allowed before an event another viewer got counts as missed by a viewer that
@@ -566,10 +608,33 @@ impl Client {
             n: 0,
             deliveries: 0,
             comment_lat: Vec::new(),
+            who: Attribution::default(),
+            facts: None,
+            reserve_deal: HashMap::new(),
+            counted: Default::default(),
         }
     }
 
-    async fn run(mut self, events: Vec<Event>, mut stop: watch::Receiver<bool>) {
+    /// A connection of this client ended at `at_us` (µs since the start).
+    fn stay_ended(&mut self, at_us: u64) {
+        let from = self.connected_at_us;
+        if let Some(f) = self.facts.as_mut() {
+            f.stays.push((from, at_us.max(from)));
+        }
+    }
+
+    /// Plays the client's events until `stop`; a viewer's funnel facts when the run keeps them.
+    async fn run(
+        mut self,
+        events: Vec<Event>,
+        mut stop: watch::Receiver<bool>,
+    ) -> Option<ViewerFacts> {
+        if self.shared.target.funnel && !is_host(&self.id) {
+            self.facts = Some(ViewerFacts {
+                room: self.room.clone(),
+                ..ViewerFacts::default()
+            });
+        }
         let speed = self.shared.target.speed;
         let start = self.shared.start;
         let due = |idx: usize| {
@@ -612,10 +677,28 @@ impl Client {
         }
         self.flush();
         if let Some(ws) = self.ws.take() {
+            self.stay_ended(self.shared.now_us());
             ws.close().await;
             self.shared.m.connected.fetch_sub(1, Relaxed);
         }
         self.end_stay();
+        let who = self.who.clone();
+        self.facts.take().map(|f| ViewerFacts { who, ..f })
+    }
+
+    /// Reads until every reserve, checkout and cancel sent on this connection is answered, the
+    /// connection closes, or `limit` passed. (Requests of an earlier connection that closed
+    /// unanswered are not waited for: no answer can come on this one.)
+    async fn await_replies(&mut self, limit: Duration) {
+        let until = tokio::time::Instant::now() + limit;
+        let since = self.shared.start + Duration::from_micros(self.connected_at_us);
+        while self.pending.values().any(|(_, sent)| *sent >= since) {
+            let Some(ws) = self.ws.as_mut() else { return };
+            match tokio::time::timeout_at(until, ws.fill()).await {
+                Ok(read) => self.on_read(read),
+                Err(_) => return,
+            }
+        }
     }
 
     /// Closes the current stay (at the time the client left, or now) for the room's ledger.
@@ -642,11 +725,12 @@ impl Client {
     }
 
     async fn connect(&mut self, since: Option<u64>) {
-        let token = self.shared.token(&self.id, &self.room);
+        let token = self.shared.token(&self.id, &self.room, &self.who);
         let mut url = format!(
-            "{}/ws/rooms/{}?token={token}",
+            "{}/ws/rooms/{}?token={token}{}",
             self.shared.url(self.node),
-            self.room
+            self.room,
+            self.who.query()
         );
         if let Some(s) = since {
             url.push_str(&format!("&since={s}"));
@@ -688,14 +772,19 @@ impl Client {
 
     async fn act(&mut self, action: &Action) {
         match action {
-            Action::Connect => {
+            Action::Connect(who) => {
                 self.record(action);
+                self.who = who.clone();
                 self.connect(None).await;
             }
             Action::Leave => {
+                if self.facts.is_some() {
+                    self.await_replies(REPLY_WAIT).await;
+                }
                 if let Some(ws) = self.ws.take() {
                     self.record(action);
                     self.left_at_us = Some(self.shared.now_us());
+                    self.stay_ended(self.shared.now_us());
                     ws.close().await;
                     self.shared.m.connected.fetch_sub(1, Relaxed);
                 }
@@ -747,7 +836,11 @@ impl Client {
                 self.record(action);
                 self.pending
                     .insert(request_id.clone(), ("reserve", Instant::now()));
-                self.send(serde_json::json!({"type": "reserve", "request_id": request_id, "deal": deal, "qty": qty})).await;
+                self.reserve_deal.insert(request_id.clone(), deal.clone());
+                let sent = self.send(serde_json::json!({"type": "reserve", "request_id": request_id, "deal": deal, "qty": qty})).await;
+                if sent && let Some(f) = self.facts.as_mut() {
+                    f.tapped.insert(deal.clone());
+                }
             }
             Action::Checkout { request_id, of } | Action::Cancel { request_id, of } => {
                 let Some(reservation) = self.holds.get(of).cloned() else {
@@ -834,6 +927,7 @@ impl Client {
             None => self.ws = Some(ws),
             Some(c) => {
                 self.left_at_us = Some(self.shared.now_us());
+                self.stay_ended(self.shared.now_us());
                 *self.shared.m.closes.lock().entry(c).or_insert(0) += 1;
                 self.shared.m.connected.fetch_sub(1, Relaxed);
             }
@@ -909,6 +1003,7 @@ impl Client {
         };
         if let Some(id) = v["deal"]["id"].as_str() {
             self.seen_deals.insert(id.to_owned());
+            self.saw_deal(id, v["deal"]["status"] != "ended");
         }
     }
 
@@ -997,12 +1092,17 @@ impl Client {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(s) else {
             return;
         };
-        let m = &self.shared.m;
+        let shared = Arc::clone(&self.shared);
+        let m = &shared.m;
         if kind == "welcome" {
             self.seen_welcome = true;
+            if let Some(f) = self.facts.as_mut() {
+                f.welcomed = true;
+            }
             for d in v["deals"].as_array().into_iter().flatten() {
                 if let Some(id) = d["id"].as_str() {
                     self.seen_deals.insert(id.to_owned());
+                    self.saw_deal(id, d["status"] != "ended");
                 }
             }
             let seq = v["seq"].as_u64().unwrap_or(0);
@@ -1036,6 +1136,7 @@ impl Client {
             return;
         };
         let took = sent.elapsed().as_micros() as u64;
+        self.note_reply(op, kind, rid, &v);
         match (op, kind) {
             ("reserve", "reserved") => {
                 m.reserve.lock().record(took);
@@ -1070,6 +1171,57 @@ impl Client {
             }
             ("checkout", _) => m.checkout.lock().record(took),
             ("cancel", _) => m.cancel.lock().record(took),
+            _ => {}
+        }
+    }
+}
+
+impl Client {
+    /// A deal this viewer saw (welcome or `deal` event), `live` when not ended (a sold-out
+    /// deal is still on screen, and the hub counts it as live): its exposure, and the run's
+    /// window.
+    fn saw_deal(&mut self, deal: &str, live: bool) {
+        if !self.shared.target.funnel {
+            return;
+        }
+        self.shared.saw_deal(&self.room, deal, live);
+        if live && let Some(f) = self.facts.as_mut() {
+            f.exposed.insert(deal.to_owned());
+        }
+    }
+
+    /// Counts the answer `kind` to this client's own request `rid` (a `op`) in its funnel
+    /// facts, once per request_id.
+    fn note_reply(&mut self, op: &str, kind: &str, rid: &str, v: &serde_json::Value) {
+        let Some(f) = self.facts.as_mut() else { return };
+        if !self.counted.insert(rid.to_owned()) {
+            return;
+        }
+        let deal = self.reserve_deal.get(rid).cloned();
+        match (op, kind) {
+            ("reserve", "reserved") => {
+                if let Some(d) = v["deal"].as_str().map(str::to_owned).or(deal) {
+                    f.held.insert(d);
+                }
+            }
+            ("reserve", "rejected") if v["reason"] == "sold_out" => {
+                if let Some(d) = deal {
+                    *f.sold_out_taps.entry(d).or_insert(0) += 1;
+                }
+            }
+            ("checkout", "order") => {
+                if let (Some(d), Some(qty), Some(price)) = (
+                    v["deal"].as_str(),
+                    v["qty"].as_u64(),
+                    v["price_cents"].as_u64(),
+                ) {
+                    f.orders.push(crate::funnel::truth::Order {
+                        deal: d.to_owned(),
+                        qty,
+                        price_cents: price,
+                    });
+                }
+            }
             _ => {}
         }
     }

@@ -7,7 +7,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::trace::{Action, Event};
+use crate::mix::{FunnelSection, Mix};
+use crate::trace::{Action, Attribution, Event};
 
 /// A whole scenario.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -39,8 +40,15 @@ pub struct Scenario {
     pub host: Vec<HostAction>,
     #[serde(default)]
     pub buyers: Option<Buyers>,
+    /// Where viewers come from and how each channel buys (module `mix`); also turns on the
+    /// check of the hub's funnel against the run's own ground truth.
+    #[serde(default)]
+    pub funnel: Option<FunnelSection>,
     #[serde(default)]
     pub slo: Slo,
+    /// `funnel`, checked by [`Scenario::load`].
+    #[serde(skip)]
+    pub mix: Option<Mix>,
 }
 
 fn default_seed() -> u64 {
@@ -145,6 +153,13 @@ pub struct HostAction {
     pub duration_s: Option<f64>,
     #[serde(default)]
     pub text: Option<String>,
+    /// `deal_start`: basis points (0..=10000) of each order's total paid to the host creator
+    /// (the host token's `sub`); sent only when set, the hub's default is 0.
+    #[serde(default)]
+    pub commission_bps: Option<u32>,
+    /// `deal_start`: basis points paid to the buyer's signed affiliate, if any.
+    #[serde(default)]
+    pub affiliate_bps: Option<u32>,
 }
 
 /// Who buys after a deal opens.
@@ -202,7 +217,23 @@ impl Scenario {
                 "scenario: unknown host action {:?}",
                 h.action
             );
+            for (key, bps) in [
+                ("commission_bps", h.commission_bps),
+                ("affiliate_bps", h.affiliate_bps),
+            ] {
+                anyhow::ensure!(
+                    bps.is_none_or(|b| b <= 10_000),
+                    "scenario: host action at {} s: {key} must be 0 to 10000",
+                    h.at_s
+                );
+            }
         }
+        let mut s = s;
+        s.mix = s
+            .funnel
+            .as_ref()
+            .map(|f| Mix::new(f, s.buyers.is_some()))
+            .transpose()?;
         Ok(s)
     }
 
@@ -256,6 +287,10 @@ pub fn host_id(room: &str) -> String {
 pub fn plan(s: &Scenario, shard: (usize, usize)) -> Vec<Event> {
     let mut rng = StdRng::seed_from_u64(s.seed);
     let n = s.viewer_count();
+    let who: Vec<Attribution> = match &s.mix {
+        Some(mix) => mix.assign(s.seed, n),
+        None => vec![Attribution::default(); n],
+    };
     let ms = |t: f64| (t * 1000.0).round() as u64;
     let end = ms(s.duration_s);
     let mut events = Vec::new();
@@ -281,7 +316,7 @@ pub fn plan(s: &Scenario, shard: (usize, usize)) -> Vec<Event> {
                 ms(t),
                 &s.room_of(i),
                 &viewer_id(i),
-                Action::Connect,
+                Action::Connect(who[i].clone()),
             ));
             i += 1;
         }
@@ -359,7 +394,12 @@ pub fn plan(s: &Scenario, shard: (usize, usize)) -> Vec<Event> {
     }
     // Host actions and buyers.
     for (r, room) in rooms.iter().enumerate() {
-        events.push(Event::new(0, room, &host_id(room), Action::Connect));
+        events.push(Event::new(
+            0,
+            room,
+            &host_id(room),
+            Action::Connect(Attribution::default()),
+        ));
         for h in &s.host {
             let at = ms(h.at_s);
             let product = h.product.clone().unwrap_or_else(|| "p1".into());
@@ -368,12 +408,21 @@ pub fn plan(s: &Scenario, shard: (usize, usize)) -> Vec<Event> {
                     "title": h.title.clone().unwrap_or_else(|| "Holiday special".into()),
                     "price_cents": h.price_cents.unwrap_or(1999), "currency": "USD"}}),
                 "unpin" => serde_json::json!({"type": "unpin"}),
-                "deal_start" => serde_json::json!({"type": "deal_start", "deal": {
+                "deal_start" => {
+                    let mut cmd = serde_json::json!({"type": "deal_start", "deal": {
                     "id": h.deal.clone().unwrap_or_else(|| "d1".into()), "product_id": product,
                     "title": h.title.clone().unwrap_or_else(|| "Holiday special".into()),
                     "price_cents": h.price_cents.unwrap_or(999), "currency": "USD",
                     "stock": h.stock.unwrap_or(100), "per_user_limit": h.per_user_limit.unwrap_or(1),
-                    "duration_ms": ms(h.duration_s.unwrap_or(60.0))}}),
+                    "duration_ms": ms(h.duration_s.unwrap_or(60.0))}});
+                    if let Some(bps) = h.commission_bps {
+                        cmd["deal"]["commission_bps"] = bps.into();
+                    }
+                    if let Some(bps) = h.affiliate_bps {
+                        cmd["deal"]["affiliate_bps"] = bps.into();
+                    }
+                    cmd
+                }
                 "deal_end" => {
                     serde_json::json!({"type": "deal_end", "deal": h.deal.clone().unwrap_or_else(|| "d1".into())})
                 }
@@ -392,7 +441,14 @@ pub fn plan(s: &Scenario, shard: (usize, usize)) -> Vec<Event> {
             {
                 let deal = h.deal.clone().unwrap_or_else(|| "d1".into());
                 for v in in_room(r) {
-                    if !rng.random_bool(b.share.clamp(0.0, 1.0)) {
+                    // The viewer's channel's buy propensity, else the global share: one draw
+                    // either way, so a [funnel] section moves no other random choice.
+                    let share = s
+                        .mix
+                        .as_ref()
+                        .and_then(|m| m.buy(&who[v]))
+                        .unwrap_or(b.share);
+                    if !rng.random_bool(share.clamp(0.0, 1.0)) {
                         continue;
                     }
                     let u: f64 = rng.random();
@@ -473,5 +529,124 @@ mod tests {
             }
         }
         assert!(seen >= 4, "{seen} scenarios");
+    }
+
+    fn parse(text: &str) -> Scenario {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("livehub-scenario-{}-{n}.toml", std::process::id()));
+        std::fs::write(&path, text).expect("write");
+        let s = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let _ = std::fs::remove_file(&path);
+        s
+    }
+
+    const SHOW: &str = r#"
+name = "t"
+duration_s = 10
+rooms = 2
+[[viewers]]
+count = 300
+over_s = 2
+[churn]
+leaves_per_s = 3
+away_s = 1
+[chat]
+comments_per_s = 5
+[[host]]
+at_s = 3
+action = "deal_start"
+deal = "d1"
+stock = 50
+[buyers]
+share = 0.3
+window_s = 2
+checkout = 0.5
+cancel = 0.2
+"#;
+
+    /// The plan's actions with every connect made plain.
+    fn without_attribution(events: Vec<Event>) -> Vec<Event> {
+        events
+            .into_iter()
+            .map(|mut e| {
+                if matches!(e.action, Action::Connect(_)) {
+                    e.action = Action::Connect(Attribution::default());
+                }
+                e
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_channel_mix_without_buy_propensities_moves_no_other_choice_of_the_plan() {
+        let plain = parse(SHOW);
+        let mixed = parse(&format!(
+            "{SHOW}\n[funnel.channels.paid]\nshare = 1\naff_share = 0.5\naffiliates = [\"bo\"]\n\
+             [funnel.channels.short_video]\nshare = 1\nvia_query = true\n"
+        ));
+        let (a, b) = (plan(&plain, (0, 1)), plan(&mixed, (0, 1)));
+        assert!(
+            b.iter()
+                .any(|e| matches!(&e.action, Action::Connect(w) if w.aff.is_some()))
+        );
+        assert_eq!(without_attribution(b), a);
+    }
+
+    #[test]
+    fn a_channels_buy_propensity_replaces_the_global_share_for_its_viewers() {
+        let s = parse(&format!(
+            "{SHOW}\n[funnel.channels.paid]\nshare = 1\nbuy = 1.0\n[funnel.channels.live]\nshare = 1\nbuy = 0.0\n"
+        ));
+        let events = plan(&s, (0, 1));
+        let channel: std::collections::HashMap<&str, Option<&str>> = events
+            .iter()
+            .filter_map(|e| match &e.action {
+                Action::Connect(w) => Some((e.client.as_str(), w.channel.as_deref())),
+                _ => None,
+            })
+            .collect();
+        let buyers: std::collections::HashSet<&str> = events
+            .iter()
+            .filter(|e| matches!(e.action, Action::Reserve { .. }))
+            .map(|e| e.client.as_str())
+            .collect();
+        assert!(!buyers.is_empty());
+        assert!(buyers.iter().all(|c| channel[c] == Some("paid")));
+        let paid = channel.values().filter(|c| **c == Some("paid")).count();
+        // Every paid viewer taps unless it arrived after its tap time.
+        assert!(buyers.len() * 10 >= paid * 8, "{} of {paid}", buyers.len());
+    }
+
+    #[test]
+    fn deal_start_sends_its_commission_rates_only_when_set() {
+        let s = parse(&SHOW.replace(
+            "stock = 50",
+            "stock = 50\ncommission_bps = 1000\naffiliate_bps = 250",
+        ));
+        let events = plan(&s, (0, 1));
+        let starts: Vec<&serde_json::Value> = events
+            .iter()
+            .filter_map(|e| match &e.action {
+                Action::Host { command } => Some(command),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(starts[0]["deal"]["commission_bps"], 1000);
+        assert_eq!(starts[0]["deal"]["affiliate_bps"], 250);
+        let plain = plan(&parse(SHOW), (0, 1));
+        assert!(plain.iter().any(|e| matches!(&e.action,
+            Action::Host { command } if command["deal"].get("commission_bps").is_none() && command["type"] == "deal_start")));
+        let bad = SHOW.replace("stock = 50", "stock = 50\ncommission_bps = 10001");
+        let path =
+            std::env::temp_dir().join(format!("livehub-bad-bps-{}.toml", std::process::id()));
+        std::fs::write(&path, bad).expect("write");
+        let e = Scenario::load(&path).unwrap_err();
+        let _ = std::fs::remove_file(&path);
+        assert!(
+            e.to_string().contains("commission_bps must be 0 to 10000"),
+            "{e}"
+        );
     }
 }

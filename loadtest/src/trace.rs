@@ -2,7 +2,7 @@
 //! written with `--record FILE` and played back with `replay FILE [--speed X]`.
 //!
 //! `client` is `v<N>` for viewer N or `h-<room>` for a room's host; `action` is one of
-//! `connect`, `leave`, `rejoin` (reconnect with `?since=` the last seq), `comment`, `like`,
+//! `connect` (with the viewer's [`Attribution`], when it has one), `leave`, `rejoin` (reconnect with `?since=` the last seq), `comment`, `like`,
 //! `reserve`, `checkout`/`cancel` (whose `of` names the `request_id` of the reserve whose hold
 //! they act on, resolved when played), and `host` (a host command as sent on the wire).
 
@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Action {
-    Connect,
+    /// The client's first connection; a `rejoin` reuses its attribution.
+    Connect(Attribution),
     Leave,
     Rejoin,
     Comment {
@@ -39,6 +40,64 @@ pub enum Action {
     Host {
         command: serde_json::Value,
     },
+}
+
+/// Where a viewer came from, for the show funnel: how its token and URL are made on every
+/// connection. The default (no channel, no affiliate) is a plain viewer, whom the hub counts as
+/// `direct`; its `connect` line is `{"type":"connect"}` as before attribution existed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Attribution {
+    /// The channel's wire name (`paid`, `short_video`, …); none: `direct`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// The affiliate creator who sent the viewer (a protocol id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aff: Option<String>,
+    /// Send the channel as `?src=` (and the affiliate as `?aff=`) instead of as signed claims:
+    /// the hub counts the channel for analytics only, and pays no commission on a query
+    /// parameter, so such a viewer's affiliate must earn nothing.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub via_query: bool,
+}
+
+impl Attribution {
+    /// The `src` and `aff` claims the viewer's token carries.
+    pub fn claims(&self) -> (Option<String>, Option<String>) {
+        if self.via_query {
+            (None, None)
+        } else {
+            (self.channel.clone(), self.aff.clone())
+        }
+    }
+
+    /// What goes after the token in the WebSocket URL (`&src=…&aff=…`), empty for claims.
+    pub fn query(&self) -> String {
+        let mut q = String::new();
+        if self.via_query {
+            if let Some(c) = &self.channel {
+                q.push_str(&format!("&src={c}"));
+            }
+            if let Some(a) = &self.aff {
+                q.push_str(&format!("&aff={a}"));
+            }
+        }
+        q
+    }
+
+    /// The channel the hub must count the viewer in (claim or query alike).
+    pub fn counted_channel(&self) -> livehub::funnel::Channel {
+        livehub::funnel::Channel::parse(self.channel.as_deref().unwrap_or("direct"))
+    }
+
+    /// The affiliate who earns on the viewer's orders: only a signed claim does.
+    pub fn earning_aff(&self) -> Option<&str> {
+        if self.via_query {
+            None
+        } else {
+            self.aff.as_deref()
+        }
+    }
 }
 
 /// One line of a trace.
@@ -107,5 +166,53 @@ impl Recorder {
         if let Ok(mut out) = self.out.lock() {
             let _ = out.flush();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_connect_is_the_same_line_as_before_attribution_existed() {
+        let plain = Action::Connect(Attribution::default());
+        assert_eq!(
+            serde_json::to_string(&plain).unwrap(),
+            r#"{"type":"connect"}"#
+        );
+        let back: Action = serde_json::from_str(r#"{"type":"connect"}"#).unwrap();
+        assert_eq!(back, plain);
+        let paid = Action::Connect(Attribution {
+            channel: Some("paid".into()),
+            aff: Some("bo".into()),
+            via_query: true,
+        });
+        let line = serde_json::to_string(&paid).unwrap();
+        assert_eq!(
+            line,
+            r#"{"type":"connect","channel":"paid","aff":"bo","via_query":true}"#
+        );
+        assert_eq!(serde_json::from_str::<Action>(&line).unwrap(), paid);
+    }
+
+    #[test]
+    fn a_query_attributed_viewer_carries_no_claims_and_its_affiliate_earns_nothing() {
+        let mut a = Attribution {
+            channel: Some("paid".into()),
+            aff: Some("bo".into()),
+            via_query: true,
+        };
+        assert_eq!(a.claims(), (None, None));
+        assert_eq!(a.query(), "&src=paid&aff=bo");
+        assert_eq!(a.counted_channel(), livehub::funnel::Channel::Paid);
+        assert_eq!(a.earning_aff(), None);
+        a.via_query = false;
+        assert_eq!(a.claims(), (Some("paid".into()), Some("bo".into())));
+        assert_eq!(a.query(), "");
+        assert_eq!(a.earning_aff(), Some("bo"));
+        assert_eq!(
+            Attribution::default().counted_channel(),
+            livehub::funnel::Channel::Direct
+        );
     }
 }

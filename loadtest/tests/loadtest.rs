@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use async_trait::async_trait;
 use livehub::config::Config;
+use livehub::inventory::sales::{Buyer, DealSales};
 use livehub::inventory::{
     Audit, CancelOutcome, CheckoutOutcome, EndedDeal, Inventory, InventoryError, MemoryInventory,
     ReserveOutcome, ReserveRequest, StockChange, StockLevel,
@@ -115,6 +116,27 @@ async fn the_smoke_scenario_meets_its_slos_with_deliveries_and_no_loss() -> anyh
     assert!(r["comment_latency"]["count"].as_u64().unwrap() > 0);
     assert!(r["reserved"].as_u64().unwrap() > 0);
     assert_eq!(r["audits"].as_array().unwrap().len(), 2);
+    // The funnel was checked end to end: every room, no mismatch, money included.
+    let funnel = &r["funnel"];
+    assert_eq!(funnel["mismatches"], serde_json::json!([]), "{funnel}");
+    assert_eq!(funnel["rooms"].as_object().unwrap().len(), 2);
+    for (room, c) in funnel["rooms"].as_object().unwrap() {
+        assert!(
+            c["truth"]["total"]["orders"].as_u64().unwrap() > 0,
+            "{room}"
+        );
+        assert!(
+            c["truth"]["channels"]["live"]["viewers"].as_u64().unwrap() > 0,
+            "{room}"
+        );
+    }
+    assert!(
+        r["slo_results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "funnel_mismatch" && s["ok"] == true)
+    );
     let page = std::fs::read_to_string(&html)?;
     assert!(
         page.contains("<svg") && !page.contains("<script"),
@@ -164,6 +186,77 @@ max_lost = 0
         !run.stderr.contains("max_lost"),
         "only the missed SLO is named: {}",
         run.stderr
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hub_counts_a_channel_mix_per_channel_and_a_reused_room_fails_funnel_mismatch()
+-> anyhow::Result<()> {
+    let (url, _stop) = hub_with(None).await?;
+    let scenario = tmp("mix.toml");
+    std::fs::write(
+        &scenario,
+        r#"
+name = "mix"
+duration_s = 3
+room_prefix = "mix"
+[[viewers]]
+count = 30
+over_s = 1
+[churn]
+leaves_per_s = 3
+away_s = 0.5
+[funnel.channels.paid]
+share = 2
+[funnel.channels.live]
+share = 1
+via_query = true
+aff_share = 1
+affiliates = ["bo"]
+[funnel.channels.direct]
+share = 1
+"#,
+    )?;
+    let report = tmp("mix.json");
+    let play = || {
+        loadtest(args(&[
+            "run",
+            scenario.to_str().unwrap(),
+            "--url",
+            &url,
+            "--secret",
+            SECRET,
+            "--quiet",
+            "--report",
+            report.to_str().unwrap(),
+        ]))
+    };
+    let run = play().await?;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report)?)?;
+    let room = &r["funnel"]["rooms"]["mix0"];
+    let (truth, hub) = (&room["truth"], &room["hub"]);
+    assert_eq!(truth["total"]["viewers"], 30, "{room}");
+    for channel in ["paid", "live", "direct"] {
+        let n = truth["channels"][channel]["viewers"].as_u64().unwrap_or(0);
+        assert!(n > 0, "{channel}: {room}");
+        assert_eq!(hub["channels"][channel]["viewers"], n, "{channel}: {room}");
+    }
+    assert!(
+        run.stdout.contains("the hub's funnel matches"),
+        "{}",
+        run.stdout
+    );
+    // The same rooms again: the hub's counts include the first run, which is said plainly.
+    let again = play().await?;
+    assert_eq!(again.code, 1, "{}\n{}", again.stdout, again.stderr);
+    assert!(
+        again
+            .stderr
+            .contains("funnel_mismatch: room mix0: the room was not fresh"),
+        "{}",
+        again.stderr
     );
     Ok(())
 }
@@ -339,9 +432,10 @@ impl Inventory for Overselling {
         room: &Id,
         user: &Id,
         r: &Id,
+        buyer: &Buyer,
         now: u64,
     ) -> Result<CheckoutOutcome, InventoryError> {
-        self.real.checkout(room, user, r, now).await
+        self.real.checkout(room, user, r, buyer, now).await
     }
     async fn cancel(
         &self,
@@ -361,6 +455,16 @@ impl Inventory for Overselling {
         now: u64,
     ) -> Result<Vec<(Deal, StockLevel)>, InventoryError> {
         self.real.room_deals(room, now).await
+    }
+    async fn room_sales(&self, room: &Id, now: u64) -> Result<Vec<DealSales>, InventoryError> {
+        self.real.room_sales(room, now).await
+    }
+    async fn creator_sales(
+        &self,
+        creator: &Id,
+        now: u64,
+    ) -> Result<Vec<DealSales>, InventoryError> {
+        self.real.creator_sales(creator, now).await
     }
     async fn audit(&self, room: &Id, deal: &Id, now: u64) -> Result<Audit, InventoryError> {
         let mut a = self.real.audit(room, deal, now).await?;

@@ -97,6 +97,12 @@ enum DealCommand {
         /// How long the deal runs, e.g. 10m.
         #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
         duration: Duration,
+        /// Commission paid to you (the host creator) on each order, in basis points (1000 = 10%).
+        #[arg(long, default_value_t = 0)]
+        commission_bps: u32,
+        /// Commission paid to the buyer's affiliate (the token's `aff`), in basis points.
+        #[arg(long, default_value_t = 0)]
+        affiliate_bps: u32,
     },
     /// End a flash deal.
     End { deal: String },
@@ -143,6 +149,8 @@ pub async fn run(args: HostArgs) -> Result<(), CliError> {
             stock,
             limit,
             duration,
+            commission_bps,
+            affiliate_bps,
         }) => ClientMsg::DealStart {
             deal: DealSpec {
                 id: id("deal id", did)?,
@@ -154,6 +162,8 @@ pub async fn run(args: HostArgs) -> Result<(), CliError> {
                 stock,
                 per_user_limit: limit,
                 duration_ms: duration.as_millis() as u64,
+                commission_bps,
+                affiliate_bps,
             },
             request_id,
         },

@@ -336,8 +336,8 @@ pub fn earnings(creator: &Id, sales: &[DealSales]) -> Earnings {
                 .push(DealEarning {
                     role,
                     currency: s.deal.currency.clone(),
-                    commission_bps: 0, // MERGE: s.deal.commission_bps
-                    affiliate_bps: 0,  // MERGE: s.deal.affiliate_bps
+                    commission_bps: s.deal.commission_bps,
+                    affiliate_bps: s.deal.affiliate_bps,
                     earning,
                 });
         }
@@ -400,6 +400,8 @@ mod tests {
             per_user_limit: 1,
             ends_at: 0,
             status: DealStatus::Live,
+            commission_bps: 1000,
+            affiliate_bps: 500,
         }
     }
 

@@ -7,8 +7,12 @@
 //! taken when a deal gets its first hold (later holds of a deal expire later, so they find their
 //! deal already queued) and by the sweeper, never per reserve of a busy deal. Lock order: a
 //! deal's book, then the queue.
+//!
+//! Each book also holds its deal's sales ledger, written under the same lock as the order, so
+//! a reading of the ledger always matches the orders made. Nothing is purged: deals and their
+//! ledgers live as long as the process.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -16,10 +20,12 @@ use async_trait::async_trait;
 use dashmap::DashMap;
 use parking_lot::Mutex;
 
+use super::sales::{BUCKET_MS, Buyer, DealSales, Earning, Sales, commission};
 use super::{
     Audit, CancelOutcome, CheckoutOutcome, EndedDeal, Inventory, InventoryError, OrderRecord,
     ReserveOutcome, ReserveRequest, StockChange, StockLevel, check_spec, order_total, status_of,
 };
+use crate::funnel::Channel;
 use crate::protocol::{Deal, DealSpec, Id, RejectReason};
 
 type DealKey = (Id, Id);
@@ -43,9 +49,45 @@ struct Hold {
     state: HoldState,
 }
 
+/// One deal's sales, summed order by order (see [`DealSales`] for what each figure means).
+#[derive(Debug, Default)]
+struct Ledger {
+    total: Sales,
+    channels: BTreeMap<Channel, Sales>,
+    host: Earning,
+    affiliates: BTreeMap<Id, Earning>,
+    buckets: BTreeMap<u64, Sales>,
+}
+
+impl Ledger {
+    /// Adds `order`, made at `now`.
+    fn record(&mut self, order: &OrderRecord, now: u64) {
+        let (qty, total) = (order.qty, order.total_cents);
+        self.total.add(qty, total);
+        self.channels
+            .entry(order.channel)
+            .or_default()
+            .add(qty, total);
+        self.host.sales.add(qty, total);
+        self.host.commission_cents += order.commission_cents;
+        if let Some(aff) = &order.aff {
+            let e = self.affiliates.entry(aff.clone()).or_default();
+            e.sales.add(qty, total);
+            e.commission_cents += order.affiliate_cents;
+        }
+        self.buckets
+            .entry(now - now % BUCKET_MS)
+            .or_default()
+            .add(qty, total);
+    }
+}
+
 #[derive(Debug)]
 struct DealBook {
     deal: Deal,
+    /// The host creator who started the deal.
+    creator: Id,
+    sales: Ledger,
     ended: bool,
     held: u32,
     sold: u32,
@@ -104,6 +146,63 @@ impl DealBook {
         if let Some(n) = self.per_user.get_mut(user) {
             *n = n.saturating_sub(qty);
         }
+    }
+
+    /// The deal's ledger, with the deal as it stands at `now`.
+    fn sales(&self, room: &Id, now: u64) -> DealSales {
+        let l = &self.sales;
+        DealSales {
+            room: room.clone(),
+            deal: self.view(now),
+            creator: self.creator.clone(),
+            total: l.total,
+            channels: l.channels.clone(),
+            host: l.host,
+            affiliates: l.affiliates.clone(),
+            buckets: l.buckets.clone(),
+        }
+    }
+
+    /// True when `creator` hosts this deal or is the affiliate of one of its orders.
+    fn pays(&self, creator: &Id) -> bool {
+        &self.creator == creator || self.sales.affiliates.contains_key(creator)
+    }
+
+    /// The order for the live hold `reservation` of `qty` units, attributed to `buyer`.
+    fn order(
+        &self,
+        id: Id,
+        reservation: &Id,
+        qty: u32,
+        buyer: &Buyer,
+    ) -> Result<OrderRecord, InventoryError> {
+        let d = &self.deal;
+        let total_cents = order_total(d.price_cents, qty).ok_or_else(|| {
+            InventoryError::Internal(format!(
+                "order total of {qty} x {} overflows",
+                d.price_cents
+            ))
+        })?;
+        Ok(OrderRecord {
+            order: id,
+            reservation: reservation.clone(),
+            deal: d.id.clone(),
+            qty,
+            price_cents: d.price_cents,
+            total_cents,
+            currency: d.currency.clone(),
+            creator: self.creator.clone(),
+            channel: buyer.channel,
+            aff: buyer.aff.clone(),
+            commission_bps: d.commission_bps,
+            commission_cents: commission(total_cents, d.commission_bps),
+            affiliate_bps: d.affiliate_bps,
+            affiliate_cents: match buyer.aff {
+                Some(_) => commission(total_cents, d.affiliate_bps),
+                None => 0,
+            },
+            repeat: false,
+        })
     }
 
     fn audit(&self, now: u64) -> Audit {
@@ -173,6 +272,15 @@ impl MemoryInventory {
         Id::generated(format!("{prefix}{:08x}{n:x}", self.node))
     }
 
+    /// The books of the deals `pick` keeps, taken out of the map before any is locked.
+    fn books(&self, pick: impl Fn(&DealKey) -> bool) -> Vec<(DealKey, Arc<Mutex<DealBook>>)> {
+        self.deals
+            .iter()
+            .filter(|e| pick(e.key()))
+            .map(|e| (e.key().clone(), Arc::clone(e.value())))
+            .collect()
+    }
+
     fn hold_book(&self, room: &Id, reservation: &Id) -> Option<Arc<Mutex<DealBook>>> {
         let key = self.index.get(reservation)?.value().clone();
         if &key.0 != room {
@@ -188,7 +296,7 @@ impl Inventory for MemoryInventory {
         &self,
         room: &Id,
         spec: &DealSpec,
-        _creator: &Id,
+        creator: &Id,
         now: u64,
     ) -> Result<Deal, InventoryError> {
         check_spec(spec)?;
@@ -202,6 +310,8 @@ impl Inventory for MemoryInventory {
             stock: spec.stock,
             remaining: spec.stock,
             per_user_limit: spec.per_user_limit,
+            commission_bps: spec.commission_bps,
+            affiliate_bps: spec.affiliate_bps,
             ends_at: now.saturating_add(spec.duration_ms),
             status: crate::protocol::DealStatus::Live,
         };
@@ -213,6 +323,8 @@ impl Inventory for MemoryInventory {
             dashmap::Entry::Vacant(v) => {
                 v.insert(Arc::new(Mutex::new(DealBook {
                     deal: deal.clone(),
+                    creator: creator.clone(),
+                    sales: Ledger::default(),
                     ended: false,
                     held: 0,
                     sold: 0,
@@ -298,6 +410,7 @@ impl Inventory for MemoryInventory {
         room: &Id,
         user: &Id,
         reservation: &Id,
+        buyer: &Buyer,
         now: u64,
     ) -> Result<CheckoutOutcome, InventoryError> {
         let Some(book) = self.hold_book(room, reservation) else {
@@ -305,38 +418,28 @@ impl Inventory for MemoryInventory {
         };
         let mut b = book.lock();
         b.expire(now);
-        let deal = b.deal.clone();
-        let Some(hold) = b.holds.get_mut(reservation).filter(|h| &h.user == user) else {
+        let Some(hold) = b.holds.get(reservation).filter(|h| &h.user == user) else {
             return Ok(CheckoutOutcome::Rejected(RejectReason::NotFound));
         };
+        let (qty, expires_at) = (hold.qty, hold.expires_at);
         match &hold.state {
-            HoldState::Ordered(order) => Ok(CheckoutOutcome::Ordered(order.clone())),
+            HoldState::Ordered(order) => Ok(CheckoutOutcome::Ordered(OrderRecord {
+                repeat: true,
+                ..order.clone()
+            })),
             HoldState::Released | HoldState::Expired => {
                 Ok(CheckoutOutcome::Rejected(RejectReason::NotFound))
             }
             HoldState::Held => {
-                let qty = hold.qty;
-                let expires_at = hold.expires_at;
-                let total_cents = order_total(deal.price_cents, qty).ok_or_else(|| {
-                    InventoryError::Internal(format!(
-                        "order total of {qty} x {} overflows",
-                        deal.price_cents
-                    ))
-                })?;
-                let order = OrderRecord {
-                    order: self.new_id('o'),
-                    reservation: reservation.clone(),
-                    deal: deal.id.clone(),
-                    qty,
-                    price_cents: deal.price_cents,
-                    total_cents,
-                    currency: deal.currency.clone(),
-                };
-                hold.state = HoldState::Ordered(order.clone());
+                let order = b.order(self.new_id('o'), reservation, qty, buyer)?;
+                if let Some(hold) = b.holds.get_mut(reservation) {
+                    hold.state = HoldState::Ordered(order.clone());
+                }
                 b.expiry.remove(&(expires_at, reservation.clone()));
                 b.held -= qty;
                 b.sold += qty;
                 b.version += 1;
+                b.sales.record(&order, now);
                 Ok(CheckoutOutcome::Ordered(order))
             }
         }
@@ -424,17 +527,38 @@ impl Inventory for MemoryInventory {
         room: &Id,
         now: u64,
     ) -> Result<Vec<(Deal, StockLevel)>, InventoryError> {
-        let books: Vec<Arc<Mutex<DealBook>>> = self
-            .deals
+        Ok(self
+            .books(|k| &k.0 == room)
             .iter()
-            .filter(|e| &e.key().0 == room)
-            .map(|e| Arc::clone(e.value()))
-            .collect();
-        Ok(books
-            .iter()
-            .map(|b| {
+            .map(|(_, b)| {
                 let b = b.lock();
                 (b.view(now), b.level())
+            })
+            .collect())
+    }
+
+    async fn room_sales(&self, room: &Id, now: u64) -> Result<Vec<DealSales>, InventoryError> {
+        let mut books = self.books(|k| &k.0 == room);
+        books.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(books
+            .iter()
+            .map(|(k, b)| b.lock().sales(&k.0, now))
+            .collect())
+    }
+
+    /// Looks at every deal of the process (the memory backend keeps no per-creator index).
+    async fn creator_sales(
+        &self,
+        creator: &Id,
+        now: u64,
+    ) -> Result<Vec<DealSales>, InventoryError> {
+        let mut books = self.books(|_| true);
+        books.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(books
+            .iter()
+            .filter_map(|(k, b)| {
+                let b = b.lock();
+                b.pays(creator).then(|| b.sales(&k.0, now))
             })
             .collect())
     }

@@ -16,6 +16,11 @@
 //!   The consequence, by design: a rejected `request_id` repeated later (after its short record
 //!   is gone) is decided afresh and may now succeed, e.g. a `sold_out` after a cancel freed
 //!   stock. It still reserves at most once: the first time it changed nothing.
+//! - The sales ledger ([`sales`]) is written by the atomic step that records each order, so
+//!   orders, units, GMV and commission are exact whatever the concurrency, on every node; a
+//!   repeated checkout sums nothing again. A deal's commission and affiliate rates are within
+//!   0..=[`sales::MAX_BPS`] and each order pays [`sales::commission`] of its total (rounded
+//!   down per order) to the deal's host creator and, when the buyer has one, to their `aff`.
 //! - `expire_due` is driven by due times: it visits only deals with a hold due by `now`, so it
 //!   costs nothing when nothing is due, however many deals are live.
 
@@ -27,9 +32,13 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::HubError;
+use crate::funnel::Channel;
 use crate::protocol::{Deal, DealSpec, DealStatus, Id, RejectReason};
 #[cfg(doc)]
 use crate::protocol::{MAX_DEAL_STOCK, MAX_PRICE_CENTS, MAX_TOTAL_CENTS};
+#[cfg(doc)]
+use sales::BUCKET_MS;
+use sales::{Buyer, DealSales};
 
 pub use memory::MemoryInventory;
 pub use redis::RedisInventory;
@@ -66,7 +75,9 @@ pub enum ReserveOutcome {
     Rejected(RejectReason),
 }
 
-/// An order made from a hold.
+/// An order made from a hold, with what it pays to whom. The amounts are
+/// [`sales::commission`] of `total_cents` (rounded down, per order) and are the ones the sales
+/// ledger summed when the order was made.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OrderRecord {
     pub order: Id,
@@ -78,6 +89,24 @@ pub struct OrderRecord {
     /// `qty * price_cents`, computed checked (at most [`MAX_TOTAL_CENTS`]).
     pub total_cents: u64,
     pub currency: String,
+    /// The deal's host creator (who started it), paid `commission_cents`.
+    pub creator: Id,
+    /// The buyer's channel, as given to the checkout that made the order.
+    pub channel: Channel,
+    /// The buyer's affiliate, as given to the checkout that made the order, paid
+    /// `affiliate_cents`. It may be the host creator too, who is then paid both.
+    pub aff: Option<Id>,
+    /// The deal's host rate.
+    pub commission_bps: u32,
+    /// `commission(total_cents, commission_bps)`.
+    pub commission_cents: u64,
+    /// The deal's affiliate rate (recorded whether or not the buyer had an affiliate).
+    pub affiliate_bps: u32,
+    /// `commission(total_cents, affiliate_bps)` when `aff` is Some, else 0.
+    pub affiliate_cents: u64,
+    /// True when this call returned an order an earlier checkout made (nothing was sold or
+    /// summed again); false for the call that made it. Count orders only when false.
+    pub repeat: bool,
 }
 
 /// `qty * price_cents`, or None if it would overflow. With a deal's bounds (price at most
@@ -192,13 +221,17 @@ pub trait Inventory: Send + Sync + 'static {
     /// `qty` units until `now + hold_ms`.
     async fn reserve(&self, req: &ReserveRequest) -> Result<ReserveOutcome, InventoryError>;
 
-    /// Turns `user`'s live hold into an order. Repeating it returns the same order; an expired,
+    /// Turns `user`'s live hold into an order attributed to `buyer` (channel and affiliate),
+    /// and adds it to the deal's sales ledger in the same atomic step, in the [`BUCKET_MS`]
+    /// bucket of `now`. Repeating it returns the same order (the first call's channel,
+    /// affiliate and amounts, with `repeat: true`) and sums nothing again; an expired,
     /// cancelled or unknown hold is `Rejected(NotFound)`.
     async fn checkout(
         &self,
         room: &Id,
         user: &Id,
         reservation: &Id,
+        buyer: &Buyer,
         now: u64,
     ) -> Result<CheckoutOutcome, InventoryError>;
 
@@ -232,29 +265,24 @@ pub trait Inventory: Send + Sync + 'static {
         now: u64,
     ) -> Result<Vec<(Deal, StockLevel)>, InventoryError>;
 
+    /// Every deal of `room` (with or without orders) with its sales ledger, sorted by deal id;
+    /// each `deal` as it stands at `now`. Each deal's reading is consistent (taken in one
+    /// atomic step) and includes every order whose checkout has been answered. A deal whose
+    /// keys were purged (Redis: `retention_ms` after its last hold could end) is absent.
+    async fn room_sales(&self, room: &Id, now: u64) -> Result<Vec<DealSales>, InventoryError>;
+
+    /// Every deal, in any room, where `creator` is the host creator or the affiliate of at
+    /// least one order, with its whole ledger; sorted by (room, deal). Exact as soon as a
+    /// checkout has been answered, on every node (the per-creator index is written before the
+    /// order can exist). A purged deal is absent, as in [`Inventory::room_sales`].
+    async fn creator_sales(&self, creator: &Id, now: u64)
+    -> Result<Vec<DealSales>, InventoryError>;
+
     /// A consistent reading of one deal's stock.
     async fn audit(&self, room: &Id, deal: &Id, now: u64) -> Result<Audit, InventoryError>;
 
     /// Ok when the backend answers.
     async fn health(&self) -> Result<(), InventoryError>;
-
-    /// MERGE: replaced by the sales-ledger branch.
-    async fn room_sales(
-        &self,
-        _room: &Id,
-        _now: u64,
-    ) -> Result<Vec<sales::DealSales>, InventoryError> {
-        Ok(Vec::new())
-    }
-
-    /// MERGE: replaced by the sales-ledger branch.
-    async fn creator_sales(
-        &self,
-        _creator: &Id,
-        _now: u64,
-    ) -> Result<Vec<sales::DealSales>, InventoryError> {
-        Ok(Vec::new())
-    }
 }
 
 /// Refuses a deal spec outside the protocol's bounds, whoever calls the backend.

@@ -8,6 +8,14 @@
 //! `PREFIX:room:ROOM:deals` (deals of a room, for hubs to sync) and `PREFIX:dealref:DIGEST`
 //! (which deal a reservation id belongs to; reservation and order ids carry the digest).
 //!
+//! Sales: `checkout.lua` sums every order into the deal's ledger `{tag}:sales` in the step that
+//! records it (see that script for the fields), so a deal's figures are exact on every node.
+//! Which deals pay a creator is `PREFIX:creator:CREATOR:deals` (`lua/creator_index.lua`), another
+//! slot, so it is written from here and *before* the deal's script: at `start_deal` for the host,
+//! at each checkout for the buyer's affiliate. Once an order exists, so does its index entry;
+//! an entry without an order (the checkout failed after it) is filtered out by the reader.
+//! Entries carry until when the deal's keys may live, so purged deals leave the index.
+//!
 //! The hold sweep is driven by `PREFIX:due`, a sorted set of deals by when they next need a
 //! sweep (see `lua/due_take.lua`). It is another slot than the deals' on a cluster, so it is
 //! written from here, after the deal's script: a reserve adds its deal with `ZADD LT` (needs
@@ -28,21 +36,23 @@ use dashmap::DashMap;
 use parking_lot::Mutex;
 use redis::{AsyncCommands, Script};
 
+use super::sales::{Buyer, DealSales, Earning, Sales, commission};
 use super::{
     Audit, CancelOutcome, CheckoutOutcome, EndedDeal, Inventory, InventoryError, OrderRecord,
     ReserveOutcome, ReserveRequest, StockChange, StockLevel, check_spec, order_total, status_of,
 };
-use crate::protocol::{Deal, DealSpec, Id, RejectReason};
+use crate::funnel::Channel;
+use crate::protocol::{Deal, DealSpec, Id, MAX_DEAL_DURATION_MS, RejectReason};
 use crate::redis_io::{RedisIo, RedisIoError};
 
+/// A deal script: the shared prelude (`split.lua`, `common.lua`), then `$file`s in order.
 macro_rules! script {
-    ($file:literal) => {
+    ($($file:literal),+) => {
         Arc::new(Script::new(concat!(
             include_str!("../lua/split.lua"),
             "\n",
             include_str!("lua/common.lua"),
-            "\n",
-            include_str!(concat!("lua/", $file))
+            $("\n", include_str!(concat!("lua/", $file))),+
         )))
     };
 }
@@ -55,8 +65,11 @@ struct Scripts {
     cancel: Arc<Script>,
     sweep: Arc<Script>,
     audit: Arc<Script>,
+    sales: Arc<Script>,
     /// On `PREFIX:due` alone (no deal keys, so without the shared prelude).
     due_take: Arc<Script>,
+    /// On one creator's index alone (no deal keys either).
+    creator_index: Arc<Script>,
 }
 
 /// Most deals one `expire_due` takes from the due index; a larger backlog waits for the next call.
@@ -205,18 +218,27 @@ fn reason(s: &str) -> Result<RejectReason, InventoryError> {
     })
 }
 
+/// A rate of the deal hash: "" (a deal stored before rates existed) reads as 0.
+fn bps(what: &str, s: &str) -> Result<u32, InventoryError> {
+    if s.is_empty() {
+        Ok(0)
+    } else {
+        num(what, Some(s))
+    }
+}
+
 /// Parses `view()`: product_id|price|currency|stock|remaining|held|sold|limit|ends_at|ended|
-/// version|image_url|title, where the title is the rest (it may hold `|`). A deal stored before
-/// titles existed has neither: its title is empty.
+/// version|commission_bps|affiliate_bps|image_url|title, where the title is the rest (it may
+/// hold `|`). A field a deal stored before it existed does not have reads as "": rates 0, no
+/// image, an empty title.
 fn parse_view(id: &Id, f: &[&str], now: u64) -> Result<(Deal, Audit, StockLevel), InventoryError> {
-    if f.len() < 11 {
+    if f.len() < 15 {
         return Err(bad_reply("deal", &f.join("|")));
     }
-    let image_url = f
-        .get(11)
+    let image_url = Some(f[13])
         .filter(|u| !u.is_empty())
         .map(|u| u.replace("%7C", "|"));
-    let title = f.get(12..).map(|t| t.join("|")).unwrap_or_default();
+    let title = f[14..].join("|");
     let remaining: u32 = num("remaining", Some(f[4]))?;
     let ends_at: u64 = num("ends_at", Some(f[8]))?;
     let ended = f[9] == "1";
@@ -231,6 +253,8 @@ fn parse_view(id: &Id, f: &[&str], now: u64) -> Result<(Deal, Audit, StockLevel)
         stock: num("stock", Some(f[3]))?,
         remaining,
         per_user_limit: num("per_user_limit", Some(f[7]))?,
+        commission_bps: bps("commission_bps", f[11])?,
+        affiliate_bps: bps("affiliate_bps", f[12])?,
         ends_at,
         status,
     };
@@ -249,6 +273,161 @@ fn parse_view(id: &Id, f: &[&str], now: u64) -> Result<(Deal, Audit, StockLevel)
     Ok((deal, audit, level))
 }
 
+/// The (room, deal) of an index member "ROOM|DEAL", or None when it is malformed.
+fn deal_member(member: &str) -> Option<(Id, Id)> {
+    let (room, deal) = member.split_once('|')?;
+    Some((Id::new(room).ok()?, Id::new(deal).ok()?))
+}
+
+/// An id in a reply, or a bad reply.
+fn reply_id(what: &str, s: &str) -> Result<Id, InventoryError> {
+    Id::new(s).map_err(|_| bad_reply(what, s))
+}
+
+/// Parses the fields of `checkout.lua`'s order reply (after its "O"), checking the total and
+/// both amounts against Rust's own arithmetic, so the script and [`commission`] never disagree
+/// silently.
+fn parse_order(
+    f: &[&str],
+    reservation: &Id,
+    deal: &Id,
+    reply: &str,
+) -> Result<OrderRecord, InventoryError> {
+    let [
+        order,
+        qty,
+        price,
+        currency,
+        total,
+        again,
+        channel,
+        aff,
+        host_bps,
+        host_cents,
+        aff_bps,
+        aff_cents,
+        creator,
+    ] = f
+    else {
+        return Err(bad_reply("checkout", reply));
+    };
+    let (qty, price_cents) = (num("qty", Some(qty))?, num("price_cents", Some(price))?);
+    // The script's total is exact (below 2^53); check it against ours anyway.
+    let total_cents = order_total(price_cents, qty)
+        .filter(|t| t.to_string() == *total)
+        .ok_or_else(|| bad_reply("order total", reply))?;
+    let aff = match *aff {
+        "" => None,
+        a => Some(reply_id("aff", a)?),
+    };
+    let (commission_bps, affiliate_bps) = (num("bps", Some(host_bps))?, num("bps", Some(aff_bps))?);
+    let commission_cents = commission(total_cents, commission_bps);
+    let affiliate_cents = match aff {
+        Some(_) => commission(total_cents, affiliate_bps),
+        None => 0,
+    };
+    if commission_cents.to_string() != *host_cents || affiliate_cents.to_string() != *aff_cents {
+        return Err(bad_reply("order commission", reply));
+    }
+    Ok(OrderRecord {
+        order: reply_id("order", order)?,
+        reservation: reservation.clone(),
+        deal: deal.clone(),
+        qty,
+        price_cents,
+        total_cents,
+        currency: (*currency).to_owned(),
+        creator: reply_id("creator", creator)?,
+        channel: Channel::parse(channel),
+        aff,
+        commission_bps,
+        commission_cents,
+        affiliate_bps,
+        affiliate_cents,
+        repeat: *again == "1",
+    })
+}
+
+/// Parses `sales.lua`'s reply: the deal's view, its creator, then the ledger's fields and
+/// values. None when the deal does not exist (never made, or purged).
+fn parse_sales(
+    room: &Id,
+    id: &Id,
+    reply: &[String],
+    now: u64,
+) -> Result<Option<DealSales>, InventoryError> {
+    let [view, creator, ledger @ ..] = reply else {
+        return match reply {
+            [] => Ok(None),
+            _ => Err(bad_reply("sales", &reply.join(" "))),
+        };
+    };
+    let f: Vec<&str> = view.split('|').collect();
+    let (deal, _, _) = parse_view(id, &f, now)?;
+    let mut sales = DealSales {
+        room: room.clone(),
+        deal,
+        creator: reply_id("creator", creator)?,
+        total: Sales::default(),
+        channels: Default::default(),
+        host: Earning::default(),
+        affiliates: Default::default(),
+        buckets: Default::default(),
+    };
+    for pair in ledger.chunks(2) {
+        let [field, value] = pair else {
+            return Err(bad_reply("sales", &reply.join(" ")));
+        };
+        add_figure(&mut sales, field, num(field, Some(value))?)?;
+    }
+    // The host earns on every order: their sales are the deal's.
+    sales.total = sales.host.sales;
+    Ok(Some(sales))
+}
+
+/// Adds one ledger field (named as in `checkout.lua`) to `s`. A field of another shape is left
+/// alone: a newer node may write more.
+fn add_figure(s: &mut DealSales, field: &str, value: u64) -> Result<(), InventoryError> {
+    let parts: Vec<&str> = field.split('|').collect();
+    match parts.as_slice() {
+        ["h", "commission_cents"] => add(&mut s.host.commission_cents, value),
+        ["h", figure] => add_sale(&mut s.host.sales, figure, value),
+        ["c", channel, figure] => {
+            let channel = s.channels.entry(Channel::parse(channel)).or_default();
+            add_sale(channel, figure, value);
+        }
+        ["a", aff, figure] => {
+            let earning = s.affiliates.entry(reply_id("affiliate", aff)?).or_default();
+            match *figure {
+                "commission_cents" => add(&mut earning.commission_cents, value),
+                figure => add_sale(&mut earning.sales, figure, value),
+            }
+        }
+        ["t", at, figure] => {
+            let bucket = s.buckets.entry(num("bucket", Some(at))?).or_default();
+            add_sale(bucket, figure, value);
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn add_sale(s: &mut Sales, figure: &str, value: u64) {
+    match figure {
+        "orders" => add(&mut s.orders, value),
+        "units" => add(&mut s.units, value),
+        "gmv_cents" => add(&mut s.gmv_cents, value),
+        _ => {}
+    }
+}
+
+fn add(sum: &mut u64, value: u64) {
+    *sum = sum.saturating_add(value);
+}
+
+/// Deals whose sales one call reads at once.
+const SALES_READS: usize = 16;
+
 impl RedisInventory {
     /// Connects lazily: the hub starts even while Redis is down (readiness reports it), and the
     /// connection manager reconnects by itself.
@@ -266,11 +445,13 @@ impl RedisInventory {
                 start: script!("start_deal.lua"),
                 end: script!("end_deal.lua"),
                 reserve: script!("reserve.lua"),
-                checkout: script!("checkout.lua"),
+                checkout: script!("commission.lua", "checkout.lua"),
                 cancel: script!("cancel.lua"),
                 sweep: script!("sweep.lua"),
                 audit: script!("audit.lua"),
+                sales: script!("sales.lua"),
                 due_take: Arc::new(Script::new(include_str!("lua/due_take.lua"))),
+                creator_index: Arc::new(Script::new(include_str!("lua/creator_index.lua"))),
             },
             settings,
             refs: DashMap::new(),
@@ -282,7 +463,7 @@ impl RedisInventory {
     }
 
     /// The per-deal keys, in the order the scripts expect.
-    fn keys(&self, room: &Id, deal: &Id) -> [String; 5] {
+    fn keys(&self, room: &Id, deal: &Id) -> [String; 6] {
         let tag = format!("{{{}:{room}:{deal}}}", self.settings.key_prefix);
         [
             format!("{tag}:deal"),
@@ -290,6 +471,7 @@ impl RedisInventory {
             format!("{tag}:hold"),
             format!("{tag}:users"),
             format!("{tag}:orders"),
+            format!("{tag}:sales"),
         ]
     }
 
@@ -371,10 +553,7 @@ impl RedisInventory {
     }
 
     async fn sweep_deal(&self, member: &str, now: u64) -> Result<Swept, InventoryError> {
-        let Some((room, deal)) = member
-            .split_once('|')
-            .and_then(|(r, d)| Some((Id::new(r).ok()?, Id::new(d).ok()?)))
-        else {
+        let Some((room, deal)) = deal_member(member) else {
             return Ok(Swept {
                 done: true,
                 ..Swept::default()
@@ -495,6 +674,75 @@ impl RedisInventory {
         Ok(won.is_some())
     }
 
+    fn creator_key(&self, creator: &Id) -> String {
+        format!("{}:creator:{creator}:deals", self.settings.key_prefix)
+    }
+
+    /// Lists `room|deal` among the deals that may pay `creator`, until `until` (no earlier than
+    /// when the deal's keys are purged). Called before the deal's own script.
+    async fn index_creator(
+        &self,
+        creator: &Id,
+        room: &Id,
+        deal: &Id,
+        until: u64,
+        now: u64,
+    ) -> Result<(), InventoryError> {
+        let keys = [self.creator_key(creator)];
+        let args = [format!("{room}|{deal}"), until.to_string(), now.to_string()];
+        let _: i64 = self
+            .redis
+            .run(&self.scripts.creator_index, &keys, &args)
+            .await?;
+        Ok(())
+    }
+
+    /// The latest a deal with a live hold at `now` can be purged: it started by `now`, runs at
+    /// most a week, and its keys live `hold_ms + retention_ms` after its end (as `start_deal`
+    /// sets them).
+    fn purge_bound(&self, now: u64) -> u64 {
+        now.saturating_add(MAX_DEAL_DURATION_MS)
+            .saturating_add(self.settings.hold_ms)
+            .saturating_add(self.settings.retention_ms)
+    }
+
+    /// One deal's ledger in one atomic reading, or None when the deal does not exist.
+    async fn deal_sales(
+        &self,
+        room: &Id,
+        deal: &Id,
+        now: u64,
+    ) -> Result<Option<DealSales>, InventoryError> {
+        let keys = self.keys(room, deal);
+        let reply: Vec<String> = self.redis.run(&self.scripts.sales, &keys, &[]).await?;
+        parse_sales(room, deal, &reply, now)
+    }
+
+    /// The ledgers of `deals` that exist, a few read at once, in no particular order.
+    async fn sales_of(
+        &self,
+        deals: Vec<(Id, Id)>,
+        now: u64,
+    ) -> Result<Vec<DealSales>, InventoryError> {
+        use futures_util::{StreamExt, TryStreamExt};
+        let found: Vec<Option<DealSales>> = futures_util::stream::iter(deals)
+            .map(|(room, deal)| async move { self.deal_sales(&room, &deal, now).await })
+            .buffer_unordered(SALES_READS)
+            .try_collect()
+            .await?;
+        Ok(found.into_iter().flatten().collect())
+    }
+
+    /// The deal ids listed for `room` (some may no longer exist).
+    async fn room_deal_ids(&self, room: &Id) -> Result<Vec<Id>, InventoryError> {
+        let key = self.room_key(room);
+        let ids: Vec<String> = self
+            .redis
+            .exec(move |mut conn| async move { conn.smembers(key).await })
+            .await?;
+        Ok(ids.into_iter().filter_map(|id| Id::new(id).ok()).collect())
+    }
+
     fn room_key(&self, room: &Id) -> String {
         format!("{}:room:{room}:deals", self.settings.key_prefix)
     }
@@ -598,6 +846,8 @@ impl Inventory for RedisInventory {
                 conn.set::<_, _, ()>(ref_key, member).await
             })
             .await?;
+        self.index_creator(creator, room, &spec.id, purge_at, now)
+            .await?;
         let keys = self.keys(room, &spec.id);
         let args = [
             spec.product_id.to_string(),
@@ -610,6 +860,8 @@ impl Inventory for RedisInventory {
             room.to_string(),
             spec.id.to_string(),
             purge_at.to_string(),
+            spec.commission_bps.to_string(),
+            spec.affiliate_bps.to_string(),
             // `view()` ends with `image_url|title`: a title may hold `|` (it is the rest of the
             // reply), an image URL holds it percent-encoded (and reads back as `|`).
             spec.image_url
@@ -650,7 +902,7 @@ impl Inventory for RedisInventory {
     }
 
     async fn reserve(&self, req: &ReserveRequest) -> Result<ReserveOutcome, InventoryError> {
-        let [deal, holds, hold, users, _] = self.keys(&req.room, &req.deal);
+        let [deal, holds, hold, users, ..] = self.keys(&req.room, &req.deal);
         let idem = format!(
             "{{{}:{}:{}}}:req:{}:{}",
             self.settings.key_prefix, req.room, req.deal, req.user, req.request_id
@@ -702,37 +954,35 @@ impl Inventory for RedisInventory {
         room: &Id,
         user: &Id,
         reservation: &Id,
+        buyer: &Buyer,
         now: u64,
     ) -> Result<CheckoutOutcome, InventoryError> {
         let Some((r, deal)) = self.locate(reservation).await?.filter(|(r, _)| r == room) else {
             return Ok(CheckoutOutcome::Rejected(RejectReason::NotFound));
         };
+        // Before the order can exist, so `creator_sales` of the affiliate always finds it.
+        if let Some(aff) = &buyer.aff {
+            self.index_creator(aff, &r, &deal, self.purge_bound(now), now)
+                .await?;
+        }
         let keys = self.keys(&r, &deal);
         let args = [
             user.to_string(),
             reservation.to_string(),
             now.to_string(),
             deal_digest(&r, &deal),
+            buyer.channel.as_str().to_owned(),
+            buyer.aff.as_ref().map(Id::to_string).unwrap_or_default(),
         ];
         let reply = self.run(|s| &s.checkout, &keys, &args).await?;
         let f: Vec<&str> = reply.split('|').collect();
         match f.as_slice() {
-            ["O", order, qty, price, currency, total] => {
-                let (qty, price_cents) = (num("qty", Some(qty))?, num("price_cents", Some(price))?);
-                // The script's total is exact (below 2^53); check it against ours anyway.
-                let total_cents = order_total(price_cents, qty)
-                    .filter(|t| Some(t.to_string().as_str()) == Some(*total))
-                    .ok_or_else(|| bad_reply("order total", &reply))?;
-                Ok(CheckoutOutcome::Ordered(OrderRecord {
-                    order: Id::new(*order).map_err(|_| bad_reply("order", order))?,
-                    reservation: reservation.clone(),
-                    deal,
-                    qty,
-                    price_cents,
-                    total_cents,
-                    currency: (*currency).to_owned(),
-                }))
-            }
+            ["O", order @ ..] => Ok(CheckoutOutcome::Ordered(parse_order(
+                order,
+                reservation,
+                &deal,
+                &reply,
+            )?)),
             ["R", why] => Ok(CheckoutOutcome::Rejected(reason(why)?)),
             ["TOTAL", qty, price] => Err(InventoryError::Internal(format!(
                 "order total of {qty} x {price} is out of range (deal {deal} in room {room})"
@@ -811,19 +1061,52 @@ impl Inventory for RedisInventory {
         room: &Id,
         now: u64,
     ) -> Result<Vec<(Deal, StockLevel)>, InventoryError> {
-        let key = self.room_key(room);
-        let ids: Vec<String> = self
-            .redis
-            .exec(move |mut conn| async move { conn.smembers(key).await })
-            .await?;
+        let ids = self.room_deal_ids(room).await?;
         let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            let Ok(deal) = Id::new(id) else { continue };
+        for deal in ids {
             if let Some((d, _, level)) = self.view(room, &deal, now).await? {
                 out.push((d, level));
             }
         }
         Ok(out)
+    }
+
+    async fn room_sales(&self, room: &Id, now: u64) -> Result<Vec<DealSales>, InventoryError> {
+        let ids = self.room_deal_ids(room).await?;
+        let deals = ids.into_iter().map(|d| (room.clone(), d)).collect();
+        let mut sales = self.sales_of(deals, now).await?;
+        sales.sort_by(|a, b| a.deal.id.cmp(&b.deal.id));
+        Ok(sales)
+    }
+
+    /// Reads the deals of `PREFIX:creator:CREATOR:deals` not yet purged by `now`, and keeps
+    /// those that pay `creator` (an entry written for a checkout that then failed does not).
+    async fn creator_sales(
+        &self,
+        creator: &Id,
+        now: u64,
+    ) -> Result<Vec<DealSales>, InventoryError> {
+        let key = self.creator_key(creator);
+        let members: Vec<String> = self
+            .redis
+            .exec(move |mut conn| async move {
+                redis::cmd("ZRANGEBYSCORE")
+                    .arg(key)
+                    .arg(now)
+                    .arg("+inf")
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        let deals = members.iter().filter_map(|m| deal_member(m)).collect();
+        let mut sales: Vec<DealSales> = self
+            .sales_of(deals, now)
+            .await?
+            .into_iter()
+            .filter(|s| &s.creator == creator || s.affiliates.contains_key(creator))
+            .collect();
+        sales.sort_by(|a, b| (&a.room, &a.deal.id).cmp(&(&b.room, &b.deal.id)));
+        Ok(sales)
     }
 
     async fn audit(&self, room: &Id, deal: &Id, now: u64) -> Result<Audit, InventoryError> {

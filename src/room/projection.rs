@@ -275,6 +275,8 @@ mod tests {
             stock: 10,
             remaining,
             per_user_limit: 1,
+            commission_bps: 0,
+            affiliate_bps: 0,
             ends_at: 10_000,
             status,
         }

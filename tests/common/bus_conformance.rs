@@ -103,6 +103,8 @@ fn deal(status: DealStatus) -> Deal {
         stock: 5,
         remaining: 5,
         per_user_limit: 1,
+        commission_bps: 0,
+        affiliate_bps: 0,
         ends_at: livehub::hub::now_ms() + 60_000,
         status,
     }

@@ -2,7 +2,7 @@
 -- All keys of one deal share the hash tag {lh:ROOM:DEAL}, so every script runs on one slot.
 --   KEYS[1] deal   HASH  product_id price_cents currency stock remaining held sold
 --                        per_user_limit ends_at ended version n creator room deal purge_at
---                        image_url title
+--                        commission_bps affiliate_bps image_url title
 --   KEYS[2] holds  ZSET  reservation -> expires_at (live holds only)
 --   KEYS[3] hold   HASH  reservation -> "STATE|user|qty|expires_at|order"  (H, O, R, E)
 --   KEYS[4] users  HASH  user -> units in live holds plus orders
@@ -79,14 +79,14 @@ local function level()
 end
 
 -- The whole deal as one line: product_id|price_cents|currency|stock|remaining|held|sold|
--- per_user_limit|ends_at|ended|version
--- The deal's fields, `|`-separated; the title is last, so it may hold `|`. A field the deal
--- does not have (image_url and title of a deal started before they existed) reads as "".
+-- per_user_limit|ends_at|ended|version|commission_bps|affiliate_bps|image_url|title
+-- The title is last, so it may hold `|`. A field the deal does not have (the rates, image_url
+-- and title of a deal started before they existed) reads as "".
 local function view()
   local v = redis.call("HMGET", deal, "product_id", "price_cents", "currency", "stock",
     "remaining", "held", "sold", "per_user_limit", "ends_at", "ended", "version",
-    "image_url", "title")
-  for i = 1, 13 do
+    "commission_bps", "affiliate_bps", "image_url", "title")
+  for i = 1, 15 do
     if not v[i] then v[i] = "" end
   end
   return table.concat(v, "|")

@@ -1,5 +1,5 @@
 -- ARGV: product_id price_cents currency stock per_user_limit ends_at creator room deal purge_at
---       image_url title
+--       commission_bps affiliate_bps image_url title
 if redis.call("EXISTS", deal) == 1 then
   return "CONFLICT"
 end
@@ -8,6 +8,7 @@ redis.call("HSET", deal,
   "stock", ARGV[4], "remaining", ARGV[4], "held", 0, "sold", 0,
   "per_user_limit", ARGV[5], "ends_at", ARGV[6], "ended", 0, "version", 1, "n", 0,
   "creator", ARGV[7], "room", ARGV[8], "deal", ARGV[9], "purge_at", ARGV[10],
-  "image_url", ARGV[11], "title", ARGV[12])
+  "commission_bps", ARGV[11], "affiliate_bps", ARGV[12],
+  "image_url", ARGV[13], "title", ARGV[14])
 redis.call("PEXPIREAT", deal, ARGV[10])
 return "OK|" .. view()
