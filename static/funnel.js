@@ -403,14 +403,21 @@
           row < 0 ? null : svgText({ x: l.start, y }, l.text))
       );
     });
-    const ticks = width < 480 ? 3 : 5;
-    for (let i = 0; i <= ticks; i += 1) {
-      const ts = first + (span * i) / ticks;
-      const anchor = i === 0 ? "start" : i === ticks ? "end" : "middle";
-      chart.append(svgText({ class: "axis", x: x(ts), y: bottom + 15, "text-anchor": anchor }, elapsed(ts - first)));
+    const step = tickStep(span, width < 480 ? 3 : 5);
+    for (let at = 0; at <= span; at += step) {
+      const tx = x(first + at);
+      const anchor = at === 0 ? "start" : tx > width - CHART.right - 14 ? "end" : "middle";
+      chart.append(svgText({ class: "axis", x: tx, y: bottom + 15, "text-anchor": anchor }, elapsed(at)));
     }
     box.textContent = "";
     box.append(chart);
+  }
+
+  /** The smallest round step (1 s, 2 s, 5 s … 4 h) that puts at most `ticks` steps across `span`. */
+  function tickStep(span, ticks) {
+    const seconds = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800];
+    const hit = seconds.map((s) => s * 1000).find((step) => Math.floor(span / step) <= ticks);
+    return hit || Math.max(1000, Math.ceil(span / ticks));
   }
 
   /**

@@ -96,6 +96,20 @@ fn label_rows(xs_and_widths: &[(f64, f64)]) -> (Vec<Option<usize>>, usize) {
     (rows, ends.len())
 }
 
+/// The smallest round step (1 s, 2 s, 5 s, 10 s, 15 s, 30 s, 1 min … 4 h) that puts at most
+/// `ticks` steps across `span_ms`.
+fn tick_step(span_ms: u64, ticks: u64) -> u64 {
+    const STEPS_S: [u64; 16] = [
+        1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14_400, 28_800,
+    ];
+    let ticks = ticks.max(1);
+    STEPS_S
+        .iter()
+        .map(|s| s * 1000)
+        .find(|step| span_ms / step <= ticks)
+        .unwrap_or_else(|| span_ms.div_ceil(ticks).max(1))
+}
+
 /// The chart of `timeline` at `size`, money in `currency`; a short note instead when it holds
 /// nothing.
 pub fn timeline_svg(timeline: &Timeline, currency: &str, size: Size) -> String {
@@ -259,20 +273,24 @@ pub fn timeline_svg(timeline: &Timeline, currency: &str, size: Size) -> String {
             at = elapsed(m.t.saturating_sub(first)),
         );
     }
-    // Time axis: about six ticks, from the start.
-    for i in 0..=ticks {
-        let t = first + (span as u64) * i / ticks;
-        let tx = x(t);
-        let anchor = match i {
-            0 => "start",
-            i if i == ticks => "end",
-            _ => "middle",
+    // Time axis: round steps (2 s, 30 s, 5 min …) from the start, at most `ticks` of them.
+    let span_ms = span as u64;
+    let step = tick_step(span_ms, ticks);
+    for k in 0..=span_ms / step {
+        let at = k * step;
+        let tx = x(first + at);
+        let anchor = if k == 0 {
+            "start"
+        } else if tx > width - right - 14.0 {
+            "end"
+        } else {
+            "middle"
         };
         let _ = write!(
             s,
             r##"<text x="{tx:.1}" y="{:.1}" text-anchor="{anchor}" fill="#6b7280">{}</text>"##,
             bottom + 18.0,
-            elapsed(t - first)
+            elapsed(at)
         );
     }
     s.push_str("</svg>");
@@ -327,6 +345,15 @@ mod tests {
         assert!(!svg.contains("<b>"));
         assert!(svg.contains("$39.98"));
         assert!(!svg.contains("NaN"));
+    }
+
+    #[test]
+    fn time_ticks_fall_on_round_steps() {
+        assert_eq!(tick_step(10_000, 6), 2_000);
+        assert_eq!(tick_step(70_000, 6), 15_000);
+        assert_eq!(tick_step(3_600_000, 6), 600_000);
+        assert_eq!(tick_step(0, 3), 1_000);
+        assert!(tick_step(u64::MAX / 2, 3) > 0);
     }
 
     #[test]

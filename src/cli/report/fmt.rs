@@ -15,6 +15,11 @@ pub fn count(n: u64) -> String {
     out
 }
 
+/// `n` with its noun: `"1 order"`, `"2,048 orders"`.
+pub fn plural(n: u64, noun: &str) -> String {
+    format!("{} {noun}{}", count(n), if n == 1 { "" } else { "s" })
+}
+
 /// How many digits of `currency`'s minor unit make one major unit (ISO 4217; 2 when unknown).
 pub fn minor_digits(currency: &str) -> u32 {
     const ZERO: &[&str] = &[
@@ -135,6 +140,9 @@ mod tests {
         assert_eq!(count(4210), "4,210");
         assert_eq!(count(1_234_567), "1,234,567");
         assert_eq!(count(u64::MAX), "18,446,744,073,709,551,615");
+        assert_eq!(plural(1, "order"), "1 order");
+        assert_eq!(plural(0, "unit"), "0 units");
+        assert_eq!(plural(1200, "tap"), "1,200 taps");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use super::chart::{GMV_COLOUR, NARROW, VIEWERS_COLOUR, WIDE, moment_colour, timeline_svg};
-use super::fmt::{count, esc, money, percent_of, utc};
+use super::fmt::{count, esc, money, percent_of, plural, utc};
 use super::model::{Counts, Funnel, STAGES, Timeline};
 use super::story::{channel_label, drop, drop_text, engaged_words, where_lost};
 
@@ -53,6 +53,7 @@ td.title small { display: block; color: var(--muted); }
 .legend span::before { content: ""; display: inline-block; width: 0.8rem; height: 0.8rem; border-radius: 2px; margin-right: 0.35rem; vertical-align: -0.1rem; background: var(--c); }
 svg.timeline { width: 100%; height: auto; display: block; }
 .chart.narrow { display: none; }
+.narrow-only { display: none; }
 footer { color: var(--muted); font-size: 0.82rem; text-align: center; padding-bottom: 1rem; }
 @media (max-width: 600px) {
   main { padding: 0.5rem; gap: 0.6rem; }
@@ -63,6 +64,8 @@ footer { color: var(--muted); font-size: 0.82rem; text-align: center; padding-bo
   th { white-space: normal; }
   td.title { min-width: 6rem; }
   .wide-only { display: none; }
+  .narrow-only { display: inline; }
+  td.n, th.n { padding-left: 0.2rem; padding-right: 0.2rem; }
   .chart.wide { display: none; }
   .chart.narrow { display: block; }
 }
@@ -90,11 +93,11 @@ fn channel_block(out: &mut String, name: &str, label: &str, c: &Counts, f: &Funn
     let cur = f.currency();
     let _ = write!(
         out,
-        r#"<article class="channel{}" data-channel="{}"><h3>{}<span class="muted">{} viewers · {} GMV</span></h3><table class="stages"><colgroup><col class="name"><col class="users"><col class="pct"><col class="drop"></colgroup><thead><tr><th>Stage</th><th>Users</th><th class="n">share</th><th class="n">drop</th></tr></thead><tbody>"#,
+        r#"<article class="channel{}" data-channel="{}"><h3>{}<span class="muted">{} · {} GMV</span></h3><table class="stages"><colgroup><col class="name"><col class="users"><col class="pct"><col class="drop"></colgroup><thead><tr><th>Stage</th><th>Users</th><th class="n">share</th><th class="n">drop</th></tr></thead><tbody>"#,
         if total { " total" } else { "" },
         esc(name),
         esc(label),
-        count(c.viewers),
+        plural(c.viewers, "viewer"),
         esc(&money(c.gmv_cents, cur)),
     );
     for (i, stage) in STAGES.iter().enumerate() {
@@ -122,11 +125,11 @@ fn channel_block(out: &mut String, name: &str, label: &str, c: &Counts, f: &Funn
     }
     let _ = write!(
         out,
-        r#"</tbody></table><p class="money">{} orders · {} units · {} GMV · {} sold-out taps</p></article>"#,
-        count(c.orders),
-        count(c.units),
+        r#"</tbody></table><p class="money">{} · {} · {} GMV · {}</p></article>"#,
+        plural(c.orders, "order"),
+        plural(c.units, "unit"),
         esc(&money(c.gmv_cents, cur)),
-        count(c.sold_out_taps),
+        plural(c.sold_out_taps, "sold-out tap"),
     );
 }
 
@@ -167,7 +170,7 @@ fn deals_table(out: &mut String, f: &Funnel) {
         out.push_str(r#"<p class="muted">No deals ran.</p></section>"#);
         return;
     }
-    out.push_str(r#"<div class="scroll"><table><thead><tr><th class="n">#</th><th>Deal</th><th class="n wide-only">Price</th><th class="n">Units</th><th class="n">Orders</th><th class="n">GMV</th><th class="n wide-only">Exposed</th><th class="n wide-only">Ordered</th><th class="n">Exposed → ordered</th></tr></thead><tbody>"#);
+    out.push_str(r#"<div class="scroll"><table><thead><tr><th class="n">#</th><th>Deal</th><th class="n wide-only">Price</th><th class="n">Units</th><th class="n">Orders</th><th class="n">GMV</th><th class="n wide-only">Exposed</th><th class="n wide-only">Ordered</th><th class="n"><span class="wide-only">Exposed → ordered</span><span class="narrow-only">Conv.</span></th></tr></thead><tbody>"#);
     for (rank, (id, d)) in deals.iter().enumerate() {
         let cur = if d.currency.is_empty() {
             f.currency()
@@ -226,7 +229,7 @@ fn missed_demand(out: &mut String, f: &Funnel) {
     }
     let _ = write!(
         out,
-        r#"<div class="scroll"><table><thead><tr><th>Deal</th><th class="n">Sold-out taps</th><th class="n wide-only">Units sold</th><th class="n">At the deal price, one unit a tap</th></tr></thead><tbody>"#
+        r#"<div class="scroll"><table><thead><tr><th>Deal</th><th class="n">Sold-out<span class="wide-only"> taps</span></th><th class="n wide-only">Units sold</th><th class="n"><span class="wide-only">At the deal price, one unit a tap</span><span class="narrow-only">Lost, est.</span></th></tr></thead><tbody>"#
     );
     for (id, d) in missed {
         let cur = if d.currency.is_empty() {
