@@ -57,6 +57,11 @@ const FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../static/host.js"),
     ),
+    (
+        "funnel.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../static/funnel.js"),
+    ),
 ];
 
 fn file(name: &str) -> Response {

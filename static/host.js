@@ -2,15 +2,17 @@
 // a token pasted into #signin, or the development token endpoint), then runs the show over the
 // room WebSocket: pin products from an editable catalog, start and end flash deals with a live
 // stock panel (fed by `stock` messages and a 1 s poll of the stock audit endpoint), moderate
-// comments (delete, mute) and post announcements.
+// comments (delete, mute) and post announcements. The Funnel pane (static/funnel.js) shows the
+// show's funnel per channel, GMV, the top deal, sold-out taps and the timeline, polled with the
+// same token.
 //
 // Every command carries a request_id and says how it went where the creator is looking: the
 // deal form, the announce box, the Unpin button and each deal panel have a feedback line right
 // under the control; moderation and pins answer with a toast. While a command waits for its
 // `ack` or `error`, its button is busy. A viewer token is told it cannot host. On a phone the
-// three panes (Deals, Chat, Products) are tabs in the sticky top bar; on a desktop they are
-// columns that scroll on their own, so chat stays beside the deals. User text is only ever set
-// as textContent.
+// four panes (Deals, Chat, Products, Funnel) are tabs in the sticky top bar; on a desktop they
+// are columns that scroll on their own (the funnel under the products), so chat stays beside
+// the deals. User text is only ever set as textContent.
 "use strict";
 
 (function () {
@@ -51,6 +53,7 @@
     unread: 0,
     stick: true, // the chat is scrolled to its newest line (and stays there as it grows)
     feedbackTimers: new WeakMap(),
+    funnel: null, // the Funnel pane (funnel.js): {refresh}
   };
 
   // ---- startup ---------------------------------------------------------------------------
@@ -106,6 +109,11 @@
     connectHub();
     setInterval(pollAudits, AUDIT_EVERY_MS);
     setInterval(renderCountdowns, 1000);
+    state.funnel = LH.funnelPanel.start({
+      room: state.room,
+      getToken: () => state.token,
+      blocked: () => state.cannotHost,
+    });
   }
 
   /** A fresh room connection (a new one after a token that could not host: no ?since=). */
@@ -195,6 +203,7 @@
       renderUnread();
       scrollFeedToBottom();
     }
+    if (id === "funnel-pane" && state.funnel) state.funnel.refresh();
     if (window.scrollY > 0) window.scrollTo(0, 0);
   }
 

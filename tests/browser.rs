@@ -10,6 +10,8 @@ use common::webdriver::{Browser, Driver};
 
 #[path = "browser/console.rs"]
 mod console;
+#[path = "browser/funnel.rs"]
+mod funnel;
 #[path = "browser/viewer.rs"]
 mod viewer;
 use livehub::protocol::Role;
@@ -211,4 +213,12 @@ async fn pages_in_a_real_browser() -> anyhow::Result<()> {
     viewer::scenarios(&driver).await?;
     console::scenarios(&driver).await?;
     Ok(())
+}
+
+/// The show funnel (issue 14): the console's Funnel pane and the `livehub report` page, in a
+/// chromedriver of their own so `cargo test --test browser -- funnel` runs just them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn funnel_pane_and_report_in_a_real_browser() -> anyhow::Result<()> {
+    let driver = Driver::start().await?;
+    funnel::scenarios(&driver).await
 }

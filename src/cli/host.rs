@@ -187,30 +187,7 @@ pub async fn run(args: HostArgs) -> Result<(), CliError> {
 
 /// `GET` the deal's audit: the JSON on stdout when the hub answers 200, else its refusal.
 async fn audit(hub: &HubUrl, room: &Id, token: &str, deal: Id) -> Result<(), CliError> {
-    let url = format!("{}/api/rooms/{room}/deals/{deal}", hub.http);
-    let answer = tokio::time::timeout(
-        ANSWER_TIMEOUT,
-        crate::http_client::request("GET", &url, Some(token.trim()), None),
-    )
-    .await
-    .map_err(|_| {
-        connect::unreachable(
-            hub,
-            format!("no answer within {} s", ANSWER_TIMEOUT.as_secs()),
-        )
-    })?;
-    let (status, body) = answer.map_err(|e| match e {
-        crate::http_client::ClientError::Connect(io) => {
-            connect::unreachable(hub, super::error::io_reason(&io))
-        }
-        other => connect::unreachable(hub, other.to_string()),
-    })?;
-    if status != 200 {
-        let reason = hyper::StatusCode::from_u16(status)
-            .ok()
-            .and_then(|s| s.canonical_reason());
-        return Err(CliError::from_http(status, reason, body.as_bytes()));
-    }
+    let body = super::rest::get(hub, &format!("/api/rooms/{room}/deals/{deal}"), token).await?;
     println!("{}", escape_controls(&body));
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! The `livehub` command line: `serve`, `init`, `token` and `host`. Results go to stdout,
+//! The `livehub` command line: `serve`, `init`, `token`, `host` and `report`. Results go to stdout,
 //! errors to stderr as one line each (see [`error`]), and the exit status says which.
 
 mod connect;
@@ -6,6 +6,8 @@ pub mod error;
 mod host;
 mod init;
 mod lines;
+mod report;
+mod rest;
 mod serve;
 mod watch;
 
@@ -42,6 +44,9 @@ enum Command {
     Token(TokenArgs),
     /// The host control client: run a show from a terminal.
     Host(host::HostArgs),
+    /// Write a room's post-show report: one self-contained HTML file with the funnel per
+    /// channel, the timeline, deals by GMV, missed demand and the creators' commission.
+    Report(report::ReportArgs),
 }
 
 /// Arguments of `livehub token`.
@@ -138,6 +143,7 @@ fn run(command: Command) -> Result<(), CliError> {
         Command::Init(args) => Ok(init::run(args)?),
         Command::Token(args) => token(args),
         Command::Host(args) => runtime()?.block_on(host::run(args)),
+        Command::Report(args) => runtime()?.block_on(report::run(args)),
     }
 }
 

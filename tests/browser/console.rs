@@ -32,14 +32,14 @@ pub async fn scenarios(driver: &Driver) -> Result<()> {
 
 /// An element's bounding rectangle in CSS pixels, relative to the viewport.
 #[derive(Debug, Clone, Copy)]
-struct Rect {
-    top: f64,
-    bottom: f64,
-    left: f64,
-    right: f64,
+pub(super) struct Rect {
+    pub top: f64,
+    pub bottom: f64,
+    pub left: f64,
+    pub right: f64,
 }
 
-async fn rect(b: &Browser, css: &str) -> Result<Rect> {
+pub(super) async fn rect(b: &Browser, css: &str) -> Result<Rect> {
     let v = b
         .js(
             "const e = document.querySelector(arguments[0]); if (!e) return null; \
@@ -60,7 +60,7 @@ async fn rect(b: &Browser, css: &str) -> Result<Rect> {
 }
 
 /// (innerWidth, innerHeight, the document's scroll height).
-async fn page_size(b: &Browser) -> Result<(f64, f64, f64)> {
+pub(super) async fn page_size(b: &Browser) -> Result<(f64, f64, f64)> {
     let v = b
         .js(
             "return [innerWidth, innerHeight, document.documentElement.scrollHeight];",
@@ -75,7 +75,7 @@ async fn page_size(b: &Browser) -> Result<(f64, f64, f64)> {
 }
 
 /// Fails unless all of `r` is inside the viewport.
-async fn assert_on_screen(b: &Browser, what: &str, r: Rect) -> Result<()> {
+pub(super) async fn assert_on_screen(b: &Browser, what: &str, r: Rect) -> Result<()> {
     let (w, h, _) = page_size(b).await?;
     ensure!(
         r.top >= -0.5 && r.left >= -0.5 && r.bottom <= h + 0.5 && r.right <= w + 0.5,
@@ -105,7 +105,7 @@ async fn count(b: &Browser, css: &str) -> Result<u64> {
     Ok(v.as_u64().unwrap_or(0))
 }
 
-async fn hidden(b: &Browser, css: &str) -> Result<()> {
+pub(super) async fn hidden(b: &Browser, css: &str) -> Result<()> {
     let state = format!(
         "(() => {{ const e = document.querySelector({}); return !e || e.getClientRects().length === 0; }})()",
         json!(css)
@@ -117,7 +117,7 @@ async fn hidden(b: &Browser, css: &str) -> Result<()> {
 
 /// Waits until no CSS transition runs (stock bars glide to their width), so a screenshot shows
 /// the page as it settles.
-async fn settled(b: &Browser) -> Result<()> {
+pub(super) async fn settled(b: &Browser) -> Result<()> {
     b.wait_for(
         "transitions to finish",
         "document.getAnimations().length",
@@ -138,7 +138,7 @@ async fn start_deal_in_form(b: &Browser, id: &str, product: &str, stock: u32) ->
 }
 
 /// Sends host commands over REST (to set a show up quickly); each must be accepted.
-async fn host_commands(hub: &TestHub, room: &str, commands: &[Value]) -> Result<()> {
+pub(super) async fn host_commands(hub: &TestHub, room: &str, commands: &[Value]) -> Result<()> {
     let token = hub.token(Role::Host, room, "producer");
     for c in commands {
         let (status, body) = hub.post_command(room, Some(&token), &c.to_string()).await?;

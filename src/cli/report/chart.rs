@@ -1,0 +1,386 @@
+//! The timeline as an inline SVG chart: the most viewers at once per bucket as a line, GMV per
+//! bucket as bars, and the show's moments (pin, deal start, deal end) as marked, labelled
+//! vertical lines. The SVG needs no script or font of its own; every text in it is escaped.
+
+use std::fmt::Write;
+
+use super::fmt::{count, elapsed, esc, money};
+use super::model::{Moment, Timeline};
+
+const PLOT_HEIGHT: f64 = 200.0;
+const BOTTOM: f64 = 30.0;
+const ROW: f64 = 16.0;
+const MAX_ROWS: usize = 6;
+/// About how wide one character of an 11 px label is.
+const CHAR_PX: f64 = 7.0;
+const LABEL_CHARS: usize = 26;
+
+/// A chart's drawing size: its width in SVG units (at 11 px labels), the room for the two
+/// axes' labels, and how many time ticks it has.
+#[derive(Clone, Copy, Debug)]
+pub struct Size {
+    pub width: f64,
+    left: f64,
+    right: f64,
+    ticks: u64,
+}
+
+/// For a screen: 960 units wide, six time ticks.
+pub const WIDE: Size = Size {
+    width: 960.0,
+    left: 52.0,
+    right: 76.0,
+    ticks: 6,
+};
+/// For a phone: 360 units wide (its labels stay readable at a phone's width), three ticks.
+pub const NARROW: Size = Size {
+    width: 360.0,
+    left: 30.0,
+    right: 58.0,
+    ticks: 3,
+};
+
+/// The colours, shared with the page's legend.
+pub const VIEWERS_COLOUR: &str = "#2563eb";
+pub const GMV_COLOUR: &str = "#f9a8d4";
+/// A moment's colour by its kind.
+pub fn moment_colour(kind: &str) -> &'static str {
+    match kind {
+        "pin" => "#7c3aed",
+        "deal_start" => "#15803d",
+        "deal_end" => "#b91c1c",
+        _ => "#6b7280",
+    }
+}
+
+/// A moment's label: `pin Merino scarf`, `start d1`, `end d1` (titles cut to fit).
+pub fn moment_label(m: &Moment) -> String {
+    let what = match m.kind.as_str() {
+        "pin" => "pin",
+        "deal_start" => "start",
+        "deal_end" => "end",
+        other => other,
+    };
+    let name = match m.kind.as_str() {
+        "pin" => m.title.as_deref().or(m.product.as_deref()),
+        _ => m.deal.as_deref().or(m.title.as_deref()),
+    }
+    .unwrap_or("");
+    let mut label = format!("{what} {name}");
+    if label.chars().count() > LABEL_CHARS {
+        label = label.chars().take(LABEL_CHARS - 1).collect::<String>() + "…";
+    }
+    label.trim_end().to_owned()
+}
+
+/// Rows for the moments' labels, left to right: each takes the first row free where it starts,
+/// so no two labels overlap; a label no row has room for (more than [`MAX_ROWS`] at one place)
+/// gets `None`, its marker named by its tooltip only. Returns the rows and how many are used.
+fn label_rows(xs_and_widths: &[(f64, f64)]) -> (Vec<Option<usize>>, usize) {
+    let mut ends: Vec<f64> = Vec::new();
+    let mut rows = Vec::with_capacity(xs_and_widths.len());
+    for &(x, w) in xs_and_widths {
+        let row = match ends.iter().position(|end| *end + 6.0 <= x) {
+            Some(r) => Some(r),
+            None if ends.len() < MAX_ROWS => {
+                ends.push(f64::MIN);
+                Some(ends.len() - 1)
+            }
+            None => None,
+        };
+        if let Some(r) = row {
+            ends[r] = x + w;
+        }
+        rows.push(row);
+    }
+    (rows, ends.len())
+}
+
+/// The smallest round step (1 s, 2 s, 5 s, 10 s, 15 s, 30 s, 1 min … 4 h) that puts at most
+/// `ticks` steps across `span_ms`.
+fn tick_step(span_ms: u64, ticks: u64) -> u64 {
+    const STEPS_S: [u64; 16] = [
+        1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14_400, 28_800,
+    ];
+    let ticks = ticks.max(1);
+    STEPS_S
+        .iter()
+        .map(|s| s * 1000)
+        .find(|step| span_ms / step <= ticks)
+        .unwrap_or_else(|| span_ms.div_ceil(ticks).max(1))
+}
+
+/// The chart of `timeline` at `size`, money in `currency`; a short note instead when it holds
+/// nothing.
+pub fn timeline_svg(timeline: &Timeline, currency: &str, size: Size) -> String {
+    let Size {
+        width,
+        left,
+        right,
+        ticks,
+    } = size;
+    let bucket_ms = if timeline.bucket_ms == 0 {
+        10_000
+    } else {
+        timeline.bucket_ms
+    };
+    let buckets = &timeline.buckets;
+    let moments = &timeline.moments;
+    if buckets.is_empty() && moments.is_empty() {
+        return r#"<p class="muted">No activity on the timeline yet.</p>"#.into();
+    }
+    let first = buckets
+        .iter()
+        .map(|b| b.t)
+        .chain(moments.iter().map(|m| m.t))
+        .min()
+        .unwrap_or(0);
+    let last = buckets
+        .iter()
+        .map(|b| b.t.saturating_add(bucket_ms))
+        .chain(moments.iter().map(|m| m.t))
+        .max()
+        .unwrap_or(first);
+    let span = (last.saturating_sub(first)).max(bucket_ms) as f64;
+    let plot_w = width - left - right;
+    let x = |t: u64| left + (t.saturating_sub(first) as f64 / span) * plot_w;
+
+    // Moment labels first: they decide how much room the top needs.
+    let placed: Vec<(f64, String, f64)> = moments
+        .iter()
+        .map(|m| {
+            let label = moment_label(m);
+            let w = label.chars().count() as f64 * CHAR_PX;
+            let mx = x(m.t);
+            // A label that would run off the right edge ends at its line instead.
+            let start = if mx + 3.0 + w > width {
+                (mx - 3.0 - w).max(0.0)
+            } else {
+                mx + 3.0
+            };
+            (mx, label, start)
+        })
+        .collect();
+    let spans: Vec<(f64, f64)> = placed
+        .iter()
+        .map(|(_, l, s)| (*s, l.chars().count() as f64 * CHAR_PX))
+        .collect();
+    let (rows, row_count) = label_rows(&spans);
+    let top = 10.0 + row_count as f64 * ROW;
+    let height = top + PLOT_HEIGHT + BOTTOM;
+    let bottom = top + PLOT_HEIGHT;
+
+    let max_viewers = buckets.iter().map(|b| b.viewers).max().unwrap_or(0);
+    let max_gmv = buckets.iter().map(|b| b.gmv_cents).max().unwrap_or(0);
+    let y_viewers = |v: u64| bottom - v as f64 / max_viewers.max(1) as f64 * PLOT_HEIGHT;
+    let y_gmv = |g: u64| g as f64 / max_gmv.max(1) as f64 * PLOT_HEIGHT;
+
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<svg class="timeline w{width}" viewBox="0 0 {width} {height}" role="img" aria-label="Timeline: viewers, GMV per {} s and the show's moments" xmlns="http://www.w3.org/2000/svg" font-family="system-ui, sans-serif" font-size="11">"#,
+        bucket_ms / 1000
+    );
+    // Grid and axes.
+    for frac in [0.0, 0.5, 1.0] {
+        let y = bottom - frac * PLOT_HEIGHT;
+        let _ = write!(
+            s,
+            r##"<line x1="{left}" x2="{:.1}" y1="{y:.1}" y2="{y:.1}" stroke="#e3e5ea"/>"##,
+            width - right
+        );
+        let v = (max_viewers as f64 * frac).round() as u64;
+        let g = (max_gmv as f64 * frac).round() as u64;
+        let _ = write!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end" fill="{VIEWERS_COLOUR}">{}</text>"#,
+            left - 6.0,
+            y + 4.0,
+            count(v)
+        );
+        // No sales yet: one $0.00 at the bottom, not three.
+        if max_gmv > 0 || frac == 0.0 {
+            let _ = write!(
+                s,
+                r##"<text x="{:.1}" y="{:.1}" fill="#9d174d">{}</text>"##,
+                width - right + 6.0,
+                y + 4.0,
+                esc(&money(g, currency))
+            );
+        }
+    }
+    // GMV bars.
+    for b in buckets {
+        let (x0, x1) = (x(b.t), x(b.t.saturating_add(bucket_ms)));
+        let h = y_gmv(b.gmv_cents);
+        let w = ((x1 - x0) * 0.8).max(0.8);
+        let _ = write!(
+            s,
+            r#"<rect class="gmv" x="{:.1}" y="{:.1}" width="{w:.1}" height="{h:.1}" fill="{GMV_COLOUR}"><title>+{}: {} orders, {}, {} viewers</title></rect>"#,
+            x0 + (x1 - x0) * 0.1,
+            bottom - h,
+            elapsed(b.t.saturating_sub(first)),
+            count(b.orders),
+            esc(&money(b.gmv_cents, currency)),
+            count(b.viewers)
+        );
+    }
+    // The viewers line, through each bucket's middle.
+    let points: Vec<String> = buckets
+        .iter()
+        .map(|b| {
+            let mid = x(b.t.saturating_add(bucket_ms / 2));
+            format!("{mid:.1},{:.1}", y_viewers(b.viewers))
+        })
+        .collect();
+    if points.len() > 1 {
+        let _ = write!(
+            s,
+            r#"<polyline class="viewers" points="{}" fill="none" stroke="{VIEWERS_COLOUR}" stroke-width="2" stroke-linejoin="round"/>"#,
+            points.join(" ")
+        );
+    }
+    if points.len() <= 60 {
+        for p in &points {
+            let (px, py) = p.split_once(',').unwrap_or(("0", "0"));
+            let _ = write!(
+                s,
+                r#"<circle cx="{px}" cy="{py}" r="2.5" fill="{VIEWERS_COLOUR}"/>"#
+            );
+        }
+    }
+    // Moments.
+    for ((m, (mx, label, start)), row) in moments.iter().zip(&placed).zip(&rows) {
+        let colour = moment_colour(&m.kind);
+        let ly = 10.0 + row.unwrap_or(0) as f64 * ROW + 11.0;
+        let text = match row {
+            Some(_) => format!(
+                r#"<text x="{start:.1}" y="{ly:.1}" fill="{colour}" font-weight="600">{}</text>"#,
+                esc(label)
+            ),
+            None => String::new(),
+        };
+        let _ = write!(
+            s,
+            r#"<g class="moment" data-kind="{kind}"><title>{full} at +{at}</title><line x1="{mx:.1}" x2="{mx:.1}" y1="{:.1}" y2="{bottom:.1}" stroke="{colour}" stroke-width="1.5" stroke-dasharray="4 3"/>{text}</g>"#,
+            if row.is_some() { ly - 10.0 } else { top },
+            kind = esc(&m.kind),
+            full = esc(&format!(
+                "{} {}",
+                m.kind,
+                m.title.as_deref().or(m.deal.as_deref()).unwrap_or("")
+            )),
+            at = elapsed(m.t.saturating_sub(first)),
+        );
+    }
+    // Time axis: round steps (2 s, 30 s, 5 min …) from the start, at most `ticks` of them.
+    let span_ms = span as u64;
+    let step = tick_step(span_ms, ticks);
+    for k in 0..=span_ms / step {
+        let at = k * step;
+        let tx = x(first + at);
+        let anchor = if k == 0 {
+            "start"
+        } else if tx > width - right - 14.0 {
+            "end"
+        } else {
+            "middle"
+        };
+        let _ = write!(
+            s,
+            r##"<text x="{tx:.1}" y="{:.1}" text-anchor="{anchor}" fill="#6b7280">{}</text>"##,
+            bottom + 18.0,
+            elapsed(at)
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::report::model::Bucket;
+
+    fn moment(t: u64, kind: &str, title: &str) -> Moment {
+        Moment {
+            t,
+            kind: kind.into(),
+            deal: Some("d1".into()),
+            product: Some("scarf".into()),
+            title: Some(title.into()),
+        }
+    }
+
+    #[test]
+    fn moments_are_marked_and_labelled_with_escaped_titles() {
+        let t = Timeline {
+            bucket_ms: 10_000,
+            buckets: vec![
+                Bucket {
+                    t: 0,
+                    viewers: 3,
+                    ..Bucket::default()
+                },
+                Bucket {
+                    t: 10_000,
+                    viewers: 5,
+                    orders: 2,
+                    gmv_cents: 3998,
+                    ..Bucket::default()
+                },
+            ],
+            moments: vec![
+                moment(1_000, "pin", "<b>Scarf</b>"),
+                moment(2_000, "deal_start", "x"),
+                moment(19_000, "deal_end", "x"),
+            ],
+            ..Timeline::default()
+        };
+        let svg = timeline_svg(&t, "USD", WIDE);
+        for kind in ["pin", "deal_start", "deal_end"] {
+            assert!(svg.contains(&format!(r#"data-kind="{kind}""#)), "{kind}");
+        }
+        assert!(svg.contains("pin &lt;b&gt;Scarf&lt;/b&gt;"), "{svg}");
+        assert!(!svg.contains("<b>"));
+        assert!(svg.contains("$39.98"));
+        assert!(!svg.contains("NaN"));
+    }
+
+    #[test]
+    fn time_ticks_fall_on_round_steps() {
+        assert_eq!(tick_step(10_000, 6), 2_000);
+        assert_eq!(tick_step(70_000, 6), 15_000);
+        assert_eq!(tick_step(3_600_000, 6), 600_000);
+        assert_eq!(tick_step(0, 3), 1_000);
+        assert!(tick_step(u64::MAX / 2, 3) > 0);
+    }
+
+    #[test]
+    fn close_moments_get_rows_of_their_own() {
+        let (rows, used) = label_rows(&[(10.0, 80.0), (20.0, 80.0), (200.0, 10.0)]);
+        assert_eq!(rows, vec![Some(0), Some(1), Some(0)]);
+        assert_eq!(used, 2);
+        let crowd = [(10.0, 80.0); MAX_ROWS + 1];
+        let (rows, used) = label_rows(&crowd);
+        assert_eq!(
+            rows[MAX_ROWS], None,
+            "a label with no room is left out, never overlapped"
+        );
+        assert_eq!(used, MAX_ROWS);
+    }
+
+    #[test]
+    fn an_empty_timeline_is_a_note_and_one_bucket_has_no_nan() {
+        assert!(timeline_svg(&Timeline::default(), "USD", NARROW).contains("No activity"));
+        let one = Timeline {
+            buckets: vec![Bucket {
+                t: 5_000_000,
+                ..Bucket::default()
+            }],
+            ..Timeline::default()
+        };
+        let svg = timeline_svg(&one, "USD", NARROW);
+        assert!(svg.starts_with("<svg") && !svg.contains("NaN"), "{svg}");
+    }
+}
