@@ -14,17 +14,19 @@ RPID=$!
 trap 'kill $RPID $HPID 2>/dev/null || true' EXIT
 HPID=
 for _ in $(seq 50); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
-SCRIPT="$(cat src/inventory/lua/common.lua; echo; cat src/inventory/lua/reserve.lua)"
-START="$(cat src/inventory/lua/common.lua; echo; cat src/inventory/lua/start_deal.lua)"
+# The scripts as RedisInventory builds them: split.lua, common.lua, then the script itself.
+lua() { cat src/lua/split.lua; echo; cat src/inventory/lua/common.lua; echo; cat "src/inventory/lua/$1"; }
+SCRIPT="$(lua reserve.lua)"
+START="$(lua start_deal.lua)"
 SHA=$(redis-cli -p "$PORT" SCRIPT LOAD "$SCRIPT")
 NOW=$(($(date +%s%3N)))
 T="{lh:bench:rb}"
 redis-cli -p "$PORT" EVAL "$START" 4 "$T:deal" "$T:holds" "$T:hold" "$T:users" \
-  p 100 USD 100000000 100000000 $((NOW + 3600000)) host bench rb $((NOW + 7200000)) >/dev/null
+  p 100 USD 10000000 10000000 $((NOW + 3600000)) host bench rb $((NOW + 7200000)) 0 0 "" "Bench product" >/dev/null
 echo "== redis-benchmark: EVALSHA reserve.lua (50 clients, unique user and request_id per call)"
 redis-benchmark -p "$PORT" -n 300000 -c 50 -r 1000000000 -q \
   EVALSHA "$SHA" 5 "$T:deal" "$T:holds" "$T:hold" "$T:users" "$T:req:u__rand_int__:r__rand_int__" \
-  u__rand_int__ 1 "$NOW" 300000 3600000 0000000000000000 | tr '\r' '\n' | grep "requests per second" | sed 's/.*: \([0-9.]* requests per second.*\)/   \1/'
+  u__rand_int__ 1 "$NOW" 300000 3600000 0000000000000000 60000 | tr '\r' '\n' | grep "requests per second" | sed 's/.*: \([0-9.]* requests per second.*\)/   \1/'
 redis-cli -p "$PORT" HMGET "$T:deal" stock remaining held sold | paste -sd' ' | sed 's/^/   deal after: stock remaining held sold = /'
 echo "== hub WebSocket path: $BUYERS buyers, $SECS s"
 LIVEHUB_SERVER__BIND=127.0.0.1:$HUBPORT LIVEHUB_LIMITS__CONNECTIONS_PER_IP=0 LIVEHUB_INVENTORY__BACKEND=redis LIVEHUB_REDIS__URL=redis://127.0.0.1:$PORT \
