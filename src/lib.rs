@@ -29,3 +29,4 @@ pub mod redis_io;
 pub mod room;
 pub mod server;
 pub mod session;
+pub mod trim;

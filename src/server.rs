@@ -241,6 +241,8 @@ pub async fn run_with(
         metrics.clone(),
         hub.shutdown_token().clone(),
     ));
+    hub.tracker()
+        .spawn(crate::trim::run(hub.shutdown_token().clone()));
     let app = crate::http::router(Arc::clone(&hub), metrics);
     let serving = Serving::new(app, &hub);
     let mut shutdown = pin!(shutdown);

@@ -191,14 +191,13 @@ impl Room {
         st.last_activity = Instant::now();
         let resumed = since.and_then(|s| st.projection.since(s));
         st.subs.insert(outbox, you.user.clone());
+        let deals = st.projection.deals();
         // The funnel is the viewers': a host or an admin watching is not one of them.
         if you.role == crate::protocol::Role::Viewer {
-            let live: Vec<Id> = st
-                .projection
-                .deals()
-                .into_iter()
+            let live: Vec<Id> = deals
+                .iter()
                 .filter(|d| d.status != DealStatus::Ended)
-                .map(|d| d.id)
+                .map(|d| d.id.clone())
                 .collect();
             self.tally.joined(
                 &you.user,
@@ -215,7 +214,7 @@ impl Room {
             viewers: st.viewers(),
             likes: self.likes_total(&st),
             pinned: st.projection.pinned(),
-            deals: st.projection.deals(),
+            deals,
             recent: st.projection.recent(),
             resumed: resumed.is_some(),
         };
