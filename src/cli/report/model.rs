@@ -9,40 +9,10 @@ use serde::Deserialize;
 
 use crate::funnel::Channel;
 
+pub use crate::funnel::Stage;
+
 /// The user stages of the funnel, in order: each is a subset of the viewers that reached it.
-pub const STAGES: [Stage; 6] = [
-    Stage::Viewers,
-    Stage::Engaged,
-    Stage::Exposed,
-    Stage::Tapped,
-    Stage::Held,
-    Stage::Ordered,
-];
-
-/// One funnel stage.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stage {
-    Viewers,
-    Engaged,
-    Exposed,
-    Tapped,
-    Held,
-    Ordered,
-}
-
-impl Stage {
-    /// The stage's wire name (the JSON field).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Viewers => "viewers",
-            Stage::Engaged => "engaged",
-            Stage::Exposed => "exposed",
-            Stage::Tapped => "tapped",
-            Stage::Held => "held",
-            Stage::Ordered => "ordered",
-        }
-    }
-}
+pub const STAGES: [Stage; 6] = Stage::ROOM;
 
 /// A funnel row: the user stages and the money of a channel or of the whole room.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
