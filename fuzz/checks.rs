@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use livehub::auth::{
     ANY_ROOM, AuthError, Authenticator, Claims, Identity, MAX_NAME_CHARS, RoomScope,
 };
-use livehub::config::Config;
+use livehub::config::{Config, LimitsConfig};
 use livehub::error::{ErrorCode, HubError};
 use livehub::protocol::{
     ClientMsg, ContentLimits, MAX_DEAL_DURATION_MS, MAX_DEAL_STOCK, MAX_IMAGE_URL_BYTES,
@@ -63,6 +63,8 @@ pub const TOKEN_REFUSALS: [&str; 5] = [
 struct Frames {
     limits: ContentLimits,
     max_frame_bytes: usize,
+    /// All of `[limits]`, for the WebSocket reader.
+    all: LimitsConfig,
 }
 
 /// The content limits and frame size of the compiled-in default configuration.
@@ -76,13 +78,86 @@ fn frames() -> &'static Frames {
                 announce_max_chars: l.announce_max_chars,
             },
             max_frame_bytes: l.max_frame_bytes,
+            all: l,
         }
     })
 }
 
-/// One client text frame: parse, validate, the accessors, and a JSON round trip. Returns the
-/// command when the frame parsed (the corpus test counts the kinds its seeds reach).
+/// The first byte of a `client_frame` input that is not one frame's payload but the bytes a
+/// client writes on an open connection: (masked) frames, fragmented messages, control frames.
+pub const WIRE: u8 = 0x00;
+
+/// One client text frame (see [`text_frame`]), or, after a leading [`WIRE`] byte, a client's
+/// bytes on an open connection (see [`client_wire`]). Returns the command when the frame (the
+/// first text message, on the wire) parsed: the corpus test counts the kinds its seeds reach.
 pub fn client_frame(data: &[u8]) -> Option<ClientMsg> {
+    match data.split_first() {
+        Some((&WIRE, wire)) => client_wire(wire),
+        _ => text_frame(data),
+    }
+}
+
+/// A client's bytes after the upgrade, read by the hub's WebSocket reader with the default
+/// configuration's limits (`session::read_client_bytes`, the vendored tungstenite):
+///
+/// - every message is at most `limits.max_frame_bytes` long; each text message passes
+///   [`text_frame`];
+/// - the reader never reads more than `max_fragments` + 1 frames before it hands over a message
+///   or ends (a message's fragments, then a control frame; or the frame over the limit): empty
+///   continuation frames count like any other (issue 19), and every frame read is counted once;
+/// - a message over the fragment limit ends reading, answered with close 1008 like a size limit;
+///   any other error with 1000 or 1008.
+pub fn client_wire(wire: &[u8]) -> Option<ClientMsg> {
+    let f = frames();
+    let max = f.all.max_fragments as u64;
+    let read = livehub::session::read_client_bytes(&f.all, wire);
+    let mut first = None;
+    let mut in_messages = 0u64;
+    for (msg, frames) in &read.messages {
+        assert!(
+            (1..=max + 1).contains(frames),
+            "{frames} frames read for one message (limit {max}): {msg:?}"
+        );
+        in_messages += frames;
+        assert!(
+            msg.len() <= f.max_frame_bytes,
+            "a message of {} bytes passed",
+            msg.len()
+        );
+        if msg.is_text() {
+            let text = msg.to_text().expect("a text message is text");
+            let parsed = text_frame(text.as_bytes());
+            first = first.or(parsed);
+        }
+    }
+    assert!(
+        read.frames >= in_messages,
+        "{} frames read, {in_messages} in messages",
+        read.frames
+    );
+    let unfinished = read.frames - in_messages;
+    assert!(
+        unfinished <= max + 1,
+        "{unfinished} frames read without a message (limit {max}): {:?}",
+        read.error
+    );
+    if read.refused_fragments().is_some() {
+        assert!(unfinished >= 1, "refused without reading a frame");
+    }
+    match (&read.error, read.close) {
+        (None, None) | (Some(_), Some(1000 | 1008)) => {}
+        (error, close) => panic!("reading ended with {error:?}, answered with close {close:?}"),
+    }
+    if let Some(limit) = read.refused_fragments() {
+        assert_eq!(limit as u64, max, "{:?}", read.error);
+        assert_eq!(read.close, Some(1008), "{:?}", read.error);
+    }
+    first
+}
+
+/// One client text frame: parse, validate, the accessors, and a JSON round trip. Returns the
+/// command when the frame parsed.
+pub fn text_frame(data: &[u8]) -> Option<ClientMsg> {
     let f = frames();
     // The hub closes the connection (1008) on a larger frame before parsing it, and a text
     // frame is UTF-8 (the WebSocket layer refuses anything else).

@@ -133,6 +133,9 @@ pub struct RoomConfig {
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
     pub max_frame_bytes: usize,
+    /// The most frames one client message may be assembled from (its first frame and its
+    /// continuation frames, empty ones included); more closes the connection with 1008.
+    pub max_fragments: usize,
     pub comment_max_chars: usize,
     pub announce_max_chars: usize,
     pub comment_rate_per_sec: f64,
@@ -538,6 +541,9 @@ impl Config {
                 "must be 1024 to 16777216",
             ));
         }
+        if !(1..=65_536).contains(&self.limits.max_fragments) {
+            return Err(key_err("limits.max_fragments", "must be 1 to 65536"));
+        }
         if self.room.recent_comments > self.room.history.max(50) {
             return Err(key_err(
                 "room.recent_comments",
@@ -661,6 +667,7 @@ mod tests {
         assert_eq!(c.room.history, 1000);
         assert_eq!(c.room.tick_ms, 100);
         assert_eq!(c.limits.max_frame_bytes, 64 * 1024);
+        assert_eq!(c.limits.max_fragments, 64);
         assert!(c.allow_anonymous());
         assert!(!c.require_exp());
         assert!(c.dev_tokens());
@@ -737,6 +744,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("room.tick_ms"), "{e}");
+        let e = Config::load(None, env(&[("LIVEHUB_LIMITS__MAX_FRAGMENTS", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("limits.max_fragments"), "{e}");
         let e = Config::load(None, env(&[("LIVEHUB_ROOM__NOPE", "1")]))
             .unwrap_err()
             .to_string();

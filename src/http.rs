@@ -34,6 +34,8 @@ struct AppState {
 /// Every route of the hub.
 pub fn router(hub: Arc<Hub>, metrics: PrometheusHandle) -> Router {
     let body_limit = hub.config().limits.max_frame_bytes;
+    // Before any upgrade: axum takes each connection's fragment limit from this default.
+    crate::session::set_fragment_limit(&hub.config().limits);
     let pages = crate::pages::router(Arc::clone(&hub));
     Router::new()
         .route("/ws/rooms/{room}", get(ws_upgrade))

@@ -11,8 +11,12 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 
+use tokio_tungstenite::tungstenite;
+use tungstenite::protocol::frames_read_on_this_thread;
+
 use crate::auth::Identity;
 use crate::command::{Outcome, execute};
+use crate::config::LimitsConfig;
 use crate::error::HubError;
 use crate::hub::Hub;
 use crate::metrics as m;
@@ -254,10 +258,14 @@ impl Reader {
     }
 
     async fn run(&mut self, mut stream: SplitStream<WebSocket>, idle: Duration) {
+        // Frames tungstenite read for this connection since the last message it returned: the
+        // message's own frames (a fragmented one has several, empty ones included), and any
+        // frames of a message still unfinished.
+        let mut frames = 0u64;
         loop {
             let next = tokio::select! {
                 _ = self.ctl.closed() => return,
-                next = tokio::time::timeout(idle, stream.next()) => next,
+                next = tokio::time::timeout(idle, next_counted(&mut stream, &mut frames)) => next,
             };
             let msg = match next {
                 Err(_) => {
@@ -274,16 +282,29 @@ impl Reader {
                 }
                 Ok(Some(Ok(msg))) => msg,
             };
+            let frames = std::mem::take(&mut frames);
             match msg {
-                Message::Text(text) => self.on_text(text.as_str()).await,
+                Message::Text(text) => self.on_text(text.as_str(), frames).await,
                 Message::Binary(_) => {
                     self.ctl.close(close::POLICY);
                     return;
                 }
                 Message::Close(_) => return,
-                Message::Ping(_) | Message::Pong(_) => self.on_control(),
+                Message::Ping(_) | Message::Pong(_) => self.on_control(frames),
             }
         }
+    }
+
+    /// Takes a token of the frame rate for each of `frames` frames (at least one): every frame
+    /// counts, a fragmented message's continuation frames, empty ones included, like any other.
+    /// False when the connection is over its frame rate.
+    fn take_frames(&mut self, frames: u64) -> bool {
+        let now = Instant::now();
+        let mut within = true;
+        for _ in 0..frames.max(1) {
+            within &= self.frames.try_take(now);
+        }
+        within
     }
 
     fn send(&self, msg: &ServerMsg) {
@@ -319,15 +340,16 @@ impl Reader {
     /// Pings and pongs count toward the frame rate like any frame. Over it nothing is sent back
     /// (an answer per ping would amplify a flood): it is a strike, and enough strikes close the
     /// connection with 1008.
-    fn on_control(&mut self) {
-        if !self.frames.try_take(Instant::now()) {
+    fn on_control(&mut self, frames: u64) {
+        if !self.take_frames(frames) {
             metrics::counter!(m::ERRORS, "code" => "rate_limited").increment(1);
             self.strike();
         }
     }
 
-    async fn on_text(&mut self, text: &str) {
-        if !self.frames.try_take(Instant::now()) {
+    /// A text message read from `frames` frames.
+    async fn on_text(&mut self, text: &str, frames: u64) {
+        if !self.take_frames(frames) {
             let err = HubError::RateLimited("too many messages; slow down".into());
             self.send_error(&err, None);
             return;
@@ -352,11 +374,132 @@ impl Reader {
     }
 }
 
+/// The next message of `stream`, adding to `frames` the frames tungstenite read for this
+/// connection while polling for it. axum shows only whole messages, so the frames are counted
+/// around each poll: tungstenite counts the frames it reads on the polling thread
+/// (`frames_read_on_this_thread`), and one poll of one connection runs on one thread.
+async fn next_counted(
+    stream: &mut SplitStream<WebSocket>,
+    frames: &mut u64,
+) -> Option<Result<Message, axum::Error>> {
+    std::future::poll_fn(|cx| {
+        let before = frames_read_on_this_thread();
+        let polled = stream.poll_next_unpin(cx);
+        *frames += frames_read_on_this_thread().wrapping_sub(before);
+        polled
+    })
+    .await
+}
+
+/// A read error the hub answers with 1008: a frame or message over the size limits, or a
+/// message in more than `limits.max_fragments` frames.
 fn is_too_large(e: axum::Error) -> bool {
     let inner = e.into_inner();
-    match inner.downcast_ref::<tokio_tungstenite::tungstenite::Error>() {
-        Some(tokio_tungstenite::tungstenite::Error::Capacity(_)) => true,
-        Some(_) => false,
+    match inner.downcast_ref::<tungstenite::Error>() {
+        Some(e) => is_policy_error(e),
         None => inner.to_string().contains("too long") || inner.to_string().contains("Space limit"),
+    }
+}
+
+fn is_policy_error(e: &tungstenite::Error) -> bool {
+    matches!(e, tungstenite::Error::Capacity(_))
+}
+
+/// The WebSocket reader configuration of a client connection under `limits`, as the upgrade in
+/// `http.rs` sets it through axum (which takes `max_fragments` from the process default, see
+/// [`set_fragment_limit`]).
+pub fn reader_config(limits: &LimitsConfig) -> tungstenite::protocol::WebSocketConfig {
+    tungstenite::protocol::WebSocketConfig::default()
+        .max_frame_size(Some(limits.max_frame_bytes))
+        .max_message_size(Some(limits.max_frame_bytes))
+        .max_fragments(Some(limits.max_fragments))
+}
+
+/// Makes `limits.max_fragments` the limit of every WebSocket connection this process accepts
+/// from now on. axum builds each connection's configuration from tungstenite's default and has no
+/// setter for it, so the vendored tungstenite keeps it process-wide
+/// (`vendor/tungstenite/LIVEHUB-PATCH.md`).
+pub fn set_fragment_limit(limits: &LimitsConfig) {
+    tungstenite::protocol::WebSocketConfig::set_default_max_fragments(Some(limits.max_fragments));
+}
+
+/// What the hub's WebSocket reader makes of the bytes a client sends after the upgrade
+/// ([`read_client_bytes`]).
+#[derive(Debug, Default)]
+pub struct ClientBytes {
+    /// Every message read, with the frames read for it (what a session charges the frame rate):
+    /// its own, and those of an unfinished message read before it when it is a control frame.
+    pub messages: Vec<(tungstenite::Message, u64)>,
+    /// Frames read in all, the ones of an unfinished or refused message included.
+    pub frames: u64,
+    /// The error that ended reading, if it was not just the end of the bytes.
+    pub error: Option<tungstenite::Error>,
+    /// The close code the hub answers that error with: 1008 for the size and fragment limits,
+    /// 1000 for any other error.
+    pub close: Option<u16>,
+}
+
+impl ClientBytes {
+    /// The fragment limit, when reading ended because a message exceeded it.
+    pub fn refused_fragments(&self) -> Option<usize> {
+        match self.error {
+            Some(tungstenite::Error::Capacity(
+                tungstenite::error::CapacityError::TooManyFragments { max },
+            )) => Some(max),
+            _ => None,
+        }
+    }
+}
+
+/// Reads `bytes` as a client's side of an open connection (masked frames) with the hub's
+/// reader configuration ([`reader_config`]) and counts frames as a session does. For the fuzz
+/// target `client_frame` and its corpus (fuzz/checks.rs).
+pub fn read_client_bytes(limits: &LimitsConfig, bytes: &[u8]) -> ClientBytes {
+    /// Reads `bytes`; writes (pongs, a close reply) go nowhere.
+    struct Wire<'a>(&'a [u8]);
+    impl std::io::Read for Wire<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.0.read(buf)
+        }
+    }
+    impl std::io::Write for Wire<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut ws = tungstenite::WebSocket::from_raw_socket(
+        Wire(bytes),
+        tungstenite::protocol::Role::Server,
+        Some(reader_config(limits)),
+    );
+    let mut out = ClientBytes::default();
+    loop {
+        let before = frames_read_on_this_thread();
+        let read = ws.read();
+        let frames = frames_read_on_this_thread().wrapping_sub(before);
+        out.frames += frames;
+        match read {
+            Ok(msg) => out.messages.push((msg, frames)),
+            Err(
+                tungstenite::Error::ConnectionClosed
+                | tungstenite::Error::AlreadyClosed
+                | tungstenite::Error::Protocol(
+                    tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+                ),
+            ) => return out,
+            Err(e) => {
+                // As `run` does: 1008 for the limits, else a normal close.
+                out.close = Some(if is_policy_error(&e) {
+                    close::POLICY
+                } else {
+                    close::NORMAL
+                });
+                out.error = Some(e);
+                return out;
+            }
+        }
     }
 }

@@ -77,6 +77,38 @@ fn every_client_frame_seed_passes_the_checks() {
     );
 }
 
+/// Issue 19's red-team finding, as checked in: one non-final text frame, then zero-length
+/// non-final continuation frames (600 of them; the attack sent them without end). The reader
+/// refuses the message at its 65th frame (`limits.max_fragments` = 64), having read no more, and
+/// the hub answers 1008. A message of exactly 64 frames still passes.
+#[test]
+fn the_empty_continuation_flood_seed_is_refused_at_the_fragment_limit() {
+    let limits = livehub::config::Config::defaults().limits;
+    assert_eq!(limits.max_fragments, 64);
+    let seed = |name: &str| {
+        let bytes = std::fs::read(corpus("client_frame").join(name)).unwrap();
+        assert_eq!(bytes[0], checks::WIRE, "{name} is not a wire seed");
+        bytes
+    };
+
+    let flood = seed("seed-wire-empty-continuation-flood");
+    let read = livehub::session::read_client_bytes(&limits, &flood[1..]);
+    assert!(read.messages.is_empty(), "{:?}", read.messages);
+    assert_eq!(read.frames, 65, "frames read before the refusal");
+    assert_eq!(read.refused_fragments(), Some(64), "{:?}", read.error);
+    assert_eq!(read.close, Some(1008));
+
+    let at_limit = seed("seed-wire-like-in-64-fragments");
+    let read = livehub::session::read_client_bytes(&limits, &at_limit[1..]);
+    assert_eq!(read.messages.len(), 1, "{read:?}");
+    assert_eq!(read.messages[0].1, 64);
+    assert_eq!(
+        read.messages[0].0.to_text().unwrap(),
+        r#"{"type":"like","count":1}"#
+    );
+    assert_eq!(read.error.map(|e| e.to_string()), None);
+}
+
 #[test]
 fn every_token_seed_passes_the_checks() {
     let verdicts = replay("token", checks::token);
@@ -112,6 +144,9 @@ fn write_seed_corpus() {
         "not-utf8",
         b"{\"type\":\"comment\",\"text\":\"\xff\xfe\"}",
     );
+    for (name, wire) in wire_seeds() {
+        write("client_frame", &name, &wire);
+    }
     for (name, token) in token_seeds() {
         write("token", &name, token.as_bytes());
     }
@@ -225,6 +260,57 @@ fn client_frame_seeds() -> Vec<(String, String)> {
         ("trailing-junk", r#"{"type":"unpin"} {"type":"unpin"}"#.into()),
     ];
     seeds.into_iter().map(|(n, s)| (n.to_owned(), s)).collect()
+}
+
+/// A client's frame, masked (as a client must send it): `first` is the FIN bit and opcode.
+fn masked(first: u8, payload: &[u8]) -> Vec<u8> {
+    const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+    let mut frame = vec![first];
+    match payload.len() {
+        n @ 0..=125 => frame.push(0x80 | n as u8),
+        n => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&u16::try_from(n).unwrap().to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&KEY);
+    frame.extend(payload.iter().zip(KEY.iter().cycle()).map(|(b, k)| b ^ k));
+    frame
+}
+
+/// Seeds of `client_frame`'s wire mode (a leading `checks::WIRE` byte, then frames), each under
+/// libFuzzer's default `-max_len` of 4,096 bytes.
+fn wire_seeds() -> Vec<(String, Vec<u8>)> {
+    const TEXT: u8 = 0x01;
+    const CONTINUE: u8 = 0x00;
+    const FIN: u8 = 0x80;
+    const PING: u8 = 0x89;
+    const CLOSE: u8 = 0x88;
+    let wire = |frames: Vec<Vec<u8>>| [vec![checks::WIRE], frames.concat()].concat();
+
+    // Issue 19: one non-final text frame, then empty non-final continuation frames.
+    let mut flood = vec![masked(TEXT, b"{")];
+    flood.extend(std::iter::repeat_n(masked(CONTINUE, b""), 600));
+
+    // A message of exactly max_fragments (64) frames: the text, 62 empty frames, an empty final.
+    let mut at_limit = vec![masked(TEXT, br#"{"type":"like","count":1}"#)];
+    at_limit.extend(std::iter::repeat_n(masked(CONTINUE, b""), 62));
+    at_limit.push(masked(FIN | CONTINUE, b""));
+
+    let fragmented = vec![
+        masked(TEXT, br#"{"type":"comment","#),
+        masked(CONTINUE, br#""text":"hel"#),
+        masked(PING, b"p"),
+        masked(CONTINUE, b""),
+        masked(FIN | CONTINUE, br#"lo","request_id":"w1"}"#),
+        masked(FIN | TEXT, br#"{"type":"unpin"}"#),
+        masked(CLOSE, &1000u16.to_be_bytes()),
+    ];
+    vec![
+        ("wire-empty-continuation-flood".to_owned(), wire(flood)),
+        ("wire-like-in-64-fragments".to_owned(), wire(at_limit)),
+        ("wire-fragmented-comment".to_owned(), wire(fragmented)),
+    ]
 }
 
 /// Far in the future (2100-01-01), so these seeds stay valid.

@@ -1,6 +1,8 @@
 //! Safe by default (issue 12): viewers cannot create rooms, foreign origins are refused, every
 //! answer carries security headers, the snapshot needs a token where joining does, REST host
-//! commands are rate limited, and a ping flood is closed like any flood.
+//! commands are rate limited, and a ping flood is closed like any flood. Issue 19: every frame
+//! counts, empty continuation frames included, and a message in too many fragments closes with
+//! 1008.
 
 mod common;
 
@@ -10,6 +12,8 @@ use livehub::protocol::{Role, ServerMsg};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
 /// The response head of a raw `GET path` (status line and headers, lower-cased names).
 async fn head(hub: &TestHub, path: &str) -> anyhow::Result<String> {
@@ -215,4 +219,161 @@ async fn a_hub_on_a_public_address_refuses_the_development_secret_and_dev_tokens
     let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await?;
     livehub::server::run(listener, test_config(), async {}).await?;
     Ok(())
+}
+
+/// A client text frame: `Data::Text` starts a message, `Data::Continue` continues one.
+fn fragment(kind: Data, payload: &str, fin: bool) -> Message {
+    Message::Frame(Frame::message(
+        payload.as_bytes().to_vec(),
+        OpCode::Data(kind),
+        fin,
+    ))
+}
+
+/// Sends `text` as one message in fragments of at most `piece` bytes.
+async fn send_fragmented(c: &mut Client, text: &str, piece: usize) -> anyhow::Result<()> {
+    let pieces: Vec<&str> = text
+        .as_bytes()
+        .chunks(piece)
+        .map(|p| std::str::from_utf8(p).expect("ASCII"))
+        .collect();
+    for (i, p) in pieces.iter().enumerate() {
+        let kind = if i == 0 { Data::Text } else { Data::Continue };
+        c.send_frame(fragment(kind, p, i + 1 == pieces.len()))
+            .await?;
+    }
+    Ok(())
+}
+
+/// The hub's count of closes with `code`.
+async fn closes(hub: &TestHub, code: u16) -> anyhow::Result<u64> {
+    let (_, metrics) = hub.get("/metrics", None).await?;
+    let prefix = format!("livehub_closes_total{{code=\"{code}\"}} ");
+    Ok(metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .map_or(0, |n| n.trim().parse::<f64>().unwrap_or(0.0) as u64))
+}
+
+/// The red-team finding of issue 19: one non-final text frame, then zero-length non-final
+/// continuation frames without end, from an anonymous viewer. The hub refuses the 65th frame of
+/// the message (`limits.max_fragments` = 64) with 1008; a message of a few fragments still works.
+#[tokio::test]
+async fn empty_continuation_frames_count_and_too_many_fragments_close_with_1008()
+-> anyhow::Result<()> {
+    let hub = TestHub::start().await?;
+    assert_eq!(hub.config.limits.max_fragments, 64);
+    hub.open_room("r").await?;
+    let url = hub.ws_url("r", "");
+
+    // A few fragments, one of them empty: assembled and answered (anonymous viewers are
+    // read-only, so the like is refused, by its request_id, on an open connection).
+    let mut c = Client::connect(&url).await?;
+    c.next_of("welcome").await?;
+    c.send_frame(fragment(Data::Text, r#"{"type":"like","#, false))
+        .await?;
+    c.send_frame(fragment(Data::Continue, "", false)).await?;
+    c.send_frame(fragment(
+        Data::Continue,
+        r#""count":1,"request_id":"l1"}"#,
+        true,
+    ))
+    .await?;
+    let answer = c
+        .next_matching(
+            |m| matches!(m, ServerMsg::Error { request_id: Some(id), .. } if id.as_str() == "l1"),
+        )
+        .await?;
+    assert!(
+        matches!(&answer, ServerMsg::Error { message, .. } if message.contains("read-only")),
+        "{answer:?}"
+    );
+
+    // The attack, exactly as long as it needs to be: the first frame and 64 empty continuation
+    // frames. The 65th frame of the message closes the connection with 1008.
+    c.send_frame(fragment(Data::Text, "{", false)).await?;
+    for _ in 0..64 {
+        c.send_frame(fragment(Data::Continue, "", false)).await?;
+    }
+    assert_eq!(c.closed().await?, Ended::Closed(Some(1008)));
+    let before = closes(&hub, 1008).await?;
+
+    // Without end, as the red team sent it: the flood stops at the hub's 1008. The client may
+    // see only the reset (the hub closes with the flood's unread frames queued), so the close is
+    // also read from the hub's own count.
+    let (ws, _) = tokio_tungstenite::connect_async(&url).await?;
+    let (mut tx, mut rx) = futures_util::StreamExt::split(ws);
+    let flood = tokio::spawn(async move {
+        use futures_util::SinkExt;
+        tx.send(fragment(Data::Text, "{", false)).await?;
+        let mut sent = 1u64;
+        // At most a million frames (a few MB); the hub's close ends this much sooner.
+        while sent < 1_000_000 {
+            for _ in 0..1000 {
+                tx.feed(fragment(Data::Continue, "", false)).await?;
+            }
+            tx.flush().await?;
+            sent += 1000;
+        }
+        anyhow::Ok(sent)
+    });
+    let ended = loop {
+        match tokio::time::timeout(common::WAIT, futures_util::StreamExt::next(&mut rx)).await {
+            Err(_) => anyhow::bail!("the flood was not closed within {:?}", common::WAIT),
+            Ok(Some(Ok(Message::Close(f)))) => break Ended::Closed(f.map(|f| u16::from(f.code))),
+            Ok(Some(Ok(_))) => {}
+            Ok(None | Some(Err(_))) => break Ended::Dropped,
+        }
+    };
+    assert!(
+        matches!(ended, Ended::Closed(Some(1008)) | Ended::Dropped),
+        "{ended:?}"
+    );
+    // The flooder's writes fail once the hub has gone: it never gets to send a million frames.
+    let flooded = tokio::time::timeout(common::WAIT, flood).await??;
+    assert!(
+        flooded.is_err(),
+        "the hub read a million frames: {flooded:?}"
+    );
+    // (At least: other tests of this binary count their own 1008 closes in the same recorder.)
+    assert!(closes(&hub, 1008).await? > before, "no 1008 close counted");
+    hub.shutdown().await
+}
+
+/// Fragments count toward the frame rate like whole frames: with a burst of 40 frames, a
+/// comment in 26 fragments is taken and a second one is refused with `rate_limited` (before
+/// issue 19 each cost one frame).
+#[tokio::test]
+async fn every_fragment_counts_toward_the_frame_rate() -> anyhow::Result<()> {
+    let mut cfg = test_config();
+    cfg.limits.viewer_frames_per_sec = 1.0;
+    cfg.limits.viewer_frames_burst = 40.0;
+    let hub = TestHub::with_config(cfg).await?;
+    let (mut v, _) = hub.viewer("r", "v1").await?;
+    let comment = |id: &str| {
+        format!(
+            r#"{{"type":"comment","text":"{}","request_id":"{id}"}}"#,
+            "x".repeat(30)
+        )
+    };
+    assert_eq!(
+        comment("c1").len().div_ceil(3),
+        26,
+        "fragments of a comment"
+    );
+    send_fragmented(&mut v, &comment("c1"), 3).await?;
+    v.next_matching(
+        |m| matches!(m, ServerMsg::Ack { request_id, .. } if request_id.as_str() == "c1"),
+    )
+    .await?;
+    send_fragmented(&mut v, &comment("c2"), 3).await?;
+    let refused = v
+        .next_matching(|m| matches!(m, ServerMsg::Error { .. }))
+        .await?;
+    assert!(
+        matches!(&refused, ServerMsg::Error { code, message, .. }
+            if code.as_str() == "rate_limited" && message.contains("too many messages")),
+        "{refused:?}"
+    );
+    hub.shutdown().await
 }

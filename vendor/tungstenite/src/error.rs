@@ -147,6 +147,14 @@ pub enum CapacityError {
         /// The maximum allowed message size.
         max_size: usize,
     },
+    /// Message is assembled from more frames than allowed (see
+    /// [`WebSocketConfig::max_fragments`](crate::protocol::WebSocketConfig::max_fragments)).
+    /// (livehub patch)
+    #[error("Message in too many fragments: more than {max}")]
+    TooManyFragments {
+        /// The maximum allowed number of frames in one message.
+        max: usize,
+    },
 }
 
 /// Indicates the specific type/cause of a subprotocol header error.

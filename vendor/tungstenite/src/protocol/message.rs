@@ -83,6 +83,8 @@ use bytes::Bytes;
 #[derive(Debug)]
 pub struct IncompleteMessage {
     collector: IncompleteMessageCollector,
+    /// Frames added so far, empty ones included. (livehub patch)
+    frames: usize,
 }
 
 #[derive(Debug)]
@@ -99,7 +101,13 @@ impl IncompleteMessage {
                 MessageType::Binary => IncompleteMessageCollector::Binary(Vec::new()),
                 MessageType::Text => IncompleteMessageCollector::Text(StringCollector::new()),
             },
+            frames: 0,
         }
+    }
+
+    /// How many frames were added with [`Self::extend`], empty ones included. (livehub patch)
+    pub fn frames(&self) -> usize {
+        self.frames
     }
 
     /// Get the current filled size of the buffer.
@@ -124,6 +132,7 @@ impl IncompleteMessage {
                 max_size,
             }));
         }
+        self.frames += 1;
 
         match self.collector {
             IncompleteMessageCollector::Binary(ref mut v) => {

@@ -19,8 +19,10 @@ use crate::{
 };
 use log::*;
 use std::{
+    cell::Cell,
     io::{self, Read, Write},
     mem::replace,
+    sync::atomic::{AtomicUsize, Ordering},
 };
 
 /// Indicates a Client or Server role of the websocket
@@ -90,6 +92,34 @@ pub struct WebSocketConfig {
     /// some popular libraries that are sending unmasked frames, ignoring the RFC.
     /// By default this option is set to `false`, i.e. according to RFC 6455.
     pub accept_unmasked_frames: bool,
+    /// The most frames one incoming message may be assembled from: its first frame and its
+    /// continuation frames, empty ones included. The frame that would exceed it fails the read
+    /// with [`CapacityError::TooManyFragments`]. An unfragmented message is one frame and always
+    /// passes; `Some(0)` acts as `Some(1)` (no fragmented messages). `None` means no limit.
+    ///
+    /// The default value is `None` (as upstream) unless the process changed it with
+    /// [`WebSocketConfig::set_default_max_fragments`]. (livehub patch)
+    pub max_fragments: Option<usize>,
+}
+
+/// The `max_fragments` of [`WebSocketConfig::default`]; 0 is `None`. (livehub patch)
+static DEFAULT_MAX_FRAGMENTS: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// Frames this thread read from any connection. (livehub patch)
+    static FRAMES_READ: Cell<u64> = const { Cell::new(0) };
+}
+
+/// How many frames WebSocket readers have read on the calling thread, of every kind: data,
+/// continuation (empty ones included) and control frames. (livehub patch)
+///
+/// A connection's reader runs on one thread for the length of one call (or one `poll` of an async
+/// wrapper), so the difference of two readings taken around such a call is the number of frames
+/// that call read for that connection, including the frames of a message it has not finished.
+/// This lets an application that only sees whole messages through a wrapper (tokio-tungstenite,
+/// axum) count every frame toward a frame rate.
+pub fn frames_read_on_this_thread() -> u64 {
+    FRAMES_READ.with(Cell::get)
 }
 
 impl Default for WebSocketConfig {
@@ -101,6 +131,10 @@ impl Default for WebSocketConfig {
             max_message_size: Some(64 << 20),
             max_frame_size: Some(16 << 20),
             accept_unmasked_frames: false,
+            max_fragments: match DEFAULT_MAX_FRAGMENTS.load(Ordering::Relaxed) {
+                0 => None,
+                n => Some(n),
+            },
         }
     }
 }
@@ -140,6 +174,19 @@ impl WebSocketConfig {
     pub fn accept_unmasked_frames(mut self, accept_unmasked_frames: bool) -> Self {
         self.accept_unmasked_frames = accept_unmasked_frames;
         self
+    }
+
+    /// Set [`Self::max_fragments`]. (livehub patch)
+    pub fn max_fragments(mut self, max_fragments: Option<usize>) -> Self {
+        self.max_fragments = max_fragments;
+        self
+    }
+
+    /// Sets the [`Self::max_fragments`] that [`WebSocketConfig::default`] gives from now on, in
+    /// the whole process. For a framework that builds each connection's configuration from the
+    /// default and offers no setter for this field (axum's `WebSocketUpgrade`). (livehub patch)
+    pub fn set_default_max_fragments(max_fragments: Option<usize>) {
+        DEFAULT_MAX_FRAGMENTS.store(max_fragments.map_or(0, |n| n.max(1)), Ordering::Relaxed);
     }
 
     /// Panic if values are invalid.
@@ -629,6 +676,7 @@ impl WebSocketContext {
             }
             Some(frame) => frame,
         };
+        FRAMES_READ.with(|n| n.set(n.get().wrapping_add(1)));
 
         if !self.state.can_read() {
             return Err(Error::Protocol(ProtocolError::ReceivedAfterClosing));
@@ -683,6 +731,14 @@ impl WebSocketContext {
                 let payload = match (data, self.incomplete.as_mut()) {
                     (OpData::Continue, None) => Err(ProtocolError::UnexpectedContinueFrame),
                     (OpData::Continue, Some(incomplete)) => {
+                        if let Some(max) = self.config.max_fragments {
+                            // Counted before the payload, so empty continuation frames count too.
+                            if incomplete.frames() >= max.max(1) {
+                                return Err(Error::Capacity(CapacityError::TooManyFragments {
+                                    max: max.max(1),
+                                }));
+                            }
+                        }
                         incomplete.extend(frame.into_payload(), self.config.max_message_size)?;
                         Ok(None)
                     }
@@ -898,6 +954,81 @@ mod tests {
             socket.read(),
             Err(Error::Capacity(CapacityError::MessageTooLong { size: 13, max_size: 10 }))
         ));
+    }
+
+    /// A masked client frame (the mask is zero, so the payload is unchanged).
+    fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+        assert!(payload.len() < 126);
+        let mut frame = vec![first, 0x80 | payload.len() as u8, 0, 0, 0, 0];
+        frame.extend_from_slice(payload);
+        frame
+    }
+
+    /// A non-final text frame "Hi", then `empty` empty non-final continuation frames, then a
+    /// final continuation frame "!".
+    fn fragmented(empty: usize) -> Vec<u8> {
+        let mut wire = client_frame(0x01, b"Hi");
+        for _ in 0..empty {
+            wire.extend(client_frame(0x00, b""));
+        }
+        wire.extend(client_frame(0x80, b"!"));
+        wire
+    }
+
+    #[test]
+    fn fragment_limiting_counts_empty_continuation_frames() {
+        let limit = WebSocketConfig::default().max_fragments(Some(4));
+        // 1 + 2 + 1 frames: within the limit.
+        let mut socket = WebSocket::from_raw_socket(
+            WriteMoc(Cursor::new(fragmented(2))),
+            Role::Server,
+            Some(limit),
+        );
+        assert_eq!(socket.read().unwrap(), Message::Text("Hi!".into()));
+        // An endless run of empty continuation frames fails at the fifth frame.
+        let wire = fragmented(10_000);
+        let frames = 4 + 1;
+        let mut socket = WebSocket::from_raw_socket(
+            WriteMoc(Cursor::new(wire.clone())),
+            Role::Server,
+            Some(limit),
+        );
+        let before = super::frames_read_on_this_thread();
+        assert!(matches!(
+            socket.read(),
+            Err(Error::Capacity(CapacityError::TooManyFragments { max: 4 }))
+        ));
+        assert_eq!(super::frames_read_on_this_thread() - before, frames);
+        // Without a limit the same bytes are one message of 10,002 frames. (Explicit: another
+        // test changes the process default.)
+        let unlimited = WebSocketConfig::default().max_fragments(None);
+        let mut socket =
+            WebSocket::from_raw_socket(WriteMoc(Cursor::new(wire)), Role::Server, Some(unlimited));
+        let before = super::frames_read_on_this_thread();
+        assert_eq!(socket.read().unwrap(), Message::Text("Hi!".into()));
+        assert_eq!(super::frames_read_on_this_thread() - before, 10_002);
+    }
+
+    #[test]
+    fn a_fragment_limit_of_one_refuses_any_fragmented_message() {
+        let limit = WebSocketConfig::default().max_fragments(Some(0));
+        let mut wire = client_frame(0x81, b"whole");
+        wire.extend(fragmented(0));
+        let mut socket =
+            WebSocket::from_raw_socket(WriteMoc(Cursor::new(wire)), Role::Server, Some(limit));
+        assert_eq!(socket.read().unwrap(), Message::Text("whole".into()));
+        assert!(matches!(
+            socket.read(),
+            Err(Error::Capacity(CapacityError::TooManyFragments { max: 1 }))
+        ));
+    }
+
+    #[test]
+    fn the_process_default_fragment_limit_applies_to_default_configs() {
+        WebSocketConfig::set_default_max_fragments(Some(64));
+        assert_eq!(WebSocketConfig::default().max_fragments, Some(64));
+        WebSocketConfig::set_default_max_fragments(None);
+        assert_eq!(WebSocketConfig::default().max_fragments, None);
     }
 
     #[test]
