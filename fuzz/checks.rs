@@ -15,9 +15,9 @@ use livehub::auth::{
 use livehub::config::{Config, LimitsConfig};
 use livehub::error::{ErrorCode, HubError};
 use livehub::protocol::{
-    ClientMsg, ContentLimits, MAX_DEAL_DURATION_MS, MAX_DEAL_STOCK, MAX_IMAGE_URL_BYTES,
+    ClientMsg, ContentLimits, MAX_BPS, MAX_DEAL_DURATION_MS, MAX_DEAL_STOCK, MAX_IMAGE_URL_BYTES,
     MAX_LIKES_PER_MESSAGE, MAX_MUTE_MS, MAX_PRICE_CENTS, MAX_TITLE_CHARS, MAX_TOTAL_CENTS, Role,
-    is_valid_id, parse_client,
+    is_bidi_control, is_invisible, is_valid_id, parse_client,
 };
 
 /// The secret the `token` target signs and verifies with; the token seeds in
@@ -235,6 +235,16 @@ fn check_text(field: &str, text: &str, max: usize) {
         (1..=max).contains(&n),
         "{field} of {n} characters passed (limit {max})"
     );
+    assert!(
+        !text
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t'),
+        "{field} with a control character passed: {text:?}"
+    );
+    assert!(
+        text.chars().any(|c| !is_invisible(c)),
+        "{field} with nothing visible passed: {text:?}"
+    );
 }
 
 fn check_currency(c: &str) {
@@ -250,6 +260,10 @@ fn check_title(title: &str) {
         (1..=MAX_TITLE_CHARS).contains(&n),
         "title of {n} characters passed"
     );
+    assert!(
+        !title.chars().any(char::is_control) && title.chars().any(|c| !is_invisible(c)),
+        "title with a control character or nothing visible passed: {title:?}"
+    );
 }
 
 fn check_image_url(url: Option<&str>) {
@@ -258,6 +272,11 @@ fn check_image_url(url: Option<&str>) {
             url.len() <= MAX_IMAGE_URL_BYTES && !url.chars().any(char::is_control),
             "image_url of {} bytes passed: {url:?}",
             url.len()
+        );
+        let lower = url.to_ascii_lowercase();
+        assert!(
+            lower.starts_with("https://") || lower.starts_with("http://") || url.starts_with('/'),
+            "image_url that is not http(s) or a path passed: {url:?}"
         );
     }
 }
@@ -317,6 +336,10 @@ fn check_valid_command(msg: &ClientMsg, limits: &ContentLimits) {
                 deal.duration_ms
             );
             check_currency(&deal.currency);
+            assert!(
+                deal.commission_bps + deal.affiliate_bps <= MAX_BPS,
+                "rates paying out more than an order passed: {deal:?}"
+            );
             // Every order total stays within MAX_TOTAL_CENTS (< 2^53, exact as a double in the
             // inventory's Lua scripts and in JavaScript clients).
             let total = deal.price_cents.checked_mul(u64::from(deal.stock));
@@ -393,8 +416,15 @@ fn check_verdict(r: &Result<Identity, AuthError>, token: &str) {
                 id.name.chars().count()
             );
             assert!(
-                !id.name.chars().any(char::is_control),
-                "control character in name {:?} from {token:?}",
+                !id.name
+                    .chars()
+                    .any(|c| c.is_control() || is_bidi_control(c)),
+                "control or bidi control character in name {:?} from {token:?}",
+                id.name
+            );
+            assert!(
+                id.name.chars().any(|c| !is_invisible(c)),
+                "nothing visible in name {:?} from {token:?}",
                 id.name
             );
         }
@@ -550,10 +580,10 @@ fn claims_from(data: &[u8], now: u64) -> Claims {
 
 /// A name that `verify` must keep exactly as it is.
 fn is_clean_name(n: &str) -> bool {
-    !n.is_empty()
+    n.chars().any(|c| !is_invisible(c))
         && n.trim() == n
         && n.chars().count() <= MAX_NAME_CHARS
-        && !n.chars().any(char::is_control)
+        && !n.chars().any(|c| c.is_control() || is_bidi_control(c))
 }
 
 /// The verdict well-formed claims must get: `None` when it depends on the clock (an `exp`

@@ -11,14 +11,15 @@ use serde::{Deserialize, Serialize};
 use crate::error::HubError;
 use crate::funnel::Channel;
 use crate::inventory::sales::Buyer;
-use crate::protocol::{Id, Role};
+use crate::protocol::{Id, Role, has_visible, is_bidi_control};
 
 /// A token's claims.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Claims {
     /// User id, required; must be a protocol id.
     pub sub: String,
-    /// Display name; defaults to `sub`.
+    /// Display name; defaults to `sub`. Control and bidi control characters are removed; a name
+    /// with nothing visible left counts as missing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Defaults to `viewer`.
@@ -199,7 +200,7 @@ impl Authenticator {
         let name = c
             .name
             .map(|n| clean_name(&n))
-            .filter(|n| !n.is_empty())
+            .filter(|n| has_visible(n))
             .unwrap_or_else(|| user.to_string());
         let aff = c
             .aff
@@ -218,12 +219,17 @@ impl Authenticator {
     }
 }
 
+/// The display name as shown to everyone: without control characters and bidi controls (which
+/// could make a name show reversed, or reorder the text after it), trimmed, cut to
+/// [`MAX_NAME_CHARS`]. A name with nothing visible left is replaced by the user id (as a missing
+/// one is) by the caller.
 fn clean_name(n: &str) -> String {
-    n.trim()
+    let kept: String = n
         .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_NAME_CHARS)
-        .collect()
+        .filter(|&c| !c.is_control() && !is_bidi_control(c))
+        .collect();
+    let cut: String = kept.trim().chars().take(MAX_NAME_CHARS).collect();
+    cut.trim_end().to_owned()
 }
 
 impl Identity {
@@ -401,6 +407,39 @@ mod tests {
                 (crate::error::ErrorCode::Unauthorized, want)
             );
         }
+    }
+
+    fn name_of(name: &str) -> String {
+        let a = Authenticator::new("0123456789abcdef", false);
+        let t = sign(serde_json::json!({"sub": "u1", "room": "r", "name": name}));
+        a.verify(&t).unwrap().name
+    }
+
+    #[test]
+    fn names_lose_bidi_and_control_characters_and_an_empty_one_falls_back_to_the_user_id() {
+        // "Ann" then a right-to-left override: "nimda" would show as "admin".
+        assert_eq!(name_of("Ann\u{202e}nimda"), "Annnimda");
+        for c in [
+            '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}', '\u{2066}', '\u{2067}', '\u{2068}',
+            '\u{2069}', '\u{200e}', '\u{200f}', '\u{061c}',
+        ] {
+            assert_eq!(name_of(&format!("{c}Bo{c}b{c}")), "Bob", "{c:?}");
+        }
+        assert_eq!(name_of("Ann\0\u{7}\n"), "Ann");
+        assert_eq!(name_of(" \u{202e} Ann "), "Ann");
+        // Right-to-left scripts themselves are kept, and so is an emoji's joiner.
+        assert_eq!(
+            name_of("\u{05d3}\u{05e0}\u{05d4}"),
+            "\u{05d3}\u{05e0}\u{05d4}"
+        );
+        assert_eq!(
+            name_of("\u{1f469}\u{200d}\u{1f373}"),
+            "\u{1f469}\u{200d}\u{1f373}"
+        );
+        for nothing in ["\u{202e}", "\u{200b}\u{feff}", "\u{2066}\u{2069} \0", ""] {
+            assert_eq!(name_of(nothing), "u1", "{nothing:?}");
+        }
+        assert_eq!(name_of(&"x".repeat(100)).chars().count(), MAX_NAME_CHARS);
     }
 
     #[test]

@@ -110,7 +110,82 @@ pub const MAX_TITLE_CHARS: usize = 200;
 /// Longest image URL, in bytes.
 pub const MAX_IMAGE_URL_BYTES: usize = 2048;
 
+/// True for a character that shows nothing by itself: white space, control characters, and the
+/// Unicode format and default-ignorable characters (zero-width spaces and joiners, bidi marks,
+/// embeddings, overrides and isolates, the byte-order mark, variation selectors, tag characters,
+/// Hangul fillers, the blank braille pattern ...). A text made only of these looks empty.
+///
+/// Some of them are needed *inside* visible text (a zero-width joiner in an emoji sequence, a
+/// variation selector after a heart), so texts are refused for having nothing else, never
+/// stripped of them.
+pub fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}' // soft hyphen
+                | '\u{034F}' // combining grapheme joiner
+                | '\u{061C}' // Arabic letter mark
+                | '\u{115F}' | '\u{1160}' // Hangul choseong and jungseong fillers
+                | '\u{17B4}' | '\u{17B5}' // Khmer inherent vowels
+                | '\u{180B}'..='\u{180F}' // Mongolian variation selectors and vowel separator
+                | '\u{200B}'..='\u{200F}' // zero-width space, (non-)joiner, LRM, RLM
+                | '\u{202A}'..='\u{202E}' // bidi embeddings and overrides
+                | '\u{2060}'..='\u{206F}' // word joiner, invisible operators, bidi isolates
+                | '\u{2800}' // braille pattern blank
+                | '\u{3164}' // Hangul filler
+                | '\u{FE00}'..='\u{FE0F}' // variation selectors
+                | '\u{FEFF}' // byte-order mark (zero-width no-break space)
+                | '\u{FFA0}' // halfwidth Hangul filler
+                | '\u{FFF0}'..='\u{FFFB}' // unassigned specials, interlinear annotation
+                | '\u{1BCA0}'..='\u{1BCA3}' // shorthand format controls
+                | '\u{1D173}'..='\u{1D17A}' // musical symbol format controls
+                | '\u{E0000}'..='\u{E0FFF}' // tags, variation selectors supplement
+        )
+}
+
+/// True for the bidirectional-text controls that reorder what follows them on screen (LRM/RLM,
+/// the Arabic letter mark, embeddings, overrides and isolates): in a display name they can make
+/// "Ann\u{202E}nimda" show as "Annadmin".
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// True when `s` has at least one character that is not [invisible](is_invisible).
+pub fn has_visible(s: &str) -> bool {
+    s.chars().any(|c| !is_invisible(c))
+}
+
+/// Refuses a text with a control character other than those in `allowed`, or with nothing
+/// visible in it.
+fn check_visible(field: &str, text: &str, allowed: &[char]) -> Result<(), HubError> {
+    if let Some(c) = text
+        .chars()
+        .find(|c| c.is_control() && !allowed.contains(c))
+    {
+        let allowed = if allowed.is_empty() {
+            ""
+        } else {
+            " (line breaks and tabs are allowed)"
+        };
+        return Err(HubError::BadRequest(format!(
+            "{field} must not contain control characters such as U+{:04X}{allowed}",
+            u32::from(c)
+        )));
+    }
+    if !has_visible(text) {
+        return Err(HubError::BadRequest(format!(
+            "{field} must not be empty (or only invisible characters)"
+        )));
+    }
+    Ok(())
+}
+
 fn validate_title(field: &str, title: &str) -> Result<(), HubError> {
+    check_visible(field, title, &[])?;
     let len = title.trim().chars().count();
     if len == 0 || len > MAX_TITLE_CHARS {
         return Err(HubError::BadRequest(format!(
@@ -120,21 +195,36 @@ fn validate_title(field: &str, title: &str) -> Result<(), HubError> {
     Ok(())
 }
 
+/// True for an image URL a page can show without it running anything: `https://` or `http://`
+/// (in any letter case) and more, or a path starting with `/` (on the page's own site; `//host/…`
+/// takes the page's scheme, which is http or https). `javascript:`, `data:`, `file:` and any
+/// other scheme, and relative paths without a leading `/`, are not.
+pub fn is_allowed_image_url(url: &str) -> bool {
+    let b = url.as_bytes();
+    let has_scheme =
+        |scheme: &[u8]| b.len() > scheme.len() && b[..scheme.len()].eq_ignore_ascii_case(scheme);
+    has_scheme(b"https://") || has_scheme(b"http://") || url.starts_with('/')
+}
+
 fn validate_image_url(field: &str, url: Option<&str>) -> Result<(), HubError> {
-    match url {
-        Some(url) if url.len() > MAX_IMAGE_URL_BYTES || url.chars().any(char::is_control) => {
-            Err(HubError::BadRequest(format!(
-                "{field} must be at most {MAX_IMAGE_URL_BYTES} characters"
-            )))
-        }
-        _ => Ok(()),
+    let Some(url) = url else { return Ok(()) };
+    if url.len() > MAX_IMAGE_URL_BYTES || url.chars().any(char::is_control) {
+        return Err(HubError::BadRequest(format!(
+            "{field} must be at most {MAX_IMAGE_URL_BYTES} characters"
+        )));
     }
+    if !is_allowed_image_url(url) {
+        return Err(HubError::BadRequest(format!(
+            "{field} must be an https:// or http:// URL or a path starting with /"
+        )));
+    }
+    Ok(())
 }
 
 impl Product {
-    /// Checks the fields a host supplies: title 1..=[`MAX_TITLE_CHARS`] characters, a price of
-    /// at most [`MAX_PRICE_CENTS`], a currency code, an image URL of at most
-    /// [`MAX_IMAGE_URL_BYTES`].
+    /// Checks the fields a host supplies: title 1..=[`MAX_TITLE_CHARS`] characters with one
+    /// visible and no control character, a price of at most [`MAX_PRICE_CENTS`], a currency
+    /// code, an image URL of at most [`MAX_IMAGE_URL_BYTES`] that [`is_allowed_image_url`].
     pub fn validate(&self) -> Result<(), HubError> {
         validate_title("product.title", &self.title)?;
         validate_price("product.price_cents", self.price_cents)?;
@@ -247,7 +337,8 @@ impl DealSpec {
 
     /// Checks price (0..=[`MAX_PRICE_CENTS`]), stock (1..=[`MAX_DEAL_STOCK`]), limit
     /// (1..=stock), duration (1 ms to a week), currency, commission and affiliate rates
-    /// (0..=[`MAX_BPS`]), and a title and image URL when given (as a product's).
+    /// (0..=[`MAX_BPS`] each and together, so an order never pays out more than its total), and
+    /// a title and image URL when given (as a product's).
     pub fn validate(&self) -> Result<(), HubError> {
         if let Some(title) = &self.title {
             validate_title("deal.title", title)?;
@@ -271,6 +362,13 @@ impl DealSpec {
         }
         validate_bps("deal.commission_bps", self.commission_bps)?;
         validate_bps("deal.affiliate_bps", self.affiliate_bps)?;
+        let both = self.commission_bps + self.affiliate_bps;
+        if both > MAX_BPS {
+            return Err(HubError::BadRequest(format!(
+                "deal.commission_bps + deal.affiliate_bps must be at most {MAX_BPS} (100% of an \
+                 order, which pays both when the affiliate is the host); they add up to {both}"
+            )));
+        }
         validate_currency(&self.currency)
     }
 }
@@ -525,7 +623,9 @@ pub enum ClientMsg {
     },
 }
 
-/// Content limits checked by [`ClientMsg::validate`].
+/// Content limits checked by [`ClientMsg::validate`]. Besides its length, a comment or an
+/// announcement must hold at least one visible character (see [`is_invisible`]) and no control
+/// character other than a line break (`\n`) or a tab.
 #[derive(Clone, Copy, Debug)]
 pub struct ContentLimits {
     /// Longest comment, in characters after trimming.
@@ -539,7 +639,11 @@ pub const MAX_LIKES_PER_MESSAGE: u32 = 50;
 /// Longest mute: thirty days.
 pub const MAX_MUTE_MS: u64 = 30 * 24 * 3600 * 1000;
 
+/// The control characters a comment or an announcement may hold.
+pub const TEXT_CONTROLS_ALLOWED: [char; 2] = ['\n', '\t'];
+
 fn check_text(field: &str, text: &str, max: usize) -> Result<(), HubError> {
+    check_visible(field, text, &TEXT_CONTROLS_ALLOWED)?;
     let n = text.trim().chars().count();
     if n == 0 {
         Err(HubError::BadRequest(format!("{field} must not be empty")))
@@ -601,8 +705,9 @@ impl ClientMsg {
         )
     }
 
-    /// Checks every content limit that does not depend on room state (comment length, like count,
-    /// `qty >= 1`, product and deal fields). Per-deal limits are the inventory's job.
+    /// Checks every content limit that does not depend on room state (comment and announcement
+    /// length and visible content, like count, `qty >= 1`, product and deal fields). Per-deal
+    /// limits are the inventory's job.
     pub fn validate(&self, limits: &ContentLimits) -> Result<(), HubError> {
         match self {
             ClientMsg::Comment { text, .. } => check_text("text", text, limits.comment_max_chars),
@@ -723,6 +828,175 @@ mod tests {
         let shown = serde_json::to_value(&deal).unwrap();
         assert_eq!(shown["commission_bps"], 0);
         assert_eq!(shown["affiliate_bps"], 0);
+    }
+
+    const LIMITS: ContentLimits = ContentLimits {
+        comment_max_chars: 500,
+        announce_max_chars: 2000,
+    };
+
+    fn comment(text: &str) -> Result<(), HubError> {
+        ClientMsg::Comment {
+            text: text.into(),
+            request_id: None,
+        }
+        .validate(&LIMITS)
+    }
+
+    fn announce(text: &str) -> Result<(), HubError> {
+        ClientMsg::Announce {
+            text: text.into(),
+            request_id: None,
+        }
+        .validate(&LIMITS)
+    }
+
+    fn refusal(r: Result<(), HubError>) -> String {
+        match r {
+            Err(HubError::BadRequest(m)) => m,
+            other => panic!("expected bad_request, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn texts_of_only_invisible_characters_are_refused() {
+        for text in [
+            "\u{200b}",
+            "\u{feff}",
+            "\u{200b}\u{200c}\u{200d}\u{2060}",
+            " \u{202e} \u{2066}\u{2069} ",
+            "\u{3164}\u{115f}\u{ffa0}",
+            "\u{2800}\u{00ad}\u{fe0f}",
+            "\u{e0041}\u{e007f}",
+            "\n\t\n",
+        ] {
+            let m = refusal(comment(text));
+            assert!(m.contains("invisible"), "{text:?}: {m}");
+            let m = refusal(announce(text));
+            assert!(m.contains("invisible"), "{text:?}: {m}");
+        }
+        // Invisible characters inside visible text are kept: emoji sequences need them.
+        assert!(comment("\u{1f469}\u{200d}\u{1f4bb} \u{2764}\u{fe0f}").is_ok());
+        assert!(comment("\u{200b}hi\u{200b}").is_ok());
+        assert!(comment("\u{0645}\u{0631}\u{062d}\u{0628}\u{0627}").is_ok());
+    }
+
+    #[test]
+    fn texts_with_control_characters_are_refused_but_line_breaks_and_tabs_pass() {
+        for text in [
+            "nul\0here",
+            "\0",
+            "bell\u{7}",
+            "cr\rlf",
+            "esc\u{1b}[2J",
+            "del\u{7f}",
+            "c1\u{85}",
+        ] {
+            let m = refusal(comment(text));
+            assert!(m.contains("control characters"), "{text:?}: {m}");
+            assert!(announce(text).is_err(), "{text:?}");
+        }
+        assert!(comment("two\nlines\tand a tab").is_ok());
+        assert!(announce("Doors open\n\tat eight").is_ok());
+    }
+
+    #[test]
+    fn titles_follow_the_same_visibility_rule_without_line_breaks() {
+        let product = |title: &str| Product {
+            id: Id::new("p").unwrap(),
+            title: title.into(),
+            price_cents: 1,
+            currency: "USD".into(),
+            image_url: None,
+        };
+        assert!(product("Mug").validate().is_ok());
+        for title in ["\u{200b}\u{200b}", "Mug\nblue", "Mug\0"] {
+            let m = refusal(product(title).validate());
+            assert!(m.starts_with("product.title"), "{title:?}: {m}");
+        }
+    }
+
+    fn spec(commission_bps: u32, affiliate_bps: u32, image_url: Option<&str>) -> DealSpec {
+        DealSpec {
+            id: Id::new("d").unwrap(),
+            product_id: Id::new("p").unwrap(),
+            title: Some("Mug".into()),
+            image_url: image_url.map(Into::into),
+            price_cents: 100,
+            currency: "USD".into(),
+            stock: 5,
+            per_user_limit: 1,
+            duration_ms: 60_000,
+            commission_bps,
+            affiliate_bps,
+        }
+    }
+
+    #[test]
+    fn commission_and_affiliate_rates_together_are_at_most_a_whole_order() {
+        assert!(spec(10_000, 0, None).validate().is_ok());
+        assert!(spec(6_000, 4_000, None).validate().is_ok());
+        let m = refusal(spec(9_000, 9_000, None).validate());
+        assert!(
+            m.contains("deal.commission_bps")
+                && m.contains("deal.affiliate_bps")
+                && m.contains("18000"),
+            "{m}"
+        );
+        assert!(spec(5_001, 5_000, None).validate().is_err());
+    }
+
+    #[test]
+    fn image_urls_are_http_https_or_a_path() {
+        for ok in [
+            "https://img.example/mug.png",
+            "HTTPS://img.example/mug.png",
+            "http://img.example/mug.png",
+            "/img/scarf.png",
+            "//cdn.example/mug.png",
+        ] {
+            assert!(spec(0, 0, Some(ok)).validate().is_ok(), "{ok}");
+        }
+        for bad in [
+            "javascript:alert(1)",
+            "JavaScript:alert(1)",
+            " javascript:alert(1)",
+            "data:image/svg+xml,<svg onload=alert(1)>",
+            "vbscript:x",
+            "file:///etc/passwd",
+            "img/scarf.png",
+            "https://",
+            "",
+        ] {
+            let m = refusal(spec(0, 0, Some(bad)).validate());
+            assert!(m.contains("deal.image_url"), "{bad:?}: {m}");
+            let pin = ClientMsg::Pin {
+                product: Product {
+                    id: Id::new("p").unwrap(),
+                    title: "Mug".into(),
+                    price_cents: 1,
+                    currency: "USD".into(),
+                    image_url: Some(bad.into()),
+                },
+                request_id: None,
+            };
+            let m = refusal(pin.validate(&LIMITS));
+            assert!(m.contains("product.image_url"), "{bad:?}: {m}");
+        }
+    }
+
+    #[test]
+    fn bidi_controls_are_invisible_and_named() {
+        for c in [
+            '\u{202a}', '\u{202e}', '\u{2066}', '\u{2069}', '\u{200e}', '\u{200f}', '\u{061c}',
+        ] {
+            assert!(is_bidi_control(c) && is_invisible(c), "{c:?}");
+        }
+        assert!(
+            !is_bidi_control('\u{200d}'),
+            "the joiner is not a bidi control"
+        );
+        assert!(!is_bidi_control('a'));
     }
 
     #[test]

@@ -221,6 +221,97 @@ async fn a_muted_user_cannot_comment_until_the_mute_ends() -> anyhow::Result<()>
 }
 
 #[tokio::test]
+async fn invisible_or_control_texts_script_image_urls_and_rates_over_100_percent_are_bad_requests()
+-> anyhow::Result<()> {
+    let hub = TestHub::start().await?;
+    let (mut v, _) = hub.viewer("r", "v").await?;
+    let mut host = hub.host("r").await?;
+    for (what, text) in [
+        ("zero-width spaces", "\u{200b}\u{200b}"),
+        ("a byte-order mark", "\u{feff}"),
+        ("a word joiner and an override", " \u{2060}\u{202e} "),
+        ("NUL", "hi\0there"),
+        ("an escape sequence", "\u{1b}[2Jgone"),
+        ("a carriage return", "line\rover"),
+    ] {
+        v.send(json!({"type": "comment", "request_id": "c1", "text": text}))
+            .await?;
+        let e = v.json_of("error").await?;
+        assert_eq!(
+            (&e["code"], &e["request_id"]),
+            (&json!("bad_request"), &json!("c1")),
+            "comment of {what}: {e}"
+        );
+        host.send(json!({"type": "announce", "request_id": "a1", "text": text}))
+            .await?;
+        let e = host.json_of("error").await?;
+        assert_eq!(e["code"], "bad_request", "announcement of {what}: {e}");
+    }
+    // Visible text keeps its joiners and line breaks.
+    let fine = "\u{1f469}\u{200d}\u{1f4bb} live\nnow";
+    v.send(json!({"type": "comment", "text": fine})).await?;
+    assert_eq!(v.json_of("comment").await?["text"], fine);
+
+    let refused = |e: &serde_json::Value, field: &str| {
+        e["code"] == "bad_request" && e["message"].as_str().is_some_and(|m| m.contains(field))
+    };
+    host.send(
+        json!({"type": "pin", "request_id": "p1", "product": {"id": "p", "title": "Mug",
+        "price_cents": 100, "image_url": "javascript:alert(document.cookie)"}}),
+    )
+    .await?;
+    let e = host.json_of("error").await?;
+    assert!(refused(&e, "product.image_url"), "{e}");
+    host.send(
+        json!({"type": "deal_start", "request_id": "d1", "deal": {"id": "d", "product_id": "p",
+        "title": "Mug", "image_url": "data:text/html,<script>alert(1)</script>", "price_cents": 100,
+        "stock": 5, "per_user_limit": 1, "duration_ms": 60000}}),
+    )
+    .await?;
+    let e = host.json_of("error").await?;
+    assert!(refused(&e, "deal.image_url"), "{e}");
+    host.send(
+        json!({"type": "deal_start", "request_id": "d2", "deal": {"id": "d", "product_id": "p",
+        "title": "Mug", "price_cents": 100, "stock": 5, "per_user_limit": 1, "duration_ms": 60000,
+        "commission_bps": 9000, "affiliate_bps": 9000}}),
+    )
+    .await?;
+    let e = host.json_of("error").await?;
+    assert!(
+        refused(&e, "deal.commission_bps") && refused(&e, "deal.affiliate_bps"),
+        "{e}"
+    );
+    // The same over REST, and an http(s) image or a path still passes.
+    let t = hub.token(Role::Host, "r", "h");
+    let (s, b) = hub
+        .post_command(
+            "r",
+            Some(&t),
+            &json!({"type": "pin", "product": {"id": "p", "title": "Mug", "price_cents": 100,
+                "image_url": "JAVASCRIPT:alert(1)"}})
+            .to_string(),
+        )
+        .await?;
+    assert!(
+        s == 400 && refused(&b["error"], "product.image_url"),
+        "{s} {b}"
+    );
+    for image in ["https://img.example/mug.png", "/img/mug.png"] {
+        let (s, b) = hub
+            .post_command(
+                "r",
+                Some(&t),
+                &json!({"type": "pin", "product": {"id": "p", "title": "Mug", "price_cents": 100,
+                    "image_url": image}})
+                .to_string(),
+            )
+            .await?;
+        assert_eq!(s, 200, "{image}: {b}");
+    }
+    hub.shutdown().await
+}
+
+#[tokio::test]
 async fn rest_commands_report_errors_with_their_http_status() -> anyhow::Result<()> {
     let hub = TestHub::start().await?;
     let t = hub.token(Role::Host, "r", "h");

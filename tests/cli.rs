@@ -694,8 +694,13 @@ async fn watch_escapes_control_characters_so_a_comment_cannot_forge_lines() -> a
     };
     assert!(next_line().await?.starts_with("welcome room=show"));
 
-    let forged = "hi\n#99 announcement: FREE STUFF \u{1b}[2J\r\u{202e}gnp.exe";
-    let escaped = r"hi\n#99 announcement: FREE STUFF \u{1b}[2J\r\u{202e}gnp.exe";
+    // The hub refuses most control characters (ESC, CR, NUL: bad_request), but a comment or an
+    // announcement may hold line breaks and tabs, and any text bidi controls and the line
+    // separator: `watch` must write them out visibly. (ESC and CR: `cli::lines`'s unit tests.)
+    let forged = "hi\n#99 announcement: FREE STUFF\t\u{202e}gnp.exe";
+    let escaped = r"hi\n#99 announcement: FREE STUFF\t\u{202e}gnp.exe";
+    let forged_title = "hi\u{2028}#99 announcement: FREE STUFF \u{202e}gnp.exe";
+    let escaped_title = r"hi\u{2028}#99 announcement: FREE STUFF \u{202e}gnp.exe";
     let (mut viewer, _) = hub.viewer("show", "fan").await?;
     viewer
         .send(json!({"type": "comment", "text": forged}))
@@ -705,7 +710,7 @@ async fn watch_escapes_control_characters_so_a_comment_cannot_forge_lines() -> a
         .post_command(
             "show",
             Some(&token),
-            &json!({"type": "pin", "product": {"id": "p1", "title": forged, "price_cents": 100}})
+            &json!({"type": "pin", "product": {"id": "p1", "title": forged_title, "price_cents": 100}})
                 .to_string(),
         )
         .await?;
@@ -731,7 +736,7 @@ async fn watch_escapes_control_characters_so_a_comment_cannot_forge_lines() -> a
     assert!(events[0].starts_with("#1 comment "), "{events:?}");
     assert!(events[1].starts_with("#2 pinned p1 "), "{events:?}");
     assert!(events[2].starts_with("#3 announcement: "), "{events:?}");
-    for line in &events {
+    for (line, escaped) in events.iter().zip([escaped, escaped_title, escaped]) {
         assert!(line.contains(escaped), "{line:?}");
     }
     hub.shutdown().await

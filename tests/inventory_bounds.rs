@@ -123,13 +123,25 @@ fn rates_over_one_hundred_percent_are_refused_naming_the_field() {
             "{m}"
         );
     }
-    for bps in [0, 1, 9_999, 10_000] {
-        DealSpec {
-            commission_bps: bps,
-            affiliate_bps: bps,
-            ..deal(100, 10)
-        }
-        .validate()
-        .unwrap();
+    let rates = |commission_bps, affiliate_bps| DealSpec {
+        commission_bps,
+        affiliate_bps,
+        ..deal(100, 10)
+    };
+    for (commission, affiliate) in [(0, 0), (1, 1), (5_000, 5_000), (10_000, 0), (0, 10_000)] {
+        rates(commission, affiliate).validate().unwrap();
+    }
+    // Together at most a whole order: an affiliate who is the host is paid both.
+    for (commission, affiliate) in [
+        (9_999, 9_999),
+        (10_000, 10_000),
+        (10_000, 1),
+        (5_001, 5_000),
+    ] {
+        let m = refused(rates(commission, affiliate).validate());
+        assert!(
+            m.contains("deal.commission_bps + deal.affiliate_bps") && m.contains("10000"),
+            "{m}"
+        );
     }
 }
