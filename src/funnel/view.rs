@@ -345,7 +345,9 @@ pub fn earnings(creator: &Id, sales: &[DealSales]) -> Earnings {
     out
 }
 
-/// The earnings as CSV: a header, then one line per (room, deal, role) in that order.
+/// The earnings as CSV: a header, then one line per (room, deal, role) in that order. Every text
+/// cell goes through [`csv_field`], so no cell can start a spreadsheet formula; the numbers are
+/// unsigned.
 pub fn earnings_csv(e: &Earnings) -> String {
     let mut out = String::from("room,deal,role,currency,orders,units,gmv_cents,commission_cents\n");
     for (room, r) in &e.rooms {
@@ -353,8 +355,10 @@ pub fn earnings_csv(e: &Earnings) -> String {
             for d in roles {
                 let s = &d.earning.sales;
                 out.push_str(&format!(
-                    "{room},{deal},{},{},{},{},{},{}\n",
-                    d.role,
+                    "{},{},{},{},{},{},{},{}\n",
+                    csv_field(room.as_str()),
+                    csv_field(deal.as_str()),
+                    csv_field(d.role),
                     csv_field(&d.currency),
                     s.orders,
                     s.units,
@@ -367,13 +371,21 @@ pub fn earnings_csv(e: &Earnings) -> String {
     out
 }
 
-/// A CSV field: quoted when it holds a comma, a quote or a line break. Ids never do; a
-/// currency is free text from the host.
+/// A CSV text field. A field starting with `=`, `+`, `-`, `@`, a tab or a carriage return would
+/// be run as a formula by a spreadsheet (CSV injection: ids may start with `-`, and a deal saved
+/// before currencies were checked holds free text), so it gets a leading `'`, as OWASP
+/// recommends: the spreadsheet shows it as text. Then it is quoted when it holds a comma, a
+/// quote or a line break.
 fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
-        s.to_owned()
+        s
     }
 }
 
@@ -546,5 +558,35 @@ mod tests {
         let commission: u64 = rows.iter().map(|r| r[7].parse::<u64>().unwrap()).sum();
         assert_eq!(commission, e.total.commission_cents);
         assert_eq!(csv_field("a,\"b\""), "\"a,\"\"b\"\"\"");
+    }
+
+    #[test]
+    fn csv_cells_that_a_spreadsheet_would_run_as_formulas_are_neutralised() {
+        for (cell, shown) in [
+            ("=1+2", "'=1+2"),
+            ("+1+2", "'+1+2"),
+            ("-2-3", "'-2-3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\rx", "\"'\rx\""),
+            (
+                "=HYPERLINK(\"http://x\",\"y\")",
+                "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\"",
+            ),
+            ("EUR", "EUR"),
+            ("a-b", "a-b"),
+        ] {
+            assert_eq!(csv_field(cell), shown, "{cell:?}");
+        }
+        // Ids may start with `-`: a room or deal id never reaches the sheet as a formula.
+        let mut s = sales("-2-3", "bo", 1, None);
+        s.room = id("-1-1");
+        s.deal.currency = "=1+1".into();
+        let csv = earnings_csv(&earnings(&id("bo"), &[s]));
+        let row = csv.lines().nth(1).unwrap();
+        assert!(row.starts_with("'-1-1,'-2-3,host,'=1+1,1,1,"), "{row}");
+        for cell in row.split(',') {
+            assert!(!cell.starts_with(['=', '+', '-', '@', '\t', '\r']), "{row}");
+        }
     }
 }
