@@ -7,7 +7,7 @@
 
 pub mod health;
 
-pub use health::Health;
+pub use health::{Health, Refusal};
 
 use std::future::Future;
 use std::sync::Arc;
@@ -29,8 +29,14 @@ pub enum RedisIoError {
 }
 
 impl From<redis::RedisError> for RedisIoError {
+    /// Every failed call is `Unavailable`. A [`health::Refusal`] (`NOAUTH`, `WRONGPASS`,
+    /// `NOPERM`) says what is wrong in the hub's words ("Redis refused the hub: it requires a
+    /// password and redis.url has none"), never Redis's own text.
     fn from(e: redis::RedisError) -> Self {
-        RedisIoError::Unavailable(e.to_string())
+        match health::Refusal::of(&e) {
+            Some(r) => RedisIoError::Unavailable(r.to_string()),
+            None => RedisIoError::Unavailable(e.to_string()),
+        }
     }
 }
 
@@ -234,9 +240,9 @@ impl RedisIo {
         &self.inner.health
     }
 
-    /// Asks Redis once (`PING`) and logs what it found: "Redis at … ready", or the one line
-    /// saying it cannot be reached (the hub still starts, and keeps retrying). For `livehub
-    /// serve` at start.
+    /// Asks Redis once (`PING`) and logs what it found: "Redis at … ready", the one line
+    /// saying it cannot be reached (the hub still starts, and keeps retrying), or the error
+    /// line saying it refuses the hub and how to fix `redis.url`. For `livehub serve` at start.
     pub async fn check(&self) -> Result<(), RedisIoError> {
         self.exec(
             |mut conn| async move { redis::cmd("PING").query_async::<String>(&mut conn).await },

@@ -341,3 +341,83 @@ async fn a_burst_of_failed_reserves_during_an_outage_logs_one_line_and_counts_ev
     let _ = std::fs::remove_file(&log);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_wants_a_password_the_url_lacks_is_reported_as_refusing_not_ready()
+-> anyhow::Result<()> {
+    let redis = RedisServer::start_with_args(&["--requirepass", "s3cret"])?;
+    let log = std::env::temp_dir().join(format!("livehub-noauth-{}.log", std::process::id()));
+    let mut env = hub_env(&redis.url());
+    env.push(("RUST_LOG", "info".to_owned()));
+    let hub = HubProcess::start_with_log(&env, Some(&log)).await?;
+    let refused = "Redis refused the hub: it requires a password and redis.url has none";
+
+    let (status, body) =
+        livehub::http_client::request("GET", &format!("http://{}/readyz", hub.addr), None, None)
+            .await?;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains(refused), "{body}");
+    let room = "locked";
+    let host = mint(SECRET, Role::Host, room, "host");
+    let (status, body) = livehub::http_client::request(
+        "POST",
+        &format!("http://{}/api/rooms/{room}/commands", hub.addr),
+        Some(&host),
+        Some(json!({"type": "deal_start", "deal": {"id": "d", "product_id": "p", "title": "Test product",
+            "price_cents": 100, "stock": 10, "per_user_limit": 1, "duration_ms": 600000}}).to_string()),
+    )
+    .await?;
+    let answer: serde_json::Value = serde_json::from_str(&body)?;
+    assert_eq!(
+        (status, &answer["error"]["code"]),
+        (503, &json!("unavailable")),
+        "{body}"
+    );
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(refused) && !message.contains("NOAUTH"),
+        "{body}"
+    );
+    hub.kill().await;
+
+    let text = std::fs::read_to_string(&log)?;
+    let _ = std::fs::remove_file(&log);
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("refused the hub"))
+        .collect();
+    assert_eq!(lines.len(), 1, "one line for the refusal:\n{text}");
+    assert!(
+        lines[0].contains("ERROR")
+            && lines[0].contains(&format!("Redis at {} refused the hub", redis.url()))
+            && lines[0].contains("put the password in redis.url: redis://:PASSWORD@host:port"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        !text.contains(&format!("Redis at {} ready", redis.url())),
+        "a Redis that refuses every command is not ready:\n{text}"
+    );
+
+    // The fix the line names works; a wrong password is named as such.
+    let fixed = TestHub::with_config(common::redis_config(&format!(
+        "redis://:s3cret@127.0.0.1:{}",
+        redis.port
+    )))
+    .await?;
+    let (status, body) = fixed.get("/readyz", None).await?;
+    assert_eq!(status, 200, "{body}");
+    fixed.shutdown().await?;
+    let wrong = TestHub::with_config(common::redis_config(&format!(
+        "redis://:wrong@127.0.0.1:{}",
+        redis.port
+    )))
+    .await?;
+    let (status, body) = wrong.get("/readyz", None).await?;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("Redis refused the hub: the user or password in redis.url is wrong"),
+        "{body}"
+    );
+    wrong.shutdown().await
+}

@@ -384,7 +384,8 @@ impl Shared {
         let task = task.ok_or_else(|| BusError::Unavailable("shutting down".into()))?;
         match tokio::time::timeout(self.timeout, task).await {
             Ok(Ok(Ok(()))) => Ok(()),
-            Ok(Ok(Err(e))) => Err(BusError::Unavailable(e.to_string())),
+            // Through RedisIoError, so a refusal (NOAUTH ...) is told in the hub's words.
+            Ok(Ok(Err(e))) => Err(crate::redis_io::RedisIoError::from(e).into()),
             Ok(Err(e)) => Err(BusError::Internal(e.to_string())),
             Err(_) => Err(BusError::Unavailable("subscribe timed out".into())),
         }

@@ -35,6 +35,22 @@ impl RedisServer {
         Self::launch(true)
     }
 
+    /// Starts an in-memory server with more `redis-server` arguments, e.g.
+    /// `&["--requirepass", "s3cret"]` (then [`RedisServer::cli`] authenticates with it).
+    pub fn start_with_args(args: &[&str]) -> Result<Self> {
+        Self::launch_on(
+            free_port()?,
+            false,
+            args.iter().map(|a| a.to_string()).collect(),
+        )
+    }
+
+    /// The `--requirepass` the server was started with, if any.
+    fn password(&self) -> Option<&str> {
+        let at = self.extra.iter().position(|a| a == "--requirepass")?;
+        self.extra.get(at + 1).map(String::as_str)
+    }
+
     fn launch(persist: bool) -> Result<Self> {
         Self::launch_on(free_port()?, persist, Vec::new())
     }
@@ -95,7 +111,10 @@ impl RedisServer {
         };
         let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
         let mut buf = [0u8; 7];
-        s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+        // A server with a password answers, refusing: it is up all the same.
+        s.write_all(b"PING\r\n").is_ok()
+            && s.read_exact(&mut buf).is_ok()
+            && (&buf == b"+PONG\r\n" || &buf == b"-NOAUTH")
     }
 
     /// `redis://127.0.0.1:PORT`.
@@ -105,8 +124,12 @@ impl RedisServer {
 
     /// Runs a command with `redis-cli` against this server; returns its output.
     pub fn cli(&self, args: &[&str]) -> Result<String> {
-        let out = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
+        let mut cmd = Command::new("redis-cli");
+        cmd.args(["-p", &self.port.to_string()]);
+        if let Some(password) = self.password() {
+            cmd.args(["-a", password, "--no-auth-warning"]);
+        }
+        let out = cmd
             .args(args)
             .output()
             .context("running redis-cli (installed with redis-server: redis-tools)")?;
