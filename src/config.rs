@@ -16,6 +16,15 @@ pub const DEV_SECRET: &str = "livehub-dev-secret-change-me";
 /// Prefix of environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "LIVEHUB_";
 
+/// Largest `room.history`: events a room keeps for resume (in memory on every node that has the
+/// room open, and in Redis), 100,000.
+pub const MAX_HISTORY: usize = 100_000;
+
+/// Smallest `redis.retention_ms`: a second (short enough for tests and demos that watch a show's
+/// keys expire; 0 would drop a deal's orders the moment its last hold ends). A deal's keys (its
+/// stock audit, its orders and its sales ledger) expire this long after its last hold could end.
+pub const MIN_RETENTION_MS: u64 = 1_000;
+
 /// The whole configuration.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -544,6 +553,35 @@ impl Config {
         if !(1..=65_536).contains(&self.limits.max_fragments) {
             return Err(key_err("limits.max_fragments", "must be 1 to 65536"));
         }
+        if self.room.history > MAX_HISTORY {
+            return Err(key_err(
+                "room.history",
+                format!(
+                    "must be at most {MAX_HISTORY} (events kept per room, in memory on every \
+                     node and in Redis)"
+                ),
+            ));
+        }
+        if self.room.viewers_ttl_ms < self.room.tick_ms.saturating_mul(2) {
+            return Err(key_err(
+                "room.viewers_ttl_ms",
+                format!(
+                    "must be at least twice room.tick_ms ({} ms): nodes report their viewers \
+                     every tick, and a report must outlive a late tick or the room's count \
+                     flickers",
+                    self.room.tick_ms.saturating_mul(2)
+                ),
+            ));
+        }
+        if self.redis.retention_ms < MIN_RETENTION_MS {
+            return Err(key_err(
+                "redis.retention_ms",
+                format!(
+                    "must be at least {MIN_RETENTION_MS} (a second): a deal's audit, orders and \
+                     sales go with its keys"
+                ),
+            ));
+        }
         if self.room.recent_comments > self.room.history.max(50) {
             return Err(key_err(
                 "room.recent_comments",
@@ -752,6 +790,49 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn out_of_range_history_retention_and_viewer_ttl_are_refused_naming_the_key() {
+        let refused = |vars: &[(&str, &str)]| {
+            Config::load(None, env(vars))
+                .expect_err("should be refused")
+                .to_string()
+        };
+        let e = refused(&[("LIVEHUB_ROOM__HISTORY", "1000000000000")]);
+        assert!(e.contains("room.history") && e.contains("100000"), "{e}");
+        assert!(Config::load(None, env(&[("LIVEHUB_ROOM__HISTORY", "100000")])).is_ok());
+        let e = refused(&[("LIVEHUB_REDIS__RETENTION_MS", "0")]);
+        assert!(e.contains("redis.retention_ms"), "{e}");
+        let e = refused(&[("LIVEHUB_REDIS__RETENTION_MS", "999")]);
+        assert!(
+            e.contains("redis.retention_ms") && e.contains("1000"),
+            "{e}"
+        );
+        assert!(Config::load(None, env(&[("LIVEHUB_REDIS__RETENTION_MS", "1000")])).is_ok());
+        let e = refused(&[("LIVEHUB_ROOM__VIEWERS_TTL_MS", "50")]);
+        assert!(
+            e.contains("room.viewers_ttl_ms") && e.contains("room.tick_ms"),
+            "{e}"
+        );
+        let e = refused(&[
+            ("LIVEHUB_ROOM__TICK_MS", "1000"),
+            ("LIVEHUB_ROOM__VIEWERS_TTL_MS", "1500"),
+        ]);
+        assert!(
+            e.contains("room.viewers_ttl_ms") && e.contains("2000 ms"),
+            "{e}"
+        );
+        assert!(
+            Config::load(
+                None,
+                env(&[
+                    ("LIVEHUB_ROOM__TICK_MS", "1000"),
+                    ("LIVEHUB_ROOM__VIEWERS_TTL_MS", "2000")
+                ])
+            )
+            .is_ok()
+        );
     }
 
     #[test]
