@@ -100,6 +100,7 @@ pub fn install() -> PrometheusHandle {
             // then that one receives our metrics and /metrics shows what ours saw (nothing).
             let _ = metrics::set_global_recorder(recorder);
             describe();
+            register_at_zero();
             handle
         })
         .clone()
@@ -143,6 +144,26 @@ fn resident_bytes() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+/// Gauges and unlabelled counters dashboards and alerts read, shown from the start (at 0) rather
+/// than absent until their first change: `livehub_rooms 0` on a hub with no room yet. Adding 0
+/// registers a metric without changing it (the recorder is shared by every hub in a process).
+fn register_at_zero() {
+    for gauge in [CONNECTIONS, ROOMS] {
+        metrics::gauge!(gauge).increment(0.0);
+    }
+    for counter in [
+        CONNECTIONS_TOTAL,
+        FANOUT_DELIVERIES,
+        FRAMES_SENT,
+        FLUSHES,
+        COALESCED_SENT,
+        COALESCED_DROPPED,
+        SLOW_CONSUMER_CLOSES,
+    ] {
+        metrics::counter!(counter).increment(0);
+    }
 }
 
 fn describe() {

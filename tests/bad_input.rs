@@ -312,6 +312,28 @@ async fn invisible_or_control_texts_script_image_urls_and_rates_over_100_percent
 }
 
 #[tokio::test]
+async fn a_fresh_hub_shows_its_room_and_connection_gauges_at_zero() -> anyhow::Result<()> {
+    // Its own process: the metrics recorder is shared by every hub of a test process.
+    let hub = common::HubProcess::start(&[]).await?;
+    let (s, metrics) =
+        livehub::http_client::request("GET", &format!("http://{}/metrics", hub.addr), None, None)
+            .await?;
+    assert_eq!(s, 200);
+    for line in [
+        "livehub_rooms 0",
+        "livehub_connections 0",
+        "livehub_connections_total 0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no `{line}`:\n{metrics}"
+        );
+    }
+    hub.kill().await;
+    Ok(())
+}
+
+#[tokio::test]
 async fn rest_commands_report_errors_with_their_http_status() -> anyhow::Result<()> {
     let hub = TestHub::start().await?;
     let t = hub.token(Role::Host, "r", "h");
