@@ -30,6 +30,7 @@ need_pkg redis-server redis-server
 need_pkg chromium chromium
 need_pkg chromedriver chromium-driver
 need_pkg nginx nginx # /usr/sbin/nginx, for tests/proxy.rs (config/nginx.conf run for real)
+need_pkg faketime faketime # libfaketime, for the skewed-clock node in tests/multi_node.rs
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings

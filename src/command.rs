@@ -158,8 +158,9 @@ impl Ctx<'_> {
 
     /// Fills in the title and image of the product on sale: the host's own, else the pinned
     /// product's when it is the one on sale, else the catalog's. A product in none of them
-    /// needs a title, so viewers are never shown a bare id.
-    fn name_product(&self, mut spec: DealSpec) -> Result<DealSpec, HubError> {
+    /// keeps no title, and viewers are shown its product id as the title: a v1 `deal_start`
+    /// (which has no title) is served as v1 says.
+    fn name_product(&self, mut spec: DealSpec) -> DealSpec {
         let known = self
             .room
             .pinned()
@@ -175,18 +176,16 @@ impl Ctx<'_> {
                 spec.title = Some(p.title);
                 spec.image_url = spec.image_url.or(p.image_url);
             }
-            (None, None) => {
-                return Err(HubError::BadRequest(format!(
-                    "product {} is neither pinned nor in the catalog: give deal.title",
-                    spec.product_id
-                )));
-            }
+            (None, None) => {}
         }
-        Ok(spec)
+        spec
     }
 
     async fn deal_start(&self, spec: DealSpec) -> Result<Outcome, HubError> {
-        let spec = self.name_product(spec)?;
+        // The pinned product is read from this node's room: it must include the host's own
+        // `pin` sent just before, wherever it went.
+        self.hub.caught_up(self.room).await?;
+        let spec = self.name_product(spec);
         let start =
             self.hub
                 .inventory()
@@ -251,9 +250,10 @@ impl Ctx<'_> {
     }
 
     async fn reserve(&self, request_id: Id, deal: Id, qty: u32) -> Result<Outcome, HubError> {
-        let tally = self.room.tally();
-        tally.tapped(&self.who.user, &deal, now_ms());
+        // A rate-limited reserve records nothing.
         self.room.check_reserve_rate(&self.who.user)?;
+        let tally = self.room.tally();
+        let tapped_at = now_ms();
         let started = Instant::now();
         let req = ReserveRequest {
             room: self.room.id().clone(),
@@ -272,6 +272,16 @@ impl Ctx<'_> {
             }
         };
         metrics::histogram!(m::RESERVE_SECONDS).record(started.elapsed().as_secs_f64());
+        // A tap is a funnel fact only on a deal that exists: a reserve naming a made-up deal
+        // creates nothing in the store.
+        let exists = match outcome {
+            ReserveOutcome::Rejected(RejectReason::NotFound) => false,
+            ReserveOutcome::Rejected(RejectReason::Unavailable) => self.room.deal(&deal).is_some(),
+            _ => true,
+        };
+        if exists {
+            tally.tapped(&self.who.user, &deal, tapped_at);
+        }
         let reply = match outcome {
             ReserveOutcome::Reserved {
                 reservation,

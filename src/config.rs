@@ -133,6 +133,9 @@ pub struct RoomConfig {
     pub tick_ms: u64,
     pub viewers_interval_ms: u64,
     pub viewers_ttl_ms: u64,
+    /// How long a room stays open after its host was last seen (a host or admin connected, a
+    /// host command, a deal open): then it closes, and on Redis every key of it expires.
+    pub open_ttl_ms: u64,
     pub idle_ms: u64,
     pub max_rooms: usize,
 }
@@ -501,6 +504,7 @@ impl Config {
             ),
             ("inventory.op_timeout_ms", self.inventory.op_timeout_ms),
             ("room.viewers_ttl_ms", self.room.viewers_ttl_ms),
+            ("room.open_ttl_ms", self.room.open_ttl_ms),
             ("redis.idempotency_ttl_ms", self.redis.idempotency_ttl_ms),
         ];
         for (key, v) in positive {

@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use dashmap::DashMap;
 use tokio::sync::OnceCell;
@@ -25,13 +25,7 @@ use crate::persist::SavedState;
 use crate::protocol::{Id, You};
 use crate::room::{Room, RoomSettings, Snapshot};
 
-/// Unix time in milliseconds.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub use crate::clock::now_ms;
 
 /// Which deadline a call to the inventory or the bus gets.
 #[derive(Clone, Copy, Debug)]
@@ -170,6 +164,21 @@ impl Hub {
                 "the hub's backend did not answer in time; retry".into(),
             )),
         }
+    }
+
+    /// Read-your-writes (issue 19): waits until `room` on this node has applied every event the
+    /// bus had decided when this is called, from any node, so a command that reads the room's
+    /// state sees what earlier commands wrote (a host pipelining `pin` then `deal_start`, or
+    /// sending them to two nodes over REST). `unavailable` if it does not catch up in time.
+    pub async fn caught_up(&self, room: &Room) -> Result<(), HubError> {
+        let at = self
+            .within(Deadline::Host, self.bus.position(room.id()))
+            .await?;
+        let wait = async {
+            room.applied(at).await;
+            Ok::<(), HubError>(())
+        };
+        self.within(Deadline::Host, wait).await
     }
 
     /// Cancelled when the hub shuts down; connection tokens are its children.
@@ -413,12 +422,16 @@ impl Hub {
     }
 
     async fn report_counters(&self, room: &Room) {
-        let (viewers, likes) = room.take_report();
-        let report = self.bus.counters(room.id(), viewers, likes);
+        let r = room.take_report(now_ms());
+        let report = self
+            .bus
+            .counters(room.id(), r.viewers, r.likes, r.host_seen);
         match self.within(Deadline::Host, report).await {
             Ok(counters) => room.counters(counters),
+            // The room's lifetime ran out: the bus closed it here, the ticker forgets it.
+            Err(HubError::NotLive) => {}
             Err(e) => {
-                room.unreport_likes(likes);
+                room.unreport_likes(r.likes);
                 crate::quiet::warn("room counters not reported", &e);
             }
         }
@@ -439,9 +452,11 @@ impl Hub {
     }
 
     async fn end_expired_deal(&self, room: &Room, deal: &Id) {
-        let ended = self.inventory.end_deal(room.id(), deal, now_ms());
+        let ended = self.inventory.end_if_due(room.id(), deal, now_ms());
         let ended = match self.within(Deadline::Host, ended).await {
-            Ok(ended) => ended,
+            Ok(Some(ended)) => ended,
+            // Its time has not run out by the inventory's clock: the next tick asks again.
+            Ok(None) => return,
             Err(e) => {
                 crate::quiet::warn("timed-out deal not ended; retrying", &e);
                 return;

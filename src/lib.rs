@@ -10,6 +10,7 @@ pub mod base_url;
 pub mod bus;
 pub mod catalog;
 pub mod cli;
+pub mod clock;
 pub mod command;
 pub mod config;
 pub mod error;

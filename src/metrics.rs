@@ -16,6 +16,8 @@ pub const CONNECTIONS_TOTAL: &str = "livehub_connections_total";
 pub const CONNECTIONS_REFUSED: &str = "livehub_connections_refused_total";
 /// Rooms in memory (gauge).
 pub const ROOMS: &str = "livehub_rooms";
+/// What this node adds to its own clock to read Redis's (gauge, ms; 0 on memory).
+pub const CLOCK_OFFSET_MS: &str = "livehub_clock_offset_ms";
 /// Durable events published (each serialized once), by `type`.
 pub const EVENTS: &str = "livehub_events_total";
 /// Frames queued to viewers by fan-out (events x recipients).
@@ -195,6 +197,10 @@ fn describe() {
         "Connections refused before upgrade, by reason"
     );
     describe_gauge!(ROOMS, "Rooms in memory");
+    describe_gauge!(
+        CLOCK_OFFSET_MS,
+        "Milliseconds this node adds to its clock to keep Redis's time"
+    );
     describe_counter!(EVENTS, "Durable events published, by type");
     describe_counter!(FANOUT_DELIVERIES, "Frames queued to viewers by fan-out");
     describe_counter!(FRAMES_SENT, "WebSocket frames written");

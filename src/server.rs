@@ -97,6 +97,8 @@ pub struct Backends {
     pub inventory: Arc<dyn Inventory>,
     pub bus: Backend<LocalBus, RedisBus>,
     pub funnel: Arc<dyn FunnelStore>,
+    /// The Redis whose clock every node keeps ([`crate::clock`]); None on one process.
+    pub clock: Option<RedisIo>,
 }
 
 impl Backends {
@@ -106,6 +108,7 @@ impl Backends {
             inventory,
             bus: Backend::Local(Arc::new(LocalBus::new(bus_settings(config)))),
             funnel: Arc::new(MemoryFunnel::new(config.funnel.engaged_ms)),
+            clock: None,
         }
     }
 }
@@ -126,6 +129,7 @@ pub fn bus_settings(config: &Config) -> BusSettings {
             config.limits.comment_burst,
         ),
         viewers_ttl_ms: config.room.viewers_ttl_ms,
+        open_ttl_ms: config.room.open_ttl_ms,
     }
 }
 
@@ -145,6 +149,8 @@ pub async fn build_backends(config: &Config) -> Result<Backends, ServeError> {
             // Says "Redis at … ready", or the one line that it cannot be reached; the hub
             // starts either way and the connection keeps retrying.
             let _ = redis.check().await;
+            // Redis's time before the first room opens (or at the first reading after an outage).
+            let _ = crate::clock::sync(&redis).await;
             let inventory = RedisInventory::with_io(
                 redis.clone(),
                 RedisSettings {
@@ -155,6 +161,7 @@ pub async fn build_backends(config: &Config) -> Result<Backends, ServeError> {
                     rejected_idempotency_ttl_ms: config.redis.rejected_idempotency_ttl_ms,
                     retention_ms: config.redis.retention_ms,
                     timeout,
+                    clock: crate::inventory::redis::ScriptClock::Redis,
                 },
             );
             let funnel = RedisFunnel::new(
@@ -162,7 +169,9 @@ pub async fn build_backends(config: &Config) -> Result<Backends, ServeError> {
                 &config.redis.key_prefix,
                 format!("{:016x}", rand::random::<u64>()),
                 config.funnel.engaged_ms,
+                config.redis.retention_ms,
             );
+            let clock = redis.clone();
             let bus = RedisBus::start(redis, &config.redis.key_prefix, bus_settings(config))
                 .await
                 .map_err(ServeError::Bus)?;
@@ -170,6 +179,7 @@ pub async fn build_backends(config: &Config) -> Result<Backends, ServeError> {
                 inventory: Arc::new(inventory),
                 bus: Backend::Redis(Arc::new(bus)),
                 funnel: Arc::new(funnel),
+                clock: Some(clock),
             }
         }
     })
@@ -237,6 +247,10 @@ pub async fn run_with(
         "connection cap (server.max_connections)"
     );
     hub.start();
+    if let Some(redis) = backends.clock {
+        hub.tracker()
+            .spawn(crate::clock::follow(redis, hub.shutdown_token().clone()));
+    }
     hub.tracker().spawn(crate::metrics::upkeep(
         metrics.clone(),
         hub.shutdown_token().clone(),

@@ -1,7 +1,8 @@
 //! A deal names its product (issue 13, item 4): `deal_start` fills in the title and image from
-//! the host's payload, the pinned product or the catalog, and refuses a product it cannot name,
-//! so no viewer is ever shown a bare product id. Run on the memory backend and on Redis (where
-//! the title is stored with the deal's stock and may hold the reply separator `|`).
+//! the host's payload, the pinned product or the catalog; a product in none of them (a v1
+//! `deal_start`, which has no title) is named by its product id (issue 19, item 7). Run on the
+//! memory backend and on Redis (where the title is stored with the deal's stock and may hold
+//! the reply separator `|`).
 
 mod common;
 
@@ -58,14 +59,10 @@ async fn deals_are_named_from_the_payload_the_pin_or_the_catalog(
     .await?;
     assert_eq!(d["title"], "Gift box | large", "{d}");
 
-    // Neither pinned nor in the catalog, no title: refused, and nothing was started.
-    let e = start(&mut host, "d", deal("d4", "mystery", json!({}))).await?;
-    assert_eq!(e["type"], "error", "{e}");
-    assert_eq!(e["code"], "bad_request", "{e}");
-    assert!(
-        e["message"].as_str().unwrap_or("").contains("deal.title"),
-        "{e}"
-    );
+    // Neither pinned nor in the catalog, no title (a v1 deal_start): started, and named by
+    // its product id, as v1 had it (issue 19, item 7).
+    let d = start(&mut host, "d", deal("d4", "mystery", json!({}))).await?;
+    assert_eq!(d["title"], "mystery", "{d}");
     let e = start(&mut host, "e", deal("d5", "x", json!({"title": "  "}))).await?;
     assert_eq!(e["code"], "bad_request", "{e}");
 
@@ -85,6 +82,7 @@ async fn deals_are_named_from_the_payload_the_pin_or_the_catalog(
             ("d1".into(), "Enamel camping mug".into()),
             ("d2".into(), "Mug, tonight only".into()),
             ("d3".into(), "Gift box | large".into()),
+            ("d4".into(), "mystery".into()),
         ]
     );
     hub.shutdown().await

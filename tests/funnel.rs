@@ -552,3 +552,65 @@ async fn the_funnel_of_a_room_on_two_nodes_is_the_sum_of_both() -> Result<()> {
     let b = HubProcess::start(&env).await?;
     play_show(&[a.addr, b.addr]).await
 }
+
+/// Issue 19, item 6: a node killed with `kill -9` loses at most its last `funnel.flush_ms` of
+/// funnel facts (README, "What a crash loses"). Thirty viewers join, tap and hold on node B;
+/// once B's own flush has sent them (node A's reading flushes only A's facts), B is killed and
+/// every fact is still there, beside the thirty holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_after_its_flush_loses_no_funnel_fact() -> Result<()> {
+    let redis = RedisServer::start()?;
+    let env = vec![
+        ("LIVEHUB_AUTH__SECRET", SECRET.to_owned()),
+        ("LIVEHUB_INVENTORY__BACKEND", "redis".to_owned()),
+        ("LIVEHUB_REDIS__URL", redis.url()),
+        ("LIVEHUB_FUNNEL__FLUSH_MS", "200".to_owned()),
+        ("LIVEHUB_LIMITS__CONNECTIONS_PER_IP", "0".to_owned()),
+    ];
+    let a = HubProcess::start(&env).await?;
+    let b = HubProcess::start(&env).await?;
+    let host_token = token(Role::Host, ROOM, HOST, None, None);
+    let mut host = Client::connect(&url(a.addr, ROOM, &host_token, "")).await?;
+    host.next_of("welcome").await?;
+    host_cmd(
+        &mut host,
+        json!({"type": "deal_start", "request_id": "d", "deal": {
+        "id": "d1", "product_id": "p", "title": "P", "price_cents": PRICE, "stock": 100,
+        "per_user_limit": 1, "duration_ms": 600_000}}),
+    )
+    .await?;
+    let mut viewers = Vec::new();
+    for i in 0..30 {
+        let t = token(Role::Viewer, ROOM, &format!("v{i}"), None, None);
+        let mut v = Client::connect(&url(b.addr, ROOM, &t, "")).await?;
+        v.next_of("welcome").await?;
+        let r = request(
+            &mut v,
+            json!({"type": "reserve", "request_id": "r", "deal": "d1", "qty": 1}),
+        )
+        .await?;
+        ensure!(matches!(r, ServerMsg::Reserved { .. }), "{r:?}");
+        viewers.push(v);
+    }
+    let want: Vec<(String, u64)> = ["viewers", "tapped", "held"]
+        .iter()
+        .map(|s| (format!("/total/{s}"), 30))
+        .collect();
+    let host_key = host_token.as_str();
+    settled_funnel(a.addr, host_key, &want).await?;
+    b.kill().await;
+    let (status, body) = get(a.addr, &format!("/api/rooms/{ROOM}/funnel"), Some(host_key)).await?;
+    ensure!(status == 200, "{body}");
+    let funnel: Value = serde_json::from_str(&body)?;
+    ensure!(mismatches(&funnel, &want).is_empty(), "{funnel:#}");
+    let (_, audit) = get(
+        a.addr,
+        &format!("/api/rooms/{ROOM}/deals/d1"),
+        Some(host_key),
+    )
+    .await?;
+    let audit: Value = serde_json::from_str(&audit)?;
+    ensure!(audit["held"] == 30, "{audit}");
+    drop(viewers);
+    Ok(())
+}

@@ -183,6 +183,7 @@ async fn redis_stores(target: RedisTarget) -> Vec<Arc<dyn FunnelStore>> {
             "lh",
             node.into(),
             ENGAGED_MS,
+            3_600_000,
         )));
     }
     stores

@@ -373,3 +373,162 @@ async fn a_deal_started_but_never_announced_is_announced_by_the_retried_deal_sta
     assert_eq!(host.json_of("error").await?["code"], "conflict");
     hub.shutdown().await
 }
+
+/// Issue 19, item 7: a v1 client keeps working. Every request of PROTOCOL.md v1, with v1's
+/// fields only (a `deal_start` without a title, for a product neither pinned nor in the
+/// catalog), over the socket and over REST, answered as v1 says: on memory and on Redis.
+async fn every_v1_request_is_served_as_v1_says(hub: TestHub) -> anyhow::Result<()> {
+    let room = "v1show";
+    let mut host = hub.host(room).await?;
+    let (mut viewer, _) = hub.viewer(room, "alice").await?;
+    let ack =
+        async |c: &mut common::Client, v: serde_json::Value| -> anyhow::Result<serde_json::Value> {
+            let rid = v["request_id"].as_str().unwrap_or_default().to_owned();
+            c.send(v).await?;
+            loop {
+                let m = c.next_json().await?;
+                if m["request_id"] == rid.as_str() {
+                    return Ok(m);
+                }
+            }
+        };
+    let v1_product =
+        json!({"id": "scarf", "title": "Cozy scarf", "price_cents": 2599, "currency": "USD"});
+    let a = ack(
+        &mut host,
+        json!({"type": "pin", "request_id": "h1", "product": v1_product}),
+    )
+    .await?;
+    assert_eq!(a["type"], "ack", "{a}");
+    let a = ack(&mut host, json!({"type": "unpin", "request_id": "h2"})).await?;
+    assert_eq!(a["type"], "ack", "{a}");
+    // v1's deal: no title, no image, no rates; the product is neither pinned nor catalogued.
+    let a = ack(
+        &mut host,
+        json!({"type": "deal_start", "request_id": "h3", "deal": {
+        "id": "d1", "product_id": "v1-only", "price_cents": 1999, "currency": "USD",
+        "stock": 3, "per_user_limit": 2, "duration_ms": 600000}}),
+    )
+    .await?;
+    assert_eq!(a["type"], "ack", "{a}");
+    let deal = viewer.json_of("deal").await?;
+    for key in [
+        "id",
+        "product_id",
+        "price_cents",
+        "currency",
+        "stock",
+        "remaining",
+        "per_user_limit",
+        "ends_at",
+        "status",
+    ] {
+        assert!(
+            deal["deal"].get(key).is_some(),
+            "v1 field {key} missing: {deal}"
+        );
+    }
+    assert_eq!(deal["deal"]["status"], "live");
+    let a = ack(
+        &mut host,
+        json!({"type": "announce", "request_id": "h4", "text": "3 left!"}),
+    )
+    .await?;
+    assert_eq!(a["type"], "ack", "{a}");
+
+    viewer
+        .send(json!({"type": "comment", "text": "hi"}))
+        .await?;
+    let c = viewer.json_of("comment").await?;
+    viewer.send(json!({"type": "like", "count": 2})).await?;
+    let held = ack(
+        &mut viewer,
+        json!({"type": "reserve", "request_id": "r1", "deal": "d1", "qty": 1}),
+    )
+    .await?;
+    assert_eq!(held["type"], "reserved", "{held}");
+    let order = ack(
+        &mut viewer,
+        json!({"type": "checkout", "request_id": "c1", "reservation": held["reservation"]}),
+    )
+    .await?;
+    assert_eq!(order["type"], "order", "{order}");
+    assert_eq!(
+        (order["price_cents"].as_u64(), order["currency"].as_str()),
+        (Some(1999), Some("USD"))
+    );
+    let held = ack(
+        &mut viewer,
+        json!({"type": "reserve", "request_id": "r2", "deal": "d1", "qty": 1}),
+    )
+    .await?;
+    let released = ack(
+        &mut viewer,
+        json!({"type": "cancel", "request_id": "x1", "reservation": held["reservation"]}),
+    )
+    .await?;
+    assert_eq!(released["type"], "released", "{released}");
+    let over = ack(
+        &mut viewer,
+        json!({"type": "reserve", "request_id": "r3", "deal": "d1", "qty": 2}),
+    )
+    .await?;
+    assert_eq!(
+        (over["type"].as_str(), over["reason"].as_str()),
+        (Some("rejected"), Some("limit_reached"))
+    );
+
+    let a = ack(
+        &mut host,
+        json!({"type": "delete_comment", "request_id": "h5", "id": c["id"]}),
+    )
+    .await?;
+    assert_eq!(a["type"], "ack", "{a}");
+    let a = ack(
+        &mut host,
+        json!({"type": "mute", "request_id": "h6", "user": "alice", "duration_ms": 60000}),
+    )
+    .await?;
+    assert_eq!(a["type"], "ack", "{a}");
+    let a = ack(
+        &mut host,
+        json!({"type": "deal_end", "request_id": "h7", "deal": "d1"}),
+    )
+    .await?;
+    assert_eq!(a["type"], "ack", "{a}");
+    let a = ack(
+        &mut host,
+        json!({"type": "deal_start", "request_id": "h8", "deal": {
+        "id": "d1", "product_id": "v1-only", "price_cents": 1999, "stock": 3, "per_user_limit": 1,
+        "duration_ms": 600000}}),
+    )
+    .await?;
+    assert_eq!(a["code"], "conflict", "{a}");
+
+    // Over REST: v1's `{"ok":true,"seq":N}`.
+    let token = hub.token(Role::Host, room, "host");
+    let body = json!({"type": "deal_start", "deal": {"id": "d2", "product_id": "rest-only",
+        "price_cents": 500, "stock": 1, "per_user_limit": 1, "duration_ms": 60000}});
+    let (status, answer) = hub
+        .post_command(room, Some(&token), &body.to_string())
+        .await?;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["ok"], true, "{answer}");
+    assert!(answer["seq"].as_u64().is_some(), "{answer}");
+    let audit = hub.audit(room, "d1").await?;
+    assert!(audit.balances(), "{audit:?}");
+    assert_eq!((audit.sold, audit.held, audit.remaining), (1, 0, 2));
+    hub.shutdown().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_v1_request_is_served_as_v1_says_on_memory() -> anyhow::Result<()> {
+    every_v1_request_is_served_as_v1_says(TestHub::start().await?).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_v1_request_is_served_as_v1_says_on_redis() -> anyhow::Result<()> {
+    let redis = common::redis::RedisServer::start()?;
+    let hub = TestHub::with_config(common::redis_config(&redis.url())).await?;
+    every_v1_request_is_served_as_v1_says(hub).await
+}

@@ -8,8 +8,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use common::nodes::{
-    ack_seq, assert_same_everywhere, durable_until, join, start_nodes_on, welcome_seq,
+    ack_seq, assert_same_everywhere, durable_until, get, join, keys_with_ttl, post_command,
+    reply_to, start_nodes_on, start_nodes_with, welcome_seq,
 };
 use common::redis::Engine;
 use common::{Client, WAIT, seqs};
@@ -541,6 +543,327 @@ async fn a_room_whose_log_redis_lost_moves_its_viewers_to_a_fresh_start(
     Ok(())
 }
 
+// Issue 19: nothing doubled, nothing that grows forever, one clock, read your own writes.
+
+/// The `deal_start` of `d1` selling `product` for 5.00, lasting `duration_ms`.
+fn deal_start(request_id: &str, deal: &str, duration_ms: u64) -> serde_json::Value {
+    json!({"type": "deal_start", "request_id": request_id, "deal": {
+        "id": deal, "product_id": "mug", "title": "Mug", "price_cents": 500, "stock": 5,
+        "per_user_limit": 2, "duration_ms": duration_ms}})
+}
+
+/// Reserves one unit of `deal` and checks it out: (reservation, order).
+async fn buy(c: &mut Client, deal: &str, rid: &str) -> anyhow::Result<(String, String)> {
+    let reserve = format!("r-{rid}");
+    c.send(json!({"type": "reserve", "request_id": reserve, "deal": deal, "qty": 1}))
+        .await?;
+    let held = reply_to(c, &reserve).await?;
+    anyhow::ensure!(held["type"] == "reserved", "reserve: {held}");
+    let resv = held["reservation"].as_str().unwrap_or_default().to_owned();
+    let checkout = format!("c-{rid}");
+    c.send(json!({"type": "checkout", "request_id": checkout, "reservation": resv}))
+        .await?;
+    let order = reply_to(c, &checkout).await?;
+    anyhow::ensure!(order["type"] == "order", "checkout: {order}");
+    Ok((resv, order["order"].as_str().unwrap_or_default().to_owned()))
+}
+
+/// Item 1: a deal id is `conflict` while any record of the deal exists; once its keys expired
+/// (a weekly show reusing its ids), starting it again announces a new deal to every node, and
+/// its reservation and order ids never repeat the old deal's.
+async fn a_deal_id_used_again_after_its_keys_expired_is_a_new_deal_with_new_ids(
+    kind: &str,
+) -> anyhow::Result<()> {
+    let redis = Engine::start(kind, false)?;
+    let short = [
+        ("LIVEHUB_REDIS__RETENTION_MS", "1000"),
+        ("LIVEHUB_INVENTORY__HOLD_MS", "1000"),
+    ];
+    let nodes = start_nodes_with(&redis, 3, &short).await?;
+    let room = "weekly";
+    let (mut host, _) = join(&nodes[0], room, Role::Host, "host", None).await?;
+    let (mut ana, _) = join(&nodes[1], room, Role::Viewer, "ana", None).await?;
+    let (mut watcher, _) = join(&nodes[2], room, Role::Viewer, "watcher", None).await?;
+    host.send(deal_start("s1", "d1", 1500)).await?;
+    ack_seq(&mut host, "s1").await?;
+    ana.next_matching(|m| matches!(m, ServerMsg::Deal { .. }))
+        .await?;
+    let (resv1, order1) = buy(&mut ana, "d1", "1").await?;
+    host.send(deal_start("s2", "d1", 1500)).await?;
+    let refused = reply_to(&mut host, "s2").await?;
+    assert_eq!(refused["code"], "conflict", "{refused}");
+
+    // Its keys expire 1.5 s + 1 s + 1 s after the start: until then every try is a conflict.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut n = 3;
+    let seq = loop {
+        let rid = format!("s{n}");
+        host.send(deal_start(&rid, "d1", 60_000)).await?;
+        let answer = reply_to(&mut host, &rid).await?;
+        if answer["type"] == "ack" {
+            break answer["seq"].as_u64().unwrap_or(0);
+        }
+        assert_eq!(answer["code"], "conflict", "{answer}");
+        assert!(Instant::now() < deadline, "the deal's keys never expired");
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(250)).await; // polling Redis's expiry
+    };
+    assert!(seq > 0, "the new deal was announced with a seq");
+    let again = watcher
+        .next_matching(|m| matches!(m, ServerMsg::Deal { seq: s, .. } if *s == seq))
+        .await?;
+    let ServerMsg::Deal { deal, .. } = again else {
+        unreachable!()
+    };
+    assert_eq!(
+        (deal.status, deal.remaining),
+        (livehub::protocol::DealStatus::Live, 5)
+    );
+    let (mut bo, _) = join(&nodes[2], room, Role::Viewer, "bo", None).await?;
+    let (resv2, order2) = buy(&mut bo, "d1", "2").await?;
+    let (resv3, order3) = buy(&mut ana, "d1", "3").await?;
+    let ids = [&resv1, &resv2, &resv3, &order1, &order2, &order3];
+    for (i, a) in ids.iter().enumerate() {
+        for b in &ids[i + 1..] {
+            assert_ne!(a, b, "ids repeat: {ids:?}");
+        }
+    }
+    // The old deal's reservation is no hold of the new one.
+    ana.send(json!({"type": "checkout", "request_id": "old", "reservation": resv1}))
+        .await?;
+    let old = reply_to(&mut ana, "old").await?;
+    assert!(
+        old["type"] == "order" && old["order"] == order1.as_str()
+            || old["type"] == "rejected" && old["reason"] == "not_found",
+        "{old}"
+    );
+    Ok(())
+}
+
+/// Item 2: every key a show writes has a lifetime. After a show on two nodes (comments, likes,
+/// a pin, a deal with an order and a hold left to expire, a mute, a deleted comment, reserves
+/// for made-up deals) and its retention, with short settings, Redis holds none of its keys, the
+/// room is closed again, and the made-up deals never created a funnel key.
+async fn after_a_show_and_its_retention_redis_holds_none_of_its_keys(
+    kind: &str,
+) -> anyhow::Result<()> {
+    let redis = Engine::start(kind, false)?;
+    let short = [
+        ("LIVEHUB_REDIS__RETENTION_MS", "1000"),
+        ("LIVEHUB_INVENTORY__HOLD_MS", "1000"),
+        ("LIVEHUB_ROOM__OPEN_TTL_MS", "1000"),
+        ("LIVEHUB_REDIS__IDEMPOTENCY_TTL_MS", "1000"),
+        ("LIVEHUB_REDIS__REJECTED_IDEMPOTENCY_TTL_MS", "1000"),
+        ("LIVEHUB_FUNNEL__FLUSH_MS", "100"),
+    ];
+    let nodes = start_nodes_with(&redis, 2, &short).await?;
+    let room = "oneoff";
+    let (mut host, _) = join(&nodes[0], room, Role::Host, "host", None).await?;
+    let (mut ana, _) = join(&nodes[1], room, Role::Viewer, "ana", None).await?;
+    let (mut bo, _) = join(&nodes[1], room, Role::Viewer, "bo", None).await?;
+    host.send(json!({"type": "pin", "request_id": "p", "product": product("mug")}))
+        .await?;
+    ack_seq(&mut host, "p").await?;
+    host.send(deal_start("d", "d1", 1500)).await?;
+    ack_seq(&mut host, "d").await?;
+    ana.send(json!({"type": "comment", "request_id": "c", "text": "hello"}))
+        .await?;
+    let comment = ack_seq(&mut ana, "c").await?;
+    ana.send(json!({"type": "like", "count": 3})).await?;
+    buy(&mut ana, "d1", "1").await?;
+    bo.send(json!({"type": "reserve", "request_id": "kept", "deal": "d1", "qty": 1}))
+        .await?;
+    assert_eq!(reply_to(&mut bo, "kept").await?["type"], "reserved");
+    for i in 0..10 {
+        let rid = format!("fake{i}");
+        bo.send(
+            json!({"type": "reserve", "request_id": rid, "deal": format!("fake{i}"), "qty": 1}),
+        )
+        .await?;
+        let answer = reply_to(&mut bo, &rid).await?;
+        assert!(
+            answer["reason"] == "not_found" || answer["code"] == "rate_limited",
+            "{answer}"
+        );
+    }
+    host.send(json!({"type": "mute", "request_id": "m", "user": "bo", "duration_ms": 600000}))
+        .await?;
+    assert_eq!(reply_to(&mut host, "m").await?["type"], "ack");
+    host.send(json!({"type": "delete_comment", "request_id": "x", "id": format!("c{comment}")}))
+        .await?;
+    ack_seq(&mut host, "x").await?;
+    // Node B's funnel facts reach Redis (a host reading flushes them first).
+    let token = common::mint(common::nodes::SECRET, Role::Host, room, "host");
+    let (status, _) = get(
+        &nodes[1],
+        &format!("/api/rooms/{room}/funnel"),
+        Some(&token),
+    )
+    .await?;
+    assert_eq!(status, 200);
+    let keys = keys_with_ttl(&redis)?;
+    let fake: Vec<_> = keys.iter().filter(|(k, _)| k.contains("fake")).collect();
+    assert!(fake.is_empty(), "made-up deals left keys: {fake:?}");
+    let forever: Vec<_> = keys.iter().filter(|(_, ttl)| *ttl == -1).collect();
+    let owned = ["lh:deals", "lh:due"];
+    assert!(
+        forever.iter().all(|(k, _)| owned.contains(&k.as_str())),
+        "keys without a lifetime or an owner that deletes them: {forever:?}"
+    );
+    for c in [host, ana, bo] {
+        c.close().await;
+    }
+
+    // Host gone, deal over, hold expired, retention passed: nothing of the show is left.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let left: Vec<(String, i64)> = keys_with_ttl(&redis)?
+            .into_iter()
+            .filter(|(k, _)| k != "lh:reconcile") // the sweepers', not the show's
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "keys left: {left:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await; // polling Redis's expiry
+    }
+    // The room closed again: a viewer is told the show has not started.
+    let url = nodes[1].ws_url(
+        room,
+        &common::mint(common::nodes::SECRET, Role::Viewer, room, "late"),
+    );
+    let mut late = Client::connect(&url).await?;
+    assert_eq!(late.next().await?.kind(), "not_live");
+    Ok(())
+}
+
+/// Item 5: a host's commands see their own writes on every node. Pipelined over one socket
+/// (`pin`, `deal_start` without a title, `deal_end`, `unpin`, `deal_start`), a hundred times,
+/// and the same five spread over three nodes' REST endpoints: all succeed, and the first deal of
+/// each round carries the title of the product pinned just before.
+async fn a_hosts_commands_see_their_own_writes_on_every_node(kind: &str) -> anyhow::Result<()> {
+    let redis = Engine::start(kind, false)?;
+    let extra = [
+        ("LIVEHUB_LIMITS__REST_COMMANDS_PER_SEC", "10000"),
+        ("LIVEHUB_LIMITS__REST_COMMANDS_BURST", "10000"),
+    ];
+    let nodes = start_nodes_with(&redis, 3, &extra).await?;
+    let room = "pipelined";
+    let (mut host, _) = join(&nodes[0], room, Role::Host, "host", None).await?;
+    let round = |via: &str, i: usize| {
+        let (pinned, plain) = (format!("{via}p{i}"), format!("{via}q{i}"));
+        let start = |id: String, product: &str| {
+            json!({"type": "deal_start", "deal": {"id": id, "product_id": product,
+                "price_cents": 100, "stock": 1, "per_user_limit": 1, "duration_ms": 600000}})
+        };
+        [
+            json!({"type": "pin", "product": {"id": pinned, "title": format!("Pinned {i}"), "price_cents": 100}}),
+            start(format!("{via}a{i}"), &pinned),
+            json!({"type": "deal_end", "deal": format!("{via}a{i}")}),
+            json!({"type": "unpin"}),
+            start(format!("{via}b{i}"), &plain),
+        ]
+    };
+    const ROUNDS: usize = 100;
+    for i in 0..ROUNDS {
+        for (j, mut cmd) in round("w", i).into_iter().enumerate() {
+            cmd["request_id"] = json!(format!("w{i}-{j}"));
+            host.send(cmd).await?;
+        }
+    }
+    for i in 0..ROUNDS {
+        for j in 0..5 {
+            let answer = reply_to(&mut host, &format!("w{i}-{j}")).await?;
+            assert_eq!(answer["type"], "ack", "round {i} command {j}: {answer}");
+        }
+    }
+    let token = common::mint(common::nodes::SECRET, Role::Host, room, "host");
+    for i in 0..ROUNDS {
+        for (j, cmd) in round("h", i).into_iter().enumerate() {
+            let node = &nodes[(i + j) % nodes.len()];
+            let (status, answer) = post_command(node, room, &token, &cmd).await?;
+            assert_eq!(status, 200, "REST round {i} command {j}: {answer}");
+        }
+    }
+    let (_, snapshot) = get(&nodes[1], &format!("/api/rooms/{room}"), None).await?;
+    let snapshot: serde_json::Value = serde_json::from_str(&snapshot)?;
+    let deals = snapshot["deals"].as_array().cloned().unwrap_or_default();
+    assert_eq!(deals.len(), 4 * ROUNDS);
+    for d in deals {
+        let id = d["id"].as_str().unwrap_or_default();
+        let i = &id[2..];
+        let expected = if id.as_bytes()[1] == b'a' {
+            format!("Pinned {i}")
+        } else {
+            format!("{}q{i}", &id[..1])
+        };
+        assert_eq!(d["title"], expected.as_str(), "{d}");
+    }
+    Ok(())
+}
+
+/// Item 4: one clock. A node whose clock runs 30 s ahead (libfaketime) sweeps holds, ends deals
+/// and times them by Redis's clock: a 20 s hold made on a correct node survives its sweeps and
+/// checks out; a deal it starts ends when Redis says; it reports its offset.
+async fn a_node_30_s_ahead_times_holds_and_deals_by_redis(kind: &str) -> anyhow::Result<()> {
+    let lib = [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/faketime/libfaketime.so.1",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
+    .context("libfaketime is missing: install Debian's faketime (scripts/test.sh does)")?;
+    let redis = Engine::start(kind, false)?;
+    let hold = [
+        ("LIVEHUB_INVENTORY__HOLD_MS", "20000"),
+        ("LIVEHUB_INVENTORY__SWEEP_INTERVAL_MS", "50"),
+    ];
+    let correct = start_nodes_with(&redis, 1, &hold).await?.remove(0);
+    let mut skewed_env = hold.to_vec();
+    skewed_env.extend([
+        ("LD_PRELOAD", lib),
+        ("FAKETIME", "+30s"),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+    ]);
+    let ahead = start_nodes_with(&redis, 1, &skewed_env).await?.remove(0);
+    let (_, metrics) = get(&ahead, "/metrics", None).await?;
+    let offset: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("livehub_clock_offset_ms "))
+        .context("no livehub_clock_offset_ms")?
+        .trim()
+        .parse()?;
+    assert!((-31_000.0..=-29_000.0).contains(&offset), "offset {offset}");
+
+    let room = "clocks";
+    let (mut host, _) = join(&ahead, room, Role::Host, "host", None).await?;
+    host.send(deal_start("s", "d1", 600_000)).await?;
+    ack_seq(&mut host, "s").await?;
+    let (mut ana, welcome) = join(&correct, room, Role::Viewer, "ana", None).await?;
+    let ServerMsg::Welcome { deals, .. } = welcome else {
+        unreachable!()
+    };
+    let now = livehub::clock::system_ms();
+    let ends_at = deals.first().context("the deal")?.ends_at;
+    assert!(
+        ends_at.abs_diff(now + 600_000) < 5_000,
+        "the deal ends by Redis's clock: {ends_at} vs now {now}"
+    );
+    ana.send(json!({"type": "reserve", "request_id": "r", "deal": "d1", "qty": 1}))
+        .await?;
+    let held = reply_to(&mut ana, "r").await?;
+    let expires_at = held["expires_at"].as_u64().context("reserved")?;
+    assert!(expires_at.abs_diff(now + 20_000) < 5_000, "{held}");
+    // The node ahead sweeps every 50 ms; with its own clock it would expire the hold at once.
+    tokio::time::sleep(Duration::from_millis(1500)).await; // letting its sweeper run ~30 times
+    let resv = held["reservation"].as_str().unwrap_or_default();
+    ana.send(json!({"type": "checkout", "request_id": "c", "reservation": resv}))
+        .await?;
+    let order = reply_to(&mut ana, "c").await?;
+    assert_eq!(order["type"], "order", "{order}");
+    Ok(())
+}
+
 /// Runs each behaviour on one Redis server and on a 3-master Redis Cluster.
 macro_rules! on_each_engine {
     ($($name:ident),* $(,)?) => {
@@ -573,4 +896,8 @@ on_each_engine!(
     a_killed_subscription_is_noticed_and_its_gap_repaired_from_history,
     a_late_node_resumes_a_viewer_from_the_rooms_history_in_redis,
     a_room_whose_log_redis_lost_moves_its_viewers_to_a_fresh_start,
+    a_deal_id_used_again_after_its_keys_expired_is_a_new_deal_with_new_ids,
+    after_a_show_and_its_retention_redis_holds_none_of_its_keys,
+    a_hosts_commands_see_their_own_writes_on_every_node,
+    a_node_30_s_ahead_times_holds_and_deals_by_redis,
 );

@@ -409,6 +409,14 @@ impl Inventory for Overselling {
     async fn end_deal(&self, room: &Id, deal: &Id, now: u64) -> Result<EndedDeal, InventoryError> {
         self.real.end_deal(room, deal, now).await
     }
+    async fn end_if_due(
+        &self,
+        room: &Id,
+        deal: &Id,
+        now: u64,
+    ) -> Result<Option<EndedDeal>, InventoryError> {
+        self.real.end_if_due(room, deal, now).await
+    }
     async fn reserve(&self, req: &ReserveRequest) -> Result<ReserveOutcome, InventoryError> {
         match self.real.reserve(req).await? {
             ReserveOutcome::Rejected(RejectReason::SoldOut) => {

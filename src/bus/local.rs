@@ -12,12 +12,12 @@ use async_trait::async_trait;
 use dashmap::DashMap;
 use parking_lot::Mutex;
 
-use super::rules::{CommentRules, deal_is_news};
+use super::rules::{CommentRules, KnownDeal, deal_is_news};
 use super::{Bus, BusError, BusSettings, Counters, Event, Published, RoomSink, comment_seq};
 use crate::hub::now_ms;
 use crate::inventory::StockLevel;
 use crate::persist::{SavedRoom, SavedState};
-use crate::protocol::{DealStatus, Id};
+use crate::protocol::Id;
 
 /// The one-process bus.
 pub struct LocalBus {
@@ -34,7 +34,7 @@ struct LocalRoom {
     pinned: bool,
     /// `seq`s of the recent comments (the ones that may be deleted).
     recent: VecDeque<u64>,
-    deals: HashMap<Id, (DealStatus, u64)>,
+    deals: HashMap<Id, KnownDeal>,
     rules: CommentRules,
     likes: u64,
     sink: Weak<dyn RoomSink>,
@@ -67,11 +67,15 @@ impl LocalRoom {
             }
             Event::Deal { deal, version } => {
                 let known = self.deals.get(&deal.id).copied();
-                if !deal_is_news(known, deal.status, *version) {
+                if !deal_is_news(known, deal.status, *version, deal.ends_at) {
                     return Ok(false);
                 }
-                let at = known.map_or(*version, |(_, at)| at.max(*version));
-                self.deals.insert(deal.id.clone(), (deal.status, at));
+                let at = match known {
+                    Some((_, at, end)) if end == deal.ends_at => at.max(*version),
+                    _ => *version,
+                };
+                self.deals
+                    .insert(deal.id.clone(), (deal.status, at, deal.ends_at));
             }
             Event::Announcement { .. } => {}
         }
@@ -198,7 +202,13 @@ impl Bus for LocalBus {
         Ok(())
     }
 
-    async fn counters(&self, room: &Id, viewers: u64, likes: u64) -> Result<Counters, BusError> {
+    async fn counters(
+        &self,
+        room: &Id,
+        viewers: u64,
+        likes: u64,
+        _host_seen: bool,
+    ) -> Result<Counters, BusError> {
         let local = self.room(room)?;
         let mut st = local.lock();
         st.likes += likes;
@@ -206,6 +216,10 @@ impl Bus for LocalBus {
             viewers,
             likes: st.likes,
         })
+    }
+
+    async fn position(&self, room: &Id) -> Result<u64, BusError> {
+        Ok(self.room(room)?.lock().seq)
     }
 
     fn stock(&self, room: &Id, deal: &Id, level: StockLevel) {

@@ -138,6 +138,9 @@ pub struct BusSettings {
     pub comment_rate: (f64, f64),
     /// How long a node's viewer count counts after its last report.
     pub viewers_ttl_ms: u64,
+    /// How long a room stays open after its host was last seen (Redis: then every key of the
+    /// room is gone and viewers are told the show has not started).
+    pub open_ttl_ms: u64,
 }
 
 /// Why a bus operation failed. Refusals are the command's answer; `Unavailable` means the bus
@@ -223,8 +226,21 @@ pub trait Bus: Send + Sync + 'static {
     async fn mute(&self, room: &Id, user: &Id, until_ms: u64) -> Result<(), BusError>;
 
     /// Reports this node's viewers of `room` and the likes it received since its last report;
-    /// answers the room-wide totals.
-    async fn counters(&self, room: &Id, viewers: u64, likes: u64) -> Result<Counters, BusError>;
+    /// answers the room-wide totals. `host_seen` says the room's host is seen on this node (a
+    /// host or admin connected, or a deal open): the room's lifetime starts again. A room
+    /// whose lifetime ran out is `NotOpened`, and its sink was told it is [`RoomSink::lost`].
+    async fn counters(
+        &self,
+        room: &Id,
+        viewers: u64,
+        likes: u64,
+        host_seen: bool,
+    ) -> Result<Counters, BusError>;
+
+    /// The room's latest `seq` as the bus has decided it (on Redis: read from Redis, so it
+    /// includes events published through any node). A node whose room has applied it has seen
+    /// every event published before this call.
+    async fn position(&self, room: &Id) -> Result<u64, BusError>;
 
     /// Sends a stock reading to every node's sink of `room` (this node's at once). Fire and
     /// forget: a reading lost on the way is superseded by the next one.

@@ -176,11 +176,21 @@ impl RedisBus {
                 publish: Arc::new(Script::new(concat!(
                     include_str!("../lua/split.lua"),
                     "\n",
+                    include_str!("lua/lifetime.lua"),
+                    "\n",
                     include_str!("lua/publish.lua")
                 ))),
-                load: Arc::new(Script::new(include_str!("lua/load.lua"))),
+                load: Arc::new(Script::new(concat!(
+                    include_str!("lua/lifetime.lua"),
+                    "\n",
+                    include_str!("lua/load.lua")
+                ))),
                 range: Arc::new(Script::new(include_str!("lua/range.lua"))),
-                counters: Arc::new(Script::new(include_str!("lua/counters.lua"))),
+                counters: Arc::new(Script::new(concat!(
+                    include_str!("lua/lifetime.lua"),
+                    "\n",
+                    include_str!("lua/counters.lua")
+                ))),
             },
             rooms: DashMap::new(),
             sub,
@@ -405,18 +415,30 @@ impl Shared {
         }
     }
 
+    /// The room's lifetime ran out in Redis (its host was not seen for `open_ttl_ms`): the room
+    /// closes on this node (viewers get 1001 and find the show not started when they come
+    /// back), and the caller is told it is not open.
+    fn gone(&self, room: &Id) -> BusError {
+        if let Some(sink) = self.rooms.get(room).and_then(|s| s.sink.upgrade()) {
+            tracing::info!(room = %room, "room expired in Redis (its host was not seen); closing it here");
+            sink.lost();
+        }
+        BusError::NotOpened
+    }
+
     async fn load(
         &self,
         room: &Id,
         create: bool,
     ) -> Result<Option<(SavedRoom, String, Counters)>, BusError> {
         let k = self.keys(room);
-        let keys = [k.meta, k.hist, k.recent, k.deals, k.nodes];
+        let keys = [k.meta, k.hist, k.recent, k.deals, k.nodes, k.mutes, k.rates];
         let args = [
             now_ms().to_string(),
             self.settings.history.to_string(),
             if create { "1" } else { "0" }.to_owned(),
             random_id(),
+            self.settings.open_ttl_ms.to_string(),
         ];
         let lines: Vec<String> = self.redis.run(&self.scripts.load, &keys, &args).await?;
         if lines.first().map(String::as_str) == Some("NONE") {
@@ -631,9 +653,10 @@ impl Bus for RedisBus {
             subject,
             a,
             b,
-            RULES_TTL_MS.to_string(),
+            String::new(),
             extra,
             me.sub.publish_command().to_owned(),
+            me.settings.open_ttl_ms.to_string(),
         ];
         let reply: Vec<String> = me.redis.run(&me.scripts.publish, &keys, &args).await?;
         match reply.first().map(String::as_str) {
@@ -643,6 +666,7 @@ impl Bus for RedisBus {
                 .map(Published::Seq)
                 .ok_or_else(|| bad("seq")),
             Some("SAME") => Ok(Published::Unchanged),
+            Some("GONE") => Err(me.gone(room)),
             _ => Err(refusal(&reply, &event)),
         }
     }
@@ -650,10 +674,12 @@ impl Bus for RedisBus {
     async fn mute(&self, room: &Id, user: &Id, until_ms: u64) -> Result<(), BusError> {
         let key = self.shared.keys(room).mutes;
         let user = user.to_string();
+        // No longer than the room can live (the next event aligns it with the room's meta).
+        let ttl = self.shared.settings.open_ttl_ms;
         let mut pipe = redis::pipe();
         pipe.hset(&key, user, until_ms)
             .ignore()
-            .pexpire(&key, RULES_TTL_MS as i64)
+            .pexpire(&key, i64::try_from(ttl).unwrap_or(i64::MAX))
             .ignore();
         self.shared
             .redis
@@ -662,7 +688,13 @@ impl Bus for RedisBus {
         Ok(())
     }
 
-    async fn counters(&self, room: &Id, viewers: u64, likes: u64) -> Result<Counters, BusError> {
+    async fn counters(
+        &self,
+        room: &Id,
+        viewers: u64,
+        likes: u64,
+        host_seen: bool,
+    ) -> Result<Counters, BusError> {
         let me = &self.shared;
         let k = me.keys(room);
         let args = [
@@ -671,12 +703,15 @@ impl Bus for RedisBus {
             now_ms().to_string(),
             me.settings.viewers_ttl_ms.to_string(),
             likes.to_string(),
+            if host_seen { "1" } else { "0" }.to_owned(),
+            me.settings.open_ttl_ms.to_string(),
         ];
-        let reply: Vec<String> = me
-            .redis
-            .run(&me.scripts.counters, &[k.meta, k.nodes], &args)
-            .await?;
+        let keys = [k.meta, k.nodes, k.hist, k.recent, k.deals, k.mutes, k.rates];
+        let reply: Vec<String> = me.redis.run(&me.scripts.counters, &keys, &args).await?;
         let [likes, viewers, seq, epoch] = reply.as_slice() else {
+            if reply.first().map(String::as_str) == Some("GONE") {
+                return Err(me.gone(room));
+            }
             return Err(bad("counters reply"));
         };
         let num = |s: &str| s.parse::<u64>().map_err(|_| bad("counter"));
@@ -689,6 +724,22 @@ impl Bus for RedisBus {
             me.feed(room, &slot, |t| t.position(seq, epoch));
         }
         Ok(counters)
+    }
+
+    async fn position(&self, room: &Id) -> Result<u64, BusError> {
+        let key = self.shared.keys(room).meta;
+        let seq: Option<u64> = self
+            .shared
+            .redis
+            .exec(move |mut conn| async move {
+                redis::cmd("HGET")
+                    .arg(key)
+                    .arg("seq")
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        seq.ok_or(BusError::NotOpened)
     }
 
     fn stock(&self, room: &Id, deal: &Id, level: StockLevel) {
@@ -721,6 +772,3 @@ impl Bus for RedisBus {
         }
     }
 }
-
-/// How long a room's mutes and comment rates outlive their last change.
-const RULES_TTL_MS: u64 = 7 * 24 * 3600 * 1000;

@@ -67,10 +67,27 @@ impl CommentRules {
     }
 }
 
-/// Whether a deal event with `status`, judged at stock `version`, is news given the last one
-/// published (`known`): a new deal always is; an ended deal never changes again; otherwise the
-/// status must differ and the judgement must be newer than the last.
-pub fn deal_is_news(known: Option<(DealStatus, u64)>, status: DealStatus, version: u64) -> bool {
+/// What the bus last published of a deal: its status, the stock version it was judged at, and
+/// its end time (which tells one deal from a later one with the same id).
+pub type KnownDeal = (DealStatus, u64, u64);
+
+/// Whether a deal event with `status`, judged at stock `version`, ending at `ends_at`, is news
+/// given the last one published (`known`): a new deal always is, and so is the start (version
+/// 0) of a deal that ends later than the known one (its id used again after the earlier deal's
+/// records expired); an ended deal never changes again; otherwise the status must differ and
+/// the judgement must be newer than the last.
+pub fn deal_is_news(
+    known: Option<KnownDeal>,
+    status: DealStatus,
+    version: u64,
+    ends_at: u64,
+) -> bool {
+    let known = known.map(|(was, at, _)| (was, at)).filter(|_| {
+        let anew = version == 0
+            && status != DealStatus::Ended
+            && known.is_some_and(|(_, _, end)| ends_at > end);
+        !anew
+    });
     match known {
         None => true,
         Some((DealStatus::Ended, _)) => false,
@@ -117,16 +134,27 @@ mod tests {
     #[test]
     fn deal_statuses_are_published_once_and_never_go_back_in_time() {
         use DealStatus::*;
-        assert!(deal_is_news(None, Live, 0));
-        assert!(deal_is_news(Some((Live, 0)), SoldOut, 7));
-        assert!(!deal_is_news(Some((SoldOut, 7)), SoldOut, 8), "same status");
-        assert!(
-            !deal_is_news(Some((SoldOut, 7)), Live, 6),
-            "stale judgement"
-        );
-        assert!(deal_is_news(Some((SoldOut, 7)), Live, 9));
-        assert!(deal_is_news(Some((Live, 9)), Ended, 0));
-        assert!(!deal_is_news(Some((Ended, 9)), Ended, 10));
-        assert!(!deal_is_news(Some((Ended, 9)), Live, 10));
+        let news = |known: Option<(DealStatus, u64)>, status, version| {
+            deal_is_news(known.map(|(s, v)| (s, v, 100)), status, version, 100)
+        };
+        assert!(news(None, Live, 0));
+        assert!(news(Some((Live, 0)), SoldOut, 7));
+        assert!(!news(Some((SoldOut, 7)), SoldOut, 8), "same status");
+        assert!(!news(Some((SoldOut, 7)), Live, 6), "stale judgement");
+        assert!(news(Some((SoldOut, 7)), Live, 9));
+        assert!(news(Some((Live, 9)), Ended, 0));
+        assert!(!news(Some((Ended, 9)), Ended, 10));
+        assert!(!news(Some((Ended, 9)), Live, 10));
+        assert!(!news(Some((Ended, 9)), Live, 0), "a late re-announcement");
+    }
+
+    #[test]
+    fn a_deal_id_started_again_later_is_news_once() {
+        use DealStatus::*;
+        let ended = Some((Ended, 9, 100));
+        assert!(deal_is_news(ended, Live, 0, 5_000), "a later deal, same id");
+        assert!(!deal_is_news(ended, Live, 0, 100), "the same deal again");
+        assert!(!deal_is_news(ended, SoldOut, 3, 5_000), "not a start");
+        assert!(!deal_is_news(ended, Ended, 0, 5_000));
     }
 }

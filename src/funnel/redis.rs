@@ -8,6 +8,8 @@
 //!   `v|BUCKET|NODE` a node's peak viewers;
 //! - `:moments` sorted set of moments (JSON) by time.
 //!
+//! Every key lives `redis.retention_ms` after its last write (`apply.lua` sets it).
+//!
 //! One batch is one `EVALSHA` of `apply.lua` (split into chunks of [`OPS_PER_CALL`]); a reading
 //! is one `EVALSHA` of `read.lua`.
 
@@ -33,6 +35,7 @@ pub struct RedisFunnel {
     prefix: String,
     node: String,
     engaged_ms: u64,
+    retention_ms: u64,
     apply: Arc<Script>,
     read: Arc<Script>,
 }
@@ -52,13 +55,22 @@ fn bad(what: &str) -> FunnelError {
 
 impl RedisFunnel {
     /// The funnel under `prefix` on `redis`; `node` names this node's peak-viewer reports, and
-    /// users are engaged after `engaged_ms` connected in all (every node's time summed).
-    pub fn new(redis: RedisIo, prefix: &str, node: String, engaged_ms: u64) -> Self {
+    /// users are engaged after `engaged_ms` connected in all (every node's time summed). Every
+    /// key lives `retention_ms` after its last write (a room's funnel outlives its show by that
+    /// long, like its deals' sales).
+    pub fn new(
+        redis: RedisIo,
+        prefix: &str,
+        node: String,
+        engaged_ms: u64,
+        retention_ms: u64,
+    ) -> Self {
         RedisFunnel {
             redis,
             prefix: prefix.to_owned(),
             node,
             engaged_ms,
+            retention_ms,
             apply: Arc::new(Script::new(include_str!("lua/apply.lua"))),
             read: Arc::new(Script::new(include_str!("lua/read.lua"))),
         }
@@ -174,6 +186,7 @@ impl FunnelStore for RedisFunnel {
             let mut args = Vec::with_capacity(chunk.len() + 2);
             args.push(self.engaged_ms.to_string());
             args.push(self.node.clone());
+            args.push(self.retention_ms.to_string());
             for op in chunk {
                 args.push(encode(op)?);
             }

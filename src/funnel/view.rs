@@ -92,6 +92,10 @@ pub struct RoomFunnel {
     pub channels: BTreeMap<Channel, StageRow>,
     pub deals: BTreeMap<Id, DealRow>,
     pub creators: BTreeMap<Id, CreatorRow>,
+    /// Deals the funnel counted users for whose figures (title, orders, money) are gone: a
+    /// deal's sales live `redis.retention_ms` after its last hold could end, the funnel's
+    /// counts as long after their last write. Their users still count in the room's rows.
+    pub expired_deals: Vec<Id>,
 }
 
 fn role(host: bool, affiliate: bool) -> &'static str {
@@ -157,10 +161,13 @@ pub fn room_funnel(
             add_earning(&mut c.2, e);
         }
     }
+    let mut expired_deals: Vec<Id> = Vec::new();
     for ((deal, stage, channel), n) in &counts.deals {
         if let Some(row) = deals.get_mut(deal) {
             row.row.set(*stage, *n);
             row.channels.entry(*channel).or_default().set(*stage, *n);
+        } else if !expired_deals.contains(deal) {
+            expired_deals.push(deal.clone());
         }
     }
     for ((deal, channel), n) in &counts.sold_out {
@@ -197,6 +204,7 @@ pub fn room_funnel(
                 )
             })
             .collect(),
+        expired_deals,
     }
 }
 

@@ -354,6 +354,22 @@ impl Inventory for MemoryInventory {
         })
     }
 
+    async fn end_if_due(
+        &self,
+        room: &Id,
+        deal: &Id,
+        now: u64,
+    ) -> Result<Option<EndedDeal>, InventoryError> {
+        let due = self.book(room, deal).is_none_or(|b| {
+            let b = b.lock();
+            b.ended || now >= b.deal.ends_at
+        });
+        if !due {
+            return Ok(None);
+        }
+        self.end_deal(room, deal, now).await.map(Some)
+    }
+
     async fn reserve(&self, req: &ReserveRequest) -> Result<ReserveOutcome, InventoryError> {
         let Some(book) = self.book(&req.room, &req.deal) else {
             return Ok(ReserveOutcome::Rejected(RejectReason::NotFound));

@@ -202,9 +202,12 @@ impl From<InventoryError> for HubError {
 /// and must be correct under any concurrency.
 #[async_trait]
 pub trait Inventory: Send + Sync + 'static {
-    /// Creates a live deal in `room` ending `spec.duration_ms` after `now`; `creator` (the host
-    /// who started it) is recorded so sales can be attributed. A deal id already used in the
-    /// room is `Conflict`.
+    /// Creates a live deal in `room` ending `spec.duration_ms` after now (the backend's clock:
+    /// Redis's on Redis); `creator` (the host who started it) is recorded so sales can be
+    /// attributed. A deal id already used in the room is `Conflict` for as long as any record
+    /// of that deal exists (on Redis: until its keys expire, `retention_ms` after its last hold
+    /// could end); a deal started with that id afterwards is a new deal whose reservation and
+    /// order ids never repeat the old one's.
     async fn start_deal(
         &self,
         room: &Id,
@@ -216,6 +219,16 @@ pub trait Inventory: Send + Sync + 'static {
     /// Ends a deal: new reserves get `deal_not_live`; existing holds may still check out until
     /// they expire. Ending an ended deal is not an error (`was_live` is false).
     async fn end_deal(&self, room: &Id, deal: &Id, now: u64) -> Result<EndedDeal, InventoryError>;
+
+    /// Ends a deal whose time has run out, as a node's ticker asks: None (nothing changed) while
+    /// it still has time by the backend's clock (Redis's on Redis, whatever `now` says), else as
+    /// [`Inventory::end_deal`].
+    async fn end_if_due(
+        &self,
+        room: &Id,
+        deal: &Id,
+        now: u64,
+    ) -> Result<Option<EndedDeal>, InventoryError>;
 
     /// Atomically checks the deal is live, the user's limit, and remaining stock, then holds
     /// `qty` units until `now + hold_ms`.

@@ -4,9 +4,18 @@
 //!
 //! Besides the per-deal keys the backend keeps three small indexes, written before a deal's
 //! script runs (so a crash in between leaves an index entry for a deal that does not exist, which
-//! every reader tolerates): `PREFIX:deals` (every deal that may still hold stock),
-//! `PREFIX:room:ROOM:deals` (deals of a room, for hubs to sync) and `PREFIX:dealref:DIGEST`
-//! (which deal a reservation id belongs to; reservation and order ids carry the digest).
+//! every reader tolerates): `PREFIX:deals` (every deal that may still hold stock; the sweeper
+//! removes a deal once it has ended and holds nothing), `PREFIX:room:ROOM:deal-index` (deals of
+//! a room by when their keys expire, for hubs to sync; the key expires with its last deal) and
+//! `PREFIX:dealref:DIGEST` (which deal a reservation id belongs to; it expires after the deal's
+//! keys). Reservation and order ids carry the digest, drawn at random at each start, so a deal
+//! id started again after its keys expired never repeats an id.
+//!
+//! Time: with [`ScriptClock::Redis`] (what a hub runs) the scripts read Redis's clock (`TIME`)
+//! for holds, deal ends and sweeps, so every node times them alike whatever its own clock says;
+//! the `now` the trait passes is then used only for this node's own views and index bookkeeping
+//! (see [`crate::clock`]). Every key has a lifetime:
+//! the key table in the README ("Key layout").
 //!
 //! Sales: `checkout.lua` sums every order into the deal's ledger `{tag}:sales` in the step that
 //! records it (see that script for the fields), so a deal's figures are exact on every node.
@@ -68,8 +77,8 @@ struct Scripts {
     sales: Arc<Script>,
     /// On `PREFIX:due` alone (no deal keys, so without the shared prelude).
     due_take: Arc<Script>,
-    /// On one creator's index alone (no deal keys either).
-    creator_index: Arc<Script>,
+    /// On one index alone (a creator's deals, a room's deals; no deal keys either).
+    index: Arc<Script>,
 }
 
 /// Most deals one `expire_due` takes from the due index; a larger backlog waits for the next call.
@@ -134,6 +143,19 @@ pub struct RedisSettings {
     pub retention_ms: u64,
     /// Longest wait for a connection or a reply.
     pub timeout: Duration,
+    /// Whose clock times holds, deal ends and sweeps.
+    pub clock: ScriptClock,
+}
+
+/// Whose clock the inventory scripts go by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ScriptClock {
+    /// Redis's own (`TIME` in the script): every node times holds alike, whatever its clock
+    /// says. What a hub runs with.
+    #[default]
+    Redis,
+    /// The `now` each call passes: for tests that drive time themselves.
+    Caller,
 }
 
 /// The production inventory: stock lives in Redis and every hub node sells from it.
@@ -425,6 +447,10 @@ fn add(sum: &mut u64, value: u64) {
     *sum = sum.saturating_add(value);
 }
 
+/// How much longer than a deal's keys its index entries (and its reservation ids' lookup) live:
+/// this node's clock follows Redis's to within a round trip ([`crate::clock`]).
+pub const INDEX_SLACK_MS: u64 = 2_000;
+
 /// Deals whose sales one call reads at once.
 const SALES_READS: usize = 16;
 
@@ -451,7 +477,7 @@ impl RedisInventory {
                 audit: script!("audit.lua"),
                 sales: script!("sales.lua"),
                 due_take: Arc::new(Script::new(include_str!("lua/due_take.lua"))),
-                creator_index: Arc::new(Script::new(include_str!("lua/creator_index.lua"))),
+                index: Arc::new(Script::new(include_str!("lua/index.lua"))),
             },
             settings,
             refs: DashMap::new(),
@@ -459,6 +485,14 @@ impl RedisInventory {
             taken: DashMap::new(),
             reconcile: Mutex::new(Reconcile::forced()),
             visits: AtomicU64::new(0),
+        }
+    }
+
+    /// The `now` argument of a script: "" (the script reads Redis's clock) or the caller's.
+    fn now_arg(&self, now: u64) -> String {
+        match self.settings.clock {
+            ScriptClock::Redis => String::new(),
+            ScriptClock::Caller => now.to_string(),
         }
     }
 
@@ -562,7 +596,7 @@ impl RedisInventory {
         self.visits.fetch_add(1, Ordering::Relaxed);
         let keys = self.keys(&room, &deal);
         let reply = self
-            .run(|s| &s.sweep, &keys[..4], &[now.to_string()])
+            .run(|s| &s.sweep, &keys[..4], &[self.now_arg(now)])
             .await?;
         let f: Vec<&str> = reply.split('|').collect();
         match f.as_slice() {
@@ -597,10 +631,10 @@ impl RedisInventory {
         }
     }
 
-    /// Takes the deals due by `now` from the due index: (member, due time).
+    /// Takes the deals due by `now` (the scripts' clock) from the due index: (member, due time).
     async fn take_due(&self, now: u64) -> Result<Vec<(String, u64)>, InventoryError> {
         let keys = [self.due_key()];
-        let args = [now.to_string(), DUE_BATCH.to_string()];
+        let args = [self.now_arg(now), DUE_BATCH.to_string()];
         let mut guard = TakeGuard(Some(&self.reconcile));
         let flat: Vec<String> = self.redis.run(&self.scripts.due_take, &keys, &args).await?;
         guard.0 = None;
@@ -688,12 +722,20 @@ impl RedisInventory {
         until: u64,
         now: u64,
     ) -> Result<(), InventoryError> {
-        let keys = [self.creator_key(creator)];
-        let args = [format!("{room}|{deal}"), until.to_string(), now.to_string()];
-        let _: i64 = self
-            .redis
-            .run(&self.scripts.creator_index, &keys, &args)
-            .await?;
+        let key = self.creator_key(creator);
+        self.index(key, format!("{room}|{deal}"), until, now).await
+    }
+
+    /// Adds `member` to the index `key` until `until` (see `lua/index.lua`).
+    async fn index(
+        &self,
+        key: String,
+        member: String,
+        until: u64,
+        now: u64,
+    ) -> Result<(), InventoryError> {
+        let args = [member, until.to_string(), now.to_string()];
+        let _: i64 = self.redis.run(&self.scripts.index, &[key], &args).await?;
         Ok(())
     }
 
@@ -733,17 +775,38 @@ impl RedisInventory {
         Ok(found.into_iter().flatten().collect())
     }
 
-    /// The deal ids listed for `room` (some may no longer exist).
-    async fn room_deal_ids(&self, room: &Id) -> Result<Vec<Id>, InventoryError> {
-        let key = self.room_key(room);
-        let ids: Vec<String> = self
+    /// The deal ids listed for `room` whose keys may still exist at `now` (some may no longer
+    /// exist), with those of the set a version before deal lifetimes listed them in.
+    async fn room_deal_ids(&self, room: &Id, now: u64) -> Result<Vec<Id>, InventoryError> {
+        let (key, legacy) = (self.room_key(room), self.legacy_room_key(room));
+        let (mut ids, old): (Vec<String>, Vec<String>) = self
             .redis
-            .exec(move |mut conn| async move { conn.smembers(key).await })
+            .exec(move |mut conn| async move {
+                let ids = redis::cmd("ZRANGEBYSCORE")
+                    .arg(key)
+                    .arg(now)
+                    .arg("+inf")
+                    .query_async(&mut conn)
+                    .await?;
+                Ok((ids, conn.smembers(legacy).await?))
+            })
             .await?;
+        for id in old {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
         Ok(ids.into_iter().filter_map(|id| Id::new(id).ok()).collect())
     }
 
+    /// The room's deals by when their keys expire (`lua/index.lua`).
     fn room_key(&self, room: &Id) -> String {
+        format!("{}:room:{room}:deal-index", self.settings.key_prefix)
+    }
+
+    /// The set of a room's deal ids that versions before issue 19 wrote (without a lifetime);
+    /// read, never written.
+    fn legacy_room_key(&self, room: &Id) -> String {
         format!("{}:room:{room}:deals", self.settings.key_prefix)
     }
 
@@ -800,6 +863,40 @@ impl RedisInventory {
         Ok(self.redis.run(which(&self.scripts), keys, args).await?)
     }
 
+    /// Ends the deal (only once its time ran out by Redis's clock when `due`); None when `due`
+    /// and it has time left.
+    async fn end(
+        &self,
+        room: &Id,
+        deal: &Id,
+        due: bool,
+        now: u64,
+    ) -> Result<Option<EndedDeal>, InventoryError> {
+        let keys = self.keys(room, deal);
+        let flag = if due { "1" } else { "0" }.to_owned();
+        let reply = self
+            .run(|s| &s.end, &keys[..4], &[flag, self.now_arg(now)])
+            .await?;
+        match reply.as_str() {
+            "NOTFOUND" => {
+                return Err(InventoryError::NotFound(format!(
+                    "no deal {deal} in room {room}"
+                )));
+            }
+            "NOTDUE" => return Ok(None),
+            _ => {}
+        }
+        let f: Vec<&str> = reply.split('|').collect();
+        let [was_live, view @ ..] = f.as_slice() else {
+            return Err(bad_reply("end", &reply));
+        };
+        let (deal, _, _) = parse_view(deal, view, now)?;
+        Ok(Some(EndedDeal {
+            deal,
+            was_live: *was_live == "1",
+        }))
+    }
+
     async fn view(
         &self,
         room: &Id,
@@ -826,27 +923,39 @@ impl Inventory for RedisInventory {
         now: u64,
     ) -> Result<Deal, InventoryError> {
         check_spec(spec)?;
-        let ends_at = now.saturating_add(spec.duration_ms);
-        let purge_at = ends_at
-            .saturating_add(self.settings.hold_ms)
+        // The script times the deal by Redis's clock; `until` bounds its purge_at from above
+        // (this node's clock follows Redis's to within a round trip; a minute of slack).
+        let keep_ms = self
+            .settings
+            .hold_ms
             .saturating_add(self.settings.retention_ms);
-        let digest = deal_digest(room, &spec.id);
-        // Three keys on three cluster slots: one command each (a pipeline would be refused by a
+        let until = now
+            .saturating_add(spec.duration_ms)
+            .saturating_add(keep_ms)
+            .saturating_add(INDEX_SLACK_MS);
+        // Drawn at every start: the ids of this deal's holds and orders never repeat those of
+        // an earlier deal with the same id whose keys expired.
+        let digest = format!("{:016x}", rand::random::<u64>());
+        // Keys on several cluster slots: one command each (a pipeline would be refused by a
         // cluster as cross-slot).
-        let (registry, room_key, ref_key) = (
-            self.registry_key(),
-            self.room_key(room),
-            self.ref_key(&digest),
-        );
-        let (member, deal_id) = (format!("{room}|{}", spec.id), spec.id.to_string());
+        let (registry, ref_key) = (self.registry_key(), self.ref_key(&digest));
+        let member = format!("{room}|{}", spec.id);
+        let ttl = until.saturating_sub(now);
         self.redis
             .exec(move |mut conn| async move {
                 conn.sadd::<_, _, ()>(registry, &member).await?;
-                conn.sadd::<_, _, ()>(room_key, deal_id).await?;
-                conn.set::<_, _, ()>(ref_key, member).await
+                redis::cmd("SET")
+                    .arg(ref_key)
+                    .arg(member)
+                    .arg("PX")
+                    .arg(ttl.max(1))
+                    .query_async::<()>(&mut conn)
+                    .await
             })
             .await?;
-        self.index_creator(creator, room, &spec.id, purge_at, now)
+        self.index(self.room_key(room), spec.id.to_string(), until, now)
+            .await?;
+        self.index_creator(creator, room, &spec.id, until, now)
             .await?;
         let keys = self.keys(room, &spec.id);
         let args = [
@@ -855,11 +964,11 @@ impl Inventory for RedisInventory {
             spec.currency.clone(),
             spec.stock.to_string(),
             spec.per_user_limit.to_string(),
-            ends_at.to_string(),
+            spec.duration_ms.to_string(),
             creator.to_string(),
             room.to_string(),
             spec.id.to_string(),
-            purge_at.to_string(),
+            keep_ms.to_string(),
             spec.commission_bps.to_string(),
             spec.affiliate_bps.to_string(),
             // `view()` ends with `image_url|title`: a title may hold `|` (it is the rest of the
@@ -869,8 +978,10 @@ impl Inventory for RedisInventory {
                 .unwrap_or_default()
                 .replace('|', "%7C"),
             spec.title_or_id(),
+            digest,
+            self.now_arg(now),
         ];
-        let reply = self.run(|s| &s.start, &keys[..4], &args).await?;
+        let reply = self.run(|s| &s.start, &keys[..5], &args).await?;
         if reply == "CONFLICT" {
             return Err(InventoryError::Conflict(format!(
                 "deal {} was already used in room {room}",
@@ -882,23 +993,29 @@ impl Inventory for RedisInventory {
             .ok_or_else(|| bad_reply("start", &reply))?
             .split('|')
             .collect();
-        Ok(parse_view(&spec.id, &f, now)?.0)
+        let [_purge_at, view @ ..] = f.as_slice() else {
+            return Err(bad_reply("start", &reply));
+        };
+        let deal = parse_view(&spec.id, view, now)?.0;
+        // Swept at its end at the latest, so a deal nobody reserves leaves the registry then.
+        self.schedule(&format!("{room}|{}", spec.id), deal.ends_at)
+            .await;
+        Ok(deal)
     }
 
     async fn end_deal(&self, room: &Id, deal: &Id, now: u64) -> Result<EndedDeal, InventoryError> {
-        let keys = self.keys(room, deal);
-        let reply = self.run(|s| &s.end, &keys[..4], &[now.to_string()]).await?;
-        if reply == "NOTFOUND" {
-            return Err(InventoryError::NotFound(format!(
-                "no deal {deal} in room {room}"
-            )));
-        }
-        let f: Vec<&str> = reply.split('|').collect();
-        let (deal, _, _) = parse_view(deal, &f[1..], now)?;
-        Ok(EndedDeal {
-            deal,
-            was_live: f[0] == "1",
-        })
+        self.end(room, deal, false, now)
+            .await?
+            .ok_or_else(|| bad_reply("end", "NOTDUE"))
+    }
+
+    async fn end_if_due(
+        &self,
+        room: &Id,
+        deal: &Id,
+        now: u64,
+    ) -> Result<Option<EndedDeal>, InventoryError> {
+        self.end(room, deal, true, now).await
     }
 
     async fn reserve(&self, req: &ReserveRequest) -> Result<ReserveOutcome, InventoryError> {
@@ -910,7 +1027,7 @@ impl Inventory for RedisInventory {
         let args = [
             req.user.to_string(),
             req.qty.to_string(),
-            req.now.to_string(),
+            self.now_arg(req.now),
             self.settings.hold_ms.to_string(),
             self.settings.idempotency_ttl_ms.to_string(),
             deal_digest(&req.room, &req.deal),
@@ -969,7 +1086,7 @@ impl Inventory for RedisInventory {
         let args = [
             user.to_string(),
             reservation.to_string(),
-            now.to_string(),
+            self.now_arg(now),
             deal_digest(&r, &deal),
             buyer.channel.as_str().to_owned(),
             buyer.aff.as_ref().map(Id::to_string).unwrap_or_default(),
@@ -1002,7 +1119,7 @@ impl Inventory for RedisInventory {
             return Ok(CancelOutcome::Rejected(RejectReason::NotFound));
         };
         let keys = self.keys(&r, &deal);
-        let args = [user.to_string(), reservation.to_string(), now.to_string()];
+        let args = [user.to_string(), reservation.to_string(), self.now_arg(now)];
         let reply = self.run(|s| &s.cancel, &keys[..4], &args).await?;
         let f: Vec<&str> = reply.split('|').collect();
         match f.as_slice() {
@@ -1061,7 +1178,7 @@ impl Inventory for RedisInventory {
         room: &Id,
         now: u64,
     ) -> Result<Vec<(Deal, StockLevel)>, InventoryError> {
-        let ids = self.room_deal_ids(room).await?;
+        let ids = self.room_deal_ids(room, now).await?;
         let mut out = Vec::with_capacity(ids.len());
         for deal in ids {
             if let Some((d, _, level)) = self.view(room, &deal, now).await? {
@@ -1072,7 +1189,7 @@ impl Inventory for RedisInventory {
     }
 
     async fn room_sales(&self, room: &Id, now: u64) -> Result<Vec<DealSales>, InventoryError> {
-        let ids = self.room_deal_ids(room).await?;
+        let ids = self.room_deal_ids(room, now).await?;
         let deals = ids.into_iter().map(|d| (room.clone(), d)).collect();
         let mut sales = self.sales_of(deals, now).await?;
         sales.sort_by(|a, b| a.deal.id.cmp(&b.deal.id));

@@ -88,6 +88,8 @@ struct State {
     /// This node's viewers in the last report (so the other nodes' share is known).
     reported: u64,
     reserves: HashMap<Id, TokenBucket>,
+    /// Connections here of the room's host or an admin (the room's lifetime follows them).
+    hosts: std::collections::HashSet<u64>,
     likes_sent: u64,
     viewers_sent: u64,
     last_activity: Instant,
@@ -99,6 +101,14 @@ impl State {
     }
 }
 
+/// One node's report of a room to the bus (see [`Room::take_report`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Report {
+    pub viewers: u64,
+    pub likes: u64,
+    pub host_seen: bool,
+}
+
 /// A live room on this node. Create it through the hub.
 pub struct Room {
     id: Id,
@@ -107,6 +117,8 @@ pub struct Room {
     /// Likes received here and not yet reported to the bus.
     likes: AtomicU64,
     tally: RoomTally,
+    /// The last `seq` the projection applied, for commands that must see earlier writes.
+    applied: tokio::sync::watch::Sender<u64>,
 }
 
 /// The room was dropped from the hub while the caller held it; look it up again.
@@ -138,6 +150,7 @@ impl Room {
                 totals: Counters::default(),
                 reported: 0,
                 reserves: HashMap::new(),
+                hosts: std::collections::HashSet::new(),
                 likes_sent: 0,
                 viewers_sent: 0,
                 last_activity: Instant::now(),
@@ -145,7 +158,15 @@ impl Room {
             settings,
             likes: AtomicU64::new(0),
             tally,
+            applied: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Resolves once this node's room has applied every event up to `seq` (never, while the
+    /// room is behind: bound the wait).
+    pub async fn applied(&self, seq: u64) {
+        let mut rx = self.applied.subscribe();
+        let _ = rx.wait_for(|s| *s >= seq).await;
     }
 
     /// The room's funnel facts on this node, until the hub flushes them.
@@ -190,6 +211,9 @@ impl Room {
         }
         st.last_activity = Instant::now();
         let resumed = since.and_then(|s| st.projection.since(s));
+        if you.role != crate::protocol::Role::Viewer {
+            st.hosts.insert(outbox.ctl().id);
+        }
         st.subs.insert(outbox, you.user.clone());
         let deals = st.projection.deals();
         // The funnel is the viewers': a host or an admin watching is not one of them.
@@ -226,6 +250,7 @@ impl Room {
     /// Removes a connection.
     pub fn leave(&self, conn: u64) {
         let mut st = self.state.lock();
+        st.hosts.remove(&conn);
         if let Some(user) = st.subs.remove(conn) {
             self.tally.left(&user, crate::hub::now_ms());
         }
@@ -265,12 +290,18 @@ impl Room {
         self.likes.fetch_add(u64::from(count), Ordering::Relaxed);
     }
 
-    /// What this node reports to the bus: its viewers, and the likes since the last report
-    /// (give them back with [`Room::unreport_likes`] when the report fails).
-    pub fn take_report(&self) -> (u64, u64) {
+    /// What this node reports to the bus: its viewers, the likes since the last report (give
+    /// them back with [`Room::unreport_likes`] when the report fails), and whether the room's
+    /// host is seen here at `now_ms` (a host or admin connected, or a deal open), which keeps
+    /// the room open.
+    pub fn take_report(&self, now_ms: u64) -> Report {
         let mut st = self.state.lock();
         st.reported = st.subs.len();
-        (st.reported, self.likes.swap(0, Ordering::Relaxed))
+        Report {
+            viewers: st.reported,
+            likes: self.likes.swap(0, Ordering::Relaxed),
+            host_seen: !st.hosts.is_empty() || st.projection.has_open_deal(now_ms),
+        }
     }
 
     /// Likes of a report that did not reach the bus, to be reported again.
@@ -371,7 +402,9 @@ impl RoomSink for Room {
         let mut st = self.state.lock();
         st.totals.likes = state.likes;
         st.likes_sent = state.likes;
+        let seq = state.seq;
         st.projection.load(state);
+        self.applied.send_replace(seq);
     }
 
     fn counters(&self, counters: Counters) {
@@ -392,6 +425,7 @@ impl RoomSink for Room {
             }
         };
         st.last_activity = Instant::now();
+        self.applied.send_replace(seq);
         if let ServerMsg::Deal { deal, .. } = &applied.msg {
             if deal.status == DealStatus::Ended {
                 self.tally.deal_ended(&deal.id);

@@ -110,6 +110,15 @@ impl Projection {
 
     fn apply_deal(&mut self, deal: Deal, version: u64) {
         match self.deals.iter_mut().find(|d| d.deal.id == deal.id) {
+            // The same id started again after the earlier deal's records expired: a new deal,
+            // with stock versions of its own.
+            Some(view) if view.deal.ends_at != deal.ends_at => {
+                *view = DealView {
+                    deal,
+                    version,
+                    stock_dirty: false,
+                };
+            }
             Some(view) => {
                 // A reading newer than the one the status was judged at keeps its stock.
                 let remaining = if view.version > version {
@@ -316,6 +325,49 @@ mod tests {
         assert_eq!(p.since(1), None, "seq 2 left the ring");
         assert_eq!(p.since(5).map(|f| f.len()), Some(0));
         assert_eq!(p.since(6), None, "a seq from the future");
+    }
+
+    #[test]
+    fn a_deal_id_started_again_is_a_new_deal_with_its_own_stock_versions() {
+        let mut p = Projection::new(10, 10);
+        let first = Event::Deal {
+            deal: deal(10, DealStatus::Live),
+            version: 0,
+        };
+        p.apply(1, first).unwrap();
+        let level = |remaining, version| StockLevel { remaining, version };
+        assert!(p.stock(&id("d"), level(2, 40)));
+        let ended = Deal {
+            remaining: 2,
+            ..deal(2, DealStatus::Ended)
+        };
+        p.apply(
+            2,
+            Event::Deal {
+                deal: ended,
+                version: 0,
+            },
+        )
+        .unwrap();
+        let again = Deal {
+            ends_at: 99_000,
+            ..deal(10, DealStatus::Live)
+        };
+        p.apply(
+            3,
+            Event::Deal {
+                deal: again,
+                version: 0,
+            },
+        )
+        .unwrap();
+        let d = p.deal(&id("d")).unwrap();
+        assert_eq!(
+            (d.status, d.remaining, d.ends_at),
+            (DealStatus::Live, 10, 99_000)
+        );
+        assert!(p.stock(&id("d"), level(9, 2)), "versions start again");
+        assert_eq!(p.deals().len(), 1);
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub fn settings() -> BusSettings {
         recent_comments: 10,
         comment_rate: (1.0, 3.0),
         viewers_ttl_ms: 3000,
+        open_ttl_ms: 60_000,
     }
 }
 
@@ -260,14 +261,14 @@ pub async fn counters_add_up_likes_and_report_viewers(bus: Arc<dyn Bus>) {
     let room = fresh_room("counters");
     let _rec = open(bus.as_ref(), &room).await;
     assert_eq!(
-        bus.counters(&room, 3, 5).await.unwrap(),
+        bus.counters(&room, 3, 5, true).await.unwrap(),
         Counters {
             viewers: 3,
             likes: 5
         }
     );
     assert_eq!(
-        bus.counters(&room, 2, 4).await.unwrap(),
+        bus.counters(&room, 2, 4, false).await.unwrap(),
         Counters {
             viewers: 2,
             likes: 9

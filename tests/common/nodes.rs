@@ -125,3 +125,67 @@ pub fn assert_same_everywhere(lists: &[Vec<ServerMsg>], first: u64) -> Result<()
     }
     Ok(())
 }
+
+/// `n` hub processes on `engine` with `extra` settings over [`node_env`]'s.
+pub async fn start_nodes_with(
+    engine: &Engine,
+    n: usize,
+    extra: &[(&'static str, &str)],
+) -> Result<Vec<HubProcess>> {
+    let mut env = node_env(&engine.url(), engine.is_cluster());
+    env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    let mut nodes = Vec::with_capacity(n);
+    for _ in 0..n {
+        nodes.push(HubProcess::start(&env).await?);
+    }
+    Ok(nodes)
+}
+
+/// The reply to `request_id` (an `ack`, `error`, `reserved`, `rejected`, `order` or
+/// `released`), skipping everything else.
+pub async fn reply_to(c: &mut Client, request_id: &str) -> Result<serde_json::Value> {
+    loop {
+        let v = c.next_json().await?;
+        if v["request_id"] == request_id {
+            return Ok(v);
+        }
+    }
+}
+
+/// `POST /api/rooms/{room}/commands` on `node` with `token`: the status and the JSON answer.
+pub async fn post_command(
+    node: &HubProcess,
+    room: &str,
+    token: &str,
+    body: &serde_json::Value,
+) -> Result<(u16, serde_json::Value)> {
+    let url = format!("http://{}/api/rooms/{room}/commands", node.addr);
+    let (status, text) =
+        livehub::http_client::request("POST", &url, Some(token), Some(body.to_string())).await?;
+    Ok((status, serde_json::from_str(&text).unwrap_or_default()))
+}
+
+/// `GET path` on `node`: the status and the body.
+pub async fn get(node: &HubProcess, path: &str, token: Option<&str>) -> Result<(u16, String)> {
+    let url = format!("http://{}{path}", node.addr);
+    Ok(livehub::http_client::request("GET", &url, token, None).await?)
+}
+
+/// Every key on `engine` (all of its servers), with its remaining time to live in ms (-1: it
+/// never expires), sorted.
+pub fn keys_with_ttl(engine: &Engine) -> Result<Vec<(String, i64)>> {
+    let mut out = Vec::new();
+    for listing in engine.cli_each(&["--scan"])? {
+        for key in listing.lines().filter(|k| !k.is_empty()) {
+            let ttl = engine
+                .cli_each(&["PTTL", key])?
+                .iter()
+                .filter_map(|t| t.trim().parse::<i64>().ok())
+                .max()
+                .unwrap_or(-2);
+            out.push((key.to_owned(), ttl));
+        }
+    }
+    out.sort();
+    Ok(out)
+}

@@ -1,16 +1,22 @@
+-- (src/bus/lua/lifetime.lua is prepended at build time.)
 -- A room's whole durable state at one seq, for a node that opens the room (or a snapshot).
 --   KEYS[1] meta, KEYS[2] hist, KEYS[3] recent, KEYS[4] deals, KEYS[5] nodes (see publish.lua;
---   nodes HASH node id -> "viewers|expires ms")
--- ARGV: 1 now ms, 2 history events to return, 3 "1" to create a new room, 4 its epoch
+--   nodes HASH node id -> "viewers|expires ms"), KEYS[6] mutes, KEYS[7] rates
+-- ARGV: 1 now ms, 2 history events to return, 3 "1" when the room's host (or an admin) opens
+-- it: a room that does not exist is created, and either way its lifetime starts again,
+-- 4 the epoch of a new room, 5 room.open_ttl_ms
 -- Returns {"NONE"} for a room that does not exist and is not to be created, else
 -- {seq, epoch, pinned or "", likes, viewers, n, recent..., n, deal JSON..., n, "SEQ|event"...}.
 local meta, hist, recent, deals, nodes = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local now = tonumber(ARGV[1])
+local now, open_ttl = tonumber(ARGV[1]), tonumber(ARGV[5])
 if redis.call("EXISTS", meta) == 0 then
   if ARGV[3] ~= "1" then
     return {"NONE"}
   end
   redis.call("HSET", meta, "seq", 0, "epoch", ARGV[4])
+end
+if ARGV[3] == "1" then
+  outlive(meta, {hist, recent, deals, KEYS[6], KEYS[7]}, open_ttl, open_ttl)
 end
 local m = redis.call("HMGET", meta, "seq", "epoch", "pinned", "likes")
 local viewers = 0

@@ -1,4 +1,4 @@
--- (src/lua/split.lua is prepended at build time.)
+-- (src/lua/split.lua and src/bus/lua/lifetime.lua are prepended at build time.)
 -- One durable event of one room, atomically: its precondition, the next seq, the room's
 -- durable state, the capped history stream, and the publish to every node.
 -- All keys share the room's hash tag {PREFIX:room:ROOM}, so this runs on Redis Cluster.
@@ -9,19 +9,27 @@
 --   KEYS[5] mutes   HASH   user -> muted until (Unix ms)
 --   KEYS[6] rates   HASH   user -> "tokens|last ms" (comment token bucket)
 -- ARGV: 1 kind, 2 event JSON, 3 now ms, 4 history max, 5 recent max, 6 channel,
---       7 epoch for a new room, 8 subject, 9 a, 10 b, 11 rules TTL ms
+--       7 epoch for a new room, 8 subject, 9 a, 10 b, 11 unused
 --   comment:         subject user, a rate/s, b burst
 --   comment_deleted: subject the comment's seq
 --   pinned:          subject product JSON
 --   deal:            subject deal id, a status, b stock version the status was judged at,
 --                    and ARGV[12] the deal JSON
 -- ARGV[13] is the publish command: PUBLISH on a single server, SPUBLISH (sharded, so a cluster
--- does not broadcast every message to every shard) on Redis Cluster.
+-- does not broadcast every message to every shard) on Redis Cluster. ARGV[14] open_ttl ms.
+-- A comment leaves the room's lifetime as it is; any other event is the host's doing (or a
+-- deal's, which is open) and starts it again (see lifetime.lua). Every key written here gets
+-- meta's remaining time.
 -- Returns {"OK", seq, epoch} or a refusal: {"MUTED", seconds}, {"RATE"}, {"NOCOMMENT"},
--- {"NOPIN"}, {"SAME"} (a deal status that is not news).
+-- {"NOPIN"}, {"SAME"} (a deal status that is not news), {"GONE"} (the room's lifetime ran out,
+-- or it never opened: nothing is written).
 local meta, hist, recent, deals, mutes, rates = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local kind, event, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local subject, ttl = ARGV[8], tonumber(ARGV[11])
+local subject = ARGV[8]
+local open_ttl = tonumber(ARGV[14])
+if redis.call("EXISTS", meta) == 0 then
+  return {"GONE"}
+end
 
 local function comment_allowed()
   local muted = tonumber(redis.call("HGET", mutes, subject) or "0")
@@ -41,7 +49,6 @@ local function comment_allowed()
     tokens = tokens - 1
   end
   redis.call("HSET", rates, subject, string.format("%.6f", tokens) .. "|" .. string.format("%.0f", now))
-  redis.call("PEXPIRE", rates, ttl)
   if not ok then
     return {"RATE"}
   end
@@ -59,10 +66,24 @@ local function delete_allowed()
   return {"NOCOMMENT"}
 end
 
+-- True when the deal event ARGV[12] starts a deal anew: a start (version 0, not ended) of a
+-- deal that ends later than the one published under its id, which the inventory allowed only
+-- after every key of the earlier one expired (a weekly show reusing its deal ids).
+local function starts_anew(known, version, status)
+  if version ~= 0 or status == "ended" then
+    return false
+  end
+  local a = string.find(known, "|", 1, true)
+  local b = string.find(known, "|", a + 1, true)
+  local old = cjson.decode(string.sub(known, b + 1))
+  local new = cjson.decode(ARGV[12])
+  return tonumber(new.ends_at) > tonumber(old.ends_at)
+end
+
 local function deal_is_news()
   local status, version = ARGV[9], tonumber(ARGV[10])
   local known = redis.call("HGET", deals, subject)
-  if known then
+  if known and not starts_anew(known, version, status) then
     local f = split(known)
     local was, at = f[1], tonumber(f[2])
     if was == "ended" then
@@ -106,5 +127,10 @@ if kind == "comment" then
   redis.call("LTRIM", recent, -tonumber(ARGV[5]), -1)
 end
 redis.call("XADD", hist, "MAXLEN", ARGV[4], seq .. "-0", "e", event)
+local refresh = nil
+if kind ~= "comment" then
+  refresh = open_ttl
+end
+outlive(meta, {hist, recent, deals, mutes, rates}, refresh, open_ttl)
 redis.call(ARGV[13], ARGV[6], seq .. "|" .. epoch .. "|" .. event)
 return {"OK", tostring(seq), epoch}

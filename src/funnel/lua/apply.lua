@@ -1,6 +1,8 @@
 -- One node's funnel ops for one room, applied in order. Every key shares the room's hash tag.
 --   KEYS[1] the room's funnel key prefix, "{PREFIX:room:ROOM}:f"
--- ARGV: 1 engaged_ms, 2 node id, then one op per argument, fields separated by "|":
+-- ARGV: 1 engaged_ms, 2 node id, 3 retention ms (every key written here lives that long after
+-- its last write: the funnel outlives the show by redis.retention_ms, like its sales), then one
+-- op per argument, fields separated by "|":
 --   R|user|channel|stage|deal    a user reached a stage ("" deal: the room)
 --   C|user|channel|ms            a user was connected ms (closed connections)
 --   S|user|channel|deal          a reserve answered sold_out
@@ -11,6 +13,9 @@
 local f = KEYS[1]
 local engaged_ms = tonumber(ARGV[1])
 local node = ARGV[2]
+local retention = tonumber(ARGV[3])
+-- Every key this call wrote, to give each its lifetime once at the end.
+local touched = {}
 local EXACT = 1000
 local chan, ms, counts, reg, moments = f .. ":chan", f .. ":ms", f .. ":n", f .. ":reg", f .. ":moments"
 
@@ -33,10 +38,13 @@ end
 local function add(counter, user)
   local key = f .. ":u:" .. counter
   local hll = key .. ":h"
+  touched[reg] = true
   if redis.call("EXISTS", hll) == 1 then
     redis.call("PFADD", hll, user)
+    touched[hll] = true
     return
   end
+  touched[key] = true
   if redis.call("SADD", key, user) == 1 then
     redis.call("SADD", reg, counter)
     if redis.call("SCARD", key) > EXACT then
@@ -45,6 +53,7 @@ local function add(counter, user)
         redis.call("PFADD", hll, unpack(members, i, math.min(i + 499, #members)))
       end
       redis.call("DEL", key)
+      touched[hll] = true
     end
   end
 end
@@ -53,12 +62,14 @@ local function reach(user, ch, stage, deal)
   add(deal .. "|" .. stage .. "|" .. channel(user, ch), user)
 end
 
-for i = 3, #ARGV do
+touched[chan] = true
+for i = 4, #ARGV do
   local op = split(ARGV[i])
   local kind = op[1]
   if kind == "R" then
     reach(op[2], op[3], op[4], op[5])
   elseif kind == "C" then
+    touched[ms] = true
     local total = redis.call("HINCRBY", ms, op[2], op[4])
     if total >= engaged_ms then
       redis.call("HDEL", ms, op[2])
@@ -78,6 +89,13 @@ for i = 3, #ARGV do
     -- The json is the rest of the op: it may hold "|".
     local json = string.sub(ARGV[i], #op[2] + 4)
     redis.call("ZADD", moments, op[2], json)
+    touched[moments] = true
   end
+  if kind == "S" or kind == "N" or kind == "V" then
+    touched[counts] = true
+  end
+end
+for key in pairs(touched) do
+  redis.call("PEXPIRE", key, retention)
 end
 return 1

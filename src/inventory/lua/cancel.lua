@@ -1,6 +1,6 @@
--- ARGV: user reservation now
+-- ARGV: user reservation now ("": Redis's clock)
 -- Returns "C|remaining|version" (stock returned now), "C|-" (already released) or "R|not_found".
-local user, resv, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local user, resv, now = ARGV[1], ARGV[2], clock(ARGV[3])
 local f = hold_of(user, resv)
 if not f then
   return "R|not_found"

@@ -1,5 +1,7 @@
 -- KEYS[5] the deal's order stream, KEYS[6] its sales ledger.
 -- ARGV: user reservation now digest channel aff ("" for none)
+-- (now "": Redis's clock; ARGV[4] is the digest of a deal that has none of its own, see
+-- common.lua). The order stream expires with the deal's other keys (purge_at).
 -- Returns "O|order|qty|price_cents|currency|total_cents|repeat|channel|aff|commission_bps|
 -- commission_cents|affiliate_bps|affiliate_cents|creator", "R|not_found", or "TOTAL|qty|price"
 -- when the total would not be exact (the deal's price is over the bounds start_deal keeps).
@@ -32,7 +34,7 @@ local function record_sale(qty, total, channel, aff, host_cents, aff_cents, now)
   add_sales("t|" .. int(now - now % BUCKET_MS) .. "|", qty, total)
 end
 
-local user, resv, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local user, resv, now = ARGV[1], ARGV[2], clock(ARGV[3])
 local f = hold_of(user, resv)
 if not f then
   return "R|not_found"
@@ -61,7 +63,7 @@ if f[1] == "O" then
   end
 else
   again, channel, aff = 0, ARGV[5], ARGV[6]
-  order = "o" .. ARGV[4] .. "-" .. redis.call("HINCRBY", deal, "n", 1)
+  order = "o" .. digest_of(ARGV[4]) .. "-" .. redis.call("HINCRBY", deal, "n", 1)
 end
 local host_cents = commission(total, host_bps)
 local aff_cents = 0
@@ -83,6 +85,7 @@ if again == 0 then
     "affiliate_bps", int(aff_bps), "affiliate_cents", int(aff_cents))
   record_sale(qty, total, channel, aff, host_cents, aff_cents, now)
   if p[8] then
+    redis.call("PEXPIREAT", KEYS[5], p[8])
     redis.call("PEXPIREAT", KEYS[6], p[8])
   end
 end

@@ -2,12 +2,34 @@
 -- All keys of one deal share the hash tag {lh:ROOM:DEAL}, so every script runs on one slot.
 --   KEYS[1] deal   HASH  product_id price_cents currency stock remaining held sold
 --                        per_user_limit ends_at ended version n creator room deal purge_at
---                        commission_bps affiliate_bps image_url title
+--                        commission_bps affiliate_bps image_url title digest
+--                        (digest: 16 hex digits drawn at each start, in every reservation
+--                        and order id, so a deal id used again after its keys expired never
+--                        repeats an id; a deal started before it existed has none)
 --   KEYS[2] holds  ZSET  reservation -> expires_at (live holds only)
 --   KEYS[3] hold   HASH  reservation -> "STATE|user|qty|expires_at|order"  (H, O, R, E)
 --   KEYS[4] users  HASH  user -> units in live holds plus orders
 -- Invariant kept by every script: stock == remaining + held + sold, remaining >= 0.
+-- Time: every script takes its `now` through clock(given). A hub passes "" and the script
+-- reads Redis's own clock, never the calling node's, so holds, deal ends and sweeps are timed
+-- alike whichever node runs them (issue 19). A caller that drives time itself (the conformance
+-- tests, RedisSettings::clock = Caller) passes its own Unix ms.
 local deal, holds, hold, users = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+
+-- `given` (Unix ms) when it is not "", else Redis's time.
+local function clock(given)
+  if given ~= "" then
+    return tonumber(given)
+  end
+  local t = redis.call("TIME")
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- The digest the deal's reservation and order ids carry: the one drawn at its start, else
+-- (a deal started before digests were drawn) `fallback`, the fixed digest of (room, deal).
+local function digest_of(fallback)
+  return redis.call("HGET", deal, "digest") or fallback
+end
 
 local function int(x)
   return string.format("%.0f", x)

@@ -1,5 +1,7 @@
 -- KEYS[5] the idempotency record of (user, request_id).
 -- ARGV: user qty now hold_ms idempotency_ttl_ms digest rejected_idempotency_ttl_ms
+-- (now "": Redis's clock; ARGV[6] is the digest of a deal that has none of its own, see
+-- common.lua)
 -- Returns "OK|reservation|qty|expires_at|remaining|version|due" or "R|reason"; a repeat of the
 -- same (user, request_id) returns the first answer (without `due`) and changes nothing. `due` is
 -- the deal's earliest live hold expiry, for the sweepers' due index.
@@ -14,7 +16,7 @@ end
 if redis.call("EXISTS", deal) == 0 then
   return "R|not_found"
 end
-local user, qty, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local user, qty, now = ARGV[1], tonumber(ARGV[2]), clock(ARGV[3])
 expire_due(now)
 local d = redis.call("HMGET", deal, "ended", "ends_at", "per_user_limit", "remaining", "purge_at")
 local used = tonumber(redis.call("HGET", users, user) or "0")
@@ -31,7 +33,7 @@ if rejected then
   return rejected
 end
 local n = redis.call("HINCRBY", deal, "n", 1)
-local resv = "h" .. ARGV[6] .. "-" .. n
+local resv = "h" .. digest_of(ARGV[6]) .. "-" .. n
 local expires = int(now + tonumber(ARGV[4]))
 redis.call("HINCRBY", deal, "remaining", -qty)
 redis.call("HINCRBY", deal, "held", qty)

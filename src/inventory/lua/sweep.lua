@@ -1,14 +1,20 @@
--- ARGV: now. Returns "expired|remaining|version|done|next" or GONE; done = 1 when the deal has
--- ended and holds no stock, so nobody needs to sweep it again; next = the earliest live hold's
--- expiry ("" for none), when the deal next needs a sweep.
+-- ARGV: now ("": Redis's clock). Returns "expired|remaining|version|done|next" or GONE;
+-- done = 1 when the deal has ended and holds no stock, so nobody needs to sweep it again;
+-- next = when the deal next needs a sweep ("" for never): its earliest live hold's expiry, or
+-- while it is live and holds nothing, its end (then it is done, and leaves the sweepers'
+-- registry instead of waiting there for a reconciling pass).
 if redis.call("EXISTS", deal) == 0 then
   return "GONE"
 end
-local now = tonumber(ARGV[1])
+local now = clock(ARGV[1])
 local n = expire_due(now)
 local d = redis.call("HMGET", deal, "ended", "ends_at")
+local ended = d[1] == "1" or now >= tonumber(d[2])
+local next = next_expiry()
 local done = 0
-if (d[1] == "1" or now >= tonumber(d[2])) and redis.call("ZCARD", holds) == 0 then
+if ended and next == "" then
   done = 1
+elseif next == "" then
+  next = d[2]
 end
-return n .. "|" .. level() .. "|" .. done .. "|" .. next_expiry()
+return n .. "|" .. level() .. "|" .. done .. "|" .. next
