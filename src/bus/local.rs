@@ -2,7 +2,9 @@
 //! rules and the facts its preconditions need sit behind one short lock, and an event is
 //! delivered to the room's sink while that lock is held, so events reach the room in `seq`
 //! order. It also keeps what the state file carries across a restart: rooms restored from the
-//! file that nobody has opened yet, and the last `seq` of rooms dropped as idle.
+//! file that nobody has opened yet, and the last `seq` of rooms dropped as idle. A room whose
+//! host was not seen for `open_ttl_ms` (no host or admin connected, no host command, no open
+//! deal) is closed and forgotten, as its keys expire on Redis.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Weak};
@@ -25,6 +27,8 @@ pub struct LocalBus {
     rooms: DashMap<Id, Arc<Mutex<LocalRoom>>>,
     /// Last `seq` of rooms dropped as idle, so a room that comes back continues its sequence.
     retired: DashMap<Id, u64>,
+    /// When the host of each retired room was last seen (Unix ms).
+    retired_seen: DashMap<Id, u64>,
     /// Rooms loaded from the state file that nobody has opened since the start.
     restored: DashMap<Id, SavedRoom>,
 }
@@ -38,6 +42,8 @@ struct LocalRoom {
     rules: CommentRules,
     likes: u64,
     sink: Weak<dyn RoomSink>,
+    /// When the room's host was last seen (Unix ms).
+    host_seen: u64,
 }
 
 impl LocalRoom {
@@ -90,6 +96,7 @@ impl LocalBus {
             settings,
             rooms: DashMap::new(),
             retired: DashMap::new(),
+            retired_seen: DashMap::new(),
             restored: DashMap::new(),
         }
     }
@@ -97,7 +104,9 @@ impl LocalBus {
     /// Takes over a saved state (before any room opens): each room continues from its saved
     /// `seq`, history, pinned product, recent comments, likes and mutes when it is first opened.
     pub fn restore(&self, state: SavedState) {
+        let now = now_ms();
         for (id, seq) in state.retired {
+            self.retired_seen.insert(id.clone(), now);
             self.retired.insert(id, seq);
         }
         for saved in state.rooms {
@@ -111,6 +120,22 @@ impl LocalBus {
             .get(room)
             .map(|r| Arc::clone(r.value()))
             .ok_or_else(|| BusError::Unavailable(format!("room {room} is not open; retry")))
+    }
+
+    /// True when `room`'s host was last seen at `seen` and its time is up at `now`.
+    fn expired(&self, seen: u64, now: u64) -> bool {
+        now.saturating_sub(seen) > self.settings.open_ttl_ms
+    }
+
+    /// Forgets the retired rooms whose time is up, so they neither grow nor reopen for viewers.
+    fn forget_expired(&self, now: u64) {
+        self.retired_seen.retain(|room, seen| {
+            let keep = now.saturating_sub(*seen) <= self.settings.open_ttl_ms;
+            if !keep {
+                self.retired.remove(room);
+            }
+            keep
+        });
     }
 
     fn state_of(&self, room: &Id) -> SavedRoom {
@@ -130,10 +155,12 @@ impl Bus for LocalBus {
         sink: Weak<dyn RoomSink>,
         create: bool,
     ) -> Result<(), BusError> {
+        self.forget_expired(now_ms());
         let known = self.restored.contains_key(room) || self.retired.contains_key(room);
         if !create && !known {
             return Err(BusError::NotOpened);
         }
+        self.retired_seen.remove(room);
         let state = self.state_of(room);
         let now = Instant::now();
         let mut rules = CommentRules::new(self.settings.comment_rate);
@@ -149,6 +176,7 @@ impl Bus for LocalBus {
             rules,
             likes: state.likes,
             sink: sink.clone(),
+            host_seen: at_ms,
         };
         let local = Arc::new(Mutex::new(local));
         let guard = local.lock();
@@ -162,8 +190,12 @@ impl Bus for LocalBus {
 
     async fn close(&self, room: &Id, sink: &Weak<dyn RoomSink>, last: SavedRoom) {
         let mine = |_: &Id, r: &Arc<Mutex<LocalRoom>>| Weak::ptr_eq(&r.lock().sink, sink);
-        if self.rooms.remove_if(room, mine).is_some() {
-            self.retired.insert(room.clone(), last.seq);
+        if let Some((_, closed)) = self.rooms.remove_if(room, mine) {
+            let seen = closed.lock().host_seen;
+            if !self.expired(seen, now_ms()) {
+                self.retired.insert(room.clone(), last.seq);
+                self.retired_seen.insert(room.clone(), seen);
+            }
         }
     }
 
@@ -188,6 +220,10 @@ impl Bus for LocalBus {
         if !st.admit(&event, self.settings.recent_comments)? {
             return Ok(Published::Unchanged);
         }
+        // Anything but a comment is the host's doing (or an open deal's).
+        if !matches!(event, Event::Comment { .. }) {
+            st.host_seen = now_ms();
+        }
         st.seq += 1;
         let seq = st.seq;
         if let Some(sink) = st.sink.upgrade() {
@@ -207,10 +243,23 @@ impl Bus for LocalBus {
         room: &Id,
         viewers: u64,
         likes: u64,
-        _host_seen: bool,
+        host_seen: bool,
     ) -> Result<Counters, BusError> {
         let local = self.room(room)?;
         let mut st = local.lock();
+        let now = now_ms();
+        if host_seen {
+            st.host_seen = now;
+        } else if self.expired(st.host_seen, now) {
+            // Closed for good: its viewers are told to go, and it is not kept as retired.
+            let sink = st.sink.clone();
+            drop(st);
+            self.rooms.remove_if(room, |_, r| Arc::ptr_eq(r, &local));
+            if let Some(sink) = sink.upgrade() {
+                sink.lost();
+            }
+            return Err(BusError::NotOpened);
+        }
         st.likes += likes;
         Ok(Counters {
             viewers,

@@ -15,16 +15,21 @@ use parking_lot::Mutex;
 
 use super::conformance::{fresh_room, id};
 
-/// The settings every bus of the suite gets: a comment burst of 3.
+/// The settings every bus of the suite gets: a comment burst of 3, and rooms that close
+/// [`OPEN_TTL_MS`] after their host was last seen.
 pub fn settings() -> BusSettings {
     BusSettings {
         history: 100,
         recent_comments: 10,
         comment_rate: (1.0, 3.0),
         viewers_ttl_ms: 3000,
-        open_ttl_ms: 60_000,
+        open_ttl_ms: OPEN_TTL_MS,
     }
 }
+
+/// The suite's `room.open_ttl_ms`: short, so a room closing is seen, and long enough for every
+/// other test of the suite (each publishes host events, which keep its room open).
+pub const OPEN_TTL_MS: u64 = 2_000;
 
 /// A room sink that records what the bus fed it.
 #[derive(Default)]
@@ -349,6 +354,51 @@ pub async fn a_viewer_cannot_create_a_room_nobody_opened(bus: Arc<dyn Bus>) {
     assert_eq!(rec.loaded.lock().as_ref().map(|s| s.seq), Some(1));
 }
 
+/// Issue 19: a room lives `open_ttl_ms` after its host was last seen. Reports that see the host
+/// keep it open past that time; once nothing sees the host for that long the room is closed:
+/// its sink is told, a viewer cannot open it, and its host opens a new one.
+pub async fn a_room_whose_host_is_not_seen_closes_after_its_open_ttl(bus: Arc<dyn Bus>) {
+    let room = fresh_room("unattended");
+    let host = open(bus.as_ref(), &room).await;
+    bus.publish(&room, announce(1)).await.unwrap();
+    let kept_until = tokio::time::Instant::now() + Duration::from_millis(OPEN_TTL_MS * 2);
+    while tokio::time::Instant::now() < kept_until {
+        bus.counters(&room, 1, 0, true)
+            .await
+            .expect("the host is seen: the room stays open");
+        tokio::time::sleep(Duration::from_millis(200)).await; // a node's report, every so often
+    }
+    let deadline = tokio::time::Instant::now() + super::WAIT;
+    loop {
+        match bus.counters(&room, 1, 0, false).await {
+            Err(BusError::NotOpened) => break,
+            Ok(_) => {}
+            Err(e) => panic!("{e}"),
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the room never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await; // waiting for its time to run out
+    }
+    assert!(*host.lost.lock(), "the room's sink was told");
+    let viewer = Arc::new(Recorder::default());
+    let sink: Weak<dyn RoomSink> = Arc::downgrade(&viewer) as Weak<Recorder>;
+    assert_eq!(bus.open(&room, sink, false).await, Err(BusError::NotOpened));
+    bus.close(
+        &room,
+        &(Arc::downgrade(&host) as Weak<dyn RoomSink>),
+        SavedRoom::empty(room.clone(), 1),
+    )
+    .await;
+    let again = open(bus.as_ref(), &room).await;
+    assert_eq!(
+        again.loaded.lock().as_ref().map(|s| s.seq),
+        Some(0),
+        "a new room"
+    );
+}
+
 #[macro_export]
 macro_rules! bus_conformance_suite {
     ($make:path) => {
@@ -394,6 +444,12 @@ macro_rules! bus_conformance_suite {
         async fn closing_a_replaced_room_leaves_the_newer_open_alone() {
             let (bus, _guard) = $make().await;
             common::bus_conformance::closing_a_replaced_room_leaves_the_newer_open_alone(bus).await;
+        }
+        #[tokio::test]
+        async fn a_room_whose_host_is_not_seen_closes_after_its_open_ttl() {
+            let (bus, _guard) = $make().await;
+            common::bus_conformance::a_room_whose_host_is_not_seen_closes_after_its_open_ttl(bus)
+                .await;
         }
         #[tokio::test]
         async fn a_closed_room_continues_its_sequence_when_opened_again() {

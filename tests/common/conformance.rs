@@ -1100,12 +1100,15 @@ pub async fn creator_sales_finds_host_and_affiliate_deals_across_rooms(inv: Arc<
 /// arithmetic in doubles is also checked against Rust's by the backend on every checkout.
 pub async fn commission_is_exact_at_the_largest_totals(inv: Arc<dyn Inventory>) {
     let room = fresh_room("exact");
-    let cases: [(u32, u64, u32, u32); 5] = [
-        (MAX_DEAL_STOCK, MAX_PRICE_CENTS, 9_999, 10_000),
+    // The two rates add up to at most 10,000 (issue 19): each extreme on its own, then shared.
+    let cases: [(u32, u64, u32, u32); 7] = [
+        (MAX_DEAL_STOCK, MAX_PRICE_CENTS, 10_000, 0),
+        (MAX_DEAL_STOCK, MAX_PRICE_CENTS, 0, 10_000),
+        (MAX_DEAL_STOCK, MAX_PRICE_CENTS, 9_999, 1),
         // 999,993,670,009,999: the second step of the sum gets 9999 x bps.
         (9_999_967, 99_999_697, 9_999, 1),
         (9_999_999, 99_999_999, 1, 9_999),
-        (1, 9_999, 9_999, 10_000),
+        (1, 9_999, 9_999, 1),
         (3, 3_333, 3_333, 6_667),
     ];
     let aff = fresh_room("aff");
