@@ -14,7 +14,7 @@ if redis.call("EXISTS", meta) == 0 then
 end
 if ARGV[6] == "1" then
   local open_ttl = tonumber(ARGV[7])
-  outlive(meta, {KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]}, open_ttl, open_ttl)
+  refresh(meta, {KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]}, open_ttl, false)
 end
 if tonumber(ARGV[2]) > 0 then
   redis.call("HSET", nodes, ARGV[1], ARGV[2] .. "|" .. string.format("%.0f", now + ttl))

@@ -16,7 +16,7 @@ if redis.call("EXISTS", meta) == 0 then
   redis.call("HSET", meta, "seq", 0, "epoch", ARGV[4])
 end
 if ARGV[3] == "1" then
-  outlive(meta, {hist, recent, deals, KEYS[6], KEYS[7]}, open_ttl, open_ttl)
+  refresh(meta, {hist, recent, deals, KEYS[6], KEYS[7]}, open_ttl, true)
 end
 local m = redis.call("HMGET", meta, "seq", "epoch", "pinned", "likes")
 local viewers = 0

@@ -127,10 +127,9 @@ if kind == "comment" then
   redis.call("LTRIM", recent, -tonumber(ARGV[5]), -1)
 end
 redis.call("XADD", hist, "MAXLEN", ARGV[4], seq .. "-0", "e", event)
-local refresh = nil
 if kind ~= "comment" then
-  refresh = open_ttl
+  refresh(meta, {hist, recent, deals, mutes, rates}, open_ttl, false)
 end
-outlive(meta, {hist, recent, deals, mutes, rates}, refresh, open_ttl)
+align(meta, {hist, recent, deals, mutes, rates}, open_ttl)
 redis.call(ARGV[13], ARGV[6], seq .. "|" .. epoch .. "|" .. event)
 return {"OK", tostring(seq), epoch}
