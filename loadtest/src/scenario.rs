@@ -227,6 +227,14 @@ impl Scenario {
                     h.at_s
                 );
             }
+            // The hub refuses a deal that would pay out more than its orders' totals.
+            let paid = h.commission_bps.unwrap_or(0) + h.affiliate_bps.unwrap_or(0);
+            anyhow::ensure!(
+                paid <= 10_000,
+                "scenario: host action at {} s: commission_bps + affiliate_bps must be at most \
+                 10000, not {paid}",
+                h.at_s
+            );
         }
         let mut s = s;
         s.mix = s
@@ -648,5 +656,15 @@ cancel = 0.2
             e.to_string().contains("commission_bps must be 0 to 10000"),
             "{e}"
         );
+        let over = SHOW.replace(
+            "stock = 50",
+            "stock = 50\ncommission_bps = 6000\naffiliate_bps = 5000",
+        );
+        let path =
+            std::env::temp_dir().join(format!("livehub-over-bps-{}.toml", std::process::id()));
+        std::fs::write(&path, over).expect("write");
+        let e = Scenario::load(&path).unwrap_err();
+        let _ = std::fs::remove_file(&path);
+        assert!(e.to_string().contains("not 11000"), "{e}");
     }
 }

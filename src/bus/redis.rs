@@ -495,7 +495,16 @@ async fn subscriber(shared: Weak<Shared>) {
         {
             let Some(me) = shared.upgrade() else { return };
             let channels: Vec<String> = me.rooms.iter().map(|r| me.keys(r.key()).channel).collect();
-            if !channels.is_empty() && sink.subscribe(&channels).await.is_err() {
+            if !channels.is_empty()
+                && let Err(e) = sink.subscribe(&channels).await
+            {
+                // Refused (NOPERM, say) or dropped at once: try again after the backoff, not in
+                // a tight loop.
+                crate::quiet::warn("cannot subscribe to the rooms' channels; retrying", &e);
+                drop(me);
+                announced = true;
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
                 continue;
             }
             me.set_sub(Some(sink));
