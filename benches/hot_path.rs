@@ -61,12 +61,13 @@ fn fan_out(c: &mut Criterion) {
             Id::new("bench").unwrap(),
             RoomSettings::from_config(&cfg.room, &cfg.limits),
             livehub::funnel::RoomTally::new(cfg.funnel.engaged_ms),
+            "bench".into(),
         );
         let mut seq = 0;
         let mut receivers = Vec::with_capacity(n);
         for i in 0..n {
             let ctl = Arc::new(ConnCtl::new(i as u64, CancellationToken::new()));
-            let (outbox, rx) = Outbox::new(1024, ctl);
+            let (outbox, rx) = Outbox::new(1024, livehub::outbox::Thinning::NEVER, ctl);
             let you = You {
                 user: Id::new(format!("v{i}")).unwrap(),
                 name: "v".into(),
@@ -88,10 +89,10 @@ fn fan_out(c: &mut Criterion) {
                     },
                 );
                 // Drain, as the writers would, so queues never fill.
-                let mut sink = std::collections::VecDeque::new();
+                let mut take = livehub::outbox::Take::default();
                 for rx in receivers.iter_mut() {
-                    rx.try_recv_many(&mut sink, usize::MAX);
-                    sink.clear();
+                    rx.try_recv(&mut take, usize::MAX);
+                    take.drain().for_each(drop);
                 }
             })
         });

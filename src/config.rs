@@ -176,6 +176,15 @@ pub struct SessionConfig {
     pub queue_capacity: usize,
     pub write_batch: usize,
     pub min_flush_interval_ms: u64,
+    /// The longest a connection's flush interval grows to while it has a backlog (fewer,
+    /// fuller writes when the node is saturated); at least `min_flush_interval_ms`.
+    pub max_flush_interval_ms: u64,
+    /// Durable events queued for a connection from which other viewers' comments are thinned
+    /// (folded into `skipped` markers) instead of the queue growing; 0 never thins.
+    pub thin_chat_after: usize,
+    /// ... once its writer has taken nothing for this long (a burst a healthy writer is about
+    /// to take is left alone).
+    pub thin_chat_wait_ms: u64,
     pub read_buffer_bytes: usize,
     pub write_buffer_bytes: usize,
     pub max_write_buffer_bytes: usize,
@@ -574,6 +583,24 @@ impl Config {
                      every tick, and a report must outlive a late tick or the room's count \
                      flickers",
                     self.room.tick_ms.saturating_mul(2)
+                ),
+            ));
+        }
+        if self.session.max_flush_interval_ms < self.session.min_flush_interval_ms {
+            return Err(key_err(
+                "session.max_flush_interval_ms",
+                format!(
+                    "must be at least session.min_flush_interval_ms ({})",
+                    self.session.min_flush_interval_ms
+                ),
+            ));
+        }
+        if self.session.thin_chat_after >= self.session.queue_capacity {
+            return Err(key_err(
+                "session.thin_chat_after",
+                format!(
+                    "must be below session.queue_capacity ({}), or 0 to never thin chat",
+                    self.session.queue_capacity
                 ),
             ));
         }

@@ -274,6 +274,7 @@ impl Hub {
             id.clone(),
             self.settings.clone(),
             self.funnel.tally(),
+            self.funnel.room_label(id),
         ));
         let sink: Weak<dyn RoomSink> = Arc::downgrade(&room) as Weak<Room>;
         self.within(Deadline::Host, self.bus.open(id, sink, create))

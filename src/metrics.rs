@@ -6,7 +6,7 @@
 use std::sync::OnceLock;
 
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Open WebSocket connections (gauge).
 pub const CONNECTIONS: &str = "livehub_connections";
@@ -16,6 +16,15 @@ pub const CONNECTIONS_TOTAL: &str = "livehub_connections_total";
 pub const CONNECTIONS_REFUSED: &str = "livehub_connections_refused_total";
 /// Rooms in memory (gauge).
 pub const ROOMS: &str = "livehub_rooms";
+/// Other viewers' comments thinned from connections that fell behind, by room (bounded labels).
+pub const CHAT_THINNED: &str = "livehub_chat_thinned_total";
+/// How long the oldest frame of a write had waited in its connection's lane, by `kind`
+/// (`reply`, `event`, `counter`); sampled, one write in [`WRITE_SAMPLE`].
+pub const WRITE_DELAY_SECONDS: &str = "livehub_write_delay_seconds";
+/// Frames per socket write; sampled like the delay.
+pub const WRITE_BATCH_FRAMES: &str = "livehub_write_batch_frames";
+/// One write in this many per connection is sampled into the write histograms.
+pub const WRITE_SAMPLE: u64 = 16;
 /// What this node adds to its own clock to read Redis's (gauge, ms; 0 on memory).
 pub const CLOCK_OFFSET_MS: &str = "livehub_clock_offset_ms";
 /// Durable events published (each serialized once), by `type`.
@@ -28,8 +37,6 @@ pub const FRAMES_SENT: &str = "livehub_frames_sent_total";
 pub const FLUSHES: &str = "livehub_flushes_total";
 /// Coalesced updates (stock, likes, viewers) sent.
 pub const COALESCED_SENT: &str = "livehub_coalesced_sent_total";
-/// Coalesced updates that found a viewer's queue full and were replaced by the latest value.
-pub const COALESCED_DROPPED: &str = "livehub_coalesced_dropped_total";
 /// Viewers closed with 1013 because their queue overflowed.
 pub const SLOW_CONSUMER_CLOSES: &str = "livehub_slow_consumer_closes_total";
 /// Connections closed, by close `code`.
@@ -95,6 +102,21 @@ pub fn install() -> PrometheusHandle {
                 .set_buckets(&[
                     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
                 ])
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(WRITE_DELAY_SECONDS.into()),
+                        &[
+                            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                            10.0,
+                        ],
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(WRITE_BATCH_FRAMES.into()),
+                        &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0],
+                    )
+                })
                 .map(|b| b.build_recorder())
                 .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
             let handle = recorder.handle();
@@ -161,7 +183,6 @@ fn register_at_zero() {
         FRAMES_SENT,
         FLUSHES,
         COALESCED_SENT,
-        COALESCED_DROPPED,
         SLOW_CONSUMER_CLOSES,
     ] {
         metrics::counter!(counter).increment(0);
@@ -197,6 +218,19 @@ fn describe() {
         "Connections refused before upgrade, by reason"
     );
     describe_gauge!(ROOMS, "Rooms in memory");
+    describe_counter!(
+        CHAT_THINNED,
+        "Comments thinned from viewers that fell behind, by room"
+    );
+    describe_histogram!(
+        WRITE_DELAY_SECONDS,
+        Unit::Seconds,
+        "Wait of the oldest frame of a socket write in its lane, by kind (reply, event, counter); one write in 16"
+    );
+    describe_histogram!(
+        WRITE_BATCH_FRAMES,
+        "Frames per socket write; one write in 16"
+    );
     describe_gauge!(
         CLOCK_OFFSET_MS,
         "Milliseconds this node adds to its clock to keep Redis's time"
@@ -206,10 +240,6 @@ fn describe() {
     describe_counter!(FRAMES_SENT, "WebSocket frames written");
     describe_counter!(FLUSHES, "Socket flushes");
     describe_counter!(COALESCED_SENT, "Coalesced stock/likes/viewers updates sent");
-    describe_counter!(
-        COALESCED_DROPPED,
-        "Coalesced updates replaced because a queue was full"
-    );
     describe_counter!(
         SLOW_CONSUMER_CLOSES,
         "Viewers closed with 1013 (queue overflow)"

@@ -1,11 +1,19 @@
-//! One connection's outgoing side as the rest of the hub sees it: a bounded frame queue and a
-//! close signal. Producers never wait: a full queue either replaces a coalescible update (the
-//! writer re-sends the latest counters) or closes the viewer with 1013.
+//! One connection's outgoing side as the rest of the hub sees it: three lanes and a close
+//! signal (issue 20). Producers never wait.
 //!
-//! The queue is a `VecDeque` behind a short mutex plus one waker, not a tokio channel: a room
-//! pushes every event to every viewer, and at 2,000 viewers the channel's semaphore and block
-//! list cost 16% of the hub's CPU (docs/benchmarks.md). A push is one uncontended lock and,
-//! when the writer is asleep, one wake; the writer takes everything queued in one lock.
+//! - **Replies** to the connection's own requests (reserved, order, ack, error...) are written
+//!   before anything else queued, so a buyer never waits behind chat.
+//! - **Events**, durable, in `seq` order and bounded. While the connection is behind (the lane
+//!   holds `session.thin_chat_after` events) other viewers' comments in it are folded into
+//!   `skipped` markers that keep the `seq` contiguous, so a chat storm thins the chat a slow
+//!   viewer sees instead of closing it; a lane still full of other events closes it with 1013.
+//! - **Counters** (stock, likes, viewers): one slot per key holding the latest frame, written
+//!   after the events of the connection's next write, whatever is queued.
+//!
+//! The lanes sit behind one short mutex plus one waker, not a tokio channel: a room pushes every
+//! event to every viewer, and at 2,000 viewers the channel's semaphore and block list cost 16% of
+//! the hub's CPU (docs/benchmarks.md). A push is one uncontended lock and, when the writer is
+//! asleep, one wake; the writer takes everything queued in one lock.
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -37,7 +45,6 @@ pub struct ConnCtl {
     pub id: u64,
     cancel: CancellationToken,
     code: AtomicU16,
-    stale: AtomicBool,
 }
 
 impl ConnCtl {
@@ -47,7 +54,6 @@ impl ConnCtl {
             id,
             cancel,
             code: AtomicU16::new(0),
-            stale: AtomicBool::new(false),
         }
     }
 
@@ -76,17 +82,144 @@ impl ConnCtl {
     pub fn is_closing(&self) -> bool {
         self.cancel.is_cancelled()
     }
+}
 
-    /// Takes the "a coalesced update was dropped" mark.
-    pub fn take_stale(&self) -> bool {
-        self.stale.swap(false, Ordering::AcqRel)
+/// Where a counter's latest frame is kept: one slot per key (likes, viewers, each deal's stock).
+pub type CounterKey = u64;
+
+/// The counter key of the room's likes.
+pub const LIKES: CounterKey = 0;
+/// The counter key of the room's viewer count.
+pub const VIEWERS: CounterKey = 1;
+
+/// The counter key of `deal`'s stock (a 64-bit digest of its id, never 0 or 1).
+pub fn stock_key(deal: &str) -> CounterKey {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in deal.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h.max(2)
+}
+
+/// At most this many events precede a changed counter in a write, however far behind the
+/// connection is: the latest stock is never more than one short write away.
+pub const EVENTS_BEFORE_COUNTERS: usize = 64;
+
+/// One durable frame waiting in a connection's event lane.
+#[derive(Debug)]
+enum Entry {
+    /// Must reach the viewer (any event but other viewers' comments).
+    Frame(Utf8Bytes),
+    /// Another viewer's comment at `seq`: may be thinned when the connection falls behind.
+    Chat { seq: u64, frame: Utf8Bytes },
+    /// Comments `from..=seq` thinned away: the viewer is told with one `skipped` frame.
+    Skipped { from: u64, seq: u64, comments: u64 },
+}
+
+/// How long the oldest frame of each lane had waited when the writer took it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Waited {
+    pub reply: Option<std::time::Duration>,
+    pub event: Option<std::time::Duration>,
+    pub counter: Option<std::time::Duration>,
+}
+
+/// What a writer takes in one go, in the order it writes it: the connection's own replies
+/// first, then durable events in `seq` order (at most [`EVENTS_BEFORE_COUNTERS`] when a
+/// counter changed), then the latest value of every counter that changed, so one socket write
+/// carries the queued events and the latest counters together.
+#[derive(Debug, Default)]
+pub struct Take {
+    pub replies: VecDeque<Utf8Bytes>,
+    pub events: VecDeque<Utf8Bytes>,
+    pub counters: Vec<Utf8Bytes>,
+    pub waited: Waited,
+    /// Events still queued after this take (the writer's backlog).
+    pub left: usize,
+}
+
+impl Take {
+    /// Frames in this take.
+    pub fn len(&self) -> usize {
+        self.replies.len() + self.events.len() + self.counters.len()
+    }
+
+    /// True when nothing was taken.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every frame, in writing order.
+    pub fn drain(&mut self) -> impl Iterator<Item = Utf8Bytes> + '_ {
+        self.replies
+            .drain(..)
+            .chain(self.events.drain(..))
+            .chain(self.counters.drain(..))
+    }
+}
+
+#[derive(Debug, Default)]
+struct Lanes {
+    replies: VecDeque<Utf8Bytes>,
+    replies_since: Option<std::time::Instant>,
+    events: VecDeque<Entry>,
+    events_since: Option<std::time::Instant>,
+    counters: Vec<(CounterKey, Utf8Bytes)>,
+    counters_since: Option<std::time::Instant>,
+}
+
+impl Lanes {
+    fn is_empty(&self) -> bool {
+        self.replies.is_empty() && self.events.is_empty() && self.counters.is_empty()
+    }
+
+    /// Folds every run of other viewers' comments (and earlier markers) into one `skipped`
+    /// marker each; returns how many comments went.
+    fn thin(&mut self) -> u64 {
+        let mut thinned = 0;
+        let mut kept: VecDeque<Entry> = VecDeque::with_capacity(self.events.len());
+        for e in self.events.drain(..) {
+            let (first, last, n) = match e {
+                Entry::Chat { seq, .. } => {
+                    thinned += 1;
+                    (seq, seq, 1)
+                }
+                Entry::Skipped {
+                    from,
+                    seq,
+                    comments,
+                } => (from, seq, comments),
+                frame @ Entry::Frame(_) => {
+                    kept.push_back(frame);
+                    continue;
+                }
+            };
+            match kept.back_mut() {
+                Some(Entry::Skipped { seq, comments, .. }) => {
+                    *seq = last;
+                    *comments += n;
+                }
+                _ => kept.push_back(Entry::Skipped {
+                    from: first,
+                    seq: last,
+                    comments: n,
+                }),
+            }
+        }
+        self.events = kept;
+        thinned
     }
 }
 
 #[derive(Debug)]
 struct Queue {
-    frames: Mutex<VecDeque<Utf8Bytes>>,
+    lanes: Mutex<Lanes>,
+    /// Most durable events (and, apart, most replies) queued before the connection is closed
+    /// with 1013.
     capacity: usize,
+    /// When other viewers' comments are thinned.
+    thin: Thinning,
     /// The writer's waker, registered while it waits for frames.
     waker: AtomicWaker,
     /// False once the receiving side is gone.
@@ -95,31 +228,51 @@ struct Queue {
 
 /// What a push into the queue found.
 enum Put {
-    Ok,
+    /// Queued; this many comments were thinned to make room.
+    Ok(u64),
     Full,
     Closed,
 }
 
 impl Queue {
-    fn put(&self, frame: Utf8Bytes) -> Put {
+    /// Runs `f` on the lanes unless the writer is gone; wakes the writer when the lanes were
+    /// empty before (it takes everything queued in one go and looks again after registering
+    /// its waker, so later pushes would only repeat a wake that is already on its way).
+    fn with_lanes(&self, f: impl FnOnce(&mut Lanes) -> Put) -> Put {
         if !self.open.load(Ordering::Acquire) {
             return Put::Closed;
         }
-        let was_empty = {
-            let mut q = self.frames.lock();
-            if q.len() >= self.capacity {
-                return Put::Full;
-            }
-            q.push_back(frame);
-            q.len() == 1
+        let (put, wake) = {
+            let mut lanes = self.lanes.lock();
+            let was_empty = lanes.is_empty();
+            let put = f(&mut lanes);
+            (put, was_empty && !lanes.is_empty())
         };
-        // Only the push into an empty queue wakes the writer: it takes everything queued in one
-        // go and looks again after registering its waker, so later pushes would only repeat a
-        // wake that is already on its way (and each wake is a cache-line transfer).
-        if was_empty {
+        if wake {
             self.waker.wake();
         }
-        Put::Ok
+        put
+    }
+
+    fn put_event(&self, entry: Entry) -> Put {
+        let (capacity, thin) = (self.capacity, self.thin);
+        self.with_lanes(|l| {
+            let mut thinned = 0;
+            if thin.after > 0
+                && l.events.len() >= thin.after
+                && l.events_since.is_some_and(|t| t.elapsed() >= thin.wait)
+            {
+                thinned = l.thin();
+            }
+            if l.events.len() >= capacity {
+                return Put::Full;
+            }
+            if l.events.is_empty() {
+                l.events_since = Some(std::time::Instant::now());
+            }
+            l.events.push_back(entry);
+            Put::Ok(thinned)
+        })
     }
 }
 
@@ -138,17 +291,18 @@ pub struct OutboxRx {
 }
 
 impl OutboxRx {
-    /// Moves up to `limit` queued frames into `batch`; waits while there are none. Never
-    /// resolves to 0 (closing is signalled through [`ConnCtl`], not the queue).
-    pub async fn recv_many(&mut self, batch: &mut VecDeque<Utf8Bytes>, limit: usize) -> usize {
+    /// Takes the replies, up to `limit` events and the changed counters into `take`; waits
+    /// while there is nothing. Never resolves to 0 (closing is signalled through [`ConnCtl`],
+    /// not the queue).
+    pub async fn recv(&mut self, take: &mut Take, limit: usize) -> usize {
         poll_fn(|cx| {
-            let n = self.try_recv_many(batch, limit);
+            let n = self.try_recv(take, limit);
             if n > 0 {
                 return Poll::Ready(n);
             }
             self.queue.waker.register(cx.waker());
             // A push between the first look and the registration would otherwise be missed.
-            match self.try_recv_many(batch, limit) {
+            match self.try_recv(take, limit) {
                 0 => Poll::Pending,
                 n => Poll::Ready(n),
             }
@@ -156,46 +310,124 @@ impl OutboxRx {
         .await
     }
 
-    /// Moves up to `limit` queued frames into `batch` without waiting; returns how many.
-    pub fn try_recv_many(&mut self, batch: &mut VecDeque<Utf8Bytes>, limit: usize) -> usize {
-        let mut q = self.queue.frames.lock();
-        let n = q.len().min(limit);
-        if batch.is_empty() && n == q.len() {
-            // The common case, in O(1): take the whole queue and leave the (empty) batch's
-            // buffer in its place, so neither side allocates.
-            std::mem::swap(&mut *q, batch);
-        } else {
-            batch.extend(q.drain(..n));
+    /// Like [`OutboxRx::recv`] without waiting; returns how many frames it added to `take`.
+    pub fn try_recv(&mut self, take: &mut Take, limit: usize) -> usize {
+        let now = std::time::Instant::now();
+        let since = |t: &mut Option<std::time::Instant>| t.take().map(|t| now.duration_since(t));
+        let before = take.len();
+        let mut skipped = Vec::new();
+        {
+            let mut l = self.queue.lanes.lock();
+            if !l.replies.is_empty() {
+                take.waited.reply = take.waited.reply.or(since(&mut l.replies_since));
+                take.replies.extend(l.replies.drain(..));
+            }
+            let limit = if l.counters.is_empty() {
+                limit
+            } else {
+                limit.min(EVENTS_BEFORE_COUNTERS)
+            };
+            let room = limit.saturating_sub(take.events.len());
+            let n = l.events.len().min(room);
+            if n > 0 {
+                take.waited.event = take.waited.event.or(since(&mut l.events_since));
+                for e in l.events.drain(..n) {
+                    match e {
+                        Entry::Frame(f) | Entry::Chat { frame: f, .. } => take.events.push_back(f),
+                        Entry::Skipped {
+                            from,
+                            seq,
+                            comments,
+                        } => {
+                            // Encoded outside the lock, in its place.
+                            skipped.push((take.events.len(), from, seq, comments));
+                            take.events.push_back(Utf8Bytes::from_static(""));
+                        }
+                    }
+                }
+                if !l.events.is_empty() {
+                    l.events_since = Some(now);
+                }
+            }
+            if !l.counters.is_empty() {
+                take.waited.counter = take.waited.counter.or(since(&mut l.counters_since));
+                take.counters.extend(l.counters.drain(..).map(|(_, f)| f));
+            }
+            take.left = l.events.len();
         }
-        n
+        for (at, from, seq, comments) in skipped {
+            let msg = crate::protocol::ServerMsg::Skipped {
+                seq,
+                from,
+                comments,
+            };
+            if let (Ok(json), Some(slot)) = (msg.to_json(), take.events.get_mut(at)) {
+                *slot = json.into();
+            }
+        }
+        take.events.retain(|f| !f.as_str().is_empty());
+        take.len() - before
     }
 }
 
 impl Drop for OutboxRx {
     fn drop(&mut self) {
         self.queue.open.store(false, Ordering::Release);
-        self.queue.frames.lock().clear();
+        *self.queue.lanes.lock() = Lanes::default();
     }
 }
 
 /// What happened to a pushed frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pushed {
-    Queued,
-    /// Coalescible update dropped; the writer will send the latest value.
-    Replaced,
+    /// Queued; `thinned` comments queued before it were folded into a `skipped` marker.
+    Queued { thinned: u64 },
     /// The queue overflowed and the connection is being closed with 1013.
     Overflowed,
     /// The connection is gone.
     Gone,
 }
 
+impl Pushed {
+    /// True when the frame is on its way.
+    pub fn queued(self) -> bool {
+        matches!(self, Pushed::Queued { .. })
+    }
+
+    /// Comments thinned by this push.
+    pub fn thinned(self) -> u64 {
+        match self {
+            Pushed::Queued { thinned } => thinned,
+            _ => 0,
+        }
+    }
+}
+
+/// When a connection is behind, so that other viewers' comments queued for it are thinned: it
+/// has `after` or more events queued (0: never thin) and its writer has taken none for `wait`.
+/// A burst that a healthy writer is about to take is left alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Thinning {
+    pub after: usize,
+    pub wait: std::time::Duration,
+}
+
+impl Thinning {
+    /// Never thin.
+    pub const NEVER: Thinning = Thinning {
+        after: 0,
+        wait: std::time::Duration::ZERO,
+    };
+}
+
 impl Outbox {
-    /// A queue of `capacity` frames; the receiver belongs to the connection's writer.
-    pub fn new(capacity: usize, ctl: Arc<ConnCtl>) -> (Self, OutboxRx) {
+    /// A queue of `capacity` durable events (and as many replies), thinned as `thin` says. The
+    /// receiver belongs to the connection's writer.
+    pub fn new(capacity: usize, thin: Thinning, ctl: Arc<ConnCtl>) -> (Self, OutboxRx) {
         let queue = Arc::new(Queue {
-            frames: Mutex::new(VecDeque::new()),
+            lanes: Mutex::new(Lanes::default()),
             capacity,
+            thin,
             waker: AtomicWaker::new(),
             open: AtomicBool::new(true),
         });
@@ -213,11 +445,9 @@ impl Outbox {
         &self.ctl
     }
 
-    /// Queues a frame that must not be lost (durable events, replies). A full queue closes the
-    /// connection with 1013.
-    pub fn push(&self, frame: Utf8Bytes) -> Pushed {
-        match self.queue.put(frame) {
-            Put::Ok => Pushed::Queued,
+    fn pushed(&self, put: Put) -> Pushed {
+        match put {
+            Put::Ok(thinned) => Pushed::Queued { thinned },
             Put::Full => {
                 if !self.ctl.is_closing() {
                     metrics::counter!(crate::metrics::SLOW_CONSUMER_CLOSES).increment(1);
@@ -229,17 +459,51 @@ impl Outbox {
         }
     }
 
-    /// Queues a coalescible update (stock, likes, viewers). A full queue drops it and marks the
-    /// connection stale, so its writer sends the latest values once it catches up.
-    pub fn push_coalescible(&self, frame: Utf8Bytes) -> Pushed {
-        match self.queue.put(frame) {
-            Put::Ok => Pushed::Queued,
-            Put::Full => {
-                self.ctl.stale.store(true, Ordering::Release);
-                Pushed::Replaced
+    /// Queues a durable event that must reach the viewer. A full event lane closes the
+    /// connection with 1013.
+    pub fn push(&self, frame: Utf8Bytes) -> Pushed {
+        self.pushed(self.queue.put_event(Entry::Frame(frame)))
+    }
+
+    /// Queues another viewer's comment at `seq`: while the connection is behind (see
+    /// [`Thinning`]) queued comments are folded into `skipped` markers instead of closing it.
+    pub fn push_chat(&self, seq: u64, frame: Utf8Bytes) -> Pushed {
+        self.pushed(self.queue.put_event(Entry::Chat { seq, frame }))
+    }
+
+    /// Queues the answer to one of this connection's own requests: written before any queued
+    /// event. More than `capacity` unanswered replies close the connection with 1013.
+    pub fn push_reply(&self, frame: Utf8Bytes) -> Pushed {
+        let capacity = self.queue.capacity;
+        let put = self.queue.with_lanes(|l| {
+            if l.replies.len() >= capacity {
+                return Put::Full;
             }
-            Put::Closed => Pushed::Gone,
-        }
+            if l.replies.is_empty() {
+                l.replies_since = Some(std::time::Instant::now());
+            }
+            l.replies.push_back(frame);
+            Put::Ok(0)
+        });
+        self.pushed(put)
+    }
+
+    /// Sets the latest value of the counter `key` (stock, likes, viewers): it replaces any
+    /// value not yet written and goes out with the connection's next write, whatever is queued.
+    pub fn set_counter(&self, key: CounterKey, frame: Utf8Bytes) -> Pushed {
+        let put = self.queue.with_lanes(|l| {
+            match l.counters.iter_mut().find(|(k, _)| *k == key) {
+                Some(slot) => slot.1 = frame,
+                None => {
+                    if l.counters.is_empty() {
+                        l.counters_since = Some(std::time::Instant::now());
+                    }
+                    l.counters.push((key, frame));
+                }
+            }
+            Put::Ok(0)
+        });
+        self.pushed(put)
     }
 }
 
@@ -247,20 +511,30 @@ impl Outbox {
 mod tests {
     use super::*;
 
-    fn outbox(capacity: usize) -> (Outbox, OutboxRx) {
+    fn outbox(capacity: usize, thin_after: usize) -> (Outbox, OutboxRx) {
+        let thin = Thinning {
+            after: thin_after,
+            wait: std::time::Duration::ZERO,
+        };
         Outbox::new(
             capacity,
+            thin,
             Arc::new(ConnCtl::new(1, CancellationToken::new())),
         )
     }
 
+    fn texts(take: &mut Take) -> Vec<String> {
+        take.drain().map(|f| f.as_str().to_owned()).collect()
+    }
+
     #[test]
-    fn a_full_queue_closes_for_durable_frames_and_marks_stale_for_coalescible_ones() {
-        let (tx, _rx) = outbox(2);
-        assert_eq!(tx.push("a".into()), Pushed::Queued);
-        assert_eq!(tx.push("b".into()), Pushed::Queued);
-        assert_eq!(tx.push_coalescible("stock".into()), Pushed::Replaced);
-        assert!(tx.ctl().take_stale());
+    fn a_full_event_lane_closes_and_counters_never_fill_it() {
+        let (tx, _rx) = outbox(2, 0);
+        assert!(tx.push("a".into()).queued());
+        assert!(tx.push("b".into()).queued());
+        for i in 0..100 {
+            assert!(tx.set_counter(LIKES, format!("likes {i}").into()).queued());
+        }
         assert!(!tx.ctl().is_closing());
         assert_eq!(tx.push("c".into()), Pushed::Overflowed);
         assert!(tx.ctl().is_closing());
@@ -269,47 +543,113 @@ mod tests {
 
     #[test]
     fn pushes_after_the_writer_is_gone_answer_gone() {
-        let (tx, rx) = outbox(8);
+        let (tx, rx) = outbox(8, 0);
         drop(rx);
         assert_eq!(tx.push("a".into()), Pushed::Gone);
-        assert_eq!(tx.push_coalescible("b".into()), Pushed::Gone);
+        assert_eq!(tx.push_reply("b".into()), Pushed::Gone);
+        assert_eq!(tx.set_counter(LIKES, "c".into()), Pushed::Gone);
+    }
+
+    #[test]
+    fn replies_go_first_and_the_latest_counters_ride_with_the_events() {
+        let (tx, mut rx) = outbox(1000, 0);
+        for i in 0..500 {
+            tx.push(format!("c{i}").into());
+        }
+        tx.set_counter(stock_key("d1"), "stock 9".into());
+        tx.set_counter(LIKES, "likes 1".into());
+        tx.set_counter(stock_key("d1"), "stock 7".into());
+        tx.push_reply("reserved".into());
+        let mut take = Take::default();
+        assert_eq!(rx.try_recv(&mut take, 64), 1 + 64 + 2);
+        assert_eq!(take.left, 436);
+        let got = texts(&mut take);
+        assert_eq!(
+            got[0], "reserved",
+            "the reply overtakes 500 queued comments"
+        );
+        assert_eq!(got[1], "c0");
+        assert_eq!(got[64], "c63");
+        assert_eq!(
+            &got[65..],
+            ["stock 7", "likes 1"],
+            "only the latest, after the events"
+        );
+        // Nothing changed since: the next write carries events only.
+        assert_eq!(rx.try_recv(&mut take, 64), 64);
+        assert!(take.counters.is_empty());
+    }
+
+    #[test]
+    fn a_behind_connection_gets_its_chat_thinned_with_contiguous_seqs() {
+        let (tx, mut rx) = outbox(16, 8);
+        let chat = |tx: &Outbox, seq: u64| tx.push_chat(seq, format!("chat {seq}").into());
+        let mut thinned = 0;
+        for seq in 1..=3 {
+            thinned += chat(&tx, seq).thinned();
+        }
+        tx.push(r#"{"seq":4,"type":"deal"}"#.into());
+        for seq in 5..=204 {
+            thinned += chat(&tx, seq).thinned();
+        }
+        assert!(!tx.ctl().is_closing(), "chat alone never closes it");
+        let mut take = Take::default();
+        rx.try_recv(&mut take, 1000);
+        let got = texts(&mut take);
+        assert!(got.len() < 16, "{got:?}");
+        let mut next = 1;
+        let mut shown = 0;
+        for f in &got {
+            if let Some(rest) = f.strip_prefix("chat ") {
+                assert_eq!(rest.parse::<u64>().unwrap(), next);
+                shown += 1;
+                next += 1;
+                continue;
+            }
+            let v: serde_json::Value = serde_json::from_str(f).unwrap();
+            match v["type"].as_str() {
+                Some("skipped") => {
+                    assert_eq!(v["from"], next, "{f}");
+                    next = v["seq"].as_u64().unwrap() + 1;
+                }
+                _ => {
+                    assert_eq!(v["seq"], next, "{f}");
+                    next += 1;
+                }
+            }
+        }
+        assert_eq!(next, 205, "every seq is covered, none twice");
+        assert_eq!(thinned + shown, 203);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_waiting_writer_receives_every_frame_in_order_from_another_thread() {
-        // Only pushes into an empty queue wake the writer; none may be left behind.
-        let (tx, mut rx) = outbox(1 << 20);
+        // Only pushes into empty lanes wake the writer; none may be left behind.
+        let (tx, mut rx) = outbox(1 << 20, 0);
         const N: usize = 20_000;
         let producer = std::thread::spawn(move || {
             for i in 0..N {
-                assert_eq!(tx.push(i.to_string().into()), Pushed::Queued);
+                assert!(tx.push(i.to_string().into()).queued());
                 if i % 97 == 0 {
                     std::thread::yield_now();
                 }
             }
         });
         let mut got = Vec::with_capacity(N);
-        let mut batch = VecDeque::new();
+        let mut take = Take::default();
         while got.len() < N {
             // A lost wake-up shows as a wait that only the timeout's own timer ends (that
             // poll finds the frames, so check the time, not the result).
             let started = std::time::Instant::now();
-            let n = tokio::time::timeout(
-                std::time::Duration::from_secs(2),
-                rx.recv_many(&mut batch, 64),
-            )
-            .await
-            .unwrap_or(0);
+            let n = tokio::time::timeout(std::time::Duration::from_secs(2), rx.recv(&mut take, 64))
+                .await
+                .unwrap_or(0);
             assert!(
                 started.elapsed() < std::time::Duration::from_secs(2),
                 "a push did not wake the writer"
             );
             assert!(n > 0 && n <= 64);
-            got.extend(
-                batch
-                    .drain(..)
-                    .map(|f| f.as_str().parse::<usize>().unwrap()),
-            );
+            got.extend(take.drain().map(|f| f.as_str().parse::<usize>().unwrap()));
         }
         producer.join().unwrap();
         assert!(got.iter().copied().eq(0..N));

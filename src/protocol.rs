@@ -461,6 +461,14 @@ pub enum ServerMsg {
         seq: u64,
         text: String,
     },
+    /// Comments `from..=seq` were not shown to this connection: it fell behind (a chat storm, a
+    /// slow link) and the hub thinned other viewers' comments rather than close it. Not a gap:
+    /// the next durable event is `seq + 1`. `comments` of them were thinned.
+    Skipped {
+        seq: u64,
+        from: u64,
+        comments: u64,
+    },
     /// Sent instead of `welcome` to a viewer of a room its host has not opened; the connection
     /// then closes with 1013 and the client tries again after `retry_ms`.
     NotLive {
@@ -524,7 +532,8 @@ impl ServerMsg {
             | ServerMsg::Pinned { seq, .. }
             | ServerMsg::Unpinned { seq }
             | ServerMsg::Deal { seq, .. }
-            | ServerMsg::Announcement { seq, .. } => Some(*seq),
+            | ServerMsg::Announcement { seq, .. }
+            | ServerMsg::Skipped { seq, .. } => Some(*seq),
             _ => None,
         }
     }
@@ -539,6 +548,7 @@ impl ServerMsg {
             ServerMsg::Unpinned { .. } => "unpinned",
             ServerMsg::Deal { .. } => "deal",
             ServerMsg::Announcement { .. } => "announcement",
+            ServerMsg::Skipped { .. } => "skipped",
             ServerMsg::NotLive { .. } => "not_live",
             ServerMsg::Stock { .. } => "stock",
             ServerMsg::Viewers { .. } => "viewers",

@@ -175,6 +175,28 @@ impl RedisIo {
     /// down and the manager reconnects by itself, with backoff); a cluster must answer at
     /// start so its slots are known. `timeout` bounds each connection attempt and each reply.
     pub async fn connect(target: RedisTarget, timeout: Duration) -> Result<Self, RedisIoError> {
+        let health = Arc::new(Health::new(&target.to_string()));
+        Self::connect_with(target, timeout, health).await
+    }
+
+    /// Another connection to the same Redis, on an I/O thread of its own, whose outages are
+    /// told by the same [`Health`] (said once, whichever connection sees them first): for work
+    /// that must not wait in this connection's pipeline (the stock, issue 20).
+    pub async fn another(&self) -> Result<Self, RedisIoError> {
+        let inner = &self.inner;
+        Self::connect_with(
+            inner.target.clone(),
+            inner.timeout,
+            Arc::clone(&inner.health),
+        )
+        .await
+    }
+
+    async fn connect_with(
+        target: RedisTarget,
+        timeout: Duration,
+        health: Arc<Health>,
+    ) -> Result<Self, RedisIoError> {
         let io = runtime()?;
         let mut single = None;
         let conn = match &target {
@@ -215,7 +237,7 @@ impl RedisIo {
         };
         Ok(RedisIo {
             inner: Arc::new(Inner {
-                health: Arc::new(Health::new(&target.to_string())),
+                health,
                 target,
                 client: single,
                 timeout,

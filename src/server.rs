@@ -134,8 +134,9 @@ pub fn bus_settings(config: &Config) -> BusSettings {
 }
 
 /// Builds the configured backends. With `inventory.backend = "redis"` both stock and rooms live
-/// in Redis (one connection, shared), so nodes on one Redis share their rooms; Redis connects
-/// lazily, so a hub starts while Redis is down and `/readyz` says so.
+/// in Redis (two connections: one for stock, one shared by the rooms' events and the funnel),
+/// so nodes on one Redis share their rooms; Redis connects lazily, so a hub starts while Redis is
+/// down and `/readyz` says so.
 pub async fn build_backends(config: &Config) -> Result<Backends, ServeError> {
     let timeout = Duration::from_millis(config.inventory.host_op_timeout_ms);
     Ok(match config.inventory.backend {
@@ -145,14 +146,17 @@ pub async fn build_backends(config: &Config) -> Result<Backends, ServeError> {
         ),
         InventoryBackend::Redis => {
             let target = RedisTarget::from_config(&config.redis.url, config.redis.cluster);
+            // Stock has a connection (and an I/O thread) of its own: a reserve never waits in a
+            // pipeline behind the rooms' events, counters and funnel flushes (issue 20).
             let redis = RedisIo::connect(target, timeout).await?;
+            let stock = redis.another().await?;
             // Says "Redis at … ready", or the one line that it cannot be reached; the hub
             // starts either way and the connection keeps retrying.
             let _ = redis.check().await;
             // Redis's time before the first room opens (or at the first reading after an outage).
             let _ = crate::clock::sync(&redis).await;
             let inventory = RedisInventory::with_io(
-                redis.clone(),
+                stock,
                 RedisSettings {
                     url: config.redis.url.clone(),
                     key_prefix: config.redis.key_prefix.clone(),

@@ -2,7 +2,6 @@
 //! the socket's sink and drains the connection's bounded queue, feeding many frames and flushing
 //! once per batch. Either side ending closes the other; the close code comes from [`ConnCtl`].
 
-use std::collections::VecDeque;
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +19,7 @@ use crate::config::LimitsConfig;
 use crate::error::HubError;
 use crate::hub::Hub;
 use crate::metrics as m;
-use crate::outbox::{ConnCtl, Outbox, OutboxRx, close};
+use crate::outbox::{ConnCtl, Outbox, OutboxRx, Take, Thinning, Waited, close};
 use crate::protocol::{Id, Role, ServerMsg, You, error_msg, parse_client};
 use crate::rate::TokenBucket;
 use crate::room::Room;
@@ -35,7 +34,11 @@ pub async fn run(socket: WebSocket, hub: Arc<Hub>, room_id: Id, who: Identity, s
         hub.next_conn_id(),
         hub.shutdown_token().child_token(),
     ));
-    let (outbox, rx) = Outbox::new(cfg.queue_capacity, Arc::clone(&ctl));
+    let thin = Thinning {
+        after: cfg.thin_chat_after,
+        wait: Duration::from_millis(cfg.thin_chat_wait_ms),
+    };
+    let (outbox, rx) = Outbox::new(cfg.queue_capacity, thin, Arc::clone(&ctl));
     let you = You {
         user: who.user.clone(),
         name: who.name.clone(),
@@ -75,9 +78,9 @@ pub async fn run(socket: WebSocket, hub: Arc<Hub>, room_id: Id, who: Identity, s
     let writer = Writer {
         rx,
         ctl: Arc::clone(&ctl),
-        room: Arc::clone(&room),
         batch: cfg.write_batch,
         min_flush: Duration::from_millis(cfg.min_flush_interval_ms),
+        max_flush: Duration::from_millis(cfg.max_flush_interval_ms),
         ping_every: Duration::from_millis(cfg.ping_interval_ms),
         close_grace: Duration::from_millis(cfg.close_grace_ms),
     };
@@ -101,9 +104,10 @@ pub async fn run(socket: WebSocket, hub: Arc<Hub>, room_id: Id, who: Identity, s
 struct Writer {
     rx: OutboxRx,
     ctl: Arc<ConnCtl>,
-    room: Arc<Room>,
     batch: usize,
     min_flush: Duration,
+    /// The longest the flush interval grows to while the connection has a backlog.
+    max_flush: Duration,
     ping_every: Duration,
     close_grace: Duration,
 }
@@ -156,39 +160,113 @@ impl Writer {
             self.ping_every,
         );
         // A close request is raced by `run`, around this whole pump.
-        let mut batch: VecDeque<Utf8Bytes> = VecDeque::with_capacity(self.batch);
+        let mut take = Take::default();
         let mut last_flush = tokio::time::Instant::now();
+        let mut pace = Pace::new(self.min_flush, self.max_flush, self.batch);
+        let mut samples = WriteSamples::default();
         loop {
             tokio::select! {
                 // The ping first: a writer that always has frames must still ping, or a
                 // viewer that only listens would never answer and be dropped as idle.
                 biased;
                 _ = ping.tick() => sink.send(Message::Ping(bytes::Bytes::new())).await?,
-                _ = self.rx.recv_many(&mut batch, self.batch) => {
-                    // At most one flush per min_flush: sparse traffic goes out at once, a busy
-                    // room's frames share one write (and one syscall) per viewer.
+                _ = self.rx.recv(&mut take, pace.limit()) => {
+                    // At most one flush per interval: sparse traffic goes out at once, a busy
+                    // room's frames share one write (and one syscall) per viewer, and a
+                    // connection with a backlog writes less often and fuller (the interval
+                    // grows with it, like Centrifugo's client_write_delay).
                     let since = last_flush.elapsed();
-                    if since < self.min_flush {
-                        tokio::time::sleep(self.min_flush - since).await;
-                        let room = self.batch.saturating_sub(batch.len());
-                        self.rx.try_recv_many(&mut batch, room);
+                    if since < pace.interval() {
+                        tokio::time::sleep(pace.interval() - since).await;
+                        self.rx.try_recv(&mut take, pace.limit());
                     }
-                    let mut n = batch.len() as u64;
-                    for f in batch.drain(..) {
+                    samples.record(&take);
+                    let n = take.len() as u64;
+                    for f in take.drain() {
                         sink.feed(Message::Text(f)).await?;
-                    }
-                    if self.ctl.take_stale() {
-                        for f in self.room.counter_frames() {
-                            sink.feed(Message::Text(f)).await?;
-                            n += 1;
-                        }
                     }
                     sink.flush().await?;
                     last_flush = tokio::time::Instant::now();
+                    pace.after_write(take.left);
+                    take.waited = Waited::default();
                     counts.add(n);
                 }
             }
         }
+    }
+}
+
+/// A connection's write pace: the flush interval and the most events per write, doubled after
+/// each write that leaves a backlog of a full batch or more (up to `max`), back to `min` once
+/// the connection has caught up. Fewer, fuller writes cost less CPU per frame, which is what a
+/// saturated node runs short of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pace {
+    min: Duration,
+    max: Duration,
+    batch: usize,
+    interval: Duration,
+}
+
+impl Pace {
+    /// The pace of a connection that has no backlog.
+    pub fn new(min: Duration, max: Duration, batch: usize) -> Self {
+        Pace {
+            min,
+            max: max.max(min),
+            batch,
+            interval: min,
+        }
+    }
+
+    /// How long after a write the next one waits at least.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// The most events one write takes: the batch, times the interval's growth.
+    pub fn limit(&self) -> usize {
+        let growth = match self.min.as_micros() {
+            0 => 1,
+            min => (self.interval.as_micros() / min).max(1) as usize,
+        };
+        self.batch.saturating_mul(growth)
+    }
+
+    /// After a write that left `backlog` events queued.
+    pub fn after_write(&mut self, backlog: usize) {
+        self.interval = if backlog >= self.batch {
+            (self.interval.max(Duration::from_millis(1)) * 2).min(self.max)
+        } else {
+            self.min
+        };
+    }
+}
+
+/// The write histograms, sampled: one write in [`m::WRITE_SAMPLE`] per connection (a histogram
+/// observation per write per viewer would cost more than the write at 10,000 viewers).
+#[derive(Default)]
+struct WriteSamples {
+    writes: u64,
+}
+
+impl WriteSamples {
+    fn record(&mut self, take: &Take) {
+        self.writes += 1;
+        if self.writes % m::WRITE_SAMPLE != 1 {
+            return;
+        }
+        let w = &take.waited;
+        for (kind, waited) in [
+            ("reply", w.reply),
+            ("event", w.event),
+            ("counter", w.counter),
+        ] {
+            if let Some(d) = waited {
+                metrics::histogram!(m::WRITE_DELAY_SECONDS, "kind" => kind).record(d.as_secs_f64());
+            }
+        }
+        metrics::histogram!(m::WRITE_BATCH_FRAMES).record(take.len() as f64);
     }
 }
 
@@ -307,10 +385,11 @@ impl Reader {
         within
     }
 
+    /// Sends the answer to one of this connection's requests: ahead of any queued event.
     fn send(&self, msg: &ServerMsg) {
         match msg.to_json() {
             Ok(json) => {
-                self.outbox.push(json.into());
+                self.outbox.push_reply(json.into());
             }
             Err(e) => tracing::error!(error = %e, "reply not encoded"),
         }

@@ -537,7 +537,9 @@
       if (msg.type === "welcome") {
         this.welcome(msg);
       } else if (typeof msg.seq === "number" && msg.type !== "ack") {
-        if (!this.sequence(msg.seq)) return;
+        // `skipped` covers seqs from..=seq (comments the hub thinned): not a gap.
+        const first = msg.type === "skipped" ? Number(msg.from) : msg.seq;
+        if (!this.sequence(msg.seq, first)) return;
       }
       this.onMessage(msg, this);
     }
@@ -551,14 +553,17 @@
       this.onState("live");
     }
 
-    /** Applies a durable seq: false for a repeat (drop it); a gap triggers a resync. */
-    sequence(seq) {
+    /**
+     * Applies durable seqs first..=seq (one event: first == seq): false for a repeat (drop
+     * it); a gap triggers a resync.
+     */
+    sequence(seq, first = seq) {
       if (this.lastSeq === null) {
         this.lastSeq = seq;
         return true;
       }
       if (seq <= this.lastSeq) return false;
-      if (seq > this.lastSeq + 1) {
+      if (first > this.lastSeq + 1) {
         this.resync();
         return false;
       }

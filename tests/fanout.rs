@@ -259,3 +259,164 @@ async fn likes_are_coalesced_into_ticks_with_the_last_total_always_sent() -> any
     }
     hub.shutdown().await
 }
+
+// Issue 20: buyers first, the counter with every write, chat thinned instead of viewers closed.
+
+/// A hub whose host may post chat as fast as a storm (the comment rate out of the way).
+fn storm_config(thin_chat_after: usize) -> livehub::config::Config {
+    let mut c = common::test_config();
+    c.limits.comment_rate_per_sec = 1_000_000.0;
+    c.limits.comment_burst = 1_000_000.0;
+    c.session.queue_capacity = 8192;
+    c.session.thin_chat_after = thin_chat_after;
+    // A viewer that does not read is behind at once: its writer is stuck on the socket.
+    c.session.thin_chat_wait_ms = 0;
+    c
+}
+
+/// The host posts `n` comments of about 200 bytes and waits for the last one's ack: they are
+/// all queued for every viewer (or on their way) when it returns.
+async fn chat_storm(host: &mut Client, n: usize) -> anyhow::Result<()> {
+    let pad = "x".repeat(180);
+    for i in 0..n {
+        host.send(
+            json!({"type": "comment", "request_id": format!("c{i}"), "text": format!("{i} {pad}")}),
+        )
+        .await?;
+    }
+    let last = format!("c{}", n - 1);
+    host.next_matching(
+        |m| matches!(m, ServerMsg::Ack { request_id, .. } if request_id.as_str() == last),
+    )
+    .await?;
+    Ok(())
+}
+
+/// A viewer on a slow link has thousands of comments backed up when it asks to reserve: the
+/// `reserved` reply reaches it ahead of the comments still queued for it, and so does the
+/// latest stock, which rides with its next write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reserve_reply_and_the_latest_stock_overtake_a_backed_up_chat_queue() -> anyhow::Result<()>
+{
+    const COMMENTS: usize = 3000;
+    let hub = TestHub::with_config(storm_config(0)).await?;
+    let room = "backlog";
+    let mut host = hub.host(room).await?;
+    host.send(json!({"type": "deal_start", "request_id": "d", "deal": {"id": "d1", "product_id": "p",
+        "title": "P", "price_cents": 100, "stock": 10, "per_user_limit": 5, "duration_ms": 600000}}))
+        .await?;
+    host.next_matching(|m| matches!(m, ServerMsg::Ack { .. }))
+        .await?;
+    let token = hub.token(Role::Viewer, room, "slow");
+    let mut slow = Client::connect_slow(&hub.ws_url(room, &format!("token={token}")), 2048).await?;
+    slow.next_of("welcome").await?;
+    chat_storm(&mut host, COMMENTS).await?;
+    // Someone else buys 3: the room's stock falls to 7 while the slow viewer is behind.
+    let (mut buyer, _) = hub.viewer(room, "buyer").await?;
+    buyer
+        .send(json!({"type": "reserve", "request_id": "b", "deal": "d1", "qty": 3}))
+        .await?;
+    buyer.next_of("reserved").await?;
+    slow.send(json!({"type": "reserve", "request_id": "r", "deal": "d1", "qty": 1}))
+        .await?;
+    let (mut comments, mut reply_after, mut stock_after) = (0usize, None, None);
+    while comments < COMMENTS || reply_after.is_none() || stock_after.is_none() {
+        match slow.next().await? {
+            ServerMsg::Comment(_) => comments += 1,
+            ServerMsg::Reserved { .. } => reply_after = reply_after.or(Some(comments)),
+            ServerMsg::Stock { remaining, .. } if remaining <= 7 => {
+                stock_after = stock_after.or(Some(comments));
+            }
+            _ => {}
+        }
+    }
+    let (reply_after, stock_after) = (
+        reply_after.unwrap_or(COMMENTS),
+        stock_after.unwrap_or(COMMENTS),
+    );
+    assert!(
+        reply_after < COMMENTS / 2,
+        "the reply came after {reply_after} of {COMMENTS} comments"
+    );
+    assert!(
+        stock_after < COMMENTS / 2,
+        "the stock came after {stock_after} of {COMMENTS} comments"
+    );
+    hub.shutdown().await
+}
+
+/// A chat storm on a viewer that fell behind: other viewers' comments are thinned into
+/// `skipped` markers, so it is never closed, never sees a seq gap it would resume for, still
+/// gets its own comment, the deal, and can buy; the host sees every comment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_behind_a_chat_storm_is_thinned_not_closed_and_sees_no_gap() -> anyhow::Result<()>
+{
+    const COMMENTS: usize = 3000;
+    let hub = TestHub::with_config(storm_config(64)).await?;
+    let room = "storm";
+    let mut host = hub.host(room).await?;
+    let token = hub.token(Role::Viewer, room, "slow");
+    let mut slow = Client::connect_slow(&hub.ws_url(room, &format!("token={token}")), 2048).await?;
+    let welcome = slow.next_of("welcome").await?;
+    let ServerMsg::Welcome { seq: first, .. } = welcome else {
+        unreachable!()
+    };
+    slow.send(json!({"type": "comment", "request_id": "mine", "text": "my own words"}))
+        .await?;
+    chat_storm(&mut host, COMMENTS / 2).await?;
+    host.send(json!({"type": "deal_start", "request_id": "d", "deal": {"id": "d1", "product_id": "p",
+        "title": "P", "price_cents": 100, "stock": 10, "per_user_limit": 5, "duration_ms": 600000}}))
+        .await?;
+    chat_storm(&mut host, COMMENTS / 2).await?;
+    // Read as a v1 client would: every durable seq, in order, with `skipped` covering the rest.
+    let mut next = first + 1;
+    let (mut shown, mut thinned, mut deal, mut mine) = (0u64, 0u64, false, false);
+    let end = first + COMMENTS as u64 + 2; // my comment, the comments and the deal
+    while next <= end {
+        let v = slow.next_json().await?;
+        let Some(seq) = v["seq"].as_u64().filter(|_| v["type"] != "ack") else {
+            continue;
+        };
+        match v["type"].as_str() {
+            Some("skipped") => {
+                assert_eq!(v["from"].as_u64(), Some(next), "a gap before {v}");
+                thinned += v["comments"].as_u64().unwrap_or(0);
+            }
+            Some(kind) => {
+                assert_eq!(seq, next, "a gap before {v}");
+                match kind {
+                    "deal" => deal = true,
+                    "comment" if v["text"] == "my own words" => mine = true,
+                    "comment" => shown += 1,
+                    _ => {}
+                }
+            }
+            None => {}
+        }
+        next = seq + 1;
+    }
+    assert!(
+        deal && mine,
+        "the deal and the viewer's own comment always reach it"
+    );
+    assert!(
+        thinned > 0,
+        "the storm was thinned for the viewer behind it"
+    );
+    assert_eq!(shown + thinned, COMMENTS as u64);
+    slow.send(json!({"type": "reserve", "request_id": "r", "deal": "d1", "qty": 1}))
+        .await?;
+    let reply = slow
+        .next_matching(|m| matches!(m, ServerMsg::Reserved { .. } | ServerMsg::Rejected { .. }))
+        .await?;
+    assert!(matches!(reply, ServerMsg::Reserved { .. }), "{reply:?}");
+    // The host, a moderator, saw every comment.
+    let is_comment = |m: &ServerMsg| matches!(m, ServerMsg::Comment(_));
+    let mut host_saw = host.seen.iter().filter(|m| is_comment(m)).count();
+    while host_saw < COMMENTS + 1 {
+        if let ServerMsg::Comment(_) = host.next().await? {
+            host_saw += 1;
+        }
+    }
+    hub.shutdown().await
+}

@@ -228,6 +228,10 @@ pub struct Report {
     pub missed: u64,
     #[serde(default)]
     pub missed_samples: Vec<String>,
+    /// Other viewers' comments the hub thinned for viewers that fell behind (`skipped`): not
+    /// lost, not shown.
+    #[serde(default)]
+    pub thinned: u64,
     pub resume_failed: u64,
     pub closes: BTreeMap<String, u64>,
     /// Per hub node, in `--url` order.
@@ -311,6 +315,7 @@ impl Report {
             seq_mismatch_samples: m.seq_mismatch_samples.lock().clone(),
             missed: m.seq.missed.load(Relaxed),
             missed_samples: m.missed_samples.lock().clone(),
+            thinned: m.seq.thinned.load(Relaxed),
             resume_failed: m.resume_failed.load(Relaxed),
             closes: map(&m.closes.lock()),
             nodes: urls
@@ -474,6 +479,7 @@ impl Report {
                     out.missed_samples.push(sample);
                 }
             }
+            out.thinned += r.thinned;
             out.resume_failed += r.resume_failed;
             for n in &r.nodes {
                 match out.nodes.iter_mut().find(|x| x.url == n.url) {
@@ -608,6 +614,11 @@ impl Report {
             t,
             "lost events      {} (duplicates {}, resumes refused {})",
             self.lost, self.duplicates, self.resume_failed
+        );
+        let _ = writeln!(
+            t,
+            "thinned chat     {} comments not shown to viewers that fell behind (skipped, not lost)",
+            self.thinned
         );
         let _ = writeln!(
             t,

@@ -55,6 +55,9 @@ pub struct SeqCounts {
     /// Events another viewer of the room got while this one was there that it never got, and
     /// no gap counted (see [`Ledger::missed`]).
     pub missed: AtomicU64,
+    /// Other viewers' comments the hub thinned for a viewer that fell behind (`skipped`
+    /// markers): not lost, not shown.
+    pub thinned: AtomicU64,
 }
 
 /// What the clients of one hub node (one URL) measured.
@@ -934,9 +937,24 @@ impl Client {
         }
     }
 
-    /// One durable event: where it falls in this client's sequence, and whether it is the
-    /// event the room's other viewers got under the same seq.
-    fn on_durable(&mut self, seq: u64, kind: &str, frame: &str) {
+    /// A `skipped` marker: seqs `from..=seq` were comments the hub thinned for this viewer
+    /// (it fell behind). They count as arrived, in order, and none of them as lost or missed.
+    fn on_skipped(&mut self, s: &str) {
+        let (Some(seq), Some(from), Some(comments)) = (
+            number_after(s.as_bytes(), b"\"seq\":"),
+            number_after(s.as_bytes(), b"\"from\":"),
+            number_after(s.as_bytes(), b"\"comments\":"),
+        ) else {
+            return;
+        };
+        for at in from..=seq.max(from) {
+            self.arrive(at);
+        }
+        self.tally(|c| &c.thinned, comments);
+    }
+
+    /// Where `seq` falls in this client's sequence, tallied.
+    fn arrive(&mut self, seq: u64) {
         match self.track.arrive(seq, seq) {
             Arrival::InOrder => {}
             Arrival::Gap { missed } => self.tally(|c| &c.lost, missed),
@@ -949,6 +967,12 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// One durable event: where it falls in this client's sequence, and whether it is the
+    /// event the room's other viewers got under the same seq.
+    fn on_durable(&mut self, seq: u64, kind: &str, frame: &str) {
+        self.arrive(seq);
         let now = self.shared.now_us();
         if let Some(d) = self
             .ledger
@@ -992,6 +1016,7 @@ impl Client {
                 }
             }
             "likes" | "viewers" => {}
+            "skipped" => self.on_skipped(s),
             "stock" => self.on_stock(s),
             _ => self.on_reply(kind, s),
         }

@@ -49,6 +49,11 @@ fn describe_raw(m: &ServerMsg) -> String {
             deal.currency
         ),
         ServerMsg::Announcement { seq, text } => format!("#{seq} announcement: {text}"),
+        ServerMsg::Skipped {
+            seq,
+            from,
+            comments,
+        } => format!("#{from}-{seq} {comments} comments not shown (this connection fell behind)"),
         ServerMsg::Stock { deal, remaining } => format!("stock {deal} {remaining} left"),
         ServerMsg::Viewers { count } => format!("viewers {count}"),
         ServerMsg::Likes { total } => format!("likes {total}"),

@@ -23,7 +23,7 @@ use crate::config::{LimitsConfig, RoomConfig};
 use crate::error::HubError;
 use crate::funnel::{Channel, RoomTally};
 use crate::inventory::StockLevel;
-use crate::outbox::Outbox;
+use crate::outbox::{self, Outbox};
 use crate::persist::SavedRoom;
 use crate::protocol::{Deal, DealStatus, Id, ServerMsg, You};
 use crate::rate::TokenBucket;
@@ -88,8 +88,6 @@ struct State {
     /// This node's viewers in the last report (so the other nodes' share is known).
     reported: u64,
     reserves: HashMap<Id, TokenBucket>,
-    /// Connections here of the room's host or an admin (the room's lifetime follows them).
-    hosts: std::collections::HashSet<u64>,
     likes_sent: u64,
     viewers_sent: u64,
     last_activity: Instant,
@@ -119,6 +117,8 @@ pub struct Room {
     tally: RoomTally,
     /// The last `seq` the projection applied, for commands that must see earlier writes.
     applied: tokio::sync::watch::Sender<u64>,
+    /// The room's `room` label on metrics (bounded: see [`crate::funnel::Funnel::room_label`]).
+    label: String,
 }
 
 /// The room was dropped from the hub while the caller held it; look it up again.
@@ -139,8 +139,8 @@ fn encode(msg: &ServerMsg) -> Option<Utf8Bytes> {
 
 impl Room {
     /// An empty room; the bus loads its state before it delivers any event. `tally` records
-    /// the room's funnel on this node.
-    pub fn new(id: Id, settings: RoomSettings, tally: RoomTally) -> Self {
+    /// the room's funnel on this node; `label` names it on metrics.
+    pub fn new(id: Id, settings: RoomSettings, tally: RoomTally, label: String) -> Self {
         Room {
             id,
             state: Mutex::new(State {
@@ -150,7 +150,6 @@ impl Room {
                 totals: Counters::default(),
                 reported: 0,
                 reserves: HashMap::new(),
-                hosts: std::collections::HashSet::new(),
                 likes_sent: 0,
                 viewers_sent: 0,
                 last_activity: Instant::now(),
@@ -159,6 +158,7 @@ impl Room {
             likes: AtomicU64::new(0),
             tally,
             applied: tokio::sync::watch::Sender::new(0),
+            label,
         }
     }
 
@@ -211,10 +211,8 @@ impl Room {
         }
         st.last_activity = Instant::now();
         let resumed = since.and_then(|s| st.projection.since(s));
-        if you.role != crate::protocol::Role::Viewer {
-            st.hosts.insert(outbox.ctl().id);
-        }
-        st.subs.insert(outbox, you.user.clone());
+        let moderator = you.role != crate::protocol::Role::Viewer;
+        st.subs.insert(outbox, you.user.clone(), moderator);
         let deals = st.projection.deals();
         // The funnel is the viewers': a host or an admin watching is not one of them.
         if you.role == crate::protocol::Role::Viewer {
@@ -250,7 +248,6 @@ impl Room {
     /// Removes a connection.
     pub fn leave(&self, conn: u64) {
         let mut st = self.state.lock();
-        st.hosts.remove(&conn);
         if let Some(user) = st.subs.remove(conn) {
             self.tally.left(&user, crate::hub::now_ms());
         }
@@ -300,7 +297,7 @@ impl Room {
         Report {
             viewers: st.reported,
             likes: self.likes.swap(0, Ordering::Relaxed),
-            host_seen: !st.hosts.is_empty() || st.projection.has_open_deal(now_ms),
+            host_seen: st.subs.has_moderator() || st.projection.has_open_deal(now_ms),
         }
     }
 
@@ -327,45 +324,36 @@ impl Room {
             .status_change(deal, level, now_ms)
     }
 
-    /// Sends the coalesced counters that changed since the last tick (likes, stock) and, when
-    /// `send_viewers`, the viewer count if it changed. Returns deals whose time ran out.
+    /// Sets the counters that changed since the last tick (likes, stock) and, when
+    /// `send_viewers`, the viewer count if it changed, on every connection: each goes out with
+    /// the connection's next write, whatever is queued (the latest value only). Returns deals
+    /// whose time ran out.
     pub fn tick(&self, now_ms: u64, send_viewers: bool) -> Vec<Id> {
         let mut st = self.state.lock();
         let likes = self.likes_total(&st);
         let mut msgs = Vec::new();
         if likes != st.likes_sent {
             st.likes_sent = likes;
-            msgs.push(ServerMsg::Likes { total: likes });
+            msgs.push((outbox::LIKES, ServerMsg::Likes { total: likes }));
         }
-        msgs.extend(st.projection.take_stock_changes());
+        for msg in st.projection.take_stock_changes() {
+            if let ServerMsg::Stock { deal, .. } = &msg {
+                msgs.push((outbox::stock_key(deal.as_str()), msg));
+            }
+        }
         if send_viewers {
             let n = st.viewers();
             if n != st.viewers_sent {
                 st.viewers_sent = n;
-                msgs.push(ServerMsg::Viewers { count: n });
+                msgs.push((outbox::VIEWERS, ServerMsg::Viewers { count: n }));
             }
         }
-        for msg in &msgs {
+        for (key, msg) in &msgs {
             if let Some(f) = encode(msg) {
-                st.subs.fan_out_coalescible(&f);
+                st.subs.set_counter(*key, &f);
             }
         }
         st.projection.expired_deals(now_ms)
-    }
-
-    /// The current counters as frames, for a viewer whose queue dropped some.
-    pub fn counter_frames(&self) -> Vec<Utf8Bytes> {
-        let st = self.state.lock();
-        let mut msgs = vec![
-            ServerMsg::Likes {
-                total: self.likes_total(&st),
-            },
-            ServerMsg::Viewers {
-                count: st.viewers(),
-            },
-        ];
-        msgs.extend(st.projection.stock_msgs());
-        msgs.iter().filter_map(encode).collect()
     }
 
     /// The room as `GET /api/rooms/{room}` shows it.
@@ -433,9 +421,16 @@ impl RoomSink for Room {
                 self.tally.deal_live(&deal.id, st.subs.users());
             }
         }
-        let delivered = st.subs.fan_out(&applied.frame);
+        let out = match &applied.msg {
+            ServerMsg::Comment(c) => st.subs.fan_out_chat(seq, &c.user, &applied.frame),
+            _ => st.subs.fan_out(&applied.frame),
+        };
         metrics::counter!(crate::metrics::EVENTS, "type" => applied.msg.kind()).increment(1);
-        metrics::counter!(crate::metrics::FANOUT_DELIVERIES).increment(delivered);
+        metrics::counter!(crate::metrics::FANOUT_DELIVERIES).increment(out.queued);
+        if out.thinned > 0 {
+            metrics::counter!(crate::metrics::CHAT_THINNED, "room" => self.label.clone())
+                .increment(out.thinned);
+        }
     }
 
     fn stock(&self, deal: &Id, level: StockLevel) {

@@ -5,29 +5,53 @@ use std::collections::HashMap;
 
 use axum::extract::ws::Utf8Bytes;
 
-use crate::outbox::{Outbox, Pushed, close};
+use crate::outbox::{CounterKey, Outbox, close};
 use crate::protocol::Id;
+
+/// One connection of the room.
+struct Sub {
+    outbox: Outbox,
+    user: Id,
+    /// The room's host or an admin: sees every comment, and keeps the room open.
+    moderator: bool,
+}
 
 /// A room's local connections by connection id, each with its user.
 #[derive(Default)]
 pub struct Subscribers {
-    subs: HashMap<u64, (Outbox, Id)>,
+    subs: HashMap<u64, Sub>,
+}
+
+/// What a fan-out did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FannedOut {
+    /// Connections that queued the frame.
+    pub queued: u64,
+    /// Comments thinned from connections that were behind (see [`crate::outbox`]).
+    pub thinned: u64,
 }
 
 impl Subscribers {
-    /// Adds `user`'s connection.
-    pub fn insert(&mut self, outbox: Outbox, user: Id) {
-        self.subs.insert(outbox.ctl().id, (outbox, user));
+    /// Adds `user`'s connection; a `moderator` (the room's host or an admin) sees every comment.
+    pub fn insert(&mut self, outbox: Outbox, user: Id, moderator: bool) {
+        self.subs.insert(
+            outbox.ctl().id,
+            Sub {
+                outbox,
+                user,
+                moderator,
+            },
+        );
     }
 
     /// Removes a connection; returns its user when it was here.
     pub fn remove(&mut self, conn: u64) -> Option<Id> {
-        self.subs.remove(&conn).map(|(_, user)| user)
+        self.subs.remove(&conn).map(|s| s.user)
     }
 
     /// The users connected here (a user with two connections appears twice).
     pub fn users(&self) -> impl Iterator<Item = &Id> {
-        self.subs.values().map(|(_, user)| user)
+        self.subs.values().map(|s| &s.user)
     }
 
     /// Connections here now.
@@ -40,38 +64,51 @@ impl Subscribers {
         self.subs.is_empty()
     }
 
-    /// Queues a durable frame to every connection; returns how many queued it (a full queue
-    /// closes its viewer with 1013).
-    pub fn fan_out(&self, frame: &Utf8Bytes) -> u64 {
-        let mut n = 0;
-        for (outbox, _) in self.subs.values() {
-            if outbox.push(frame.clone()) == Pushed::Queued {
-                n += 1;
-            }
-        }
-        n
+    /// True while the room's host or an admin is connected here.
+    pub fn has_moderator(&self) -> bool {
+        self.subs.values().any(|s| s.moderator)
     }
 
-    /// Queues a counter frame; a full queue keeps only the latest counter.
-    pub fn fan_out_coalescible(&self, frame: &Utf8Bytes) {
-        let (mut sent, mut dropped) = (0u64, 0u64);
-        for (outbox, _) in self.subs.values() {
-            match outbox.push_coalescible(frame.clone()) {
-                Pushed::Queued => sent += 1,
-                Pushed::Replaced => dropped += 1,
-                _ => {}
-            }
+    /// Queues a durable frame to every connection (a full queue closes its viewer with 1013).
+    pub fn fan_out(&self, frame: &Utf8Bytes) -> FannedOut {
+        let mut out = FannedOut::default();
+        for s in self.subs.values() {
+            let pushed = s.outbox.push(frame.clone());
+            out.queued += u64::from(pushed.queued());
+            out.thinned += pushed.thinned();
         }
-        metrics::counter!(crate::metrics::COALESCED_SENT).increment(sent);
-        if dropped > 0 {
-            metrics::counter!(crate::metrics::COALESCED_DROPPED).increment(dropped);
+        out
+    }
+
+    /// Queues `author`'s comment at `seq`: as chat that may be thinned to viewers who fall
+    /// behind, in full to the author's own connections and to moderators.
+    pub fn fan_out_chat(&self, seq: u64, author: &Id, frame: &Utf8Bytes) -> FannedOut {
+        let mut out = FannedOut::default();
+        for s in self.subs.values() {
+            let pushed = if s.moderator || &s.user == author {
+                s.outbox.push(frame.clone())
+            } else {
+                s.outbox.push_chat(seq, frame.clone())
+            };
+            out.queued += u64::from(pushed.queued());
+            out.thinned += pushed.thinned();
         }
+        out
+    }
+
+    /// Sets the counter `key` (stock, likes, viewers) of every connection to `frame`: it goes
+    /// out with each connection's next write.
+    pub fn set_counter(&self, key: CounterKey, frame: &Utf8Bytes) {
+        for s in self.subs.values() {
+            s.outbox.set_counter(key, frame.clone());
+        }
+        metrics::counter!(crate::metrics::COALESCED_SENT).increment(self.len());
     }
 
     /// Closes every connection with 1001 (reconnect, with `?since=`) and forgets them.
     pub fn close_all(&mut self) {
-        for (outbox, _) in self.subs.values() {
-            outbox.ctl().close(close::GOING_AWAY);
+        for s in self.subs.values() {
+            s.outbox.ctl().close(close::GOING_AWAY);
         }
         self.subs.clear();
     }

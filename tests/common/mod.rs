@@ -205,6 +205,29 @@ impl Client {
         })
     }
 
+    /// Connects through a socket with `rcvbuf` bytes of receive buffer: a viewer on a slow link,
+    /// whose frames back up in the hub while the test does not read.
+    pub async fn connect_slow(url: &str, rcvbuf: u32) -> Result<Self> {
+        let addr: SocketAddr = url
+            .strip_prefix("ws://")
+            .and_then(|r| r.split('/').next())
+            .context("ws:// URL")?
+            .parse()?;
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.set_recv_buffer_size(rcvbuf)?;
+        let stream = socket.connect(addr).await?;
+        let (ws, _) = tokio::time::timeout(
+            WAIT,
+            tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream)),
+        )
+        .await
+        .context("connect timed out")??;
+        Ok(Client {
+            ws,
+            seen: Vec::new(),
+        })
+    }
+
     /// Sends a JSON value as a text frame.
     pub async fn send(&mut self, v: serde_json::Value) -> Result<()> {
         self.ws.send(Message::text(v.to_string())).await?;
