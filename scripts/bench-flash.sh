@@ -48,10 +48,13 @@ run() { # $1 label $2 tree $3 which
   taskset -c 1 "$LT" run "$(scenario "$3")" --url "ws://127.0.0.1:$port" --hub-pid "$hub" \
     --report "$OUT/$1.json" --quiet > "$OUT/$1.txt" 2>&1
   local after; after=$(cpu_ticks $hub)
+  curl -sf "http://127.0.0.1:$port/metrics" > "$OUT/$1.metrics" || true
   kill $hub; wait $hub 2>/dev/null
   local deliveries; deliveries=$(grep -oE '^deliveries +[0-9]+' "$OUT/$1.txt" | grep -oE '[0-9]+$')
   echo "== $1"
   grep -E "^  (comment|stock|reserve|checkout) |^close codes|^thinned|^lost events|^deliveries|^hub " "$OUT/$1.txt"
+  python3 "$AFTER/scripts/histogram-quantiles.py" "$OUT/$1.metrics" livehub_reserve_seconds \
+    livehub_write_delay_seconds livehub_write_batch_frames
   python3 -c "import sys; t=($after-$before)/$(getconf CLK_TCK); d=int('${deliveries:-0}' or 0); print(f'hub cpu {t:.2f} s, per delivery {t/d*1e6:.3f} us' if d else 'no deliveries')"
 }
 

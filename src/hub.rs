@@ -356,13 +356,45 @@ impl Hub {
         });
     }
 
+    /// The room's two tickers: the counters' (local only, every `room.tick_ms`, so stock,
+    /// likes and viewers never wait on Redis, issue 20) and, in a task beside it, the room's
+    /// upkeep (reports to the bus, funnel flushes, deal ends, idle close), which does wait on
+    /// Redis. Both stop when the room closes or the hub shuts down.
     async fn tick_room(self: Arc<Self>, room: Arc<Room>) {
+        let hub = Arc::clone(&self);
+        let kept = Arc::clone(&room);
+        let upkeep = self.tracker.spawn(async move { hub.keep_room(kept).await });
         let tick = Duration::from_millis(self.config.room.tick_ms);
         let viewers_every = Duration::from_millis(self.config.room.viewers_interval_ms);
         let mut interval = tokio::time::interval(tick);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let flush_every = Duration::from_millis(self.config.funnel.flush_ms);
         let mut last_viewers = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => break,
+                _ = interval.tick() => {}
+            }
+            if room.is_closed() {
+                break;
+            }
+            let now = tokio::time::Instant::now();
+            let send_viewers = now.duration_since(last_viewers) >= viewers_every;
+            if send_viewers {
+                last_viewers = now;
+            }
+            room.tick(send_viewers);
+        }
+        let _ = upkeep.await;
+    }
+
+    /// The room's upkeep on this node, every `room.tick_ms` (a slow Redis delays the next round,
+    /// never the counters): its report to the bus, its funnel facts, the deals whose time ran
+    /// out, and closing it when idle (or when the bus closed it).
+    async fn keep_room(self: Arc<Self>, room: Arc<Room>) {
+        let tick = Duration::from_millis(self.config.room.tick_ms);
+        let mut interval = tokio::time::interval(tick);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let flush_every = Duration::from_millis(self.config.funnel.flush_ms);
         let mut last_idle_check = tokio::time::Instant::now();
         let mut last_flush = tokio::time::Instant::now();
         loop {
@@ -382,14 +414,10 @@ impl Hub {
                 last_flush = tokio::time::Instant::now();
                 self.flush_funnel(&room).await;
             }
-            let now = tokio::time::Instant::now();
-            let send_viewers = now.duration_since(last_viewers) >= viewers_every;
-            if send_viewers {
-                last_viewers = now;
-            }
-            for deal in room.tick(now_ms(), send_viewers) {
+            for deal in room.expired_deals(now_ms()) {
                 self.end_expired_deal(&room, &deal).await;
             }
+            let now = tokio::time::Instant::now();
             if now.duration_since(last_idle_check) >= Duration::from_secs(1) {
                 last_idle_check = now;
                 if room.close_if_idle(now_ms()).is_some() {

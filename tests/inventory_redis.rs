@@ -118,6 +118,23 @@ async fn rejected_reserves_leave_no_long_lived_record() {
     assert_eq!((a.remaining, a.held), (0, 1));
 }
 
+/// Waits until the due index holds `member` at `at`: a reserve writes its entry without
+/// making the buyer wait for it (issue 20).
+async fn due_at(server: &RedisServer, member: &str, at: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let score = server.cli(&["ZSCORE", "lh:due", member]).unwrap();
+        if score.trim() == at.to_string() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "due entry {member} at {at}: {score}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await; // polling Redis, not the hub
+    }
+}
+
 /// The due index: a start puts its deal in `lh:due` at its end, a reserve at the hold's expiry
 /// (if earlier), a sweep moves it to the next expiry or, when nothing is held, the deal's end;
 /// an entry that was lost (a node died between the reserve and
@@ -147,7 +164,7 @@ async fn the_due_index_follows_the_holds_and_a_lost_entry_is_recovered() {
             .trim()
             .to_owned()
     };
-    assert_eq!(score(&server), expires_at.to_string());
+    due_at(&server, &member, expires_at).await;
     // A later hold does not move the entry later.
     let later = ReserveRequest {
         now: r.now + 1000,
@@ -160,6 +177,7 @@ async fn the_due_index_follows_the_holds_and_a_lost_entry_is_recovered() {
     else {
         panic!("held")
     };
+    due_at(&server, &member, expires_at).await;
     assert_eq!(score(&server), expires_at.to_string());
     // At the first expiry the deal is swept and queued again for the second.
     let changes = inv.expire_due(expires_at).await.unwrap();
@@ -188,6 +206,7 @@ async fn the_due_index_follows_the_holds_and_a_lost_entry_is_recovered() {
     let ReserveOutcome::Reserved { expires_at, .. } = inv.reserve(&h).await.unwrap() else {
         panic!("held")
     };
+    due_at(&server, &member, expires_at).await;
     server.cli(&["ZREM", "lh:due", &member]).unwrap();
     let visits = inv.sweep_visits();
     assert!(inv.expire_due(expires_at).await.unwrap().is_empty());
@@ -211,6 +230,7 @@ async fn the_due_index_follows_the_holds_and_a_lost_entry_is_recovered() {
     let ReserveOutcome::Reserved { expires_at, .. } = inv.reserve(&h).await.unwrap() else {
         panic!("held")
     };
+    due_at(&server, &member, expires_at).await;
     server.cli(&["ZREM", "lh:due", &member]).unwrap();
     let at = expires_at + RECONCILE_EVERY_MS;
     let (mut back, mut sweeps) = (false, 0);
@@ -279,9 +299,16 @@ async fn a_sweep_abandoned_mid_take_loses_no_hold() {
         panic!("held")
     };
     let member = format!("{room}|d");
+    due_at(&server, &member, expires_at).await;
     // Polled once (it sends the take) and dropped.
     let gave_up = futures_util::FutureExt::now_or_never(inv.expire_due(expires_at));
-    assert!(gave_up.is_none(), "the sweep was abandoned");
+    if let Some(done) = gave_up {
+        // Redis answered before the first poll returned (a loaded machine can take that long
+        // to get back to this thread): the sweep finished, so it must have returned the hold.
+        let changes = done.unwrap();
+        assert!(changes.iter().any(|c| c.room == room), "{changes:?}");
+        return;
+    }
     // The take ran anyway: the deal is out of the index, and its reply went nowhere.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while !server

@@ -171,7 +171,7 @@ pub struct RedisInventory {
     refs: DashMap<String, (Id, Id)>,
     /// Due entries ("ROOM|DEAL" -> time) that must be written back: writes that failed, and
     /// deals taken by a sweep that has not finished them.
-    unsent: DashMap<String, u64>,
+    unsent: Arc<DashMap<String, u64>>,
     taken: DashMap<String, u64>,
     reconcile: Mutex<Reconcile>,
     /// Deals swept by `expire_due`.
@@ -481,7 +481,7 @@ impl RedisInventory {
             },
             settings,
             refs: DashMap::new(),
-            unsent: DashMap::new(),
+            unsent: Arc::new(DashMap::new()),
             taken: DashMap::new(),
             reconcile: Mutex::new(Reconcile::forced()),
             visits: AtomicU64::new(0),
@@ -527,6 +527,29 @@ impl RedisInventory {
             );
             keep_earliest(&self.unsent, member, at);
         }
+    }
+
+    /// Like [`Self::schedule`] without waiting for Redis: the buyer's reply does not wait for
+    /// the sweepers' index (issue 20). A write that fails is retried by the next `expire_due`;
+    /// one lost with this process is restored by the reconciling pass.
+    fn schedule_soon(&self, member: String, at: u64) {
+        let (key, unsent) = (self.due_key(), Arc::clone(&self.unsent));
+        let mut conn = self.redis.conn();
+        let write = async move {
+            let written = redis::cmd("ZADD")
+                .arg(key)
+                .arg("LT")
+                .arg(at)
+                .arg(&member)
+                .query_async::<()>(&mut conn)
+                .await;
+            if written.is_err() {
+                keep_earliest(&unsent, &member, at);
+            }
+        };
+        // None: shutting down, nothing runs any more; the next start's reconciling pass finds
+        // the deal.
+        let _ = self.redis.spawn(write);
     }
 
     async fn write_due(&self, member: String, at: u64) -> Result<(), InventoryError> {
@@ -1053,8 +1076,7 @@ impl Inventory for RedisInventory {
             Some(at) => num("due", Some(at))?,
             None => expires_at,
         };
-        self.schedule(&format!("{}|{}", req.room, req.deal), due_at)
-            .await;
+        self.schedule_soon(format!("{}|{}", req.room, req.deal), due_at);
         Ok(ReserveOutcome::Reserved {
             reservation: Id::new(*resv).map_err(|_| bad_reply("reservation", resv))?,
             qty: num("qty", Some(qty))?,

@@ -326,9 +326,9 @@ impl Room {
 
     /// Sets the counters that changed since the last tick (likes, stock) and, when
     /// `send_viewers`, the viewer count if it changed, on every connection: each goes out with
-    /// the connection's next write, whatever is queued (the latest value only). Returns deals
-    /// whose time ran out.
-    pub fn tick(&self, now_ms: u64, send_viewers: bool) -> Vec<Id> {
+    /// the connection's next write, whatever is queued (the latest value only). Local work only:
+    /// it never waits on the bus or the inventory.
+    pub fn tick(&self, send_viewers: bool) {
         let mut st = self.state.lock();
         let likes = self.likes_total(&st);
         let mut msgs = Vec::new();
@@ -353,7 +353,11 @@ impl Room {
                 st.subs.set_counter(*key, &f);
             }
         }
-        st.projection.expired_deals(now_ms)
+    }
+
+    /// Deals the room still shows open whose time ran out by `now_ms`.
+    pub fn expired_deals(&self, now_ms: u64) -> Vec<Id> {
+        self.state.lock().projection.expired_deals(now_ms)
     }
 
     /// The room as `GET /api/rooms/{room}` shows it.
