@@ -58,6 +58,37 @@ pub struct Hub {
     funnel: Funnel,
     /// Names this process among the nodes (anonymous viewers' ids carry it).
     node: String,
+    /// Where connections' readers run commands (see [`Hub::commands`]).
+    commands: CommandRuntime,
+}
+
+/// A runtime of its own for connections' readers, shut down with the hub.
+struct CommandRuntime(Option<tokio::runtime::Runtime>);
+
+impl CommandRuntime {
+    fn new() -> Self {
+        let built = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("livehub-commands")
+            .enable_all()
+            .build();
+        match built {
+            Ok(rt) => CommandRuntime(Some(rt)),
+            Err(e) => {
+                tracing::warn!(error = %e, "no commands runtime; readers share the hub's");
+                CommandRuntime(None)
+            }
+        }
+    }
+}
+
+impl Drop for CommandRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            // Allowed from async contexts, unlike dropping the runtime.
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl Hub {
@@ -88,6 +119,7 @@ impl Hub {
             tracker: TaskTracker::new(),
             next_conn: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
+            commands: CommandRuntime::new(),
         })
     }
 
@@ -110,6 +142,14 @@ impl Hub {
         } else {
             Err(HubError::RateLimited("too many commands; slow down".into()))
         }
+    }
+
+    /// The runtime connections' readers run on (parsing, commands, their backend calls), apart
+    /// from the one whose tasks write to the sockets: when fan-out saturates a core, a buyer's
+    /// reserve and its answer do not wait in line behind thousands of writers (issue 20). None
+    /// if it could not be made (then readers share the hub's runtime).
+    pub fn commands(&self) -> Option<&tokio::runtime::Handle> {
+        self.commands.0.as_ref().map(|rt| rt.handle())
     }
 
     /// The configuration the hub runs with.

@@ -85,17 +85,26 @@ pub async fn run(socket: WebSocket, hub: Arc<Hub>, room_id: Id, who: Identity, s
         close_grace: Duration::from_millis(cfg.close_grace_ms),
     };
     let writer = hub.tracker().spawn(writer.run(sink, initial));
+    let joined = Arc::clone(&room);
     let mut reader = Reader::new(&hub, room, who, outbox, Arc::clone(&ctl));
-    reader
-        .run(stream, Duration::from_millis(cfg.idle_timeout_ms))
-        .await;
-    reader.room.leave(ctl.id);
+    let idle = Duration::from_millis(cfg.idle_timeout_ms);
+    // The reader runs on the commands runtime: a buyer's reserve is read, sent to Redis and
+    // answered without queueing behind the fan-out's writers on this one (issue 20).
+    match hub.commands() {
+        Some(commands) => {
+            let reading = commands.spawn(async move { reader.run(stream, idle).await });
+            if let Err(e) = reading.await {
+                tracing::error!(conn = ctl.id, error = %e, "reader stopped");
+            }
+        }
+        None => reader.run(stream, idle).await,
+    }
+    joined.leave(ctl.id);
     if !ctl.is_closing() {
         // The client went away (or the socket failed); shutdown and policy closes keep
         // their own code.
         ctl.close(close::NORMAL);
     }
-    drop(reader);
     let _ = writer.await;
     metrics::gauge!(m::CONNECTIONS).decrement(1.0);
     tracing::debug!(room = %room_id, conn = ctl.id, code = ctl.close_code(), "disconnected");
