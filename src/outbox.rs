@@ -488,6 +488,14 @@ impl Outbox {
         self.pushed(put)
     }
 
+    /// Takes the replies queued for this connection, for a caller that writes them itself
+    /// (a reader that finds the socket free: the answer need not wait for the writer's turn).
+    pub fn take_replies(&self) -> VecDeque<Utf8Bytes> {
+        let mut l = self.queue.lanes.lock();
+        l.replies_since = None;
+        std::mem::take(&mut l.replies)
+    }
+
     /// Sets the latest value of the counter `key` (stock, likes, viewers): it replaces any
     /// value not yet written and goes out with the connection's next write, whatever is queued.
     pub fn set_counter(&self, key: CounterKey, frame: Utf8Bytes) -> Pushed {

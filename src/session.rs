@@ -84,9 +84,10 @@ pub async fn run(socket: WebSocket, hub: Arc<Hub>, room_id: Id, who: Identity, s
         ping_every: Duration::from_millis(cfg.ping_interval_ms),
         close_grace: Duration::from_millis(cfg.close_grace_ms),
     };
-    let writer = hub.tracker().spawn(writer.run(sink, initial));
+    let sink: SharedSink = Arc::new(tokio::sync::Mutex::new(sink));
+    let writer = hub.tracker().spawn(writer.run(Arc::clone(&sink), initial));
     let joined = Arc::clone(&room);
-    let mut reader = Reader::new(&hub, room, who, outbox, Arc::clone(&ctl));
+    let mut reader = Reader::new(&hub, room, who, outbox, Arc::clone(&ctl), sink);
     let idle = Duration::from_millis(cfg.idle_timeout_ms);
     // The reader runs on the commands runtime: a buyer's reserve is read, sent to Redis and
     // answered without queueing behind the fan-out's writers on this one (issue 20).
@@ -122,12 +123,15 @@ struct Writer {
 }
 
 type Sink = SplitSink<WebSocket, Message>;
+/// The socket's sending half, shared by the writer (everything) and the reader (its own
+/// replies, when the writer is not writing).
+type SharedSink = Arc<tokio::sync::Mutex<Sink>>;
 
 impl Writer {
-    async fn run(mut self, mut sink: Sink, initial: Vec<Utf8Bytes>) {
+    async fn run(mut self, sink: SharedSink, initial: Vec<Utf8Bytes>) {
         {
             let ctl = Arc::clone(&self.ctl);
-            let pump = pin!(self.pump(&mut sink, initial));
+            let pump = pin!(self.pump(&sink, initial));
             // The pump may be stuck writing to a viewer that stopped reading; a close request
             // must still get through, so race it.
             tokio::select! {
@@ -151,19 +155,27 @@ impl Writer {
             reason: reason.into(),
         }));
         let _ = tokio::time::timeout(self.close_grace, async {
+            let mut sink = sink.lock().await;
             let _ = sink.send(frame).await;
             let _ = sink.close().await;
         })
         .await;
     }
 
-    async fn pump(&mut self, sink: &mut Sink, initial: Vec<Utf8Bytes>) -> Result<(), axum::Error> {
+    async fn pump(
+        &mut self,
+        sink: &SharedSink,
+        initial: Vec<Utf8Bytes>,
+    ) -> Result<(), axum::Error> {
         let mut counts = WriteCounts::default();
         counts.frames += initial.len() as u64;
-        for f in initial {
-            sink.feed(Message::Text(f)).await?;
+        {
+            let mut sink = sink.lock().await;
+            for f in initial {
+                sink.feed(Message::Text(f)).await?;
+            }
+            sink.flush().await?;
         }
-        sink.flush().await?;
         let mut ping = tokio::time::interval_at(
             tokio::time::Instant::now() + self.ping_every,
             self.ping_every,
@@ -178,23 +190,26 @@ impl Writer {
                 // The ping first: a writer that always has frames must still ping, or a
                 // viewer that only listens would never answer and be dropped as idle.
                 biased;
-                _ = ping.tick() => sink.send(Message::Ping(bytes::Bytes::new())).await?,
+                _ = ping.tick() => sink.lock().await.send(Message::Ping(bytes::Bytes::new())).await?,
                 _ = self.rx.recv(&mut take, pace.limit()) => {
                     // At most one flush per interval: sparse traffic goes out at once, a busy
                     // room's frames share one write (and one syscall) per viewer, and a
                     // connection with a backlog writes less often and fuller (the interval
                     // grows with it, like Centrifugo's client_write_delay).
+                    // A reply goes out at once, whatever the pace.
                     let since = last_flush.elapsed();
-                    if since < pace.interval() {
+                    if since < pace.interval() && take.replies.is_empty() {
                         tokio::time::sleep(pace.interval() - since).await;
                         self.rx.try_recv(&mut take, pace.limit());
                     }
                     samples.record(&take);
                     let n = take.len() as u64;
+                    let mut sink = sink.lock().await;
                     for f in take.drain() {
                         sink.feed(Message::Text(f)).await?;
                     }
                     sink.flush().await?;
+                    drop(sink);
                     last_flush = tokio::time::Instant::now();
                     pace.after_write(take.left);
                     take.waited = Waited::default();
@@ -314,6 +329,9 @@ struct Reader {
     who: Identity,
     outbox: Outbox,
     ctl: Arc<ConnCtl>,
+    /// The socket's sending half, to write this connection's replies when the writer is not
+    /// writing.
+    sink: SharedSink,
     frames: TokenBucket,
     strikes: Vec<Instant>,
 }
@@ -325,6 +343,7 @@ impl Reader {
         who: Identity,
         outbox: Outbox,
         ctl: Arc<ConnCtl>,
+        sink: SharedSink,
     ) -> Self {
         let l = &hub.config().limits;
         let (rate, burst) = match who.role {
@@ -339,6 +358,7 @@ impl Reader {
             who,
             outbox,
             ctl,
+            sink,
             frames: TokenBucket::new(rate, burst, Instant::now()),
             strikes: Vec::new(),
         }
@@ -371,7 +391,10 @@ impl Reader {
             };
             let frames = std::mem::take(&mut frames);
             match msg {
-                Message::Text(text) => self.on_text(text.as_str(), frames).await,
+                Message::Text(text) => {
+                    self.on_text(text.as_str(), frames).await;
+                    self.write_replies().await;
+                }
                 Message::Binary(_) => {
                     self.ctl.close(close::POLICY);
                     return;
@@ -379,6 +402,34 @@ impl Reader {
                 Message::Close(_) => return,
                 Message::Ping(_) | Message::Pong(_) => self.on_control(frames),
             }
+        }
+    }
+
+    /// Writes this connection's queued replies itself when the socket is free (the writer is not
+    /// in a write): on a saturated node the answer then goes out from the commands runtime,
+    /// without waiting for the writer's turn on the hub's. If the writer is writing, it takes
+    /// them in its next write.
+    async fn write_replies(&mut self) {
+        let Ok(mut sink) = self.sink.try_lock() else {
+            return;
+        };
+        let replies = self.outbox.take_replies();
+        if replies.is_empty() {
+            return;
+        }
+        let written = async {
+            for f in replies {
+                sink.feed(Message::Text(f)).await?;
+            }
+            sink.flush().await
+        };
+        // A viewer that stopped reading must not hold the reader (and the socket) for ever.
+        tokio::select! {
+            result = written => if let Err(e) = result {
+                tracing::debug!(conn = self.ctl.id, error = %e, "reply not written");
+                self.ctl.close(close::NORMAL);
+            },
+            _ = self.ctl.closed() => {}
         }
     }
 

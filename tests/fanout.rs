@@ -317,6 +317,10 @@ async fn a_reserve_reply_and_the_latest_stock_overtake_a_backed_up_chat_queue() 
         .send(json!({"type": "reserve", "request_id": "b", "deal": "d1", "qty": 3}))
         .await?;
     buyer.next_of("reserved").await?;
+    // The tick that told the buyer set every connection's stock slot, the slow viewer's too.
+    buyer
+        .next_matching(|m| matches!(m, ServerMsg::Stock { remaining, .. } if *remaining <= 7))
+        .await?;
     slow.send(json!({"type": "reserve", "request_id": "r", "deal": "d1", "qty": 1}))
         .await?;
     let (mut comments, mut reply_after, mut stock_after) = (0usize, None, None);
