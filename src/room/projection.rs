@@ -185,17 +185,6 @@ impl Projection {
             .collect()
     }
 
-    /// Every deal's current stock, as frames for a viewer whose queue dropped some.
-    pub fn stock_msgs(&self) -> Vec<ServerMsg> {
-        self.deals
-            .iter()
-            .map(|v| ServerMsg::Stock {
-                deal: v.deal.id.clone(),
-                remaining: v.deal.remaining,
-            })
-            .collect()
-    }
-
     /// Deals still shown as not ended whose time ran out by `now_ms`.
     pub fn expired_deals(&self, now_ms: u64) -> Vec<Id> {
         self.deals
