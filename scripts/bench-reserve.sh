@@ -21,8 +21,11 @@ START="$(lua start_deal.lua)"
 SHA=$(redis-cli -p "$PORT" SCRIPT LOAD "$SCRIPT")
 NOW=$(($(date +%s%3N)))
 T="{lh:bench:rb}"
-redis-cli -p "$PORT" EVAL "$START" 4 "$T:deal" "$T:holds" "$T:hold" "$T:users" \
-  p 100 USD 10000000 10000000 $((NOW + 3600000)) host bench rb $((NOW + 7200000)) 0 0 "" "Bench product" >/dev/null
+# start_deal.lua's arguments: product price currency stock limit duration_ms creator room deal
+# keep_ms commission_bps affiliate_bps image_url title digest now ("": Redis's clock).
+redis-cli -p "$PORT" EVAL "$START" 5 "$T:deal" "$T:holds" "$T:hold" "$T:users" "$T:orders" \
+  p 100 USD 10000000 10000000 3600000 host bench rb 3600000 0 0 "" "Bench product" \
+  0123456789abcdef "" >/dev/null
 echo "== redis-benchmark: EVALSHA reserve.lua (50 clients, unique user and request_id per call)"
 redis-benchmark -p "$PORT" -n 300000 -c 50 -r 1000000000 -q \
   EVALSHA "$SHA" 5 "$T:deal" "$T:holds" "$T:hold" "$T:users" "$T:req:u__rand_int__:r__rand_int__" \
