@@ -312,8 +312,13 @@ impl OutboxRx {
 
     /// Like [`OutboxRx::recv`] without waiting; returns how many frames it added to `take`.
     pub fn try_recv(&mut self, take: &mut Take, limit: usize) -> usize {
-        let now = std::time::Instant::now();
-        let since = |t: &mut Option<std::time::Instant>| t.take().map(|t| now.duration_since(t));
+        // Read once per take, and only when a lane says since when it waits.
+        let mut clock = None;
+        let mut since = |t: &mut Option<std::time::Instant>| {
+            let at = t.take()?;
+            let now = *clock.get_or_insert_with(std::time::Instant::now);
+            Some(now.duration_since(at))
+        };
         let before = take.len();
         let mut skipped = Vec::new();
         {
@@ -346,7 +351,7 @@ impl OutboxRx {
                     }
                 }
                 if !l.events.is_empty() {
-                    l.events_since = Some(now);
+                    l.events_since = Some(std::time::Instant::now());
                 }
             }
             if !l.counters.is_empty() {
@@ -354,6 +359,9 @@ impl OutboxRx {
                 take.counters.extend(l.counters.drain(..).map(|(_, f)| f));
             }
             take.left = l.events.len();
+        }
+        if skipped.is_empty() {
+            return take.len() - before;
         }
         for (at, from, seq, comments) in skipped {
             let msg = crate::protocol::ServerMsg::Skipped {
