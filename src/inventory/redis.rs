@@ -533,17 +533,10 @@ impl RedisInventory {
     /// the sweepers' index (issue 20). A write that fails is retried by the next `expire_due`;
     /// one lost with this process is restored by the reconciling pass.
     fn schedule_soon(&self, member: String, at: u64) {
-        let (key, unsent) = (self.due_key(), Arc::clone(&self.unsent));
+        let (due, unsent) = (self.due_entry(&member, at), Arc::clone(&self.unsent));
         let mut conn = self.redis.conn();
         let write = async move {
-            let written = redis::cmd("ZADD")
-                .arg(key)
-                .arg("LT")
-                .arg(at)
-                .arg(&member)
-                .query_async::<()>(&mut conn)
-                .await;
-            if written.is_err() {
+            if due.query_async::<()>(&mut conn).await.is_err() {
                 keep_earliest(&unsent, &member, at);
             }
         };
@@ -552,18 +545,17 @@ impl RedisInventory {
         let _ = self.redis.spawn(write);
     }
 
+    /// `ZADD PREFIX:due LT at member`: moves the deal's entry earlier, never later.
+    fn due_entry(&self, member: &str, at: u64) -> redis::Cmd {
+        let mut cmd = redis::cmd("ZADD");
+        cmd.arg(self.due_key()).arg("LT").arg(at).arg(member);
+        cmd
+    }
+
     async fn write_due(&self, member: String, at: u64) -> Result<(), InventoryError> {
-        let key = self.due_key();
+        let due = self.due_entry(&member, at);
         self.redis
-            .exec(move |mut conn| async move {
-                redis::cmd("ZADD")
-                    .arg(key)
-                    .arg("LT")
-                    .arg(at)
-                    .arg(member)
-                    .query_async::<()>(&mut conn)
-                    .await
-            })
+            .exec(move |mut conn| async move { due.query_async::<()>(&mut conn).await })
             .await?;
         Ok(())
     }
