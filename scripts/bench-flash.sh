@@ -54,7 +54,7 @@ run() { # $1 label $2 tree $3 which
   echo "== $1"
   grep -E "^  (comment|stock|reserve|checkout) |^close codes|^thinned|^lost events|^deliveries|^hub " "$OUT/$1.txt"
   python3 "$AFTER/scripts/histogram-quantiles.py" "$OUT/$1.metrics" livehub_reserve_seconds \
-    livehub_write_delay_seconds livehub_write_batch_frames
+    livehub_write_delay_seconds livehub_write_batch_frames livehub_write_interval_seconds
   python3 -c "import sys; t=($after-$before)/$(getconf CLK_TCK); d=int('${deliveries:-0}' or 0); print(f'hub cpu {t:.2f} s, per delivery {t/d*1e6:.3f} us' if d else 'no deliveries')"
 }
 

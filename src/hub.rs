@@ -67,8 +67,11 @@ struct CommandRuntime(Option<tokio::runtime::Runtime>);
 
 impl CommandRuntime {
     fn new() -> Self {
+        // As many workers as the hub's own runtime (the cores this process may use): one
+        // thread would cap a closed loop of buyers at one core's worth of commands.
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
         let built = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
+            .worker_threads(workers)
             .thread_name("livehub-commands")
             .enable_all()
             .build();
@@ -144,10 +147,11 @@ impl Hub {
         }
     }
 
-    /// The runtime connections' readers run on (parsing, commands, their backend calls), apart
-    /// from the one whose tasks write to the sockets: when fan-out saturates a core, a buyer's
-    /// reserve and its answer do not wait in line behind thousands of writers (issue 20). None
-    /// if it could not be made (then readers share the hub's runtime).
+    /// The runtime connections' readers run on (parsing, commands, their backend calls), and
+    /// the rooms' counter tickers, apart from the one whose tasks write to the sockets: when
+    /// fan-out saturates a core, a buyer's reserve and its answer, and the stock the tick sets,
+    /// do not wait in line behind thousands of writers (issue 20). None if it could not be made
+    /// (then they share the hub's runtime).
     pub fn commands(&self) -> Option<&tokio::runtime::Handle> {
         self.commands.0.as_ref().map(|rt| rt.handle())
     }
@@ -332,9 +336,18 @@ impl Hub {
             Err(e) => tracing::debug!(room = %id, error = %e, "deal stock not read at open"),
         }
         let hub = Arc::clone(self);
+        let kept = Arc::clone(&room);
+        self.tracker.spawn(async move { hub.keep_room(kept).await });
+        let hub = Arc::clone(self);
         let ticking = Arc::clone(&room);
-        self.tracker
-            .spawn(async move { hub.tick_room(ticking).await });
+        let ticker = async move { hub.tick_room(ticking).await };
+        // The counters' ticker runs beside the readers, off the runtime the writers saturate:
+        // there a tick would wait behind a whole round of writers before it could even set
+        // the stock that sends them round again (issue 20).
+        match self.commands() {
+            Some(commands) => self.tracker.spawn_on(ticker, commands),
+            None => self.tracker.spawn(ticker),
+        };
         metrics::gauge!(crate::metrics::ROOMS).increment(1.0);
         tracing::debug!(room = %id, "room opened");
         Ok(room)
@@ -396,14 +409,11 @@ impl Hub {
         });
     }
 
-    /// The room's two tickers: the counters' (local only, every `room.tick_ms`, so stock,
-    /// likes and viewers never wait on Redis, issue 20) and, in a task beside it, the room's
-    /// upkeep (reports to the bus, funnel flushes, deal ends, idle close), which does wait on
-    /// Redis. Both stop when the room closes or the hub shuts down.
+    /// The room's counters' ticker: every `room.tick_ms` the changed stock, likes and viewers
+    /// go to its viewers' counter slots. Local only, so the counters never wait on Redis; the
+    /// room's upkeep, which does, is [`Hub::keep_room`], a task beside it (issue 20). Stops when
+    /// the room closes or the hub shuts down.
     async fn tick_room(self: Arc<Self>, room: Arc<Room>) {
-        let hub = Arc::clone(&self);
-        let kept = Arc::clone(&room);
-        let upkeep = self.tracker.spawn(async move { hub.keep_room(kept).await });
         let tick = Duration::from_millis(self.config.room.tick_ms);
         let viewers_every = Duration::from_millis(self.config.room.viewers_interval_ms);
         let mut interval = tokio::time::interval(tick);
@@ -424,7 +434,6 @@ impl Hub {
             }
             room.tick(send_viewers);
         }
-        let _ = upkeep.await;
     }
 
     /// The room's upkeep on this node, every `room.tick_ms` (a slow Redis delays the next round,

@@ -23,6 +23,10 @@ pub const CHAT_THINNED: &str = "livehub_chat_thinned_total";
 pub const WRITE_DELAY_SECONDS: &str = "livehub_write_delay_seconds";
 /// Frames per socket write; sampled like the delay.
 pub const WRITE_BATCH_FRAMES: &str = "livehub_write_batch_frames";
+/// The flush interval a connection's writer was keeping when it wrote (its [`crate::session::Pace`]:
+/// the least interval while the node keeps up, longer while it is saturated); sampled like the
+/// delay.
+pub const WRITE_INTERVAL_SECONDS: &str = "livehub_write_interval_seconds";
 /// One write in this many per connection is sampled into the write histograms.
 pub const WRITE_SAMPLE: u64 = 16;
 /// What this node adds to its own clock to read Redis's (gauge, ms; 0 on memory).
@@ -109,6 +113,12 @@ pub fn install() -> PrometheusHandle {
                             0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                             10.0,
                         ],
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(WRITE_INTERVAL_SECONDS.into()),
+                        &[0.0, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28],
                     )
                 })
                 .and_then(|b| {
@@ -226,6 +236,11 @@ fn describe() {
         WRITE_DELAY_SECONDS,
         Unit::Seconds,
         "Wait of the oldest frame of a socket write in its lane, by kind (reply, event, counter); one write in 16"
+    );
+    describe_histogram!(
+        WRITE_INTERVAL_SECONDS,
+        Unit::Seconds,
+        "Flush interval a socket writer kept when it wrote (longer while the node is saturated); one write in 16"
     );
     describe_histogram!(
         WRITE_BATCH_FRAMES,

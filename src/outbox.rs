@@ -8,7 +8,8 @@
 //!   `skipped` markers that keep the `seq` contiguous, so a chat storm thins the chat a slow
 //!   viewer sees instead of closing it; a lane still full of other events closes it with 1013.
 //! - **Counters** (stock, likes, viewers): one slot per key holding the latest frame, written
-//!   after the events of the connection's next write, whatever is queued.
+//!   after the events of the connection's next write, whatever is queued. A new stock reading,
+//!   like a reply, ends a writer's pause between writes ([`OutboxRx::urgent`]).
 //!
 //! The lanes sit behind one short mutex plus one waker, not a tokio channel: a room pushes every
 //! event to every viewer, and at 2,000 viewers the channel's semaphore and block list cost 16% of
@@ -102,6 +103,12 @@ pub fn stock_key(deal: &str) -> CounterKey {
     h.max(2)
 }
 
+/// True for a deal's stock, the counter a flash deal's viewers wait for: it ends a writer's
+/// pause like a reply does.
+fn is_stock(key: CounterKey) -> bool {
+    key != LIKES && key != VIEWERS
+}
+
 /// At most this many events precede a changed counter in a write, however far behind the
 /// connection is: the latest stock is never more than one short write away.
 pub const EVENTS_BEFORE_COUNTERS: usize = 64;
@@ -137,6 +144,8 @@ pub struct Take {
     pub waited: Waited,
     /// Events still queued after this take (the writer's backlog).
     pub left: usize,
+    /// A stock reading is among the counters.
+    pub stock: bool,
 }
 
 impl Take {
@@ -150,8 +159,14 @@ impl Take {
         self.len() == 0
     }
 
+    /// True when the take holds a reply or a stock reading: written at once, whatever the pace.
+    pub fn is_urgent(&self) -> bool {
+        !self.replies.is_empty() || self.stock
+    }
+
     /// Every frame, in writing order.
     pub fn drain(&mut self) -> impl Iterator<Item = Utf8Bytes> + '_ {
+        self.stock = false;
         self.replies
             .drain(..)
             .chain(self.events.drain(..))
@@ -172,6 +187,11 @@ struct Lanes {
 impl Lanes {
     fn is_empty(&self) -> bool {
         self.replies.is_empty() && self.events.is_empty() && self.counters.is_empty()
+    }
+
+    /// A reply or a stock reading is waiting: worth a write of its own, whatever the pace.
+    fn is_urgent(&self) -> bool {
+        !self.replies.is_empty() || self.counters.iter().any(|(k, _)| is_stock(*k))
     }
 
     /// Folds every run of other viewers' comments (and earlier markers) into one `skipped`
@@ -310,6 +330,22 @@ impl OutboxRx {
         .await
     }
 
+    /// Resolves once a reply or a new stock reading is queued: a writer pausing between writes
+    /// (its pace) waits on this too, so that neither waits out the pause.
+    pub async fn urgent(&self) {
+        poll_fn(|cx| {
+            if self.queue.lanes.lock().is_urgent() {
+                return Poll::Ready(());
+            }
+            self.queue.waker.register(cx.waker());
+            match self.queue.lanes.lock().is_urgent() {
+                true => Poll::Ready(()),
+                false => Poll::Pending,
+            }
+        })
+        .await
+    }
+
     /// Like [`OutboxRx::recv`] without waiting; returns how many frames it added to `take`.
     pub fn try_recv(&mut self, take: &mut Take, limit: usize) -> usize {
         // Read once per take, and only when a lane says since when it waits.
@@ -356,6 +392,7 @@ impl OutboxRx {
             }
             if !l.counters.is_empty() {
                 take.waited.counter = take.waited.counter.or(since(&mut l.counters_since));
+                take.stock |= l.counters.iter().any(|(k, _)| is_stock(*k));
                 take.counters.extend(l.counters.drain(..).map(|(_, f)| f));
             }
             take.left = l.events.len();
@@ -493,6 +530,9 @@ impl Outbox {
             l.replies.push_back(frame);
             Put::Ok(0)
         });
+        // A writer pausing between writes waits for replies too (OutboxRx::urgent), even
+        // while other lanes hold frames.
+        self.queue.waker.wake();
         self.pushed(put)
     }
 
@@ -519,6 +559,10 @@ impl Outbox {
             }
             Put::Ok(0)
         });
+        if is_stock(key) {
+            // As for a reply: a pausing writer waits for it too.
+            self.queue.waker.wake();
+        }
         self.pushed(put)
     }
 }
@@ -636,6 +680,32 @@ mod tests {
         }
         assert_eq!(next, 205, "every seq is covered, none twice");
         assert_eq!(thinned + shown, 203);
+    }
+
+    #[tokio::test]
+    async fn a_reply_or_a_stock_reading_ends_a_pause_and_chat_or_likes_do_not() {
+        use futures_util::FutureExt;
+        let (tx, mut rx) = outbox(1000, 0);
+        tx.push_chat(1, "chat".into());
+        tx.set_counter(LIKES, "likes 1".into());
+        assert!(rx.urgent().now_or_never().is_none(), "chat and likes wait");
+        let pausing = tokio::spawn(async move {
+            rx.urgent().await;
+            rx
+        });
+        tokio::task::yield_now().await;
+        tx.set_counter(stock_key("d1"), "stock 9".into());
+        let mut rx = tokio::time::timeout(std::time::Duration::from_secs(5), pausing)
+            .await
+            .expect("a stock reading wakes a pausing writer")
+            .expect("joined");
+        let mut take = Take::default();
+        rx.try_recv(&mut take, 64);
+        assert!(take.is_urgent());
+        assert_eq!(texts(&mut take), ["chat", "likes 1", "stock 9"]);
+        assert!(!take.is_urgent(), "a drained take starts over");
+        tx.push_reply("reserved".into());
+        assert!(rx.urgent().now_or_never().is_some());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -196,13 +196,25 @@ impl Writer {
                     // room's frames share one write (and one syscall) per viewer, and a
                     // connection with a backlog writes less often and fuller (the interval
                     // grows with it, like Centrifugo's client_write_delay).
-                    // A reply goes out at once, whatever the pace.
+                    // A reply or a new stock reading goes out at once, whatever the pace: it
+                    // ends a pause too (the counter a flash deal's viewers watch rides with the
+                    // room's tick, not the pace).
+                    // How late the runtime ran this writer: the oldest frame's wait when the
+                    // writer woke for it, and how much longer than asked its pause lasted.
+                    let mut lag = take.waited.event.max(take.waited.counter).unwrap_or_default();
                     let since = last_flush.elapsed();
-                    if since < pace.interval() && take.replies.is_empty() {
-                        tokio::time::sleep(pace.interval() - since).await;
+                    if since < pace.interval() && !take.is_urgent() {
+                        let pause = pace.interval() - since;
+                        let paused = tokio::time::Instant::now();
+                        tokio::select! {
+                            biased;
+                            _ = self.rx.urgent() => {}
+                            _ = tokio::time::sleep(pause) => {}
+                        }
+                        lag = lag.max(paused.elapsed().saturating_sub(pause));
                         self.rx.try_recv(&mut take, pace.limit());
                     }
-                    samples.record(&take);
+                    samples.record(&take, &pace);
                     let n = take.len() as u64;
                     let mut sink = sink.lock().await;
                     for f in take.drain() {
@@ -211,7 +223,7 @@ impl Writer {
                     sink.flush().await?;
                     drop(sink);
                     last_flush = tokio::time::Instant::now();
-                    pace.after_write(take.left);
+                    pace.after_write(take.left, lag);
                     take.waited = Waited::default();
                     counts.add(n);
                 }
@@ -220,10 +232,13 @@ impl Writer {
     }
 }
 
-/// A connection's write pace: the flush interval and the most events per write, doubled after
-/// each write that leaves a backlog of a full batch or more (up to `max`), back to `min` once
-/// the connection has caught up. Fewer, fuller writes cost less CPU per frame, which is what a
-/// saturated node runs short of.
+/// A connection's write pace: the flush interval and the most events per write. It doubles
+/// (up to `max`) after a write that left a backlog of a full batch or more, or that the runtime
+/// ran late by the least interval or more (the node is saturated: every viewer's writer waits
+/// for the core); it halves (down to `min`) after a write that was on time with no backlog.
+/// Fewer, fuller writes cost less CPU per frame (a write is one `send` per viewer, most of a
+/// saturated node's CPU), which is what such a node runs short of; halving, not resetting, keeps
+/// a node at the edge of saturation from swinging between the two.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pace {
     min: Duration,
@@ -257,13 +272,19 @@ impl Pace {
         self.batch.saturating_mul(growth)
     }
 
-    /// After a write that left `backlog` events queued.
-    pub fn after_write(&mut self, backlog: usize) {
-        self.interval = if backlog >= self.batch {
-            (self.interval.max(Duration::from_millis(1)) * 2).min(self.max)
-        } else {
-            self.min
-        };
+    /// A write is late when the runtime ran it this much later than it was due: the least
+    /// interval, and at least a millisecond.
+    fn late(&self) -> Duration {
+        self.min.max(Duration::from_millis(1))
+    }
+
+    /// After a write that left `backlog` events queued and that the runtime ran `lag` late.
+    pub fn after_write(&mut self, backlog: usize, lag: Duration) {
+        if backlog >= self.batch || lag >= self.late() {
+            self.interval = (self.interval.max(Duration::from_millis(1)) * 2).min(self.max);
+        } else if lag < self.late() / 4 {
+            self.interval = (self.interval / 2).max(self.min);
+        }
     }
 }
 
@@ -275,7 +296,7 @@ struct WriteSamples {
 }
 
 impl WriteSamples {
-    fn record(&mut self, take: &Take) {
+    fn record(&mut self, take: &Take, pace: &Pace) {
         self.writes += 1;
         if self.writes % m::WRITE_SAMPLE != 1 {
             return;
@@ -291,6 +312,7 @@ impl WriteSamples {
             }
         }
         metrics::histogram!(m::WRITE_BATCH_FRAMES).record(take.len() as f64);
+        metrics::histogram!(m::WRITE_INTERVAL_SECONDS).record(pace.interval().as_secs_f64());
     }
 }
 
@@ -640,5 +662,57 @@ pub fn read_client_bytes(limits: &LimitsConfig, bytes: &[u8]) -> ClientBytes {
                 return out;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pace;
+    use std::time::Duration;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn a_saturated_runtime_stretches_the_pace_and_an_idle_one_brings_it_back_by_halves() {
+        let mut pace = Pace::new(20 * MS, 160 * MS, 64);
+        assert_eq!((pace.interval(), pace.limit()), (20 * MS, 64));
+        for want in [40, 80, 160, 160] {
+            pace.after_write(0, 25 * MS);
+            assert_eq!(
+                pace.interval(),
+                want * MS,
+                "late by more than the least interval"
+            );
+        }
+        assert_eq!(pace.limit(), 64 * 8, "a longer pause takes a fuller write");
+        pace.after_write(0, 10 * MS);
+        assert_eq!(
+            pace.interval(),
+            160 * MS,
+            "a little late: held, not swung back"
+        );
+        for want in [80, 40, 20, 20] {
+            pace.after_write(0, MS);
+            assert_eq!(pace.interval(), want * MS, "on time");
+        }
+    }
+
+    #[test]
+    fn a_backlog_stretches_the_pace_even_on_time() {
+        let mut pace = Pace::new(20 * MS, 160 * MS, 64);
+        pace.after_write(64, Duration::ZERO);
+        assert_eq!(pace.interval(), 40 * MS);
+        pace.after_write(63, Duration::ZERO);
+        assert_eq!(pace.interval(), 20 * MS);
+    }
+
+    #[test]
+    fn a_zero_least_interval_still_paces_a_saturated_runtime() {
+        let mut pace = Pace::new(Duration::ZERO, 160 * MS, 64);
+        pace.after_write(0, 2 * MS);
+        assert_eq!(pace.interval(), 2 * MS);
+        assert_eq!(pace.limit(), 64);
+        pace.after_write(0, Duration::ZERO);
+        assert_eq!(pace.interval(), MS);
     }
 }
