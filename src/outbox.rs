@@ -685,7 +685,7 @@ mod tests {
     #[tokio::test]
     async fn a_reply_or_a_stock_reading_ends_a_pause_and_chat_or_likes_do_not() {
         use futures_util::FutureExt;
-        let (tx, mut rx) = outbox(1000, 0);
+        let (tx, rx) = outbox(1000, 0);
         tx.push_chat(1, "chat".into());
         tx.set_counter(LIKES, "likes 1".into());
         assert!(rx.urgent().now_or_never().is_none(), "chat and likes wait");
