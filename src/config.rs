@@ -176,8 +176,8 @@ pub struct SessionConfig {
     pub queue_capacity: usize,
     pub write_batch: usize,
     pub min_flush_interval_ms: u64,
-    /// The longest a connection's flush interval grows to while the node is saturated or the
-    /// connection has a backlog (fewer, fuller writes); at least `min_flush_interval_ms`.
+    /// The longest a connection's flush interval grows to while it has a backlog (fewer,
+    /// fuller writes when the node is saturated); at least `min_flush_interval_ms`.
     pub max_flush_interval_ms: u64,
     /// Durable events queued for a connection from which other viewers' comments are thinned
     /// (folded into `skipped` markers) instead of the queue growing; 0 never thins.

@@ -24,7 +24,7 @@ pub const WRITE_DELAY_SECONDS: &str = "livehub_write_delay_seconds";
 /// Frames per socket write; sampled like the delay.
 pub const WRITE_BATCH_FRAMES: &str = "livehub_write_batch_frames";
 /// The flush interval a connection's writer was keeping when it wrote (its [`crate::session::Pace`]:
-/// the least interval while the node keeps up, longer while it is saturated); sampled like the
+/// the least interval while the connection keeps up, longer while it has a backlog); sampled like the
 /// delay.
 pub const WRITE_INTERVAL_SECONDS: &str = "livehub_write_interval_seconds";
 /// One write in this many per connection is sampled into the write histograms.
