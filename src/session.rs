@@ -689,3 +689,41 @@ mod tests {
         assert_eq!(pace.interval(), MS);
     }
 }
+
+#[cfg(test)]
+mod vendored {
+    /// The hub relies on the patched tungstenite (`vendor/tungstenite/LIVEHUB-PATCH.md`: the
+    /// fragment limit, the frame count, the released write buffer). When tokio-tungstenite moves
+    /// to a tungstenite the vendored copy is not, Cargo silently builds the registry's instead
+    /// and only warns that the patch went unused: this fails first.
+    #[test]
+    fn the_locked_tungstenite_is_the_vendored_patched_one() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let read = |path: &str| {
+            let text = std::fs::read_to_string(format!("{root}/{path}")).expect(path);
+            text.parse::<toml::Table>().expect(path)
+        };
+        let vendored = read("vendor/tungstenite/Cargo.toml");
+        let version = vendored["package"]["version"].as_str().expect("version");
+        let lock = read("Cargo.lock");
+        let locked: Vec<&toml::Table> = lock["package"]
+            .as_array()
+            .expect("packages")
+            .iter()
+            .filter_map(|p| p.as_table())
+            .filter(|p| p["name"].as_str() == Some("tungstenite"))
+            .collect();
+        assert_eq!(locked.len(), 1, "one tungstenite in Cargo.lock: {locked:?}");
+        assert_eq!(locked[0]["version"].as_str(), Some(version));
+        assert!(
+            !locked[0].contains_key("source"),
+            "the locked tungstenite comes from a registry, not vendor/: {:?}",
+            locked[0]
+        );
+        assert!(
+            !lock.contains_key("patch"),
+            "Cargo.lock lists an unused patch: {:?}",
+            lock.get("patch")
+        );
+    }
+}
