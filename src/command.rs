@@ -302,7 +302,7 @@ impl Ctx<'_> {
                 }
             }
             ReserveOutcome::Rejected(reason) => {
-                metrics::counter!(m::RESERVES, "outcome" => reason_label(reason)).increment(1);
+                metrics::counter!(m::RESERVES, "outcome" => <&str>::from(reason)).increment(1);
                 if reason == RejectReason::SoldOut {
                     tally.sold_out(&self.who.user, &deal);
                 }
@@ -384,16 +384,6 @@ impl Ctx<'_> {
 }
 
 fn rejected(op: &'static str, request_id: Id, reason: RejectReason) -> ServerMsg {
-    metrics::counter!(m::HOLD_OPS, "op" => op, "outcome" => reason_label(reason)).increment(1);
+    metrics::counter!(m::HOLD_OPS, "op" => op, "outcome" => <&str>::from(reason)).increment(1);
     ServerMsg::Rejected { request_id, reason }
-}
-
-fn reason_label(r: RejectReason) -> &'static str {
-    match r {
-        RejectReason::SoldOut => "sold_out",
-        RejectReason::LimitReached => "limit_reached",
-        RejectReason::DealNotLive => "deal_not_live",
-        RejectReason::NotFound => "not_found",
-        RejectReason::Unavailable => "unavailable",
-    }
 }

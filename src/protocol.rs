@@ -416,8 +416,20 @@ impl std::str::FromStr for Role {
 }
 
 /// Why a reserve, checkout or cancel was refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum RejectReason {
     SoldOut,
     LimitReached,
@@ -427,8 +439,9 @@ pub enum RejectReason {
 }
 
 /// Every message the hub sends. `seq` is present exactly on the durable events.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ServerMsg {
     Welcome {
         room: Id,
@@ -540,26 +553,7 @@ impl ServerMsg {
 
     /// The `type` tag as sent on the wire.
     pub fn kind(&self) -> &'static str {
-        match self {
-            ServerMsg::Welcome { .. } => "welcome",
-            ServerMsg::Comment(_) => "comment",
-            ServerMsg::CommentDeleted { .. } => "comment_deleted",
-            ServerMsg::Pinned { .. } => "pinned",
-            ServerMsg::Unpinned { .. } => "unpinned",
-            ServerMsg::Deal { .. } => "deal",
-            ServerMsg::Announcement { .. } => "announcement",
-            ServerMsg::Skipped { .. } => "skipped",
-            ServerMsg::NotLive { .. } => "not_live",
-            ServerMsg::Stock { .. } => "stock",
-            ServerMsg::Viewers { .. } => "viewers",
-            ServerMsg::Likes { .. } => "likes",
-            ServerMsg::Reserved { .. } => "reserved",
-            ServerMsg::Rejected { .. } => "rejected",
-            ServerMsg::Order { .. } => "order",
-            ServerMsg::Released { .. } => "released",
-            ServerMsg::Ack { .. } => "ack",
-            ServerMsg::Error { .. } => "error",
-        }
+        self.into()
     }
 
     /// Serializes the message. Only fails on a bug (every field is plain data), which becomes
@@ -570,8 +564,9 @@ impl ServerMsg {
 }
 
 /// Every command a client may send: viewer commands first, then host commands.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ClientMsg {
     Comment {
         text: String,
@@ -687,20 +682,7 @@ impl ClientMsg {
 
     /// The `type` tag as sent on the wire.
     pub fn kind(&self) -> &'static str {
-        match self {
-            ClientMsg::Comment { .. } => "comment",
-            ClientMsg::Like { .. } => "like",
-            ClientMsg::Reserve { .. } => "reserve",
-            ClientMsg::Checkout { .. } => "checkout",
-            ClientMsg::Cancel { .. } => "cancel",
-            ClientMsg::Pin { .. } => "pin",
-            ClientMsg::Unpin { .. } => "unpin",
-            ClientMsg::DealStart { .. } => "deal_start",
-            ClientMsg::DealEnd { .. } => "deal_end",
-            ClientMsg::DeleteComment { .. } => "delete_comment",
-            ClientMsg::Mute { .. } => "mute",
-            ClientMsg::Announce { .. } => "announce",
-        }
+        self.into()
     }
 
     /// True for the commands only a host of the room or an admin may send.
@@ -822,6 +804,62 @@ mod tests {
             m.to_json().unwrap(),
             r#"{"type":"stock","deal":"d1","remaining":3}"#
         );
+    }
+
+    #[test]
+    fn wire_names_are_serdes_own() {
+        use strum::IntoEnumIterator;
+        for r in RejectReason::iter() {
+            let name: &str = r.into();
+            assert_eq!(serde_json::to_value(r).unwrap(), name);
+            assert_eq!(name.parse::<RejectReason>().unwrap(), r);
+        }
+        let clients = [
+            r#"{"type":"comment","text":"hi"}"#,
+            r#"{"type":"like","count":1}"#,
+            r#"{"type":"reserve","request_id":"r","deal":"d","qty":1}"#,
+            r#"{"type":"checkout","request_id":"r","reservation":"h"}"#,
+            r#"{"type":"cancel","request_id":"r","reservation":"h"}"#,
+            r#"{"type":"pin","product":{"id":"p","title":"T","price_cents":1}}"#,
+            r#"{"type":"unpin"}"#,
+            r#"{"type":"deal_start","deal":{"id":"d","product_id":"p","price_cents":1,"stock":1,"per_user_limit":1,"duration_ms":1}}"#,
+            r#"{"type":"deal_end","deal":"d"}"#,
+            r#"{"type":"delete_comment","id":"c1"}"#,
+            r#"{"type":"mute","user":"u","duration_ms":1}"#,
+            r#"{"type":"announce","text":"hi"}"#,
+        ];
+        for json in clients {
+            let msg: ClientMsg = serde_json::from_str(json).expect(json);
+            let tag = serde_json::to_value(&msg).unwrap()["type"].clone();
+            assert_eq!(tag, msg.kind(), "{json}");
+        }
+        let id = || Id::new("x").unwrap();
+        let servers = [
+            ServerMsg::Stock {
+                deal: id(),
+                remaining: 1,
+            },
+            ServerMsg::Viewers { count: 1 },
+            ServerMsg::Likes { total: 1 },
+            ServerMsg::Unpinned { seq: 1 },
+            ServerMsg::Skipped {
+                seq: 2,
+                from: 1,
+                comments: 2,
+            },
+            ServerMsg::Rejected {
+                request_id: id(),
+                reason: RejectReason::SoldOut,
+            },
+            ServerMsg::Ack {
+                request_id: id(),
+                seq: Some(1),
+            },
+        ];
+        for msg in servers {
+            let tag = serde_json::to_value(&msg).unwrap()["type"].clone();
+            assert_eq!(tag, msg.kind());
+        }
     }
 
     #[test]

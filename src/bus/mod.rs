@@ -33,8 +33,9 @@ pub use local::LocalBus;
 pub use redis::RedisBus;
 
 /// A durable event before it has a `seq`, as it travels between nodes.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Event {
     Comment {
         user: Id,
@@ -98,14 +99,7 @@ impl Event {
 
     /// The event's wire name (`type`).
     pub fn kind(&self) -> &'static str {
-        match self {
-            Event::Comment { .. } => "comment",
-            Event::CommentDeleted { .. } => "comment_deleted",
-            Event::Pinned { .. } => "pinned",
-            Event::Unpinned => "unpinned",
-            Event::Deal { .. } => "deal",
-            Event::Announcement { .. } => "announcement",
-        }
+        self.into()
     }
 }
 

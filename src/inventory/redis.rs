@@ -230,14 +230,12 @@ fn num<T: std::str::FromStr>(what: &str, s: Option<&str>) -> Result<T, Inventory
         .ok_or_else(|| bad_reply(what, s.unwrap_or("<missing>")))
 }
 
+/// A script's reject reason, by its wire name; never `unavailable` (the hub's own answer).
 fn reason(s: &str) -> Result<RejectReason, InventoryError> {
-    Ok(match s {
-        "sold_out" => RejectReason::SoldOut,
-        "limit_reached" => RejectReason::LimitReached,
-        "deal_not_live" => RejectReason::DealNotLive,
-        "not_found" => RejectReason::NotFound,
-        other => return Err(bad_reply("reject reason", other)),
-    })
+    match s.parse() {
+        Ok(RejectReason::Unavailable) | Err(_) => Err(bad_reply("reject reason", s)),
+        Ok(r) => Ok(r),
+    }
 }
 
 /// A rate of the deal hash: "" (a deal stored before rates existed) reads as 0.
