@@ -643,7 +643,6 @@ impl Config {
         Ok(())
     }
 
-    /// True when the configuration still uses the development token secret.
     /// True while `server.bind` is a loopback address (the development conveniences hold).
     pub fn is_loopback(&self) -> bool {
         self.server.bind.ip().is_loopback()
@@ -690,6 +689,7 @@ impl Config {
         }
     }
 
+    /// True when the configuration still uses the development token secret.
     pub fn uses_dev_secret(&self) -> bool {
         self.auth.secret == DEV_SECRET
     }

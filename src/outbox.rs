@@ -27,7 +27,7 @@ use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
-/// Close codes the hub uses (PROTOCOL.md, "Close codes").
+/// Close codes the hub uses (docs/protocol.md, "Close codes").
 pub mod close {
     /// Normal closure (the client said goodbye).
     pub const NORMAL: u16 = 1000;

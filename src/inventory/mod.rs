@@ -1,6 +1,6 @@
 //! Flash-deal stock: the [`Inventory`] trait every backend implements, and its result types.
 //!
-//! Rules every backend guarantees (PROTOCOL.md, "Inventory rules"): `remaining` never goes below
+//! Rules every backend guarantees (docs/protocol.md, "Inventory rules"): `remaining` never goes below
 //! zero and `stock == remaining + held + sold` at every instant; a hold returns its stock when it
 //! expires or is cancelled; `per_user_limit` counts a user's live holds plus orders; a repeated
 //! `request_id` from the same user returns the first answer and never reserves twice; checkout and
