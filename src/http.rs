@@ -2,12 +2,12 @@
 //! audit endpoints, room snapshots, the funnel's endpoints ([`funnel`]), health, readiness and
 //! metrics.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -16,14 +16,16 @@ use axum::routing::{get, post};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use metrics_exporter_prometheus::PrometheusHandle;
 
+mod extract;
 mod funnel;
 
-use crate::auth::Identity;
+use extract::{DealId, Host, RoomId, Signed, Token, Viewer, identify, parse_id};
+
 use crate::command::{Outcome, execute};
 use crate::error::HubError;
 use crate::hub::{Deadline, Hub, now_ms};
 use crate::metrics as m;
-use crate::protocol::{Id, parse_client};
+use crate::protocol::parse_client;
 
 #[derive(Clone)]
 struct AppState {
@@ -95,38 +97,25 @@ fn check_origin(hub: &Hub, headers: &HeaderMap) -> Result<(), HubError> {
     }
 }
 
-fn parse_id(what: &str, raw: &str) -> Result<Id, HubError> {
-    Id::new(raw).map_err(|e| HubError::BadRequest(format!("{what}: {e}")))
-}
-
-fn token_from(query: &HashMap<String, String>, headers: &HeaderMap) -> Option<String> {
-    if let Some(t) = query.get("token").filter(|t| !t.is_empty()) {
-        return Some(t.clone());
-    }
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| t.trim().to_owned())
-}
-
-fn identify(hub: &Hub, token: Option<String>, allow_anonymous: bool) -> Result<Identity, HubError> {
-    match token {
-        Some(t) => Ok(hub.auth().verify(&t)?),
-        None if allow_anonymous => Ok(Identity::anonymous(hub.anonymous_id())),
-        None => Err(HubError::Unauthorized("missing token".into())),
-    }
-}
-
 fn refused(reason: &'static str, e: HubError) -> Response {
     metrics::counter!(m::CONNECTIONS_REFUSED, "reason" => reason).increment(1);
     e.into_response()
 }
 
+/// The query of a WebSocket upgrade (the token is [`Token`]'s).
+#[derive(serde::Deserialize)]
+struct Join {
+    /// Resume after this `seq`; checked here so a bad one is refused as `bad_since`.
+    since: Option<String>,
+    /// The channel for analytics when the token names none.
+    src: Option<String>,
+}
+
 async fn ws_upgrade(
     State(app): State<AppState>,
     Path(room): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
+    Token(token): Token,
+    join: Result<Query<Join>, QueryRejection>,
     headers: HeaderMap,
     axum::Extension(ticket): axum::Extension<crate::admission::Ticket>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -139,7 +128,11 @@ async fn ws_upgrade(
         Ok(r) => r,
         Err(e) => return refused("bad_room", e),
     };
-    let since = match query.get("since").map(|s| s.parse::<u64>()) {
+    let Join { since, src } = match join {
+        Ok(Query(join)) => join,
+        Err(e) => return refused("bad_since", HubError::BadRequest(e.body_text())),
+    };
+    let since = match since.map(|s| s.parse::<u64>()) {
         None => None,
         Some(Ok(s)) => Some(s),
         Some(Err(_)) => {
@@ -149,15 +142,11 @@ async fn ws_upgrade(
             );
         }
     };
-    let who = match identify(
-        &hub,
-        token_from(&query, &headers),
-        hub.config().allow_anonymous(),
-    )
-    .and_then(|who| who.check_room(&room).map(|_| who).map_err(HubError::from))
+    let who = match identify(&hub, token, hub.config().allow_anonymous())
+        .and_then(|who| who.check_room(&room).map(|_| who).map_err(HubError::from))
     {
         // `?src=` names the channel for analytics when the token has none; it never pays.
-        Ok(who) => who.with_query_src(query.get("src").map(String::as_str)),
+        Ok(who) => who.with_query_src(src.as_deref()),
         Err(e) => return refused("auth", e),
     };
     let upgrade = match upgrade {
@@ -190,27 +179,13 @@ async fn ws_upgrade(
         })
 }
 
-fn require_host(
-    hub: &Hub,
-    room: &Id,
-    query: &HashMap<String, String>,
-    headers: &HeaderMap,
-) -> Result<Identity, HubError> {
-    let who = identify(hub, token_from(query, headers), false)?;
-    who.check_host(room)?;
-    Ok(who)
-}
-
+/// `POST /api/rooms/{room}/commands`: one host command, answered like its WebSocket reply.
 async fn command(
     State(app): State<AppState>,
-    Path(room): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
+    Host { room: room_id, who }: Host,
     body: Body,
 ) -> Result<Response, HubError> {
     let hub = app.hub;
-    let room_id = parse_id("room", &room)?;
-    let who = require_host(&hub, &room_id, &query, &headers)?;
     hub.check_rest_rate(&who.user)?;
     let body = read_body(&hub, body).await?;
     let text =
@@ -260,22 +235,14 @@ async fn read_body(hub: &Hub, body: Body) -> Result<Bytes, HubError> {
     }
 }
 
+/// `GET /api/rooms/{room}`: with the same authorization as joining (a token for this room, or
+/// none where anonymous viewers are allowed).
 async fn snapshot(
     State(app): State<AppState>,
-    Path(room): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
+    RoomId(room): RoomId,
+    Viewer(who): Viewer,
 ) -> Result<Response, HubError> {
-    let room = parse_id("room", &room)?;
-    // The same authorization as joining: a token for this room, or none where anonymous
-    // viewers are allowed.
-    let hub = &app.hub;
-    identify(
-        hub,
-        token_from(&query, &headers),
-        hub.config().allow_anonymous(),
-    )?
-    .check_room(&room)?;
+    who.check_room(&room)?;
     let snap = app
         .hub
         .snapshot(&room)
@@ -284,16 +251,15 @@ async fn snapshot(
     Ok(axum::Json(snap).into_response())
 }
 
+/// `GET /api/rooms/{room}/deals/{deal}`: the deal's stock audit, for its host or an admin.
 async fn audit(
     State(app): State<AppState>,
-    Path((room, deal)): Path<(String, String)>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
+    RoomId(room): RoomId,
+    DealId(deal): DealId,
+    Signed(who): Signed,
 ) -> Result<Response, HubError> {
     let hub = app.hub;
-    let room = parse_id("room", &room)?;
-    let deal = parse_id("deal", &deal)?;
-    require_host(&hub, &room, &query, &headers)?;
+    who.check_host(&room)?;
     let audit = hub
         .within(
             Deadline::Host,

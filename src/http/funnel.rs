@@ -2,41 +2,39 @@
 //! creator's earnings (that creator's host token or an admin). They show counts and sums,
 //! never user ids.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, header};
+use axum::extract::{Query, State};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
-use super::{AppState, identify, parse_id, require_host, token_from};
+use super::AppState;
+use super::extract::{CreatorId, Host, Signed};
 use crate::error::HubError;
 use crate::funnel::view;
-use crate::hub::{Deadline, now_ms};
-use crate::protocol::Role;
+use crate::hub::{Deadline, Hub, now_ms};
+use crate::protocol::{Id, Role};
 
-/// A room reading for its host or an admin: the room id, checked, after this node's own
-/// funnel facts were sent, so a host reading right after an action sees it.
-async fn host_reading(
-    app: AppState,
-    room: &str,
-    query: &HashMap<String, String>,
-    headers: &HeaderMap,
-) -> Result<(std::sync::Arc<crate::hub::Hub>, crate::protocol::Id), HubError> {
+/// `?format=` of the earnings: `json` (the default) or `csv`.
+#[derive(serde::Deserialize)]
+pub(super) struct Format {
+    format: Option<String>,
+}
+
+/// A room reading for its host or an admin, after this node's own funnel facts were sent, so a
+/// host reading right after an action sees it.
+async fn host_reading(app: AppState, room: Id) -> (Arc<Hub>, Id) {
     let hub = app.hub;
-    let room = parse_id("room", room)?;
-    require_host(&hub, &room, query, headers)?;
     hub.flush_funnel_of(&room).await;
-    Ok((hub, room))
+    (hub, room)
 }
 
 /// `GET /api/rooms/{room}/funnel`.
 pub(super) async fn funnel(
     State(app): State<AppState>,
-    Path(room): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
+    Host { room, .. }: Host,
 ) -> Result<Response, HubError> {
-    let (hub, room) = host_reading(app, &room, &query, &headers).await?;
+    let (hub, room) = host_reading(app, room).await;
     let now = now_ms();
     let counts = hub
         .within(Deadline::Host, hub.funnel().store().counts(&room))
@@ -52,11 +50,9 @@ pub(super) async fn funnel(
 /// `GET /api/rooms/{room}/timeline`.
 pub(super) async fn timeline(
     State(app): State<AppState>,
-    Path(room): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
+    Host { room, .. }: Host,
 ) -> Result<Response, HubError> {
-    let (hub, room) = host_reading(app, &room, &query, &headers).await?;
+    let (hub, room) = host_reading(app, room).await;
     let activity = hub
         .within(Deadline::Host, hub.funnel().store().activity(&room))
         .await?;
@@ -69,13 +65,11 @@ pub(super) async fn timeline(
 /// `GET /api/creators/{creator}/earnings` (`?format=csv` for CSV).
 pub(super) async fn earnings(
     State(app): State<AppState>,
-    Path(creator): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
+    CreatorId(creator): CreatorId,
+    Signed(who): Signed,
+    Query(Format { format }): Query<Format>,
 ) -> Result<Response, HubError> {
     let hub = app.hub;
-    let creator = parse_id("creator", &creator)?;
-    let who = identify(&hub, token_from(&query, &headers), false)?;
     let allowed = who.role == Role::Admin || (who.role == Role::Host && who.user == creator);
     if !allowed {
         return Err(HubError::Forbidden(
@@ -89,7 +83,7 @@ pub(super) async fn earnings(
         )
         .await?;
     let earnings = view::earnings(&creator, &sales);
-    match query.get("format").map(String::as_str) {
+    match format.as_deref() {
         None | Some("json") => Ok(axum::Json(earnings).into_response()),
         Some("csv") => Ok((
             [
