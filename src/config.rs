@@ -477,7 +477,17 @@ impl Config {
         Self::load(file, std::env::vars())
     }
 
+    /// Every check of the configuration, the first failure named by its key.
     fn validate(&self) -> Result<(), ConfigError> {
+        self.check_positive()?;
+        self.check_rates()?;
+        self.check_ranges()?;
+        self.check_relations()?;
+        self.check_backends()
+    }
+
+    /// Durations, sizes and counts that must not be 0.
+    fn check_positive(&self) -> Result<(), ConfigError> {
         let positive = [
             ("funnel.engaged_ms", self.funnel.engaged_ms),
             ("funnel.flush_ms", self.funnel.flush_ms),
@@ -521,6 +531,11 @@ impl Config {
                 return Err(key_err(key, "must be greater than 0"));
             }
         }
+        Ok(())
+    }
+
+    /// Rates and bursts: finite and above 0.
+    fn check_rates(&self) -> Result<(), ConfigError> {
         let rates = [
             (
                 "limits.comment_rate_per_sec",
@@ -551,6 +566,11 @@ impl Config {
                 return Err(key_err(key, "must be a positive number"));
             }
         }
+        Ok(())
+    }
+
+    /// Values with bounds of their own.
+    fn check_ranges(&self) -> Result<(), ConfigError> {
         if self.limits.host_frames_per_sec < 2000.0 {
             return Err(key_err(
                 "limits.host_frames_per_sec",
@@ -575,6 +595,11 @@ impl Config {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// Values bounded by other keys.
+    fn check_relations(&self) -> Result<(), ConfigError> {
         if self.room.viewers_ttl_ms < self.room.tick_ms.saturating_mul(2) {
             return Err(key_err(
                 "room.viewers_ttl_ms",
@@ -604,6 +629,11 @@ impl Config {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// Redis, the token secret and the write buffers.
+    fn check_backends(&self) -> Result<(), ConfigError> {
         if self.redis.retention_ms < MIN_RETENTION_MS {
             return Err(key_err(
                 "redis.retention_ms",

@@ -240,7 +240,7 @@ fn describe() {
     describe_histogram!(
         WRITE_INTERVAL_SECONDS,
         Unit::Seconds,
-        "Flush interval a socket writer kept when it wrote (longer while the node is saturated); one write in 16"
+        "Flush interval a socket writer kept when it wrote (longer while its connection has a backlog); one write in 16"
     );
     describe_histogram!(
         WRITE_BATCH_FRAMES,

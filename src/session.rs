@@ -44,32 +44,14 @@ pub async fn run(socket: WebSocket, hub: Arc<Hub>, room_id: Id, who: Identity, s
         name: who.name.clone(),
         role: who.role,
     };
-    let (mut sink, stream) = socket.split();
+    let (sink, stream) = socket.split();
     // Only the room's host (or an admin) opens a room; a viewer of a room nobody opened is told
     // the show has not started, and nothing is allocated for it.
     let create = who.check_host(&room_id).is_ok();
     let joined = hub.join(&room_id, outbox.clone(), you, who.channel, since, create);
     let (room, initial) = match joined.await {
         Ok(joined) => joined,
-        Err(e) => {
-            let answer = match e {
-                HubError::NotLive => ServerMsg::NotLive {
-                    room: room_id.clone(),
-                    retry_ms: NOT_LIVE_RETRY_MS,
-                },
-                e => error_msg(&e, None),
-            };
-            if let Ok(json) = answer.to_json() {
-                let _ = sink.send(Message::Text(json.into())).await;
-            }
-            let _ = sink
-                .send(Message::Close(Some(CloseFrame {
-                    code: close::TRY_AGAIN_LATER,
-                    reason: "room unavailable".into(),
-                })))
-                .await;
-            return;
-        }
+        Err(e) => return refuse_join(sink, &room_id, e).await,
     };
     metrics::gauge!(m::CONNECTIONS).increment(1.0);
     metrics::counter!(m::CONNECTIONS_TOTAL).increment(1);
@@ -109,6 +91,27 @@ pub async fn run(socket: WebSocket, hub: Arc<Hub>, room_id: Id, who: Identity, s
     let _ = writer.await;
     metrics::gauge!(m::CONNECTIONS).decrement(1.0);
     tracing::debug!(room = %room_id, conn = ctl.id, code = ctl.close_code(), "disconnected");
+}
+
+/// Answers a connection that could not join `room`: `not_live` (try again in
+/// [`NOT_LIVE_RETRY_MS`]) or the error, then a close with 1013.
+async fn refuse_join(mut sink: Sink, room: &Id, e: HubError) {
+    let answer = match e {
+        HubError::NotLive => ServerMsg::NotLive {
+            room: room.clone(),
+            retry_ms: NOT_LIVE_RETRY_MS,
+        },
+        e => error_msg(&e, None),
+    };
+    if let Ok(json) = answer.to_json() {
+        let _ = sink.send(Message::Text(json.into())).await;
+    }
+    let _ = sink
+        .send(Message::Close(Some(CloseFrame {
+            code: close::TRY_AGAIN_LATER,
+            reason: "room unavailable".into(),
+        })))
+        .await;
 }
 
 struct Writer {
