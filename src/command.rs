@@ -8,9 +8,10 @@ use std::time::Instant;
 
 use crate::auth::Identity;
 use crate::bus::{Event, Published};
+use crate::clock::now_ms;
 use crate::error::HubError;
 use crate::funnel::{Channel, Moment, MomentKind};
-use crate::hub::{Deadline, Hub, now_ms};
+use crate::hub::{Deadline, Hub};
 use crate::inventory::{CancelOutcome, CheckoutOutcome, ReserveOutcome, ReserveRequest};
 use crate::metrics as m;
 use crate::protocol::{

@@ -19,9 +19,10 @@ use metrics_exporter_prometheus::PrometheusHandle;
 mod funnel;
 
 use crate::auth::Identity;
+use crate::clock::now_ms;
 use crate::command::{Outcome, execute};
 use crate::error::HubError;
-use crate::hub::{Deadline, Hub, now_ms};
+use crate::hub::{Deadline, Hub};
 use crate::metrics as m;
 use crate::protocol::{Id, parse_client};
 

@@ -25,6 +25,8 @@ use crate::persist::SavedState;
 use crate::protocol::{Id, You};
 use crate::room::{Room, RoomSettings, Snapshot};
 
+/// The deployment's one clock, kept at this path for existing callers: new code imports it
+/// from [`crate::clock`] (a leaf), so no module has to reach up into the hub for the time.
 pub use crate::clock::now_ms;
 
 /// Which deadline a call to the inventory or the bus gets.

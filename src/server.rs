@@ -154,7 +154,7 @@ pub async fn build_backends(config: &Config) -> Result<Backends, ServeError> {
             // starts either way and the connection keeps retrying.
             let _ = redis.check().await;
             // Redis's time before the first room opens (or at the first reading after an outage).
-            let _ = crate::clock::sync(&redis).await;
+            let _ = crate::redis_io::clock::sync(&redis).await;
             let inventory = RedisInventory::with_io(
                 stock,
                 RedisSettings {
@@ -252,8 +252,10 @@ pub async fn run_with(
     );
     hub.start();
     if let Some(redis) = backends.clock {
-        hub.tracker()
-            .spawn(crate::clock::follow(redis, hub.shutdown_token().clone()));
+        hub.tracker().spawn(crate::redis_io::clock::follow(
+            redis,
+            hub.shutdown_token().clone(),
+        ));
     }
     hub.tracker().spawn(crate::metrics::upkeep(
         metrics.clone(),

@@ -9,9 +9,10 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 
 use super::{AppState, identify, parse_id, require_host, token_from};
+use crate::clock::now_ms;
 use crate::error::HubError;
 use crate::funnel::view;
-use crate::hub::{Deadline, now_ms};
+use crate::hub::Deadline;
 use crate::protocol::Role;
 
 /// A room reading for its host or an admin: the room id, checked, after this node's own

@@ -226,7 +226,7 @@ impl Room {
                 channel,
                 &live,
                 st.subs.len(),
-                crate::hub::now_ms(),
+                crate::clock::now_ms(),
             );
         }
         let welcome = ServerMsg::Welcome {
@@ -249,7 +249,7 @@ impl Room {
     pub fn leave(&self, conn: u64) {
         let mut st = self.state.lock();
         if let Some(user) = st.subs.remove(conn) {
-            self.tally.left(&user, crate::hub::now_ms());
+            self.tally.left(&user, crate::clock::now_ms());
         }
         st.last_activity = Instant::now();
     }
