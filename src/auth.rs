@@ -8,9 +8,8 @@
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
 
+use crate::commerce::{Buyer, Channel};
 use crate::error::HubError;
-use crate::funnel::Channel;
-use crate::inventory::sales::Buyer;
 use crate::protocol::{Id, Role, has_visible, is_bidi_control};
 
 /// A token's claims.

@@ -94,8 +94,8 @@ enum SrcArg {
 }
 
 impl SrcArg {
-    fn channel(self) -> crate::funnel::Channel {
-        use crate::funnel::Channel;
+    fn channel(self) -> crate::commerce::Channel {
+        use crate::commerce::Channel;
         match self {
             SrcArg::ShortVideo => Channel::ShortVideo,
             SrcArg::Creator => Channel::Creator,

@@ -19,9 +19,10 @@ use axum::extract::ws::Utf8Bytes;
 use parking_lot::Mutex;
 
 use crate::bus::{Counters, Event, RoomSink};
+use crate::commerce::Channel;
 use crate::config::{LimitsConfig, RoomConfig};
 use crate::error::HubError;
-use crate::funnel::{Channel, RoomTally};
+use crate::funnel::RoomTally;
 use crate::inventory::StockLevel;
 use crate::outbox::{self, Outbox};
 use crate::persist::SavedRoom;
