@@ -8,9 +8,8 @@
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
 
+use crate::commerce::{Buyer, Channel};
 use crate::error::HubError;
-use crate::funnel::Channel;
-use crate::inventory::sales::Buyer;
 use crate::protocol::{Id, Role, has_visible, is_bidi_control};
 
 /// A token's claims.
@@ -364,7 +363,7 @@ mod tests {
     #[test]
     fn a_token_before_its_nbf_is_refused() {
         let a = Authenticator::new("0123456789abcdef", false);
-        let now = crate::hub::now_ms() / 1000;
+        let now = crate::clock::now_ms() / 1000;
         let early = sign(serde_json::json!({"sub": "u1", "room": "r", "nbf": now + 120}));
         assert!(matches!(a.verify(&early), Err(AuthError::NotYetValid)));
         let within_leeway = sign(serde_json::json!({"sub": "u1", "room": "r", "nbf": now + 2}));
@@ -376,7 +375,7 @@ mod tests {
     #[test]
     fn refusals_never_quote_the_library() {
         let a = Authenticator::new("0123456789abcdef", true);
-        let now = crate::hub::now_ms() / 1000;
+        let now = crate::clock::now_ms() / 1000;
         let cases = [
             ("not.a.jwt".to_owned(), "invalid token"),
             (

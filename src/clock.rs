@@ -1,25 +1,19 @@
 //! One clock for every node (issue 19). On Redis the time that decides holds, deal ends and
 //! sweeps is Redis's own: the inventory scripts read `TIME` themselves. Everything the hub
 //! times on its own side (deal end ticks, mutes, statuses in readings, funnel buckets) uses
-//! [`now_ms`], the local clock corrected by the offset to Redis's clock that [`follow`]
-//! measures every [`FOLLOW_EVERY`]. A node whose clock is off by minutes therefore still agrees
-//! with every other node to within a round trip; the offset is shown on `/metrics` as
-//! `livehub_clock_offset_ms` and a large one is logged once per change of magnitude.
+//! [`now_ms`], the local clock corrected by the offset to Redis's clock that
+//! [`crate::redis_io::clock::follow`] measures every
+//! [`crate::redis_io::clock::FOLLOW_EVERY`]. A node whose clock is off by minutes therefore
+//! still agrees with every other node to within a round trip; the offset is shown on `/metrics`
+//! as `livehub_clock_offset_ms` and a large one is logged once per change of magnitude.
 //!
 //! With the memory backend (one process) the offset stays 0: the local clock is the only one.
+//!
+//! A leaf: this module imports nothing from the crate, so every other module may read the time
+//! from it (the Redis side that sets the offset lives in [`crate::redis_io::clock`]).
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use tokio_util::sync::CancellationToken;
-
-use crate::redis_io::RedisIo;
-
-/// How often a node measures its offset to Redis's clock.
-pub const FOLLOW_EVERY: Duration = Duration::from_secs(5);
-
-/// An offset larger than this is logged as a warning (the node still runs, on Redis's time).
-pub const WARN_OFFSET_MS: i64 = 1_000;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A reading whose round trip took longer than this is not used (its error could be large).
 pub const MAX_RTT_MS: u64 = 200;
@@ -45,6 +39,11 @@ pub fn offset_ms() -> i64 {
     OFFSET_MS.load(Ordering::Relaxed)
 }
 
+/// Makes `offset` (ms, from [`estimate`]) the one [`now_ms`] adds to this machine's clock.
+pub(crate) fn set_offset(offset: i64) {
+    OFFSET_MS.store(offset, Ordering::Relaxed);
+}
+
 fn corrected(system: u64, offset: i64) -> u64 {
     u64::try_from(i128::from(system) + i128::from(offset)).unwrap_or(0)
 }
@@ -59,50 +58,6 @@ pub fn estimate(sent: u64, reference: u64, received: u64) -> Option<i64> {
     }
     let middle = sent + rtt / 2;
     i64::try_from(i128::from(reference) - i128::from(middle)).ok()
-}
-
-/// Reads Redis's clock once and, when the reading is usable, makes its offset the one
-/// [`now_ms`] uses. Returns the offset set.
-pub async fn sync(redis: &RedisIo) -> Option<i64> {
-    let sent = system_ms();
-    let time: (String, String) = redis
-        .exec(|mut conn| async move { redis::cmd("TIME").query_async(&mut conn).await })
-        .await
-        .ok()?;
-    let received = system_ms();
-    let (secs, micros): (u64, u64) = (time.0.parse().ok()?, time.1.parse().ok()?);
-    let offset = estimate(sent, secs * 1000 + micros / 1000, received)?;
-    OFFSET_MS.store(offset, Ordering::Relaxed);
-    metrics::gauge!(crate::metrics::CLOCK_OFFSET_MS).set(offset as f64);
-    Some(offset)
-}
-
-/// Follows Redis's clock until `stop`: one reading every [`FOLLOW_EVERY`]. Says once when this
-/// node's clock is more than [`WARN_OFFSET_MS`] off, and once when it is back within it.
-pub async fn follow(redis: RedisIo, stop: CancellationToken) {
-    let mut warned = false;
-    loop {
-        if let Some(offset) = sync(&redis).await {
-            let off = offset.abs() > WARN_OFFSET_MS;
-            if off && !warned {
-                tracing::warn!(
-                    offset_ms = offset,
-                    "this node's clock differs from Redis's; livehub keeps Redis's time \
-                     (fix the node's NTP)"
-                );
-            } else if !off && warned {
-                tracing::info!(
-                    offset_ms = offset,
-                    "this node's clock agrees with Redis's again"
-                );
-            }
-            warned = off;
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(FOLLOW_EVERY) => {}
-        }
-    }
 }
 
 #[cfg(test)]

@@ -8,9 +8,11 @@ use std::time::Instant;
 
 use crate::auth::Identity;
 use crate::bus::{Event, Published};
+use crate::clock::now_ms;
+use crate::commerce::Channel;
 use crate::error::HubError;
-use crate::funnel::{Channel, Moment, MomentKind};
-use crate::hub::{Deadline, Hub, now_ms};
+use crate::funnel::{Moment, MomentKind};
+use crate::hub::{Deadline, Hub};
 use crate::inventory::{CancelOutcome, CheckoutOutcome, ReserveOutcome, ReserveRequest};
 use crate::metrics as m;
 use crate::protocol::{

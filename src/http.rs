@@ -21,9 +21,10 @@ mod funnel;
 
 use extract::{DealId, Host, RoomId, Signed, Token, Viewer, identify, parse_id};
 
+use crate::clock::now_ms;
 use crate::command::{Outcome, execute};
 use crate::error::HubError;
-use crate::hub::{Deadline, Hub, now_ms};
+use crate::hub::{Deadline, Hub};
 use crate::metrics as m;
 use crate::protocol::parse_client;
 

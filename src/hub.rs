@@ -16,15 +16,18 @@ use tokio_util::task::TaskTracker;
 use crate::auth::Authenticator;
 use crate::bus::{Bus, Event, Published, RoomSink};
 use crate::catalog::Catalog;
+use crate::commerce::Channel;
 use crate::config::Config;
 use crate::error::HubError;
-use crate::funnel::{Channel, Funnel, FunnelStore};
+use crate::funnel::{Funnel, FunnelStore};
 use crate::inventory::{Inventory, StockLevel};
 use crate::outbox::Outbox;
 use crate::persist::SavedState;
 use crate::protocol::{Id, You};
 use crate::room::{Room, RoomSettings, Snapshot};
 
+/// The deployment's one clock, kept at this path for existing callers: new code imports it
+/// from [`crate::clock`] (a leaf), so no module has to reach up into the hub for the time.
 pub use crate::clock::now_ms;
 
 /// Which deadline a call to the inventory or the bus gets.

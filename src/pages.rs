@@ -16,8 +16,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::auth::Claims;
+use crate::clock::now_ms;
 use crate::error::HubError;
-use crate::hub::{Hub, now_ms};
+use crate::hub::Hub;
 use crate::protocol::{Id, Role};
 
 /// Every static file: (name under /static/, content type, body).

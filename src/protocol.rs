@@ -4,80 +4,13 @@
 //! parsed into [`ClientMsg`] and validated by [`ClientMsg::validate`] before anything acts on them,
 //! so a malformed command can never reach the room or the inventory.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
+/// The commerce bounds the protocol validates with, from their home [`crate::commerce`].
+pub use crate::commerce::{MAX_BPS, MAX_DEAL_STOCK, MAX_PRICE_CENTS, MAX_TOTAL_CENTS};
 use crate::error::{ErrorCode, HubError};
-pub use crate::inventory::sales::MAX_BPS;
-
-/// Longest id the protocol accepts (`[A-Za-z0-9_-]{1,64}`).
-pub const MAX_ID_LEN: usize = 64;
-
-/// True when `s` is a protocol id: 1 to 64 of `[A-Za-z0-9_-]`.
-pub fn is_valid_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= MAX_ID_LEN
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-/// A protocol id (room, user, deal, product, comment, reservation, request). Construction
-/// validates the charset and length, so every `Id` in the hub is well formed.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Id(String);
-
-impl Id {
-    /// Validates `s` as an id; the error names what is wrong.
-    pub fn new(s: impl Into<String>) -> Result<Self, String> {
-        let s = s.into();
-        if is_valid_id(&s) {
-            Ok(Id(s))
-        } else {
-            Err(format!(
-                "invalid id {s:?}: expected 1 to 64 of [A-Za-z0-9_-]"
-            ))
-        }
-    }
-
-    /// An id the hub generated itself from id-safe parts (a prefix and numbers); checked in
-    /// debug builds.
-    pub(crate) fn generated(s: String) -> Self {
-        debug_assert!(is_valid_id(&s), "generated id {s:?} is not a protocol id");
-        Id(s)
-    }
-
-    /// The id as a string slice.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for Id {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        Id::new(s)
-    }
-}
-
-impl From<Id> for String {
-    fn from(id: Id) -> String {
-        id.0
-    }
-}
-
-impl fmt::Display for Id {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::borrow::Borrow<str> for Id {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
+/// Protocol ids, from their home [`crate::id`] (a leaf the commerce terms use too).
+pub use crate::id::{Id, MAX_ID_LEN, is_valid_id};
 
 fn default_currency() -> String {
     "USD".to_owned()
@@ -294,19 +227,8 @@ pub struct DealSpec {
     pub affiliate_bps: u32,
 }
 
-/// Largest stock one deal may carry.
-pub const MAX_DEAL_STOCK: u32 = 10_000_000;
 /// Longest a deal may run: one week.
 pub const MAX_DEAL_DURATION_MS: u64 = 7 * 24 * 3600 * 1000;
-/// Highest price of a product or a deal, in minor units: 100,000,000, i.e. 1,000,000.00 in a
-/// currency with two decimals (a 0-decimal currency such as JPY: 100,000,000 yen).
-pub const MAX_PRICE_CENTS: u64 = 100_000_000;
-/// The largest order total there can be: the highest price times the largest stock (one order
-/// cannot hold more than a deal's stock), 10^15.
-pub const MAX_TOTAL_CENTS: u64 = MAX_PRICE_CENTS * MAX_DEAL_STOCK as u64;
-// Every total (price x qty, and sums of quantities) stays below 2^53, so it is exact as a double:
-// in the inventory's Lua scripts (Lua numbers are doubles) and in JavaScript clients.
-const _: () = assert!(MAX_TOTAL_CENTS < 1 << 53);
 
 fn validate_bps(field: &str, bps: u32) -> Result<(), HubError> {
     if bps > MAX_BPS {

@@ -4,7 +4,9 @@
 //! starved by fan-out work on the hub's runtime, and a script runner (EVALSHA, reloading on
 //! NOSCRIPT). The inventory and the bus both take a [`RedisIo`]. Every call's outcome feeds one
 //! [`Health`], which logs Redis's reachability as state changes (one line per outage).
+//! [`clock`] follows Redis's clock for [`crate::clock::now_ms`].
 
+pub mod clock;
 pub mod health;
 
 pub use health::{Health, Refusal};

@@ -94,8 +94,10 @@ pub async fn run_with(
     );
     hub.start();
     if let Some(redis) = backends.clock {
-        hub.tracker()
-            .spawn(crate::clock::follow(redis, hub.shutdown_token().clone()));
+        hub.tracker().spawn(crate::redis_io::clock::follow(
+            redis,
+            hub.shutdown_token().clone(),
+        ));
     }
     hub.tracker().spawn(crate::metrics::upkeep(
         metrics.clone(),

@@ -389,7 +389,7 @@ impl Room<'_> {
                     name: None,
                     role,
                     room: self.id.clone(),
-                    exp: Some(livehub::hub::now_ms() / 1000 + 3600),
+                    exp: Some(livehub::clock::now_ms() / 1000 + 3600),
                     src: None,
                     aff: None,
                 })?;
@@ -413,7 +413,7 @@ impl Room<'_> {
                     r#"{{"type":"comment","seq":{n},"id":"c{n}","user":"fanout-sender","name":"fanout-sender","text":"{stamp_text}"#
                 );
                 let pad = "x".repeat(self.a.size.saturating_sub(head.len() + 24));
-                format!(r#"{head}{pad}","ts":{}}}"#, livehub::hub::now_ms())
+                format!(r#"{head}{pad}","ts":{}}}"#, livehub::clock::now_ms())
             }
         }
     }
@@ -679,7 +679,7 @@ pub async fn run(a: FanoutArgs) -> anyhow::Result<bool> {
     // A fresh room per run, so nothing from an earlier run is in its history.
     let room = Room {
         a: &a,
-        id: format!("{}-{}", a.room, livehub::hub::now_ms() % 1_000_000),
+        id: format!("{}-{}", a.room, livehub::clock::now_ms() % 1_000_000),
         auth: Authenticator::new(&a.secret, false),
     };
     let shared = Arc::new(Shared::new(a.rates.len(), urls.len()));

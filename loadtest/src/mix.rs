@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 
-use livehub::funnel::Channel;
+use livehub::commerce::Channel;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};

@@ -31,8 +31,8 @@ pub struct ReserveArgs {
 
 pub async fn run(a: ReserveArgs) -> anyhow::Result<()> {
     let auth = Authenticator::new(&a.secret, false);
-    let exp = Some(livehub::hub::now_ms() / 1000 + 3600);
-    let deal = format!("bench{}", livehub::hub::now_ms());
+    let exp = Some(livehub::clock::now_ms() / 1000 + 3600);
+    let deal = format!("bench{}", livehub::clock::now_ms());
     let host = auth.mint(&Claims {
         sub: "benchhost".into(),
         name: None,

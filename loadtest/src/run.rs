@@ -219,7 +219,7 @@ impl Shared {
                 name: None,
                 role,
                 room: room.to_owned(),
-                exp: Some(livehub::hub::now_ms() / 1000 + 86_400),
+                exp: Some(livehub::clock::now_ms() / 1000 + 86_400),
                 src,
                 aff,
             })
@@ -423,7 +423,7 @@ async fn audit_once(shared: &Shared, room: &str, deal: &str) -> Option<serde_jso
             name: None,
             role: Role::Admin,
             room: "*".into(),
-            exp: Some(livehub::hub::now_ms() / 1000 + 3600),
+            exp: Some(livehub::clock::now_ms() / 1000 + 3600),
             src: None,
             aff: None,
         })

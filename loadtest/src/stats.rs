@@ -45,7 +45,7 @@ pub async fn open_room(
         name: None,
         role: livehub::protocol::Role::Host,
         room: room.to_owned(),
-        exp: Some(livehub::hub::now_ms() / 1000 + 3600),
+        exp: Some(livehub::clock::now_ms() / 1000 + 3600),
         src: None,
         aff: None,
     })?;

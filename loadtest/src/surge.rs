@@ -253,14 +253,14 @@ async fn host(shared: Arc<Shared>, url: String, every: Duration) {
 
 pub async fn run(a: SurgeArgs) -> anyhow::Result<bool> {
     let base = a.url.trim_end_matches('/').to_owned();
-    let room = format!("{}-{}", a.room, livehub::hub::now_ms() % 1_000_000);
+    let room = format!("{}-{}", a.room, livehub::clock::now_ms() % 1_000_000);
     let viewer_url = format!("{base}/ws/rooms/{room}");
     let token = Authenticator::new(&a.secret, false).mint(&Claims {
         sub: "surge-host".into(),
         name: None,
         role: Role::Host,
         room: room.clone(),
-        exp: Some(livehub::hub::now_ms() / 1000 + 3600),
+        exp: Some(livehub::clock::now_ms() / 1000 + 3600),
         src: None,
         aff: None,
     })?;

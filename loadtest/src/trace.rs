@@ -86,8 +86,8 @@ impl Attribution {
     }
 
     /// The channel the hub must count the viewer in (claim or query alike).
-    pub fn counted_channel(&self) -> livehub::funnel::Channel {
-        livehub::funnel::Channel::parse(self.channel.as_deref().unwrap_or("direct"))
+    pub fn counted_channel(&self) -> livehub::commerce::Channel {
+        livehub::commerce::Channel::parse(self.channel.as_deref().unwrap_or("direct"))
     }
 
     /// The affiliate who earns on the viewer's orders: only a signed claim does.
@@ -204,7 +204,7 @@ mod tests {
         };
         assert_eq!(a.claims(), (None, None));
         assert_eq!(a.query(), "&src=paid&aff=bo");
-        assert_eq!(a.counted_channel(), livehub::funnel::Channel::Paid);
+        assert_eq!(a.counted_channel(), livehub::commerce::Channel::Paid);
         assert_eq!(a.earning_aff(), None);
         a.via_query = false;
         assert_eq!(a.claims(), (Some("paid".into()), Some("bo".into())));
@@ -212,7 +212,7 @@ mod tests {
         assert_eq!(a.earning_aff(), Some("bo"));
         assert_eq!(
             Attribution::default().counted_channel(),
-            livehub::funnel::Channel::Direct
+            livehub::commerce::Channel::Direct
         );
     }
 }

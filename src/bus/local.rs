@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 
 use super::rules::{CommentRules, KnownDeal, deal_is_news};
 use super::{Bus, BusError, BusSettings, Counters, Event, Published, RoomSink, comment_seq};
-use crate::hub::now_ms;
+use crate::clock::now_ms;
 use crate::inventory::StockLevel;
 use crate::persist::{SavedRoom, SavedState};
 use crate::protocol::Id;

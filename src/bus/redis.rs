@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 
 use super::track::{Ready, Track};
 use super::{Bus, BusError, BusSettings, Counters, Event, Published, RoomSink};
-use crate::hub::now_ms;
+use crate::clock::now_ms;
 use crate::inventory::StockLevel;
 use crate::metrics as m;
 use crate::persist::{SavedRoom, SavedState};

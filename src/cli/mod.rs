@@ -94,8 +94,8 @@ enum SrcArg {
 }
 
 impl SrcArg {
-    fn channel(self) -> crate::funnel::Channel {
-        use crate::funnel::Channel;
+    fn channel(self) -> crate::commerce::Channel {
+        use crate::commerce::Channel;
         match self {
             SrcArg::ShortVideo => Channel::ShortVideo,
             SrcArg::Creator => Channel::Creator,
@@ -149,7 +149,7 @@ fn run(command: Command) -> Result<(), CliError> {
 
 fn token(args: TokenArgs) -> Result<(), CliError> {
     let config = Config::from_env(args.config.as_deref())?;
-    let exp = crate::hub::now_ms() / 1000 + args.ttl.as_secs();
+    let exp = crate::clock::now_ms() / 1000 + args.ttl.as_secs();
     let token = Authenticator::new(&config.auth.secret, false)
         .mint(&Claims {
             sub: args.sub,

@@ -6,9 +6,9 @@ use async_trait::async_trait;
 use dashmap::DashMap;
 use parking_lot::Mutex;
 
-use super::Channel;
 use super::record::{Op, Stage};
 use super::store::{Activity, FunnelError, FunnelStore, UserCounts};
+use crate::commerce::Channel;
 use crate::protocol::Id;
 
 #[derive(Default)]

@@ -12,7 +12,6 @@
 //!   them in the same atomic step as the order ([`crate::inventory::sales`]), and [`view`]
 //!   joins both into what the API answers.
 
-pub mod channel;
 pub mod memory;
 pub mod record;
 pub mod redis;
@@ -25,7 +24,8 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-pub use channel::Channel;
+/// Re-exported from [`crate::commerce`], its home, for existing callers.
+pub use crate::commerce::Channel;
 pub use memory::MemoryFunnel;
 pub use record::{Moment, MomentKind, Op, Stage};
 pub use redis::RedisFunnel;

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Channel;
+use crate::commerce::Channel;
 use crate::protocol::Id;
 
 /// A funnel stage a user reaches, in funnel order.

@@ -18,11 +18,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use redis::Script;
 
-use super::Channel;
 use super::record::{Moment, Op, Stage};
 #[cfg(doc)]
 use super::store::EXACT_USERS;
 use super::store::{Activity, FunnelError, FunnelStore, UserCounts};
+use crate::commerce::Channel;
 use crate::protocol::Id;
 use crate::redis_io::{RedisIo, RedisIoError};
 

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
-use super::Channel;
 use super::record::{Moment, Op, Stage};
+use crate::commerce::Channel;
 use crate::error::HubError;
 use crate::protocol::Id;
 

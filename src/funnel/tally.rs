@@ -9,19 +9,15 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
 use parking_lot::Mutex;
 
-use super::Channel;
 use super::record::{Moment, Op, Stage};
-use crate::inventory::sales::BUCKET_MS;
+use crate::commerce::Channel;
+/// Re-exported from [`crate::commerce`], its home, for existing callers.
+pub use crate::commerce::bucket_of;
 use crate::protocol::Id;
 
 /// Most ops one room keeps waiting while the store cannot be reached; older ones are dropped
 /// first (and counted), so an outage costs bounded memory.
 pub const MAX_PENDING_OPS: usize = 200_000;
-
-/// The bucket `now` falls in.
-pub fn bucket_of(now: u64) -> u64 {
-    now - now % BUCKET_MS
-}
 
 #[derive(Debug)]
 struct Mark {

@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::Channel;
 use super::record::{Moment, Stage};
 use super::store::{Activity, UserCounts};
-use crate::inventory::sales::{BUCKET_MS, DealSales, Earning, Sales};
+use crate::commerce::BUCKET_MS;
+use crate::commerce::Channel;
+use crate::inventory::sales::{DealSales, Earning, Sales};
 use crate::protocol::Id;
 
 /// The currency a room without deals reports.

@@ -10,9 +10,10 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::extract::{CreatorId, Host, Signed};
+use crate::clock::now_ms;
 use crate::error::HubError;
 use crate::funnel::view;
-use crate::hub::{Deadline, Hub, now_ms};
+use crate::hub::{Deadline, Hub};
 use crate::protocol::{Id, Role};
 
 /// `?format=` of the earnings: `json` (the default) or `csv`.

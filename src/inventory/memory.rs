@@ -20,12 +20,12 @@ use async_trait::async_trait;
 use dashmap::DashMap;
 use parking_lot::Mutex;
 
-use super::sales::{BUCKET_MS, Buyer, DealSales, Earning, Sales, commission};
+use super::sales::{DealSales, Earning, Sales};
 use super::{
     Audit, CancelOutcome, CheckoutOutcome, EndedDeal, Inventory, InventoryError, OrderRecord,
     ReserveOutcome, ReserveRequest, StockChange, StockLevel, check_spec, order_total, status_of,
 };
-use crate::funnel::Channel;
+use crate::commerce::{Buyer, Channel, bucket_of, commission};
 use crate::protocol::{Deal, DealSpec, Id, RejectReason};
 
 type DealKey = (Id, Id);
@@ -76,7 +76,7 @@ impl Ledger {
             e.commission_cents += order.affiliate_cents;
         }
         self.buckets
-            .entry(now - now % BUCKET_MS)
+            .entry(bucket_of(now))
             .or_default()
             .add(qty, total);
     }

@@ -19,7 +19,7 @@
 //! - The sales ledger ([`sales`]) is written by the atomic step that records each order, so
 //!   orders, units, GMV and commission are exact whatever the concurrency, on every node; a
 //!   repeated checkout sums nothing again. A deal's commission and affiliate rates are within
-//!   0..=[`sales::MAX_BPS`] and each order pays [`sales::commission`] of its total (rounded
+//!   0..=[`crate::commerce::MAX_BPS`] and each order pays [`crate::commerce::commission`] of its total (rounded
 //!   down per order) to the deal's host creator and, when the buyer has one, to their `aff`.
 //! - `expire_due` is driven by due times: it visits only deals with a hold due by `now`, so it
 //!   costs nothing when nothing is due, however many deals are live.
@@ -31,14 +31,16 @@ pub mod sales;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use sales::DealSales;
+
+#[cfg(doc)]
+use crate::commerce::{BUCKET_MS, MAX_DEAL_STOCK, MAX_PRICE_CENTS, MAX_TOTAL_CENTS};
+use crate::commerce::{Buyer, Channel};
 use crate::error::HubError;
-use crate::funnel::Channel;
 use crate::protocol::{Deal, DealSpec, DealStatus, Id, RejectReason};
-#[cfg(doc)]
-use crate::protocol::{MAX_DEAL_STOCK, MAX_PRICE_CENTS, MAX_TOTAL_CENTS};
-#[cfg(doc)]
-use sales::BUCKET_MS;
-use sales::{Buyer, DealSales};
+
+/// Re-exported from [`crate::commerce`], its home, for existing callers.
+pub use crate::commerce::order_total;
 
 pub use memory::MemoryInventory;
 pub use redis::RedisInventory;
@@ -76,7 +78,7 @@ pub enum ReserveOutcome {
 }
 
 /// An order made from a hold, with what it pays to whom. The amounts are
-/// [`sales::commission`] of `total_cents` (rounded down, per order) and are the ones the sales
+/// [`crate::commerce::commission`] of `total_cents` (rounded down, per order) and are the ones the sales
 /// ledger summed when the order was made.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OrderRecord {
@@ -107,12 +109,6 @@ pub struct OrderRecord {
     /// True when this call returned an order an earlier checkout made (nothing was sold or
     /// summed again); false for the call that made it. Count orders only when false.
     pub repeat: bool,
-}
-
-/// `qty * price_cents`, or None if it would overflow. With a deal's bounds (price at most
-/// [`MAX_PRICE_CENTS`], qty at most [`MAX_DEAL_STOCK`]) it is at most [`MAX_TOTAL_CENTS`].
-pub fn order_total(price_cents: u64, qty: u32) -> Option<u64> {
-    price_cents.checked_mul(u64::from(qty))
 }
 
 /// The answer to a checkout.

@@ -45,12 +45,12 @@ use dashmap::DashMap;
 use parking_lot::Mutex;
 use redis::{AsyncCommands, Script};
 
-use super::sales::{Buyer, DealSales, Earning, Sales, commission};
+use super::sales::{DealSales, Earning, Sales};
 use super::{
     Audit, CancelOutcome, CheckoutOutcome, EndedDeal, Inventory, InventoryError, OrderRecord,
     ReserveOutcome, ReserveRequest, StockChange, StockLevel, check_spec, order_total, status_of,
 };
-use crate::funnel::Channel;
+use crate::commerce::{Buyer, Channel, commission};
 use crate::protocol::{Deal, DealSpec, Id, MAX_DEAL_DURATION_MS, RejectReason};
 use crate::redis_io::{RedisIo, RedisIoError};
 

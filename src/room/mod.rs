@@ -19,9 +19,10 @@ use axum::extract::ws::Utf8Bytes;
 use parking_lot::Mutex;
 
 use crate::bus::{Counters, Event, RoomSink};
+use crate::commerce::Channel;
 use crate::config::{LimitsConfig, RoomConfig};
 use crate::error::HubError;
-use crate::funnel::{Channel, RoomTally};
+use crate::funnel::RoomTally;
 use crate::inventory::StockLevel;
 use crate::outbox::{self, Outbox};
 use crate::persist::SavedRoom;
@@ -226,7 +227,7 @@ impl Room {
                 channel,
                 &live,
                 st.subs.len(),
-                crate::hub::now_ms(),
+                crate::clock::now_ms(),
             );
         }
         let welcome = ServerMsg::Welcome {
@@ -249,7 +250,7 @@ impl Room {
     pub fn leave(&self, conn: u64) {
         let mut st = self.state.lock();
         if let Some(user) = st.subs.remove(conn) {
-            self.tally.left(&user, crate::hub::now_ms());
+            self.tally.left(&user, crate::clock::now_ms());
         }
         st.last_activity = Instant::now();
     }

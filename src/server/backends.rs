@@ -17,7 +17,7 @@ pub struct Backends {
     pub inventory: Arc<dyn Inventory>,
     pub bus: Backend<LocalBus, RedisBus>,
     pub funnel: Arc<dyn FunnelStore>,
-    /// The Redis whose clock every node keeps ([`crate::clock`]); None on one process.
+    /// The Redis whose clock every node keeps ([`crate::redis_io::clock`]); None on one process.
     pub clock: Option<RedisIo>,
 }
 
@@ -74,7 +74,7 @@ pub async fn build_backends(config: &Config) -> Result<Backends, ServeError> {
             // starts either way and the connection keeps retrying.
             let _ = redis.check().await;
             // Redis's time before the first room opens (or at the first reading after an outage).
-            let _ = crate::clock::sync(&redis).await;
+            let _ = crate::redis_io::clock::sync(&redis).await;
             let inventory = RedisInventory::with_io(
                 stock,
                 RedisSettings {

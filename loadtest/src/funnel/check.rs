@@ -126,7 +126,7 @@ fn host_token(auth: &Authenticator, room: &str) -> String {
         name: None,
         role: Role::Host,
         room: room.to_owned(),
-        exp: Some(livehub::hub::now_ms() / 1000 + 3600),
+        exp: Some(livehub::clock::now_ms() / 1000 + 3600),
         src: None,
         aff: None,
     })

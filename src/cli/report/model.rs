@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::funnel::Channel;
+use crate::commerce::Channel;
 
 pub use crate::funnel::Stage;
 

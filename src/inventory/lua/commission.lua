@@ -1,6 +1,6 @@
--- Prepended to checkout.lua; the Redis tests also run it alone against sales::commission.
+-- Prepended to checkout.lua; the Redis tests also run it alone against commerce::commission.
 -- floor(total * bps / 10000) for total < 2^53 and bps <= 10000, exactly: in two steps, so no
--- product reaches 2^53 (as sales::commission does in Rust).
+-- product reaches 2^53 (as commerce::commission does in Rust).
 local function commission(total, bps)
   if bps > 10000 then
     bps = 10000
