@@ -741,3 +741,139 @@ async fn watch_escapes_control_characters_so_a_comment_cannot_forge_lines() -> a
     }
     hub.shutdown().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_prints_the_pages_urls_with_the_bound_address() -> anyhow::Result<()> {
+    use tokio::io::AsyncBufReadExt;
+    let port = free_port();
+    let mut child = tokio::process::Command::new(BIN)
+        .arg("serve")
+        .env("LIVEHUB_SERVER__BIND", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    while printed.len() < 5 {
+        match tokio::time::timeout(common::WAIT, lines.next_line()).await?? {
+            Some(line) => printed.push(line),
+            None => break,
+        }
+    }
+    let base = format!("http://127.0.0.1:{port}");
+    assert_eq!(
+        printed[0],
+        format!("livehub is listening on {base}"),
+        "{printed:?}"
+    );
+    // each page the lines name answers, at the address printed
+    for page in ["/", "/rooms/demo", "/host/demo", "/metrics"] {
+        let url = format!("{base}{page}");
+        assert!(
+            printed
+                .iter()
+                .any(|l| l.contains(&format!("{url} ")) || l.ends_with(&url)),
+            "{page}: {printed:?}"
+        );
+        let (status, _) = livehub::http_client::request("GET", &url, None, None).await?;
+        assert_eq!(status, 200, "{url}");
+    }
+    child.start_kill()?;
+    Ok(())
+}
+
+/// The README's first show, run as written against a fresh hub: every command of its `sh` blocks
+/// in order (`./target/release/livehub` as this build's binary; the two that run until Ctrl-C or
+/// need websocat, `watch` and `websocat`, left out), and each command annotated with its answer
+/// (`# ok seq=1`, `# {"id":"d1",...}`) must print it (`N` and `...` match anything).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readmes_first_show_runs_as_written() -> anyhow::Result<()> {
+    let hub = TestHub::start().await?;
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))?;
+    let show = readme
+        .split("\n## Your first show")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .ok_or_else(|| anyhow::anyhow!("the README has no \"## Your first show\""))?;
+    let mut commands = Vec::new();
+    for block in show.split("```sh\n").skip(1) {
+        let block = block.split("```").next().unwrap_or_default();
+        let mut joined = String::new();
+        for line in block.lines() {
+            joined.push_str(line);
+            if joined.ends_with('\\') {
+                joined.pop();
+                continue;
+            }
+            let command = std::mem::take(&mut joined);
+            if !command.trim().is_empty()
+                && !command.contains(" watch")
+                && !command.contains("websocat")
+            {
+                commands.push(command);
+            }
+        }
+    }
+    assert!(commands.len() >= 6, "too few commands found: {commands:?}");
+    let mut script = String::from("set -euo pipefail\n");
+    let mut expected = Vec::new();
+    for (i, command) in commands.iter().enumerate() {
+        let (run, answer) = match command.split_once("  #") {
+            Some((run, answer)) => (run, Some(answer.trim().to_owned())),
+            None => (command.as_str(), None),
+        };
+        script.push_str(&format!(
+            "echo '@@ {i}'\n{}\n",
+            run.replace("./target/release/livehub", BIN)
+        ));
+        expected.push(answer);
+    }
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .env("LIVEHUB_AUTH__SECRET", &hub.config.auth.secret)
+        .env("LIVEHUB_URL", format!("ws://{}", hub.addr))
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (i, printed) in stdout.split("@@ ").skip(1).enumerate() {
+        let printed = printed
+            .split_once('\n')
+            .map(|(_, p)| p.trim())
+            .unwrap_or_default();
+        if let Some(answer) = &expected[i] {
+            assert!(
+                matches_answer(printed, answer),
+                "`{}` printed {printed:?}, the README says {answer:?}",
+                commands[i]
+            );
+        }
+    }
+    hub.shutdown().await
+}
+
+/// Whether `printed` is what a README comment says: `N` in `seq=N` and `...` match anything.
+fn matches_answer(printed: &str, answer: &str) -> bool {
+    let answer = answer.replace("seq=N", "seq=...");
+    let mut parts = answer.split("...");
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = printed.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    for (k, part) in parts.iter().enumerate() {
+        if k == parts.len() - 1 {
+            return rest.ends_with(part);
+        }
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.is_empty()
+}

@@ -2,6 +2,7 @@
 //! sets up the log and runs the hub until SIGINT or SIGTERM.
 
 use std::io::IsTerminal;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::Args;
@@ -83,12 +84,41 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
         })?;
         let addr = listener.local_addr().map_err(anyhow::Error::from)?;
         tracing::info!(%addr, backend = ?config.inventory.backend, "livehub serving");
+        // On stdout, so a newcomer sees where to point a browser (the log is on stderr).
+        print!("{}", page_urls(addr));
         crate::server::run(listener, config, crate::server::signal())
             .await
             .map_err(anyhow::Error::from)?;
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// The room the printed page URLs name: the one the README's first show uses.
+const EXAMPLE_ROOM: &str = "demo";
+
+/// What `livehub serve` prints on stdout once its listener is bound: the pages' URLs. A
+/// wildcard bind (`0.0.0.0`, `::`) is shown as the loopback address of its family, which a
+/// browser on this machine can open.
+pub fn page_urls(addr: SocketAddr) -> String {
+    let shown = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port())
+        }
+        _ => addr,
+    };
+    let base = format!("http://{shown}");
+    let room = EXAMPLE_ROOM;
+    format!(
+        "livehub is listening on {base}\n\
+         \x20 landing page   {base}/\n\
+         \x20 viewer page    {base}/rooms/{room}   (any room id in place of {room})\n\
+         \x20 host console   {base}/host/{room}\n\
+         \x20 metrics        {base}/metrics\n"
+    )
 }
 
 /// The start warnings: each development setting still in effect. On a loopback bind they are
@@ -127,5 +157,30 @@ fn warn_about_development_settings(config: &Config) {
             %bind,
             "anonymous read-only viewers are allowed (auth.allow_anonymous)"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_urls_name_the_bound_address_and_show_a_wildcard_bind_as_loopback() {
+        let urls = page_urls("127.0.0.1:9000".parse().unwrap());
+        assert!(
+            urls.starts_with("livehub is listening on http://127.0.0.1:9000\n"),
+            "{urls}"
+        );
+        for page in ["/\n", "/rooms/demo ", "/host/demo\n", "/metrics\n"] {
+            assert!(
+                urls.contains(&format!("http://127.0.0.1:9000{page}")),
+                "{page}: {urls}"
+            );
+        }
+        assert!(
+            page_urls("0.0.0.0:8080".parse().unwrap()).contains("http://127.0.0.1:8080/host/demo")
+        );
+        assert!(page_urls("[::]:8080".parse().unwrap()).contains("http://[::1]:8080/rooms/demo"));
+        assert!(page_urls("10.0.0.5:8080".parse().unwrap()).contains("http://10.0.0.5:8080/"));
     }
 }
