@@ -7,8 +7,9 @@
 //! the upgrade (the proxy's own connections are not capped per IP). An IPv6 client counts by its
 //! /64 network (see [`ip_key`]): one subscriber holds a whole /64 and can pick any address in it.
 //!
-//! The counts are a hub-wide atomic (the hub's) and sharded maps; every count is held by a guard
-//! whose drop gives it back, so no path can leak one.
+//! The counts are a semaphore of `server.max_connections` permits (as mini-redis's `server.rs`
+//! limits its connections) and sharded maps; every count is held by a guard whose drop gives it
+//! back, so no path can leak one.
 
 use std::hash::Hash;
 use std::net::IpAddr;
@@ -17,10 +18,11 @@ use std::sync::Arc;
 use axum::http::HeaderMap;
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::auth::Identity;
+use crate::config::Config;
 use crate::error::HubError;
-use crate::hub::Hub;
 use crate::protocol::Id;
 
 /// Why a connection was refused; [`Refusal::reason`] is the `reason` label of
@@ -129,16 +131,20 @@ impl<K: Hash + Eq + Clone> Drop for Slot<K> {
 
 /// The hub's admission state: its caps and who holds them.
 pub struct Admission {
-    hub: Arc<Hub>,
+    /// One permit per connection the hub may hold at once.
+    slots: Arc<Semaphore>,
+    cap: usize,
     per_ip: Arc<Counter<IpAddr>>,
     per_user: Arc<Counter<Id>>,
     trusted: Vec<IpAddr>,
 }
 
 impl Admission {
-    /// Admission with `hub`'s connection cap and its configuration's per-IP and per-user caps.
-    pub fn new(hub: Arc<Hub>) -> Arc<Self> {
-        let config = hub.config();
+    /// Admission with `config`'s caps: the connection cap ([`Config::connection_cap`], from the
+    /// open-file limit the process has now when it is automatic), per IP and per user.
+    pub fn new(config: &Config) -> Arc<Self> {
+        let nofile = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
+        let cap = config.connection_cap(nofile).min(Semaphore::MAX_PERMITS);
         let per_ip = Counter::new(config.limits.connections_per_ip);
         let per_user = Counter::new(config.limits.connections_per_user);
         let trusted = config
@@ -148,11 +154,18 @@ impl Admission {
             .map(IpAddr::to_canonical)
             .collect();
         Arc::new(Admission {
-            hub,
+            slots: Arc::new(Semaphore::new(cap)),
+            cap,
             per_ip,
             per_user,
             trusted,
         })
+    }
+
+    /// The most connections admitted at once: `server.max_connections`, or with 0 a little
+    /// below the open-file limit.
+    pub fn cap(&self) -> usize {
+        self.cap
     }
 
     fn is_trusted(&self, ip: IpAddr) -> bool {
@@ -171,14 +184,14 @@ impl Admission {
                 .map_err(|()| Refusal::PerIp)?
         };
         // On this refusal `ip` drops and gives the address's count back.
-        if !self.hub.try_admit() {
+        let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
             return Err(Refusal::Capacity);
-        }
+        };
         Ok(Ticket {
             admission: Arc::clone(self),
             peer,
             _conn: Arc::new(Admitted {
-                hub: Arc::clone(&self.hub),
+                _slot: slot,
                 _ip: ip,
             }),
         })
@@ -187,14 +200,8 @@ impl Admission {
 
 /// One accepted connection's counts; the last holder's drop gives them back.
 struct Admitted {
-    hub: Arc<Hub>,
+    _slot: OwnedSemaphorePermit,
     _ip: Option<Slot<IpAddr>>,
-}
-
-impl Drop for Admitted {
-    fn drop(&mut self) {
-        self.hub.release();
-    }
 }
 
 /// An accepted connection's admission, put into each of its requests' extensions. The

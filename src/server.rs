@@ -88,10 +88,6 @@ pub async fn run_with(
     };
     let bus = open_bus(backends.bus, saved, state_file.is_some());
     let hub = Hub::new(config, backends.inventory, bus, backends.funnel, catalog);
-    tracing::info!(
-        max_connections = hub.connection_cap(),
-        "connection cap (server.max_connections)"
-    );
     hub.start();
     if let Some(redis) = backends.clock {
         hub.tracker().spawn(crate::redis_io::clock::follow(

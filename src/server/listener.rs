@@ -83,9 +83,14 @@ pub(super) struct Serving {
 impl Serving {
     pub(super) fn new(app: Router, hub: &Arc<Hub>) -> Self {
         let s = &hub.config().server;
+        let admission = Admission::new(hub.config());
+        tracing::info!(
+            max_connections = admission.cap(),
+            "connection cap (server.max_connections)"
+        );
         Serving {
             app,
-            admission: Admission::new(Arc::clone(hub)),
+            admission,
             header_timeout: Duration::from_millis(s.header_timeout_ms),
             idle_timeout: Duration::from_millis(s.idle_connection_ms),
             connections: TaskTracker::new(),

@@ -1,20 +1,27 @@
-//! The hub: the room registry (sharded, no global lock; a room is opened on the bus once, by
-//! its first user), each room's ticker, the sweeper that returns expired holds to stock, and the
-//! one place that bounds every inventory and bus call in time. Every task it starts is tracked
-//! and stops on shutdown.
+//! The hub: what one process shares between its connections. It opens rooms on the bus (the
+//! registry is [`rooms`]), starts each room's ticker and upkeep ([`tickers`]) and the hold
+//! sweeper ([`sweeper`]), runs readers on a runtime of their own ([`runtime`]), and is the one
+//! place that bounds every inventory and bus call in time. Every task it starts is tracked and
+//! stops on shutdown. Connection admission is [`crate::admission`]'s.
+
+mod rooms;
+mod runtime;
+mod sweeper;
+mod tickers;
+
+pub use rooms::Rooms;
+use runtime::CommandRuntime;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use dashmap::DashMap;
-use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Authenticator;
-use crate::bus::{Bus, Event, Published, RoomSink};
+use crate::bus::{Bus, Event, RoomSink};
 use crate::catalog::Catalog;
 use crate::commerce::Channel;
 use crate::config::Config;
@@ -39,62 +46,29 @@ pub enum Deadline {
     Host,
 }
 
-type RoomCell = Arc<OnceCell<Arc<Room>>>;
-
-/// Shared state of one hub process.
+/// What one hub process shares: its configuration and the backends (the inventory, the bus,
+/// the funnel), the rooms open here, the tasks it started, and the few per-process counters
+/// and rates. It owns the rooms' lifecycle on this node; each room owns its own state.
 pub struct Hub {
     config: Arc<Config>,
     auth: Authenticator,
     inventory: Arc<dyn Inventory>,
     bus: Arc<dyn Bus>,
-    rooms: DashMap<Id, RoomCell>,
+    rooms: Rooms,
+    /// What every room opened here is made with.
     settings: RoomSettings,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    /// The next connection id (process-unique).
     next_conn: AtomicU64,
-    connections: AtomicUsize,
-    /// The most connections admitted at once (see [`Config::connection_cap`]).
-    connection_cap: usize,
     /// REST host commands per token subject (`limits.rest_commands_*`).
-    rest_rates: DashMap<Id, crate::rate::TokenBucket>,
+    rest_rates: crate::rate::KeyedBuckets<Id>,
     catalog: Catalog,
     funnel: Funnel,
     /// Names this process among the nodes (anonymous viewers' ids carry it).
     node: String,
     /// Where connections' readers run commands (see [`Hub::commands`]).
     commands: CommandRuntime,
-}
-
-/// A runtime of its own for connections' readers, shut down with the hub.
-struct CommandRuntime(Option<tokio::runtime::Runtime>);
-
-impl CommandRuntime {
-    fn new() -> Self {
-        // As many workers as the hub's own runtime (the cores this process may use): one
-        // thread would cap a closed loop of buyers at one core's worth of commands.
-        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let built = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(workers)
-            .thread_name("livehub-commands")
-            .enable_all()
-            .build();
-        match built {
-            Ok(rt) => CommandRuntime(Some(rt)),
-            Err(e) => {
-                tracing::warn!(error = %e, "no commands runtime; readers share the hub's");
-                CommandRuntime(None)
-            }
-        }
-    }
-}
-
-impl Drop for CommandRuntime {
-    fn drop(&mut self) {
-        if let Some(rt) = self.0.take() {
-            // Allowed from async contexts, unlike dropping the runtime.
-            rt.shutdown_background();
-        }
-    }
 }
 
 impl Hub {
@@ -107,24 +81,24 @@ impl Hub {
         catalog: Catalog,
     ) -> Arc<Self> {
         let settings = RoomSettings::from_config(&config.room, &config.limits);
-        let nofile = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
-        let connection_cap = config.connection_cap(nofile);
+        let rooms = Rooms::new(config.room.max_rooms);
         Arc::new(Hub {
             funnel: Funnel::new(funnel, config.funnel.clone()),
             node: format!("{:08x}", rand::random::<u32>()),
             catalog,
-            connection_cap,
-            rest_rates: DashMap::new(),
+            rest_rates: crate::rate::KeyedBuckets::new(
+                config.limits.rest_commands_per_sec,
+                config.limits.rest_commands_burst,
+            ),
             auth: Authenticator::new(&config.auth.secret, config.require_exp()),
             config: Arc::new(config),
             inventory,
             bus,
-            rooms: DashMap::new(),
+            rooms,
             settings,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             next_conn: AtomicU64::new(1),
-            connections: AtomicUsize::new(0),
             commands: CommandRuntime::new(),
         })
     }
@@ -138,12 +112,10 @@ impl Hub {
     /// Takes one REST host command from `user`'s rate (`limits.rest_commands_per_sec` and
     /// `_burst`), or `rate_limited`.
     pub fn check_rest_rate(&self, user: &Id) -> Result<(), HubError> {
-        let l = &self.config.limits;
-        let now = std::time::Instant::now();
-        let mut bucket = self.rest_rates.entry(user.clone()).or_insert_with(|| {
-            crate::rate::TokenBucket::new(l.rest_commands_per_sec, l.rest_commands_burst, now)
-        });
-        if bucket.try_take(now) {
+        if self
+            .rest_rates
+            .try_take(user.clone(), std::time::Instant::now())
+        {
             Ok(())
         } else {
             Err(HubError::RateLimited("too many commands; slow down".into()))
@@ -156,7 +128,7 @@ impl Hub {
     /// do not wait in line behind thousands of writers (issue 20). None if it could not be made
     /// (then they share the hub's runtime).
     pub fn commands(&self) -> Option<&tokio::runtime::Handle> {
-        self.commands.0.as_ref().map(|rt| rt.handle())
+        self.commands.handle()
     }
 
     /// The configuration the hub runs with.
@@ -243,41 +215,15 @@ impl Hub {
         self.next_conn.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Counts a connection in, or refuses it when the connection cap is reached. Every accepted
-    /// connection counts, from accept until it ends (see [`crate::admission`]).
-    pub fn try_admit(&self) -> bool {
-        let max = self.connection_cap;
-        self.connections
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .is_ok()
-    }
-
-    /// Counts a connection out.
-    pub fn release(&self) {
-        self.connections.fetch_sub(1, Ordering::AcqRel);
-    }
-
-    /// The most connections admitted at once: `server.max_connections`, or with 0 a little
-    /// below the open-file limit the process had when the hub was made.
-    pub fn connection_cap(&self) -> usize {
-        self.connection_cap
-    }
-
     /// Every room's state for the state file (the local bus's), None with Redis.
     pub fn export_state(&self) -> Option<SavedState> {
-        let open = self
-            .rooms
-            .iter()
-            .filter_map(|r| r.value().get().map(|room| room.export()))
-            .collect();
+        let open = self.rooms.open().iter().map(|room| room.export()).collect();
         self.bus.export(open)
     }
 
     /// The room if it is open on this node now.
     pub fn existing_room(&self, id: &Id) -> Option<Arc<Room>> {
-        self.rooms.get(id).and_then(|c| c.value().get().cloned())
+        self.rooms.get(id)
     }
 
     /// The room, opened on the bus on first use (with its ticker). A room that never existed
@@ -287,23 +233,12 @@ impl Hub {
     pub async fn room(self: &Arc<Self>, id: &Id, create: bool) -> Result<Arc<Room>, HubError> {
         // A room can close (idle, or history lost) between lookup and use; then open it anew.
         for _ in 0..3 {
-            let cell = match self.rooms.get(id) {
-                Some(c) => Arc::clone(c.value()),
-                None => {
-                    if self.rooms.len() >= self.config.room.max_rooms {
-                        return Err(HubError::Unavailable(
-                            "this hub hosts its maximum number of rooms".into(),
-                        ));
-                    }
-                    Arc::clone(self.rooms.entry(id.clone()).or_default().value())
-                }
-            };
+            let cell = self.rooms.cell(id)?;
             let room = match cell.get_or_try_init(|| self.open_room(id, create)).await {
                 Ok(room) => room,
                 Err(e) => {
                     // A failed open leaves no entry behind to count against `room.max_rooms`.
-                    self.rooms
-                        .remove_if(id, |_, c| Arc::ptr_eq(c, &cell) && c.get().is_none());
+                    self.rooms.drop_cell(id, &cell, true);
                     return Err(e);
                 }
             };
@@ -311,7 +246,7 @@ impl Hub {
                 room.touch();
                 return Ok(Arc::clone(room));
             }
-            self.rooms.remove_if(id, |_, c| Arc::ptr_eq(c, &cell));
+            self.rooms.drop_cell(id, &cell, false);
         }
         Err(HubError::Unavailable("room is restarting; retry".into()))
     }
@@ -410,183 +345,5 @@ impl Hub {
                 crate::quiet::warn("deal status not published", &e);
             }
         });
-    }
-
-    /// The room's counters' ticker: every `room.tick_ms` the changed stock, likes and viewers
-    /// go to its viewers' counter slots. Local only, so the counters never wait on Redis; the
-    /// room's upkeep, which does, is [`Hub::keep_room`], a task beside it (issue 20). Stops when
-    /// the room closes or the hub shuts down.
-    async fn tick_room(self: Arc<Self>, room: Arc<Room>) {
-        let tick = Duration::from_millis(self.config.room.tick_ms);
-        let viewers_every = Duration::from_millis(self.config.room.viewers_interval_ms);
-        let mut interval = tokio::time::interval(tick);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let mut last_viewers = tokio::time::Instant::now();
-        loop {
-            tokio::select! {
-                _ = self.shutdown.cancelled() => break,
-                _ = interval.tick() => {}
-            }
-            if room.is_closed() {
-                break;
-            }
-            let now = tokio::time::Instant::now();
-            let send_viewers = now.duration_since(last_viewers) >= viewers_every;
-            if send_viewers {
-                last_viewers = now;
-            }
-            room.tick(send_viewers);
-        }
-    }
-
-    /// The room's upkeep on this node, every `room.tick_ms` (a slow Redis delays the next round,
-    /// never the counters): its report to the bus, its funnel facts, the deals whose time ran
-    /// out, and closing it when idle (or when the bus closed it).
-    async fn keep_room(self: Arc<Self>, room: Arc<Room>) {
-        let tick = Duration::from_millis(self.config.room.tick_ms);
-        let mut interval = tokio::time::interval(tick);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let flush_every = Duration::from_millis(self.config.funnel.flush_ms);
-        let mut last_idle_check = tokio::time::Instant::now();
-        let mut last_flush = tokio::time::Instant::now();
-        loop {
-            tokio::select! {
-                _ = self.shutdown.cancelled() => {
-                    self.flush_funnel(&room).await;
-                    return;
-                }
-                _ = interval.tick() => {}
-            }
-            if room.is_closed() {
-                self.forget(&room).await;
-                return;
-            }
-            self.report_counters(&room).await;
-            if last_flush.elapsed() >= flush_every {
-                last_flush = tokio::time::Instant::now();
-                self.flush_funnel(&room).await;
-            }
-            for deal in room.expired_deals(now_ms()) {
-                self.end_expired_deal(&room, &deal).await;
-            }
-            let now = tokio::time::Instant::now();
-            if now.duration_since(last_idle_check) >= Duration::from_secs(1) {
-                last_idle_check = now;
-                if room.close_if_idle(now_ms()).is_some() {
-                    self.forget(&room).await;
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Sends the room's funnel facts from this node to the store.
-    pub async fn flush_funnel(&self, room: &Room) {
-        let within = Duration::from_millis(self.config.inventory.host_op_timeout_ms);
-        self.funnel
-            .flush(
-                room.id(),
-                room.tally(),
-                room.local_viewers(),
-                now_ms(),
-                within,
-            )
-            .await;
-    }
-
-    /// Sends this node's funnel facts of `room` now, if the room is open here (before a
-    /// reading, so the reader's own node is never a flush behind).
-    pub async fn flush_funnel_of(&self, room: &Id) {
-        if let Some(room) = self.existing_room(room) {
-            self.flush_funnel(&room).await;
-        }
-    }
-
-    async fn report_counters(&self, room: &Room) {
-        let r = room.take_report(now_ms());
-        let report = self
-            .bus
-            .counters(room.id(), r.viewers, r.likes, r.host_seen);
-        match self.within(Deadline::Host, report).await {
-            Ok(counters) => room.counters(counters),
-            // The room's lifetime ran out: the bus closed it here, the ticker forgets it.
-            Err(HubError::NotLive) => {}
-            Err(e) => {
-                room.unreport_likes(r.likes);
-                crate::quiet::warn("room counters not reported", &e);
-            }
-        }
-    }
-
-    /// Drops a closed room from this node and from the bus.
-    async fn forget(&self, room: &Arc<Room>) {
-        let removed = self.rooms.remove_if(room.id(), |_, c| {
-            c.get().is_some_and(|r| Arc::ptr_eq(r, room))
-        });
-        if removed.is_some() {
-            metrics::gauge!(crate::metrics::ROOMS).decrement(1.0);
-        }
-        self.flush_funnel(room).await;
-        let sink: Weak<dyn RoomSink> = Arc::downgrade(room) as Weak<Room>;
-        self.bus.close(room.id(), &sink, room.export()).await;
-        tracing::debug!(room = %room.id(), "room closed");
-    }
-
-    async fn end_expired_deal(&self, room: &Room, deal: &Id) {
-        let ended = self.inventory.end_if_due(room.id(), deal, now_ms());
-        let ended = match self.within(Deadline::Host, ended).await {
-            Ok(Some(ended)) => ended,
-            // Its time has not run out by the inventory's clock: the next tick asks again.
-            Ok(None) => return,
-            Err(e) => {
-                crate::quiet::warn("timed-out deal not ended; retrying", &e);
-                return;
-            }
-        };
-        if ended.was_live {
-            room.tally().moment(crate::funnel::Moment {
-                t: now_ms(),
-                kind: crate::funnel::MomentKind::DealEnd,
-                deal: Some(ended.deal.id.clone()),
-                product: Some(ended.deal.product_id.clone()),
-                title: Some(ended.deal.title.clone()),
-            });
-        }
-        let event = Event::Deal {
-            deal: ended.deal,
-            version: 0,
-        };
-        match self
-            .within(Deadline::Host, self.bus.publish(room.id(), event))
-            .await
-        {
-            Ok(Published::Seq(_) | Published::Unchanged) => {}
-            Err(e) => crate::quiet::warn("deal end not published", &e),
-        }
-    }
-
-    async fn sweep_holds(self: Arc<Self>) {
-        let every = Duration::from_millis(self.config.inventory.sweep_interval_ms);
-        let mut interval = tokio::time::interval(every);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        loop {
-            tokio::select! {
-                _ = self.shutdown.cancelled() => return,
-                _ = interval.tick() => {}
-            }
-            match self
-                .within(Deadline::Host, self.inventory.expire_due(now_ms()))
-                .await
-            {
-                Ok(changes) => {
-                    metrics::counter!(crate::metrics::SWEEP_CHANGES)
-                        .increment(changes.len() as u64);
-                    for c in changes {
-                        self.stock_changed(&c.room, &c.deal, c.level);
-                    }
-                }
-                Err(e) => crate::quiet::warn("hold sweep failed", &e),
-            }
-        }
     }
 }
