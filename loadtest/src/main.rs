@@ -18,6 +18,7 @@ mod funnel;
 mod hist;
 mod hub_url;
 mod idle;
+mod measure;
 mod mix;
 mod report;
 mod reserve;

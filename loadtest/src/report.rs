@@ -8,71 +8,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use serde::{Deserialize, Serialize};
 
 use crate::hist::{Hist, HistJson};
-use crate::run::{NodeMetrics, Outcome};
+use crate::measure::{AuditRow, NodeMetrics, Outcome, Second};
 use crate::scenario::Slo;
 use crate::sequence::SAMPLES;
-
-/// One second of the run.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Second {
-    pub t_s: u64,
-    pub connected: u64,
-    pub deliveries_per_s: u64,
-    pub comments_per_s: u64,
-    pub comment_p50_ms: f64,
-    pub comment_p99_ms: f64,
-    pub hub_rss_kib: Option<u64>,
-}
-
-/// The audit of one deal: the last reading and the worst seen during the run.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct AuditRow {
-    pub room: String,
-    pub deal: String,
-    pub readings: u64,
-    pub stock: i64,
-    pub remaining: i64,
-    pub held: i64,
-    pub sold: i64,
-    /// Units held or sold beyond the stock (or `remaining` below zero), last reading.
-    pub oversold: u64,
-    /// |stock - (remaining + held + sold)|, last reading.
-    pub leaked: u64,
-    pub max_oversold: u64,
-    pub max_leaked: u64,
-}
-
-impl AuditRow {
-    pub fn new(room: &str, deal: &str) -> Self {
-        AuditRow {
-            room: room.into(),
-            deal: deal.into(),
-            readings: 0,
-            stock: 0,
-            remaining: 0,
-            held: 0,
-            sold: 0,
-            oversold: 0,
-            leaked: 0,
-            max_oversold: 0,
-            max_leaked: 0,
-        }
-    }
-
-    /// Takes one reading of the audit endpoint.
-    pub fn absorb(&mut self, v: &serde_json::Value) {
-        let f = |k: &str| v[k].as_i64().unwrap_or(0);
-        (self.stock, self.remaining, self.held, self.sold) =
-            (f("stock"), f("remaining"), f("held"), f("sold"));
-        self.oversold = (self.held + self.sold - self.stock)
-            .max(-self.remaining)
-            .max(0) as u64;
-        self.leaked = (self.stock - self.remaining - self.held - self.sold).unsigned_abs();
-        self.max_oversold = self.max_oversold.max(self.oversold);
-        self.max_leaked = self.max_leaked.max(self.leaked);
-        self.readings += 1;
-    }
-}
 
 /// One service level's verdict.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -12,8 +12,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 use crate::funnel::{ViewerFacts, Window};
-use crate::hist::Hist;
-use crate::report::{AuditRow, Second};
+use crate::measure::{AuditRow, Metrics, NodeMetrics, Outcome, Second, SeqCounts};
 use crate::sequence::{Arrival, Disagreement, Ledger, Missed, SAMPLES, Stay, Track};
 use crate::trace::{Action, Attribution, Event, Recorder};
 use crate::wsraw::{Frame, RawWs, number_after};
@@ -43,86 +42,6 @@ pub struct Target {
 
 /// How long a leaving viewer waits for its pending answers when the funnel is checked.
 const REPLY_WAIT: Duration = Duration::from_secs(2);
-
-/// How the durable seqs fitted into each viewer's sequence.
-#[derive(Default)]
-pub struct SeqCounts {
-    /// Seqs skipped by a gap (or a refused resume) that never arrived.
-    pub lost: AtomicU64,
-    pub duplicates: AtomicU64,
-    /// Seqs that arrived after a later one.
-    pub out_of_order: AtomicU64,
-    /// Events another viewer of the room got while this one was there that it never got, and
-    /// no gap counted (see [`Ledger::missed`]).
-    pub missed: AtomicU64,
-    /// Other viewers' comments the hub thinned for a viewer that fell behind (`skipped`
-    /// markers): not lost, not shown.
-    pub thinned: AtomicU64,
-}
-
-/// What the clients of one hub node (one URL) measured.
-#[derive(Default)]
-pub struct NodeMetrics {
-    /// Viewers (not hosts) assigned to the node.
-    pub viewers: AtomicU64,
-    pub connects_ok: AtomicU64,
-    pub connects_failed: AtomicU64,
-    /// Frames its clients received.
-    pub deliveries: AtomicU64,
-    pub seq: SeqCounts,
-    pub comment: Mutex<Hist>,
-}
-
-/// Everything the clients measure.
-#[derive(Default)]
-pub struct Metrics {
-    pub comment: Mutex<Hist>,
-    comment_window: Mutex<Hist>,
-    pub stock: Mutex<Hist>,
-    pub reserve: Mutex<Hist>,
-    pub checkout: Mutex<Hist>,
-    pub cancel: Mutex<Hist>,
-    pub connect: Mutex<Hist>,
-    pub deliveries: AtomicU64,
-    pub comments_sent: AtomicU64,
-    pub connects_ok: AtomicU64,
-    pub connects_failed: AtomicU64,
-    /// Every failed connect, by reason.
-    pub connect_failures: crate::failures::Failures,
-    pub connected: AtomicU64,
-    pub seq: SeqCounts,
-    /// Deliveries whose event differed from the one another viewer got under the same seq.
-    pub seq_mismatches: AtomicU64,
-    /// The first few of them, for people.
-    pub seq_mismatch_samples: Mutex<Vec<String>>,
-    /// The first few missed events, for people.
-    pub missed_samples: Mutex<Vec<String>>,
-    pub resume_failed: AtomicU64,
-    pub reserved: AtomicU64,
-    pub ordered: AtomicU64,
-    pub released: AtomicU64,
-    pub rejected: Mutex<HashMap<String, u64>>,
-    pub errors: Mutex<HashMap<String, u64>>,
-    pub closes: Mutex<HashMap<u16, u64>>,
-    /// Per hub node, in `--url` order.
-    pub nodes: Vec<NodeMetrics>,
-}
-
-/// What a finished run measured.
-pub struct Outcome {
-    pub metrics: Arc<Metrics>,
-    pub timeline: Vec<Second>,
-    pub audits: Vec<AuditRow>,
-    pub elapsed_s: f64,
-    pub hub_rss_max_kib: Option<u64>,
-    pub hub_cpu_avg_pct: Option<f64>,
-    /// Each node's hub CPU seconds over the run (with one PID per URL).
-    pub node_cpu_s: Vec<Option<f64>>,
-    /// Every viewer's funnel facts (with `Target::funnel`).
-    pub viewers: Vec<ViewerFacts>,
-    /// (room, deal) -> when the clients saw it not ended, and ended.
-    pub windows: HashMap<(String, String), Window>,
-}
 
 struct Shared {
     start: Instant,
