@@ -36,7 +36,7 @@ pub fn test_config() -> Config {
     c.limits.viewer_frames_burst = 1000.0;
     c.limits.rest_commands_per_sec = 100_000.0;
     c.limits.rest_commands_burst = 100_000.0;
-    // Every test client connects from 127.0.0.1; tests/limits.rs checks the per-IP cap itself.
+    // Every test client connects from 127.0.0.1; tests/it/limits.rs checks the per-IP cap itself.
     c.limits.connections_per_ip = 0;
     c
 }

@@ -22,6 +22,13 @@ pub fn node_env(url: &str, cluster: bool) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// The environment of a node on `engine`, under the engine's key prefix.
+fn engine_env(engine: &Engine) -> Vec<(&'static str, String)> {
+    let mut env = node_env(&engine.url(), engine.is_cluster());
+    env.push(("LIVEHUB_REDIS__KEY_PREFIX", engine.key_prefix().to_owned()));
+    env
+}
+
 /// `n` hub processes on one Redis server at `url`.
 pub async fn start_nodes(url: &str, n: usize) -> Result<Vec<HubProcess>> {
     let mut nodes = Vec::with_capacity(n);
@@ -35,7 +42,7 @@ pub async fn start_nodes(url: &str, n: usize) -> Result<Vec<HubProcess>> {
 pub async fn start_nodes_on(engine: &Engine, n: usize) -> Result<Vec<HubProcess>> {
     let mut nodes = Vec::with_capacity(n);
     for _ in 0..n {
-        nodes.push(HubProcess::start(&node_env(&engine.url(), engine.is_cluster())).await?);
+        nodes.push(HubProcess::start(&engine_env(engine)).await?);
     }
     Ok(nodes)
 }
@@ -132,7 +139,7 @@ pub async fn start_nodes_with(
     n: usize,
     extra: &[(&'static str, &str)],
 ) -> Result<Vec<HubProcess>> {
-    let mut env = node_env(&engine.url(), engine.is_cluster());
+    let mut env = engine_env(engine);
     env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
     let mut nodes = Vec::with_capacity(n);
     for _ in 0..n {

@@ -1,9 +1,18 @@
 //! A throwaway `redis-server` on a free port, owned by one test: started with no persistence
 //! (or with AOF when a test needs to survive a restart), stopped when dropped. Tests never touch
 //! a Redis they did not start.
+//!
+//! Starting a 3-master cluster takes seconds, so tests that neither stop, flush nor inspect their
+//! Redis as a whole share one server ([`shared_server`]) and one cluster ([`shared_cluster`]) per
+//! test process, each test under a key prefix of its own ([`unique_prefix`]). The shared ones are
+//! never dropped (they live in `static`s): each is started under a `sh` that holds the read end
+//! of a pipe from the test process and kills the server when the pipe closes, that is when the
+//! test process exits, however it exits.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -15,7 +24,36 @@ pub struct RedisServer {
     persist: bool,
     /// More `redis-server` arguments (cluster mode).
     extra: Vec<String>,
+    /// Shared by the tests of this process: dies with the process (see the module's doc).
+    shared: bool,
     child: Option<Child>,
+}
+
+/// Kills the server (`"$@"`) when its standard input, a pipe from the test process, closes, and
+/// removes its directory (`$1`).
+const DIE_WITH_THE_TEST_PROCESS: &str =
+    r#"dir=$1; shift; "$@" </dev/null & r=$!; read -r _; kill -9 $r; wait $r; rm -rf "$dir""#;
+
+/// A key prefix no other test of this process uses (for a test on a shared Redis).
+pub fn unique_prefix() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!("t{}", N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The in-memory redis-server shared by the tests of this process, started on first use.
+pub fn shared_server() -> &'static RedisServer {
+    static SERVER: OnceLock<RedisServer> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        RedisServer::launch_with(free_port().expect("a free port"), false, Vec::new(), true)
+            .expect("the shared redis-server")
+    })
+}
+
+/// The in-memory 3-master Redis Cluster shared by the tests of this process, started on first
+/// use.
+pub fn shared_cluster() -> &'static RedisCluster {
+    static CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| RedisCluster::launch(false, true).expect("the shared redis cluster"))
 }
 
 fn free_port() -> Result<u16> {
@@ -56,6 +94,10 @@ impl RedisServer {
     }
 
     fn launch_on(port: u16, persist: bool, extra: Vec<String>) -> Result<Self> {
+        Self::launch_with(port, persist, extra, false)
+    }
+
+    fn launch_with(port: u16, persist: bool, extra: Vec<String>, shared: bool) -> Result<Self> {
         let dir = std::env::temp_dir().join(format!("livehub-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let mut s = RedisServer {
@@ -63,6 +105,7 @@ impl RedisServer {
             dir,
             persist,
             extra,
+            shared,
             child: None,
         };
         s.spawn()?;
@@ -70,7 +113,16 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) -> Result<()> {
-        let mut cmd = Command::new("redis-server");
+        let mut cmd = if self.shared {
+            let mut sh = Command::new("sh");
+            sh.args(["-c", DIE_WITH_THE_TEST_PROCESS, "sh"])
+                .arg(&self.dir)
+                .arg("redis-server")
+                .stdin(Stdio::piped());
+            sh
+        } else {
+            Command::new("redis-server")
+        };
         cmd.args([
             "--port",
             &self.port.to_string(),
@@ -190,6 +242,10 @@ impl RedisCluster {
     /// Starts the cluster (with AOF when `persist`, so it survives a stop and restart) and waits
     /// until it reports `cluster_state:ok`.
     pub fn start(persist: bool) -> Result<Self> {
+        Self::launch(persist, false)
+    }
+
+    fn launch(persist: bool, shared: bool) -> Result<Self> {
         let mut nodes = Vec::new();
         for _ in 0..3 {
             let port = free_cluster_port()?;
@@ -202,7 +258,7 @@ impl RedisCluster {
                 "2000",
             ];
             let extra = extra.iter().map(|s| s.to_string()).collect();
-            nodes.push(RedisServer::launch_on(port, persist, extra)?);
+            nodes.push(RedisServer::launch_with(port, persist, extra, shared)?);
         }
         let addrs: Vec<String> = nodes
             .iter()
@@ -272,10 +328,17 @@ impl RedisCluster {
     }
 }
 
-/// The Redis a multi-node test runs on: one server, or a 3-master cluster.
+/// The Redis a multi-node test runs on: one server, or a 3-master cluster, of its own or shared.
 pub enum Engine {
     Single(RedisServer),
     Cluster(RedisCluster),
+    /// The test process's shared server, or its shared cluster when `cluster`, with the test's
+    /// nodes under a key prefix of their own: for a test that neither stops, flushes nor
+    /// inspects its Redis as a whole, nor kills its clients.
+    Shared {
+        cluster: bool,
+        prefix: String,
+    },
 }
 
 impl Engine {
@@ -288,17 +351,38 @@ impl Engine {
         })
     }
 
+    /// The shared engine of `kind` ("single" or "cluster"), under a key prefix of its own.
+    pub fn shared(kind: &str) -> Self {
+        Engine::Shared {
+            cluster: kind == "cluster",
+            prefix: unique_prefix(),
+        }
+    }
+
     /// `redis.url` for the hub.
     pub fn url(&self) -> String {
         match self {
             Engine::Single(s) => s.url(),
             Engine::Cluster(c) => c.url(),
+            Engine::Shared { cluster: true, .. } => shared_cluster().url(),
+            Engine::Shared { .. } => shared_server().url(),
         }
     }
 
-    /// True for the cluster.
+    /// `redis.key_prefix` for the hub (the default one on an engine of the test's own).
+    pub fn key_prefix(&self) -> &str {
+        match self {
+            Engine::Shared { prefix, .. } => prefix,
+            _ => "lh",
+        }
+    }
+
+    /// True for a cluster.
     pub fn is_cluster(&self) -> bool {
-        matches!(self, Engine::Cluster(_))
+        matches!(
+            self,
+            Engine::Cluster(_) | Engine::Shared { cluster: true, .. }
+        )
     }
 
     /// Runs `args` on every server.
@@ -311,14 +395,19 @@ impl Engine {
         match self {
             Engine::Single(s) => Ok(vec![s.cli(args)?]),
             Engine::Cluster(c) => c.nodes.iter().map(|n| n.cli(args)).collect(),
+            Engine::Shared { cluster: true, .. } => {
+                shared_cluster().nodes.iter().map(|n| n.cli(args)).collect()
+            }
+            Engine::Shared { .. } => Ok(vec![shared_server().cli(args)?]),
         }
     }
 
-    /// Stops every server.
+    /// Stops every server (not a shared engine's: other tests are using it).
     pub fn stop(&mut self) -> Result<()> {
         match self {
             Engine::Single(s) => s.stop(),
             Engine::Cluster(c) => c.stop(),
+            Engine::Shared { .. } => bail!("a shared Redis is never stopped"),
         }
     }
 
@@ -327,6 +416,7 @@ impl Engine {
         match self {
             Engine::Single(s) => s.restart(),
             Engine::Cluster(c) => c.restart(),
+            Engine::Shared { .. } => bail!("a shared Redis is never restarted"),
         }
     }
 }

@@ -4,7 +4,7 @@
 //! memory backend and on Redis (where the title is stored with the deal's stock and may hold
 //! the reply separator `|`).
 
-mod common;
+use crate::common;
 
 use common::{Client, TestHub};
 use livehub::protocol::ServerMsg;

@@ -4,7 +4,7 @@
 //! trusted proxy), a user's WebSocket sessions are capped, and the automatic connection cap
 //! stays below the open-file limit the hub runs with.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

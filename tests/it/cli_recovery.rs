@@ -2,7 +2,7 @@
 //! processes, SIGTERM, a second hub on the same port continuing the room from the state file),
 //! and `serve` started while its Redis is down (a real redis-server started later on that port).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

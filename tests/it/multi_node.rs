@@ -1,10 +1,12 @@
-//! One show over several `livehub serve` processes on one throwaway Redis: every viewer on
+//! One show over several `livehub serve` processes on one Redis: every viewer on
 //! every node receives the same durable events in the same `seq` order, welcomes and viewer
 //! totals are the room's, a node killed with `kill -9` or a Redis that stops loses nothing, and
 //! a dropped subscription is repaired from the room's history. Every test runs twice: on one
-//! Redis server (`single::`) and on a 3-master Redis Cluster (`cluster::`).
+//! Redis server (`single::`) and on a 3-master Redis Cluster (`cluster::`): the test process's
+//! shared ones, under a key prefix of the test's own, or a throwaway one for a test that stops,
+//! flushes or scans its Redis or kills its clients.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
@@ -25,7 +27,7 @@ fn product(id: &str) -> serde_json::Value {
 async fn three_nodes_deliver_every_event_once_in_the_same_seq_order(
     kind: &str,
 ) -> anyhow::Result<()> {
-    let redis = Engine::start(kind, false)?;
+    let redis = Engine::shared(kind);
     let nodes = start_nodes_on(&redis, 3).await?;
     let room = "show";
     let mut viewers = Vec::new();
@@ -95,10 +97,8 @@ async fn three_nodes_deliver_every_event_once_in_the_same_seq_order(
         // Sharded pub/sub: the room's channel lives on the one shard that owns its slot, and
         // nothing is broadcast through classic (cluster-wide) pub/sub.
         let sharded = redis.cli_each(&["PUBSUB", "SHARDCHANNELS"])?;
-        let holders = sharded
-            .iter()
-            .filter(|o| o.contains(":room:show}:ch"))
-            .count();
+        let channel = format!("{{{}:room:show}}:ch", redis.key_prefix());
+        let holders = sharded.iter().filter(|o| o.contains(&channel)).count();
         assert_eq!(holders, 1, "{sharded:?}");
         let classic = redis.cli_each(&["PUBSUB", "CHANNELS"])?;
         assert!(classic.iter().all(|o| o.trim().is_empty()), "{classic:?}");
@@ -112,7 +112,7 @@ async fn three_nodes_deliver_every_event_once_in_the_same_seq_order(
 async fn viewer_totals_span_nodes_and_a_dead_nodes_viewers_fall_out(
     kind: &str,
 ) -> anyhow::Result<()> {
-    let redis = Engine::start(kind, false)?;
+    let redis = Engine::shared(kind);
     let mut nodes = start_nodes_on(&redis, 3).await?;
     let room = "count";
     let (mut on_a, _) = join(&nodes[0], room, Role::Viewer, "a", None).await?;
@@ -139,7 +139,7 @@ async fn viewer_totals_span_nodes_and_a_dead_nodes_viewers_fall_out(
 }
 
 async fn likes_stock_mutes_and_deletions_hold_across_nodes(kind: &str) -> anyhow::Result<()> {
-    let redis = Engine::start(kind, false)?;
+    let redis = Engine::shared(kind);
     let nodes = start_nodes_on(&redis, 2).await?;
     let room = "rules";
     let (mut host_a, _) = join(&nodes[0], room, Role::Host, "host", None).await?;
@@ -214,16 +214,23 @@ async fn likes_stock_mutes_and_deletions_hold_across_nodes(kind: &str) -> anyhow
     let (mut chatty_b, _) = join(&nodes[1], room, Role::Viewer, "chatty", None).await?;
     for i in 0..3 {
         chatty_a
-            .send(json!({"type": "comment", "text": format!("a{i}")}))
+            .send(
+                json!({"type": "comment", "text": format!("a{i}"), "request_id": format!("a{i}")}),
+            )
             .await?;
         chatty_b
-            .send(json!({"type": "comment", "text": format!("b{i}")}))
+            .send(
+                json!({"type": "comment", "text": format!("b{i}"), "request_id": format!("b{i}")}),
+            )
             .await?;
     }
+    // Every comment is answered, with an ack or an error: count the refusals (reading until each
+    // connection went quiet for a while was a guess at when the answers were all in).
     let mut limited = 0;
-    for c in [&mut chatty_a, &mut chatty_b] {
-        while let Ok(m) = c.next_within(Duration::from_millis(800)).await {
-            if matches!(m, ServerMsg::Error { ref code, .. } if code.as_str() == "rate_limited") {
+    for (c, who) in [(&mut chatty_a, "a"), (&mut chatty_b, "b")] {
+        for i in 0..3 {
+            let reply = reply_to(c, &format!("{who}{i}")).await?;
+            if reply["code"] == "rate_limited" {
                 limited += 1;
             }
         }
@@ -239,7 +246,7 @@ async fn likes_stock_mutes_and_deletions_hold_across_nodes(kind: &str) -> anyhow
 async fn viewers_of_a_node_killed_mid_show_resume_on_another_and_miss_nothing(
     kind: &str,
 ) -> anyhow::Result<()> {
-    let redis = Engine::start(kind, false)?;
+    let redis = Engine::shared(kind);
     let mut nodes = start_nodes_on(&redis, 3).await?;
     let room = "crash";
     let (mut host, _) = join(&nodes[0], room, Role::Host, "host", None).await?;
@@ -315,7 +322,7 @@ async fn viewers_of_a_node_killed_mid_show_resume_on_another_and_miss_nothing(
 async fn a_graceful_stop_drains_its_viewers_with_1001_to_the_other_nodes(
     kind: &str,
 ) -> anyhow::Result<()> {
-    let redis = Engine::start(kind, false)?;
+    let redis = Engine::shared(kind);
     let mut nodes = start_nodes_on(&redis, 2).await?;
     let room = "drain";
     let (mut host, _) = join(&nodes[0], room, Role::Host, "host", None).await?;
@@ -455,7 +462,7 @@ async fn a_killed_subscription_is_noticed_and_its_gap_repaired_from_history(
 async fn a_late_node_resumes_a_viewer_from_the_rooms_history_in_redis(
     kind: &str,
 ) -> anyhow::Result<()> {
-    let redis = Engine::start(kind, false)?;
+    let redis = Engine::shared(kind);
     let nodes = start_nodes_on(&redis, 2).await?;
     let room = "history";
     let (mut host, _) = join(&nodes[0], room, Role::Host, "host", None).await?;
@@ -574,7 +581,7 @@ async fn buy(c: &mut Client, deal: &str, rid: &str) -> anyhow::Result<(String, S
 async fn a_deal_id_used_again_after_its_keys_expired_is_a_new_deal_with_new_ids(
     kind: &str,
 ) -> anyhow::Result<()> {
-    let redis = Engine::start(kind, false)?;
+    let redis = Engine::shared(kind);
     let short = [
         ("LIVEHUB_REDIS__RETENTION_MS", "1000"),
         ("LIVEHUB_INVENTORY__HOLD_MS", "1000"),
@@ -742,7 +749,7 @@ async fn after_a_show_and_its_retention_redis_holds_none_of_its_keys(
 /// and the same five spread over three nodes' REST endpoints: all succeed, and the first deal of
 /// each round carries the title of the product pinned just before.
 async fn a_hosts_commands_see_their_own_writes_on_every_node(kind: &str) -> anyhow::Result<()> {
-    let redis = Engine::start(kind, false)?;
+    let redis = Engine::shared(kind);
     let extra = [
         ("LIVEHUB_LIMITS__REST_COMMANDS_PER_SEC", "10000"),
         ("LIVEHUB_LIMITS__REST_COMMANDS_BURST", "10000"),
@@ -778,12 +785,20 @@ async fn a_hosts_commands_see_their_own_writes_on_every_node(kind: &str) -> anyh
         }
     }
     let token = common::mint(common::nodes::SECRET, Role::Host, room, "host");
+    let mut last = 0;
     for i in 0..ROUNDS {
         for (j, cmd) in round("h", i).into_iter().enumerate() {
             let node = &nodes[(i + j) % nodes.len()];
             let (status, answer) = post_command(node, room, &token, &cmd).await?;
             assert_eq!(status, 200, "REST round {i} command {j}: {answer}");
+            last = last.max(answer["seq"].as_u64().unwrap_or(0));
         }
+    }
+    // The snapshot is node B's view of the room: read it once B has the last event (a command
+    // answered by another node reaches B through Redis a moment later).
+    let (mut watcher, welcome) = join(&nodes[1], room, Role::Viewer, "watcher", None).await?;
+    if welcome_seq(&welcome) < last {
+        durable_until(&mut watcher, last).await?;
     }
     let (_, snapshot) = get(&nodes[1], &format!("/api/rooms/{room}"), None).await?;
     let snapshot: serde_json::Value = serde_json::from_str(&snapshot)?;
@@ -813,7 +828,7 @@ async fn a_node_30_s_ahead_times_holds_and_deals_by_redis(kind: &str) -> anyhow:
     .into_iter()
     .find(|p| std::path::Path::new(p).exists())
     .context("libfaketime is missing: install Debian's faketime (scripts/test.sh does)")?;
-    let redis = Engine::start(kind, false)?;
+    let redis = Engine::shared(kind);
     let hold = [
         ("LIVEHUB_INVENTORY__HOLD_MS", "20000"),
         ("LIVEHUB_INVENTORY__SWEEP_INTERVAL_MS", "50"),

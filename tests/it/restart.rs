@@ -1,7 +1,7 @@
 //! A hub restarted with `server.state_file`: viewers closed with 1001 reconnect with `?since=`
 //! to the new process and resume exactly where they were.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

@@ -1,6 +1,7 @@
 //! The inventory conformance suite against the embedded memory backend.
 
-mod common;
+use crate::common;
+use crate::conformance_suite;
 
 use std::sync::Arc;
 

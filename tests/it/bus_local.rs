@@ -1,6 +1,7 @@
 //! The bus conformance suite against the in-process bus.
 
-mod common;
+use crate::bus_conformance_suite;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! `/api/dev/token` answers only this machine: a loopback client that named the hub by a
 //! loopback name (no DNS rebinding), and never mints admin tokens.
 
-mod common;
+use crate::common;
 
 use std::net::{IpAddr, SocketAddr};
 

@@ -4,9 +4,9 @@
 //! run found and that was checked in) fails `cargo test` without nightly. See docs/fuzzing.md.
 //!
 //! The seed files themselves are written by the ignored test at the bottom:
-//! `cargo test --test fuzz_corpus -- --ignored write_seed_corpus`.
+//! `cargo test --test it -- --ignored fuzz_corpus::write_seed_corpus`.
 
-#[path = "../fuzz/checks.rs"]
+#[path = "../../fuzz/checks.rs"]
 mod checks;
 
 use std::collections::BTreeSet;
@@ -127,7 +127,7 @@ fn every_token_seed_passes_the_checks() {
 }
 
 /// Writes the seed files (`seed-*`) of both corpora. Run it after changing a seed:
-/// `cargo test --test fuzz_corpus -- --ignored write_seed_corpus`.
+/// `cargo test --test it -- --ignored fuzz_corpus::write_seed_corpus`.
 #[test]
 #[ignore = "writes fuzz/corpus/*/seed-*; run by hand"]
 fn write_seed_corpus() {

@@ -4,7 +4,7 @@
 //! computes from the replies it received, exactly: on the memory backend, on Redis, and with
 //! the viewers spread over two hub processes on one Redis.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

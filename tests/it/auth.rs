@@ -1,6 +1,6 @@
 //! Tokens are checked before the upgrade; roles and rooms are enforced on every path.
 
-mod common;
+use crate::common;
 
 use common::{TestHub, upgrade_status};
 use livehub::protocol::Role;

@@ -1,7 +1,7 @@
 //! Fan-out: one order for everyone, resume without loss, slow consumers closed without slowing
 //! the room, shutdown closes viewers with 1001.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

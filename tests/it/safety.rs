@@ -4,7 +4,7 @@
 //! counts, empty continuation frames included, and a message in too many fragments closes with
 //! 1008.
 
-mod common;
+use crate::common;
 
 use common::{Client, Ended, TestHub, test_config};
 use livehub::config::DevToggle;

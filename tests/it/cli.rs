@@ -1,6 +1,6 @@
 //! The `livehub` binary: `token`, every `host` subcommand, and `serve` as a real process.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! `seq` order, and when a node is killed its viewers reconnect through the same URL with
 //! `?since=`, are routed past the dead node, and resume without missing anything.
 
-mod common;
+use crate::common;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;

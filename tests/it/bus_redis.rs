@@ -1,7 +1,8 @@
 //! The bus conformance suite against the Redis bus, each test on its own throwaway
 //! redis-server; and what only the Redis bus does: two nodes on one room.
 
-mod common;
+use crate::bus_conformance_suite;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,11 +14,17 @@ use livehub::bus::{Bus, Event, RedisBus};
 use livehub::redis_io::{RedisIo, RedisTarget};
 
 async fn node(server: &RedisServer) -> Arc<RedisBus> {
-    let target = RedisTarget::Single(server.url());
+    node_on(&server.url(), "lh").await
+}
+
+async fn node_on(url: &str, key_prefix: &str) -> Arc<RedisBus> {
+    let target = RedisTarget::Single(url.to_owned());
     let io = RedisIo::connect(target, Duration::from_secs(2))
         .await
         .expect("connect");
-    let bus = RedisBus::start(io, "lh", settings()).await.expect("bus");
+    let bus = RedisBus::start(io, key_prefix, settings())
+        .await
+        .expect("bus");
     Arc::new(bus)
 }
 
@@ -32,13 +39,15 @@ async fn ready(bus: Arc<RedisBus>) -> Arc<RedisBus> {
     panic!("the bus did not subscribe");
 }
 
-async fn redis() -> (Arc<dyn Bus>, RedisServer) {
-    let server = RedisServer::start().expect("redis-server");
-    let bus = ready(node(&server).await).await;
-    (bus, server)
+/// A bus under a key prefix of its own on the shared server: the conformance suite only goes
+/// through the bus, and every test plays in rooms of its own.
+async fn shared() -> (Arc<dyn Bus>, ()) {
+    let url = common::redis::shared_server().url();
+    let bus = ready(node_on(&url, &common::redis::unique_prefix()).await).await;
+    (bus, ())
 }
 
-bus_conformance_suite!(redis);
+bus_conformance_suite!(shared);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_receive_the_same_events_in_the_same_order() {
@@ -104,19 +113,21 @@ async fn a_room_whose_log_was_lost_is_reported_lost_not_continued() {
     panic!("a lost log was not noticed");
 }
 
-/// The same suite with the bus on a throwaway 3-master Redis Cluster (sharded pub/sub).
+/// The same suite with the bus on the shared 3-master Redis Cluster (sharded pub/sub), each test
+/// under a key prefix of its own.
 mod cluster {
     use super::*;
-    use common::redis::RedisCluster;
 
-    async fn redis_cluster() -> (Arc<dyn Bus>, RedisCluster) {
-        let cluster = RedisCluster::start(false).expect("redis cluster");
+    async fn redis_cluster() -> (Arc<dyn Bus>, ()) {
+        let cluster = common::redis::shared_cluster();
         let target = RedisTarget::from_config(&cluster.url(), true);
         let io = RedisIo::connect(target, Duration::from_secs(2))
             .await
             .expect("connect");
-        let bus = RedisBus::start(io, "lh", settings()).await.expect("bus");
-        (Arc::new(bus), cluster)
+        let bus = RedisBus::start(io, &common::redis::unique_prefix(), settings())
+            .await
+            .expect("bus");
+        (Arc::new(bus), ())
     }
 
     bus_conformance_suite!(redis_cluster);

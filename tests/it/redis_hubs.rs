@@ -1,7 +1,7 @@
 //! Hubs sharing one Redis: a spike split across two hub processes never oversells, a Redis outage
 //! answers `unavailable` quickly while viewers stay connected, and stock moves across nodes.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

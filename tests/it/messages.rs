@@ -1,7 +1,7 @@
 //! Every server message type, produced by a real scenario against a real hub and checked field
 //! by field on the wire.
 
-mod common;
+use crate::common;
 
 use common::{TestHub, assert_keys};
 use livehub::protocol::Role;

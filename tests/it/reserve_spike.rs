@@ -1,6 +1,6 @@
 //! A reserve spike through the real WebSocket path: 1,000 viewers tap "buy" at once.
 
-mod common;
+use crate::common;
 
 use common::{Client, TestHub};
 use livehub::protocol::{RejectReason, Role, ServerMsg};

@@ -3,12 +3,11 @@
 //! exact up to 1,000 users and within 2% above; connected time adds up over nodes to
 //! `engaged`; batches from several nodes at once lose nothing.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::redis::{RedisCluster, RedisServer};
 use livehub::funnel::store::{EXACT_USERS, FunnelStore};
 use livehub::funnel::{Channel, MemoryFunnel, Moment, MomentKind, Op, RedisFunnel, Stage};
 use livehub::protocol::Id;
@@ -172,7 +171,9 @@ async fn suite(stores: Vec<Arc<dyn FunnelStore>>) {
     batches_from_many_nodes_at_once_lose_nothing(&stores).await;
 }
 
+/// Two nodes' stores under a key prefix of their own (on a Redis other tests share).
 async fn redis_stores(target: RedisTarget) -> Vec<Arc<dyn FunnelStore>> {
+    let prefix = common::redis::unique_prefix();
     let mut stores: Vec<Arc<dyn FunnelStore>> = Vec::new();
     for node in ["node-a", "node-b"] {
         let io = RedisIo::connect(target.clone(), Duration::from_secs(2))
@@ -180,7 +181,7 @@ async fn redis_stores(target: RedisTarget) -> Vec<Arc<dyn FunnelStore>> {
             .expect("connect");
         stores.push(Arc::new(RedisFunnel::new(
             io,
-            "lh",
+            &prefix,
             node.into(),
             ENGAGED_MS,
             3_600_000,
@@ -196,12 +197,12 @@ async fn the_memory_funnel_store_keeps_the_rules() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_redis_funnel_store_keeps_the_rules_for_two_nodes() {
-    let server = RedisServer::start().expect("redis");
+    let server = common::redis::shared_server();
     suite(redis_stores(RedisTarget::Single(server.url())).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_redis_funnel_store_keeps_the_rules_on_a_redis_cluster() {
-    let cluster = RedisCluster::start(false).expect("redis cluster");
+    let cluster = common::redis::shared_cluster();
     suite(redis_stores(RedisTarget::from_config(&cluster.url(), true)).await).await;
 }
