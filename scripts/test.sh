@@ -44,6 +44,7 @@ need_pkg() { # need_pkg BINARY DEBIAN_PACKAGE
 if $quick; then
   cargo fmt --all -- --check
   cargo clippy --workspace --all-targets --quiet -- -D warnings
+  python3 scripts/import-cycles.py >/dev/null # no module imports one that imports it back
   cargo test --workspace --quiet --lib --bins
   skips=()
   for t in "${redis_tests[@]}"; do skips+=(--skip "$t"); done
@@ -79,6 +80,7 @@ trap cleanup EXIT
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+python3 scripts/import-cycles.py >/dev/null # no module imports one that imports it back
 cargo test --workspace --quiet --no-run
 # The tests mostly wait (on hubs, Redis, nginx, Chromium): the fuzz build, which needs both
 # cores, runs meanwhile at the lowest priority, so it takes only what the tests leave idle.
