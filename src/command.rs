@@ -268,6 +268,8 @@ impl Ctx<'_> {
         let reserve = self.hub.inventory().reserve(&req);
         let outcome = match self.hub.within(Deadline::Viewer, reserve).await {
             Ok(o) => o,
+            // A bug (a script error, logged where it happened) is `internal`, not a retry.
+            Err(e @ HubError::Internal(_)) => return Err(e),
             Err(e) => {
                 crate::quiet::warn("reserve answered unavailable", &e);
                 ReserveOutcome::Rejected(RejectReason::Unavailable)
@@ -346,6 +348,7 @@ impl Ctx<'_> {
                 }
             }
             Ok(CheckoutOutcome::Rejected(reason)) => rejected("checkout", request_id, reason),
+            Err(e @ HubError::Internal(_)) => return Err(e),
             Err(e) => {
                 crate::quiet::warn("checkout answered unavailable", &e);
                 rejected("checkout", request_id, RejectReason::Unavailable)
@@ -376,6 +379,7 @@ impl Ctx<'_> {
                 }
             }
             Ok(CancelOutcome::Rejected(reason)) => rejected("cancel", request_id, reason),
+            Err(e @ HubError::Internal(_)) => return Err(e),
             Err(e) => {
                 crate::quiet::warn("cancel answered unavailable", &e);
                 rejected("cancel", request_id, RejectReason::Unavailable)

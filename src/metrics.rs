@@ -72,6 +72,10 @@ pub const BUS_LOST: &str = "livehub_bus_rooms_lost_total";
 pub const BUS_RESUBSCRIBES: &str = "livehub_bus_resubscribes_total";
 /// Redis calls of the bus that failed (publish, counters, repairs, stock).
 pub const BUS_ERRORS: &str = "livehub_bus_errors_total";
+/// Redis calls (of any part of the hub) that Redis answered with an error that is a bug, not an
+/// outage: a Lua script that raised an error, a command on a key of the wrong type, a reply the
+/// hub could not read (see `redis_io::failure`). Each is also logged as an error.
+pub const REDIS_SCRIPT_ERRORS: &str = "livehub_redis_script_errors_total";
 
 /// Faults that were warned about (each counted, even when its log line was summarised), by
 /// `kind`.
@@ -194,6 +198,7 @@ fn register_at_zero() {
         FLUSHES,
         COALESCED_SENT,
         SLOW_CONSUMER_CLOSES,
+        REDIS_SCRIPT_ERRORS,
     ] {
         metrics::counter!(counter).increment(0);
     }
@@ -278,6 +283,10 @@ fn describe() {
     describe_counter!(BUS_LOST, "Rooms whose history could not be followed");
     describe_counter!(BUS_RESUBSCRIBES, "Redis subscriptions re-established");
     describe_counter!(BUS_ERRORS, "Failed Redis calls of the bus");
+    describe_counter!(
+        REDIS_SCRIPT_ERRORS,
+        "Redis calls answered with a script or command error (a bug, not an outage)"
+    );
     describe_histogram!(
         RESERVE_SECONDS,
         Unit::Seconds,

@@ -7,8 +7,10 @@
 //! [`clock`] follows Redis's clock for [`crate::clock::now_ms`].
 
 pub mod clock;
+pub mod failure;
 pub mod health;
 
+pub use failure::Failure;
 pub use health::{Health, Refusal};
 
 use std::future::Future;
@@ -20,24 +22,31 @@ use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, Script, Value};
 
-/// Why a Redis call failed: Redis did not answer in time or at all, or answered something the
-/// caller cannot use.
+/// Why a Redis call failed: Redis did not answer in time or at all (or refuses the hub), or it
+/// answered something the caller cannot use.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum RedisIoError {
+    /// An outage or a refusal ([`Failure::Outage`], [`Failure::Refused`]): a client is told
+    /// `unavailable`, and may retry.
     #[error("redis unavailable: {0}")]
     Unavailable(String),
+    /// A bug ([`Failure::Bug`]: a script that raised an error, a reply the hub cannot read) or
+    /// a failure of the hub's own Redis plumbing: a client is told `internal`.
     #[error("redis: {0}")]
     Internal(String),
 }
 
 impl From<redis::RedisError> for RedisIoError {
-    /// Every failed call is `Unavailable`. A [`health::Refusal`] (`NOAUTH`, `WRONGPASS`,
-    /// `NOPERM`) says what is wrong in the hub's words ("Redis refused the hub: it requires a
-    /// password and redis.url has none"), never Redis's own text.
+    /// Told apart by [`failure::classify`]: an outage is `Unavailable` with Redis's reason; a
+    /// [`health::Refusal`] (`NOAUTH`, `WRONGPASS`, `NOPERM`) is `Unavailable` and says what is
+    /// wrong in the hub's words ("Redis refused the hub: it requires a password and redis.url
+    /// has none"), never Redis's own text; a script or command Redis answered with an error is
+    /// `Internal`.
     fn from(e: redis::RedisError) -> Self {
-        match health::Refusal::of(&e) {
-            Some(r) => RedisIoError::Unavailable(r.to_string()),
-            None => RedisIoError::Unavailable(e.to_string()),
+        match failure::classify(&e) {
+            Failure::Outage => RedisIoError::Unavailable(e.to_string()),
+            Failure::Refused(r) => RedisIoError::Unavailable(r.to_string()),
+            Failure::Bug => RedisIoError::Internal(format!("script or command failed: {e}")),
         }
     }
 }
@@ -294,7 +303,9 @@ impl RedisIo {
         self.inner.io.as_ref().map(|io| io.spawn(fut))
     }
 
-    /// Runs `f` with a connection on the Redis I/O runtime and waits for it here.
+    /// Runs `f` with a connection on the Redis I/O runtime and waits for it here. A call that
+    /// Redis answers with an error that is a bug ([`Failure::Bug`]) is logged as an error and
+    /// counted on `livehub_redis_script_errors_total`, even when the caller stopped waiting.
     pub async fn exec<T, F, Fut>(&self, f: F) -> Result<T, RedisIoError>
     where
         F: FnOnce(Conn) -> Fut,
@@ -309,6 +320,9 @@ impl RedisIo {
             .spawn(async move {
                 let result = call.await;
                 health.record(&result);
+                if let Err(e) = &result {
+                    note_bug(e);
+                }
                 result
             })
             .ok_or_else(|| RedisIoError::Unavailable("redis client is shutting down".into()))?;
@@ -340,5 +354,18 @@ impl RedisIo {
             inv.invoke_async::<T>(&mut conn).await
         })
         .await
+    }
+}
+
+/// Logs and counts `e` when it is a bug rather than an outage or a refusal (which [`Health`]
+/// tells, once per state change).
+fn note_bug(e: &redis::RedisError) {
+    if failure::classify(e) == Failure::Bug {
+        metrics::counter!(crate::metrics::REDIS_SCRIPT_ERRORS).increment(1);
+        tracing::error!(
+            error = %e,
+            "Redis answered a script or command of the hub's with an error: a bug in livehub \
+             (or data it did not write), not an outage; clients are told `internal`"
+        );
     }
 }

@@ -11,9 +11,12 @@ use std::time::Duration;
 
 use common::conformance::{audit, fresh_room, id, req, reservation, spec};
 use common::redis::RedisServer;
+use livehub::error::{ErrorCode, HubError};
 use livehub::hub::now_ms;
 use livehub::inventory::redis::{INDEX_SLACK_MS, RECONCILE_EVERY_MS, RedisSettings, ScriptClock};
-use livehub::inventory::{Inventory, RedisInventory, ReserveOutcome, ReserveRequest};
+use livehub::inventory::{
+    Inventory, InventoryError, RedisInventory, ReserveOutcome, ReserveRequest,
+};
 use livehub::protocol::{Id, RejectReason};
 
 /// The inventory and its throwaway server, which the test holds until it ends (a `static` would
@@ -533,4 +536,39 @@ async fn a_deal_stored_before_rates_reads_as_zero_and_pays_nothing() {
     assert_eq!(s[0].host.sales.orders, 1);
     assert_eq!(s[0].host.commission_cents, 0);
     assert_eq!(s[0].affiliates[&id("bo")].commission_cents, 0);
+}
+
+/// A Lua script that fails is a bug, not an outage (issue 21): with the deal's hash replaced by
+/// a string, `reserve.lua`'s HMGET raises WRONGTYPE inside the script, and the inventory answers
+/// `Internal`, which a client is told as `internal`. Stopping Redis is still `unavailable`.
+#[tokio::test]
+async fn a_script_error_is_internal_and_only_an_outage_is_unavailable() {
+    let (inv, mut server) = redis(60_000).await;
+    let room = fresh_room("scripterr");
+    inv.start_deal(
+        &room,
+        &spec("d", 10, 5, 3_600_000),
+        &id("creator"),
+        now_ms(),
+    )
+    .await
+    .unwrap();
+    let deal_key = format!("{{lh:{room}:d}}:deal");
+    server.cli(&["DEL", &deal_key]).unwrap();
+    server.cli(&["SET", &deal_key, "not a hash"]).unwrap();
+    let err = inv
+        .reserve(&req(&room, "d", "u", "a", 1))
+        .await
+        .expect_err("the script fails");
+    assert!(matches!(err, InventoryError::Internal(_)), "{err:?}");
+    assert!(err.to_string().contains("WRONGTYPE"), "{err}");
+    assert_eq!(HubError::from(err).code(), ErrorCode::Internal);
+
+    server.stop().unwrap();
+    let err = inv
+        .reserve(&req(&room, "d", "u", "b", 1))
+        .await
+        .expect_err("Redis is down");
+    assert!(matches!(err, InventoryError::Unavailable(_)), "{err:?}");
+    assert_eq!(HubError::from(err).code(), ErrorCode::Unavailable);
 }

@@ -421,3 +421,41 @@ async fn a_redis_that_wants_a_password_the_url_lacks_is_reported_as_refusing_not
     );
     wrong.shutdown().await
 }
+
+/// A Redis script that fails reaches the buyer as `error` `internal` with its request id, not as
+/// `rejected` `unavailable` (which tells them to retry), and is counted on its own metric
+/// (issue 21). The deal's hash is replaced by a string, so `reserve.lua` raises WRONGTYPE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_script_answers_internal_not_unavailable() -> anyhow::Result<()> {
+    let redis = RedisServer::start()?;
+    let hub = TestHub::with_config(common::redis_config(&redis.url())).await?;
+    let mut host = hub.host("broken").await?;
+    host.send(json!({"type": "deal_start", "request_id": "s", "deal": {
+        "id": "d", "product_id": "p", "title": "Test product", "price_cents": 100, "stock": 5, "per_user_limit": 5, "duration_ms": 600000}}))
+        .await?;
+    host.json_of("ack").await?;
+    let (mut buyer, _) = hub.viewer("broken", "buyer").await?;
+    buyer
+        .send(json!({"type": "reserve", "request_id": "ok", "deal": "d", "qty": 1}))
+        .await?;
+    assert_eq!(buyer.json_of("reserved").await?["remaining"], 4);
+
+    let deal_key = "{lh:broken:d}:deal";
+    redis.cli(&["DEL", deal_key])?;
+    redis.cli(&["SET", deal_key, "not a hash"])?;
+    buyer
+        .send(json!({"type": "reserve", "request_id": "bug", "deal": "d", "qty": 1}))
+        .await?;
+    let answer = buyer.json_of("error").await?;
+    assert_eq!(answer["code"], "internal", "{answer}");
+    assert_eq!(answer["request_id"], "bug", "{answer}");
+
+    let (status, metrics) = hub.get("/metrics", None).await?;
+    assert_eq!(status, 200);
+    let count = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("livehub_redis_script_errors_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert!(count.is_some_and(|c| c >= 1.0), "{count:?}");
+    hub.shutdown().await
+}

@@ -1,0 +1,171 @@
+//! The Redis backend's key names and index members, in one place (the README's "Key layout"):
+//! every key of one deal shares the hash tag `{PREFIX:ROOM:DEAL}`, so a deal's script runs on
+//! one cluster slot; the indexes (`PREFIX:deals`, `PREFIX:due`, a room's and a creator's deals,
+//! `PREFIX:dealref:DIGEST`) live on slots of their own. Pure functions: no Redis here.
+
+use crate::protocol::Id;
+
+/// The key names under one `redis.key_prefix`.
+#[derive(Clone, Debug)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// The keys under `prefix`.
+    pub fn new(prefix: &str) -> Self {
+        Keys {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    /// The per-deal keys, in the order the scripts expect them as `KEYS`: the deal hash, its
+    /// holds by expiry, the holds, the per-user counts, the order stream and the sales ledger,
+    /// all tagged `{PREFIX:ROOM:DEAL}`.
+    pub fn deal(&self, room: &Id, deal: &Id) -> [String; 6] {
+        let tag = self.tag(room, deal);
+        [
+            format!("{tag}:deal"),
+            format!("{tag}:holds"),
+            format!("{tag}:hold"),
+            format!("{tag}:users"),
+            format!("{tag}:orders"),
+            format!("{tag}:sales"),
+        ]
+    }
+
+    /// The idempotency record of one reserve (`user`, `request_id`), in the deal's slot.
+    pub fn request(&self, room: &Id, deal: &Id, user: &Id, request_id: &Id) -> String {
+        format!("{}:req:{user}:{request_id}", self.tag(room, deal))
+    }
+
+    fn tag(&self, room: &Id, deal: &Id) -> String {
+        format!("{{{}:{room}:{deal}}}", self.prefix)
+    }
+
+    /// `PREFIX:deals`: every deal that may still hold stock (members "ROOM|DEAL").
+    pub fn registry(&self) -> String {
+        format!("{}:deals", self.prefix)
+    }
+
+    /// `PREFIX:due`: deals by when they next need a sweep.
+    pub fn due(&self) -> String {
+        format!("{}:due", self.prefix)
+    }
+
+    /// `PREFIX:reconcile`: which node runs this period's reconciling pass.
+    pub fn reconcile(&self) -> String {
+        format!("{}:reconcile", self.prefix)
+    }
+
+    /// The deals that may pay `creator` (as host or affiliate), by until when they may live.
+    pub fn creator(&self, creator: &Id) -> String {
+        format!("{}:creator:{creator}:deals", self.prefix)
+    }
+
+    /// The room's deals by when their keys expire (`lua/index.lua`).
+    pub fn room(&self, room: &Id) -> String {
+        format!("{}:room:{room}:deal-index", self.prefix)
+    }
+
+    /// The set of a room's deal ids that versions before issue 19 wrote (without a lifetime);
+    /// read, never written.
+    pub fn legacy_room(&self, room: &Id) -> String {
+        format!("{}:room:{room}:deals", self.prefix)
+    }
+
+    /// Which deal ("ROOM|DEAL") the reservation ids carrying `digest` belong to.
+    pub fn dealref(&self, digest: &str) -> String {
+        format!("{}:dealref:{digest}", self.prefix)
+    }
+}
+
+/// The member "ROOM|DEAL" naming a deal in the indexes.
+pub fn member(room: &Id, deal: &Id) -> String {
+    format!("{room}|{deal}")
+}
+
+/// The (room, deal) of an index member "ROOM|DEAL", or None when it is malformed.
+pub fn deal_member(member: &str) -> Option<(Id, Id)> {
+    let (room, deal) = member.split_once('|')?;
+    Some((Id::new(room).ok()?, Id::new(deal).ok()?))
+}
+
+/// The deal digest a reservation id (`h` DIGEST `-` …) carries, or None when it is not one of
+/// the inventory's.
+pub fn reservation_digest(reservation: &Id) -> Option<&str> {
+    reservation
+        .as_str()
+        .strip_prefix('h')
+        .and_then(|r| r.split_once('-'))
+        .map(|(d, _)| d)
+        .filter(|d| d.len() == 16)
+}
+
+/// A stable 64-bit digest of (room, deal) as 16 hex digits (FNV-1a), the same on every node.
+pub fn deal_digest(room: &Id, deal: &Id) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in room
+        .as_str()
+        .bytes()
+        .chain([0u8])
+        .chain(deal.as_str().bytes())
+    {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{h:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> Id {
+        Id::new(s).expect("id")
+    }
+
+    #[test]
+    fn a_deals_keys_share_one_hash_tag_in_the_order_the_scripts_expect() {
+        let k = Keys::new("lh");
+        let [deal, holds, hold, users, orders, sales] = k.deal(&id("r"), &id("d"));
+        assert_eq!(
+            [deal, holds, hold, users, orders, sales],
+            [
+                "{lh:r:d}:deal",
+                "{lh:r:d}:holds",
+                "{lh:r:d}:hold",
+                "{lh:r:d}:users",
+                "{lh:r:d}:orders",
+                "{lh:r:d}:sales",
+            ]
+        );
+        assert_eq!(
+            k.request(&id("r"), &id("d"), &id("u"), &id("q1")),
+            "{lh:r:d}:req:u:q1"
+        );
+        assert_eq!(k.registry(), "lh:deals");
+        assert_eq!(k.due(), "lh:due");
+        assert_eq!(k.reconcile(), "lh:reconcile");
+        assert_eq!(k.creator(&id("c")), "lh:creator:c:deals");
+        assert_eq!(k.room(&id("r")), "lh:room:r:deal-index");
+        assert_eq!(k.legacy_room(&id("r")), "lh:room:r:deals");
+        assert_eq!(k.dealref("00ff"), "lh:dealref:00ff");
+    }
+
+    #[test]
+    fn members_and_reservation_ids_read_back() {
+        assert_eq!(member(&id("r"), &id("d")), "r|d");
+        assert_eq!(deal_member("r|d"), Some((id("r"), id("d"))));
+        assert_eq!(deal_member("r"), None);
+        assert_eq!(deal_member("r|d e"), None);
+        let digest = deal_digest(&id("r"), &id("d"));
+        assert_eq!(digest.len(), 16);
+        assert_eq!(digest, deal_digest(&id("r"), &id("d")), "stable");
+        assert_ne!(digest, deal_digest(&id("rd"), &id("x")));
+        let resv = id(&format!("h{digest}-7"));
+        assert_eq!(reservation_digest(&resv), Some(digest.as_str()));
+        assert_eq!(reservation_digest(&id("h0123-7")), None);
+        assert_eq!(reservation_digest(&id("x")), None);
+    }
+}
