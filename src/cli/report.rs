@@ -6,7 +6,6 @@
 mod chart;
 mod fmt;
 mod html;
-mod model;
 mod story;
 
 use std::path::PathBuf;
@@ -17,8 +16,8 @@ use super::CliError;
 use super::connect::HubUrl;
 use crate::protocol::Id;
 
+pub use crate::funnel::view::{RoomFunnel, Timeline};
 pub use html::render;
-pub use model::{Funnel, Timeline};
 
 /// Arguments of `livehub report`.
 #[derive(Debug, Args)]
@@ -55,7 +54,7 @@ pub async fn run(args: ReportArgs) -> Result<(), CliError> {
         .unwrap_or_else(|| PathBuf::from(format!("report-{room}.html")));
     let funnel_body =
         super::rest::get(&hub, &format!("/api/rooms/{room}/funnel"), &args.token).await?;
-    let funnel: Funnel = parse("funnel", &funnel_body)?;
+    let funnel: RoomFunnel = parse("funnel", &funnel_body)?;
     let timeline_body =
         super::rest::get(&hub, &format!("/api/rooms/{room}/timeline"), &args.token).await?;
     let timeline: Timeline = parse("timeline", &timeline_body)?;

@@ -5,7 +5,9 @@
 use std::fmt::Write;
 
 use super::fmt::{count, elapsed, esc, money};
-use super::model::{Moment, Timeline};
+use crate::funnel::view::Timeline;
+use crate::funnel::{Moment, MomentKind};
+use crate::protocol::Id;
 
 const PLOT_HEIGHT: f64 = 200.0;
 const BOTTOM: f64 = 30.0;
@@ -44,26 +46,24 @@ pub const NARROW: Size = Size {
 pub const VIEWERS_COLOUR: &str = "#2563eb";
 pub const GMV_COLOUR: &str = "#f9a8d4";
 /// A moment's colour by its kind.
-pub fn moment_colour(kind: &str) -> &'static str {
+pub fn moment_colour(kind: MomentKind) -> &'static str {
     match kind {
-        "pin" => "#7c3aed",
-        "deal_start" => "#15803d",
-        "deal_end" => "#b91c1c",
-        _ => "#6b7280",
+        MomentKind::Pin => "#7c3aed",
+        MomentKind::DealStart => "#15803d",
+        MomentKind::DealEnd => "#b91c1c",
     }
 }
 
 /// A moment's label: `pin Merino scarf`, `start d1`, `end d1` (titles cut to fit).
 pub fn moment_label(m: &Moment) -> String {
-    let what = match m.kind.as_str() {
-        "pin" => "pin",
-        "deal_start" => "start",
-        "deal_end" => "end",
-        other => other,
+    let what = match m.kind {
+        MomentKind::Pin => "pin",
+        MomentKind::DealStart => "start",
+        MomentKind::DealEnd => "end",
     };
-    let name = match m.kind.as_str() {
-        "pin" => m.title.as_deref().or(m.product.as_deref()),
-        _ => m.deal.as_deref().or(m.title.as_deref()),
+    let name = match m.kind {
+        MomentKind::Pin => m.title.as_deref().or(m.product.as_ref().map(Id::as_str)),
+        _ => m.deal.as_ref().map(Id::as_str).or(m.title.as_deref()),
     }
     .unwrap_or("");
     let mut label = format!("{what} {name}");
@@ -251,7 +251,7 @@ pub fn timeline_svg(timeline: &Timeline, currency: &str, size: Size) -> String {
     }
     // Moments.
     for ((m, (mx, label, start)), row) in moments.iter().zip(&placed).zip(&rows) {
-        let colour = moment_colour(&m.kind);
+        let colour = moment_colour(m.kind);
         let ly = 10.0 + row.unwrap_or(0) as f64 * ROW + 11.0;
         let text = match row {
             Some(_) => format!(
@@ -264,11 +264,14 @@ pub fn timeline_svg(timeline: &Timeline, currency: &str, size: Size) -> String {
             s,
             r#"<g class="moment" data-kind="{kind}"><title>{full} at +{at}</title><line x1="{mx:.1}" x2="{mx:.1}" y1="{:.1}" y2="{bottom:.1}" stroke="{colour}" stroke-width="1.5" stroke-dasharray="4 3"/>{text}</g>"#,
             if row.is_some() { ly - 10.0 } else { top },
-            kind = esc(&m.kind),
+            kind = m.kind.as_str(),
             full = esc(&format!(
                 "{} {}",
-                m.kind,
-                m.title.as_deref().or(m.deal.as_deref()).unwrap_or("")
+                m.kind.as_str(),
+                m.title
+                    .as_deref()
+                    .or(m.deal.as_ref().map(Id::as_str))
+                    .unwrap_or("")
             )),
             at = elapsed(m.t.saturating_sub(first)),
         );
@@ -300,14 +303,14 @@ pub fn timeline_svg(timeline: &Timeline, currency: &str, size: Size) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::report::model::Bucket;
+    use crate::funnel::view::Bucket;
 
-    fn moment(t: u64, kind: &str, title: &str) -> Moment {
+    fn moment(t: u64, kind: MomentKind, title: &str) -> Moment {
         Moment {
             t,
-            kind: kind.into(),
-            deal: Some("d1".into()),
-            product: Some("scarf".into()),
+            kind,
+            deal: Id::new("d1").ok(),
+            product: Id::new("scarf").ok(),
             title: Some(title.into()),
         }
     }
@@ -331,9 +334,9 @@ mod tests {
                 },
             ],
             moments: vec![
-                moment(1_000, "pin", "<b>Scarf</b>"),
-                moment(2_000, "deal_start", "x"),
-                moment(19_000, "deal_end", "x"),
+                moment(1_000, MomentKind::Pin, "<b>Scarf</b>"),
+                moment(2_000, MomentKind::DealStart, "x"),
+                moment(19_000, MomentKind::DealEnd, "x"),
             ],
             ..Timeline::default()
         };
