@@ -1,12 +1,8 @@
 //! `livehub report`: the post-show report. It reads the room's funnel and timeline from the hub
-//! (`GET /api/rooms/{room}/funnel` and `/timeline`, with a host or admin token) and writes one
-//! self-contained HTML file (see [`html::render`]), then prints the path it wrote. Failures are
-//! one line on stderr, with the exit status of `livehub host`: 1 refused, 2 usage, 3 unreachable.
-
-mod chart;
-mod fmt;
-mod html;
-mod story;
+//! (`GET /api/rooms/{room}/funnel` and `/timeline`, with a host or admin token), has
+//! [`crate::report::render`] turn them into one self-contained HTML file, writes it and prints
+//! the path it wrote. Failures are one line on stderr, with the exit status of `livehub host`:
+//! 1 refused, 2 usage, 3 unreachable.
 
 use std::path::PathBuf;
 
@@ -16,8 +12,8 @@ use super::CliError;
 use super::connect::HubUrl;
 use crate::protocol::Id;
 
-pub use crate::funnel::view::{RoomFunnel, Timeline};
-pub use html::render;
+use crate::funnel::view::{RoomFunnel, Timeline};
+use crate::report::render;
 
 /// Arguments of `livehub report`.
 #[derive(Debug, Args)]

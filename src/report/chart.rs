@@ -300,6 +300,72 @@ pub fn timeline_svg(timeline: &Timeline, currency: &str, size: Size) -> String {
     s
 }
 
+/// A two-series line chart as inline SVG: `points` are (x, first series, second series), both
+/// series on one y axis from 0, `names` their legend, `unit` said under the x axis (seconds).
+/// The load tester's HTML report draws its latency and throughput with it.
+pub fn line_chart(points: &[(f64, f64, f64)], names: (&str, &str), unit: &str) -> String {
+    let (w, h, pad) = (900.0, 260.0, 50.0);
+    let xmax = points.iter().map(|p| p.0).fold(1.0, f64::max);
+    let ymax = points.iter().map(|p| p.1.max(p.2)).fold(1.0, f64::max) * 1.1;
+    let line = |f: &dyn Fn(&(f64, f64, f64)) -> f64| {
+        points
+            .iter()
+            .map(|p| {
+                format!(
+                    "{:.1},{:.1}",
+                    pad + p.0 / xmax * (w - 2.0 * pad),
+                    h - pad - f(p) / ymax * (h - 2.0 * pad)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\">"
+    );
+    let _ = write!(
+        s,
+        "<rect x=\"{pad}\" y=\"{pad}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#ccc\"/>",
+        w - 2.0 * pad,
+        h - 2.0 * pad
+    );
+    for i in 0..=4 {
+        let y = h - pad - (i as f64 / 4.0) * (h - 2.0 * pad);
+        let _ = write!(
+            s,
+            "<text x=\"4\" y=\"{:.1}\" font-size=\"10\">{:.0}</text><line x1=\"{pad}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#eee\"/>",
+            y + 3.0,
+            ymax * i as f64 / 4.0,
+            w - pad
+        );
+    }
+    let _ = write!(
+        s,
+        "<text x=\"{:.0}\" y=\"{:.0}\" font-size=\"11\">seconds (max {xmax:.0})  [{}]</text>",
+        w / 2.0 - 60.0,
+        h - 10.0,
+        esc(unit)
+    );
+    let _ = write!(
+        s,
+        "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"{}\"/>",
+        line(&|p| p.1)
+    );
+    let _ = write!(
+        s,
+        "<polyline fill=\"none\" stroke=\"#d62728\" stroke-width=\"2\" points=\"{}\"/>",
+        line(&|p| p.2)
+    );
+    let _ = write!(
+        s,
+        "<text x=\"{pad}\" y=\"20\" font-size=\"12\" fill=\"#1f77b4\">{}</text><text x=\"{}\" y=\"20\" font-size=\"12\" fill=\"#d62728\">{}</text></svg>",
+        esc(names.0),
+        pad + 160.0,
+        esc(names.1)
+    );
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
