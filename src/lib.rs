@@ -29,6 +29,7 @@ pub mod protocol;
 pub mod quiet;
 pub mod rate;
 pub mod redis_io;
+pub mod report;
 pub mod room;
 pub mod server;
 pub mod session;

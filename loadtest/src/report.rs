@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 
+use livehub::report::{esc, line_chart};
 use serde::{Deserialize, Serialize};
 
 use crate::hist::{Hist, HistJson};
@@ -675,11 +676,6 @@ impl Report {
 
     /// A self-contained HTML page: the table and two SVG charts, no scripts, no network.
     pub fn html(&self) -> String {
-        let esc = |s: &str| {
-            s.replace('&', "&amp;")
-                .replace('<', "&lt;")
-                .replace('>', "&gt;")
-        };
         let lat: Vec<(f64, f64, f64)> = self
             .timeline
             .iter()
@@ -709,8 +705,8 @@ impl Report {
                         .join(", "))
                 )
             },
-            c1 = chart(&lat, ("p50 ms", "p99 ms"), "ms"),
-            c2 = chart(
+            c1 = line_chart(&lat, ("p50 ms", "p99 ms"), "ms"),
+            c2 = line_chart(
                 &thr,
                 ("deliveries/s", "viewers connected"),
                 "per second / viewers"
@@ -718,67 +714,4 @@ impl Report {
             table = esc(&self.table()),
         )
     }
-}
-
-/// A two-series line chart as inline SVG.
-fn chart(points: &[(f64, f64, f64)], names: (&str, &str), unit: &str) -> String {
-    let (w, h, pad) = (900.0, 260.0, 50.0);
-    let xmax = points.iter().map(|p| p.0).fold(1.0, f64::max);
-    let ymax = points.iter().map(|p| p.1.max(p.2)).fold(1.0, f64::max) * 1.1;
-    let line = |f: &dyn Fn(&(f64, f64, f64)) -> f64| {
-        points
-            .iter()
-            .map(|p| {
-                format!(
-                    "{:.1},{:.1}",
-                    pad + p.0 / xmax * (w - 2.0 * pad),
-                    h - pad - f(p) / ymax * (h - 2.0 * pad)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\">"
-    );
-    let _ = write!(
-        s,
-        "<rect x=\"{pad}\" y=\"{pad}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#ccc\"/>",
-        w - 2.0 * pad,
-        h - 2.0 * pad
-    );
-    for i in 0..=4 {
-        let y = h - pad - (i as f64 / 4.0) * (h - 2.0 * pad);
-        let _ = write!(
-            s,
-            "<text x=\"4\" y=\"{:.1}\" font-size=\"10\">{:.0}</text><line x1=\"{pad}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#eee\"/>",
-            y + 3.0,
-            ymax * i as f64 / 4.0,
-            w - pad
-        );
-    }
-    let _ = write!(
-        s,
-        "<text x=\"{:.0}\" y=\"{:.0}\" font-size=\"11\">seconds (max {xmax:.0})  [{unit}]</text>",
-        w / 2.0 - 60.0,
-        h - 10.0
-    );
-    let _ = write!(
-        s,
-        "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"{}\"/>",
-        line(&|p| p.1)
-    );
-    let _ = write!(
-        s,
-        "<polyline fill=\"none\" stroke=\"#d62728\" stroke-width=\"2\" points=\"{}\"/>",
-        line(&|p| p.2)
-    );
-    let _ = write!(
-        s,
-        "<text x=\"{pad}\" y=\"20\" font-size=\"12\" fill=\"#1f77b4\">{}</text><text x=\"{}\" y=\"20\" font-size=\"12\" fill=\"#d62728\">{}</text></svg>",
-        names.0,
-        pad + 160.0,
-        names.1
-    );
-    s
 }

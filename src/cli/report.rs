@@ -1,13 +1,8 @@
 //! `livehub report`: the post-show report. It reads the room's funnel and timeline from the hub
-//! (`GET /api/rooms/{room}/funnel` and `/timeline`, with a host or admin token) and writes one
-//! self-contained HTML file (see [`html::render`]), then prints the path it wrote. Failures are
-//! one line on stderr, with the exit status of `livehub host`: 1 refused, 2 usage, 3 unreachable.
-
-mod chart;
-mod fmt;
-mod html;
-mod model;
-mod story;
+//! (`GET /api/rooms/{room}/funnel` and `/timeline`, with a host or admin token), has
+//! [`crate::report::render`] turn them into one self-contained HTML file, writes it and prints
+//! the path it wrote. Failures are one line on stderr, with the exit status of `livehub host`:
+//! 1 refused, 2 usage, 3 unreachable.
 
 use std::path::PathBuf;
 
@@ -17,8 +12,8 @@ use super::CliError;
 use super::connect::HubUrl;
 use crate::protocol::Id;
 
-pub use html::render;
-pub use model::{Funnel, Timeline};
+use crate::funnel::view::{RoomFunnel, Timeline};
+use crate::report::render;
 
 /// Arguments of `livehub report`.
 #[derive(Debug, Args)]
@@ -55,7 +50,7 @@ pub async fn run(args: ReportArgs) -> Result<(), CliError> {
         .unwrap_or_else(|| PathBuf::from(format!("report-{room}.html")));
     let funnel_body =
         super::rest::get(&hub, &format!("/api/rooms/{room}/funnel"), &args.token).await?;
-    let funnel: Funnel = parse("funnel", &funnel_body)?;
+    let funnel: RoomFunnel = parse("funnel", &funnel_body)?;
     let timeline_body =
         super::rest::get(&hub, &format!("/api/rooms/{room}/timeline"), &args.token).await?;
     let timeline: Timeline = parse("timeline", &timeline_body)?;

@@ -68,13 +68,22 @@ pub struct Moment {
     pub title: Option<String>,
 }
 
-/// What the host did at a [`Moment`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// What the host did at a [`Moment`]. Its wire name (`pin`, `deal_start`, `deal_end`) comes
+/// from one rule for serde and for `&'static str` (`.into()`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum MomentKind {
     Pin,
     DealStart,
     DealEnd,
+}
+
+impl MomentKind {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
 }
 
 /// One fact for the store. `channel` is the user's channel as this node knows it; the store

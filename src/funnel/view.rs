@@ -1,10 +1,16 @@
 //! What the funnel API answers, built from the store's user counts and activity and the
 //! inventory's sales ledger. Pure functions: the same inputs give the same document, so the
 //! shapes are tested without a hub. User ids never appear in a room's funnel or timeline.
+//!
+//! The same types read the documents back (`livehub report`, the load tester's funnel check):
+//! reading is lenient, as the funnel contract asks. A field that is absent reads as zero (or
+//! empty), fields these types do not know are ignored, and so is a channel this build does not
+//! know, so a hub that adds fields still gets read. Ids are plain strings here: the hub writes
+//! only valid ones, and a reader takes the document as it is.
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::record::{Moment, Stage};
 use super::store::{Activity, UserCounts};
@@ -16,8 +22,10 @@ use crate::protocol::Id;
 /// The currency a room without deals reports.
 pub const DEFAULT_CURRENCY: &str = "USD";
 
-/// One row of the funnel: distinct users per stage, then the money.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+/// One row of the funnel: distinct users per stage, then the money. `viewers` and `engaged`
+/// are counted for the room and its channels only, so a deal's rows leave them out.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct StageRow {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub viewers: Option<u64>,
@@ -54,6 +62,18 @@ impl StageRow {
         *slot += n;
     }
 
+    /// The number of users at `stage` (0 for a stage the row does not count).
+    pub fn stage(&self, stage: Stage) -> u64 {
+        match stage {
+            Stage::Viewers => self.viewers.unwrap_or(0),
+            Stage::Engaged => self.engaged.unwrap_or(0),
+            Stage::Exposed => self.exposed,
+            Stage::Tapped => self.tapped,
+            Stage::Held => self.held,
+            Stage::Ordered => self.ordered,
+        }
+    }
+
     fn add_sales(&mut self, s: &Sales) {
         self.orders += s.orders;
         self.units += s.units;
@@ -62,41 +82,89 @@ impl StageRow {
 }
 
 /// One deal's row: its funnel, per channel, and what it is.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct DealRow {
     pub title: String,
-    pub product_id: Id,
+    pub product_id: String,
     pub price_cents: u64,
     pub currency: String,
     #[serde(flatten)]
     pub row: StageRow,
+    #[serde(deserialize_with = "known_channels")]
     pub channels: BTreeMap<Channel, StageRow>,
 }
 
 /// What a creator made in a room (or a deal).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CreatorRow {
     /// `host`, `affiliate`, or `both`.
-    pub role: &'static str,
+    pub role: String,
     #[serde(flatten)]
     pub earning: Earning,
 }
 
 /// `GET /api/rooms/{room}/funnel`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RoomFunnel {
-    pub room: Id,
+    pub room: String,
     pub currency: String,
     pub engaged_ms: u64,
     pub generated_at: u64,
     pub total: StageRow,
+    /// By channel, in [`Channel::ALL`]'s order; a channel without activity is absent.
+    #[serde(deserialize_with = "known_channels")]
     pub channels: BTreeMap<Channel, StageRow>,
-    pub deals: BTreeMap<Id, DealRow>,
-    pub creators: BTreeMap<Id, CreatorRow>,
+    /// By deal id; a deal without activity is absent.
+    pub deals: BTreeMap<String, DealRow>,
+    /// By creator id.
+    pub creators: BTreeMap<String, CreatorRow>,
     /// Deals the funnel counted users for whose figures (title, orders, money) are gone: a
     /// deal's sales live `redis.retention_ms` after its last hold could end, the funnel's
     /// counts as long after their last write. Their users still count in the room's rows.
-    pub expired_deals: Vec<Id>,
+    pub expired_deals: Vec<String>,
+}
+
+impl RoomFunnel {
+    /// The room's currency: the hub's, else [`DEFAULT_CURRENCY`].
+    pub fn currency(&self) -> &str {
+        if self.currency.is_empty() {
+            DEFAULT_CURRENCY
+        } else {
+            &self.currency
+        }
+    }
+
+    /// The deals by GMV, largest first (ties: more units, then the deal id).
+    pub fn deals_by_gmv(&self) -> Vec<(&str, &DealRow)> {
+        let mut deals: Vec<(&str, &DealRow)> =
+            self.deals.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        deals.sort_by(|a, b| {
+            b.1.row
+                .gmv_cents
+                .cmp(&a.1.row.gmv_cents)
+                .then(b.1.row.units.cmp(&a.1.row.units))
+                .then(a.0.cmp(b.0))
+        });
+        deals
+    }
+}
+
+/// Reads a map by channel wire name, leaving out the names this build does not know (a newer
+/// hub's), as an unknown field is.
+fn known_channels<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<Channel, StageRow>, D::Error> {
+    let by_name = BTreeMap::<String, StageRow>::deserialize(d)?;
+    Ok(by_name
+        .into_iter()
+        .filter_map(|(name, row)| {
+            let channel = Channel::ALL.into_iter().find(|c| c.as_str() == name)?;
+            Some((channel, row))
+        })
+        .collect())
 }
 
 fn role(host: bool, affiliate: bool) -> &'static str {
@@ -121,98 +189,100 @@ pub fn room_funnel(
     engaged_ms: u64,
     now: u64,
 ) -> RoomFunnel {
-    let mut total = StageRow::room();
-    let mut channels: BTreeMap<Channel, StageRow> = BTreeMap::new();
+    let mut f = RoomFunnel {
+        room: room.to_string(),
+        currency: sales
+            .first()
+            .map_or_else(|| DEFAULT_CURRENCY.to_owned(), |s| s.deal.currency.clone()),
+        engaged_ms,
+        generated_at: now,
+        total: StageRow::room(),
+        ..RoomFunnel::default()
+    };
     for ((stage, channel), n) in &counts.room {
-        total.set(*stage, *n);
-        channels
-            .entry(*channel)
-            .or_insert_with(StageRow::room)
-            .set(*stage, *n);
+        f.total.set(*stage, *n);
+        f.channel(*channel).set(*stage, *n);
     }
-    let mut deals: BTreeMap<Id, DealRow> = BTreeMap::new();
-    let mut creators: BTreeMap<Id, (bool, bool, Earning)> = BTreeMap::new();
     for s in sales {
+        f.add_deal(s);
+    }
+    f.creators = creators(sales);
+    for ((deal, stage, channel), n) in &counts.deals {
+        if let Some(row) = f.deals.get_mut(deal.as_str()) {
+            row.row.set(*stage, *n);
+            row.channels.entry(*channel).or_default().set(*stage, *n);
+        } else if !f.expired_deals.iter().any(|d| d == deal.as_str()) {
+            f.expired_deals.push(deal.to_string());
+        }
+    }
+    for ((deal, channel), n) in &counts.sold_out {
+        f.total.sold_out_taps += n;
+        f.channel(*channel).sold_out_taps += n;
+        if let Some(row) = f.deals.get_mut(deal.as_str()) {
+            row.row.sold_out_taps += n;
+            row.channels.entry(*channel).or_default().sold_out_taps += n;
+        }
+    }
+    f
+}
+
+impl RoomFunnel {
+    /// The row of `channel`, a room row (with viewers and engaged) when it is new.
+    fn channel(&mut self, channel: Channel) -> &mut StageRow {
+        self.channels.entry(channel).or_insert_with(StageRow::room)
+    }
+
+    /// Adds one deal's row, and its sales to the room's and channels' money.
+    fn add_deal(&mut self, s: &DealSales) {
         let mut row = DealRow {
             title: s.deal.title.clone(),
-            product_id: s.deal.product_id.clone(),
+            product_id: s.deal.product_id.to_string(),
             price_cents: s.deal.price_cents,
             currency: s.deal.currency.clone(),
             row: StageRow::default(),
             channels: BTreeMap::new(),
         };
         row.row.add_sales(&s.total);
-        total.add_sales(&s.total);
+        self.total.add_sales(&s.total);
         for (channel, sales) in &s.channels {
             row.channels.entry(*channel).or_default().add_sales(sales);
-            channels
-                .entry(*channel)
-                .or_insert_with(StageRow::room)
-                .add_sales(sales);
+            self.channel(*channel).add_sales(sales);
         }
-        deals.insert(s.deal.id.clone(), row);
+        self.deals.insert(s.deal.id.to_string(), row);
+    }
+}
+
+/// Every creator who earned in the room's deals, as host, affiliate or both, with the sums.
+fn creators(sales: &[DealSales]) -> BTreeMap<String, CreatorRow> {
+    let mut creators: BTreeMap<&Id, (bool, bool, Earning)> = BTreeMap::new();
+    for s in sales {
         if s.host.sales.orders > 0 || s.host.commission_cents > 0 {
-            let c = creators.entry(s.creator.clone()).or_default();
+            let c = creators.entry(&s.creator).or_default();
             c.0 = true;
             add_earning(&mut c.2, &s.host);
         }
         for (aff, e) in &s.affiliates {
-            let c = creators.entry(aff.clone()).or_default();
+            let c = creators.entry(aff).or_default();
             c.1 = true;
             add_earning(&mut c.2, e);
         }
     }
-    let mut expired_deals: Vec<Id> = Vec::new();
-    for ((deal, stage, channel), n) in &counts.deals {
-        if let Some(row) = deals.get_mut(deal) {
-            row.row.set(*stage, *n);
-            row.channels.entry(*channel).or_default().set(*stage, *n);
-        } else if !expired_deals.contains(deal) {
-            expired_deals.push(deal.clone());
-        }
-    }
-    for ((deal, channel), n) in &counts.sold_out {
-        total.sold_out_taps += n;
-        channels
-            .entry(*channel)
-            .or_insert_with(StageRow::room)
-            .sold_out_taps += n;
-        if let Some(row) = deals.get_mut(deal) {
-            row.row.sold_out_taps += n;
-            row.channels.entry(*channel).or_default().sold_out_taps += n;
-        }
-    }
-    let currency = sales
-        .first()
-        .map_or_else(|| DEFAULT_CURRENCY.to_owned(), |s| s.deal.currency.clone());
-    RoomFunnel {
-        room: room.clone(),
-        currency,
-        engaged_ms,
-        generated_at: now,
-        total,
-        channels,
-        deals,
-        creators: creators
-            .into_iter()
-            .map(|(id, (host, aff, earning))| {
-                (
-                    id,
-                    CreatorRow {
-                        role: role(host, aff),
-                        earning,
-                    },
-                )
-            })
-            .collect(),
-        expired_deals,
-    }
+    creators
+        .into_iter()
+        .map(|(id, (host, aff, earning))| {
+            let role = role(host, aff).to_owned();
+            (id.to_string(), CreatorRow { role, earning })
+        })
+        .collect()
 }
 
 /// One timeline bucket.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Bucket {
+    /// The bucket's start, Unix ms.
     pub t: u64,
+    /// The most viewers connected at once during the bucket.
     pub viewers: u64,
     pub comments: u64,
     pub taps: u64,
@@ -221,9 +291,10 @@ pub struct Bucket {
 }
 
 /// `GET /api/rooms/{room}/timeline`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Timeline {
-    pub room: Id,
+    pub room: String,
     pub bucket_ms: u64,
     pub currency: String,
     pub buckets: Vec<Bucket>,
@@ -261,7 +332,7 @@ pub fn timeline(room: &Id, activity: &Activity, sales: &[DealSales]) -> Timeline
         }
     }
     Timeline {
-        room: room.clone(),
+        room: room.to_string(),
         bucket_ms: BUCKET_MS,
         currency: sales
             .first()
@@ -501,6 +572,8 @@ mod tests {
         assert_eq!(v["creators"]["bo"]["role"], "both");
         assert_eq!(v["creators"]["bo"]["orders"], 2);
         assert_eq!(v["creators"]["bo"]["commission_cents"], 99 + 199);
+        let back: RoomFunnel = serde_json::from_value(v).unwrap();
+        assert_eq!(back, f, "the document reads back as written");
     }
 
     #[test]

@@ -4,12 +4,13 @@
 //! sentence too, never a NaN.
 
 use super::fmt::{count, percent, percent_of, share};
-use super::model::{Counts, STAGES, Stage};
+use crate::funnel::Stage;
+use crate::funnel::view::StageRow;
 
 /// The share of `from`'s users that did not reach `to`, in percent (negative when more reached
 /// `to`: the stages are not strict subsets, e.g. a viewer can see a deal before staying long
 /// enough to count as engaged). `None` when `from` had nobody.
-pub fn drop(c: &Counts, from: Stage, to: Stage) -> Option<f64> {
+pub fn drop(c: &StageRow, from: Stage, to: Stage) -> Option<f64> {
     let (a, b) = (c.stage(from), c.stage(to));
     share(a.abs_diff(b), a).map(|p| if b > a { -p } else { p })
 }
@@ -55,7 +56,7 @@ fn reached(stage: Stage, engaged: &str) -> String {
 }
 
 /// Why the viewers that did not reach `stage` were lost there.
-fn reason(stage: Stage, c: &Counts, engaged: &str) -> String {
+fn reason(stage: Stage, c: &StageRow, engaged: &str) -> String {
     match stage {
         Stage::Viewers => String::new(),
         Stage::Engaged => format!("they left within the first {engaged}"),
@@ -70,10 +71,10 @@ fn reason(stage: Stage, c: &Counts, engaged: &str) -> String {
 /// The stages that tell the channel's story: the viewers, then each stage that at least as
 /// many users reached as any later one. A stage fewer reached than a later one (no one stayed
 /// 30 s, yet some bought) was no gate on the way to buying, so it cannot be where they left.
-fn chain(c: &Counts) -> Vec<Stage> {
+fn chain(c: &StageRow) -> Vec<Stage> {
     let mut out = vec![Stage::Viewers];
-    for (i, stage) in STAGES.iter().enumerate().skip(1) {
-        let later = STAGES[i + 1..]
+    for (i, stage) in Stage::ROOM.iter().enumerate().skip(1) {
+        let later = Stage::ROOM[i + 1..]
             .iter()
             .map(|s| c.stage(*s))
             .max()
@@ -89,8 +90,8 @@ fn chain(c: &Counts) -> Vec<Stage> {
 /// lost between consecutive stages of its story (see [`chain`]), the earliest on a tie, told
 /// with the shares of the viewers that reached both ends and the stage's reason. Never divides
 /// by zero: a channel without viewers says so.
-pub fn where_lost(label: &str, c: &Counts, engaged_ms: u64) -> String {
-    let viewers = c.viewers;
+pub fn where_lost(label: &str, c: &StageRow, engaged_ms: u64) -> String {
+    let viewers = c.stage(Stage::Viewers);
     if viewers == 0 {
         return format!("{label}: no viewers came this way");
     }
@@ -145,16 +146,16 @@ pub fn where_lost(label: &str, c: &Counts, engaged_ms: u64) -> String {
 mod tests {
     use super::*;
 
-    fn counts(stages: [u64; 6]) -> Counts {
+    fn counts(stages: [u64; 6]) -> StageRow {
         let [viewers, engaged, exposed, tapped, held, ordered] = stages;
-        Counts {
-            viewers,
-            engaged,
+        StageRow {
+            viewers: Some(viewers),
+            engaged: Some(engaged),
             exposed,
             tapped,
             held,
             ordered,
-            ..Counts::default()
+            ..StageRow::default()
         }
     }
 
@@ -209,7 +210,7 @@ mod tests {
 
     #[test]
     fn zero_viewers_and_no_loss_give_sentences_without_nan() {
-        let none = Counts::default();
+        let none = StageRow::default();
         assert_eq!(
             where_lost("direct", &none, 30_000),
             "direct: no viewers came this way"

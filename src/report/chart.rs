@@ -5,7 +5,9 @@
 use std::fmt::Write;
 
 use super::fmt::{count, elapsed, esc, money};
-use super::model::{Moment, Timeline};
+use crate::funnel::view::{Bucket, Timeline};
+use crate::funnel::{Moment, MomentKind};
+use crate::protocol::Id;
 
 const PLOT_HEIGHT: f64 = 200.0;
 const BOTTOM: f64 = 30.0;
@@ -44,26 +46,24 @@ pub const NARROW: Size = Size {
 pub const VIEWERS_COLOUR: &str = "#2563eb";
 pub const GMV_COLOUR: &str = "#f9a8d4";
 /// A moment's colour by its kind.
-pub fn moment_colour(kind: &str) -> &'static str {
+pub fn moment_colour(kind: MomentKind) -> &'static str {
     match kind {
-        "pin" => "#7c3aed",
-        "deal_start" => "#15803d",
-        "deal_end" => "#b91c1c",
-        _ => "#6b7280",
+        MomentKind::Pin => "#7c3aed",
+        MomentKind::DealStart => "#15803d",
+        MomentKind::DealEnd => "#b91c1c",
     }
 }
 
 /// A moment's label: `pin Merino scarf`, `start d1`, `end d1` (titles cut to fit).
 pub fn moment_label(m: &Moment) -> String {
-    let what = match m.kind.as_str() {
-        "pin" => "pin",
-        "deal_start" => "start",
-        "deal_end" => "end",
-        other => other,
+    let what = match m.kind {
+        MomentKind::Pin => "pin",
+        MomentKind::DealStart => "start",
+        MomentKind::DealEnd => "end",
     };
-    let name = match m.kind.as_str() {
-        "pin" => m.title.as_deref().or(m.product.as_deref()),
-        _ => m.deal.as_deref().or(m.title.as_deref()),
+    let name = match m.kind {
+        MomentKind::Pin => m.title.as_deref().or(m.product.as_ref().map(Id::as_str)),
+        _ => m.deal.as_ref().map(Id::as_str).or(m.title.as_deref()),
     }
     .unwrap_or("");
     let mut label = format!("{what} {name}");
@@ -110,15 +110,40 @@ fn tick_step(span_ms: u64, ticks: u64) -> u64 {
         .unwrap_or_else(|| span_ms.div_ceil(ticks).max(1))
 }
 
+/// Where things go on one timeline chart: the time span, the plot's box, the scales.
+struct Frame<'a> {
+    size: Size,
+    bucket_ms: u64,
+    /// The start of the first bucket or moment, Unix ms.
+    first: u64,
+    /// The time shown, ms (at least one bucket).
+    span: f64,
+    /// The plot's top (below the moments' label rows) and bottom.
+    top: f64,
+    bottom: f64,
+    max_viewers: u64,
+    max_gmv: u64,
+    currency: &'a str,
+}
+
+impl Frame<'_> {
+    fn x(&self, t: u64) -> f64 {
+        let plot_w = self.size.width - self.size.left - self.size.right;
+        self.size.left + (t.saturating_sub(self.first) as f64 / self.span) * plot_w
+    }
+
+    fn y_viewers(&self, v: u64) -> f64 {
+        self.bottom - v as f64 / self.max_viewers.max(1) as f64 * PLOT_HEIGHT
+    }
+
+    fn h_gmv(&self, g: u64) -> f64 {
+        g as f64 / self.max_gmv.max(1) as f64 * PLOT_HEIGHT
+    }
+}
+
 /// The chart of `timeline` at `size`, money in `currency`; a short note instead when it holds
 /// nothing.
 pub fn timeline_svg(timeline: &Timeline, currency: &str, size: Size) -> String {
-    let Size {
-        width,
-        left,
-        right,
-        ticks,
-    } = size;
     let bucket_ms = if timeline.bucket_ms == 0 {
         10_000
     } else {
@@ -141,17 +166,53 @@ pub fn timeline_svg(timeline: &Timeline, currency: &str, size: Size) -> String {
         .chain(moments.iter().map(|m| m.t))
         .max()
         .unwrap_or(first);
-    let span = (last.saturating_sub(first)).max(bucket_ms) as f64;
-    let plot_w = width - left - right;
-    let x = |t: u64| left + (t.saturating_sub(first) as f64 / span) * plot_w;
-
+    let mut frame = Frame {
+        size,
+        bucket_ms,
+        first,
+        span: (last.saturating_sub(first)).max(bucket_ms) as f64,
+        top: 0.0,
+        bottom: 0.0,
+        max_viewers: buckets.iter().map(|b| b.viewers).max().unwrap_or(0),
+        max_gmv: buckets.iter().map(|b| b.gmv_cents).max().unwrap_or(0),
+        currency,
+    };
     // Moment labels first: they decide how much room the top needs.
+    let placed = place_labels(&frame, moments);
+    frame.top = 10.0 + placed.rows_used as f64 * ROW;
+    frame.bottom = frame.top + PLOT_HEIGHT;
+    let width = size.width;
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<svg class="timeline w{width}" viewBox="0 0 {width} {}" role="img" aria-label="Timeline: viewers, GMV per {} s and the show's moments" xmlns="http://www.w3.org/2000/svg" font-family="system-ui, sans-serif" font-size="11">"#,
+        frame.bottom + BOTTOM,
+        bucket_ms / 1000
+    );
+    grid(&mut s, &frame);
+    gmv_bars(&mut s, &frame, buckets);
+    viewers_line(&mut s, &frame, buckets);
+    moment_marks(&mut s, &frame, moments, &placed);
+    time_axis(&mut s, &frame);
+    s.push_str("</svg>");
+    s
+}
+
+/// The moments' labels: each one's line x, text and start x, and its row (see [`label_rows`]).
+struct Labels {
+    placed: Vec<(f64, String, f64)>,
+    rows: Vec<Option<usize>>,
+    rows_used: usize,
+}
+
+fn place_labels(frame: &Frame, moments: &[Moment]) -> Labels {
+    let width = frame.size.width;
     let placed: Vec<(f64, String, f64)> = moments
         .iter()
         .map(|m| {
             let label = moment_label(m);
             let w = label.chars().count() as f64 * CHAR_PX;
-            let mx = x(m.t);
+            let mx = frame.x(m.t);
             // A label that would run off the right edge ends at its line instead.
             let start = if mx + 3.0 + w > width {
                 (mx - 3.0 - w).max(0.0)
@@ -165,32 +226,28 @@ pub fn timeline_svg(timeline: &Timeline, currency: &str, size: Size) -> String {
         .iter()
         .map(|(_, l, s)| (*s, l.chars().count() as f64 * CHAR_PX))
         .collect();
-    let (rows, row_count) = label_rows(&spans);
-    let top = 10.0 + row_count as f64 * ROW;
-    let height = top + PLOT_HEIGHT + BOTTOM;
-    let bottom = top + PLOT_HEIGHT;
+    let (rows, rows_used) = label_rows(&spans);
+    Labels {
+        placed,
+        rows,
+        rows_used,
+    }
+}
 
-    let max_viewers = buckets.iter().map(|b| b.viewers).max().unwrap_or(0);
-    let max_gmv = buckets.iter().map(|b| b.gmv_cents).max().unwrap_or(0);
-    let y_viewers = |v: u64| bottom - v as f64 / max_viewers.max(1) as f64 * PLOT_HEIGHT;
-    let y_gmv = |g: u64| g as f64 / max_gmv.max(1) as f64 * PLOT_HEIGHT;
-
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"<svg class="timeline w{width}" viewBox="0 0 {width} {height}" role="img" aria-label="Timeline: viewers, GMV per {} s and the show's moments" xmlns="http://www.w3.org/2000/svg" font-family="system-ui, sans-serif" font-size="11">"#,
-        bucket_ms / 1000
-    );
-    // Grid and axes.
+/// The grid lines with the viewers scale on the left and the GMV scale on the right.
+fn grid(s: &mut String, f: &Frame) {
+    let Size {
+        width, left, right, ..
+    } = f.size;
     for frac in [0.0, 0.5, 1.0] {
-        let y = bottom - frac * PLOT_HEIGHT;
+        let y = f.bottom - frac * PLOT_HEIGHT;
         let _ = write!(
             s,
             r##"<line x1="{left}" x2="{:.1}" y1="{y:.1}" y2="{y:.1}" stroke="#e3e5ea"/>"##,
             width - right
         );
-        let v = (max_viewers as f64 * frac).round() as u64;
-        let g = (max_gmv as f64 * frac).round() as u64;
+        let v = (f.max_viewers as f64 * frac).round() as u64;
+        let g = (f.max_gmv as f64 * frac).round() as u64;
         let _ = write!(
             s,
             r#"<text x="{:.1}" y="{:.1}" text-anchor="end" fill="{VIEWERS_COLOUR}">{}</text>"#,
@@ -199,38 +256,44 @@ pub fn timeline_svg(timeline: &Timeline, currency: &str, size: Size) -> String {
             count(v)
         );
         // No sales yet: one $0.00 at the bottom, not three.
-        if max_gmv > 0 || frac == 0.0 {
+        if f.max_gmv > 0 || frac == 0.0 {
             let _ = write!(
                 s,
                 r##"<text x="{:.1}" y="{:.1}" fill="#9d174d">{}</text>"##,
                 width - right + 6.0,
                 y + 4.0,
-                esc(&money(g, currency))
+                esc(&money(g, f.currency))
             );
         }
     }
-    // GMV bars.
+}
+
+/// GMV per bucket as bars, each with its figures as a tooltip.
+fn gmv_bars(s: &mut String, f: &Frame, buckets: &[Bucket]) {
     for b in buckets {
-        let (x0, x1) = (x(b.t), x(b.t.saturating_add(bucket_ms)));
-        let h = y_gmv(b.gmv_cents);
+        let (x0, x1) = (f.x(b.t), f.x(b.t.saturating_add(f.bucket_ms)));
+        let h = f.h_gmv(b.gmv_cents);
         let w = ((x1 - x0) * 0.8).max(0.8);
         let _ = write!(
             s,
             r#"<rect class="gmv" x="{:.1}" y="{:.1}" width="{w:.1}" height="{h:.1}" fill="{GMV_COLOUR}"><title>+{}: {} orders, {}, {} viewers</title></rect>"#,
             x0 + (x1 - x0) * 0.1,
-            bottom - h,
-            elapsed(b.t.saturating_sub(first)),
+            f.bottom - h,
+            elapsed(b.t.saturating_sub(f.first)),
             count(b.orders),
-            esc(&money(b.gmv_cents, currency)),
+            esc(&money(b.gmv_cents, f.currency)),
             count(b.viewers)
         );
     }
-    // The viewers line, through each bucket's middle.
+}
+
+/// The viewers line, through each bucket's middle, with dots while there are few buckets.
+fn viewers_line(s: &mut String, f: &Frame, buckets: &[Bucket]) {
     let points: Vec<String> = buckets
         .iter()
         .map(|b| {
-            let mid = x(b.t.saturating_add(bucket_ms / 2));
-            format!("{mid:.1},{:.1}", y_viewers(b.viewers))
+            let mid = f.x(b.t.saturating_add(f.bucket_ms / 2));
+            format!("{mid:.1},{:.1}", f.y_viewers(b.viewers))
         })
         .collect();
     if points.len() > 1 {
@@ -249,9 +312,13 @@ pub fn timeline_svg(timeline: &Timeline, currency: &str, size: Size) -> String {
             );
         }
     }
-    // Moments.
-    for ((m, (mx, label, start)), row) in moments.iter().zip(&placed).zip(&rows) {
-        let colour = moment_colour(&m.kind);
+}
+
+/// Each moment as a dashed line with its label in its row (none when no row had room).
+fn moment_marks(s: &mut String, f: &Frame, moments: &[Moment], labels: &Labels) {
+    let bottom = f.bottom;
+    for ((m, (mx, label, start)), row) in moments.iter().zip(&labels.placed).zip(&labels.rows) {
+        let colour = moment_colour(m.kind);
         let ly = 10.0 + row.unwrap_or(0) as f64 * ROW + 11.0;
         let text = match row {
             Some(_) => format!(
@@ -263,22 +330,34 @@ pub fn timeline_svg(timeline: &Timeline, currency: &str, size: Size) -> String {
         let _ = write!(
             s,
             r#"<g class="moment" data-kind="{kind}"><title>{full} at +{at}</title><line x1="{mx:.1}" x2="{mx:.1}" y1="{:.1}" y2="{bottom:.1}" stroke="{colour}" stroke-width="1.5" stroke-dasharray="4 3"/>{text}</g>"#,
-            if row.is_some() { ly - 10.0 } else { top },
-            kind = esc(&m.kind),
+            if row.is_some() { ly - 10.0 } else { f.top },
+            kind = m.kind.as_str(),
             full = esc(&format!(
                 "{} {}",
-                m.kind,
-                m.title.as_deref().or(m.deal.as_deref()).unwrap_or("")
+                m.kind.as_str(),
+                m.title
+                    .as_deref()
+                    .or(m.deal.as_ref().map(Id::as_str))
+                    .unwrap_or("")
             )),
-            at = elapsed(m.t.saturating_sub(first)),
+            at = elapsed(m.t.saturating_sub(f.first)),
         );
     }
-    // Time axis: round steps (2 s, 30 s, 5 min …) from the start, at most `ticks` of them.
-    let span_ms = span as u64;
+}
+
+/// The time axis: round steps (2 s, 30 s, 5 min …) from the start, at most `size.ticks`.
+fn time_axis(s: &mut String, f: &Frame) {
+    let Size {
+        width,
+        right,
+        ticks,
+        ..
+    } = f.size;
+    let span_ms = f.span as u64;
     let step = tick_step(span_ms, ticks);
     for k in 0..=span_ms / step {
         let at = k * step;
-        let tx = x(first + at);
+        let tx = f.x(f.first + at);
         let anchor = if k == 0 {
             "start"
         } else if tx > width - right - 14.0 {
@@ -289,25 +368,88 @@ pub fn timeline_svg(timeline: &Timeline, currency: &str, size: Size) -> String {
         let _ = write!(
             s,
             r##"<text x="{tx:.1}" y="{:.1}" text-anchor="{anchor}" fill="#6b7280">{}</text>"##,
-            bottom + 18.0,
+            f.bottom + 18.0,
             elapsed(at)
         );
     }
-    s.push_str("</svg>");
+}
+
+/// A two-series line chart as inline SVG: `points` are (x, first series, second series), both
+/// series on one y axis from 0, `names` their legend, `unit` said under the x axis (seconds).
+/// The load tester's HTML report draws its latency and throughput with it.
+pub fn line_chart(points: &[(f64, f64, f64)], names: (&str, &str), unit: &str) -> String {
+    let (w, h, pad) = (900.0, 260.0, 50.0);
+    let xmax = points.iter().map(|p| p.0).fold(1.0, f64::max);
+    let ymax = points.iter().map(|p| p.1.max(p.2)).fold(1.0, f64::max) * 1.1;
+    let line = |f: &dyn Fn(&(f64, f64, f64)) -> f64| {
+        points
+            .iter()
+            .map(|p| {
+                format!(
+                    "{:.1},{:.1}",
+                    pad + p.0 / xmax * (w - 2.0 * pad),
+                    h - pad - f(p) / ymax * (h - 2.0 * pad)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\">"
+    );
+    let _ = write!(
+        s,
+        "<rect x=\"{pad}\" y=\"{pad}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#ccc\"/>",
+        w - 2.0 * pad,
+        h - 2.0 * pad
+    );
+    for i in 0..=4 {
+        let y = h - pad - (i as f64 / 4.0) * (h - 2.0 * pad);
+        let _ = write!(
+            s,
+            "<text x=\"4\" y=\"{:.1}\" font-size=\"10\">{:.0}</text><line x1=\"{pad}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#eee\"/>",
+            y + 3.0,
+            ymax * i as f64 / 4.0,
+            w - pad
+        );
+    }
+    let _ = write!(
+        s,
+        "<text x=\"{:.0}\" y=\"{:.0}\" font-size=\"11\">seconds (max {xmax:.0})  [{}]</text>",
+        w / 2.0 - 60.0,
+        h - 10.0,
+        esc(unit)
+    );
+    let _ = write!(
+        s,
+        "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"{}\"/>",
+        line(&|p| p.1)
+    );
+    let _ = write!(
+        s,
+        "<polyline fill=\"none\" stroke=\"#d62728\" stroke-width=\"2\" points=\"{}\"/>",
+        line(&|p| p.2)
+    );
+    let _ = write!(
+        s,
+        "<text x=\"{pad}\" y=\"20\" font-size=\"12\" fill=\"#1f77b4\">{}</text><text x=\"{}\" y=\"20\" font-size=\"12\" fill=\"#d62728\">{}</text></svg>",
+        esc(names.0),
+        pad + 160.0,
+        esc(names.1)
+    );
     s
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::report::model::Bucket;
 
-    fn moment(t: u64, kind: &str, title: &str) -> Moment {
+    fn moment(t: u64, kind: MomentKind, title: &str) -> Moment {
         Moment {
             t,
-            kind: kind.into(),
-            deal: Some("d1".into()),
-            product: Some("scarf".into()),
+            kind,
+            deal: Id::new("d1").ok(),
+            product: Id::new("scarf").ok(),
             title: Some(title.into()),
         }
     }
@@ -331,9 +473,9 @@ mod tests {
                 },
             ],
             moments: vec![
-                moment(1_000, "pin", "<b>Scarf</b>"),
-                moment(2_000, "deal_start", "x"),
-                moment(19_000, "deal_end", "x"),
+                moment(1_000, MomentKind::Pin, "<b>Scarf</b>"),
+                moment(2_000, MomentKind::DealStart, "x"),
+                moment(19_000, MomentKind::DealEnd, "x"),
             ],
             ..Timeline::default()
         };

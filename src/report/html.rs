@@ -6,8 +6,9 @@ use std::fmt::Write;
 
 use super::chart::{GMV_COLOUR, NARROW, VIEWERS_COLOUR, WIDE, moment_colour, timeline_svg};
 use super::fmt::{count, esc, money, percent_of, plural, utc};
-use super::model::{Counts, Funnel, STAGES, Timeline};
 use super::story::{channel_label, drop, drop_text, engaged_words, where_lost};
+use crate::funnel::view::{RoomFunnel, StageRow, Timeline};
+use crate::funnel::{MomentKind, Stage};
 
 const STYLE: &str = r#"
 :root { --ink: #16181d; --muted: #6b7280; --line: #e3e5ea; --bg: #f4f5f7; --accent: #e11d48; }
@@ -89,7 +90,14 @@ fn bar_width(n: u64, whole: u64) -> f64 {
     }
 }
 
-fn channel_block(out: &mut String, name: &str, label: &str, c: &Counts, f: &Funnel, total: bool) {
+fn channel_block(
+    out: &mut String,
+    name: &str,
+    label: &str,
+    c: &StageRow,
+    f: &RoomFunnel,
+    total: bool,
+) {
     let cur = f.currency();
     let _ = write!(
         out,
@@ -97,24 +105,24 @@ fn channel_block(out: &mut String, name: &str, label: &str, c: &Counts, f: &Funn
         if total { " total" } else { "" },
         esc(name),
         esc(label),
-        plural(c.viewers, "viewer"),
+        plural(c.stage(Stage::Viewers), "viewer"),
         esc(&money(c.gmv_cents, cur)),
     );
-    for (i, stage) in STAGES.iter().enumerate() {
+    for (i, stage) in Stage::ROOM.iter().enumerate() {
         let n = c.stage(*stage);
         let drop_cell = if i == 0 {
             String::new()
         } else {
-            drop_text(drop(c, STAGES[i - 1], *stage))
+            drop_text(drop(c, Stage::ROOM[i - 1], *stage))
         };
         let _ = write!(
             out,
             r#"<tr data-stage="{}"><td>{}</td><td class="barcell"><div class="bar"><i style="width:{:.1}%"></i><b>{}</b></div></td><td class="n">{}</td><td class="n{}">{}</td></tr>"#,
             stage.as_str(),
             stage.as_str(),
-            bar_width(n, c.viewers),
+            bar_width(n, c.stage(Stage::Viewers)),
             count(n),
-            percent_of(n, c.viewers),
+            percent_of(n, c.stage(Stage::Viewers)),
             if drop_cell.starts_with('−') {
                 " drop"
             } else {
@@ -133,15 +141,18 @@ fn channel_block(out: &mut String, name: &str, label: &str, c: &Counts, f: &Funn
     );
 }
 
-fn tiles(out: &mut String, f: &Funnel) {
+fn tiles(out: &mut String, f: &RoomFunnel) {
     let t = &f.total;
-    let top = f.deals_by_gmv().into_iter().find(|(_, d)| d.gmv_cents > 0);
+    let top = f
+        .deals_by_gmv()
+        .into_iter()
+        .find(|(_, d)| d.row.gmv_cents > 0);
     let top_text = match top {
         Some((id, d)) => format!(
             "{} · {}",
             esc(if d.title.is_empty() { id } else { &d.title }),
             esc(&money(
-                d.gmv_cents,
+                d.row.gmv_cents,
                 if d.currency.is_empty() {
                     f.currency()
                 } else {
@@ -155,7 +166,7 @@ fn tiles(out: &mut String, f: &Funnel) {
         out,
         r#"<div class="tiles"><div class="tile" id="tile-gmv"><b>{}</b><span>GMV</span></div><div class="tile"><b>{}</b><span>viewers</span></div><div class="tile"><b>{}</b><span>orders · {} units</span></div><div class="tile top" id="tile-top"><b>{}</b><span>top deal</span></div><div class="tile"><b>{}</b><span>sold-out taps</span></div></div>"#,
         esc(&money(t.gmv_cents, f.currency())),
-        count(t.viewers),
+        count(t.stage(Stage::Viewers)),
         count(t.orders),
         count(t.units),
         top_text,
@@ -163,7 +174,7 @@ fn tiles(out: &mut String, f: &Funnel) {
     );
 }
 
-fn deals_table(out: &mut String, f: &Funnel) {
+fn deals_table(out: &mut String, f: &RoomFunnel) {
     out.push_str(r#"<section id="deals"><h2>Deals ranked by GMV</h2>"#);
     let deals = f.deals_by_gmv();
     if deals.is_empty() {
@@ -186,29 +197,34 @@ fn deals_table(out: &mut String, f: &Funnel) {
             esc(id),
             esc(&d.product_id),
             esc(&money(d.price_cents, cur)),
-            count(d.units),
-            count(d.orders),
-            esc(&money(d.gmv_cents, cur)),
-            count(d.exposed),
-            count(d.ordered),
-            percent_of(d.ordered, d.exposed),
+            count(d.row.units),
+            count(d.row.orders),
+            esc(&money(d.row.gmv_cents, cur)),
+            count(d.row.exposed),
+            count(d.row.ordered),
+            percent_of(d.row.ordered, d.row.exposed),
         );
     }
     out.push_str("</tbody></table></div></section>");
 }
 
-fn missed_demand(out: &mut String, f: &Funnel) {
+fn missed_demand(out: &mut String, f: &RoomFunnel) {
     out.push_str(r#"<section id="missed"><h2>Missed demand</h2>"#);
     let mut missed: Vec<_> = f
         .deals_by_gmv()
         .into_iter()
-        .filter(|(_, d)| d.sold_out_taps > 0)
+        .filter(|(_, d)| d.row.sold_out_taps > 0)
         .collect();
-    missed.sort_by(|a, b| b.1.sold_out_taps.cmp(&a.1.sold_out_taps).then(a.0.cmp(b.0)));
+    missed.sort_by(|a, b| {
+        b.1.row
+            .sold_out_taps
+            .cmp(&a.1.row.sold_out_taps)
+            .then(a.0.cmp(b.0))
+    });
     let taps = f
         .total
         .sold_out_taps
-        .max(missed.iter().map(|(_, d)| d.sold_out_taps).sum());
+        .max(missed.iter().map(|(_, d)| d.row.sold_out_taps).sum());
     if taps == 0 {
         out.push_str(r#"<p class="muted">No tap met a sold-out deal.</p></section>"#);
         return;
@@ -243,15 +259,18 @@ fn missed_demand(out: &mut String, f: &Funnel) {
             esc(id),
             esc(if d.title.is_empty() { id } else { &d.title }),
             esc(id),
-            count(d.sold_out_taps),
-            count(d.units),
-            esc(&money(d.sold_out_taps.saturating_mul(d.price_cents), cur)),
+            count(d.row.sold_out_taps),
+            count(d.row.units),
+            esc(&money(
+                d.row.sold_out_taps.saturating_mul(d.price_cents),
+                cur
+            )),
         );
     }
     out.push_str("</tbody></table></div></section>");
 }
 
-fn creators_table(out: &mut String, f: &Funnel) {
+fn creators_table(out: &mut String, f: &RoomFunnel) {
     out.push_str(r#"<section id="creators"><h2>Creator commission</h2>"#);
     if f.creators.is_empty() {
         out.push_str(
@@ -261,8 +280,9 @@ fn creators_table(out: &mut String, f: &Funnel) {
     }
     let mut rows: Vec<_> = f.creators.iter().collect();
     rows.sort_by(|a, b| {
-        b.1.commission_cents
-            .cmp(&a.1.commission_cents)
+        b.1.earning
+            .commission_cents
+            .cmp(&a.1.earning.commission_cents)
             .then(a.0.cmp(b.0))
     });
     out.push_str(r#"<div class="scroll"><table><thead><tr><th>Creator</th><th>Role</th><th class="n">Orders</th><th class="n wide-only">Units</th><th class="n">GMV</th><th class="n">Commission</th></tr></thead><tbody>"#);
@@ -273,21 +293,21 @@ fn creators_table(out: &mut String, f: &Funnel) {
             esc(id),
             esc(id),
             esc(&c.role),
-            count(c.orders),
-            count(c.units),
-            esc(&money(c.gmv_cents, f.currency())),
-            esc(&money(c.commission_cents, f.currency())),
+            count(c.earning.sales.orders),
+            count(c.earning.sales.units),
+            esc(&money(c.earning.sales.gmv_cents, f.currency())),
+            esc(&money(c.earning.commission_cents, f.currency())),
         );
     }
     out.push_str(r#"</tbody></table></div><p class="muted">A creator who both hosted and sent buyers in this room is “both”, with the sums of both. GMV is attributed to each role: a sale by an affiliate’s buyer counts for the host too.</p></section>"#);
 }
 
-/// The report for `funnel` and `timeline` (the hub's JSON, as [`super::model`] reads it): one
+/// The report for `funnel` and `timeline` (the hub's JSON, read back by [`crate::funnel::view`]): one
 /// HTML document with every figure the report promises (the funnel per channel with the drop
 /// between stages, a sentence per channel on where it lost its viewers, the timeline chart with
 /// its moments, deals by GMV, missed demand and the creator commission table). It uses no
 /// script and loads nothing; all text from the hub is escaped.
-pub fn render(funnel: &Funnel, timeline: &Timeline) -> String {
+pub fn render(funnel: &RoomFunnel, timeline: &Timeline) -> String {
     let f = funnel;
     let room = if f.room.is_empty() {
         &timeline.room
@@ -309,7 +329,8 @@ pub fn render(funnel: &Funnel, timeline: &Timeline) -> String {
     tiles(&mut out, f);
     out.push_str("</header>");
 
-    let channels = f.channels_in_order();
+    let channels: Vec<(&str, &StageRow)> =
+        f.channels.iter().map(|(c, r)| (c.as_str(), r)).collect();
     out.push_str(r#"<section id="lost"><h2>Where each channel lost its viewers</h2>"#);
     if channels.is_empty() {
         out.push_str(r#"<p class="muted">No viewers joined.</p>"#);
@@ -346,9 +367,9 @@ pub fn render(funnel: &Funnel, timeline: &Timeline) -> String {
     let _ = write!(
         out,
         r#"<section id="timeline"><h2>Timeline</h2><div class="legend"><span style="--c:{VIEWERS_COLOUR}">viewers (most at once)</span><span style="--c:{GMV_COLOUR}">GMV per {bucket_s} s</span><span style="--c:{}">pin</span><span style="--c:{}">deal start</span><span style="--c:{}">deal end</span></div><div class="chart wide">{}</div><div class="chart narrow">{}</div></section>"#,
-        moment_colour("pin"),
-        moment_colour("deal_start"),
-        moment_colour("deal_end"),
+        moment_colour(MomentKind::Pin),
+        moment_colour(MomentKind::DealStart),
+        moment_colour(MomentKind::DealEnd),
         timeline_svg(timeline, f.currency(), WIDE),
         timeline_svg(timeline, f.currency(), NARROW),
     );
@@ -370,7 +391,7 @@ mod tests {
     use super::*;
 
     /// The contract's example shapes, with figures in them.
-    fn fixture() -> (Funnel, Timeline) {
+    fn fixture() -> (RoomFunnel, Timeline) {
         let funnel = serde_json::json!({
             "room": "demo", "currency": "USD", "engaged_ms": 30000, "generated_at": 1764633600000u64,
             "total": {"viewers": 5010, "engaged": 3700, "exposed": 622, "tapped": 72, "held": 60, "ordered": 53,
@@ -460,7 +481,7 @@ mod tests {
         let html = render(&f, &t);
         assert!(html.contains("direct: no viewers came this way"));
         assert!(!html.contains("NaN") && !html.contains("inf%"));
-        let empty = render(&Funnel::default(), &Timeline::default());
+        let empty = render(&RoomFunnel::default(), &Timeline::default());
         for want in [
             "No viewers joined.",
             "No deals ran.",
@@ -485,10 +506,19 @@ mod tests {
 
     #[test]
     fn absent_fields_read_as_zeros() {
-        let f: Funnel =
-            serde_json::from_str(r#"{"room":"r","channels":{"paid":{}},"deals":{"d1":{}}}"#)
-                .expect("lenient");
-        assert_eq!(f.channels["paid"], Counts::default());
+        let f: RoomFunnel = serde_json::from_str(
+            r#"{"room":"r","channels":{"paid":{},"hologram":{}},"deals":{"d1":{}},"new":1}"#,
+        )
+        .expect("lenient");
+        assert_eq!(
+            f.channels[&crate::commerce::Channel::Paid],
+            StageRow::default()
+        );
+        assert_eq!(
+            f.channels.len(),
+            1,
+            "a channel this build does not know is left out"
+        );
         assert_eq!(f.currency(), "USD");
         let html = render(&f, &Timeline::default());
         assert!(html.contains("paid: no viewers came this way"));
