@@ -41,14 +41,24 @@ need_pkg() { # need_pkg BINARY DEBIAN_PACKAGE
 }
 
 
+# Clippy's lints run in the test build itself. `cargo clippy` is cargo with clippy-driver wrapping
+# rustc for the workspace's own crates, in check mode: it checks every dependency once more
+# (metadata only) besides the build of them the tests need. With the same wrapper and arguments
+# on `cargo test --all-targets`, every target clippy would lint is linted while it is compiled,
+# and the dependencies are built once. The verdict is `cargo clippy --workspace --all-targets --
+# -D warnings`'s (a warning fails the build). Every cargo test below uses the same environment,
+# so nothing is rebuilt between them.
+lint_cargo=(env "RUSTC_WORKSPACE_WRAPPER=$(command -v clippy-driver)"
+  "CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__" cargo)
+
 if $quick; then
   cargo fmt --all -- --check
-  cargo clippy --workspace --all-targets --quiet -- -D warnings
-  python3 scripts/import-cycles.py >/dev/null # no module imports one that imports it back
-  cargo test --workspace --quiet --lib --bins
+  python3 scripts/import-cycles.py --quiet # no module imports one that imports it back
+  "${lint_cargo[@]}" test --workspace --all-targets --quiet --no-run
+  "${lint_cargo[@]}" test --workspace --quiet --lib --bins
   skips=()
   for t in "${redis_tests[@]}"; do skips+=(--skip "$t"); done
-  cargo test --quiet --test it -- "${skips[@]}"
+  "${lint_cargo[@]}" test --quiet --test it -- "${skips[@]}"
   exit 0
 fi
 
@@ -72,21 +82,38 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 fuzz_tmp=$(mktemp -d)
 fuzz_build_pid=""
-cleanup() {
-  [ -n "$fuzz_build_pid" ] && kill "$fuzz_build_pid" 2>/dev/null
+browser_pid=""
+cleanup() { # background jobs run in sessions of their own: a failure stops them, children too
+  for pid in $fuzz_build_pid $browser_pid; do kill -- "-$pid" 2>/dev/null || true; done
   rm -rf "$fuzz_tmp"
 }
 trap cleanup EXIT
 
 cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --quiet -- -D warnings
-python3 scripts/import-cycles.py >/dev/null # no module imports one that imports it back
-cargo test --workspace --quiet --no-run
-# The tests mostly wait (on hubs, Redis, nginx, Chromium): the fuzz build, which needs both
-# cores, runs meanwhile at the lowest priority, so it takes only what the tests leave idle.
-nice -n 19 "${fuzz_cargo[@]}" fuzz build --dev --sanitizer none >"$fuzz_tmp/build.log" 2>&1 &
+python3 scripts/import-cycles.py --quiet # no module imports one that imports it back
+# The fuzz build (its own workspace, nightly, instrumented: it shares nothing with the test
+# build) runs from here on at the lowest priority, so it takes only the CPU time the rest leaves
+# idle: the single-core stretches of the test build, and the tests, which mostly wait (on hubs,
+# Redis, nginx, Chromium).
+setsid nice -n 19 "${fuzz_cargo[@]}" fuzz build --dev --sanitizer none >"$fuzz_tmp/build.log" 2>&1 &
 fuzz_build_pid=$!
-cargo test --workspace --quiet
+"${lint_cargo[@]}" test --workspace --all-targets --quiet --no-run
+# The page tests (tests/browser.rs, Chromium) run beside the other test binaries, one after
+# another; its binary is run directly (as cargo test would, from the package's directory), since
+# one cargo holds the build directory while its tests run. A new integration test goes in
+# tests/it/ (a module of its own), which the cargo test below runs.
+browser_exe=$("${lint_cargo[@]}" test --quiet --test browser --no-run --message-format=json |
+  grep '"name":"browser"' | grep -o '"executable":"[^"]*"' | sed 's/^"executable":"//; s/"$//')
+[ -x "$browser_exe" ] || { echo "scripts/test.sh: no tests/browser.rs binary found" >&2; exit 1; }
+setsid "$browser_exe" >"$fuzz_tmp/browser.log" 2>&1 &
+browser_pid=$!
+"${lint_cargo[@]}" test --workspace --quiet --lib --bins --test it --test loadtest
+"${lint_cargo[@]}" test --workspace --quiet --doc
+browser_ok=true
+wait "$browser_pid" || browser_ok=false
+browser_pid=""
+cat "$fuzz_tmp/browser.log"
+$browser_ok || { echo "scripts/test.sh: the page tests (tests/browser.rs) failed" >&2; exit 1; }
 if ! wait "$fuzz_build_pid"; then
   fuzz_build_pid=""
   cat "$fuzz_tmp/build.log" >&2
