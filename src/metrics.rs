@@ -205,6 +205,14 @@ fn register_at_zero() {
 }
 
 fn describe() {
+    describe_funnel();
+    describe_connections();
+    describe_fanout();
+    describe_backends();
+}
+
+/// The show funnel's metrics.
+fn describe_funnel() {
     describe_counter!(
         FUNNEL_ORDERS,
         "Orders checked out here, by room and channel"
@@ -219,6 +227,10 @@ fn describe() {
         FUNNEL_OPS_DROPPED,
         "Funnel facts dropped while the store was unreachable (backlog full)"
     );
+}
+
+/// The process, its connections, rooms, commands and errors.
+fn describe_connections() {
     describe_gauge!(
         PROCESS_RESIDENT_BYTES,
         Unit::Bytes,
@@ -233,6 +245,21 @@ fn describe() {
         "Connections refused before upgrade, by reason"
     );
     describe_gauge!(ROOMS, "Rooms in memory");
+    describe_gauge!(
+        CLOCK_OFFSET_MS,
+        "Milliseconds this node adds to its clock to keep Redis's time"
+    );
+    describe_counter!(CLOSES, "Connections closed, by close code");
+    describe_counter!(COMMANDS, "Client commands handled, by type");
+    describe_counter!(ERRORS, "Error answers, by code");
+    describe_counter!(
+        FAULTS,
+        "Faults warned about (log lines are summarised), by kind"
+    );
+}
+
+/// Fan-out and the sockets' writes.
+fn describe_fanout() {
     describe_counter!(
         CHAT_THINNED,
         "Comments thinned from viewers that fell behind, by room"
@@ -251,10 +278,6 @@ fn describe() {
         WRITE_BATCH_FRAMES,
         "Frames per socket write; one write in 16"
     );
-    describe_gauge!(
-        CLOCK_OFFSET_MS,
-        "Milliseconds this node adds to its clock to keep Redis's time"
-    );
     describe_counter!(EVENTS, "Durable events published, by type");
     describe_counter!(FANOUT_DELIVERIES, "Frames queued to viewers by fan-out");
     describe_counter!(FRAMES_SENT, "WebSocket frames written");
@@ -264,15 +287,12 @@ fn describe() {
         SLOW_CONSUMER_CLOSES,
         "Viewers closed with 1013 (queue overflow)"
     );
-    describe_counter!(CLOSES, "Connections closed, by close code");
-    describe_counter!(COMMANDS, "Client commands handled, by type");
-    describe_counter!(ERRORS, "Error answers, by code");
+}
+
+/// Stock, holds and the bus.
+fn describe_backends() {
     describe_counter!(RESERVES, "Reserve outcomes");
     describe_counter!(BUS_MESSAGES, "Room messages received from Redis");
-    describe_counter!(
-        FAULTS,
-        "Faults warned about (log lines are summarised), by kind"
-    );
     describe_histogram!(
         BUS_LAG_SECONDS,
         Unit::Seconds,

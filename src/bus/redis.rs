@@ -460,71 +460,28 @@ async fn dispatcher(shared: Weak<Shared>, mut rx: mpsc::Receiver<Inbound>) {
     }
 }
 
+/// The single server's subscription for the bus's life: connects, subscribes every open room,
+/// forwards what arrives to the bus's inbound queue, and after a drop or a refusal starts over
+/// with a backoff from 50 ms to 1 s.
 async fn subscriber(shared: Weak<Shared>) {
     let mut backoff = Duration::from_millis(50);
     let mut announced = false;
     loop {
-        let Some(me) = shared.upgrade() else { return };
-        let Some(client) = me.redis.client().cloned() else {
-            return;
+        let subscribed = match connect_pubsub(&shared).await {
+            None => return,
+            Some(Ok(pubsub)) => {
+                let (sink, stream) = pubsub.split();
+                let Some(me) = shared.upgrade() else { return };
+                subscribe_rooms(&me, sink, announced).await.map(|()| stream)
+            }
+            Some(Err(())) => Err(()),
         };
-        let timeout = me.timeout;
-        drop(me);
-        let connected = tokio::time::timeout(timeout, client.get_async_pubsub()).await;
-        let pubsub = match connected {
-            Ok(Ok(pubsub)) => pubsub,
-            failed => {
-                // Said once per outage, by the connection's health, with the URL and reason.
-                if let Some(me) = shared.upgrade() {
-                    match failed {
-                        Ok(Err(e)) if crate::redis_io::health::is_outage(&e) => me
-                            .redis
-                            .health()
-                            .unreachable(&crate::redis_io::health::reason(&e)),
-                        Ok(Err(e)) => crate::quiet::warn("cannot subscribe to Redis; retrying", &e),
-                        _ => me.redis.health().unreachable("no answer in time"),
-                    }
-                }
-                announced = true;
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                continue;
-            }
+        let Ok(mut stream) = subscribed else {
+            announced = true;
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+            continue;
         };
-        let (mut sink, mut stream) = pubsub.split();
-        {
-            let Some(me) = shared.upgrade() else { return };
-            let channels: Vec<String> = me.rooms.iter().map(|r| me.keys(r.key()).channel).collect();
-            if !channels.is_empty()
-                && let Err(e) = sink.subscribe(&channels).await
-            {
-                // Refused (NOPERM, say) or dropped at once: try again after the backoff, not in
-                // a tight loop.
-                crate::quiet::warn("cannot subscribe to the rooms' channels; retrying", &e);
-                drop(me);
-                announced = true;
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                continue;
-            }
-            me.set_sub(Some(sink));
-            me.redis.health().answered();
-            if std::mem::take(&mut announced) {
-                tracing::info!(
-                    rooms = channels.len(),
-                    "subscribed to Redis again; checking every room for gaps"
-                );
-            }
-            // Anything published while we were away is in the rooms' streams.
-            let rooms: Vec<(Id, Arc<Slot>)> = me
-                .rooms
-                .iter()
-                .map(|r| (r.key().clone(), Arc::clone(r.value())))
-                .collect();
-            for (room, slot) in rooms {
-                me.feed(&room, &slot, Track::resync);
-            }
-        }
         backoff = Duration::from_millis(50);
         while let Some(msg) = stream.next().await {
             let Some(me) = shared.upgrade() else { return };
@@ -544,6 +501,64 @@ async fn subscriber(shared: Weak<Shared>) {
         tracing::debug!("Redis subscription dropped; re-subscribing");
         announced = true;
     }
+}
+
+/// A pub/sub connection to the single server; None once the bus is gone, `Err` (said once per
+/// outage, by the connection's health, with the URL and reason) when Redis did not take it.
+async fn connect_pubsub(shared: &Weak<Shared>) -> Option<Result<redis::aio::PubSub, ()>> {
+    let me = shared.upgrade()?;
+    let client = me.redis.client().cloned()?;
+    let timeout = me.timeout;
+    drop(me);
+    let connected = tokio::time::timeout(timeout, client.get_async_pubsub()).await;
+    let failed = match connected {
+        Ok(Ok(pubsub)) => return Some(Ok(pubsub)),
+        failed => failed,
+    };
+    let me = shared.upgrade()?;
+    match failed {
+        Ok(Err(e)) if crate::redis_io::health::is_outage(&e) => me
+            .redis
+            .health()
+            .unreachable(&crate::redis_io::health::reason(&e)),
+        Ok(Err(e)) => crate::quiet::warn("cannot subscribe to Redis; retrying", &e),
+        _ => me.redis.health().unreachable("no answer in time"),
+    }
+    Some(Err(()))
+}
+
+/// Subscribes `sink` to every open room's channel and makes it the bus's; then, since anything
+/// published while the bus was away is in the rooms' streams, has every room checked for gaps.
+/// `Err` when Redis refused (NOPERM, say) or dropped it at once: the caller backs off.
+async fn subscribe_rooms(
+    me: &Arc<Shared>,
+    mut sink: redis::aio::PubSubSink,
+    announced: bool,
+) -> Result<(), ()> {
+    let channels: Vec<String> = me.rooms.iter().map(|r| me.keys(r.key()).channel).collect();
+    if !channels.is_empty()
+        && let Err(e) = sink.subscribe(&channels).await
+    {
+        crate::quiet::warn("cannot subscribe to the rooms' channels; retrying", &e);
+        return Err(());
+    }
+    me.set_sub(Some(sink));
+    me.redis.health().answered();
+    if announced {
+        tracing::info!(
+            rooms = channels.len(),
+            "subscribed to Redis again; checking every room for gaps"
+        );
+    }
+    let rooms: Vec<(Id, Arc<Slot>)> = me
+        .rooms
+        .iter()
+        .map(|r| (r.key().clone(), Arc::clone(r.value())))
+        .collect();
+    for (room, slot) in rooms {
+        me.feed(&room, &slot, Track::resync);
+    }
+    Ok(())
 }
 
 #[async_trait]

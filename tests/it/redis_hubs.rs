@@ -405,8 +405,19 @@ async fn a_redis_that_wants_a_password_the_url_lacks_is_reported_as_refusing_not
         redis.port
     )))
     .await?;
-    let (status, body) = fixed.get("/readyz", None).await?;
-    assert_eq!(status, 200, "{body}");
+    // Ready once its room subscription is up too, which a new hub makes in the background.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = fixed.get("/readyz", None).await?;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the fixed URL never got ready: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await; // polling /readyz
+    }
     fixed.shutdown().await?;
     let wrong = TestHub::with_config(common::redis_config(&format!(
         "redis://:wrong@127.0.0.1:{}",
