@@ -60,6 +60,11 @@ pub struct ServerConfig {
     pub idle_connection_ms: u64,
     /// A REST command's body must arrive within this long of its head (slow-body guard).
     pub body_timeout_ms: u64,
+    /// The kernel send buffer asked for each accepted connection (`SO_SNDBUF`, bytes); 0 leaves
+    /// it to the OS (auto-tuned, up to `net.ipv4.tcp_wmem`'s maximum). What sits in it is past
+    /// the hub's ordering: a smaller buffer lets a reserve reply or the latest stock overtake
+    /// more of a slow viewer's chat, and bounds kernel memory per viewer.
+    pub socket_send_buffer: u32,
     /// Where rooms are saved on a graceful stop and restored at start (see
     /// [`crate::persist`]); `""` keeps rooms in memory only.
     #[serde(deserialize_with = "empty_is_none")]
@@ -586,6 +591,13 @@ impl Config {
         if !(1..=65_536).contains(&self.limits.max_fragments) {
             return Err(key_err("limits.max_fragments", "must be 1 to 65536"));
         }
+        let sndbuf = self.server.socket_send_buffer;
+        if sndbuf != 0 && !(4096..=64 * 1024 * 1024).contains(&sndbuf) {
+            return Err(key_err(
+                "server.socket_send_buffer",
+                "must be 0 (the OS decides) or 4096 to 67108864",
+            ));
+        }
         if self.room.history > MAX_HISTORY {
             return Err(key_err(
                 "room.history",
@@ -847,6 +859,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("limits.max_fragments"), "{e}");
+        let e = Config::load(None, env(&[("LIVEHUB_SERVER__SOCKET_SEND_BUFFER", "100")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("server.socket_send_buffer"), "{e}");
+        let c = Config::load(
+            None,
+            env(&[("LIVEHUB_SERVER__SOCKET_SEND_BUFFER", "65536")]),
+        );
+        assert_eq!(c.map(|c| c.server.socket_send_buffer).ok(), Some(65536));
         let e = Config::load(None, env(&[("LIVEHUB_ROOM__NOPE", "1")]))
             .unwrap_err()
             .to_string();

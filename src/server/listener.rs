@@ -78,6 +78,8 @@ pub(super) struct Serving {
     /// The grace is over: drop what is still open.
     dropping: CancellationToken,
     refusing: Arc<AtomicUsize>,
+    /// `server.socket_send_buffer`: 0 leaves the kernel's.
+    send_buffer: u32,
 }
 
 impl Serving {
@@ -97,6 +99,7 @@ impl Serving {
             closing: CancellationToken::new(),
             dropping: CancellationToken::new(),
             refusing: Arc::new(AtomicUsize::new(0)),
+            send_buffer: s.socket_send_buffer,
         }
     }
 
@@ -150,6 +153,10 @@ impl Serving {
     /// Admits and serves a connection just accepted, or refuses it.
     pub(super) fn accept(&self, tcp: TcpStream, peer: SocketAddr) {
         let _ = tcp.set_nodelay(true);
+        if self.send_buffer > 0 {
+            // Best effort, like nodelay: a refused size leaves the kernel's.
+            let _ = socket2::SockRef::from(&tcp).set_send_buffer_size(self.send_buffer as usize);
+        }
         let ticket = match self.admission.admit(peer.ip()) {
             Ok(ticket) => ticket,
             Err(refusal) => return self.refuse(tcp, peer, refusal),

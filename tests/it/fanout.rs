@@ -273,6 +273,9 @@ fn storm_config(thin_chat_after: usize) -> livehub::config::Config {
     c.session.thin_chat_after = thin_chat_after;
     // A viewer that does not read is behind at once: its writer is stuck on the socket.
     c.session.thin_chat_wait_ms = 0;
+    // The kernel's auto-tuned send buffer grew to 1.6 MB on one machine: most of the storm sat
+    // past the hub's ordering. A fixed one keeps what is in flight small everywhere.
+    c.server.socket_send_buffer = 16 * 1024;
     c
 }
 
