@@ -33,6 +33,7 @@ mod wsraw;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use livehub::protocol::ClientMsg;
 
 /// The command line; `about` is the package description.
 #[derive(Debug, Parser)]
@@ -188,9 +189,9 @@ fn deals_of(events: &[trace::Event]) -> Vec<(String, String)> {
     let mut deals: Vec<(String, String)> = events
         .iter()
         .filter_map(|e| match &e.action {
-            trace::Action::Host { command } if command["type"] == "deal_start" => {
-                Some((e.room.clone(), command["deal"]["id"].as_str()?.to_owned()))
-            }
+            trace::Action::Host {
+                command: ClientMsg::DealStart { deal, .. },
+            } => Some((e.room.clone(), deal.id.to_string())),
             _ => None,
         })
         .collect();

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use livehub::auth::{Authenticator, Claims};
-use livehub::protocol::Role;
+use livehub::protocol::{ClientMsg, Id, Role};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
@@ -435,6 +435,8 @@ async fn sample(
     (timeline, rss_max, cpu)
 }
 
+/// One client (a viewer, or a room's host) playing its events: who and where it is, and its
+/// state by concern, each in its own part.
 struct Client {
     shared: Arc<Shared>,
     id: String,
@@ -443,44 +445,84 @@ struct Client {
     node: usize,
     /// The room's events as its viewers saw them, shared by the room's clients.
     ledger: Arc<Ledger>,
+    conn: Conn,
+    stock: StockWatch,
+    buy: Requests,
+    funnel: Funnel,
+    batch: Batch,
+}
+
+/// The client's connection and its place in the room: the socket, the seqs it saw across its
+/// reconnects, and the stay (welcome to leaving) the room's ledger is told about.
+#[derive(Default)]
+struct Conn {
     ws: Option<Ws>,
     /// The room's durable seqs as this client saw them, across its reconnects.
     track: Track,
     /// A rejoin asked for `since`; the next welcome says whether it resumed.
     rejoin_since: Option<u64>,
+    /// When the current connection opened (µs since the start).
     connected_at_us: u64,
-    holds: HashMap<String, String>,
-    pending: HashMap<String, (&'static str, Instant)>,
-    stock_cursor: HashMap<String, usize>,
-    /// Stock values this client saw per deal, with when (µs), for the last few seconds: a
-    /// `stock` frame can arrive before the buyer's own `reserved` (the hub sends the first
-    /// change of a tick at once), and then the viewer's latency for that mark is 0.
-    stock_seen: HashMap<String, VecDeque<(u32, u64)>>,
-    last_mark_check_us: u64,
-    /// `stock_marks_total` when this client last had nothing left to score.
-    marks_done: u64,
-    /// Deals this client has seen (any status): a buyer taps only once the deal is on screen,
-    /// and keeps tapping a sold-out card like real viewers do.
-    seen_deals: std::collections::HashSet<String>,
     /// When the current stay in the room began (its welcome), and when the client left it
     /// (it may still resume and continue the stay).
     stay_from_us: Option<u64>,
     left_at_us: Option<u64>,
     /// A welcome was processed, so `track` holds a real position in the room.
     seen_welcome: bool,
+}
+
+/// Stock latency scoring: the stock values this client saw, and how far it got scoring the
+/// buyers' marks (`Shared::stock_marks`) against them.
+#[derive(Default)]
+struct StockWatch {
+    /// Per `room|deal`, the next buyer's mark to score.
+    cursor: HashMap<String, usize>,
+    /// Stock values this client saw per deal, with when (µs), for the last few seconds: a
+    /// `stock` frame can arrive before the buyer's own `reserved` (the hub sends the first
+    /// change of a tick at once), and then the viewer's latency for that mark is 0.
+    seen: HashMap<String, VecDeque<(u32, u64)>>,
+    last_check_us: u64,
+    /// `stock_marks_total` when this client last had nothing left to score.
+    marks_done: u64,
+}
+
+/// The client's own requests: the deals it can tap, its reserves, checkouts and cancels
+/// awaiting answers, and the holds it got.
+#[derive(Default)]
+struct Requests {
+    /// The hold (reservation id) each answered reserve got, by the reserve's request_id.
+    holds: HashMap<String, String>,
+    /// Requests awaiting their answer, by request_id: which (`reserve`, `checkout`, `cancel`)
+    /// and when it was sent.
+    pending: HashMap<String, (&'static str, Instant)>,
+    /// Deals this client has seen (any status): a buyer taps only once the deal is on screen,
+    /// and keeps tapping a sold-out card like real viewers do.
+    seen_deals: std::collections::HashSet<String>,
     /// Reserves planned before the deal reached this client, tapped when it does.
     deferred: Vec<Action>,
+    /// The deal of each reserve sent, by request_id (a `rejected` does not name it).
+    reserve_deal: HashMap<String, String>,
+    /// Commands sent with a numbered request_id (`k<N>` comments, `hc<N>` host commands).
     n: u64,
-    deliveries: u64,
-    comment_lat: Vec<u64>,
+}
+
+/// The viewer's funnel facts, when the run checks the funnel.
+#[derive(Default)]
+struct Funnel {
     /// Who the client is on every connection (from its `connect`).
     who: Attribution,
     /// A viewer's funnel facts, when the run checks the funnel.
     facts: Option<ViewerFacts>,
-    /// The deal of each reserve sent, by request_id (a `rejected` does not name it).
-    reserve_deal: HashMap<String, String>,
     /// Replies already counted in `facts`, by request_id: each request counts once.
     counted: std::collections::HashSet<String>,
+}
+
+/// Counts batched in the client before they go to the shared metrics ([`Client::flush`]).
+#[derive(Default)]
+struct Batch {
+    deliveries: u64,
+    /// Comment latencies (µs) not yet recorded.
+    comment_lat: Vec<u64>,
 }
 
 /// Delivery time allowed before an event another viewer got counts as missed by a viewer that
@@ -489,6 +531,29 @@ const MISSED_MARGIN_US: u64 = 5_000_000;
 
 /// How long a buyer's stock mark stays open (µs).
 const MARK_WINDOW_US: u64 = 5_000_000;
+
+/// `s` as a protocol id; none when it is not one (such a request is not sent).
+fn id(s: impl Into<String>) -> Option<Id> {
+    Id::new(s).ok()
+}
+
+/// `msg` carrying `request_id` (the commands whose request_id is optional; the others already
+/// carry theirs).
+fn with_request_id(mut msg: ClientMsg, id: Option<Id>) -> ClientMsg {
+    match &mut msg {
+        ClientMsg::Comment { request_id, .. }
+        | ClientMsg::Like { request_id, .. }
+        | ClientMsg::Pin { request_id, .. }
+        | ClientMsg::Unpin { request_id }
+        | ClientMsg::DealStart { request_id, .. }
+        | ClientMsg::DealEnd { request_id, .. }
+        | ClientMsg::DeleteComment { request_id, .. }
+        | ClientMsg::Mute { request_id, .. }
+        | ClientMsg::Announce { request_id, .. } => *request_id = id,
+        ClientMsg::Reserve { .. } | ClientMsg::Checkout { .. } | ClientMsg::Cancel { .. } => {}
+    }
+    msg
+}
 
 fn seq_after(s: &str) -> Option<u64> {
     let rest = s.strip_prefix(",\"seq\":")?;
@@ -512,35 +577,18 @@ impl Client {
             room,
             node,
             ledger,
-            ws: None,
-            track: Track::default(),
-            stay_from_us: None,
-            left_at_us: None,
-            rejoin_since: None,
-            connected_at_us: 0,
-            holds: HashMap::new(),
-            pending: HashMap::new(),
-            stock_cursor: HashMap::new(),
-            stock_seen: HashMap::new(),
-            last_mark_check_us: 0,
-            marks_done: 0,
-            seen_deals: Default::default(),
-            seen_welcome: false,
-            deferred: Vec::new(),
-            n: 0,
-            deliveries: 0,
-            comment_lat: Vec::new(),
-            who: Attribution::default(),
-            facts: None,
-            reserve_deal: HashMap::new(),
-            counted: Default::default(),
+            conn: Conn::default(),
+            stock: StockWatch::default(),
+            buy: Requests::default(),
+            funnel: Funnel::default(),
+            batch: Batch::default(),
         }
     }
 
     /// A connection of this client ended at `at_us` (µs since the start).
     fn stay_ended(&mut self, at_us: u64) {
-        let from = self.connected_at_us;
-        if let Some(f) = self.facts.as_mut() {
+        let from = self.conn.connected_at_us;
+        if let Some(f) = self.funnel.facts.as_mut() {
             f.stays.push((from, at_us.max(from)));
         }
     }
@@ -552,7 +600,7 @@ impl Client {
         mut stop: watch::Receiver<bool>,
     ) -> Option<ViewerFacts> {
         if self.shared.target.funnel && !is_host(&self.id) {
-            self.facts = Some(ViewerFacts {
+            self.funnel.facts = Some(ViewerFacts {
                 room: self.room.clone(),
                 ..ViewerFacts::default()
             });
@@ -583,12 +631,12 @@ impl Client {
                     timer.as_mut().reset(due(idx).unwrap_or(far));
                     self.act(&e.action).await;
                 }
-                read = async { match self.ws.as_mut() { Some(ws) => ws.fill().await, None => std::future::pending().await } } => {
+                read = async { match self.conn.ws.as_mut() { Some(ws) => ws.fill().await, None => std::future::pending().await } } => {
                     self.on_read(read);
                     let ready: Vec<Action> = {
-                        let seen = &self.seen_deals;
-                        let (now, later) = std::mem::take(&mut self.deferred).into_iter().partition(|a| matches!(a, Action::Reserve { deal, .. } if seen.contains(deal)));
-                        self.deferred = later;
+                        let seen = &self.buy.seen_deals;
+                        let (now, later) = std::mem::take(&mut self.buy.deferred).into_iter().partition(|a| matches!(a, Action::Reserve { deal, .. } if seen.contains(deal)));
+                        self.buy.deferred = later;
                         now
                     };
                     for a in ready {
@@ -598,14 +646,14 @@ impl Client {
             }
         }
         self.flush();
-        if let Some(ws) = self.ws.take() {
+        if let Some(ws) = self.conn.ws.take() {
             self.stay_ended(self.shared.now_us());
             ws.close().await;
             self.shared.m.connected.fetch_sub(1, Relaxed);
         }
         self.end_stay();
-        let who = self.who.clone();
-        self.facts.take().map(|f| ViewerFacts { who, ..f })
+        let who = self.funnel.who.clone();
+        self.funnel.facts.take().map(|f| ViewerFacts { who, ..f })
     }
 
     /// Reads until every reserve, checkout and cancel sent on this connection is answered, the
@@ -613,9 +661,11 @@ impl Client {
     /// unanswered are not waited for: no answer can come on this one.)
     async fn await_replies(&mut self, limit: Duration) {
         let until = tokio::time::Instant::now() + limit;
-        let since = self.shared.start + Duration::from_micros(self.connected_at_us);
-        while self.pending.values().any(|(_, sent)| *sent >= since) {
-            let Some(ws) = self.ws.as_mut() else { return };
+        let since = self.shared.start + Duration::from_micros(self.conn.connected_at_us);
+        while self.buy.pending.values().any(|(_, sent)| *sent >= since) {
+            let Some(ws) = self.conn.ws.as_mut() else {
+                return;
+            };
             match tokio::time::timeout_at(until, ws.fill()).await {
                 Ok(read) => self.on_read(read),
                 Err(_) => return,
@@ -625,12 +675,12 @@ impl Client {
 
     /// Closes the current stay (at the time the client left, or now) for the room's ledger.
     fn end_stay(&mut self) {
-        if let Some(from_us) = self.stay_from_us.take() {
+        if let Some(from_us) = self.conn.stay_from_us.take() {
             self.ledger.stayed(Stay {
                 node: self.node,
                 from_us,
-                to_us: self.left_at_us.unwrap_or_else(|| self.shared.now_us()),
-                last: self.track.position(),
+                to_us: self.conn.left_at_us.unwrap_or_else(|| self.shared.now_us()),
+                last: self.conn.track.position(),
             });
         }
     }
@@ -647,12 +697,12 @@ impl Client {
     }
 
     async fn connect(&mut self, since: Option<u64>) {
-        let token = self.shared.token(&self.id, &self.room, &self.who);
+        let token = self.shared.token(&self.id, &self.room, &self.funnel.who);
         let mut url = format!(
             "{}/ws/rooms/{}?token={token}{}",
             self.shared.url(self.node),
             self.room,
-            self.who.query()
+            self.funnel.who.query()
         );
         if let Some(s) = since {
             url.push_str(&format!("&since={s}"));
@@ -661,9 +711,9 @@ impl Client {
         let limit = Duration::from_secs(15);
         match tokio::time::timeout(limit, RawWs::connect(url.as_str())).await {
             Ok(Ok(ws)) => {
-                self.ws = Some(ws);
-                self.rejoin_since = since;
-                self.connected_at_us = self.shared.now_us();
+                self.conn.ws = Some(ws);
+                self.conn.rejoin_since = since;
+                self.conn.connected_at_us = self.shared.now_us();
                 self.shared
                     .m
                     .connect
@@ -685,113 +735,166 @@ impl Client {
         }
     }
 
-    async fn send(&mut self, v: serde_json::Value) -> bool {
-        let Some(ws) = self.ws.as_mut() else {
+    /// Sends one command on the current connection; false when there is none or it failed.
+    async fn send(&mut self, msg: &ClientMsg) -> bool {
+        let Some(ws) = self.conn.ws.as_mut() else {
             return false;
         };
-        ws.send_text(&v.to_string()).await.is_ok()
+        let Ok(text) = serde_json::to_string(msg) else {
+            return false;
+        };
+        ws.send_text(&text).await.is_ok()
     }
 
+    /// Plays one action (recording it when it is played: an action that cannot be played now,
+    /// such as a comment while disconnected, is dropped, and a reserve for a deal not yet on
+    /// screen waits for it).
     async fn act(&mut self, action: &Action) {
         match action {
             Action::Connect(who) => {
                 self.record(action);
-                self.who = who.clone();
+                self.funnel.who = who.clone();
                 self.connect(None).await;
             }
-            Action::Leave => {
-                if self.facts.is_some() {
-                    self.await_replies(REPLY_WAIT).await;
-                }
-                if let Some(ws) = self.ws.take() {
-                    self.record(action);
-                    self.left_at_us = Some(self.shared.now_us());
-                    self.stay_ended(self.shared.now_us());
-                    ws.close().await;
-                    self.shared.m.connected.fetch_sub(1, Relaxed);
-                }
-            }
+            Action::Leave => self.leave(action).await,
             Action::Rejoin => {
-                if self.ws.is_none() {
+                if self.conn.ws.is_none() {
                     self.record(action);
                     // Resume only from a seq this client actually saw: one that left before its
                     // welcome arrived has nothing to resume from and joins fresh.
-                    let since = self.seen_welcome.then_some(self.track.position());
+                    let since = self.conn.seen_welcome.then_some(self.conn.track.position());
                     self.connect(since).await;
                 }
             }
-            Action::Comment { text } => {
-                if self.ws.is_none() {
-                    return;
-                }
-                self.record(action);
-                self.n += 1;
-                let rid = format!("k{}", self.n);
-                let body = format!("[t={}] {text}", self.shared.now_us());
-                if self
-                    .send(serde_json::json!({"type": "comment", "request_id": rid, "text": body}))
-                    .await
-                {
-                    self.shared.m.comments_sent.fetch_add(1, Relaxed);
+            Action::Comment { text } => self.comment(action, text).await,
+            Action::Like { count } => {
+                if self.conn.ws.is_some() {
+                    self.record(action);
+                    let like = ClientMsg::Like {
+                        count: *count,
+                        request_id: None,
+                    };
+                    self.send(&like).await;
                 }
             }
-            Action::Like { count } => {
-                if self.ws.is_some() {
-                    self.record(action);
-                    self.send(serde_json::json!({"type": "like", "count": count}))
-                        .await;
+            Action::Reserve { deal, .. } if !self.buy.seen_deals.contains(deal) => {
+                // A viewer taps Buy once the deal is on their screen, not on the plan's clock.
+                if self.conn.ws.is_some() {
+                    self.buy.deferred.push(action.clone());
                 }
             }
             Action::Reserve {
                 request_id,
                 deal,
                 qty,
-            } => {
-                if self.ws.is_none() {
-                    return;
-                }
-                // A viewer taps Buy once the deal is on their screen, not on the plan's clock.
-                if !self.seen_deals.contains(deal) {
-                    self.deferred.push(action.clone());
-                    return;
-                }
-                self.record(action);
-                self.pending
-                    .insert(request_id.clone(), ("reserve", Instant::now()));
-                self.reserve_deal.insert(request_id.clone(), deal.clone());
-                let sent = self.send(serde_json::json!({"type": "reserve", "request_id": request_id, "deal": deal, "qty": qty})).await;
-                if sent && let Some(f) = self.facts.as_mut() {
-                    f.tapped.insert(deal.clone());
-                }
+            } => self.reserve(action, request_id, deal, *qty).await,
+            Action::Checkout { request_id, of } => {
+                self.settle(action, "checkout", request_id, of).await
             }
-            Action::Checkout { request_id, of } | Action::Cancel { request_id, of } => {
-                let Some(reservation) = self.holds.get(of).cloned() else {
-                    return;
-                };
-                if self.ws.is_none() {
-                    return;
-                }
-                self.record(action);
-                let (kind, ty) = if matches!(action, Action::Checkout { .. }) {
-                    ("checkout", "checkout")
-                } else {
-                    ("cancel", "cancel")
-                };
-                self.pending
-                    .insert(request_id.clone(), (kind, Instant::now()));
-                self.send(serde_json::json!({"type": ty, "request_id": request_id, "reservation": reservation})).await;
+            Action::Cancel { request_id, of } => {
+                self.settle(action, "cancel", request_id, of).await
             }
-            Action::Host { command } => {
-                if self.ws.is_none() {
-                    return;
-                }
-                self.record(action);
-                self.n += 1;
-                let mut cmd = command.clone();
-                cmd["request_id"] = format!("hc{}", self.n).into();
-                self.send(cmd).await;
-            }
+            Action::Host { command } => self.host(action, command).await,
         }
+    }
+
+    /// Leaves the room (first taking the answers to its pending requests when the funnel is
+    /// checked).
+    async fn leave(&mut self, action: &Action) {
+        if self.funnel.facts.is_some() {
+            self.await_replies(REPLY_WAIT).await;
+        }
+        if let Some(ws) = self.conn.ws.take() {
+            self.record(action);
+            self.conn.left_at_us = Some(self.shared.now_us());
+            self.stay_ended(self.shared.now_us());
+            ws.close().await;
+            self.shared.m.connected.fetch_sub(1, Relaxed);
+        }
+    }
+
+    /// Sends a comment stamped with the time it was sent (`[t=µs] text`), for its latency.
+    async fn comment(&mut self, action: &Action, text: &str) {
+        if self.conn.ws.is_none() {
+            return;
+        }
+        self.record(action);
+        self.buy.n += 1;
+        let comment = ClientMsg::Comment {
+            text: format!("[t={}] {text}", self.shared.now_us()),
+            request_id: id(format!("k{}", self.buy.n)),
+        };
+        if self.send(&comment).await {
+            self.shared.m.comments_sent.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Taps reserve on a deal on screen, awaiting its answer.
+    async fn reserve(&mut self, action: &Action, request_id: &str, deal: &str, qty: u32) {
+        if self.conn.ws.is_none() {
+            return;
+        }
+        self.record(action);
+        self.buy
+            .pending
+            .insert(request_id.to_owned(), ("reserve", Instant::now()));
+        self.buy
+            .reserve_deal
+            .insert(request_id.to_owned(), deal.to_owned());
+        let sent = match (id(request_id), id(deal)) {
+            (Some(request_id), Some(deal)) => {
+                let reserve = ClientMsg::Reserve {
+                    request_id,
+                    deal,
+                    qty,
+                };
+                self.send(&reserve).await
+            }
+            _ => false,
+        };
+        if sent && let Some(f) = self.funnel.facts.as_mut() {
+            f.tapped.insert(deal.to_owned());
+        }
+    }
+
+    /// Checks out or cancels (`op`) the hold the reserve `of` got, if it got one.
+    async fn settle(&mut self, action: &Action, op: &'static str, request_id: &str, of: &str) {
+        let Some(reservation) = self.buy.holds.get(of).cloned() else {
+            return;
+        };
+        if self.conn.ws.is_none() {
+            return;
+        }
+        self.record(action);
+        self.buy
+            .pending
+            .insert(request_id.to_owned(), (op, Instant::now()));
+        let (Some(request_id), Some(reservation)) = (id(request_id), id(reservation)) else {
+            return;
+        };
+        let msg = if op == "checkout" {
+            ClientMsg::Checkout {
+                request_id,
+                reservation,
+            }
+        } else {
+            ClientMsg::Cancel {
+                request_id,
+                reservation,
+            }
+        };
+        self.send(&msg).await;
+    }
+
+    /// Sends a host command, numbered `hc<N>`.
+    async fn host(&mut self, action: &Action, command: &ClientMsg) {
+        if self.conn.ws.is_none() {
+            return;
+        }
+        self.record(action);
+        self.buy.n += 1;
+        let numbered = with_request_id(command.clone(), id(format!("hc{}", self.buy.n)));
+        self.send(&numbered).await;
     }
 
     fn node(&self) -> &NodeMetrics {
@@ -806,14 +909,14 @@ impl Client {
 
     fn flush(&mut self) {
         let m = &self.shared.m;
-        let delivered = std::mem::take(&mut self.deliveries);
+        let delivered = std::mem::take(&mut self.batch.deliveries);
         m.deliveries.fetch_add(delivered, Relaxed);
         self.node().deliveries.fetch_add(delivered, Relaxed);
-        if !self.comment_lat.is_empty() {
+        if !self.batch.comment_lat.is_empty() {
             let mut all = m.comment.lock();
             let mut win = m.comment_window.lock();
             let mut node = m.nodes[self.node].comment.lock();
-            for v in self.comment_lat.drain(..) {
+            for v in self.batch.comment_lat.drain(..) {
                 all.record(v);
                 win.record(v);
                 node.record(v);
@@ -823,7 +926,9 @@ impl Client {
 
     /// Handles every frame a read brought in (or the end of the connection).
     fn on_read(&mut self, read: std::io::Result<bool>) {
-        let Some(mut ws) = self.ws.take() else { return };
+        let Some(mut ws) = self.conn.ws.take() else {
+            return;
+        };
         let mut code = match read {
             Ok(true) => None,
             Ok(false) | Err(_) => Some(1006),
@@ -846,9 +951,9 @@ impl Client {
             }
         }
         match code {
-            None => self.ws = Some(ws),
+            None => self.conn.ws = Some(ws),
             Some(c) => {
-                self.left_at_us = Some(self.shared.now_us());
+                self.conn.left_at_us = Some(self.shared.now_us());
                 self.stay_ended(self.shared.now_us());
                 *self.shared.m.closes.lock().entry(c).or_insert(0) += 1;
                 self.shared.m.connected.fetch_sub(1, Relaxed);
@@ -874,7 +979,7 @@ impl Client {
 
     /// Where `seq` falls in this client's sequence, tallied.
     fn arrive(&mut self, seq: u64) {
-        match self.track.arrive(seq, seq) {
+        match self.conn.track.arrive(seq, seq) {
             Arrival::InOrder => {}
             Arrival::Gap { missed } => self.tally(|c| &c.lost, missed),
             Arrival::Duplicate => self.tally(|c| &c.duplicates, 1),
@@ -902,8 +1007,8 @@ impl Client {
     }
 
     fn on_text(&mut self, s: &str) {
-        self.deliveries += 1;
-        if self.deliveries >= 512 {
+        self.batch.deliveries += 1;
+        if self.batch.deliveries >= 512 {
             self.flush();
         }
         self.check_marks();
@@ -919,10 +1024,11 @@ impl Client {
                     self.on_durable(seq, kind, s);
                 }
                 if let Some(sent) = number_after(s.as_bytes(), b"[t=") {
-                    self.comment_lat
+                    self.batch
+                        .comment_lat
                         .push(self.shared.now_us().saturating_sub(sent));
                 }
-                if self.comment_lat.len() >= 64 {
+                if self.batch.comment_lat.len() >= 64 {
                     self.flush();
                 }
             }
@@ -946,7 +1052,7 @@ impl Client {
             return;
         };
         if let Some(id) = v["deal"]["id"].as_str() {
-            self.seen_deals.insert(id.to_owned());
+            self.buy.seen_deals.insert(id.to_owned());
             self.saw_deal(id, v["deal"]["status"] != "ended");
         }
     }
@@ -962,7 +1068,7 @@ impl Client {
         };
         let key = format!("{}|{}", self.room, st.deal);
         let now = self.shared.now_us();
-        let seen = self.stock_seen.entry(key.clone()).or_default();
+        let seen = self.stock.seen.entry(key.clone()).or_default();
         seen.push_back((st.remaining, now));
         while seen
             .front()
@@ -978,13 +1084,13 @@ impl Client {
     fn match_marks(&mut self, key: &str, now: u64) {
         let marks = self.shared.stock_marks.read();
         let Some(list) = marks.get(key) else { return };
-        let Some(seen) = self.stock_seen.get(key) else {
+        let Some(seen) = self.stock.seen.get(key) else {
             return;
         };
-        let cursor = self.stock_cursor.entry(key.to_owned()).or_insert(0);
+        let cursor = self.stock.cursor.entry(key.to_owned()).or_insert(0);
         let mut samples = Vec::new();
         while let Some(&(r, t)) = list.get(*cursor) {
-            if t < self.connected_at_us || now.saturating_sub(t) > MARK_WINDOW_US {
+            if t < self.conn.connected_at_us || now.saturating_sub(t) > MARK_WINDOW_US {
                 *cursor += 1;
             } else if let Some(&(_, at)) = seen
                 .iter()
@@ -1008,27 +1114,28 @@ impl Client {
     /// Marks can land after this client's last `stock` frame; look at them now and then.
     fn check_marks(&mut self) {
         let now = self.shared.now_us();
-        if now.saturating_sub(self.last_mark_check_us) < 100_000 || self.stock_seen.is_empty() {
+        if now.saturating_sub(self.stock.last_check_us) < 100_000 || self.stock.seen.is_empty() {
             return;
         }
-        self.last_mark_check_us = now;
+        self.stock.last_check_us = now;
         let total = self.shared.stock_marks_total.load(Relaxed);
-        if total == self.marks_done {
+        if total == self.stock.marks_done {
             return;
         }
-        let keys: Vec<String> = self.stock_seen.keys().cloned().collect();
+        let keys: Vec<String> = self.stock.seen.keys().cloned().collect();
         for key in keys {
             self.match_marks(&key, now);
         }
         // Marks still open are looked at again next time; all scored or expired: rest.
         let open = {
             let marks = self.shared.stock_marks.read();
-            self.stock_cursor
+            self.stock
+                .cursor
                 .iter()
                 .any(|(k, c)| marks.get(k).is_some_and(|l| l.len() > *c))
         };
         if !open {
-            self.marks_done = total;
+            self.stock.marks_done = total;
         }
     }
 
@@ -1039,35 +1146,36 @@ impl Client {
         let shared = Arc::clone(&self.shared);
         let m = &shared.m;
         if kind == "welcome" {
-            self.seen_welcome = true;
-            if let Some(f) = self.facts.as_mut() {
+            self.conn.seen_welcome = true;
+            if let Some(f) = self.funnel.facts.as_mut() {
                 f.welcomed = true;
             }
             for d in v["deals"].as_array().into_iter().flatten() {
                 if let Some(id) = d["id"].as_str() {
-                    self.seen_deals.insert(id.to_owned());
+                    self.buy.seen_deals.insert(id.to_owned());
                     self.saw_deal(id, d["status"] != "ended");
                 }
             }
             let seq = v["seq"].as_u64().unwrap_or(0);
-            match self.rejoin_since {
-                Some(since) if v["resumed"] == true => self.track.position_at(since),
+            match self.conn.rejoin_since {
+                Some(since) if v["resumed"] == true => self.conn.track.position_at(since),
                 Some(since) => {
                     m.resume_failed.fetch_add(1, Relaxed);
                     self.tally(|c| &c.lost, seq.saturating_sub(since));
                     self.end_stay();
-                    self.track.position_at(seq);
-                    self.rejoin_since = None;
+                    self.conn.track.position_at(seq);
+                    self.conn.rejoin_since = None;
                 }
                 None => {
                     self.end_stay();
-                    self.track.position_at(seq);
+                    self.conn.track.position_at(seq);
                 }
             }
             // A resumed welcome continues the stay; any other starts one.
-            self.stay_from_us
+            self.conn
+                .stay_from_us
                 .get_or_insert_with(|| self.shared.now_us());
-            self.left_at_us = None;
+            self.conn.left_at_us = None;
             return;
         }
         let Some(rid) = v["request_id"].as_str() else {
@@ -1076,7 +1184,7 @@ impl Client {
         if kind == "error" {
             bump(&m.errors, v["code"].as_str().unwrap_or("?"));
         }
-        let Some((op, sent)) = self.pending.remove(rid) else {
+        let Some((op, sent)) = self.buy.pending.remove(rid) else {
             return;
         };
         let took = sent.elapsed().as_micros() as u64;
@@ -1090,7 +1198,7 @@ impl Client {
                     v["deal"].as_str(),
                     v["remaining"].as_u64(),
                 ) {
-                    self.holds.insert(rid.to_owned(), res.to_owned());
+                    self.buy.holds.insert(rid.to_owned(), res.to_owned());
                     let key = format!("{}|{deal}", self.room);
                     self.shared
                         .stock_marks
@@ -1129,7 +1237,7 @@ impl Client {
             return;
         }
         self.shared.saw_deal(&self.room, deal, live);
-        if live && let Some(f) = self.facts.as_mut() {
+        if live && let Some(f) = self.funnel.facts.as_mut() {
             f.exposed.insert(deal.to_owned());
         }
     }
@@ -1137,11 +1245,13 @@ impl Client {
     /// Counts the answer `kind` to this client's own request `rid` (a `op`) in its funnel
     /// facts, once per request_id.
     fn note_reply(&mut self, op: &str, kind: &str, rid: &str, v: &serde_json::Value) {
-        let Some(f) = self.facts.as_mut() else { return };
-        if !self.counted.insert(rid.to_owned()) {
+        let Some(f) = self.funnel.facts.as_mut() else {
+            return;
+        };
+        if !self.funnel.counted.insert(rid.to_owned()) {
             return;
         }
-        let deal = self.reserve_deal.get(rid).cloned();
+        let deal = self.buy.reserve_deal.get(rid).cloned();
         match (op, kind) {
             ("reserve", "reserved") => {
                 if let Some(d) = v["deal"].as_str().map(str::to_owned).or(deal) {

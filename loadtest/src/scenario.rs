@@ -7,6 +7,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+use livehub::protocol::{ClientMsg, DealSpec, Id, Product};
+
 use crate::mix::{FunnelSection, Mix};
 use crate::trace::{Action, Attribution, Event};
 
@@ -130,36 +132,169 @@ fn burst() -> u32 {
     5
 }
 
-/// One host action, done in every room at `at_s`.
+/// One host action, done in every room at `at_s`: the scenario's `action = "pin" | "unpin" |
+/// "deal_start" | "deal_end" | "announce"` picks the variant, and each variant takes only its
+/// own keys, so an unknown action or a key the action does not use is a parse error naming it.
+/// Ids are checked as protocol ids when the file is read. Every field left out has the default
+/// noted on it; [`HostAction::command`] builds the wire command from the protocol's own types.
 #[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct HostAction {
-    pub at_s: f64,
-    /// `pin`, `unpin`, `deal_start`, `deal_end`, `announce`.
-    pub action: String,
-    #[serde(default)]
-    pub product: Option<String>,
-    #[serde(default)]
-    pub title: Option<String>,
-    #[serde(default)]
-    pub deal: Option<String>,
-    #[serde(default)]
-    pub price_cents: Option<u64>,
-    #[serde(default)]
-    pub stock: Option<u32>,
-    #[serde(default)]
-    pub per_user_limit: Option<u32>,
-    #[serde(default)]
-    pub duration_s: Option<f64>,
-    #[serde(default)]
-    pub text: Option<String>,
-    /// `deal_start`: basis points (0..=10000) of each order's total paid to the host creator
-    /// (the host token's `sub`); sent only when set, the hub's default is 0.
-    #[serde(default)]
-    pub commission_bps: Option<u32>,
-    /// `deal_start`: basis points paid to the buyer's signed affiliate, if any.
-    #[serde(default)]
-    pub affiliate_bps: Option<u32>,
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum HostAction {
+    /// Pins a product (default `p1`, "Holiday special", 1999 cents, USD).
+    Pin {
+        at_s: f64,
+        #[serde(default)]
+        product: Option<Id>,
+        #[serde(default)]
+        title: Option<String>,
+        #[serde(default)]
+        price_cents: Option<u64>,
+    },
+    /// Unpins the pinned product.
+    Unpin { at_s: f64 },
+    /// Opens a flash deal (default `d1` on `p1`, "Holiday special", 999 cents USD, stock 100,
+    /// one per buyer, 60 s); buyers (`[buyers]`) tap after it.
+    DealStart {
+        at_s: f64,
+        #[serde(default)]
+        deal: Option<Id>,
+        #[serde(default)]
+        product: Option<Id>,
+        #[serde(default)]
+        title: Option<String>,
+        #[serde(default)]
+        price_cents: Option<u64>,
+        #[serde(default)]
+        stock: Option<u32>,
+        #[serde(default)]
+        per_user_limit: Option<u32>,
+        #[serde(default)]
+        duration_s: Option<f64>,
+        /// Basis points (0..=10000) of each order's total paid to the host creator (the host
+        /// token's `sub`); 0 when left out, as the hub's default.
+        #[serde(default)]
+        commission_bps: Option<u32>,
+        /// Basis points paid to the buyer's signed affiliate, if any; 0 when left out.
+        #[serde(default)]
+        affiliate_bps: Option<u32>,
+    },
+    /// Ends a deal (default `d1`).
+    DealEnd {
+        at_s: f64,
+        #[serde(default)]
+        deal: Option<Id>,
+    },
+    /// Announces a text (default "Thanks for watching!").
+    Announce {
+        at_s: f64,
+        #[serde(default)]
+        text: Option<String>,
+    },
+}
+
+fn id_or(id: &Option<Id>, default: &str) -> Id {
+    id.clone()
+        .unwrap_or_else(|| Id::new(default).unwrap_or_else(|e| unreachable!("{default}: {e}")))
+}
+
+fn ms(t: f64) -> u64 {
+    (t * 1000.0).round() as u64
+}
+
+const DEFAULT_TITLE: &str = "Holiday special";
+
+impl HostAction {
+    /// When the host acts, seconds into the show.
+    pub fn at_s(&self) -> f64 {
+        match self {
+            HostAction::Pin { at_s, .. }
+            | HostAction::Unpin { at_s }
+            | HostAction::DealStart { at_s, .. }
+            | HostAction::DealEnd { at_s, .. }
+            | HostAction::Announce { at_s, .. } => *at_s,
+        }
+    }
+
+    /// The deal a `deal_start` opens (none for any other action).
+    pub fn opens_deal(&self) -> Option<Id> {
+        match self {
+            HostAction::DealStart { deal, .. } => Some(id_or(deal, "d1")),
+            _ => None,
+        }
+    }
+
+    /// The `(commission_bps, affiliate_bps)` a `deal_start` pays, as written (others: none).
+    fn rates(&self) -> (Option<u32>, Option<u32>) {
+        match self {
+            HostAction::DealStart {
+                commission_bps,
+                affiliate_bps,
+                ..
+            } => (*commission_bps, *affiliate_bps),
+            _ => (None, None),
+        }
+    }
+
+    /// The command the host sends, defaults filled in (without a `request_id`: the player
+    /// numbers each one it sends).
+    pub fn command(&self) -> ClientMsg {
+        let title = |t: &Option<String>| t.clone().unwrap_or_else(|| DEFAULT_TITLE.into());
+        match self {
+            HostAction::Pin {
+                product,
+                title: t,
+                price_cents,
+                ..
+            } => ClientMsg::Pin {
+                product: Product {
+                    id: id_or(product, "p1"),
+                    title: title(t),
+                    price_cents: price_cents.unwrap_or(1999),
+                    currency: "USD".into(),
+                    image_url: None,
+                },
+                request_id: None,
+            },
+            HostAction::Unpin { .. } => ClientMsg::Unpin { request_id: None },
+            HostAction::DealStart {
+                deal,
+                product,
+                title: t,
+                price_cents,
+                stock,
+                per_user_limit,
+                duration_s,
+                commission_bps,
+                affiliate_bps,
+                ..
+            } => ClientMsg::DealStart {
+                deal: DealSpec {
+                    id: id_or(deal, "d1"),
+                    product_id: id_or(product, "p1"),
+                    title: Some(title(t)),
+                    image_url: None,
+                    price_cents: price_cents.unwrap_or(999),
+                    currency: "USD".into(),
+                    stock: stock.unwrap_or(100),
+                    per_user_limit: per_user_limit.unwrap_or(1),
+                    duration_ms: ms(duration_s.unwrap_or(60.0)),
+                    commission_bps: commission_bps.unwrap_or(0),
+                    affiliate_bps: affiliate_bps.unwrap_or(0),
+                },
+                request_id: None,
+            },
+            HostAction::DealEnd { deal, .. } => ClientMsg::DealEnd {
+                deal: id_or(deal, "d1"),
+                request_id: None,
+            },
+            HostAction::Announce { text, .. } => ClientMsg::Announce {
+                text: text
+                    .clone()
+                    .unwrap_or_else(|| "Thanks for watching!".into()),
+                request_id: None,
+            },
+        }
+    }
 }
 
 /// Who buys after a deal opens.
@@ -212,29 +347,7 @@ impl Scenario {
         anyhow::ensure!(s.rooms >= 1, "scenario: rooms must be at least 1");
         anyhow::ensure!(s.duration_s > 0.0, "scenario: duration_s must be positive");
         for h in &s.host {
-            anyhow::ensure!(
-                ["pin", "unpin", "deal_start", "deal_end", "announce"].contains(&h.action.as_str()),
-                "scenario: unknown host action {:?}",
-                h.action
-            );
-            for (key, bps) in [
-                ("commission_bps", h.commission_bps),
-                ("affiliate_bps", h.affiliate_bps),
-            ] {
-                anyhow::ensure!(
-                    bps.is_none_or(|b| b <= 10_000),
-                    "scenario: host action at {} s: {key} must be 0 to 10000",
-                    h.at_s
-                );
-            }
-            // The hub refuses a deal that would pay out more than its orders' totals.
-            let paid = h.commission_bps.unwrap_or(0) + h.affiliate_bps.unwrap_or(0);
-            anyhow::ensure!(
-                paid <= 10_000,
-                "scenario: host action at {} s: commission_bps + affiliate_bps must be at most \
-                 10000, not {paid}",
-                h.at_s
-            );
+            check_rates(h)?;
         }
         let mut s = s;
         s.mix = s
@@ -254,6 +367,30 @@ impl Scenario {
     pub fn room_of(&self, i: usize) -> String {
         format!("{}{}", self.room_prefix, i % self.rooms)
     }
+}
+
+/// Refuses commission rates the hub would refuse: each 0 to 10000, together at most 10000.
+fn check_rates(h: &HostAction) -> anyhow::Result<()> {
+    let (commission_bps, affiliate_bps) = h.rates();
+    for (key, bps) in [
+        ("commission_bps", commission_bps),
+        ("affiliate_bps", affiliate_bps),
+    ] {
+        anyhow::ensure!(
+            bps.is_none_or(|b| b <= 10_000),
+            "scenario: host action at {} s: {key} must be 0 to 10000",
+            h.at_s()
+        );
+    }
+    // The hub refuses a deal that would pay out more than its orders' totals.
+    let paid = commission_bps.unwrap_or(0) + affiliate_bps.unwrap_or(0);
+    anyhow::ensure!(
+        paid <= 10_000,
+        "scenario: host action at {} s: commission_bps + affiliate_bps must be at most \
+         10000, not {paid}",
+        h.at_s()
+    );
+    Ok(())
 }
 
 const WORDS: &[&str] = &[
@@ -291,233 +428,241 @@ pub fn host_id(room: &str) -> String {
 }
 
 /// Turns the scenario into its timed actions (sorted by time). `shard` = (index, count) keeps
-/// only this shard's viewers; hosts play in shard 0.
+/// only this shard's viewers; hosts play in shard 0. The same scenario, seed and shard always
+/// give the same plan: the random choices are drawn in one fixed order (churn, then each room's
+/// chat and likes, then each room's host actions with their buyers).
 pub fn plan(s: &Scenario, shard: (usize, usize)) -> Vec<Event> {
-    let mut rng = StdRng::seed_from_u64(s.seed);
-    let n = s.viewer_count();
-    let who: Vec<Attribution> = match &s.mix {
-        Some(mix) => mix.assign(s.seed, n),
-        None => vec![Attribution::default(); n],
-    };
-    let ms = |t: f64| (t * 1000.0).round() as u64;
-    let end = ms(s.duration_s);
-    let mut events = Vec::new();
-    // Arrivals.
-    let mut arrive = vec![0u64; n];
-    let mut i = 0;
-    for a in &s.viewers {
-        for k in 0..a.count {
-            let f = k as f64 / a.count.max(1) as f64;
-            let t = match a.shape {
-                Shape::Step => a.at_s,
-                Shape::Linear => a.at_s + a.over_s * f,
-                Shape::Surge => {
-                    if f < 0.8 {
-                        a.at_s + a.over_s * 0.2 * (f / 0.8)
-                    } else {
-                        a.at_s + a.over_s * (0.2 + 0.8 * (f - 0.8) / 0.2)
-                    }
-                }
-            };
-            arrive[i] = ms(t);
-            events.push(Event::new(
-                ms(t),
-                &s.room_of(i),
-                &viewer_id(i),
-                Action::Connect(who[i].clone()),
-            ));
-            i += 1;
+    let mut p = Planner::new(s);
+    p.arrivals();
+    p.churn();
+    p.chat();
+    p.host_actions();
+    let mut events = p.events;
+    events.retain(|e| e.t_ms <= p.end);
+    events.retain(|e| in_shard(e, shard));
+    events.sort_by_key(|e| e.t_ms);
+    events
+}
+
+/// Whether `e` is played by shard `(idx, count)`: viewer `vN` by shard `N % count`, anything
+/// else (hosts) by shard 0.
+fn in_shard(e: &Event, (idx, count): (usize, usize)) -> bool {
+    match e
+        .client
+        .strip_prefix('v')
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        Some(v) => v % count == idx,
+        None => idx == 0,
+    }
+}
+
+/// A plan being made: the scenario, its one random stream, and the events so far.
+struct Planner<'a> {
+    s: &'a Scenario,
+    rng: StdRng,
+    /// Where each viewer comes from.
+    who: Vec<Attribution>,
+    /// When each viewer first connects (ms).
+    arrive: Vec<u64>,
+    /// The show's end (ms).
+    end: u64,
+    events: Vec<Event>,
+}
+
+impl<'a> Planner<'a> {
+    fn new(s: &'a Scenario) -> Self {
+        let n = s.viewer_count();
+        Planner {
+            s,
+            rng: StdRng::seed_from_u64(s.seed),
+            who: match &s.mix {
+                Some(mix) => mix.assign(s.seed, n),
+                None => vec![Attribution::default(); n],
+            },
+            arrive: vec![0; n],
+            end: ms(s.duration_s),
+            events: Vec::new(),
         }
     }
-    let rooms: Vec<String> = (0..s.rooms)
-        .map(|r| format!("{}{r}", s.room_prefix))
-        .collect();
-    let in_room = |r: usize| (0..n).filter(move |v| v % s.rooms == r);
-    // Churn: a random connected viewer leaves and rejoins.
-    if let Some(c) = &s.churn
-        && c.leaves_per_s > 0.0
-        && n > 0
-    {
-        let mut t = exp(&mut rng, c.leaves_per_s);
+
+    fn rooms(&self) -> Vec<String> {
+        (0..self.s.rooms)
+            .map(|r| format!("{}{r}", self.s.room_prefix))
+            .collect()
+    }
+
+    /// The viewers of room index `r`.
+    fn in_room(&self, r: usize) -> Vec<usize> {
+        (0..self.arrive.len())
+            .filter(|v| v % self.s.rooms == r)
+            .collect()
+    }
+
+    fn push(&mut self, t_ms: u64, room: &str, client: &str, action: Action) {
+        self.events.push(Event::new(t_ms, room, client, action));
+    }
+
+    /// Every viewer's first connect, by its arrival phase.
+    fn arrivals(&mut self) {
+        let s = self.s;
+        let mut i = 0;
+        for a in &s.viewers {
+            for k in 0..a.count {
+                let t = ms(arrival_time(a, k as f64 / a.count.max(1) as f64));
+                self.arrive[i] = t;
+                let connect = Action::Connect(self.who[i].clone());
+                self.push(t, &s.room_of(i), &viewer_id(i), connect);
+                i += 1;
+            }
+        }
+    }
+
+    /// Churn: a random connected viewer leaves and rejoins.
+    fn churn(&mut self) {
+        let (s, n) = (self.s, self.arrive.len());
+        let Some(c) = &s.churn else { return };
+        if c.leaves_per_s <= 0.0 || n == 0 {
+            return;
+        }
+        let mut t = exp(&mut self.rng, c.leaves_per_s);
         let mut away_until = vec![0u64; n];
-        while ms(t) < end {
-            let v = rng.random_range(0..n);
+        while ms(t) < self.end {
+            let v = self.rng.random_range(0..n);
             let at = ms(t);
-            if at > arrive[v] + 500 && at > away_until[v] {
+            if at > self.arrive[v] + 500 && at > away_until[v] {
                 let back = at + ms(c.away_s);
                 away_until[v] = back + 500;
-                events.push(Event::new(at, &s.room_of(v), &viewer_id(v), Action::Leave));
-                events.push(Event::new(
-                    back,
-                    &s.room_of(v),
-                    &viewer_id(v),
-                    Action::Rejoin,
-                ));
+                let (room, id) = (s.room_of(v), viewer_id(v));
+                self.push(at, &room, &id, Action::Leave);
+                self.push(back, &room, &id, Action::Rejoin);
             }
-            t += exp(&mut rng, c.leaves_per_s);
+            t += exp(&mut self.rng, c.leaves_per_s);
         }
     }
-    // Chat and likes.
-    if let Some(chat) = &s.chat {
-        for (r, room) in rooms.iter().enumerate() {
-            let members: Vec<usize> = in_room(r).collect();
+
+    /// Comments and likes in every room that has viewers.
+    fn chat(&mut self) {
+        let s = self.s;
+        let Some(chat) = &s.chat else { return };
+        for (r, room) in self.rooms().iter().enumerate() {
+            let members = self.in_room(r);
             if members.is_empty() {
                 continue;
             }
             if chat.comments_per_s > 0.0 {
-                let mut t = chat.start_s + exp(&mut rng, chat.comments_per_s);
-                while ms(t) < end {
-                    let v = members[rng.random_range(0..members.len())];
-                    if ms(t) > arrive[v] + 200 {
-                        let body = text(&mut rng, chat.min_chars, chat.max_chars);
-                        events.push(Event::new(
-                            ms(t),
-                            room,
-                            &viewer_id(v),
-                            Action::Comment { text: body },
-                        ));
-                    }
-                    t += exp(&mut rng, chat.comments_per_s);
-                }
+                self.comments(chat, room, &members);
             }
             if chat.likes_per_s > 0.0 {
-                let per_burst = chat.like_burst.max(1) as f64;
-                let mut t = chat.start_s + exp(&mut rng, chat.likes_per_s / per_burst);
-                while ms(t) < end {
-                    let v = members[rng.random_range(0..members.len())];
-                    if ms(t) > arrive[v] + 200 {
-                        for k in 0..chat.like_burst.max(1) {
-                            events.push(Event::new(
-                                ms(t) + u64::from(k) * 50,
-                                room,
-                                &viewer_id(v),
-                                Action::Like { count: 1 },
-                            ));
-                        }
-                    }
-                    t += exp(&mut rng, chat.likes_per_s / per_burst);
+                self.likes(chat, room, &members);
+            }
+        }
+    }
+
+    fn comments(&mut self, chat: &Chat, room: &str, members: &[usize]) {
+        let mut t = chat.start_s + exp(&mut self.rng, chat.comments_per_s);
+        while ms(t) < self.end {
+            let v = members[self.rng.random_range(0..members.len())];
+            if ms(t) > self.arrive[v] + 200 {
+                let body = text(&mut self.rng, chat.min_chars, chat.max_chars);
+                self.push(ms(t), room, &viewer_id(v), Action::Comment { text: body });
+            }
+            t += exp(&mut self.rng, chat.comments_per_s);
+        }
+    }
+
+    fn likes(&mut self, chat: &Chat, room: &str, members: &[usize]) {
+        let per_burst = chat.like_burst.max(1) as f64;
+        let mut t = chat.start_s + exp(&mut self.rng, chat.likes_per_s / per_burst);
+        while ms(t) < self.end {
+            let v = members[self.rng.random_range(0..members.len())];
+            if ms(t) > self.arrive[v] + 200 {
+                for k in 0..chat.like_burst.max(1) {
+                    let at = ms(t) + u64::from(k) * 50;
+                    self.push(at, room, &viewer_id(v), Action::Like { count: 1 });
+                }
+            }
+            t += exp(&mut self.rng, chat.likes_per_s / per_burst);
+        }
+    }
+
+    /// Each room's host connects at 0 and acts; buyers tap after each deal it opens.
+    fn host_actions(&mut self) {
+        for (r, room) in self.rooms().iter().enumerate() {
+            let (s, host) = (self.s, host_id(room));
+            self.push(0, room, &host, Action::Connect(Attribution::default()));
+            for h in &s.host {
+                let at = ms(h.at_s());
+                let command = h.command();
+                self.push(at, room, &host, Action::Host { command });
+                if let (Some(deal), Some(b)) = (h.opens_deal(), &s.buyers) {
+                    self.buyers(b, r, room, &deal, at);
                 }
             }
         }
     }
-    // Host actions and buyers.
-    for (r, room) in rooms.iter().enumerate() {
-        events.push(Event::new(
-            0,
-            room,
-            &host_id(room),
-            Action::Connect(Attribution::default()),
-        ));
-        for h in &s.host {
-            let at = ms(h.at_s);
-            let product = h.product.clone().unwrap_or_else(|| "p1".into());
-            let cmd = match h.action.as_str() {
-                "pin" => serde_json::json!({"type": "pin", "product": {"id": product,
-                    "title": h.title.clone().unwrap_or_else(|| "Holiday special".into()),
-                    "price_cents": h.price_cents.unwrap_or(1999), "currency": "USD"}}),
-                "unpin" => serde_json::json!({"type": "unpin"}),
-                "deal_start" => {
-                    let mut cmd = serde_json::json!({"type": "deal_start", "deal": {
-                    "id": h.deal.clone().unwrap_or_else(|| "d1".into()), "product_id": product,
-                    "title": h.title.clone().unwrap_or_else(|| "Holiday special".into()),
-                    "price_cents": h.price_cents.unwrap_or(999), "currency": "USD",
-                    "stock": h.stock.unwrap_or(100), "per_user_limit": h.per_user_limit.unwrap_or(1),
-                    "duration_ms": ms(h.duration_s.unwrap_or(60.0))}});
-                    if let Some(bps) = h.commission_bps {
-                        cmd["deal"]["commission_bps"] = bps.into();
-                    }
-                    if let Some(bps) = h.affiliate_bps {
-                        cmd["deal"]["affiliate_bps"] = bps.into();
-                    }
-                    cmd
-                }
-                "deal_end" => {
-                    serde_json::json!({"type": "deal_end", "deal": h.deal.clone().unwrap_or_else(|| "d1".into())})
-                }
-                _ => {
-                    serde_json::json!({"type": "announce", "text": h.text.clone().unwrap_or_else(|| "Thanks for watching!".into())})
-                }
+
+    /// The viewers of room `r` who tap reserve on `deal` (opened at `at` ms), and what each
+    /// does with its hold.
+    fn buyers(&mut self, b: &Buyers, r: usize, room: &str, deal: &Id, at: u64) {
+        for v in self.in_room(r) {
+            // The viewer's channel's buy propensity, else the global share: one draw
+            // either way, so a [funnel] section moves no other random choice.
+            let share = self
+                .s
+                .mix
+                .as_ref()
+                .and_then(|m| m.buy(&self.who[v]))
+                .unwrap_or(b.share);
+            if !self.rng.random_bool(share.clamp(0.0, 1.0)) {
+                continue;
+            }
+            let u: f64 = self.rng.random();
+            let off = if b.shape == "uniform" { u } else { u * u * u };
+            let t = at + 20 + ms(b.window_s * off);
+            if t <= self.arrive[v] {
+                continue;
+            }
+            let rid = format!("r-{deal}-{v}");
+            let reserve = Action::Reserve {
+                request_id: rid.clone(),
+                deal: deal.to_string(),
+                qty: 1,
             };
-            events.push(Event::new(
-                at,
-                room,
-                &host_id(room),
-                Action::Host { command: cmd },
-            ));
-            if h.action == "deal_start"
-                && let Some(b) = &s.buyers
-            {
-                let deal = h.deal.clone().unwrap_or_else(|| "d1".into());
-                for v in in_room(r) {
-                    // The viewer's channel's buy propensity, else the global share: one draw
-                    // either way, so a [funnel] section moves no other random choice.
-                    let share = s
-                        .mix
-                        .as_ref()
-                        .and_then(|m| m.buy(&who[v]))
-                        .unwrap_or(b.share);
-                    if !rng.random_bool(share.clamp(0.0, 1.0)) {
-                        continue;
-                    }
-                    let u: f64 = rng.random();
-                    let off = if b.shape == "uniform" { u } else { u * u * u };
-                    let t = at + 20 + ms(b.window_s * off);
-                    if t <= arrive[v] {
-                        continue;
-                    }
-                    let rid = format!("r-{deal}-{v}");
-                    events.push(Event::new(
-                        t,
-                        room,
-                        &viewer_id(v),
-                        Action::Reserve {
-                            request_id: rid.clone(),
-                            deal: deal.clone(),
-                            qty: 1,
-                        },
-                    ));
-                    let then = t + ms(b.think_s * (0.5 + rng.random::<f64>()));
-                    let x: f64 = rng.random();
-                    if x < b.checkout {
-                        events.push(Event::new(
-                            then,
-                            room,
-                            &viewer_id(v),
-                            Action::Checkout {
-                                request_id: format!("c-{deal}-{v}"),
-                                of: rid,
-                            },
-                        ));
-                    } else if x < b.checkout + b.cancel {
-                        events.push(Event::new(
-                            then,
-                            room,
-                            &viewer_id(v),
-                            Action::Cancel {
-                                request_id: format!("x-{deal}-{v}"),
-                                of: rid,
-                            },
-                        ));
-                    }
+            self.push(t, room, &viewer_id(v), reserve);
+            let then = t + ms(b.think_s * (0.5 + self.rng.random::<f64>()));
+            let x: f64 = self.rng.random();
+            let after = if x < b.checkout {
+                Action::Checkout {
+                    request_id: format!("c-{deal}-{v}"),
+                    of: rid,
                 }
+            } else if x < b.checkout + b.cancel {
+                Action::Cancel {
+                    request_id: format!("x-{deal}-{v}"),
+                    of: rid,
+                }
+            } else {
+                continue;
+            };
+            self.push(then, room, &viewer_id(v), after);
+        }
+    }
+}
+
+/// When the arrival at fraction `f` (0..1) of phase `a` connects, seconds.
+fn arrival_time(a: &Arrival, f: f64) -> f64 {
+    match a.shape {
+        Shape::Step => a.at_s,
+        Shape::Linear => a.at_s + a.over_s * f,
+        Shape::Surge => {
+            if f < 0.8 {
+                a.at_s + a.over_s * 0.2 * (f / 0.8)
+            } else {
+                a.at_s + a.over_s * (0.2 + 0.8 * (f - 0.8) / 0.2)
             }
         }
     }
-    events.retain(|e| e.t_ms <= end);
-    let (idx, count) = shard;
-    events.retain(|e| {
-        if let Some(v) = e
-            .client
-            .strip_prefix('v')
-            .and_then(|v| v.parse::<usize>().ok())
-        {
-            v % count == idx
-        } else {
-            idx == 0
-        }
-    });
-    events.sort_by_key(|e| e.t_ms);
-    events
 }
 
 #[cfg(test)]
@@ -628,24 +773,25 @@ cancel = 0.2
     }
 
     #[test]
-    fn deal_start_sends_its_commission_rates_only_when_set() {
+    fn deal_start_sends_its_commission_rates_and_zero_when_unset() {
         let s = parse(&SHOW.replace(
             "stock = 50",
             "stock = 50\ncommission_bps = 1000\naffiliate_bps = 250",
         ));
-        let events = plan(&s, (0, 1));
-        let starts: Vec<&serde_json::Value> = events
-            .iter()
-            .filter_map(|e| match &e.action {
-                Action::Host { command } => Some(command),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(starts[0]["deal"]["commission_bps"], 1000);
-        assert_eq!(starts[0]["deal"]["affiliate_bps"], 250);
-        let plain = plan(&parse(SHOW), (0, 1));
-        assert!(plain.iter().any(|e| matches!(&e.action,
-            Action::Host { command } if command["deal"].get("commission_bps").is_none() && command["type"] == "deal_start")));
+        let rates = |events: Vec<Event>| -> Vec<(u32, u32)> {
+            events
+                .iter()
+                .filter_map(|e| match &e.action {
+                    Action::Host {
+                        command: ClientMsg::DealStart { deal, .. },
+                    } => Some((deal.commission_bps, deal.affiliate_bps)),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(rates(plan(&s, (0, 1)))[0], (1000, 250));
+        // Left out, the rates are the hub's default.
+        assert_eq!(rates(plan(&parse(SHOW), (0, 1)))[0], (0, 0));
         let bad = SHOW.replace("stock = 50", "stock = 50\ncommission_bps = 10001");
         let path =
             std::env::temp_dir().join(format!("livehub-bad-bps-{}.toml", std::process::id()));
@@ -666,5 +812,53 @@ cancel = 0.2
         let e = Scenario::load(&path).unwrap_err();
         let _ = std::fs::remove_file(&path);
         assert!(e.to_string().contains("not 11000"), "{e}");
+    }
+
+    fn load_err(text: &str) -> String {
+        let path =
+            std::env::temp_dir().join(format!("livehub-bad-host-{}.toml", std::process::id()));
+        std::fs::write(&path, text).expect("write");
+        let e = Scenario::load(&path).unwrap_err();
+        let _ = std::fs::remove_file(&path);
+        e.to_string()
+    }
+
+    #[test]
+    fn an_unknown_host_action_or_a_key_it_does_not_take_is_a_parse_error() {
+        let e = load_err(&SHOW.replace("\"deal_start\"", "\"deal_sart\""));
+        assert!(e.contains("unknown variant `deal_sart`"), "{e}");
+        let e = load_err(&SHOW.replace("stock = 50", "stock = 50\ntext = \"hi\""));
+        assert!(e.contains("unknown field `text`"), "{e}");
+        let e = load_err(&SHOW.replace("deal = \"d1\"", "deal = \"not an id\""));
+        assert!(e.contains("scenario"), "{e}");
+    }
+
+    #[test]
+    fn every_host_action_builds_its_protocol_command_with_the_defaults() {
+        let cmds: Vec<ClientMsg> = [
+            "action = \"pin\"",
+            "action = \"unpin\"",
+            "action = \"deal_end\"",
+            "action = \"announce\"",
+        ]
+        .iter()
+        .map(|a| {
+            let h: HostAction = toml::from_str(&format!("at_s = 1\n{a}")).expect("host action");
+            h.command()
+        })
+        .collect();
+        let json: Vec<String> = cmds
+            .iter()
+            .map(|c| serde_json::to_string(c).expect("json"))
+            .collect();
+        assert_eq!(
+            json,
+            [
+                r#"{"type":"pin","product":{"id":"p1","title":"Holiday special","price_cents":1999,"currency":"USD"}}"#,
+                r#"{"type":"unpin"}"#,
+                r#"{"type":"deal_end","deal":"d1"}"#,
+                r#"{"type":"announce","text":"Thanks for watching!"}"#,
+            ]
+        );
     }
 }

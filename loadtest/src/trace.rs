@@ -37,8 +37,10 @@ pub enum Action {
         request_id: String,
         of: String,
     },
+    /// A host command, built from the protocol's own types (its `request_id` is left out: the
+    /// player numbers each command it sends).
     Host {
-        command: serde_json::Value,
+        command: livehub::protocol::ClientMsg,
     },
 }
 

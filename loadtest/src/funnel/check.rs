@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use livehub::auth::{Authenticator, Claims};
-use livehub::protocol::Role;
+use livehub::protocol::{ClientMsg, Role};
 use serde::{Deserialize, Serialize};
 
 use super::compare::compare;
@@ -76,23 +76,19 @@ pub fn terms_of(events: &[Event]) -> BTreeMap<String, BTreeMap<String, Terms>> {
     let mut out: BTreeMap<String, BTreeMap<String, Terms>> = BTreeMap::new();
     for e in events {
         out.entry(e.room.clone()).or_default();
-        let Action::Host { command } = &e.action else {
-            continue;
-        };
-        if command["type"] != "deal_start" {
-            continue;
-        }
-        let deal = &command["deal"];
-        let Some(id) = deal["id"].as_str() else {
+        let Action::Host {
+            command: ClientMsg::DealStart { deal, .. },
+        } = &e.action
+        else {
             continue;
         };
         out.entry(e.room.clone())
             .or_default()
-            .entry(id.to_owned())
+            .entry(deal.id.to_string())
             .or_insert_with(|| Terms {
                 host: e.client.clone(),
-                commission_bps: deal["commission_bps"].as_u64().unwrap_or(0),
-                affiliate_bps: deal["affiliate_bps"].as_u64().unwrap_or(0),
+                commission_bps: u64::from(deal.commission_bps),
+                affiliate_bps: u64::from(deal.affiliate_bps),
             });
     }
     out
@@ -256,7 +252,10 @@ mod tests {
             "smoke-0",
             "h-smoke-0",
             Action::Host {
-                command: serde_json::json!({"type": "deal_start", "deal": {"id": "d1", "commission_bps": 1000}}),
+                command: serde_json::from_value(serde_json::json!({"type": "deal_start",
+                    "deal": {"id": "d1", "product_id": "p1", "price_cents": 999, "stock": 5,
+                    "per_user_limit": 1, "duration_ms": 60000, "commission_bps": 1000}}))
+                .expect("a deal_start"),
             },
         );
         let t = terms_of(&[e]);
