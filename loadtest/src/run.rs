@@ -58,6 +58,23 @@ struct Shared {
 }
 
 impl Shared {
+    fn new(target: Target, recorder: Option<Recorder>) -> Self {
+        let metrics = Metrics {
+            nodes: target.urls.iter().map(|_| NodeMetrics::default()).collect(),
+            ..Metrics::default()
+        };
+        Shared {
+            start: Instant::now(),
+            auth: Authenticator::new(&target.secret, false),
+            target,
+            recorder,
+            m: Arc::new(metrics),
+            stock_marks: RwLock::new(HashMap::new()),
+            stock_marks_total: AtomicU64::new(0),
+            windows: Mutex::new(HashMap::new()),
+        }
+    }
+
     fn now_us(&self) -> u64 {
         self.start.elapsed().as_micros() as u64
     }
@@ -219,78 +236,19 @@ pub async fn play(
     target: Target,
     record: Option<Recorder>,
 ) -> anyhow::Result<Outcome> {
-    anyhow::ensure!(!target.urls.is_empty(), "at least one --url");
-    anyhow::ensure!(
-        target.hub_pids.len() <= 1 || target.hub_pids.len() == target.urls.len(),
-        "--hub-pid: give one PID, or one per --url ({} URLs, {} PIDs)",
-        target.urls.len(),
-        target.hub_pids.len()
-    );
-    let metrics = Metrics {
-        nodes: target.urls.iter().map(|_| NodeMetrics::default()).collect(),
-        ..Metrics::default()
-    };
-    let shared = Arc::new(Shared {
-        start: Instant::now(),
-        auth: Authenticator::new(&target.secret, false),
-        target,
-        recorder: record,
-        m: Arc::new(metrics),
-        stock_marks: RwLock::new(HashMap::new()),
-        stock_marks_total: AtomicU64::new(0),
-        windows: Mutex::new(HashMap::new()),
-    });
+    check_target(&target)?;
+    let shared = Arc::new(Shared::new(target, record));
     let cpu_at_start = node_cpu(&shared.target);
     let end_ms = events.iter().map(|e| e.t_ms).max().unwrap_or(0);
     let end = Duration::from_secs_f64(
         end_ms as f64 / 1000.0 / shared.target.speed + shared.target.drain_s,
     );
     let (stop_tx, stop_rx) = watch::channel(false);
-
-    let mut per_client: HashMap<String, (String, Vec<Event>)> = HashMap::new();
-    for e in events {
-        per_client
-            .entry(e.client.clone())
-            .or_insert_with(|| (e.room.clone(), Vec::new()))
-            .1
-            .push(e);
-    }
-    // Every room is opened as its host would, before any viewer of it connects (through every
-    // URL: nodes that share a Redis see it opened anyway, separate hubs each need it).
-    let rooms: std::collections::BTreeSet<&str> =
-        per_client.values().map(|(r, _)| r.as_str()).collect();
-    for room in rooms {
-        for node in 0..shared.target.urls.len() {
-            crate::stats::open_room(shared.url(node), room, &shared.auth).await?;
-        }
-    }
-    let nodes = assign_nodes(
-        per_client
-            .iter()
-            .map(|(c, (r, _))| (c.as_str(), r.as_str())),
-        shared.target.urls.len(),
-    );
-    let mut ledgers: HashMap<String, Arc<Ledger>> = HashMap::new();
-    let mut tasks: Vec<tokio::task::JoinHandle<Option<ViewerFacts>>> = Vec::new();
-    for (id, (room, evs)) in per_client {
-        let (shared, stop) = (Arc::clone(&shared), stop_rx.clone());
-        let node = nodes.get(&id).copied().unwrap_or(0);
-        if !is_host(&id) {
-            shared.m.nodes[node].viewers.fetch_add(1, Relaxed);
-        }
-        let ledger = Arc::clone(ledgers.entry(room.clone()).or_default());
-        tasks.push(tokio::spawn(async move {
-            Client::new(shared, id, room, node, ledger)
-                .run(evs, stop)
-                .await
-        }));
-    }
+    let per_client = by_client(events);
+    open_rooms(&shared, &per_client).await?;
+    let (tasks, ledgers) = spawn_clients(&shared, per_client, &stop_rx);
     let sampler = tokio::spawn(sample(Arc::clone(&shared), stop_rx.clone()));
-    let auditor = tokio::spawn(audit_loop(
-        Arc::clone(&shared),
-        deals.clone(),
-        stop_rx.clone(),
-    ));
+    let auditor = tokio::spawn(audit_loop(Arc::clone(&shared), deals, stop_rx.clone()));
 
     tokio::time::sleep(end).await;
     let _ = stop_tx.send(true);
@@ -330,6 +288,80 @@ pub async fn play(
         viewers,
         windows: std::mem::take(&mut *shared.windows.lock()),
     })
+}
+
+/// Refuses a target without URLs, or with PIDs that match neither one hub nor one per URL.
+fn check_target(target: &Target) -> anyhow::Result<()> {
+    anyhow::ensure!(!target.urls.is_empty(), "at least one --url");
+    anyhow::ensure!(
+        target.hub_pids.len() <= 1 || target.hub_pids.len() == target.urls.len(),
+        "--hub-pid: give one PID, or one per --url ({} URLs, {} PIDs)",
+        target.urls.len(),
+        target.hub_pids.len()
+    );
+    Ok(())
+}
+
+/// Each client's room and events, in the order given.
+fn by_client(events: Vec<Event>) -> HashMap<String, (String, Vec<Event>)> {
+    let mut per_client: HashMap<String, (String, Vec<Event>)> = HashMap::new();
+    for e in events {
+        per_client
+            .entry(e.client.clone())
+            .or_insert_with(|| (e.room.clone(), Vec::new()))
+            .1
+            .push(e);
+    }
+    per_client
+}
+
+/// Opens every room as its host would, before any viewer of it connects (through every URL:
+/// nodes that share a Redis see it opened anyway, separate hubs each need it).
+async fn open_rooms(
+    shared: &Shared,
+    per_client: &HashMap<String, (String, Vec<Event>)>,
+) -> anyhow::Result<()> {
+    let rooms: std::collections::BTreeSet<&str> =
+        per_client.values().map(|(r, _)| r.as_str()).collect();
+    for room in rooms {
+        for node in 0..shared.target.urls.len() {
+            crate::stats::open_room(shared.url(node), room, &shared.auth).await?;
+        }
+    }
+    Ok(())
+}
+
+type ClientTask = tokio::task::JoinHandle<Option<ViewerFacts>>;
+
+/// Starts one task per client on its node ([`assign_nodes`]), each room's clients sharing the
+/// room's ledger; returns the tasks and the ledgers by room.
+fn spawn_clients(
+    shared: &Arc<Shared>,
+    per_client: HashMap<String, (String, Vec<Event>)>,
+    stop_rx: &watch::Receiver<bool>,
+) -> (Vec<ClientTask>, HashMap<String, Arc<Ledger>>) {
+    let nodes = assign_nodes(
+        per_client
+            .iter()
+            .map(|(c, (r, _))| (c.as_str(), r.as_str())),
+        shared.target.urls.len(),
+    );
+    let mut ledgers: HashMap<String, Arc<Ledger>> = HashMap::new();
+    let mut tasks = Vec::new();
+    for (id, (room, evs)) in per_client {
+        let (shared, stop) = (Arc::clone(shared), stop_rx.clone());
+        let node = nodes.get(&id).copied().unwrap_or(0);
+        if !is_host(&id) {
+            shared.m.nodes[node].viewers.fetch_add(1, Relaxed);
+        }
+        let ledger = Arc::clone(ledgers.entry(room.clone()).or_default());
+        tasks.push(tokio::spawn(async move {
+            Client::new(shared, id, room, node, ledger)
+                .run(evs, stop)
+                .await
+        }));
+    }
+    (tasks, ledgers)
 }
 
 async fn audit_once(shared: &Shared, room: &str, deal: &str) -> Option<serde_json::Value> {
@@ -1139,56 +1171,69 @@ impl Client {
         }
     }
 
+    /// A frame that is neither a room event nor stock: a `welcome`, or the answer to one of
+    /// this client's requests.
     fn on_reply(&mut self, kind: &str, s: &str) {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(s) else {
             return;
         };
-        let shared = Arc::clone(&self.shared);
-        let m = &shared.m;
         if kind == "welcome" {
-            self.conn.seen_welcome = true;
-            if let Some(f) = self.funnel.facts.as_mut() {
-                f.welcomed = true;
-            }
-            for d in v["deals"].as_array().into_iter().flatten() {
-                if let Some(id) = d["id"].as_str() {
-                    self.buy.seen_deals.insert(id.to_owned());
-                    self.saw_deal(id, d["status"] != "ended");
-                }
-            }
-            let seq = v["seq"].as_u64().unwrap_or(0);
-            match self.conn.rejoin_since {
-                Some(since) if v["resumed"] == true => self.conn.track.position_at(since),
-                Some(since) => {
-                    m.resume_failed.fetch_add(1, Relaxed);
-                    self.tally(|c| &c.lost, seq.saturating_sub(since));
-                    self.end_stay();
-                    self.conn.track.position_at(seq);
-                    self.conn.rejoin_since = None;
-                }
-                None => {
-                    self.end_stay();
-                    self.conn.track.position_at(seq);
-                }
-            }
-            // A resumed welcome continues the stay; any other starts one.
-            self.conn
-                .stay_from_us
-                .get_or_insert_with(|| self.shared.now_us());
-            self.conn.left_at_us = None;
+            self.on_welcome(&v);
             return;
         }
         let Some(rid) = v["request_id"].as_str() else {
             return;
         };
         if kind == "error" {
-            bump(&m.errors, v["code"].as_str().unwrap_or("?"));
+            bump(&self.shared.m.errors, v["code"].as_str().unwrap_or("?"));
         }
         let Some((op, sent)) = self.buy.pending.remove(rid) else {
             return;
         };
         let took = sent.elapsed().as_micros() as u64;
         self.note_reply(op, kind, rid, &v);
+        self.on_answer(op, kind, rid, took, &v);
+    }
+
+    /// A welcome: the deals on screen, and where this client stands in the room's sequence
+    /// (resumed from its `since`, or starting afresh, a failed resume counting what it lost).
+    fn on_welcome(&mut self, v: &serde_json::Value) {
+        self.conn.seen_welcome = true;
+        if let Some(f) = self.funnel.facts.as_mut() {
+            f.welcomed = true;
+        }
+        for d in v["deals"].as_array().into_iter().flatten() {
+            if let Some(id) = d["id"].as_str() {
+                self.buy.seen_deals.insert(id.to_owned());
+                self.saw_deal(id, d["status"] != "ended");
+            }
+        }
+        let seq = v["seq"].as_u64().unwrap_or(0);
+        match self.conn.rejoin_since {
+            Some(since) if v["resumed"] == true => self.conn.track.position_at(since),
+            Some(since) => {
+                self.shared.m.resume_failed.fetch_add(1, Relaxed);
+                self.tally(|c| &c.lost, seq.saturating_sub(since));
+                self.end_stay();
+                self.conn.track.position_at(seq);
+                self.conn.rejoin_since = None;
+            }
+            None => {
+                self.end_stay();
+                self.conn.track.position_at(seq);
+            }
+        }
+        // A resumed welcome continues the stay; any other starts one.
+        self.conn
+            .stay_from_us
+            .get_or_insert_with(|| self.shared.now_us());
+        self.conn.left_at_us = None;
+    }
+
+    /// The answer `kind` to this client's request `rid` (a `op`, sent `took` µs ago) in the
+    /// run's metrics; a hold is kept for its checkout or cancel and marks the stock it left.
+    fn on_answer(&mut self, op: &str, kind: &str, rid: &str, took: u64, v: &serde_json::Value) {
+        let m = &self.shared.m;
         match (op, kind) {
             ("reserve", "reserved") => {
                 m.reserve.lock().record(took);
@@ -1199,14 +1244,7 @@ impl Client {
                     v["remaining"].as_u64(),
                 ) {
                     self.buy.holds.insert(rid.to_owned(), res.to_owned());
-                    let key = format!("{}|{deal}", self.room);
-                    self.shared
-                        .stock_marks
-                        .write()
-                        .entry(key)
-                        .or_default()
-                        .push((remaining as u32, self.shared.now_us()));
-                    self.shared.stock_marks_total.fetch_add(1, Relaxed);
+                    self.mark_stock(deal, remaining as u32);
                 }
             }
             ("reserve", "rejected") => {
@@ -1225,6 +1263,18 @@ impl Client {
             ("cancel", _) => m.cancel.lock().record(took),
             _ => {}
         }
+    }
+
+    /// A buyer's mark: `remaining` of `deal` now, for the viewers' stock latency.
+    fn mark_stock(&self, deal: &str, remaining: u32) {
+        let key = format!("{}|{deal}", self.room);
+        self.shared
+            .stock_marks
+            .write()
+            .entry(key)
+            .or_default()
+            .push((remaining, self.shared.now_us()));
+        self.shared.stock_marks_total.fetch_add(1, Relaxed);
     }
 }
 
