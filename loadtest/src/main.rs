@@ -313,84 +313,86 @@ fn finish(
     Ok(failed.is_empty())
 }
 
+/// The show a scenario plans for one shard (`I/N`): its events, SLOs, viewers and, when it
+/// checks the funnel, the deal terms of the whole show (every shard plans them alike).
+fn scenario_show(path: &std::path::Path, shard: &str) -> anyhow::Result<Show> {
+    let s = scenario::Scenario::load(path)?;
+    let shard = parse_shard(shard)?;
+    let events = scenario::plan(&s, shard);
+    let funnel = s.mix.as_ref().filter(|m| m.check).map(|_| {
+        if shard.1 > 1 {
+            funnel::check::terms_of(&scenario::plan(&s, (0, 1)))
+        } else {
+            funnel::check::terms_of(&events)
+        }
+    });
+    let viewers = (0..s.viewer_count())
+        .filter(|v| v % shard.1 == shard.0)
+        .count() as u64;
+    Ok(Show {
+        name: s.name.clone(),
+        mode: "scenario",
+        shard,
+        slo: s.slo.clone(),
+        viewers,
+        events,
+        speed: 1.0,
+        funnel,
+    })
+}
+
+/// The show a recorded trace replays at `speed`, without SLOs or a funnel check.
+fn replay_show(path: &std::path::Path, speed: f64) -> anyhow::Result<Show> {
+    anyhow::ensure!(speed > 0.0, "--speed must be positive");
+    let events = trace::read(path)?;
+    let viewers = events
+        .iter()
+        .filter(|e| e.client.starts_with('v') && matches!(e.action, trace::Action::Connect(_)))
+        .count() as u64;
+    Ok(Show {
+        name: path.display().to_string(),
+        mode: "replay",
+        shard: (0, 1),
+        slo: scenario::Slo::default(),
+        viewers,
+        events,
+        speed,
+        funnel: None,
+    })
+}
+
+/// The JSON reports at `paths`, each error naming its file.
+fn read_reports(paths: &[PathBuf]) -> anyhow::Result<Vec<report::Report>> {
+    let mut all = Vec::new();
+    for path in paths {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        all.push(
+            serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+        );
+    }
+    Ok(all)
+}
+
+/// Runs the chosen mode; true when it met its SLOs (or has none).
 async fn dispatch(mode: Mode) -> anyhow::Result<bool> {
     match mode {
         Mode::Run {
             scenario,
             shard,
             play: p,
-        } => {
-            let s = scenario::Scenario::load(&scenario)?;
-            let shard = parse_shard(&shard)?;
-            let events = scenario::plan(&s, shard);
-            let funnel = s.mix.as_ref().filter(|m| m.check).map(|_| {
-                if shard.1 > 1 {
-                    funnel::check::terms_of(&scenario::plan(&s, (0, 1)))
-                } else {
-                    funnel::check::terms_of(&events)
-                }
-            });
-            let viewers = (0..s.viewer_count())
-                .filter(|v| v % shard.1 == shard.0)
-                .count() as u64;
-            play(
-                Show {
-                    name: s.name.clone(),
-                    mode: "scenario",
-                    shard,
-                    slo: s.slo.clone(),
-                    viewers,
-                    events,
-                    speed: 1.0,
-                    funnel,
-                },
-                &p,
-            )
-            .await
-        }
+        } => play(scenario_show(&scenario, &shard)?, &p).await,
         Mode::Replay {
             trace: path,
             speed,
             play: p,
-        } => {
-            anyhow::ensure!(speed > 0.0, "--speed must be positive");
-            let events = trace::read(&path)?;
-            let viewers = events
-                .iter()
-                .filter(|e| {
-                    e.client.starts_with('v') && matches!(e.action, trace::Action::Connect(_))
-                })
-                .count() as u64;
-            play(
-                Show {
-                    name: path.display().to_string(),
-                    mode: "replay",
-                    shard: (0, 1),
-                    slo: scenario::Slo::default(),
-                    viewers,
-                    events,
-                    speed,
-                    funnel: None,
-                },
-                &p,
-            )
-            .await
-        }
+        } => play(replay_show(&path, speed)?, &p).await,
         Mode::Merge {
             reports,
             report,
             html,
         } => {
-            let mut all = Vec::new();
-            for path in &reports {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-                all.push(
-                    serde_json::from_str(&text)
-                        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
-                );
-            }
-            let merged = report::Report::merge(all)?;
+            let merged = report::Report::merge(read_reports(&reports)?)?;
             finish(&merged, report.as_deref(), html.as_deref())
         }
         Mode::Idle(a) => idle::run(a).await.map(|_| true),

@@ -367,128 +367,26 @@ impl Report {
         self.slo_results.iter().filter(|r| !r.ok).collect()
     }
 
-    /// Merges shard reports of one show into one.
+    /// Merges shard reports of one show into one: counts add up, latency histograms merge,
+    /// audits keep the worst reading of each deal, samples keep the first few, and the SLOs
+    /// are evaluated again on the whole.
     pub fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
         let mut it = reports.into_iter();
         let mut out = it
             .next()
             .ok_or_else(|| anyhow::anyhow!("merge: no reports"))?;
         let mut shards = vec![out.shard.clone()];
-        let hists = |r: &Report| {
-            [
-                &r.connect.latency,
-                &r.comment_latency,
-                &r.stock_latency,
-                &r.reserve_latency,
-                &r.checkout_latency,
-                &r.cancel_latency,
-            ]
-            .map(Hist::from)
-        };
-        let mut acc = hists(&out);
+        let mut acc = out.hists();
         for r in it {
-            for (a, b) in acc.iter_mut().zip(hists(&r)) {
+            for (a, b) in acc.iter_mut().zip(r.hists()) {
                 a.merge(&b);
             }
             shards.push(r.shard.clone());
-            out.elapsed_s = out.elapsed_s.max(r.elapsed_s);
-            out.viewers_planned += r.viewers_planned;
-            out.connect.ok += r.connect.ok;
-            out.connect.failed += r.connect.failed;
-            for (reason, n) in &r.connect.failures {
-                *out.connect.failures.entry(reason.clone()).or_insert(0) += n;
-            }
-            out.comments_sent += r.comments_sent;
-            out.deliveries += r.deliveries;
-            out.reserved += r.reserved;
-            out.ordered += r.ordered;
-            out.released += r.released;
-            out.lost += r.lost;
-            out.duplicates += r.duplicates;
-            out.out_of_order += r.out_of_order;
-            out.seq_mismatches += r.seq_mismatches;
-            for sample in r.seq_mismatch_samples {
-                if out.seq_mismatch_samples.len() < SAMPLES {
-                    out.seq_mismatch_samples.push(sample);
-                }
-            }
-            out.missed += r.missed;
-            for sample in r.missed_samples {
-                if out.missed_samples.len() < SAMPLES {
-                    out.missed_samples.push(sample);
-                }
-            }
-            out.thinned += r.thinned;
-            out.resume_failed += r.resume_failed;
-            for n in &r.nodes {
-                match out.nodes.iter_mut().find(|x| x.url == n.url) {
-                    Some(x) => x.absorb(n),
-                    None => out.nodes.push(n.clone()),
-                }
-            }
-            for (k, v) in r.rejected {
-                *out.rejected.entry(k).or_insert(0) += v;
-            }
-            for (k, v) in r.errors {
-                *out.errors.entry(k).or_insert(0) += v;
-            }
-            for (k, v) in r.closes {
-                *out.closes.entry(k).or_insert(0) += v;
-            }
-            // Audits read the same deals: keep the worst of each.
-            for a in r.audits {
-                match out
-                    .audits
-                    .iter_mut()
-                    .find(|x| x.room == a.room && x.deal == a.deal)
-                {
-                    Some(x) => {
-                        x.max_oversold = x.max_oversold.max(a.max_oversold);
-                        x.max_leaked = x.max_leaked.max(a.max_leaked);
-                    }
-                    None => out.audits.push(a),
-                }
-            }
-            match (&mut out.funnel, &r.funnel) {
-                (Some(mine), Some(theirs)) => mine.absorb(theirs),
-                (None, Some(theirs)) => out.funnel = Some(theirs.clone()),
-                _ => {}
-            }
-            for s in r.timeline {
-                match out.timeline.iter_mut().find(|x| x.t_s == s.t_s) {
-                    Some(x) => {
-                        x.connected += s.connected;
-                        x.deliveries_per_s += s.deliveries_per_s;
-                        x.comments_per_s += s.comments_per_s;
-                        x.comment_p99_ms = x.comment_p99_ms.max(s.comment_p99_ms);
-                    }
-                    None => out.timeline.push(s),
-                }
-            }
+            out.add_counts(&r);
+            out.add_details(r);
         }
-        let [c, cm, st, rs, co, ca] = acc;
-        out.connect.latency = (&c).into();
-        out.comment_latency = (&cm).into();
-        out.stock_latency = (&st).into();
-        out.reserve_latency = (&rs).into();
-        out.checkout_latency = (&co).into();
-        out.cancel_latency = (&ca).into();
-        let (ok, failed) = (out.connect.ok, out.connect.failed);
-        out.connect.success_ratio = if ok + failed == 0 {
-            1.0
-        } else {
-            ok as f64 / (ok + failed) as f64
-        };
-        out.deliveries_per_s = out.deliveries as f64 / out.elapsed_s.max(0.001);
-        out.timeline.sort_by_key(|s| s.t_s);
-        out.peak_deliveries_per_s = out
-            .timeline
-            .iter()
-            .map(|s| s.deliveries_per_s)
-            .max()
-            .unwrap_or(0);
-        out.oversold = out.audits.iter().map(|a| a.max_oversold).sum();
-        out.leaked = out.audits.iter().map(|a| a.max_leaked).sum();
+        out.set_hists(acc);
+        out.derive_totals();
         out.shard = format!("merged {}", shards.join(" + "));
         if let Some(f) = out.funnel.as_mut() {
             f.partial = false;
@@ -497,15 +395,162 @@ impl Report {
         Ok(out)
     }
 
-    /// The summary table.
+    /// The latency histograms, in the order [`Report::set_hists`] takes them.
+    fn hists(&self) -> [Hist; 6] {
+        [
+            &self.connect.latency,
+            &self.comment_latency,
+            &self.stock_latency,
+            &self.reserve_latency,
+            &self.checkout_latency,
+            &self.cancel_latency,
+        ]
+        .map(Hist::from)
+    }
+
+    fn set_hists(&mut self, [c, cm, st, rs, co, ca]: [Hist; 6]) {
+        self.connect.latency = (&c).into();
+        self.comment_latency = (&cm).into();
+        self.stock_latency = (&st).into();
+        self.reserve_latency = (&rs).into();
+        self.checkout_latency = (&co).into();
+        self.cancel_latency = (&ca).into();
+    }
+
+    /// Adds another shard's counters (and the longer of the two run times).
+    fn add_counts(&mut self, r: &Report) {
+        self.elapsed_s = self.elapsed_s.max(r.elapsed_s);
+        self.viewers_planned += r.viewers_planned;
+        self.connect.ok += r.connect.ok;
+        self.connect.failed += r.connect.failed;
+        for (reason, n) in &r.connect.failures {
+            *self.connect.failures.entry(reason.clone()).or_insert(0) += n;
+        }
+        self.comments_sent += r.comments_sent;
+        self.deliveries += r.deliveries;
+        self.reserved += r.reserved;
+        self.ordered += r.ordered;
+        self.released += r.released;
+        self.lost += r.lost;
+        self.duplicates += r.duplicates;
+        self.out_of_order += r.out_of_order;
+        self.seq_mismatches += r.seq_mismatches;
+        self.missed += r.missed;
+        self.thinned += r.thinned;
+        self.resume_failed += r.resume_failed;
+    }
+
+    /// Takes in another shard's samples, nodes, tallies, audits, funnel and timeline.
+    fn add_details(&mut self, r: Report) {
+        for sample in r.seq_mismatch_samples {
+            if self.seq_mismatch_samples.len() < SAMPLES {
+                self.seq_mismatch_samples.push(sample);
+            }
+        }
+        for sample in r.missed_samples {
+            if self.missed_samples.len() < SAMPLES {
+                self.missed_samples.push(sample);
+            }
+        }
+        for n in &r.nodes {
+            match self.nodes.iter_mut().find(|x| x.url == n.url) {
+                Some(x) => x.absorb(n),
+                None => self.nodes.push(n.clone()),
+            }
+        }
+        for (into, from) in [
+            (&mut self.rejected, r.rejected),
+            (&mut self.errors, r.errors),
+        ] {
+            for (k, v) in from {
+                *into.entry(k).or_insert(0) += v;
+            }
+        }
+        for (k, v) in r.closes {
+            *self.closes.entry(k).or_insert(0) += v;
+        }
+        self.add_audits(r.audits);
+        match (&mut self.funnel, &r.funnel) {
+            (Some(mine), Some(theirs)) => mine.absorb(theirs),
+            (None, Some(theirs)) => self.funnel = Some(theirs.clone()),
+            _ => {}
+        }
+        for s in r.timeline {
+            match self.timeline.iter_mut().find(|x| x.t_s == s.t_s) {
+                Some(x) => {
+                    x.connected += s.connected;
+                    x.deliveries_per_s += s.deliveries_per_s;
+                    x.comments_per_s += s.comments_per_s;
+                    x.comment_p99_ms = x.comment_p99_ms.max(s.comment_p99_ms);
+                }
+                None => self.timeline.push(s),
+            }
+        }
+    }
+
+    /// Audits read the same deals: keep the worst of each.
+    fn add_audits(&mut self, audits: Vec<AuditRow>) {
+        for a in audits {
+            match self
+                .audits
+                .iter_mut()
+                .find(|x| x.room == a.room && x.deal == a.deal)
+            {
+                Some(x) => {
+                    x.max_oversold = x.max_oversold.max(a.max_oversold);
+                    x.max_leaked = x.max_leaked.max(a.max_leaked);
+                }
+                None => self.audits.push(a),
+            }
+        }
+    }
+
+    /// The figures that follow from the merged counts: success ratio, rates, peak, totals.
+    fn derive_totals(&mut self) {
+        let (ok, failed) = (self.connect.ok, self.connect.failed);
+        self.connect.success_ratio = if ok + failed == 0 {
+            1.0
+        } else {
+            ok as f64 / (ok + failed) as f64
+        };
+        self.deliveries_per_s = self.deliveries as f64 / self.elapsed_s.max(0.001);
+        self.timeline.sort_by_key(|s| s.t_s);
+        self.peak_deliveries_per_s = self
+            .timeline
+            .iter()
+            .map(|s| s.deliveries_per_s)
+            .max()
+            .unwrap_or(0);
+        self.oversold = self.audits.iter().map(|a| a.max_oversold).sum();
+        self.leaked = self.audits.iter().map(|a| a.max_leaked).sum();
+    }
+
+    /// The summary table: the run, connections, deliveries and latencies, buyers, sequence
+    /// checks, nodes, audits, the hub's resources, the funnel, and every SLO.
     pub fn table(&self) -> String {
         let mut t = String::new();
-        let h = |j: &HistJson| {
-            format!(
-                "{:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9}",
-                j.p50_ms, j.p99_ms, j.p999_ms, j.max_ms, j.count
-            )
-        };
+        self.connections_table(&mut t);
+        self.latency_table(&mut t);
+        self.sequence_table(&mut t);
+        self.audit_table(&mut t);
+        if let Some(f) = &self.funnel {
+            self.funnel_table(&mut t, f);
+        }
+        for s in &self.slo_results {
+            let _ = writeln!(
+                t,
+                "SLO {:<20} target {:>10.3}  actual {:>10.3}  {}",
+                s.name,
+                s.target,
+                s.actual,
+                if s.ok { "ok" } else { "FAILED" }
+            );
+        }
+        t
+    }
+
+    /// The run's first line and its connections (with the top failure reasons).
+    fn connections_table(&self, t: &mut String) {
         let _ = writeln!(
             t,
             "scenario {} ({}, shard {}) in {:.1} s",
@@ -529,6 +574,16 @@ impl Report {
                 "  failed         … and {more} other reasons (all in the JSON report)"
             );
         }
+    }
+
+    /// Deliveries, the latency rows and the buyers' outcomes.
+    fn latency_table(&self, t: &mut String) {
+        let h = |j: &HistJson| {
+            format!(
+                "{:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9}",
+                j.p50_ms, j.p99_ms, j.p999_ms, j.max_ms, j.count
+            )
+        };
         let _ = writeln!(
             t,
             "deliveries       {} ({:.0}/s average, {}/s peak); comments sent {}",
@@ -549,6 +604,11 @@ impl Report {
             "buyers           reserved {}, ordered {}, released {}, rejected {:?}",
             self.reserved, self.ordered, self.released, self.rejected
         );
+    }
+
+    /// Lost, thinned and sequence figures with their samples, each node's line, and the close
+    /// codes and errors.
+    fn sequence_table(&self, t: &mut String) {
         let _ = writeln!(
             t,
             "lost events      {} (duplicates {}, resumes refused {})",
@@ -578,6 +638,10 @@ impl Report {
             "close codes      {:?}; errors {:?}",
             self.closes, self.errors
         );
+    }
+
+    /// Each deal's audit, the oversold and leaked totals, and the hub's memory and CPU.
+    fn audit_table(&self, t: &mut String) {
         for a in &self.audits {
             let _ = writeln!(
                 t,
@@ -604,20 +668,6 @@ impl Report {
                 self.hub_cpu_avg_pct.unwrap_or(0.0)
             );
         }
-        if let Some(f) = &self.funnel {
-            self.funnel_table(&mut t, f);
-        }
-        for s in &self.slo_results {
-            let _ = writeln!(
-                t,
-                "SLO {:<20} target {:>10.3}  actual {:>10.3}  {}",
-                s.name,
-                s.target,
-                s.actual,
-                if s.ok { "ok" } else { "FAILED" }
-            );
-        }
-        t
     }
 
     /// The funnel lines of the summary: each room's truth (total and per channel) and the

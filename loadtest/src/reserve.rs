@@ -8,10 +8,13 @@ use anyhow::Context;
 use clap::Args;
 use futures_util::{SinkExt, StreamExt};
 use livehub::auth::{Authenticator, Claims};
-use livehub::protocol::Role;
+use livehub::protocol::{ClientMsg, DealSpec, Id, Role};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::stats::percentile;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 #[derive(Debug, Args)]
 pub struct ReserveArgs {
@@ -29,89 +32,20 @@ pub struct ReserveArgs {
     secret: String,
 }
 
+/// Opens a deal big enough never to sell out, has `--buyers` viewers reserve one unit after
+/// another for `--duration` seconds, and prints the reserves per second and their latency.
 pub async fn run(a: ReserveArgs) -> anyhow::Result<()> {
     let auth = Authenticator::new(&a.secret, false);
     let exp = Some(livehub::clock::now_ms() / 1000 + 3600);
-    let deal = format!("bench{}", livehub::clock::now_ms());
-    let host = auth.mint(&Claims {
-        sub: "benchhost".into(),
-        name: None,
-        role: Role::Host,
-        room: a.room.clone(),
-        exp,
-        src: None,
-        aff: None,
-    })?;
-    let http = a.url[0].replacen("ws://", "http://", 1);
-    let body = serde_json::json!({"type": "deal_start", "deal": {"id": deal, "product_id": "p", "title": "Test product", "price_cents": 100,
-        "stock": 10_000_000, "per_user_limit": 10_000_000, "duration_ms": 3_600_000}});
-    let (status, text) = livehub::http_client::request(
-        "POST",
-        &format!("{http}/api/rooms/{}/commands", a.room),
-        Some(&host),
-        Some(body.to_string()),
-    )
-    .await?;
-    anyhow::ensure!(status == 200, "deal_start: HTTP {status} {text}");
+    let deal = Id::new(format!("bench{}", livehub::clock::now_ms())).map_err(anyhow::Error::msg)?;
+    start_deal(&a, &auth, exp, &deal).await?;
 
     let (go_tx, go_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
     for i in 0..a.buyers {
-        let token = auth.mint(&Claims {
-            sub: format!("buyer{i}"),
-            name: None,
-            role: Role::Viewer,
-            room: a.room.clone(),
-            exp,
-            src: None,
-            aff: None,
-        })?;
-        let url = format!(
-            "{}/ws/rooms/{}?token={token}",
-            a.url[i % a.url.len()].trim_end_matches('/'),
-            a.room
-        );
-        let mut ws = crate::stats::connect(url.as_str())
-            .await
-            .context("buyer connect")?;
-        ws.next().await;
-        let (mut go, deal, secs) = (go_rx.clone(), deal.clone(), a.duration);
-        tasks.push(tokio::spawn(async move {
-            let _ = go.changed().await;
-            let end = Instant::now() + Duration::from_secs(secs);
-            let (mut lat, mut ok, mut other) = (Vec::new(), 0u64, 0u64);
-            let mut n = 0u64;
-            while Instant::now() < end {
-                n += 1;
-                let frame =
-                    format!(r#"{{"type":"reserve","request_id":"q{n}","deal":"{deal}","qty":1}}"#);
-                let sent = Instant::now();
-                if ws.send(Message::text(frame)).await.is_err() {
-                    break;
-                }
-                loop {
-                    match ws.next().await {
-                        Some(Ok(Message::Text(t))) => {
-                            let s = t.as_str();
-                            if s.starts_with(r#"{"type":"reserved""#) {
-                                ok += 1;
-                            } else if s.starts_with(r#"{"type":"rejected""#)
-                                || s.starts_with(r#"{"type":"error""#)
-                            {
-                                other += 1;
-                            } else {
-                                continue;
-                            }
-                            lat.push(sent.elapsed().as_micros() as u64);
-                            break;
-                        }
-                        Some(Ok(_)) => continue,
-                        _ => return (lat, ok, other),
-                    }
-                }
-            }
-            (lat, ok, other)
-        }));
+        let ws = connect_buyer(&a, &auth, exp, i).await?;
+        let (go, deal, secs) = (go_rx.clone(), deal.clone(), a.duration);
+        tasks.push(tokio::spawn(reserve_until(ws, go, deal, secs)));
     }
     println!(
         "{} buyers connected; reserving for {} s",
@@ -139,4 +73,129 @@ pub async fn run(a: ReserveArgs) -> anyhow::Result<()> {
         all.last().copied().unwrap_or(0) as f64 / 1000.0
     );
     Ok(())
+}
+
+/// Starts `deal` (10,000,000 units, as many per buyer, for an hour) as the room's host.
+async fn start_deal(
+    a: &ReserveArgs,
+    auth: &Authenticator,
+    exp: Option<u64>,
+    deal: &Id,
+) -> anyhow::Result<()> {
+    let host = auth.mint(&Claims {
+        sub: "benchhost".into(),
+        name: None,
+        role: Role::Host,
+        room: a.room.clone(),
+        exp,
+        src: None,
+        aff: None,
+    })?;
+    let http = a.url[0].replacen("ws://", "http://", 1);
+    let start = ClientMsg::DealStart {
+        deal: DealSpec {
+            id: deal.clone(),
+            product_id: Id::new("p").map_err(anyhow::Error::msg)?,
+            title: Some("Test product".into()),
+            image_url: None,
+            price_cents: 100,
+            currency: "USD".into(),
+            stock: 10_000_000,
+            per_user_limit: 10_000_000,
+            duration_ms: 3_600_000,
+            commission_bps: 0,
+            affiliate_bps: 0,
+        },
+        request_id: None,
+    };
+    let (status, text) = livehub::http_client::request(
+        "POST",
+        &format!("{http}/api/rooms/{}/commands", a.room),
+        Some(&host),
+        Some(serde_json::to_string(&start)?),
+    )
+    .await?;
+    anyhow::ensure!(status == 200, "deal_start: HTTP {status} {text}");
+    Ok(())
+}
+
+/// Connects buyer `i` (round robin over the URLs) and reads its welcome.
+async fn connect_buyer(
+    a: &ReserveArgs,
+    auth: &Authenticator,
+    exp: Option<u64>,
+    i: usize,
+) -> anyhow::Result<Ws> {
+    let token = auth.mint(&Claims {
+        sub: format!("buyer{i}"),
+        name: None,
+        role: Role::Viewer,
+        room: a.room.clone(),
+        exp,
+        src: None,
+        aff: None,
+    })?;
+    let url = format!(
+        "{}/ws/rooms/{}?token={token}",
+        a.url[i % a.url.len()].trim_end_matches('/'),
+        a.room
+    );
+    let mut ws = crate::stats::connect(url.as_str())
+        .await
+        .context("buyer connect")?;
+    ws.next().await;
+    Ok(ws)
+}
+
+/// Once `go`, reserves one unit of `deal` at a time, each after the last one's answer, for
+/// `secs` seconds: the latencies (µs), the reserves granted and the other answers.
+async fn reserve_until(
+    mut ws: Ws,
+    mut go: tokio::sync::watch::Receiver<bool>,
+    deal: Id,
+    secs: u64,
+) -> (Vec<u64>, u64, u64) {
+    let _ = go.changed().await;
+    let end = Instant::now() + Duration::from_secs(secs);
+    let (mut lat, mut ok, mut other) = (Vec::new(), 0u64, 0u64);
+    let mut n = 0u64;
+    while Instant::now() < end {
+        n += 1;
+        let Ok(request_id) = Id::new(format!("q{n}")) else {
+            break;
+        };
+        let reserve = ClientMsg::Reserve {
+            request_id,
+            deal: deal.clone(),
+            qty: 1,
+        };
+        let Ok(frame) = serde_json::to_string(&reserve) else {
+            break;
+        };
+        let sent = Instant::now();
+        if ws.send(Message::text(frame)).await.is_err() {
+            break;
+        }
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    let s = t.as_str();
+                    if s.starts_with(r#"{"type":"reserved""#) {
+                        ok += 1;
+                    } else if s.starts_with(r#"{"type":"rejected""#)
+                        || s.starts_with(r#"{"type":"error""#)
+                    {
+                        other += 1;
+                    } else {
+                        continue;
+                    }
+                    lat.push(sent.elapsed().as_micros() as u64);
+                    break;
+                }
+                Some(Ok(_)) => continue,
+                _ => return (lat, ok, other),
+            }
+        }
+    }
+    (lat, ok, other)
 }
