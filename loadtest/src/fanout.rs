@@ -21,7 +21,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use futures_util::{SinkExt, StreamExt};
 use livehub::auth::{Authenticator, Claims};
-use livehub::protocol::Role;
+use livehub::protocol::{ClientMsg, Role};
 use parking_lot::Mutex;
 use serde::Serialize;
 use tokio_tungstenite::tungstenite::Message;
@@ -405,8 +405,11 @@ impl Room<'_> {
         match self.a.target {
             Target::Livehub => {
                 let pad = "x".repeat(self.a.size.saturating_sub(stamp_text.len() + 110));
-                serde_json::json!({"type": "comment", "text": format!("{stamp_text}{pad}")})
-                    .to_string()
+                let comment = ClientMsg::Comment {
+                    text: format!("{stamp_text}{pad}"),
+                    request_id: None,
+                };
+                serde_json::to_string(&comment).unwrap_or_default()
             }
             Target::Raw => {
                 let head = format!(
@@ -706,61 +709,7 @@ pub async fn run(a: FanoutArgs) -> anyhow::Result<bool> {
     let (mut tx, mut rx) = sender.split();
     // The sender's own copies are read and dropped so its socket never backs up.
     let drain = tokio::spawn(async move { while let Some(Ok(_)) = rx.next().await {} });
-    let mut steps = Vec::new();
-    let mut number = 0u64;
-    for (k, &rate) in a.rates.iter().enumerate() {
-        let (node_cpu0, server_cpu0) = pids.cpu();
-        let client_cpu0 = cpu_secs(std::process::id()).unwrap_or(0.0);
-        let s = send_step(&mut tx, &room, &shared, k, rate, &mut number).await;
-        tokio::time::sleep(Duration::from_secs(2)).await; // let this step's deliveries land
-        let (node_cpu1, server_cpu1) = pids.cpu();
-        // A lost sender fails the step even if what it sent was all delivered.
-        let sent_per_viewer = if s.sender_lost { s.total } else { s.sent };
-        let nodes: Vec<NodeResult> = (0..urls.len())
-            .map(|n| {
-                let cpu = node_cpu0[n].zip(node_cpu1[n]).map(|(c0, c1)| c1 - c0);
-                node_step(&shared, k, n, &urls[n], per_node[n], sent_per_viewer, cpu)
-            })
-            .collect();
-        let mut h = Hist::default();
-        for n in 0..urls.len() {
-            h.merge(&shared.hist(k, n));
-        }
-        let delivered = h.count();
-        let expected = sent_per_viewer * connected as u64;
-        let lost = expected.saturating_sub(delivered);
-        let duplicates = nodes.iter().map(|n| n.duplicates).sum();
-        let out_of_order = nodes.iter().map(|n| n.out_of_order).sum();
-        let step = Step {
-            rate,
-            sent: s.sent,
-            expected,
-            delivered,
-            lost,
-            duplicates,
-            out_of_order,
-            delivered_per_s: delivered as f64 / a.step_secs as f64,
-            p50_ms: h.ms(0.5),
-            p99_ms: h.ms(0.99),
-            max_ms: h.max_ms(),
-            held: lost == 0 && duplicates == 0 && out_of_order == 0 && h.ms(0.99) <= a.max_p99_ms,
-            server_cpu_us_per_delivery: server_cpu0
-                .zip(server_cpu1)
-                .and_then(|(c0, c1)| per_delivery(c1 - c0, delivered)),
-            client_cpu_us_per_delivery: per_delivery(
-                cpu_secs(std::process::id()).unwrap_or(0.0) - client_cpu0,
-                delivered,
-            )
-            .unwrap_or(0.0),
-            nodes,
-        };
-        print_step(&step);
-        let failed = !step.held;
-        steps.push(step);
-        if s.sender_lost || (failed && !a.keep_going) {
-            break;
-        }
-    }
+    let steps = play_steps(&mut tx, &room, &shared, &pids, &urls, &per_node).await;
     settle(&shared).await;
     drain.abort();
     let server_rss_kib = pids.rss_kib();
@@ -792,6 +741,109 @@ pub async fn run(a: FanoutArgs) -> anyhow::Result<bool> {
         std::fs::write(path, serde_json::to_string_pretty(&result)?)?;
     }
     Ok(result.sequence.same && any_held)
+}
+
+/// Plays `--rates` step by step until the sender is lost or (without `--keep-going`) a step
+/// fails, printing each step's line.
+async fn play_steps<S>(
+    tx: &mut S,
+    room: &Room<'_>,
+    shared: &Shared,
+    pids: &Pids,
+    urls: &[String],
+    per_node: &[usize],
+) -> Vec<Step>
+where
+    S: futures_util::Sink<Message> + Unpin,
+    S::Error: std::fmt::Display,
+{
+    let a = room.a;
+    let mut steps = Vec::new();
+    let mut number = 0u64;
+    for (k, &rate) in a.rates.iter().enumerate() {
+        let before = CpuMark::now(pids);
+        let s = send_step(tx, room, shared, k, rate, &mut number).await;
+        tokio::time::sleep(Duration::from_secs(2)).await; // let this step's deliveries land
+        let after = CpuMark::now(pids);
+        let step = measure_step(a, shared, urls, per_node, (k, rate), &s, (&before, &after));
+        print_step(&step);
+        let failed = !step.held;
+        steps.push(step);
+        if s.sender_lost || (failed && !a.keep_going) {
+            break;
+        }
+    }
+    steps
+}
+
+/// CPU seconds read at one moment: each node's hub, all hubs, and this process.
+struct CpuMark {
+    nodes: Vec<Option<f64>>,
+    server: Option<f64>,
+    client: f64,
+}
+
+impl CpuMark {
+    fn now(pids: &Pids) -> Self {
+        let (nodes, server) = pids.cpu();
+        CpuMark {
+            nodes,
+            server,
+            client: cpu_secs(std::process::id()).unwrap_or(0.0),
+        }
+    }
+}
+
+/// Step `k`'s figures (at `rate` msg/s), overall and per node, from what was sent and the
+/// CPU read `before` and `after` it.
+fn measure_step(
+    a: &FanoutArgs,
+    shared: &Shared,
+    urls: &[String],
+    per_node: &[usize],
+    (k, rate): (usize, u64),
+    s: &Sent,
+    (before, after): (&CpuMark, &CpuMark),
+) -> Step {
+    // A lost sender fails the step even if what it sent was all delivered.
+    let sent_per_viewer = if s.sender_lost { s.total } else { s.sent };
+    let nodes: Vec<NodeResult> = (0..urls.len())
+        .map(|n| {
+            let cpu = before.nodes[n].zip(after.nodes[n]).map(|(c0, c1)| c1 - c0);
+            node_step(shared, k, n, &urls[n], per_node[n], sent_per_viewer, cpu)
+        })
+        .collect();
+    let mut h = Hist::default();
+    for n in 0..urls.len() {
+        h.merge(&shared.hist(k, n));
+    }
+    let connected: usize = per_node.iter().sum();
+    let delivered = h.count();
+    let expected = sent_per_viewer * connected as u64;
+    let lost = expected.saturating_sub(delivered);
+    let duplicates = nodes.iter().map(|n| n.duplicates).sum();
+    let out_of_order = nodes.iter().map(|n| n.out_of_order).sum();
+    Step {
+        rate,
+        sent: s.sent,
+        expected,
+        delivered,
+        lost,
+        duplicates,
+        out_of_order,
+        delivered_per_s: delivered as f64 / a.step_secs as f64,
+        p50_ms: h.ms(0.5),
+        p99_ms: h.ms(0.99),
+        max_ms: h.max_ms(),
+        held: lost == 0 && duplicates == 0 && out_of_order == 0 && h.ms(0.99) <= a.max_p99_ms,
+        server_cpu_us_per_delivery: before
+            .server
+            .zip(after.server)
+            .and_then(|(c0, c1)| per_delivery(c1 - c0, delivered)),
+        client_cpu_us_per_delivery: per_delivery(after.client - before.client, delivered)
+            .unwrap_or(0.0),
+        nodes,
+    }
 }
 
 /// The run's summary: the ceiling, each node over the run, the sequence verdict; what failed

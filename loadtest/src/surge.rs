@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use futures_util::{SinkExt, StreamExt};
 use livehub::auth::{Authenticator, Claims};
-use livehub::protocol::Role;
+use livehub::protocol::{ClientMsg, Id, Role};
 use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::sync::Semaphore;
@@ -114,6 +114,29 @@ struct Shared {
 }
 
 impl Shared {
+    fn new(viewers: usize, concurrency: usize) -> Self {
+        Shared {
+            start: Instant::now(),
+            gate: Semaphore::new(concurrency.max(1)),
+            connected: AtomicU64::new(0),
+            connect_failed: AtomicU64::new(0),
+            connect_failures: crate::failures::Failures::default(),
+            last_connect_us: AtomicU64::new(0),
+            first_disconnect_us: AtomicU64::new(0),
+            disconnected: AtomicU64::new(0),
+            resumed: AtomicU64::new(0),
+            resume_refused: AtomicU64::new(0),
+            last_resume_us: AtomicU64::new(0),
+            resume_hist: Mutex::new(Hist::default()),
+            gaps: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            last_seq: (0..viewers).map(|_| AtomicU64::new(0)).collect(),
+            away: (0..viewers).map(|_| AtomicBool::new(false)).collect(),
+            host_last_seq: AtomicU64::new(0),
+            host_acked: AtomicU64::new(0),
+        }
+    }
+
     fn now_us(&self) -> u64 {
         self.start.elapsed().as_micros() as u64
     }
@@ -128,6 +151,46 @@ fn event_seq(frame: &[u8]) -> Option<u64> {
     number_after(frame, br#""seq":"#)
 }
 
+/// Viewer `i`'s welcome: a first join sets its position; a rejoin (`rejoining`, away since
+/// `away_since_us`) counts as resumed or refused and records how long it was away.
+fn on_welcome(shared: &Shared, i: usize, rejoining: bool, away_since_us: u64, p: &[u8]) {
+    let welcome_seq = number_after(p, br#""seq":"#).unwrap_or(0);
+    if !rejoining {
+        shared.last_seq[i].store(welcome_seq, Relaxed);
+        shared.connected.fetch_add(1, Relaxed);
+        shared.last_connect_us.fetch_max(shared.now_us(), Relaxed);
+        return;
+    }
+    let now = shared.now_us();
+    if memchr::memmem::find(p, br#""resumed":true"#).is_some() {
+        shared.resumed.fetch_add(1, Relaxed);
+    } else {
+        shared.resume_refused.fetch_add(1, Relaxed);
+        shared.last_seq[i].fetch_max(welcome_seq, Relaxed);
+    }
+    shared.away[i].store(false, Relaxed);
+    shared
+        .resume_hist
+        .lock()
+        .record(now.saturating_sub(away_since_us));
+    shared.last_resume_us.fetch_max(now, Relaxed);
+}
+
+/// Any later frame of viewer `i`: a durable event's seq counts a gap or a duplicate.
+fn on_event(shared: &Shared, i: usize, p: &[u8]) {
+    if let Some(seq) = event_seq(p) {
+        let last = shared.last_seq[i].load(Relaxed);
+        if seq > last + 1 {
+            shared.gaps.fetch_add(seq - last - 1, Relaxed);
+        } else if seq <= last {
+            shared.duplicates.fetch_add(1, Relaxed);
+        }
+        shared.last_seq[i].fetch_max(seq, Relaxed);
+    }
+}
+
+/// Viewer `i`: joins, reads until the connection is lost, and rejoins with `?since=` its last
+/// seq, for ever (the run aborts it).
 async fn viewer(shared: Arc<Shared>, i: usize, url: String) {
     let mut since: Option<u64> = None;
     let mut away_since_us = 0u64;
@@ -162,41 +225,9 @@ async fn viewer(shared: Arc<Shared>, i: usize, url: String) {
                     Frame::Close(_) => closed = true,
                     Frame::Data(p) if first_frame => {
                         first_frame = false;
-                        let welcome_seq = number_after(p, br#""seq":"#).unwrap_or(0);
-                        match since {
-                            None => {
-                                shared.last_seq[i].store(welcome_seq, Relaxed);
-                                shared.connected.fetch_add(1, Relaxed);
-                                shared.last_connect_us.fetch_max(shared.now_us(), Relaxed);
-                            }
-                            Some(_) => {
-                                let now = shared.now_us();
-                                if memchr::memmem::find(p, br#""resumed":true"#).is_some() {
-                                    shared.resumed.fetch_add(1, Relaxed);
-                                } else {
-                                    shared.resume_refused.fetch_add(1, Relaxed);
-                                    shared.last_seq[i].fetch_max(welcome_seq, Relaxed);
-                                }
-                                shared.away[i].store(false, Relaxed);
-                                shared
-                                    .resume_hist
-                                    .lock()
-                                    .record(now.saturating_sub(away_since_us));
-                                shared.last_resume_us.fetch_max(now, Relaxed);
-                            }
-                        }
+                        on_welcome(&shared, i, since.is_some(), away_since_us, p);
                     }
-                    Frame::Data(p) => {
-                        if let Some(seq) = event_seq(p) {
-                            let last = shared.last_seq[i].load(Relaxed);
-                            if seq > last + 1 {
-                                shared.gaps.fetch_add(seq - last - 1, Relaxed);
-                            } else if seq <= last {
-                                shared.duplicates.fetch_add(1, Relaxed);
-                            }
-                            shared.last_seq[i].fetch_max(seq, Relaxed);
-                        }
-                    }
+                    Frame::Data(p) => on_event(&shared, i, p),
                 })
                 .await;
             if closed || !matches!(r, Ok(true)) {
@@ -241,8 +272,13 @@ async fn host(shared: Arc<Shared>, url: String, every: Duration) {
         loop {
             tick.tick().await;
             n += 1;
-            let frame =
-                format!(r#"{{"type":"announce","text":"surge event {n}","request_id":"a{n}"}}"#);
+            let announce = ClientMsg::Announce {
+                text: format!("surge event {n}"),
+                request_id: Id::new(format!("a{n}")).ok(),
+            };
+            let Ok(frame) = serde_json::to_string(&announce) else {
+                break;
+            };
             if tx.send(Message::text(frame)).await.is_err() || reader.is_finished() {
                 break;
             }
@@ -251,6 +287,8 @@ async fn host(shared: Arc<Shared>, url: String, every: Duration) {
     }
 }
 
+/// Connects `--viewers`, has the host announce events, waits for the hub to go away and every
+/// viewer to resume, and says whether the SLOs held (also printed, and written to `--json`).
 pub async fn run(a: SurgeArgs) -> anyhow::Result<bool> {
     let base = a.url.trim_end_matches('/').to_owned();
     let room = format!("{}-{}", a.room, livehub::clock::now_ms() % 1_000_000);
@@ -266,29 +304,45 @@ pub async fn run(a: SurgeArgs) -> anyhow::Result<bool> {
     })?;
     let host_url = format!("{viewer_url}?token={token}");
     crate::stats::open_room(&base, &room, &Authenticator::new(&a.secret, false)).await?;
-    let shared = Arc::new(Shared {
-        start: Instant::now(),
-        gate: Semaphore::new(a.concurrency.max(1)),
-        connected: AtomicU64::new(0),
-        connect_failed: AtomicU64::new(0),
-        connect_failures: crate::failures::Failures::default(),
-        last_connect_us: AtomicU64::new(0),
-        first_disconnect_us: AtomicU64::new(0),
-        disconnected: AtomicU64::new(0),
-        resumed: AtomicU64::new(0),
-        resume_refused: AtomicU64::new(0),
-        last_resume_us: AtomicU64::new(0),
-        resume_hist: Mutex::new(Hist::default()),
-        gaps: AtomicU64::new(0),
-        duplicates: AtomicU64::new(0),
-        last_seq: (0..a.viewers).map(|_| AtomicU64::new(0)).collect(),
-        away: (0..a.viewers).map(|_| AtomicBool::new(false)).collect(),
-        host_last_seq: AtomicU64::new(0),
-        host_acked: AtomicU64::new(0),
-    });
+    let shared = Arc::new(Shared::new(a.viewers, a.concurrency));
     let mut tasks: Vec<_> = (0..a.viewers)
         .map(|i| tokio::spawn(viewer(Arc::clone(&shared), i, viewer_url.clone())))
         .collect();
+    let (connected, all_connected_secs) = await_connections(&shared, &a).await;
+    let every = Duration::from_secs_f64(1.0 / a.events_per_sec.max(0.1));
+    tasks.push(tokio::spawn(host(Arc::clone(&shared), host_url, every)));
+    // Let events flow before the restart.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    if let Some(path) = &a.ready_file {
+        std::fs::write(path, b"ready\n")?;
+        eprintln!("ready: restart the hub now");
+    }
+    let (restarted, all_resumed_secs) = await_restart(&shared, &a).await;
+    tokio::time::sleep(Duration::from_secs_f64(a.after_secs)).await;
+    // Stop the host, then give its last events time to arrive everywhere.
+    if let Some(h) = tasks.pop() {
+        h.abort();
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut r = result(&shared, &a, connected, all_connected_secs, restarted);
+    r.all_resumed_secs = all_resumed_secs;
+    for t in tasks {
+        t.abort();
+    }
+    r.slo_missed = missed_slos(&r, &a);
+    println!("{}", serde_json::to_string_pretty(&r)?);
+    if let Some(path) = &a.json {
+        std::fs::write(path, serde_json::to_string_pretty(&r)?)?;
+    }
+    for m in &r.slo_missed {
+        eprintln!("SLO missed: {m}");
+    }
+    Ok(r.slo_missed.is_empty())
+}
+
+/// Waits (at least 30 s, or `--connect-within-secs`) for every viewer's first welcome: how
+/// many connected, and when the last did if all did.
+async fn await_connections(shared: &Shared, a: &SurgeArgs) -> (u64, Option<f64>) {
     let n = a.viewers as u64;
     let connect_deadline = Duration::from_secs_f64(a.connect_within_secs.max(30.0));
     while shared.connected.load(Relaxed) < n && shared.start.elapsed() < connect_deadline {
@@ -301,65 +355,67 @@ pub async fn run(a: SurgeArgs) -> anyhow::Result<bool> {
         "{connected} of {n} viewers connected{}",
         all_connected_secs.map_or(String::new(), |s| format!(" in {s:.2} s"))
     );
-    let every = Duration::from_secs_f64(1.0 / a.events_per_sec.max(0.1));
-    tasks.push(tokio::spawn(host(Arc::clone(&shared), host_url, every)));
-    // Let events flow before the restart.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    if let Some(path) = &a.ready_file {
-        std::fs::write(path, b"ready\n")?;
-        eprintln!("ready: restart the hub now");
-    }
+    (connected, all_connected_secs)
+}
+
+/// Waits up to `--restart-wait-secs` for the hub to go away, then up to 60 s for every
+/// dropped viewer to be back: whether it went away, and how long after the first disconnect
+/// the last viewer was back (if all were).
+async fn await_restart(shared: &Shared, a: &SurgeArgs) -> (bool, Option<f64>) {
     let wait_until = Instant::now() + Duration::from_secs_f64(a.restart_wait_secs);
     while shared.first_disconnect_us.load(Relaxed) == 0 && Instant::now() < wait_until {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let first_down = shared.first_disconnect_us.load(Relaxed);
-    let restarted = first_down != 0;
+    if first_down == 0 {
+        return (false, None);
+    }
+    eprintln!(
+        "hub went away at {:.2} s; waiting for every viewer to resume",
+        first_down as f64 / 1e6
+    );
+    let n = a.viewers as u64;
     let mut all_resumed_secs = None;
-    if restarted {
-        eprintln!(
-            "hub went away at {:.2} s; waiting for every viewer to resume",
-            first_down as f64 / 1e6
-        );
-        let resume_deadline = Instant::now() + Duration::from_secs(60);
-        // Everyone who was dropped is back once nobody is away and the count matches.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        while Instant::now() < resume_deadline {
-            let away = shared.away.iter().filter(|a| a.load(Relaxed)).count();
-            let back = shared.resumed.load(Relaxed) + shared.resume_refused.load(Relaxed);
-            if away == 0 && back >= shared.disconnected.load(Relaxed).min(n) && back > 0 {
-                let last = shared.last_resume_us.load(Relaxed);
-                all_resumed_secs = Some(last.saturating_sub(first_down) as f64 / 1e6);
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+    let resume_deadline = Instant::now() + Duration::from_secs(60);
+    // Everyone who was dropped is back once nobody is away and the count matches.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    while Instant::now() < resume_deadline {
+        let away = shared.away.iter().filter(|a| a.load(Relaxed)).count();
+        let back = shared.resumed.load(Relaxed) + shared.resume_refused.load(Relaxed);
+        if away == 0 && back >= shared.disconnected.load(Relaxed).min(n) && back > 0 {
+            let last = shared.last_resume_us.load(Relaxed);
+            all_resumed_secs = Some(last.saturating_sub(first_down) as f64 / 1e6);
+            break;
         }
-        eprintln!(
-            "{} resumed, {} refused{}",
-            shared.resumed.load(Relaxed),
-            shared.resume_refused.load(Relaxed),
-            all_resumed_secs.map_or(" (not all back within 60 s)".into(), |s| format!(
-                "; all back {s:.2} s after the first disconnect"
-            ))
-        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(Duration::from_secs_f64(a.after_secs)).await;
-    // Stop the host, then give its last events time to arrive everywhere.
-    if let Some(h) = tasks.pop() {
-        h.abort();
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    eprintln!(
+        "{} resumed, {} refused{}",
+        shared.resumed.load(Relaxed),
+        shared.resume_refused.load(Relaxed),
+        all_resumed_secs.map_or(" (not all back within 60 s)".into(), |s| format!(
+            "; all back {s:.2} s after the first disconnect"
+        ))
+    );
+    (true, all_resumed_secs)
+}
+
+/// The run's figures once the host stopped and its last events landed (SLOs not judged yet).
+fn result(
+    shared: &Shared,
+    a: &SurgeArgs,
+    connected: u64,
+    all_connected_secs: Option<f64>,
+    restarted: bool,
+) -> SurgeResult {
     let last_acked_seq = shared.host_last_seq.load(Relaxed);
     let behind_at_end = shared
         .last_seq
         .iter()
         .filter(|s| s.load(Relaxed) < last_acked_seq)
         .count() as u64;
-    for t in tasks {
-        t.abort();
-    }
     let h = shared.resume_hist.lock().clone();
-    let mut r = SurgeResult {
+    SurgeResult {
         viewers: a.viewers,
         connected,
         connect_failed: shared.connect_failed.load(Relaxed),
@@ -369,7 +425,7 @@ pub async fn run(a: SurgeArgs) -> anyhow::Result<bool> {
         disconnected: shared.disconnected.load(Relaxed),
         resumed: shared.resumed.load(Relaxed),
         resume_refused: shared.resume_refused.load(Relaxed),
-        all_resumed_secs,
+        all_resumed_secs: None,
         resume_p50_ms: h.ms(0.5),
         resume_p99_ms: h.ms(0.99),
         resume_max_ms: h.max_ms(),
@@ -379,34 +435,36 @@ pub async fn run(a: SurgeArgs) -> anyhow::Result<bool> {
         duplicates: shared.duplicates.load(Relaxed),
         behind_at_end,
         slo_missed: Vec::new(),
-    };
+    }
+}
+
+/// The SLOs `r` missed, each named.
+fn missed_slos(r: &SurgeResult, a: &SurgeArgs) -> Vec<String> {
+    let n = a.viewers;
+    let mut out = Vec::new();
     let mut miss = |ok: bool, what: String| {
         if !ok {
-            r.slo_missed.push(what);
+            out.push(what);
         }
     };
     miss(
-        all_connected_secs.is_some_and(|s| s <= a.connect_within_secs),
+        r.all_connected_secs
+            .is_some_and(|s| s <= a.connect_within_secs),
         format!("all {n} connected within {} s", a.connect_within_secs),
     );
-    miss(restarted, "a hub restart was observed".into());
+    miss(r.restarted, "a hub restart was observed".into());
     miss(
-        all_resumed_secs.is_some_and(|s| s <= a.resume_within_secs) && r.resume_refused == 0,
+        r.all_resumed_secs
+            .is_some_and(|s| s <= a.resume_within_secs)
+            && r.resume_refused == 0,
         format!(
             "all resumed within {} s, none refused",
             a.resume_within_secs
         ),
     );
     miss(
-        r.gaps == 0 && r.behind_at_end == 0 && last_acked_seq > 0,
+        r.gaps == 0 && r.behind_at_end == 0 && r.last_acked_seq > 0,
         "no event missed".into(),
     );
-    println!("{}", serde_json::to_string_pretty(&r)?);
-    if let Some(path) = &a.json {
-        std::fs::write(path, serde_json::to_string_pretty(&r)?)?;
-    }
-    for m in &r.slo_missed {
-        eprintln!("SLO missed: {m}");
-    }
-    Ok(r.slo_missed.is_empty())
+    out
 }
