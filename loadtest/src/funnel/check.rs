@@ -9,7 +9,7 @@ use livehub::auth::{Authenticator, Claims};
 use livehub::protocol::{ClientMsg, Role};
 use serde::{Deserialize, Serialize};
 
-use super::compare::compare;
+use super::compare::{compare, read};
 use super::fetch;
 use super::truth::{self, RoomTruth, Terms, ViewerFacts, Window};
 use crate::trace::{Action, Event};
@@ -43,9 +43,12 @@ impl FunnelReport {
         for (room, c) in &self.rooms {
             match (&c.error, &c.hub) {
                 (Some(e), _) => lines.push(format!("room {room}: {e}")),
-                (None, Some(hub)) => {
-                    lines.extend(compare(room, &c.truth, hub).iter().map(ToString::to_string))
-                }
+                (None, Some(hub)) => match read(hub) {
+                    Ok(f) => {
+                        lines.extend(compare(room, &c.truth, &f).iter().map(ToString::to_string))
+                    }
+                    Err(e) => lines.push(format!("room {room}: {e}")),
+                },
                 (None, None) => lines.push(format!("room {room}: no funnel reading")),
             }
         }
@@ -58,8 +61,7 @@ impl FunnelReport {
         for (room, c) in &o.rooms {
             let mine = self.rooms.entry(room.clone()).or_default();
             mine.truth.absorb(&c.truth);
-            let at =
-                |h: &Option<serde_json::Value>| h.as_ref().and_then(|v| v["generated_at"].as_u64());
+            let at = |h: &Option<serde_json::Value>| Some(read(h.as_ref()?).ok()?.generated_at);
             if c.hub.is_some() && (mine.hub.is_none() || at(&c.hub) > at(&mine.hub)) {
                 mine.hub = c.hub.clone();
                 mine.error = None;
@@ -96,8 +98,8 @@ pub fn terms_of(events: &[Event]) -> BTreeMap<String, BTreeMap<String, Terms>> {
 
 /// Whether a reading shows the room was used before this run.
 fn activity(v: &serde_json::Value) -> Option<String> {
-    let t = &v["total"];
-    let (viewers, orders) = (t["viewers"].as_u64()?, t["orders"].as_u64().unwrap_or(0));
+    let t = read(v).ok()?.total;
+    let (viewers, orders) = (t.viewers?, t.orders);
     (viewers > 0 || orders > 0).then(|| {
         format!(
             "the room was not fresh: before this run the hub had already counted {viewers} viewers and {orders} orders in it, so its funnel cannot be compared with this run's (use a fresh hub or another room_prefix)"

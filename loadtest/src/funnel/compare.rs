@@ -1,5 +1,7 @@
 //! The hub's funnel reply against the run's ground truth: a pure function, so every rule is
-//! tested with crafted inputs.
+//! tested with crafted inputs. The reply is read with the hub's own view types
+//! ([`RoomFunnel`], [`read`]), leniently as the funnel contract asks: a field the hub left out
+//! reads as zero (a room or channel row without `viewers` or `engaged` shows as `missing`).
 //!
 //! Rules (funnel-spec.md's exactness rules, plus the clients' timing allowance):
 //! - `orders`, `units`, `gmv_cents`, `sold_out_taps` and every creator's `role`, `orders`,
@@ -8,14 +10,23 @@
 //!   2% of it from 1,000 on ([`user_tolerance`]).
 //! - `engaged`, `exposed`: the same, plus the count of borderline users (module `truth`).
 //! - Rows compared: the total, every channel, every deal and every deal's channel, every
-//!   creator, taken from both sides: a row one side lacks is all zeros there. A field missing
-//!   from a row the hub sent is a mismatch.
+//!   creator, taken from both sides: a row one side lacks is all zeros there.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
+use livehub::commerce::Channel;
+use livehub::funnel::view::{CreatorRow, RoomFunnel, StageRow};
+use serde::Deserialize;
 use serde_json::Value;
 
-use super::truth::{RoomTruth, Stage};
+use super::truth::{CreatorTruth, DealTruth, RoomTruth, Stage};
+
+/// The hub's funnel document `v` read with the hub's own types; the error says why it is not
+/// one.
+pub fn read(v: &Value) -> Result<RoomFunnel, String> {
+    RoomFunnel::deserialize(v)
+        .map_err(|e| format!("the hub's funnel reply does not read as a funnel document: {e}"))
+}
 
 /// One field where the hub and the truth disagree beyond what is allowed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,7 +35,7 @@ pub struct Mismatch {
     /// `total`, `channel paid`, `deal d1`, `deal d1 channel paid`, `creator ana`.
     pub scope: String,
     pub field: String,
-    /// The hub's value as sent (`missing` when absent).
+    /// The hub's value as read (`missing` when a row lacks `viewers` or `engaged`).
     pub hub: String,
     pub expected: String,
     /// The difference that would have been allowed.
@@ -102,6 +113,34 @@ fn value_of(s: &Stage, field: &str) -> (u64, Rule) {
     }
 }
 
+/// The hub's `field` of `row` (none: a row that does not count `viewers` or `engaged`).
+fn hub_of(row: &StageRow, field: &str) -> Option<u64> {
+    match field {
+        "viewers" => row.viewers,
+        "engaged" => row.engaged,
+        "exposed" => Some(row.exposed),
+        "tapped" => Some(row.tapped),
+        "held" => Some(row.held),
+        "ordered" => Some(row.ordered),
+        "units" => Some(row.units),
+        "gmv_cents" => Some(row.gmv_cents),
+        "sold_out_taps" => Some(row.sold_out_taps),
+        _ => Some(row.orders),
+    }
+}
+
+/// A creator's `field` (`orders`, `units`, `gmv_cents`, `commission_cents`) on the hub's side
+/// and in the truth.
+fn creator_field(row: Option<&CreatorRow>, t: &CreatorTruth, field: &str) -> (Option<u64>, u64) {
+    let e = row.map(|r| r.earning);
+    match field {
+        "orders" => (e.map(|e| e.sales.orders), t.orders),
+        "units" => (e.map(|e| e.sales.units), t.units),
+        "gmv_cents" => (e.map(|e| e.sales.gmv_cents), t.gmv_cents),
+        _ => (e.map(|e| e.commission_cents), t.commission_cents),
+    }
+}
+
 struct Out<'a> {
     room: &'a str,
     list: Vec<Mismatch>,
@@ -119,133 +158,146 @@ impl Out<'_> {
         });
     }
 
-    /// One number: `row` is the hub's row (`None`: absent, so zeros).
-    fn number(&mut self, scope: &str, field: &str, row: Option<&Value>, expected: u64, rule: Rule) {
+    /// One number: `hub` is the hub's value, `Some(None)` when its row lacks the field, and
+    /// `None` when the row is absent (so zero).
+    fn number(
+        &mut self,
+        scope: &str,
+        field: &str,
+        hub: Option<Option<u64>>,
+        expected: u64,
+        rule: Rule,
+    ) {
         let allowed = match rule {
             Rule::Exact => 0,
             Rule::Users => user_tolerance(expected),
             Rule::Timed(border) => user_tolerance(expected) + border,
         };
-        let hub = match row {
-            None => Some(0),
-            Some(r) => r.get(field).and_then(Value::as_u64),
-        };
-        match hub {
+        match hub.unwrap_or(Some(0)) {
             Some(h) if h.abs_diff(expected) <= allowed => {}
             Some(h) => self.push(scope, field, h.to_string(), expected.to_string(), allowed),
-            None => {
-                let shown = row
-                    .and_then(|r| r.get(field))
-                    .map_or("missing".to_owned(), Value::to_string);
-                self.push(scope, field, shown, expected.to_string(), allowed);
+            None => self.push(
+                scope,
+                field,
+                "missing".into(),
+                expected.to_string(),
+                allowed,
+            ),
+        }
+    }
+
+    fn stage(&mut self, scope: &str, fields: &[&str], row: Option<&StageRow>, truth: &Stage) {
+        for field in fields {
+            let (expected, rule) = value_of(truth, field);
+            self.number(scope, field, row.map(|r| hub_of(r, field)), expected, rule);
+        }
+    }
+
+    /// The channel rows of one scope (`prefix` is `""` or `"deal d1 "`): every channel either
+    /// side has.
+    fn channels(
+        &mut self,
+        prefix: &str,
+        fields: &[&str],
+        hub: Option<&BTreeMap<Channel, StageRow>>,
+        truth: &BTreeMap<String, Stage>,
+    ) {
+        let by_name: BTreeMap<&str, &StageRow> = hub
+            .into_iter()
+            .flatten()
+            .map(|(c, r)| (c.as_str(), r))
+            .collect();
+        let names: BTreeSet<&str> = by_name
+            .keys()
+            .copied()
+            .chain(truth.keys().map(String::as_str))
+            .collect();
+        let zero = Stage::default();
+        for c in names {
+            let t = truth.get(c).unwrap_or(&zero);
+            self.stage(
+                &format!("{prefix}channel {c}"),
+                fields,
+                by_name.get(c).copied(),
+                t,
+            );
+        }
+    }
+
+    /// Every deal either side has, and each deal's channels.
+    fn deals(&mut self, hub: &RoomFunnel, truth: &RoomTruth) {
+        let deals: BTreeSet<&String> = hub.deals.keys().chain(truth.deals.keys()).collect();
+        let no_deal = DealTruth::default();
+        for d in deals {
+            let row = hub.deals.get(d);
+            let t = truth.deals.get(d).unwrap_or(&no_deal);
+            self.stage(
+                &format!("deal {d}"),
+                DEAL_FIELDS,
+                row.map(|r| &r.row),
+                &t.stage,
+            );
+            let prefix = format!("deal {d} ");
+            self.channels(&prefix, DEAL_FIELDS, row.map(|r| &r.channels), &t.channels);
+        }
+    }
+
+    /// Every creator either side has: role (when the truth knows it) and earnings, exactly.
+    fn creators(&mut self, hub: &RoomFunnel, truth: &RoomTruth) {
+        let creators: BTreeSet<&String> =
+            hub.creators.keys().chain(truth.creators.keys()).collect();
+        let nobody = CreatorTruth::default();
+        for name in creators {
+            let row = hub.creators.get(name);
+            let t = truth.creators.get(name).unwrap_or(&nobody);
+            let scope = format!("creator {name}");
+            if let Some(r) = row
+                && !t.role.is_empty()
+                && r.role != t.role
+            {
+                let role = if r.role.is_empty() {
+                    "missing"
+                } else {
+                    &r.role
+                };
+                self.push(&scope, "role", role.into(), t.role.clone(), 0);
+            }
+            for field in ["orders", "units", "gmv_cents", "commission_cents"] {
+                let (h, expected) = creator_field(row, t, field);
+                self.number(&scope, field, h.map(Some), expected, Rule::Exact);
             }
         }
     }
-
-    fn stage(&mut self, scope: &str, fields: &[&str], row: Option<&Value>, truth: &Stage) {
-        for field in fields {
-            let (expected, rule) = value_of(truth, field);
-            self.number(scope, field, row, expected, rule);
-        }
-    }
-}
-
-/// The keys of the object at `v[key]` (none when absent or not an object).
-fn keys(v: &Value, key: &str) -> BTreeSet<String> {
-    v.get(key)
-        .and_then(Value::as_object)
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default()
 }
 
 /// Every field of the hub's funnel reply `hub` for `room` that differs from `truth` beyond the
-/// rules above, in a stable order (total, channels, deals, creators). Empty: they agree.
-pub fn compare(room: &str, truth: &RoomTruth, hub: &Value) -> Vec<Mismatch> {
+/// rules above, in a stable order (engaged_ms, total, channels, deals, creators). Empty: they
+/// agree.
+pub fn compare(room: &str, truth: &RoomTruth, hub: &RoomFunnel) -> Vec<Mismatch> {
     let mut out = Out {
         room,
         list: Vec::new(),
     };
-    match hub.get("engaged_ms").and_then(Value::as_u64) {
-        Some(ms) if ms == truth.engaged_ms => {}
-        other => {
-            let shown = other.map_or("missing".to_owned(), |ms| ms.to_string());
-            out.push(
-                "reply",
-                "engaged_ms",
-                shown,
-                truth.engaged_ms.to_string(),
-                0,
-            );
-        }
+    if hub.engaged_ms != truth.engaged_ms {
+        let shown = hub.engaged_ms.to_string();
+        out.push(
+            "reply",
+            "engaged_ms",
+            shown,
+            truth.engaged_ms.to_string(),
+            0,
+        );
     }
-    match hub.get("total") {
-        Some(total) => out.stage("total", ROOM_FIELDS, Some(total), &truth.total),
-        None => out.push("total", "(row)", "missing".into(), "a row".into(), 0),
-    }
-    let zero = Stage::default();
-    let channels = keys(hub, "channels")
-        .into_iter()
-        .chain(truth.channels.keys().cloned())
-        .collect::<BTreeSet<_>>();
-    for c in channels {
-        let row = hub.get("channels").and_then(|m| m.get(&c));
-        let t = truth.channels.get(&c).unwrap_or(&zero);
-        out.stage(&format!("channel {c}"), ROOM_FIELDS, row, t);
-    }
-    let deals = keys(hub, "deals")
-        .into_iter()
-        .chain(truth.deals.keys().cloned())
-        .collect::<BTreeSet<_>>();
-    let no_deal = Default::default();
-    for d in deals {
-        let row = hub.get("deals").and_then(|m| m.get(&d));
-        let t = truth.deals.get(&d).unwrap_or(&no_deal);
-        out.stage(&format!("deal {d}"), DEAL_FIELDS, row, &t.stage);
-        let chans = row
-            .map(|r| keys(r, "channels"))
-            .unwrap_or_default()
-            .into_iter()
-            .chain(t.channels.keys().cloned())
-            .collect::<BTreeSet<_>>();
-        for c in chans {
-            let crow = row.and_then(|r| r.get("channels")).and_then(|m| m.get(&c));
-            let ct = t.channels.get(&c).unwrap_or(&zero);
-            out.stage(&format!("deal {d} channel {c}"), DEAL_FIELDS, crow, ct);
-        }
-    }
-    let creators = keys(hub, "creators")
-        .into_iter()
-        .chain(truth.creators.keys().cloned())
-        .collect::<BTreeSet<_>>();
-    let nobody = Default::default();
-    for name in creators {
-        let row = hub.get("creators").and_then(|m| m.get(&name));
-        let t = truth.creators.get(&name).unwrap_or(&nobody);
-        let scope = format!("creator {name}");
-        if let Some(r) = row
-            && !t.role.is_empty()
-        {
-            let role = r.get("role").and_then(Value::as_str).unwrap_or("missing");
-            if role != t.role {
-                out.push(&scope, "role", role.into(), t.role.clone(), 0);
-            }
-        }
-        for (field, expected) in [
-            ("orders", t.orders),
-            ("units", t.units),
-            ("gmv_cents", t.gmv_cents),
-            ("commission_cents", t.commission_cents),
-        ] {
-            out.number(&scope, field, row, expected, Rule::Exact);
-        }
-    }
+    out.stage("total", ROOM_FIELDS, Some(&hub.total), &truth.total);
+    out.channels("", ROOM_FIELDS, Some(&hub.channels), &truth.channels);
+    out.deals(hub, truth);
+    out.creators(hub, truth);
     out.list
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::funnel::truth::{CreatorTruth, DealTruth};
 
     fn row(s: &Stage) -> Value {
         serde_json::json!({"viewers": s.viewers, "engaged": s.engaged, "exposed": s.exposed,
@@ -277,6 +329,10 @@ mod tests {
                 "units": c.units, "gmv_cents": c.gmv_cents, "commission_cents": c.commission_cents});
         }
         v
+    }
+
+    fn cmp(t: &RoomTruth, hub: &Value) -> Vec<Mismatch> {
+        compare("soak-0", t, &read(hub).expect("a funnel document"))
     }
 
     fn stage(users: u64, orders: u64, price: u64) -> Stage {
@@ -327,7 +383,7 @@ mod tests {
     #[test]
     fn an_exact_match_passes() {
         let t = truth(500);
-        assert_eq!(compare("soak-0", &t, &reply(&t)), vec![]);
+        assert_eq!(cmp(&t, &reply(&t)), vec![]);
     }
 
     #[test]
@@ -335,7 +391,7 @@ mod tests {
         let t = truth(500);
         let mut hub = reply(&t);
         hub["channels"]["paid"]["gmv_cents"] = 5996.into();
-        let m = compare("soak-0", &t, &hub);
+        let m = cmp(&t, &hub);
         assert_eq!(m.len(), 1, "{m:?}");
         assert_eq!(
             m[0].to_string(),
@@ -350,9 +406,9 @@ mod tests {
         hub["total"]["viewers"] = 5075.into();
         hub["channels"]["paid"]["viewers"] = 4925.into();
         hub["deals"]["d1"]["exposed"] = 5070.into();
-        assert_eq!(compare("soak-0", &t, &hub), vec![]);
+        assert_eq!(cmp(&t, &hub), vec![]);
         hub["total"]["viewers"] = 5101.into();
-        let m = compare("soak-0", &t, &hub);
+        let m = cmp(&t, &hub);
         assert_eq!(m.len(), 1, "{m:?}");
         assert_eq!(m[0].allowed, 100);
     }
@@ -362,7 +418,7 @@ mod tests {
         let t = truth(500);
         let mut hub = reply(&t);
         hub["total"]["viewers"] = 499.into();
-        let m = compare("soak-0", &t, &hub);
+        let m = cmp(&t, &hub);
         assert_eq!(m.len(), 1);
         assert_eq!(
             m[0].to_string(),
@@ -376,13 +432,10 @@ mod tests {
         t.total.exposed_borderline = 2;
         let mut hub = reply(&t);
         hub["total"]["exposed"] = 502.into();
-        assert_eq!(compare("soak-0", &t, &hub), vec![]);
+        assert_eq!(cmp(&t, &hub), vec![]);
         hub["total"]["exposed"] = 503.into();
         hub["total"]["tapped"] = 251.into();
-        let fields: Vec<String> = compare("soak-0", &t, &hub)
-            .into_iter()
-            .map(|m| m.field)
-            .collect();
+        let fields: Vec<String> = cmp(&t, &hub).into_iter().map(|m| m.field).collect();
         assert_eq!(fields, ["exposed", "tapped"]);
     }
 
@@ -391,12 +444,12 @@ mod tests {
         let t = truth(500);
         let mut hub = reply(&t);
         hub["channels"]["live"] = row(&Stage::default());
-        assert_eq!(compare("soak-0", &t, &hub), vec![]);
+        assert_eq!(cmp(&t, &hub), vec![]);
         hub["channels"]["live"]["orders"] = 1.into();
-        assert_eq!(compare("soak-0", &t, &hub).len(), 1);
+        assert_eq!(cmp(&t, &hub).len(), 1);
         let mut hub = reply(&t);
         hub["deals"].as_object_mut().unwrap().remove("d1");
-        let m = compare("soak-0", &t, &hub);
+        let m = cmp(&t, &hub);
         assert!(
             m.iter()
                 .any(|m| m.to_string() == "room soak-0 deal d1 gmv_cents hub 0 expected 5997"),
@@ -411,10 +464,7 @@ mod tests {
         hub["creators"]["h-soak-0"]["commission_cents"] = 598.into();
         hub["creators"]["h-soak-0"]["role"] = "both".into();
         hub["creators"]["bo"] = serde_json::json!({"role": "affiliate", "orders": 1, "units": 1, "gmv_cents": 1999, "commission_cents": 0});
-        let m: Vec<String> = compare("soak-0", &t, &hub)
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let m: Vec<String> = cmp(&t, &hub).iter().map(ToString::to_string).collect();
         assert_eq!(
             m,
             [
@@ -428,14 +478,24 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_field_is_a_mismatch() {
+    fn a_field_left_out_reads_as_zero_as_the_contract_says() {
         let t = truth(500);
         let mut hub = reply(&t);
         hub["total"].as_object_mut().unwrap().remove("orders");
-        let m = compare("soak-0", &t, &hub);
+        hub["total"].as_object_mut().unwrap().remove("viewers");
+        let m: Vec<String> = cmp(&t, &hub).iter().map(ToString::to_string).collect();
         assert_eq!(
-            m[0].to_string(),
-            "room soak-0 total orders hub missing expected 3"
+            m,
+            [
+                "room soak-0 total viewers hub missing expected 500",
+                "room soak-0 total orders hub 0 expected 3",
+            ]
         );
+    }
+
+    #[test]
+    fn a_reply_that_is_not_a_funnel_document_says_so() {
+        let e = read(&serde_json::json!({"total": {"orders": "three"}})).unwrap_err();
+        assert!(e.contains("does not read as a funnel document"), "{e}");
     }
 }

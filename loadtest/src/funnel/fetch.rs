@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::compare::compare;
+use super::compare::{compare, read};
 use super::truth::RoomTruth;
+use livehub::funnel::view::RoomFunnel;
 
 /// Wait before the first reading: 2.5 flush intervals of the default 1 s.
 pub const SETTLE: Duration = Duration::from_millis(2500);
@@ -98,6 +99,14 @@ pub async fn get(http: &str, room: &str, token: &str) -> Reading {
     }
 }
 
+/// The `engaged_ms` a reading says (the hub's default when it is absent or unreadable).
+fn engaged_ms(funnel: Option<&Result<RoomFunnel, String>>) -> u64 {
+    match funnel {
+        Some(Ok(f)) if f.engaged_ms > 0 => f.engaged_ms,
+        _ => DEFAULT_ENGAGED_MS,
+    }
+}
+
 /// The reply without its `generated_at`, to tell whether the counters still move.
 fn settled_part(v: &Value) -> Value {
     let mut v = v.clone();
@@ -119,19 +128,15 @@ pub async fn settle(
     let mut previous: Option<Value> = None;
     loop {
         let reading = get(http, room, token).await;
-        let truth = truth_for(
-            reading
-                .as_ref()
-                .ok()
-                .and_then(|v| v["engaged_ms"].as_u64())
-                .unwrap_or(DEFAULT_ENGAGED_MS),
-        );
-        let done = match &reading {
-            Ok(v) => {
-                compare(room, &truth, v).is_empty() || previous.as_ref() == Some(&settled_part(v))
+        let funnel = reading.as_ref().ok().map(read);
+        let truth = truth_for(engaged_ms(funnel.as_ref()));
+        let done = match (&reading, &funnel) {
+            (Ok(v), Some(Ok(f))) => {
+                compare(room, &truth, f).is_empty() || previous.as_ref() == Some(&settled_part(v))
             }
+            (Ok(v), _) => previous.as_ref() == Some(&settled_part(v)),
             // No endpoint, or not allowed: asking again will not change that.
-            Err(e) => e.permanent,
+            (Err(e), _) => e.permanent,
         };
         if done || tokio::time::Instant::now() + POLL > deadline {
             return (truth, reading);

@@ -219,6 +219,20 @@ pub fn tally(
         ..RoomTruth::default()
     };
     for v in viewers.iter().filter(|v| v.welcomed) {
+        t.viewer(v, terms, windows);
+    }
+    t
+}
+
+impl RoomTruth {
+    /// Adds one welcomed viewer: its deal rows deal by deal, then its room and channel row
+    /// ("any deal").
+    fn viewer(
+        &mut self,
+        v: &ViewerFacts,
+        terms: &BTreeMap<String, Terms>,
+        windows: &BTreeMap<String, Window>,
+    ) {
         let channel = v.who.counted_channel().as_str().to_owned();
         let mut row = Stage {
             viewers: 1,
@@ -230,9 +244,8 @@ pub fn tally(
             .map(|(a, b)| b.saturating_sub(*a))
             .sum::<u64>()
             / 1000;
-        row.engaged = u64::from(connected_ms >= engaged_ms);
-        row.engaged_borderline = u64::from(connected_ms.abs_diff(engaged_ms) <= BORDER_MS);
-        // Deal by deal, then "any deal" for the room and channel rows.
+        row.engaged = u64::from(connected_ms >= self.engaged_ms);
+        row.engaged_borderline = u64::from(connected_ms.abs_diff(self.engaged_ms) <= BORDER_MS);
         let deals: BTreeSet<&String> = v
             .exposed
             .iter()
@@ -257,48 +270,61 @@ pub fn tally(
                 sold_out_taps: v.sold_out_taps.get(deal).copied().unwrap_or(0),
                 ..Stage::default()
             };
-            for o in v.orders.iter().filter(|o| &o.deal == deal) {
-                let total = o.qty * o.price_cents;
-                d.order(total, o.qty);
-                if let Some(terms) = terms.get(deal) {
-                    t.creators.entry(terms.host.clone()).or_default().earn(
-                        "host",
-                        total,
-                        o.qty,
-                        terms.commission_bps,
-                    );
-                }
-                if let Some(aff) = v.who.earning_aff() {
-                    let bps = terms.get(deal).map_or(0, |t| t.affiliate_bps);
-                    t.creators.entry(aff.to_owned()).or_default().earn(
-                        "affiliate",
-                        total,
-                        o.qty,
-                        bps,
-                    );
-                }
-            }
-            d.ordered = u64::from(d.orders > 0);
+            self.orders(v, deal, terms.get(deal), &mut d);
             if d == Stage::default() {
                 continue;
             }
-            row.exposed |= d.exposed;
-            row.tapped |= d.tapped;
-            row.held |= d.held;
-            row.ordered |= d.ordered;
-            row.sold_out_taps += d.sold_out_taps;
-            row.orders += d.orders;
-            row.units += d.units;
-            row.gmv_cents += d.gmv_cents;
-            let dt = t.deals.entry(deal.clone()).or_default();
+            row.any_deal(&d);
+            let dt = self.deals.entry(deal.clone()).or_default();
             dt.stage.absorb(&d);
             dt.channels.entry(channel.clone()).or_default().absorb(&d);
         }
         row.exposed_borderline = u64::from(maybe_exposed && !surely_exposed);
-        t.total.absorb(&row);
-        t.channels.entry(channel).or_default().absorb(&row);
+        self.total.absorb(&row);
+        self.channels.entry(channel).or_default().absorb(&row);
     }
-    t
+
+    /// Adds `v`'s orders of `deal` to its deal row `d`, and what each paid its host creator and
+    /// its signed affiliate (on `terms`, when the host sent them).
+    fn orders(&mut self, v: &ViewerFacts, deal: &str, terms: Option<&Terms>, d: &mut Stage) {
+        for o in v.orders.iter().filter(|o| o.deal == deal) {
+            let total = o.qty * o.price_cents;
+            d.order(total, o.qty);
+            if let Some(terms) = terms {
+                self.creators.entry(terms.host.clone()).or_default().earn(
+                    "host",
+                    total,
+                    o.qty,
+                    terms.commission_bps,
+                );
+            }
+            if let Some(aff) = v.who.earning_aff() {
+                let bps = terms.map_or(0, |t| t.affiliate_bps);
+                self.creators.entry(aff.to_owned()).or_default().earn(
+                    "affiliate",
+                    total,
+                    o.qty,
+                    bps,
+                );
+            }
+        }
+        d.ordered = u64::from(d.orders > 0);
+    }
+}
+
+impl Stage {
+    /// Folds one deal's row of a user into the user's room row: a stage reached on any deal
+    /// counts once, money and taps add up.
+    fn any_deal(&mut self, d: &Stage) {
+        self.exposed |= d.exposed;
+        self.tapped |= d.tapped;
+        self.held |= d.held;
+        self.ordered |= d.ordered;
+        self.sold_out_taps += d.sold_out_taps;
+        self.orders += d.orders;
+        self.units += d.units;
+        self.gmv_cents += d.gmv_cents;
+    }
 }
 
 #[cfg(test)]
