@@ -535,7 +535,19 @@ struct Requests {
     /// The deal of each reserve sent, by request_id (a `rejected` does not name it).
     reserve_deal: HashMap<String, String>,
     /// Commands sent with a numbered request_id (`k<N>` comments, `hc<N>` host commands).
-    n: u64,
+    numbered: u64,
+}
+
+impl Requests {
+    /// The deferred reserves whose deal is now on screen, taken out of `deferred`.
+    fn take_ready(&mut self) -> Vec<Action> {
+        let seen = &self.seen_deals;
+        let (now, later) = std::mem::take(&mut self.deferred)
+            .into_iter()
+            .partition(|a| matches!(a, Action::Reserve { deal, .. } if seen.contains(deal)));
+        self.deferred = later;
+        now
+    }
 }
 
 /// The viewer's funnel facts, when the run checks the funnel.
@@ -665,13 +677,7 @@ impl Client {
                 }
                 read = async { match self.conn.ws.as_mut() { Some(ws) => ws.fill().await, None => std::future::pending().await } } => {
                     self.on_read(read);
-                    let ready: Vec<Action> = {
-                        let seen = &self.buy.seen_deals;
-                        let (now, later) = std::mem::take(&mut self.buy.deferred).into_iter().partition(|a| matches!(a, Action::Reserve { deal, .. } if seen.contains(deal)));
-                        self.buy.deferred = later;
-                        now
-                    };
-                    for a in ready {
+                    for a in self.buy.take_ready() {
                         self.act(&a).await;
                     }
                 }
@@ -851,10 +857,10 @@ impl Client {
             return;
         }
         self.record(action);
-        self.buy.n += 1;
+        self.buy.numbered += 1;
         let comment = ClientMsg::Comment {
             text: format!("[t={}] {text}", self.shared.now_us()),
-            request_id: id(format!("k{}", self.buy.n)),
+            request_id: id(format!("k{}", self.buy.numbered)),
         };
         if self.send(&comment).await {
             self.shared.m.comments_sent.fetch_add(1, Relaxed);
@@ -924,8 +930,8 @@ impl Client {
             return;
         }
         self.record(action);
-        self.buy.n += 1;
-        let numbered = with_request_id(command.clone(), id(format!("hc{}", self.buy.n)));
+        self.buy.numbered += 1;
+        let numbered = with_request_id(command.clone(), id(format!("hc{}", self.buy.numbered)));
         self.send(&numbered).await;
     }
 
