@@ -518,6 +518,82 @@ struct StockWatch {
     marks_done: u64,
 }
 
+impl StockWatch {
+    /// This client saw `remaining` of `key` (`room|deal`) at `now`; sightings older than
+    /// [`MARK_WINDOW_US`] are dropped.
+    fn saw(&mut self, key: &str, remaining: u32, now: u64) {
+        let seen = self.seen.entry(key.to_owned()).or_default();
+        seen.push_back((remaining, now));
+        while seen
+            .front()
+            .is_some_and(|(_, t)| now.saturating_sub(*t) > MARK_WINDOW_US)
+        {
+            seen.pop_front();
+        }
+    }
+
+    /// Scores the buyers' marks `(R, t)` for one deal against what this client saw: the
+    /// latency is from `t` to the first time it saw stock <= R (0 if that was already so).
+    /// Marks from before this connection (`since_us`) or older than [`MARK_WINDOW_US`] are
+    /// skipped.
+    fn score(&mut self, shared: &Shared, key: &str, now: u64, since_us: u64) {
+        let marks = shared.stock_marks.read();
+        let Some(list) = marks.get(key) else { return };
+        let Some(seen) = self.seen.get(key) else {
+            return;
+        };
+        let cursor = self.cursor.entry(key.to_owned()).or_insert(0);
+        let mut samples = Vec::new();
+        while let Some(&(r, t)) = list.get(*cursor) {
+            if t < since_us || now.saturating_sub(t) > MARK_WINDOW_US {
+                *cursor += 1;
+            } else if let Some(&(_, at)) = seen
+                .iter()
+                .find(|(rem, at)| *rem <= r && at + MARK_WINDOW_US >= t)
+            {
+                samples.push(at.saturating_sub(t));
+                *cursor += 1;
+            } else {
+                break;
+            }
+        }
+        drop(marks);
+        if !samples.is_empty() {
+            let mut h = shared.m.stock.lock();
+            for v in samples {
+                h.record(v);
+            }
+        }
+    }
+
+    /// At most every 100 ms, and only when marks were added since it last had nothing left to
+    /// score, scores every deal this client saw.
+    fn check(&mut self, shared: &Shared, now: u64, since_us: u64) {
+        if now.saturating_sub(self.last_check_us) < 100_000 || self.seen.is_empty() {
+            return;
+        }
+        self.last_check_us = now;
+        let total = shared.stock_marks_total.load(Relaxed);
+        if total == self.marks_done {
+            return;
+        }
+        let keys: Vec<String> = self.seen.keys().cloned().collect();
+        for key in keys {
+            self.score(shared, &key, now, since_us);
+        }
+        // Marks still open are looked at again next time; all scored or expired: rest.
+        let open = {
+            let marks = shared.stock_marks.read();
+            self.cursor
+                .iter()
+                .any(|(k, c)| marks.get(k).is_some_and(|l| l.len() > *c))
+        };
+        if !open {
+            self.marks_done = total;
+        }
+    }
+}
+
 /// The client's own requests: the deals it can tap, its reserves, checkouts and cancels
 /// awaiting answers, and the holds it got.
 #[derive(Default)]
@@ -1095,6 +1171,7 @@ impl Client {
         }
     }
 
+    /// A `stock` frame: what this client saw, scored against the buyers' marks.
     fn on_stock(&mut self, s: &str) {
         #[derive(serde::Deserialize)]
         struct Stock {
@@ -1106,75 +1183,16 @@ impl Client {
         };
         let key = format!("{}|{}", self.room, st.deal);
         let now = self.shared.now_us();
-        let seen = self.stock.seen.entry(key.clone()).or_default();
-        seen.push_back((st.remaining, now));
-        while seen
-            .front()
-            .is_some_and(|(_, t)| now.saturating_sub(*t) > MARK_WINDOW_US)
-        {
-            seen.pop_front();
-        }
-        self.match_marks(&key, now);
-    }
-
-    /// Scores the buyers' marks `(R, t)` for one deal against what this client saw: the
-    /// latency is from `t` to the first time it saw stock <= R (0 if that was already so).
-    fn match_marks(&mut self, key: &str, now: u64) {
-        let marks = self.shared.stock_marks.read();
-        let Some(list) = marks.get(key) else { return };
-        let Some(seen) = self.stock.seen.get(key) else {
-            return;
-        };
-        let cursor = self.stock.cursor.entry(key.to_owned()).or_insert(0);
-        let mut samples = Vec::new();
-        while let Some(&(r, t)) = list.get(*cursor) {
-            if t < self.conn.connected_at_us || now.saturating_sub(t) > MARK_WINDOW_US {
-                *cursor += 1;
-            } else if let Some(&(_, at)) = seen
-                .iter()
-                .find(|(rem, at)| *rem <= r && at + MARK_WINDOW_US >= t)
-            {
-                samples.push(at.saturating_sub(t));
-                *cursor += 1;
-            } else {
-                break;
-            }
-        }
-        drop(marks);
-        if !samples.is_empty() {
-            let mut h = self.shared.m.stock.lock();
-            for v in samples {
-                h.record(v);
-            }
-        }
+        self.stock.saw(&key, st.remaining, now);
+        self.stock
+            .score(&self.shared, &key, now, self.conn.connected_at_us);
     }
 
     /// Marks can land after this client's last `stock` frame; look at them now and then.
     fn check_marks(&mut self) {
         let now = self.shared.now_us();
-        if now.saturating_sub(self.stock.last_check_us) < 100_000 || self.stock.seen.is_empty() {
-            return;
-        }
-        self.stock.last_check_us = now;
-        let total = self.shared.stock_marks_total.load(Relaxed);
-        if total == self.stock.marks_done {
-            return;
-        }
-        let keys: Vec<String> = self.stock.seen.keys().cloned().collect();
-        for key in keys {
-            self.match_marks(&key, now);
-        }
-        // Marks still open are looked at again next time; all scored or expired: rest.
-        let open = {
-            let marks = self.shared.stock_marks.read();
-            self.stock
-                .cursor
-                .iter()
-                .any(|(k, c)| marks.get(k).is_some_and(|l| l.len() > *c))
-        };
-        if !open {
-            self.stock.marks_done = total;
-        }
+        self.stock
+            .check(&self.shared, now, self.conn.connected_at_us);
     }
 
     /// A frame that is neither a room event nor stock: a `welcome`, or the answer to one of
