@@ -117,3 +117,77 @@ impl Happened {
         Outcome::Reply(Box::new(reply))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> Id {
+        Id::new(s).expect("id")
+    }
+
+    fn reserve(answer: ReserveAnswer) -> Happened {
+        Happened::Reserve {
+            request_id: id("r1"),
+            deal: id("d1"),
+            tapped_at: 1,
+            took: Duration::ZERO,
+            answer,
+        }
+    }
+
+    fn reply(h: Happened) -> ServerMsg {
+        match h.into_outcome() {
+            Outcome::Reply(msg) => *msg,
+            Outcome::Applied(seq) => panic!("applied {seq:?}, not a reply"),
+        }
+    }
+
+    #[test]
+    fn a_held_reserve_answers_reserved_with_the_remaining_stock() {
+        let held = ReserveAnswer::Held {
+            reservation: id("h1"),
+            qty: 2,
+            expires_at: 9,
+            level: StockLevel {
+                remaining: 7,
+                version: 3,
+            },
+        };
+        let want = ServerMsg::Reserved {
+            request_id: id("r1"),
+            reservation: id("h1"),
+            deal: id("d1"),
+            qty: 2,
+            expires_at: 9,
+            remaining: 7,
+        };
+        assert_eq!(reply(reserve(held)), want);
+    }
+
+    #[test]
+    fn refusals_answer_rejected_and_applied_commands_their_seq() {
+        let sold_out = ReserveAnswer::Rejected(RejectReason::SoldOut);
+        let want = ServerMsg::Rejected {
+            request_id: id("r1"),
+            reason: RejectReason::SoldOut,
+        };
+        assert_eq!(reply(reserve(sold_out)), want);
+        let refused = Happened::Refused {
+            op: "cancel",
+            request_id: id("r1"),
+            reason: RejectReason::SoldOut,
+        };
+        assert_eq!(reply(refused), want);
+        let moment = Happened::Moment {
+            seq: Some(4),
+            kind: MomentKind::Pin,
+            deal: None,
+            product: id("p"),
+            title: "T".into(),
+        };
+        assert!(matches!(moment.into_outcome(), Outcome::Applied(Some(4))));
+        let comment = Happened::Commented { seq: None, ts: 1 };
+        assert!(matches!(comment.into_outcome(), Outcome::Applied(None)));
+    }
+}

@@ -76,10 +76,7 @@ impl Ctx<'_> {
     async fn run(&self, cmd: ClientMsg) -> Result<Happened, HubError> {
         match cmd {
             ClientMsg::Comment { text, .. } => self.comment(text).await,
-            ClientMsg::Like { count, .. } => {
-                self.room.like(count);
-                Ok(Happened::Applied(None))
-            }
+            ClientMsg::Like { count, .. } => Ok(self.like(count)),
             ClientMsg::Reserve {
                 request_id,
                 deal,
@@ -104,11 +101,7 @@ impl Ctx<'_> {
             ClientMsg::Mute {
                 user, duration_ms, ..
             } => self.mute(user, duration_ms).await,
-            ClientMsg::Announce { text, .. } => {
-                let text = text.trim().to_owned();
-                self.publish(Deadline::Host, Event::Announcement { text })
-                    .await
-            }
+            ClientMsg::Announce { text, .. } => self.announce(text).await,
         }
     }
 
@@ -135,6 +128,18 @@ impl Ctx<'_> {
         };
         let seq = self.publish_seq(Deadline::Viewer, event).await?;
         Ok(Happened::Commented { seq, ts })
+    }
+
+    /// Likes go to the room's counter; every node sees the total on a later tick.
+    fn like(&self, count: u32) -> Happened {
+        self.room.like(count);
+        Happened::Applied(None)
+    }
+
+    async fn announce(&self, text: String) -> Result<Happened, HubError> {
+        let text = text.trim().to_owned();
+        self.publish(Deadline::Host, Event::Announcement { text })
+            .await
     }
 
     /// The buyer's channel in this room: the one of their first join here (a REST caller that
