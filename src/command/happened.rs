@@ -1,5 +1,5 @@
 //! What a command did, in the domain's words. A handler decides it (the role, the rate, the
-//! bus's or the inventory's answer) and returns it; it records nothing itself. [`super::observe`]
+//! bus's or the inventory's answer) and returns it; it records nothing itself. `observe.rs`
 //! then takes it for the metrics, the funnel and the stock readings, and
 //! [`Happened::into_outcome`] turns it into the sender's answer.
 

@@ -3,7 +3,7 @@
 //! path. Each command has its own small handler, which decides what happened (the rate check
 //! and the bus's or the inventory's answer) and returns it as a [`Happened`]; every backend call
 //! is bounded by [`Hub::within`]. [`execute`] then hands it to the one observer
-//! ([`observe`]: metrics, funnel facts, stock readings) and answers the sender.
+//! (`observe.rs`: metrics, funnel facts, stock readings) and answers the sender.
 
 mod happened;
 mod observe;

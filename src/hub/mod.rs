@@ -2,8 +2,8 @@
 //! registry is [`rooms`]), starts each room's ticker and upkeep ([`tickers`]) and the hold
 //! sweeper ([`sweeper`]), runs readers on a runtime of their own ([`runtime`]), and is the one
 //! place that bounds every inventory and bus call in time. Stock readings take one way to the
-//! viewers, described in [`stock`]. Every task it starts is tracked and
-//! stops on shutdown. Connection admission is [`crate::admission`]'s.
+//! viewers, described in [`stock`]. Every task it starts is tracked and stops on shutdown.
+//! Connection admission is [`crate::admission`]'s.
 
 mod rooms;
 mod runtime;
