@@ -114,6 +114,9 @@ async fn refuse_join(mut sink: Sink, room: &Id, e: HubError) {
         .await;
 }
 
+/// The connection's writing side: owns the socket's writes and their pace. Everything it
+/// writes is handed to it through its [`OutboxRx`] (the initial frames, replies, events and the
+/// counter slots the room's ticker fills): it never reads the room, the hub or the bus.
 struct Writer {
     rx: OutboxRx,
     ctl: Arc<ConnCtl>,
@@ -336,6 +339,8 @@ impl Drop for WriteCounts {
     }
 }
 
+/// The connection's reading side: parses frames, charges the frame rate and runs each
+/// command through [`execute`], queueing its answer (and writing it when the socket is free).
 struct Reader {
     hub: Arc<Hub>,
     room: Arc<Room>,

@@ -237,7 +237,8 @@ pub trait Bus: Send + Sync + 'static {
     async fn position(&self, room: &Id) -> Result<u64, BusError>;
 
     /// Sends a stock reading to every node's sink of `room` (this node's at once). Fire and
-    /// forget: a reading lost on the way is superseded by the next one.
+    /// forget: a reading lost on the way is superseded by the next one. The only way a reading
+    /// made on one node reaches the others (the whole way: `hub/stock.rs`).
     fn stock(&self, room: &Id, deal: &Id, level: StockLevel);
 
     /// The state to write to the state file on a graceful stop, given the projections of the

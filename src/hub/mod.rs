@@ -1,11 +1,13 @@
 //! The hub: what one process shares between its connections. It opens rooms on the bus (the
 //! registry is [`rooms`]), starts each room's ticker and upkeep ([`tickers`]) and the hold
 //! sweeper ([`sweeper`]), runs readers on a runtime of their own ([`runtime`]), and is the one
-//! place that bounds every inventory and bus call in time. Every task it starts is tracked and
-//! stops on shutdown. Connection admission is [`crate::admission`]'s.
+//! place that bounds every inventory and bus call in time. Stock readings take one way to the
+//! viewers, described in [`stock`]. Every task it starts is tracked and stops on shutdown.
+//! Connection admission is [`crate::admission`]'s.
 
 mod rooms;
 mod runtime;
+mod stock;
 mod sweeper;
 mod tickers;
 
@@ -21,13 +23,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Authenticator;
-use crate::bus::{Bus, Event, RoomSink};
+use crate::bus::{Bus, RoomSink};
 use crate::catalog::Catalog;
 use crate::commerce::Channel;
 use crate::config::Config;
 use crate::error::HubError;
 use crate::funnel::{Funnel, FunnelStore};
-use crate::inventory::{Inventory, StockLevel};
+use crate::inventory::Inventory;
 use crate::outbox::Outbox;
 use crate::persist::SavedState;
 use crate::protocol::{Id, You};
@@ -261,18 +263,7 @@ impl Hub {
         let sink: Weak<dyn RoomSink> = Arc::downgrade(&room) as Weak<Room>;
         self.within(Deadline::Host, self.bus.open(id, sink, create))
             .await?;
-        // The deals' stock as it stands now; later readings arrive through the bus.
-        match self
-            .within(Deadline::Host, self.inventory.room_deals(id, now_ms()))
-            .await
-        {
-            Ok(deals) => {
-                for (deal, level) in deals {
-                    room.stock(&deal.id, level);
-                }
-            }
-            Err(e) => tracing::debug!(room = %id, error = %e, "deal stock not read at open"),
-        }
+        self.read_stock(&room).await;
         let hub = Arc::clone(self);
         let kept = Arc::clone(&room);
         self.tracker.spawn(async move { hub.keep_room(kept).await });
@@ -318,32 +309,5 @@ impl Hub {
         }
         let saved = self.within(Deadline::Host, self.bus.peek(id)).await?;
         Ok(saved.map(|(saved, counters)| Snapshot::of_saved(saved, counters)))
-    }
-
-    /// A deal's stock changed through this node (a reserve, a cancel, a sweep): every node's
-    /// viewers see the reading, and when it sells the deal out (or brings it back) this node
-    /// publishes the new status.
-    pub fn stock_changed(self: &Arc<Self>, room: &Id, deal: &Id, level: StockLevel) {
-        self.bus.stock(room, deal, level);
-        let Some(changed) = self
-            .existing_room(room)
-            .and_then(|r| r.status_change(deal, level, now_ms()))
-        else {
-            return;
-        };
-        let hub = Arc::clone(self);
-        let room = room.clone();
-        self.tracker.spawn(async move {
-            let event = Event::Deal {
-                deal: changed,
-                version: level.version,
-            };
-            if let Err(e) = hub
-                .within(Deadline::Host, hub.bus.publish(&room, event))
-                .await
-            {
-                crate::quiet::warn("deal status not published", &e);
-            }
-        });
     }
 }

@@ -1,8 +1,12 @@
 //! One live room on this node: its [`Projection`] (built from the room's events in `seq`
 //! order, as the bus delivers them), its local [`Subscribers`], the room-wide counters, the
 //! per-user reserve limit, and its funnel [`RoomTally`] (fed at join, leave and when a deal
-//! goes live, under the same lock, so no exposure is missed between them). The room is the bus's [`RoomSink`]: events and stock readings
-//! reach it only through the bus, so every node's viewers see the same sequence.
+//! goes live, under the same lock, so no exposure is missed between them). The room is the
+//! bus's [`RoomSink`]: events reach it only through the bus, so every node's viewers see the
+//! same sequence, and stock readings only through [`RoomSink::stock`] (the bus's, and the hub's
+//! one reading when the room opens here): their one way to the viewers is described in
+//! `hub/stock.rs`. The room pushes what viewers see into their outboxes (events into the events
+//! lane, counters into the counter slots); a connection's writer never reads the room.
 //!
 //! All of it sits behind one short `parking_lot` mutex that is never held across an `.await`.
 //! An event is serialized once and the same buffer pushed to every connection while the lock is
@@ -438,6 +442,8 @@ impl RoomSink for Room {
         }
     }
 
+    /// The one door of stock readings into the room: kept in the projection (newest version
+    /// wins), set in the viewers' counter slots by the next [`Room::tick`].
     fn stock(&self, deal: &Id, level: StockLevel) {
         self.state.lock().projection.stock(deal, level);
     }
