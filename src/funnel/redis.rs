@@ -412,6 +412,53 @@ mod tests {
         }
     }
 
+    /// Every field `apply.lua` reads from an op is one that some op sends.
+    #[test]
+    fn apply_lua_reads_only_fields_rust_sends() {
+        let (u, d) = (Id::new("u").unwrap(), Id::new("d").unwrap());
+        let m = Moment {
+            t: 1,
+            kind: MomentKind::Pin,
+            deal: None,
+            product: None,
+            title: None,
+        };
+        let ops = [
+            Op::Reached {
+                user: u.clone(),
+                channel: Channel::Direct,
+                stage: Stage::Held,
+                deal: None,
+            },
+            Op::Connected {
+                user: u.clone(),
+                channel: Channel::Direct,
+                ms: 1,
+            },
+            Op::SoldOutTap {
+                user: u,
+                channel: Channel::Direct,
+                deal: d,
+            },
+            Op::Comments { bucket: 0, n: 1 },
+            Op::PeakViewers { bucket: 0, n: 1 },
+            Op::Moment(m),
+        ];
+        let mut sent: Vec<String> = ops
+            .iter()
+            .flat_map(|op| {
+                let v: serde_json::Value = serde_json::from_str(&encode(op).unwrap()).unwrap();
+                v.as_object().unwrap().keys().cloned().collect::<Vec<_>>()
+            })
+            .collect();
+        sent.sort();
+        let read = crate::redis_io::lua_fields(include_str!("lua/apply.lua"), "op");
+        assert!(read.contains(&"stage".to_owned()) && read.contains(&"op".to_owned()));
+        for name in &read {
+            assert!(sent.binary_search(name).is_ok(), "op.{name} is not sent");
+        }
+    }
+
     #[test]
     fn a_reading_is_exactly_three_lists() {
         let [a, b, c] = parse_read(vec![s(&["x", "1"]), vec![], s(&["{}"])]).unwrap();

@@ -488,6 +488,62 @@ mod tests {
         assert!(parse_range(&s(&[&format!("2|{COMMENT}")])).is_err());
     }
 
+    /// Every field `publish.lua` reads from its arguments is one that Rust sends.
+    #[test]
+    fn publish_lua_reads_only_fields_rust_sends() {
+        let lua = include_str!("../lua/publish.lua");
+        let sent = |v: serde_json::Value| -> Vec<String> {
+            v.as_object().unwrap().keys().cloned().collect()
+        };
+        let top = PublishArgs {
+            now: 0,
+            history: 0,
+            recent: 0,
+            channel: String::new(),
+            epoch: String::new(),
+            command: "PUBLISH",
+            open_ttl: 0,
+            event: EventArgs::Unpinned,
+        };
+        let top = sent(serde_json::to_value(top).unwrap());
+        for name in crate::redis_io::lua_fields(lua, "args") {
+            assert!(top.contains(&name), "args.{name} is not sent");
+        }
+        let mut event: Vec<String> = [
+            EventArgs::Comment {
+                user: String::new(),
+                rate: 0.0,
+                burst: 0.0,
+            },
+            EventArgs::CommentDeleted {
+                seq: Some(String::new()),
+            },
+            EventArgs::Pinned {
+                product: String::new(),
+            },
+            EventArgs::Deal {
+                id: String::new(),
+                status: String::new(),
+                version: 0,
+                deal: String::new(),
+            },
+        ]
+        .into_iter()
+        .flat_map(|e| sent(serde_json::to_value(e).unwrap()))
+        .collect();
+        event.sort();
+        for name in crate::redis_io::lua_fields(lua, "e") {
+            assert!(event.binary_search(&name).is_ok(), "e.{name} is not sent");
+        }
+        assert_eq!(
+            crate::redis_io::lua_fields(lua, "args"),
+            [
+                "channel", "command", "epoch", "event", "history", "now", "open_ttl", "recent"
+            ]
+        );
+        assert!(crate::redis_io::lua_fields(lua, "e").contains(&"kind".to_owned()));
+    }
+
     /// The names `publish.lua` reads; renaming one on either side fails here.
     #[test]
     fn publish_arguments_are_named_fields() {

@@ -457,7 +457,7 @@ impl Inventory for RedisInventory {
     async fn end_deal(&self, room: &Id, deal: &Id, now: u64) -> Result<EndedDeal, InventoryError> {
         self.end(room, deal, false, now)
             .await?
-            .ok_or_else(|| bad_reply("end", "NOTDUE"))
+            .ok_or_else(|| bad_reply("end", "not_due"))
     }
 
     async fn end_if_due(

@@ -185,9 +185,8 @@ pub enum StartReply {
 #[serde(tag = "r", rename_all = "snake_case", deny_unknown_fields)]
 enum StartWire {
     Started {
-        #[serde(deserialize_with = "dec")]
-        #[allow(dead_code)]
-        purge_at: u64,
+        #[serde(rename = "purge_at", deserialize_with = "dec")]
+        _purge_at: u64,
         deal: DealView,
     },
     Conflict {},
@@ -694,6 +693,35 @@ mod tests {
                 "{bad}: {got:?}"
             );
         }
+    }
+
+    /// The fields `view()` reads from the deal hash (`VIEW` in `common.lua`) are the fields of
+    /// [`DealView`]: a field added to the script's list, or dropped from it, fails here.
+    #[test]
+    fn the_scripts_view_fields_are_the_readers() {
+        let lua = include_str!("../lua/common.lua");
+        let list = lua
+            .split_once("local VIEW = {")
+            .and_then(|(_, rest)| rest.split_once('}'))
+            .expect("VIEW in common.lua")
+            .0;
+        let names: Vec<&str> = list
+            .split(',')
+            .map(|n| n.trim().trim_matches('"'))
+            .filter(|n| !n.is_empty())
+            .collect();
+        let view = view();
+        let mut fields: Vec<&str> = view
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut script = names.clone();
+        fields.sort_unstable();
+        script.sort_unstable();
+        assert_eq!(script, fields);
+        assert!(audit_of(view).is_ok());
     }
 
     #[test]
