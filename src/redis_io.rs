@@ -369,3 +369,26 @@ fn note_bug(e: &redis::RedisError) {
         );
     }
 }
+
+/// The names `lua` reads from the table `table` (`table.name`), sorted and deduplicated: for
+/// unit tests that pin a script's argument names to the Rust that sends them.
+#[cfg(test)]
+pub(crate) fn lua_fields(lua: &str, table: &str) -> Vec<String> {
+    let pat = format!("{table}.");
+    let mut out: Vec<String> = lua
+        .match_indices(&pat)
+        .filter(|(at, _)| {
+            let before = lua[..*at].chars().next_back();
+            !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.')
+        })
+        .map(|(at, _)| {
+            lua[at + pat.len()..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect()
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}

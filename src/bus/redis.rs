@@ -14,6 +14,11 @@
 //! with the room's on every counters report (each stock tick), so a lost last message is found
 //! within two ticks. Redis work per event is O(1): one script and one publish, whatever the
 //! number of viewers or nodes.
+//!
+//! What the scripts take and return, and which stored formats stay as they were (all of them:
+//! rooms already in Redis load after an upgrade in place), is in `wire`'s module docs: named
+//! `cjson` arguments for `publish.lua`, a `cjson` object for `load.lua`'s room, arrays for the
+//! lists and tiny replies, each read by a pure, unit-tested function.
 
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
@@ -37,8 +42,8 @@ use crate::redis_io::{RedisIo, RedisTarget, cluster_client};
 mod wire;
 
 use wire::{
-    bad, parse_events, parse_published, parse_state, parse_stock, published_ts, refusal,
-    status_name,
+    EventArgs, PublishArgs, PublishReply, parse_counters, parse_publish, parse_published,
+    parse_range, parse_state, parse_stock, published_ts, refusal,
 };
 
 /// Most history events one repair reads at a time.
@@ -270,7 +275,7 @@ impl Shared {
             let args = [from.to_string(), REPAIR_BATCH.to_string()];
             let hist = [keys.hist];
             let read = me.redis.run::<Vec<String>>(&me.scripts.range, &hist, &args);
-            match read.await.map_err(BusError::from).and_then(|l| parse_events(&l)) {
+            match read.await.map_err(BusError::from).and_then(|l| parse_range(&l)) {
                 Ok(entries) => {
                     tracing::info!(room = %room, from, events = entries.len(), "gap repaired from history");
                     me.feed(&room, &slot, |t| t.repaired(entries));
@@ -440,11 +445,8 @@ impl Shared {
             random_id(),
             self.settings.open_ttl_ms.to_string(),
         ];
-        let lines: Vec<String> = self.redis.run(&self.scripts.load, &keys, &args).await?;
-        if lines.first().map(String::as_str) == Some("NONE") {
-            return Ok(None);
-        }
-        parse_state(room, &lines).map(Some)
+        let reply: String = self.redis.run(&self.scripts.load, &keys, &args).await?;
+        parse_state(room, &reply)
     }
 }
 
@@ -636,62 +638,27 @@ impl Bus for RedisBus {
         let me = &self.shared;
         let k = me.keys(room);
         let json = serde_json::to_string(&event).map_err(|e| BusError::Internal(e.to_string()))?;
-        let (subject, a, b, extra) = match &event {
-            Event::Comment { user, .. } => (
-                user.to_string(),
-                me.settings.comment_rate.0.to_string(),
-                me.settings.comment_rate.1.to_string(),
-                String::new(),
-            ),
-            Event::CommentDeleted { id } => (
-                super::comment_seq(id).map_or_else(|| "-".to_owned(), |s| s.to_string()),
-                String::new(),
-                String::new(),
-                String::new(),
-            ),
-            Event::Pinned { product } => (
-                serde_json::to_string(product).map_err(|e| BusError::Internal(e.to_string()))?,
-                String::new(),
-                String::new(),
-                String::new(),
-            ),
-            Event::Deal { deal, version } => (
-                deal.id.to_string(),
-                status_name(deal),
-                version.to_string(),
-                serde_json::to_string(deal).map_err(|e| BusError::Internal(e.to_string()))?,
-            ),
-            Event::Unpinned | Event::Announcement { .. } => {
-                (String::new(), String::new(), String::new(), String::new())
-            }
+        let args = PublishArgs {
+            now: now_ms(),
+            history: me.settings.history,
+            recent: me.settings.recent_comments,
+            channel: k.channel,
+            epoch: random_id(),
+            command: me.sub.publish_command(),
+            open_ttl: me.settings.open_ttl_ms,
+            event: EventArgs::of(&event, me.settings.comment_rate)?,
         };
+        let args = serde_json::to_string(&args).map_err(|e| BusError::Internal(e.to_string()))?;
         let keys = [k.meta, k.hist, k.recent, k.deals, k.mutes, k.rates];
-        let args = [
-            event.kind().to_owned(),
-            json,
-            now_ms().to_string(),
-            me.settings.history.to_string(),
-            me.settings.recent_comments.to_string(),
-            k.channel,
-            random_id(),
-            subject,
-            a,
-            b,
-            String::new(),
-            extra,
-            me.sub.publish_command().to_owned(),
-            me.settings.open_ttl_ms.to_string(),
-        ];
-        let reply: Vec<String> = me.redis.run(&me.scripts.publish, &keys, &args).await?;
-        match reply.first().map(String::as_str) {
-            Some("OK") => reply
-                .get(1)
-                .and_then(|s| s.parse().ok())
-                .map(Published::Seq)
-                .ok_or_else(|| bad("seq")),
-            Some("SAME") => Ok(Published::Unchanged),
-            Some("GONE") => Err(me.gone(room)),
-            _ => Err(refusal(&reply, &event)),
+        let reply: Vec<String> = me
+            .redis
+            .run(&me.scripts.publish, &keys, &[json, args])
+            .await?;
+        match parse_publish(&reply)? {
+            PublishReply::Published(seq) => Ok(Published::Seq(seq)),
+            PublishReply::Same => Ok(Published::Unchanged),
+            PublishReply::Gone => Err(me.gone(room)),
+            PublishReply::Refused(why) => Err(refusal(why, &event)),
         }
     }
 
@@ -732,20 +699,11 @@ impl Bus for RedisBus {
         ];
         let keys = [k.meta, k.nodes, k.hist, k.recent, k.deals, k.mutes, k.rates];
         let reply: Vec<String> = me.redis.run(&me.scripts.counters, &keys, &args).await?;
-        let [likes, viewers, seq, epoch] = reply.as_slice() else {
-            if reply.first().map(String::as_str) == Some("GONE") {
-                return Err(me.gone(room));
-            }
-            return Err(bad("counters reply"));
+        let Some((counters, seq, epoch)) = parse_counters(&reply)? else {
+            return Err(me.gone(room));
         };
-        let num = |s: &str| s.parse::<u64>().map_err(|_| bad("counter"));
-        let counters = Counters {
-            likes: num(likes)?,
-            viewers: num(viewers)?,
-        };
-        let seq = num(seq)?;
         if let Some(slot) = me.rooms.get(room).map(|s| Arc::clone(s.value())) {
-            me.feed(room, &slot, |t| t.position(seq, epoch));
+            me.feed(room, &slot, |t| t.position(seq, &epoch));
         }
         Ok(counters)
     }

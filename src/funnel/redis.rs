@@ -12,11 +12,19 @@
 //!
 //! One batch is one `EVALSHA` of `apply.lua` (split into chunks of [`OPS_PER_CALL`]); a reading
 //! is one `EVALSHA` of `read.lua`.
+//!
+//! **Script formats.** Each op goes to `apply.lua` as one `cjson` object (`OpWire`, decoded in
+//! Lua with `cjson.decode`, named by `op`, its numbers decimal strings since the script writes
+//! them into field names and values as text). `read.lua` returns a list of exactly three lists,
+//! read by `parse_read`. Both are pinned by unit tests here. The keys and fields above keep the
+//! format they had before the ops were JSON, so a funnel already in Redis reads on after an
+//! upgrade in place.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use redis::Script;
+use serde::Serialize;
 
 use super::record::{Moment, Op, Stage};
 #[cfg(doc)]
@@ -79,36 +87,104 @@ impl RedisFunnel {
     fn key(&self, room: &Id) -> String {
         format!("{{{}:room:{room}}}:f", self.prefix)
     }
+
+    /// `read.lua`'s reply for `room`.
+    async fn read(&self, room: &Id) -> Result<[Vec<String>; 3], FunnelError> {
+        let reply: Vec<Vec<String>> = self.redis.run(&self.read, &[self.key(room)], &[]).await?;
+        parse_read(reply)
+    }
 }
 
-/// One op as `apply.lua` reads it.
+/// One op as `apply.lua` reads it (see its header), tagged by `op`.
+#[derive(Debug, Serialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum OpWire<'a> {
+    Reached {
+        user: &'a str,
+        channel: &'static str,
+        stage: &'static str,
+        /// "" for the room.
+        deal: &'a str,
+    },
+    Connected {
+        user: &'a str,
+        channel: &'static str,
+        ms: String,
+    },
+    SoldOut {
+        user: &'a str,
+        channel: &'static str,
+        deal: &'a str,
+    },
+    Count {
+        bucket: String,
+        what: &'static str,
+        n: String,
+    },
+    Peak {
+        bucket: String,
+        n: String,
+    },
+    Moment {
+        t: String,
+        /// The moment's JSON, stored as it is.
+        moment: String,
+    },
+}
+
+/// One op as `apply.lua` reads it: its `OpWire` as JSON.
 fn encode(op: &Op) -> Result<String, FunnelError> {
-    Ok(match op {
+    let wire = match op {
         Op::Reached {
             user,
             channel,
             stage,
             deal,
-        } => format!(
-            "R|{user}|{channel}|{}|{}",
-            stage.as_str(),
-            deal.as_ref().map_or("", |d| d.as_str())
-        ),
-        Op::Connected { user, channel, ms } => format!("C|{user}|{channel}|{ms}"),
+        } => OpWire::Reached {
+            user: user.as_str(),
+            channel: channel.as_str(),
+            stage: stage.as_str(),
+            deal: deal.as_ref().map_or("", |d| d.as_str()),
+        },
+        Op::Connected { user, channel, ms } => OpWire::Connected {
+            user: user.as_str(),
+            channel: channel.as_str(),
+            ms: ms.to_string(),
+        },
         Op::SoldOutTap {
             user,
             channel,
             deal,
-        } => format!("S|{user}|{channel}|{deal}"),
-        Op::Comments { bucket, n } => format!("N|{bucket}|comments|{n}"),
-        Op::Taps { bucket, n } => format!("N|{bucket}|taps|{n}"),
-        Op::PeakViewers { bucket, n } => format!("V|{bucket}|{n}"),
-        Op::Moment(m) => format!(
-            "M|{}|{}",
-            m.t,
-            serde_json::to_string(m).map_err(|e| FunnelError::Internal(e.to_string()))?
-        ),
-    })
+        } => OpWire::SoldOut {
+            user: user.as_str(),
+            channel: channel.as_str(),
+            deal: deal.as_str(),
+        },
+        Op::Comments { bucket, n } => count(*bucket, "comments", *n),
+        Op::Taps { bucket, n } => count(*bucket, "taps", *n),
+        Op::PeakViewers { bucket, n } => OpWire::Peak {
+            bucket: bucket.to_string(),
+            n: n.to_string(),
+        },
+        Op::Moment(m) => OpWire::Moment {
+            t: m.t.to_string(),
+            moment: serde_json::to_string(m).map_err(|e| FunnelError::Internal(e.to_string()))?,
+        },
+    };
+    serde_json::to_string(&wire).map_err(|e| FunnelError::Internal(e.to_string()))
+}
+
+fn count(bucket: u64, what: &'static str, n: u64) -> OpWire<'static> {
+    OpWire::Count {
+        bucket: bucket.to_string(),
+        what,
+        n: n.to_string(),
+    }
+}
+
+/// Parses `read.lua`'s reply: exactly three lists, (counters, counts, moments).
+fn parse_read(reply: Vec<Vec<String>>) -> Result<[Vec<String>; 3], FunnelError> {
+    <[Vec<String>; 3]>::try_from(reply).map_err(|r| bad(&format!("{} lists, not 3", r.len())))
 }
 
 /// Folds `read.lua`'s counters (`DEAL|STAGE|CHANNEL`, users) into counts.
@@ -196,14 +272,12 @@ impl FunnelStore for RedisFunnel {
     }
 
     async fn counts(&self, room: &Id) -> Result<UserCounts, FunnelError> {
-        let (counters, counts, _moments): (Vec<String>, Vec<String>, Vec<String>) =
-            self.redis.run(&self.read, &[self.key(room)], &[]).await?;
+        let [counters, counts, _moments] = self.read(room).await?;
         counts_of(&counters, &counts)
     }
 
     async fn activity(&self, room: &Id) -> Result<Activity, FunnelError> {
-        let (_counters, counts, moments): (Vec<String>, Vec<String>, Vec<String>) =
-            self.redis.run(&self.read, &[self.key(room)], &[]).await?;
+        let [_counters, counts, moments] = self.read(room).await?;
         activity_of(&counts, &moments)
     }
 }
@@ -260,12 +334,136 @@ mod tests {
                 "so|d|paid",
                 "1",
             ]),
-            &[json],
+            std::slice::from_ref(&json),
         )
         .unwrap();
         assert_eq!(a.buckets[&0].viewers, 7);
         assert_eq!(a.buckets[&0].comments, 2);
         assert_eq!(a.moments, vec![m.clone()]);
-        assert!(encode(&Op::Moment(m)).unwrap().starts_with("M|5|{"));
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&encode(&Op::Moment(m)).unwrap()).unwrap(),
+            serde_json::json!({"op": "moment", "t": "5", "moment": json})
+        );
+    }
+
+    /// The names `apply.lua` reads; renaming one on either side fails here.
+    #[test]
+    fn every_op_is_one_object_with_named_fields() {
+        let (u, d) = (Id::new("u1").unwrap(), Id::new("d1").unwrap());
+        let ops = [
+            (
+                Op::Reached {
+                    user: u.clone(),
+                    channel: Channel::Paid,
+                    stage: Stage::Held,
+                    deal: Some(d.clone()),
+                },
+                serde_json::json!({"op": "reached", "user": "u1", "channel": "paid",
+                    "stage": "held", "deal": "d1"}),
+            ),
+            (
+                Op::Reached {
+                    user: u.clone(),
+                    channel: Channel::Direct,
+                    stage: Stage::Viewers,
+                    deal: None,
+                },
+                serde_json::json!({"op": "reached", "user": "u1", "channel": "direct",
+                    "stage": "viewers", "deal": ""}),
+            ),
+            (
+                Op::Connected {
+                    user: u.clone(),
+                    channel: Channel::Live,
+                    ms: 1500,
+                },
+                serde_json::json!({"op": "connected", "user": "u1", "channel": "live",
+                    "ms": "1500"}),
+            ),
+            (
+                Op::SoldOutTap {
+                    user: u,
+                    channel: Channel::Paid,
+                    deal: d,
+                },
+                serde_json::json!({"op": "sold_out", "user": "u1", "channel": "paid",
+                    "deal": "d1"}),
+            ),
+            (
+                Op::Comments {
+                    bucket: 1_733_570_000_000,
+                    n: 3,
+                },
+                serde_json::json!({"op": "count", "bucket": "1733570000000",
+                    "what": "comments", "n": "3"}),
+            ),
+            (
+                Op::Taps { bucket: 10, n: 2 },
+                serde_json::json!({"op": "count", "bucket": "10", "what": "taps", "n": "2"}),
+            ),
+            (
+                Op::PeakViewers { bucket: 10, n: 7 },
+                serde_json::json!({"op": "peak", "bucket": "10", "n": "7"}),
+            ),
+        ];
+        for (op, want) in ops {
+            let got: serde_json::Value = serde_json::from_str(&encode(&op).unwrap()).unwrap();
+            assert_eq!(got, want, "{op:?}");
+        }
+    }
+
+    /// Every field `apply.lua` reads from an op is one that some op sends.
+    #[test]
+    fn apply_lua_reads_only_fields_rust_sends() {
+        let (u, d) = (Id::new("u").unwrap(), Id::new("d").unwrap());
+        let m = Moment {
+            t: 1,
+            kind: MomentKind::Pin,
+            deal: None,
+            product: None,
+            title: None,
+        };
+        let ops = [
+            Op::Reached {
+                user: u.clone(),
+                channel: Channel::Direct,
+                stage: Stage::Held,
+                deal: None,
+            },
+            Op::Connected {
+                user: u.clone(),
+                channel: Channel::Direct,
+                ms: 1,
+            },
+            Op::SoldOutTap {
+                user: u,
+                channel: Channel::Direct,
+                deal: d,
+            },
+            Op::Comments { bucket: 0, n: 1 },
+            Op::PeakViewers { bucket: 0, n: 1 },
+            Op::Moment(m),
+        ];
+        let mut sent: Vec<String> = ops
+            .iter()
+            .flat_map(|op| {
+                let v: serde_json::Value = serde_json::from_str(&encode(op).unwrap()).unwrap();
+                v.as_object().unwrap().keys().cloned().collect::<Vec<_>>()
+            })
+            .collect();
+        sent.sort();
+        let read = crate::redis_io::lua_fields(include_str!("lua/apply.lua"), "op");
+        assert!(read.contains(&"stage".to_owned()) && read.contains(&"op".to_owned()));
+        for name in &read {
+            assert!(sent.binary_search(name).is_ok(), "op.{name} is not sent");
+        }
+    }
+
+    #[test]
+    fn a_reading_is_exactly_three_lists() {
+        let [a, b, c] = parse_read(vec![s(&["x", "1"]), vec![], s(&["{}"])]).unwrap();
+        assert_eq!((a.len(), b.len(), c.len()), (2, 0, 1));
+        assert!(parse_read(vec![vec![], vec![]]).is_err());
+        assert!(parse_read(vec![vec![], vec![], vec![], vec![]]).is_err());
     }
 }

@@ -1,4 +1,6 @@
--- Shared by every livehub Lua script that parses a "a|b|c" record (prepended at build time).
+-- Shared by the livehub Lua scripts that read a stored "a|b|c" record (a hold, a comment rate,
+-- a stored reserve answer; prepended at build time). Replies and arguments are not "|"-joined:
+-- they are cjson objects or arrays (see src/inventory/redis/reply.rs, src/bus/redis/wire.rs).
 local function split(s)
   local t, i = {}, 1
   while true do

@@ -30,7 +30,7 @@ pub fn spec(deal: &str, stock: u32, limit: u32, duration_ms: u64) -> DealSpec {
     DealSpec {
         id: id(deal),
         product_id: id("p"),
-        // A `|` in both: the Redis backend's replies are `|`-separated.
+        // A `|` in both: the Redis backend stores `|`-joined records (and its replies were).
         title: Some("Tee | organic cotton".into()),
         image_url: Some("https://img.example/tee|front.png".into()),
         price_cents: 1999,

@@ -15,7 +15,7 @@ use livehub::error::{ErrorCode, HubError};
 use livehub::hub::now_ms;
 use livehub::inventory::redis::{INDEX_SLACK_MS, RECONCILE_EVERY_MS, RedisSettings, ScriptClock};
 use livehub::inventory::{
-    Inventory, InventoryError, RedisInventory, ReserveOutcome, ReserveRequest,
+    Inventory, InventoryError, RedisInventory, ReserveOutcome, ReserveRequest, StockLevel,
 };
 use livehub::protocol::{Id, RejectReason};
 
@@ -571,4 +571,62 @@ async fn a_script_error_is_internal_and_only_an_outage_is_unavailable() {
         .expect_err("Redis is down");
     assert!(matches!(err, InventoryError::Unavailable(_)), "{err:?}");
     assert_eq!(HubError::from(err).code(), ErrorCode::Unavailable);
+}
+
+/// What an earlier version stored reads on after an upgrade in place (the scripts' replies are
+/// JSON, their stored records are not): a reserve's first answer stored as `OK|…` or `R|reason`
+/// answers its repeat, this version stores its answers in that same format, and the deal hash
+/// keeps an image URL's `|` as `%7C` while every reading shows the URL as given.
+#[tokio::test]
+async fn records_stored_by_an_earlier_version_read_on() {
+    let (inv, server) = redis(60_000).await;
+    let room = fresh_room("compat");
+    inv.start_deal(&room, &spec("d", 10, 5, 3_600_000), &id("c"), now_ms())
+        .await
+        .unwrap();
+    let held = request_key(&room, "d", "u", "old-hold");
+    let expires = now_ms() + 60_000;
+    let stored = format!("OK|hab-7|2|{expires}|8|3");
+    server.cli(&["SET", &held, &stored, "PX", "60000"]).unwrap();
+    let rejected = request_key(&room, "d", "u", "old-reject");
+    server.cli(&["SET", &rejected, "R|sold_out"]).unwrap();
+    assert_eq!(
+        inv.reserve(&req(&room, "d", "u", "old-hold", 2))
+            .await
+            .unwrap(),
+        ReserveOutcome::Reserved {
+            reservation: id("hab-7"),
+            qty: 2,
+            expires_at: expires,
+            level: StockLevel {
+                remaining: 8,
+                version: 3
+            },
+        }
+    );
+    assert_eq!(
+        inv.reserve(&req(&room, "d", "u", "old-reject", 1))
+            .await
+            .unwrap(),
+        ReserveOutcome::Rejected(RejectReason::SoldOut)
+    );
+    let a = audit(inv.as_ref(), &room, "d").await;
+    assert_eq!((a.remaining, a.held), (10, 0), "a repeat changes nothing");
+
+    let h = reservation(inv.as_ref(), &req(&room, "d", "u", "new", 1)).await;
+    let record = server
+        .cli(&["GET", &request_key(&room, "d", "u", "new")])
+        .unwrap();
+    let f: Vec<&str> = record.trim().split('|').collect();
+    assert_eq!((f.len(), f[0], f[1], f[2]), (6, "OK", h.as_str(), "1"));
+
+    let deal_key = format!("{{lh:{room}:d}}:deal");
+    let image = server.cli(&["HGET", &deal_key, "image_url"]).unwrap();
+    assert_eq!(image.trim(), "https://img.example/tee%7Cfront.png");
+    let (deal, _) = inv.room_deals(&room, now_ms()).await.unwrap().remove(0);
+    assert_eq!(
+        deal.image_url.as_deref(),
+        Some("https://img.example/tee|front.png")
+    );
+    assert_eq!(deal.title, "Tee | organic cotton");
 }

@@ -5,7 +5,7 @@
 --   and load.lua)
 -- ARGV: 1 node id, 2 its viewers, 3 now ms, 4 report TTL ms, 5 likes to add, 6 "1" when the
 -- room's host is seen on this node (a host or admin connected, or a deal open), 7 open_ttl ms
--- Returns {likes, viewers, seq, epoch}, or {"GONE"} when the room's lifetime ran out (nothing
+-- Returns {"OK", likes, viewers, seq, epoch}, or {"GONE"} when the room's lifetime ran out (nothing
 -- is written then: the node closes the room).
 local meta, nodes = KEYS[1], KEYS[2]
 local now, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -40,4 +40,5 @@ for i = 1, #all, 2 do
   end
 end
 local m = redis.call("HMGET", meta, "seq", "epoch")
-return {tostring(likes), tostring(viewers), m[1] or "0", m[2] or ""}
+return {"OK", string.format("%.0f", likes), string.format("%.0f", viewers), m[1] or "0",
+  m[2] or ""}

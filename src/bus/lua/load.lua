@@ -5,13 +5,16 @@
 -- ARGV: 1 now ms, 2 history events to return, 3 "1" when the room's host (or an admin) opens
 -- it: a room that does not exist is created, and either way its lifetime starts again,
 -- 4 the epoch of a new room, 5 room.open_ttl_ms
--- Returns {"NONE"} for a room that does not exist and is not to be created, else
--- {seq, epoch, pinned or "", likes, viewers, n, recent..., n, deal JSON..., n, "SEQ|event"...}.
+-- Returns one cjson object (read by wire.rs's `parse_state`): {r = "none"} for a room that
+-- does not exist and is not to be created, else {r = "room", seq, epoch, pinned (the product's
+-- JSON or ""), likes, viewers, recent = {{seq, event}...}, deals = {deal JSON...},
+-- history = {{seq, event}...}}, numbers as decimal strings, events as their JSON text, oldest
+-- first. (cjson writes an empty list as {}.)
 local meta, hist, recent, deals, nodes = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local now, open_ttl = tonumber(ARGV[1]), tonumber(ARGV[5])
 if redis.call("EXISTS", meta) == 0 then
   if ARGV[3] ~= "1" then
-    return {"NONE"}
+    return cjson.encode({r = "none"})
   end
   redis.call("HSET", meta, "seq", 0, "epoch", ARGV[4])
 end
@@ -26,23 +29,24 @@ for _, v in ipairs(redis.call("HVALS", nodes)) do
     viewers = viewers + tonumber(string.sub(v, 1, bar - 1))
   end
 end
-local out = {m[1] or "0", m[2] or "", m[3] or "", m[4] or "0", tostring(viewers)}
-local list = redis.call("LRANGE", recent, 0, -1)
-out[#out + 1] = tostring(#list)
-for _, c in ipairs(list) do
-  out[#out + 1] = c
+local out = {r = "room", seq = m[1] or "0", epoch = m[2] or "", pinned = m[3] or "",
+  likes = m[4] or "0", viewers = string.format("%.0f", viewers), recent = {}, deals = {},
+  history = {}}
+-- The recent list holds "SEQ|event JSON" (its stored format).
+for _, c in ipairs(redis.call("LRANGE", recent, 0, -1)) do
+  local bar = string.find(c, "|", 1, true)
+  out.recent[#out.recent + 1] = {seq = string.sub(c, 1, bar - 1), event = string.sub(c, bar + 1)}
 end
-local ds = redis.call("HVALS", deals)
-out[#out + 1] = tostring(#ds)
-for _, d in ipairs(ds) do
+-- The deals hash holds "status|version|deal JSON" (its stored format).
+for _, d in ipairs(redis.call("HVALS", deals)) do
   local a = string.find(d, "|", 1, true)
   local b = string.find(d, "|", a + 1, true)
-  out[#out + 1] = string.sub(d, b + 1)
+  out.deals[#out.deals + 1] = string.sub(d, b + 1)
 end
 local h = redis.call("XREVRANGE", hist, "+", "-", "COUNT", tonumber(ARGV[2]))
-out[#out + 1] = tostring(#h)
 for i = #h, 1, -1 do
   local id, fields = h[i][1], h[i][2]
-  out[#out + 1] = string.sub(id, 1, string.find(id, "-", 1, true) - 1) .. "|" .. fields[2]
+  out.history[#out.history + 1] = {seq = string.sub(id, 1, string.find(id, "-", 1, true) - 1),
+    event = fields[2]}
 end
-return out
+return cjson.encode(out)

@@ -3,20 +3,22 @@
 -- durable state, the capped history stream, and the publish to every node.
 -- All keys share the room's hash tag {PREFIX:room:ROOM}, so this runs on Redis Cluster.
 --   KEYS[1] meta    HASH   seq epoch pinned likes
---   KEYS[2] hist    STREAM id "SEQ-0", field e = event JSON (capped at ARGV[4])
---   KEYS[3] recent  LIST   "SEQ|event JSON" of the recent comments (capped at ARGV[5])
+--   KEYS[2] hist    STREAM id "SEQ-0", field e = event JSON (capped at `history`)
+--   KEYS[3] recent  LIST   "SEQ|event JSON" of the recent comments (capped at `recent`)
 --   KEYS[4] deals   HASH   deal id -> "status|version|deal JSON" (the last one published)
 --   KEYS[5] mutes   HASH   user -> muted until (Unix ms)
 --   KEYS[6] rates   HASH   user -> "tokens|last ms" (comment token bucket)
--- ARGV: 1 kind, 2 event JSON, 3 now ms, 4 history max, 5 recent max, 6 channel,
---       7 epoch for a new room, 8 subject, 9 a, 10 b, 11 unused
---   comment:         subject user, a rate/s, b burst
---   comment_deleted: subject the comment's seq
---   pinned:          subject product JSON
---   deal:            subject deal id, a status, b stock version the status was judged at,
---                    and ARGV[12] the deal JSON
--- ARGV[13] is the publish command: PUBLISH on a single server, SPUBLISH (sharded, so a cluster
--- does not broadcast every message to every shard) on Redis Cluster. ARGV[14] open_ttl ms.
+-- ARGV[1] the event JSON (stored and published as it is), ARGV[2] the call's arguments, one
+-- cjson object (built from wire.rs's `PublishArgs`): now (ms), history (max), recent (max),
+-- channel, epoch (for a new room), command (PUBLISH on a single server, SPUBLISH, sharded so a
+-- cluster does not broadcast every message to every shard, on Redis Cluster), open_ttl (ms),
+-- and `event`, what the precondition of its `kind` needs:
+--   comment:         user, rate (per s), burst
+--   comment_deleted: seq (the comment's, a decimal string; absent for an id not ours)
+--   pinned:          product (its JSON, stored as the room's pin)
+--   deal:            id, status, version (the stock version the status was judged at), deal
+--                    (its JSON)
+--   unpinned, announcement: nothing
 -- A comment leaves the room's lifetime as it is; any other event is the host's doing (or a
 -- deal's, which is open) and starts it again (see lifetime.lua). Every key written here gets
 -- meta's remaining time.
@@ -24,21 +26,22 @@
 -- {"NOPIN"}, {"SAME"} (a deal status that is not news), {"GONE"} (the room's lifetime ran out,
 -- or it never opened: nothing is written).
 local meta, hist, recent, deals, mutes, rates = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local kind, event, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local subject = ARGV[8]
-local open_ttl = tonumber(ARGV[14])
+local args = cjson.decode(ARGV[2])
+local e = args.event
+local kind, event, now = e.kind, ARGV[1], args.now
+local open_ttl = args.open_ttl
 if redis.call("EXISTS", meta) == 0 then
   return {"GONE"}
 end
 
 local function comment_allowed()
-  local muted = tonumber(redis.call("HGET", mutes, subject) or "0")
+  local muted = tonumber(redis.call("HGET", mutes, e.user) or "0")
   if muted > now then
     return {"MUTED", tostring(math.floor((muted - now) / 1000) + 1)}
   end
-  local rate, burst = tonumber(ARGV[9]), tonumber(ARGV[10])
+  local rate, burst = e.rate, e.burst
   local tokens, last = burst, now
-  local b = redis.call("HGET", rates, subject)
+  local b = redis.call("HGET", rates, e.user)
   if b then
     local f = split(b)
     tokens, last = tonumber(f[1]), tonumber(f[2])
@@ -48,7 +51,7 @@ local function comment_allowed()
   if ok then
     tokens = tokens - 1
   end
-  redis.call("HSET", rates, subject, string.format("%.6f", tokens) .. "|" .. string.format("%.0f", now))
+  redis.call("HSET", rates, e.user, string.format("%.6f", tokens) .. "|" .. string.format("%.0f", now))
   if not ok then
     return {"RATE"}
   end
@@ -56,7 +59,10 @@ local function comment_allowed()
 end
 
 local function delete_allowed()
-  local prefix = subject .. "|"
+  if type(e.seq) ~= "string" then
+    return {"NOCOMMENT"}
+  end
+  local prefix = e.seq .. "|"
   for _, entry in ipairs(redis.call("LRANGE", recent, 0, -1)) do
     if string.sub(entry, 1, #prefix) == prefix then
       redis.call("LREM", recent, 1, entry)
@@ -66,7 +72,7 @@ local function delete_allowed()
   return {"NOCOMMENT"}
 end
 
--- True when the deal event ARGV[12] starts a deal anew: a start (version 0, not ended) of a
+-- True when the deal event e.deal starts a deal anew: a start (version 0, not ended) of a
 -- deal that ends later than the one published under its id, which the inventory allowed only
 -- after every key of the earlier one expired (a weekly show reusing its deal ids).
 local function starts_anew(known, version, status)
@@ -76,13 +82,13 @@ local function starts_anew(known, version, status)
   local a = string.find(known, "|", 1, true)
   local b = string.find(known, "|", a + 1, true)
   local old = cjson.decode(string.sub(known, b + 1))
-  local new = cjson.decode(ARGV[12])
+  local new = cjson.decode(e.deal)
   return tonumber(new.ends_at) > tonumber(old.ends_at)
 end
 
 local function deal_is_news()
-  local status, version = ARGV[9], tonumber(ARGV[10])
-  local known = redis.call("HGET", deals, subject)
+  local status, version = e.status, e.version
+  local known = redis.call("HGET", deals, e.id)
   if known and not starts_anew(known, version, status) then
     local f = split(known)
     local was, at = f[1], tonumber(f[2])
@@ -94,7 +100,7 @@ local function deal_is_news()
     end
     version = math.max(version, at)
   end
-  redis.call("HSET", deals, subject, status .. "|" .. string.format("%.0f", version) .. "|" .. ARGV[12])
+  redis.call("HSET", deals, e.id, status .. "|" .. string.format("%.0f", version) .. "|" .. e.deal)
   return nil
 end
 
@@ -108,7 +114,7 @@ elseif kind == "unpinned" then
     refused = {"NOPIN"}
   end
 elseif kind == "pinned" then
-  redis.call("HSET", meta, "pinned", subject)
+  redis.call("HSET", meta, "pinned", e.product)
 elseif kind == "deal" then
   refused = deal_is_news()
 end
@@ -118,18 +124,18 @@ end
 
 local epoch = redis.call("HGET", meta, "epoch")
 if not epoch then
-  epoch = ARGV[7]
+  epoch = args.epoch
   redis.call("HSET", meta, "epoch", epoch)
 end
 local seq = redis.call("HINCRBY", meta, "seq", 1)
 if kind == "comment" then
   redis.call("RPUSH", recent, seq .. "|" .. event)
-  redis.call("LTRIM", recent, -tonumber(ARGV[5]), -1)
+  redis.call("LTRIM", recent, -args.recent, -1)
 end
-redis.call("XADD", hist, "MAXLEN", ARGV[4], seq .. "-0", "e", event)
+redis.call("XADD", hist, "MAXLEN", string.format("%.0f", args.history), seq .. "-0", "e", event)
 if kind ~= "comment" then
   refresh(meta, {hist, recent, deals, mutes, rates}, open_ttl, false)
 end
 align(meta, {hist, recent, deals, mutes, rates}, open_ttl)
-redis.call(ARGV[13], ARGV[6], seq .. "|" .. epoch .. "|" .. event)
+redis.call(args.command, args.channel, seq .. "|" .. epoch .. "|" .. event)
 return {"OK", tostring(seq), epoch}

@@ -2,13 +2,15 @@
 --   KEYS[1] the room's funnel key prefix, "{PREFIX:room:ROOM}:f"
 -- ARGV: 1 engaged_ms, 2 node id, 3 retention ms (every key written here lives that long after
 -- its last write: the funnel outlives the show by redis.retention_ms, like its sales), then one
--- op per argument, fields separated by "|":
---   R|user|channel|stage|deal    a user reached a stage ("" deal: the room)
---   C|user|channel|ms            a user was connected ms (closed connections)
---   S|user|channel|deal          a reserve answered sold_out
---   N|bucket|comments|n, N|bucket|taps|n   counts per bucket
---   V|bucket|n                   this node's peak viewers in the bucket
---   M|t|json                     a moment
+-- op per argument, a cjson object (built from src/funnel/redis.rs's `OpWire`; numbers as decimal
+-- strings, since they go into field names and values as text) named by `op`:
+--   reached   user channel stage deal   a user reached a stage ("" deal: the room)
+--   connected user channel ms           a user was connected ms (closed connections)
+--   sold_out  user channel deal         a reserve answered sold_out
+--   count     bucket what n             counts per bucket (what: comments or taps)
+--   peak      bucket n                  this node's peak viewers in the bucket
+--   moment    t moment                  a moment (its JSON, stored as it is)
+-- The keys and fields written keep the format of every version so far (see redis.rs).
 -- Users: a set per counter until it holds more than EXACT users, then a HyperLogLog.
 local f = KEYS[1]
 local engaged_ms = tonumber(ARGV[1])
@@ -18,14 +20,6 @@ local retention = tonumber(ARGV[3])
 local touched = {}
 local EXACT = 1000
 local chan, ms, counts, reg, moments = f .. ":chan", f .. ":ms", f .. ":n", f .. ":reg", f .. ":moments"
-
-local function split(s)
-  local out = {}
-  for part in string.gmatch(s .. "|", "([^|]*)|") do
-    out[#out + 1] = part
-  end
-  return out
-end
 
 -- The user's channel in this room: the first one the store heard.
 local function channel(user, ch)
@@ -64,34 +58,32 @@ end
 
 touched[chan] = true
 for i = 4, #ARGV do
-  local op = split(ARGV[i])
-  local kind = op[1]
-  if kind == "R" then
-    reach(op[2], op[3], op[4], op[5])
-  elseif kind == "C" then
+  local op = cjson.decode(ARGV[i])
+  local kind = op.op
+  if kind == "reached" then
+    reach(op.user, op.channel, op.stage, op.deal)
+  elseif kind == "connected" then
     touched[ms] = true
-    local total = redis.call("HINCRBY", ms, op[2], op[4])
+    local total = redis.call("HINCRBY", ms, op.user, op.ms)
     if total >= engaged_ms then
-      redis.call("HDEL", ms, op[2])
-      reach(op[2], op[3], "engaged", "")
+      redis.call("HDEL", ms, op.user)
+      reach(op.user, op.channel, "engaged", "")
     end
-  elseif kind == "S" then
-    redis.call("HINCRBY", counts, "so|" .. op[4] .. "|" .. channel(op[2], op[3]), 1)
-  elseif kind == "N" then
-    redis.call("HINCRBY", counts, "t|" .. op[2] .. "|" .. op[3], op[4])
-  elseif kind == "V" then
-    local field = "v|" .. op[2] .. "|" .. node
+  elseif kind == "sold_out" then
+    redis.call("HINCRBY", counts, "so|" .. op.deal .. "|" .. channel(op.user, op.channel), 1)
+  elseif kind == "count" then
+    redis.call("HINCRBY", counts, "t|" .. op.bucket .. "|" .. op.what, op.n)
+  elseif kind == "peak" then
+    local field = "v|" .. op.bucket .. "|" .. node
     local was = tonumber(redis.call("HGET", counts, field) or "0")
-    if tonumber(op[3]) > was then
-      redis.call("HSET", counts, field, op[3])
+    if tonumber(op.n) > was then
+      redis.call("HSET", counts, field, op.n)
     end
-  elseif kind == "M" then
-    -- The json is the rest of the op: it may hold "|".
-    local json = string.sub(ARGV[i], #op[2] + 4)
-    redis.call("ZADD", moments, op[2], json)
+  elseif kind == "moment" then
+    redis.call("ZADD", moments, op.t, op.moment)
     touched[moments] = true
   end
-  if kind == "S" or kind == "N" or kind == "V" then
+  if kind == "sold_out" or kind == "count" or kind == "peak" then
     touched[counts] = true
   end
 end

@@ -1,7 +1,8 @@
 -- A room's funnel as the store keeps it.
 --   KEYS[1] the room's funnel key prefix (see apply.lua)
--- Returns {counters, counts, moments}: counters a flat list counter, users, ...; counts the
--- HGETALL of the per-bucket and sold-out counts; moments the moments' json in time order.
+-- Returns a list of exactly three lists (read by src/funnel/redis.rs's `parse_read`):
+-- {counters, counts, moments}: counters a flat list counter, users, ...; counts the HGETALL of
+-- the per-bucket and sold-out counts; moments the moments' json in time order.
 local f = KEYS[1]
 local out = {}
 for _, counter in ipairs(redis.call("SMEMBERS", f .. ":reg")) do

@@ -1,5 +1,5 @@
--- Read only. Returns view() or NOTFOUND.
+-- Read only. Returns {r = "deal", deal = view()} or {r = "not_found"}.
 if redis.call("EXISTS", deal) == 0 then
-  return "NOTFOUND"
+  return reply("not_found")
 end
-return view()
+return reply("deal", {deal = view()})

@@ -2,10 +2,11 @@
 -- ARGV: user reservation now digest channel aff ("" for none)
 -- (now "": Redis's clock; ARGV[4] is the digest of a deal that has none of its own, see
 -- common.lua). The order stream expires with the deal's other keys (purge_at).
--- Returns "O|order|qty|price_cents|currency|total_cents|repeat|channel|aff|commission_bps|
--- commission_cents|affiliate_bps|affiliate_cents|creator", "R|not_found", or "TOTAL|qty|price"
--- when the total would not be exact (the deal's price is over the bounds start_deal keeps).
--- A repeat (repeat = 1) returns the same order, with the channel and aff of the checkout that
+-- Returns {r = "ordered", order, qty, price_cents, currency, total_cents, repeat (boolean),
+-- channel, aff, commission_bps, commission_cents, affiliate_bps, affiliate_cents, creator},
+-- {r = "rejected", reason = "not_found"}, or {r = "total", qty, price_cents} when the total
+-- would not be exact (the deal's price is over the bounds start_deal keeps).
+-- A repeat (repeat = true) returns the same order, with the channel and aff of the checkout that
 -- made it and the same amounts, and sums nothing again.
 --
 -- The ledger KEYS[6] is a HASH summed with HINCRBY in the order's own atomic step, so it
@@ -37,10 +38,10 @@ end
 local user, resv, now = ARGV[1], ARGV[2], clock(ARGV[3])
 local f = hold_of(user, resv)
 if not f then
-  return "R|not_found"
+  return reply("rejected", {reason = "not_found"})
 end
 if f[1] ~= "O" and not still_held(f, now) then
-  return "R|not_found"
+  return reply("rejected", {reason = "not_found"})
 end
 local p = redis.call("HMGET", deal, "price_cents", "currency", "creator", "room", "deal",
   "commission_bps", "affiliate_bps", "purge_at")
@@ -50,7 +51,7 @@ local p = redis.call("HMGET", deal, "price_cents", "currency", "creator", "room"
 local qty = tonumber(f[3])
 local total = qty * tonumber(p[1])
 if total >= 9007199254740992 then
-  return "TOTAL|" .. f[3] .. "|" .. p[1]
+  return reply("total", {qty = f[3], price_cents = p[1]})
 end
 -- A deal started before rates existed pays none.
 local host_bps, aff_bps = tonumber(p[6] or "0"), tonumber(p[7] or "0")
@@ -89,5 +90,7 @@ if again == 0 then
     redis.call("PEXPIREAT", KEYS[6], p[8])
   end
 end
-return table.concat({"O", order, f[3], p[1], p[2], int(total), again, channel, aff,
-  int(host_bps), int(host_cents), int(aff_bps), int(aff_cents), p[3] or ""}, "|")
+return reply("ordered", {order = order, qty = f[3], price_cents = p[1], currency = p[2],
+  total_cents = int(total), ["repeat"] = again == 1, channel = channel, aff = aff,
+  commission_bps = int(host_bps), commission_cents = int(host_cents),
+  affiliate_bps = int(aff_bps), affiliate_cents = int(aff_cents), creator = p[3] or ""})

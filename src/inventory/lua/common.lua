@@ -1,4 +1,9 @@
 -- Shared by every livehub inventory script (prepended at build time, after src/lua/split.lua).
+-- Replies: every deal script returns one cjson object, its variant named by `r`, its numbers
+-- as decimal strings (Lua numbers are doubles, and cjson prints only 14 significant digits);
+-- src/inventory/redis/reply.rs parses each into a serde struct that refuses unknown fields.
+-- Stored values (the hashes below, the idempotency records, the order stream) keep the format
+-- they had before replies were JSON, so data already in Redis reads as it did.
 -- All keys of one deal share the hash tag {lh:ROOM:DEAL}, so every script runs on one slot.
 --   KEYS[1] deal   HASH  product_id price_cents currency stock remaining held sold
 --                        per_user_limit ends_at ended version n creator room deal purge_at
@@ -95,21 +100,36 @@ local function next_expiry()
   return ""
 end
 
+-- The deal's stock level: remaining and version, as stored (decimal strings).
 local function level()
   local v = redis.call("HMGET", deal, "remaining", "version")
-  return v[1] .. "|" .. v[2]
+  return v[1], v[2]
 end
 
--- The whole deal as one line: product_id|price_cents|currency|stock|remaining|held|sold|
--- per_user_limit|ends_at|ended|version|commission_bps|affiliate_bps|image_url|title
--- The title is last, so it may hold `|`. A field the deal does not have (the rates, image_url
--- and title of a deal started before they existed) reads as "".
+-- The fields of the deal hash that view() returns, in this order.
+local VIEW = {"product_id", "price_cents", "currency", "stock", "remaining", "held", "sold",
+  "per_user_limit", "ends_at", "ended", "version", "commission_bps", "affiliate_bps",
+  "image_url", "title"}
+
+-- The whole deal as a table for cjson (read by reply.rs's `DealView`): every field of VIEW as
+-- its stored string, except `ended` (a boolean). A field the deal does not have (the rates,
+-- image_url and title of a deal started before they existed) reads as "". The hash stores
+-- image_url with `|` written as %7C (the stored format of every version so far, kept so that
+-- deals already in Redis and nodes not yet upgraded read alike); the reply carries it decoded.
 local function view()
-  local v = redis.call("HMGET", deal, "product_id", "price_cents", "currency", "stock",
-    "remaining", "held", "sold", "per_user_limit", "ends_at", "ended", "version",
-    "commission_bps", "affiliate_bps", "image_url", "title")
-  for i = 1, 15 do
-    if not v[i] then v[i] = "" end
+  local v = redis.call("HMGET", deal, unpack(VIEW))
+  local out = {}
+  for i, name in ipairs(VIEW) do
+    out[name] = v[i] or ""
   end
-  return table.concat(v, "|")
+  out.ended = out.ended == "1"
+  out.image_url = string.gsub(out.image_url, "%%7C", "|")
+  return out
+end
+
+-- Encodes a script's reply: `r` names the variant (see reply.rs).
+local function reply(r, fields)
+  fields = fields or {}
+  fields.r = r
+  return cjson.encode(fields)
 end

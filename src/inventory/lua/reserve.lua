@@ -2,19 +2,36 @@
 -- ARGV: user qty now hold_ms idempotency_ttl_ms digest rejected_idempotency_ttl_ms
 -- (now "": Redis's clock; ARGV[6] is the digest of a deal that has none of its own, see
 -- common.lua)
--- Returns "OK|reservation|qty|expires_at|remaining|version|due" or "R|reason"; a repeat of the
--- same (user, request_id) returns the first answer (without `due`) and changes nothing. `due` is
--- the deal's earliest live hold expiry, for the sweepers' due index.
+-- Returns {r = "reserved", reservation, qty, expires_at, remaining, version, due} or
+-- {r = "rejected", reason}; a repeat of the same (user, request_id) returns the first answer
+-- (without `due`) and changes nothing. `due` is the deal's earliest live hold expiry, for the
+-- sweepers' due index.
+-- The record of the first answer keeps its format of every version so far,
+-- "OK|reservation|qty|expires_at|remaining|version" or "R|reason", so a record written before
+-- replies were JSON (or by a node not yet upgraded) answers a repeat alike.
 -- Only a hold is remembered for idempotency_ttl_ms. A rejection changed no stock: it is kept for
 -- rejected_idempotency_ttl_ms only, and a reserve of a deal that does not exist is not kept at
 -- all, so made-up requests leave (almost) nothing behind. Once that short record is gone, a
 -- repeat is decided afresh and may hold stock (it never held any before).
+-- A stored answer as the reply's fields (an unknown format is returned as it is, and refused
+-- by the reader).
+local function answer(stored)
+  local f = split(stored)
+  if f[1] == "R" and #f == 2 then
+    return {r = "rejected", reason = f[2]}
+  elseif f[1] == "OK" and #f == 6 then
+    return {r = "reserved", reservation = f[2], qty = f[3], expires_at = f[4],
+      remaining = f[5], version = f[6]}
+  end
+  return {r = "stored", record = stored}
+end
+
 local cached = redis.call("GET", KEYS[5])
 if cached then
-  return cached
+  return cjson.encode(answer(cached))
 end
 if redis.call("EXISTS", deal) == 0 then
-  return "R|not_found"
+  return reply("rejected", {reason = "not_found"})
 end
 local user, qty, now = ARGV[1], tonumber(ARGV[2]), clock(ARGV[3])
 expire_due(now)
@@ -30,7 +47,7 @@ elseif tonumber(d[4]) < qty then
 end
 if rejected then
   redis.call("SET", KEYS[5], rejected, "PX", ARGV[7])
-  return rejected
+  return cjson.encode(answer(rejected))
 end
 local n = redis.call("HINCRBY", deal, "n", 1)
 local resv = "h" .. digest_of(ARGV[6]) .. "-" .. n
@@ -44,6 +61,9 @@ redis.call("HSET", hold, resv, "H|" .. user .. "|" .. qty .. "|" .. expires .. "
 for _, k in ipairs({holds, hold, users}) do
   redis.call("PEXPIREAT", k, d[5])
 end
-local answer = "OK|" .. resv .. "|" .. qty .. "|" .. expires .. "|" .. level()
-redis.call("SET", KEYS[5], answer, "PX", ARGV[5])
-return answer .. "|" .. next_expiry()
+local remaining, version = level()
+local stored = "OK|" .. resv .. "|" .. qty .. "|" .. expires .. "|" .. remaining .. "|" .. version
+redis.call("SET", KEYS[5], stored, "PX", ARGV[5])
+local fresh = answer(stored)
+fresh.due = next_expiry()
+return cjson.encode(fresh)

@@ -1,11 +1,14 @@
 -- Read only. KEYS[6] the deal's sales ledger (see checkout.lua).
--- Returns {view(), creator, field, value, field, value, ...} (the ledger's fields, none before
--- the first order), or an empty array when the deal does not exist (never started, or purged).
+-- Returns {r = "deal", deal = view(), creator, ledger = {field = value, ...}} (the ledger's
+-- fields, none before the first order), or {r = "not_found"} when the deal does not exist
+-- (never started, or purged).
 if redis.call("EXISTS", deal) == 0 then
-  return {}
+  return reply("not_found")
 end
-local out = {view(), redis.call("HGET", deal, "creator") or ""}
-for _, x in ipairs(redis.call("HGETALL", KEYS[6])) do
-  out[#out + 1] = x
+local ledger = {}
+local all = redis.call("HGETALL", KEYS[6])
+for i = 1, #all, 2 do
+  ledger[all[i]] = all[i + 1]
 end
-return out
+return reply("deal", {deal = view(), creator = redis.call("HGET", deal, "creator") or "",
+  ledger = ledger})

@@ -257,7 +257,7 @@ impl RedisInventory {
         now: u64,
     ) -> Result<Option<DealSales>, InventoryError> {
         let keys = self.keys.deal(room, deal);
-        let reply: Vec<String> = self.redis.run(&self.scripts.sales, &keys, &[]).await?;
+        let reply: String = self.redis.run(&self.scripts.sales, &keys, &[]).await?;
         parse_sales(room, deal, &reply, now)
     }
 
@@ -433,12 +433,8 @@ impl Inventory for RedisInventory {
             keep_ms.to_string(),
             spec.commission_bps.to_string(),
             spec.affiliate_bps.to_string(),
-            // `view()` ends with `image_url|title`: a title may hold `|` (it is the rest of the
-            // reply), an image URL holds it percent-encoded (and reads back as `|`).
-            spec.image_url
-                .as_deref()
-                .unwrap_or_default()
-                .replace('|', "%7C"),
+            // As given: the script stores it in the deal hash's format (see `reply`).
+            spec.image_url.as_deref().unwrap_or_default().to_owned(),
             spec.title_or_id(),
             digest,
             self.now_arg(now),
@@ -461,7 +457,7 @@ impl Inventory for RedisInventory {
     async fn end_deal(&self, room: &Id, deal: &Id, now: u64) -> Result<EndedDeal, InventoryError> {
         self.end(room, deal, false, now)
             .await?
-            .ok_or_else(|| bad_reply("end", "NOTDUE"))
+            .ok_or_else(|| bad_reply("end", "not_due"))
     }
 
     async fn end_if_due(

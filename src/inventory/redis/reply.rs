@@ -1,8 +1,29 @@
 //! The inventory scripts' replies, parsed by pure functions into the trait's types: every reader
-//! of a script's reply is here, next to a unit test that pins the reply's shape (a field added
-//! to a script without its reader fails a test here, not a buyer). The replies are `|`-joined
-//! fields, as each script's header comment describes; a field that may hold `|` comes last (a
-//! title) or percent-encoded (an image URL).
+//! of a script's reply is here, next to a unit test that pins the reply's shape.
+//!
+//! **Format.** Every deal script (`src/inventory/lua/*.lua` but `due_take.lua` and `index.lua`)
+//! returns one `cjson`-encoded object whose `r` names the variant (`"reserved"`, `"rejected"`,
+//! …), read here into a serde enum tagged by `r` whose variants refuse unknown fields: a field
+//! added to a script without its reader, or missing from it, fails a unit test here (and, if it
+//! ever reached a hub, an `Internal` error), never a silently shifted reading. Numbers travel as
+//! decimal strings (Lua numbers are doubles and `cjson` prints 14 significant digits; a total of
+//! 10^15 cents would not survive), flags as JSON booleans. `due_take.lua` returns a list
+//! (member, due time, …), read by [`parse_due_take`].
+//!
+//! **Stored data.** Only what the scripts *return* is JSON. What they *store* keeps the format
+//! it had before (the deal, hold and users hashes, the idempotency records, the order stream
+//! and the sales ledger), so a hub upgraded in place reads every record an earlier version left
+//! in Redis, and nodes of both versions can share one Redis during a rolling upgrade. So
+//! `reserve.lua` still stores its first answer as `OK|reservation|qty|expires_at|remaining|
+//! version` or `R|reason` and turns a stored answer into the JSON reply on a repeat; and the
+//! deal hash still stores `image_url` with `|` as `%7C`, which the scripts alone write and
+//! decode (a reply carries the URL as given).
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer};
 
 use super::super::sales::{DealSales, Earning, Sales};
 use super::super::{
@@ -16,183 +37,269 @@ pub(super) fn bad_reply(what: &str, reply: &str) -> InventoryError {
     InventoryError::Internal(format!("unexpected {what} reply from Redis: {reply:?}"))
 }
 
-pub(super) fn num<T: std::str::FromStr>(what: &str, s: Option<&str>) -> Result<T, InventoryError> {
+pub(super) fn num<T: FromStr>(what: &str, s: Option<&str>) -> Result<T, InventoryError> {
     s.and_then(|v| v.parse().ok())
         .ok_or_else(|| bad_reply(what, s.unwrap_or("<missing>")))
 }
 
+/// Reads `reply` (one script's JSON) as `T`; a reply of any other shape is a bad reply that
+/// names the script and says what did not fit.
+fn decode<T: DeserializeOwned>(what: &str, reply: &str) -> Result<T, InventoryError> {
+    serde_json::from_str(reply).map_err(|e| {
+        InventoryError::Internal(format!(
+            "unexpected {what} reply from Redis ({e}): {reply:?}"
+        ))
+    })
+}
+
+/// A number sent as a decimal string.
+fn dec<'de, D: Deserializer<'de>, T: FromStr>(d: D) -> Result<T, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse()
+        .map_err(|_| D::Error::custom(format!("not a number: {s:?}")))
+}
+
+/// A number sent as a decimal string, "" (a field the deal hash does not have) as 0.
+fn dec_or_zero<'de, D: Deserializer<'de>, T: FromStr + Default>(d: D) -> Result<T, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.is_empty() {
+        return Ok(T::default());
+    }
+    s.parse()
+        .map_err(|_| D::Error::custom(format!("not a number: {s:?}")))
+}
+
+/// An optional number sent as a decimal string (absent: None).
+fn dec_opt<'de, D: Deserializer<'de>, T: FromStr>(d: D) -> Result<Option<T>, D::Error> {
+    dec(d).map(Some)
+}
+
+/// An id sent as a string.
+fn id<'de, D: Deserializer<'de>>(d: D) -> Result<Id, D::Error> {
+    let s = String::deserialize(d)?;
+    Id::new(&s).map_err(|_| D::Error::custom(format!("not an id: {s:?}")))
+}
+
+/// An id sent as a string, "" for none.
+fn id_or_none<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Id>, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.is_empty() {
+        return Ok(None);
+    }
+    Id::new(&s)
+        .map(Some)
+        .map_err(|_| D::Error::custom(format!("not an id: {s:?}")))
+}
+
 /// A script's reject reason, by its wire name; never `unavailable` (the hub's own answer).
-fn reason(s: &str) -> Result<RejectReason, InventoryError> {
+fn reason<'de, D: Deserializer<'de>>(d: D) -> Result<RejectReason, D::Error> {
+    let s = String::deserialize(d)?;
     match s.parse() {
-        Ok(RejectReason::Unavailable) | Err(_) => Err(bad_reply("reject reason", s)),
+        Ok(RejectReason::Unavailable) | Err(_) => {
+            Err(D::Error::custom(format!("not a reject reason: {s:?}")))
+        }
         Ok(r) => Ok(r),
     }
 }
 
-/// A rate of the deal hash: "" (a deal stored before rates existed) reads as 0.
-fn bps(what: &str, s: &str) -> Result<u32, InventoryError> {
-    if s.is_empty() {
-        Ok(0)
-    } else {
-        num(what, Some(s))
+/// `view()` of `common.lua`: the deal hash's fields, each as stored ("" for a field a deal
+/// stored before it existed does not have: rates read as 0, no image, an empty title).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DealView {
+    #[serde(deserialize_with = "id")]
+    product_id: Id,
+    #[serde(deserialize_with = "dec")]
+    price_cents: u64,
+    currency: String,
+    #[serde(deserialize_with = "dec")]
+    stock: u32,
+    #[serde(deserialize_with = "dec")]
+    remaining: u32,
+    #[serde(deserialize_with = "dec")]
+    held: u32,
+    #[serde(deserialize_with = "dec")]
+    sold: u32,
+    #[serde(deserialize_with = "dec")]
+    per_user_limit: u32,
+    #[serde(deserialize_with = "dec")]
+    ends_at: u64,
+    ended: bool,
+    #[serde(deserialize_with = "dec")]
+    version: u64,
+    #[serde(deserialize_with = "dec_or_zero")]
+    commission_bps: u32,
+    #[serde(deserialize_with = "dec_or_zero")]
+    affiliate_bps: u32,
+    image_url: String,
+    title: String,
+}
+
+impl DealView {
+    /// The deal `id` as the view shows it at `now`, with its audit and stock level.
+    pub fn into_parts(self, id: &Id, now: u64) -> (Deal, Audit, StockLevel) {
+        let status = status_of(self.ended, self.ends_at, self.remaining, now);
+        let deal = Deal {
+            id: id.clone(),
+            product_id: self.product_id,
+            title: self.title,
+            image_url: Some(self.image_url).filter(|u| !u.is_empty()),
+            price_cents: self.price_cents,
+            currency: self.currency,
+            stock: self.stock,
+            remaining: self.remaining,
+            per_user_limit: self.per_user_limit,
+            commission_bps: self.commission_bps,
+            affiliate_bps: self.affiliate_bps,
+            ends_at: self.ends_at,
+            status,
+        };
+        let audit = Audit {
+            id: id.clone(),
+            status,
+            stock: self.stock,
+            remaining: self.remaining,
+            held: self.held,
+            sold: self.sold,
+        };
+        let level = StockLevel {
+            remaining: self.remaining,
+            version: self.version,
+        };
+        (deal, audit, level)
     }
 }
 
-/// Parses `view()` (the reply of `audit.lua`, and the tail of `start_deal.lua`'s and
-/// `end_deal.lua`'s): product_id|price|currency|stock|remaining|held|sold|limit|ends_at|ended|
-/// version|commission_bps|affiliate_bps|image_url|title, where the title is the rest (it may
-/// hold `|`). A field a deal stored before it existed does not have reads as "": rates 0, no
-/// image, an empty title.
-pub fn parse_view(
-    id: &Id,
-    f: &[&str],
-    now: u64,
-) -> Result<(Deal, Audit, StockLevel), InventoryError> {
-    if f.len() < 15 {
-        return Err(bad_reply("deal", &f.join("|")));
-    }
-    let image_url = Some(f[13])
-        .filter(|u| !u.is_empty())
-        .map(|u| u.replace("%7C", "|"));
-    let title = f[14..].join("|");
-    let remaining: u32 = num("remaining", Some(f[4]))?;
-    let ends_at: u64 = num("ends_at", Some(f[8]))?;
-    let ended = f[9] == "1";
-    let status = status_of(ended, ends_at, remaining, now);
-    let deal = Deal {
-        id: id.clone(),
-        product_id: Id::new(f[0]).map_err(|_| bad_reply("product_id", f[0]))?,
-        title,
-        image_url,
-        price_cents: num("price_cents", Some(f[1]))?,
-        currency: f[2].to_owned(),
-        stock: num("stock", Some(f[3]))?,
-        remaining,
-        per_user_limit: num("per_user_limit", Some(f[7]))?,
-        commission_bps: bps("commission_bps", f[11])?,
-        affiliate_bps: bps("affiliate_bps", f[12])?,
-        ends_at,
-        status,
-    };
-    let audit = Audit {
-        id: id.clone(),
-        status,
-        stock: deal.stock,
-        remaining,
-        held: num("held", Some(f[5]))?,
-        sold: num("sold", Some(f[6]))?,
-    };
-    let level = StockLevel {
-        remaining,
-        version: num("version", Some(f[10]))?,
-    };
-    Ok((deal, audit, level))
+/// `start_deal.lua`'s answer.
+#[derive(Debug, PartialEq)]
+pub enum StartReply {
+    /// The deal as stored.
+    Deal(Deal),
+    /// The deal id is taken in the room (`conflict`).
+    Conflict,
 }
 
-/// An id in a reply, or a bad reply.
-fn reply_id(what: &str, s: &str) -> Result<Id, InventoryError> {
-    Id::new(s).map_err(|_| bad_reply(what, s))
+#[derive(Deserialize)]
+// Variants without fields are `{}`, not unit variants: serde lets a unit variant of an
+// internally tagged enum ignore unknown fields.
+#[serde(tag = "r", rename_all = "snake_case", deny_unknown_fields)]
+enum StartWire {
+    Started {
+        #[serde(rename = "purge_at", deserialize_with = "dec")]
+        _purge_at: u64,
+        deal: DealView,
+    },
+    Conflict {},
 }
 
-/// Parses the fields of `checkout.lua`'s order reply (after its "O"), checking the total and
-/// both amounts against Rust's own arithmetic, so the script and [`commission`] never disagree
-/// silently.
-pub fn parse_order(
-    f: &[&str],
-    reservation: &Id,
-    deal: &Id,
-    reply: &str,
-) -> Result<OrderRecord, InventoryError> {
-    let [
-        order,
-        qty,
-        price,
-        currency,
-        total,
-        again,
-        channel,
-        aff,
-        host_bps,
-        host_cents,
-        aff_bps,
-        aff_cents,
-        creator,
-    ] = f
-    else {
-        return Err(bad_reply("checkout", reply));
-    };
-    let (qty, price_cents) = (num("qty", Some(qty))?, num("price_cents", Some(price))?);
-    // The script's total is exact (below 2^53); check it against ours anyway.
-    let total_cents = order_total(price_cents, qty)
-        .filter(|t| t.to_string() == *total)
-        .ok_or_else(|| bad_reply("order total", reply))?;
-    let aff = match *aff {
-        "" => None,
-        a => Some(reply_id("aff", a)?),
-    };
-    let (commission_bps, affiliate_bps) = (num("bps", Some(host_bps))?, num("bps", Some(aff_bps))?);
-    let commission_cents = commission(total_cents, commission_bps);
-    let affiliate_cents = match aff {
-        Some(_) => commission(total_cents, affiliate_bps),
-        None => 0,
-    };
-    if commission_cents.to_string() != *host_cents || affiliate_cents.to_string() != *aff_cents {
-        return Err(bad_reply("order commission", reply));
-    }
-    Ok(OrderRecord {
-        order: reply_id("order", order)?,
-        reservation: reservation.clone(),
-        deal: deal.clone(),
-        qty,
-        price_cents,
-        total_cents,
-        currency: (*currency).to_owned(),
-        creator: reply_id("creator", creator)?,
-        channel: Channel::parse(channel),
-        aff,
-        commission_bps,
-        commission_cents,
-        affiliate_bps,
-        affiliate_cents,
-        repeat: *again == "1",
+/// Parses `start_deal.lua`'s reply: `{r: "conflict"}`, or `{r: "started", purge_at, deal}`.
+pub fn parse_start(reply: &str, id: &Id, now: u64) -> Result<StartReply, InventoryError> {
+    Ok(match decode("start", reply)? {
+        StartWire::Started { deal, .. } => StartReply::Deal(deal.into_parts(id, now).0),
+        StartWire::Conflict {} => StartReply::Conflict,
     })
 }
 
-/// Parses `sales.lua`'s reply: the deal's view, its creator, then the ledger's fields and
-/// values. None when the deal does not exist (never made, or purged).
+/// `end_deal.lua`'s answer.
+#[derive(Debug, PartialEq)]
+pub enum EndReply {
+    /// No such deal (`not_found`).
+    NotFound,
+    /// Asked to end it only when due, and it has time left (`not_due`).
+    NotDue,
+    /// The deal as it ended, and whether it was live until then.
+    Ended(EndedDeal),
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "r", rename_all = "snake_case", deny_unknown_fields)]
+enum EndWire {
+    NotFound {},
+    NotDue {},
+    Ended { was_live: bool, deal: DealView },
+}
+
+/// Parses `end_deal.lua`'s reply: `{r: "not_found"}`, `{r: "not_due"}`, or
+/// `{r: "ended", was_live, deal}`.
+pub fn parse_end(reply: &str, id: &Id, now: u64) -> Result<EndReply, InventoryError> {
+    Ok(match decode("end", reply)? {
+        EndWire::NotFound {} => EndReply::NotFound,
+        EndWire::NotDue {} => EndReply::NotDue,
+        EndWire::Ended { was_live, deal } => EndReply::Ended(EndedDeal {
+            deal: deal.into_parts(id, now).0,
+            was_live,
+        }),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "r", rename_all = "snake_case", deny_unknown_fields)]
+enum AuditWire {
+    NotFound {},
+    Deal { deal: DealView },
+}
+
+/// Parses `audit.lua`'s reply: `{r: "not_found"}` (None), or `{r: "deal", deal}`.
+pub fn parse_audit(
+    reply: &str,
+    id: &Id,
+    now: u64,
+) -> Result<Option<(Deal, Audit, StockLevel)>, InventoryError> {
+    Ok(match decode("audit", reply)? {
+        AuditWire::NotFound {} => None,
+        AuditWire::Deal { deal } => Some(deal.into_parts(id, now)),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "r", rename_all = "snake_case", deny_unknown_fields)]
+enum SalesWire {
+    NotFound {},
+    Deal {
+        deal: DealView,
+        creator: String,
+        /// The ledger hash; `cjson` writes an empty one as `{}`.
+        ledger: BTreeMap<String, String>,
+    },
+}
+
+/// Parses `sales.lua`'s reply: `{r: "deal", deal, creator, ledger}` (the ledger's fields and
+/// values), or `{r: "not_found"}` (None: the deal does not exist, never made or purged).
 pub fn parse_sales(
     room: &Id,
     id: &Id,
-    reply: &[String],
+    reply: &str,
     now: u64,
 ) -> Result<Option<DealSales>, InventoryError> {
-    let [view, creator, ledger @ ..] = reply else {
-        return match reply {
-            [] => Ok(None),
-            _ => Err(bad_reply("sales", &reply.join(" "))),
-        };
+    let SalesWire::Deal {
+        deal,
+        creator,
+        ledger,
+    } = decode("sales", reply)?
+    else {
+        return Ok(None);
     };
-    let f: Vec<&str> = view.split('|').collect();
-    let (deal, _, _) = parse_view(id, &f, now)?;
     let mut sales = DealSales {
         room: room.clone(),
-        deal,
-        creator: reply_id("creator", creator)?,
+        deal: deal.into_parts(id, now).0,
+        creator: reply_id("creator", &creator)?,
         total: Sales::default(),
         channels: Default::default(),
         host: Earning::default(),
         affiliates: Default::default(),
         buckets: Default::default(),
     };
-    for pair in ledger.chunks(2) {
-        let [field, value] = pair else {
-            return Err(bad_reply("sales", &reply.join(" ")));
-        };
+    for (field, value) in &ledger {
         add_figure(&mut sales, field, num(field, Some(value))?)?;
     }
     // The host earns on every order: their sales are the deal's.
     sales.total = sales.host.sales;
     Ok(Some(sales))
+}
+
+/// An id in a reply, or a bad reply.
+fn reply_id(what: &str, s: &str) -> Result<Id, InventoryError> {
+    Id::new(s).map_err(|_| bad_reply(what, s))
 }
 
 /// Adds one ledger field (named as in `checkout.lua`) to `s`. A field of another shape is left
@@ -235,73 +342,6 @@ fn add(sum: &mut u64, value: u64) {
     *sum = sum.saturating_add(value);
 }
 
-/// `start_deal.lua`'s answer.
-#[derive(Debug, PartialEq)]
-pub enum StartReply {
-    /// The deal as stored.
-    Deal(Deal),
-    /// The deal id is taken in the room (`CONFLICT`).
-    Conflict,
-}
-
-/// Parses `start_deal.lua`'s reply: `CONFLICT`, or `OK|purge_at|` and the deal's view.
-pub fn parse_start(reply: &str, id: &Id, now: u64) -> Result<StartReply, InventoryError> {
-    if reply == "CONFLICT" {
-        return Ok(StartReply::Conflict);
-    }
-    let f: Vec<&str> = reply
-        .strip_prefix("OK|")
-        .ok_or_else(|| bad_reply("start", reply))?
-        .split('|')
-        .collect();
-    let [_purge_at, view @ ..] = f.as_slice() else {
-        return Err(bad_reply("start", reply));
-    };
-    Ok(StartReply::Deal(parse_view(id, view, now)?.0))
-}
-
-/// `end_deal.lua`'s answer.
-#[derive(Debug, PartialEq)]
-pub enum EndReply {
-    /// No such deal (`NOTFOUND`).
-    NotFound,
-    /// Asked to end it only when due, and it has time left (`NOTDUE`).
-    NotDue,
-    /// The deal as it ended, and whether it was live until then.
-    Ended(EndedDeal),
-}
-
-/// Parses `end_deal.lua`'s reply: `NOTFOUND`, `NOTDUE`, or `was_live|` and the deal's view.
-pub fn parse_end(reply: &str, id: &Id, now: u64) -> Result<EndReply, InventoryError> {
-    match reply {
-        "NOTFOUND" => return Ok(EndReply::NotFound),
-        "NOTDUE" => return Ok(EndReply::NotDue),
-        _ => {}
-    }
-    let f: Vec<&str> = reply.split('|').collect();
-    let [was_live, view @ ..] = f.as_slice() else {
-        return Err(bad_reply("end", reply));
-    };
-    let (deal, _, _) = parse_view(id, view, now)?;
-    Ok(EndReply::Ended(EndedDeal {
-        deal,
-        was_live: *was_live == "1",
-    }))
-}
-
-/// Parses `audit.lua`'s reply: `NOTFOUND` (None), or the deal's view.
-pub fn parse_audit(
-    reply: &str,
-    id: &Id,
-    now: u64,
-) -> Result<Option<(Deal, Audit, StockLevel)>, InventoryError> {
-    if reply == "NOTFOUND" {
-        return Ok(None);
-    }
-    let f: Vec<&str> = reply.split('|').collect();
-    parse_view(id, &f, now).map(Some)
-}
-
 /// `reserve.lua`'s answer: the outcome, and for a fresh hold the deal's earliest live hold
 /// expiry (for the sweepers' due index; a repeated request does not carry it).
 #[derive(Debug, PartialEq)]
@@ -310,87 +350,195 @@ pub struct Reserved {
     pub due: Option<u64>,
 }
 
-/// Parses `reserve.lua`'s reply: `R|reason`, or
-/// `OK|reservation|qty|expires_at|remaining|version` followed by `|due` for a fresh hold.
+#[derive(Deserialize)]
+#[serde(tag = "r", rename_all = "snake_case", deny_unknown_fields)]
+enum ReserveWire {
+    Rejected {
+        #[serde(deserialize_with = "reason")]
+        reason: RejectReason,
+    },
+    Reserved {
+        #[serde(deserialize_with = "id")]
+        reservation: Id,
+        #[serde(deserialize_with = "dec")]
+        qty: u32,
+        #[serde(deserialize_with = "dec")]
+        expires_at: u64,
+        #[serde(deserialize_with = "dec")]
+        remaining: u32,
+        #[serde(deserialize_with = "dec")]
+        version: u64,
+        #[serde(default, deserialize_with = "dec_opt")]
+        due: Option<u64>,
+    },
+}
+
+/// Parses `reserve.lua`'s reply: `{r: "rejected", reason}`, or `{r: "reserved", reservation,
+/// qty, expires_at, remaining, version}` with `due` for a fresh hold (a repeat has none).
 pub fn parse_reserve(reply: &str) -> Result<Reserved, InventoryError> {
-    let f: Vec<&str> = reply.split('|').collect();
-    let (fields, due) = match f.as_slice() {
-        ["R", why] => {
-            return Ok(Reserved {
-                outcome: ReserveOutcome::Rejected(reason(why)?),
-                due: None,
-            });
-        }
-        // A fresh hold carries the deal's earliest expiry; a repeat does not.
-        ["OK", rest @ ..] if rest.len() == 6 => (&rest[..5], Some(rest[5])),
-        ["OK", rest @ ..] if rest.len() == 5 => (rest, None),
-        _ => return Err(bad_reply("reserve", reply)),
-    };
-    let [resv, qty, expires, remaining, version] = fields else {
-        return Err(bad_reply("reserve", reply));
-    };
-    Ok(Reserved {
-        outcome: ReserveOutcome::Reserved {
-            reservation: reply_id("reservation", resv)?,
-            qty: num("qty", Some(qty))?,
-            expires_at: num("expires_at", Some(expires))?,
-            level: StockLevel {
-                remaining: num("remaining", Some(remaining))?,
-                version: num("version", Some(version))?,
-            },
+    Ok(match decode("reserve", reply)? {
+        ReserveWire::Rejected { reason } => Reserved {
+            outcome: ReserveOutcome::Rejected(reason),
+            due: None,
         },
-        due: due.map(|at| num("due", Some(at))).transpose()?,
+        ReserveWire::Reserved {
+            reservation,
+            qty,
+            expires_at,
+            remaining,
+            version,
+            due,
+        } => Reserved {
+            outcome: ReserveOutcome::Reserved {
+                reservation,
+                qty,
+                expires_at,
+                level: StockLevel { remaining, version },
+            },
+            due,
+        },
     })
 }
 
-/// Parses `checkout.lua`'s reply for `reservation` of `deal` in `room`: `O|` and the order
-/// ([`parse_order`]), `R|reason`, or `TOTAL|qty|price` (an order total out of range: a bug).
+/// `checkout.lua`'s order, as the script computed it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrderWire {
+    #[serde(deserialize_with = "id")]
+    order: Id,
+    #[serde(deserialize_with = "dec")]
+    qty: u32,
+    #[serde(deserialize_with = "dec")]
+    price_cents: u64,
+    currency: String,
+    #[serde(deserialize_with = "dec")]
+    total_cents: u64,
+    repeat: bool,
+    channel: String,
+    #[serde(deserialize_with = "id_or_none")]
+    aff: Option<Id>,
+    #[serde(deserialize_with = "dec")]
+    commission_bps: u32,
+    #[serde(deserialize_with = "dec")]
+    commission_cents: u64,
+    #[serde(deserialize_with = "dec")]
+    affiliate_bps: u32,
+    #[serde(deserialize_with = "dec")]
+    affiliate_cents: u64,
+    #[serde(deserialize_with = "id")]
+    creator: Id,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "r", rename_all = "snake_case", deny_unknown_fields)]
+enum CheckoutWire {
+    Ordered(OrderWire),
+    Rejected {
+        #[serde(deserialize_with = "reason")]
+        reason: RejectReason,
+    },
+    Total {
+        qty: String,
+        price_cents: String,
+    },
+}
+
+/// The order of `o` for `reservation` of `deal`, its total and both amounts checked against
+/// Rust's own arithmetic, so the script and [`commission`] never disagree silently.
+fn order_of(
+    o: OrderWire,
+    reservation: &Id,
+    deal: &Id,
+    reply: &str,
+) -> Result<OrderRecord, InventoryError> {
+    // The script's total is exact (below 2^53); check it against ours anyway.
+    let total_cents = order_total(o.price_cents, o.qty)
+        .filter(|t| *t == o.total_cents)
+        .ok_or_else(|| bad_reply("order total", reply))?;
+    let commission_cents = commission(total_cents, o.commission_bps);
+    let affiliate_cents = match o.aff {
+        Some(_) => commission(total_cents, o.affiliate_bps),
+        None => 0,
+    };
+    if commission_cents != o.commission_cents || affiliate_cents != o.affiliate_cents {
+        return Err(bad_reply("order commission", reply));
+    }
+    Ok(OrderRecord {
+        order: o.order,
+        reservation: reservation.clone(),
+        deal: deal.clone(),
+        qty: o.qty,
+        price_cents: o.price_cents,
+        total_cents,
+        currency: o.currency,
+        creator: o.creator,
+        channel: Channel::parse(&o.channel),
+        aff: o.aff,
+        commission_bps: o.commission_bps,
+        commission_cents,
+        affiliate_bps: o.affiliate_bps,
+        affiliate_cents,
+        repeat: o.repeat,
+    })
+}
+
+/// Parses `checkout.lua`'s reply for `reservation` of `deal` in `room`: `{r: "ordered", …}`
+/// (the order, its amounts checked against Rust's arithmetic), `{r: "rejected", reason}`, or
+/// `{r: "total", qty, price_cents}` (an order total out of range: a bug, an `Internal` error).
 pub fn parse_checkout(
     reply: &str,
     room: &Id,
     reservation: &Id,
     deal: &Id,
 ) -> Result<CheckoutOutcome, InventoryError> {
-    let f: Vec<&str> = reply.split('|').collect();
-    match f.as_slice() {
-        ["O", order @ ..] => Ok(CheckoutOutcome::Ordered(parse_order(
-            order,
+    match decode("checkout", reply)? {
+        CheckoutWire::Ordered(o) => Ok(CheckoutOutcome::Ordered(order_of(
+            o,
             reservation,
             deal,
             reply,
         )?)),
-        ["R", why] => Ok(CheckoutOutcome::Rejected(reason(why)?)),
-        ["TOTAL", qty, price] => Err(InventoryError::Internal(format!(
-            "order total of {qty} x {price} is out of range (deal {deal} in room {room})"
+        CheckoutWire::Rejected { reason } => Ok(CheckoutOutcome::Rejected(reason)),
+        CheckoutWire::Total { qty, price_cents } => Err(InventoryError::Internal(format!(
+            "order total of {qty} x {price_cents} is out of range (deal {deal} in room {room})"
         ))),
-        _ => Err(bad_reply("checkout", reply)),
     }
 }
 
-/// Parses `cancel.lua`'s reply for `reservation` of `deal`: `C|-` (released, the stock did not
-/// change: the hold had expired), `C|remaining|version`, or `R|reason`.
+#[derive(Deserialize)]
+#[serde(tag = "r", rename_all = "snake_case", deny_unknown_fields)]
+enum CancelWire {
+    Released {
+        #[serde(default, deserialize_with = "dec_opt")]
+        remaining: Option<u32>,
+        #[serde(default, deserialize_with = "dec_opt")]
+        version: Option<u64>,
+    },
+    Rejected {
+        #[serde(deserialize_with = "reason")]
+        reason: RejectReason,
+    },
+}
+
+/// Parses `cancel.lua`'s reply for `reservation` of `deal`: `{r: "released"}` (the stock did
+/// not change: the hold had been released already), `{r: "released", remaining, version}`, or
+/// `{r: "rejected", reason}`. A level with only one of its two fields is a bad reply.
 pub fn parse_cancel(
     reply: &str,
     reservation: &Id,
     deal: &Id,
 ) -> Result<CancelOutcome, InventoryError> {
-    let f: Vec<&str> = reply.split('|').collect();
-    match f.as_slice() {
-        ["C", "-"] => Ok(CancelOutcome::Released {
+    match decode("cancel", reply)? {
+        CancelWire::Released { remaining, version } => Ok(CancelOutcome::Released {
             reservation: reservation.clone(),
             deal: deal.clone(),
-            level: None,
+            level: match (remaining, version) {
+                (Some(remaining), Some(version)) => Some(StockLevel { remaining, version }),
+                (None, None) => None,
+                _ => return Err(bad_reply("cancel", reply)),
+            },
         }),
-        ["C", remaining, version] => Ok(CancelOutcome::Released {
-            reservation: reservation.clone(),
-            deal: deal.clone(),
-            level: Some(StockLevel {
-                remaining: num("remaining", Some(remaining))?,
-                version: num("version", Some(version))?,
-            }),
-        }),
-        ["R", why] => Ok(CancelOutcome::Rejected(reason(why)?)),
-        _ => Err(bad_reply("cancel", reply)),
+        CancelWire::Rejected { reason } => Ok(CancelOutcome::Rejected(reason)),
     }
 }
 
@@ -405,32 +553,43 @@ pub struct Sweep {
     pub done: bool,
 }
 
-/// Parses `sweep.lua`'s reply: `GONE`, or `expired|remaining|version|done|next` (`next` empty
-/// when no hold is left).
+#[derive(Deserialize)]
+#[serde(tag = "r", rename_all = "snake_case", deny_unknown_fields)]
+enum SweepWire {
+    Gone {},
+    Swept {
+        #[serde(deserialize_with = "dec")]
+        expired: u64,
+        #[serde(deserialize_with = "dec")]
+        remaining: u32,
+        #[serde(deserialize_with = "dec")]
+        version: u64,
+        done: bool,
+        #[serde(default, deserialize_with = "dec_opt")]
+        next: Option<u64>,
+    },
+}
+
+/// Parses `sweep.lua`'s reply: `{r: "gone"}`, or `{r: "swept", expired, remaining, version,
+/// done, next}` (`next` absent when the deal needs no further sweep).
 pub fn parse_sweep(reply: &str) -> Result<Sweep, InventoryError> {
-    let f: Vec<&str> = reply.split('|').collect();
-    match f.as_slice() {
-        ["GONE"] => Ok(Sweep {
+    Ok(match decode("sweep", reply)? {
+        SweepWire::Gone {} => Sweep {
             done: true,
             ..Sweep::default()
-        }),
-        [expired, remaining, version, done, next] => Ok(Sweep {
-            returned: if *expired != "0" {
-                Some(StockLevel {
-                    remaining: num("remaining", Some(remaining))?,
-                    version: num("version", Some(version))?,
-                })
-            } else {
-                None
-            },
-            next: match *next {
-                "" => None,
-                at => Some(num("next expiry", Some(at))?),
-            },
-            done: *done == "1",
-        }),
-        _ => Err(bad_reply("sweep", reply)),
-    }
+        },
+        SweepWire::Swept {
+            expired,
+            remaining,
+            version,
+            done,
+            next,
+        } => Sweep {
+            returned: (expired != 0).then_some(StockLevel { remaining, version }),
+            next,
+            done,
+        },
+    })
 }
 
 /// Parses `due_take.lua`'s reply: member, due time (a sorted-set score), member, due time, …
@@ -450,18 +609,43 @@ pub fn parse_due_take(flat: &[String]) -> Result<Vec<(String, u64)>, InventoryEr
 mod tests {
     use super::*;
     use crate::protocol::DealStatus;
+    use serde_json::{Value, json};
 
     fn id(s: &str) -> Id {
         Id::new(s).expect("id")
     }
 
-    /// A deal's view as the scripts write it: 15 fields, the title last.
-    const VIEW: &str = "p1|999|USD|10|7|2|1|3|60000|0|4|1000|500|https://x/a%7Cb.png|Big | sale";
+    /// A deal's view as `view()` writes it: 15 fields, numbers as strings.
+    fn view() -> Value {
+        json!({
+            "product_id": "p1", "price_cents": "999", "currency": "USD", "stock": "10",
+            "remaining": "7", "held": "2", "sold": "1", "per_user_limit": "3",
+            "ends_at": "60000", "ended": false, "version": "4", "commission_bps": "1000",
+            "affiliate_bps": "500", "image_url": "https://x/a|b.png", "title": "Big | sale"
+        })
+    }
+
+    /// `reply` with `field` set to `value` (Null: removed).
+    fn with(mut reply: Value, field: &str, value: Value) -> String {
+        let map = reply.as_object_mut().expect("object");
+        match value {
+            Value::Null => map.remove(field),
+            v => map.insert(field.to_owned(), v),
+        };
+        reply.to_string()
+    }
+
+    fn audit_of(view: Value) -> Result<Option<(Deal, Audit, StockLevel)>, InventoryError> {
+        parse_audit(
+            &json!({"r": "deal", "deal": view}).to_string(),
+            &id("d"),
+            1_000,
+        )
+    }
 
     #[test]
-    fn a_view_reads_every_field_and_a_title_may_hold_the_separator() {
-        let f: Vec<&str> = VIEW.split('|').collect();
-        let (deal, audit, level) = parse_view(&id("d"), &f, 1_000).expect("view");
+    fn a_view_reads_every_field_and_text_fields_keep_the_separator() {
+        let (deal, audit, level) = audit_of(view()).expect("view").expect("deal");
         assert_eq!(deal.product_id, id("p1"));
         assert_eq!((deal.price_cents, deal.currency.as_str()), (999, "USD"));
         assert_eq!(
@@ -481,46 +665,116 @@ mod tests {
             }
         );
         // A deal stored before rates, images and titles existed.
-        let old: Vec<&str> = "p1|999|USD|10|7|2|1|3|60000|1|4||||".split('|').collect();
-        let (deal, _, _) = parse_view(&id("d"), &old, 1_000).expect("old view");
+        let mut old = view();
+        for f in ["commission_bps", "affiliate_bps", "image_url", "title"] {
+            old[f] = json!("");
+        }
+        old["ended"] = json!(true);
+        let (deal, _, _) = audit_of(old).expect("old view").expect("deal");
         assert_eq!((deal.commission_bps, deal.affiliate_bps), (0, 0));
         assert_eq!((deal.image_url, deal.title.as_str()), (None, ""));
         assert_eq!(deal.status, DealStatus::Ended);
-        let short: Vec<&str> = VIEW.split('|').take(14).collect();
-        assert!(parse_view(&id("d"), &short, 1_000).is_err());
+    }
+
+    #[test]
+    fn a_view_with_a_field_missing_added_or_mistyped_is_refused() {
+        for bad in [
+            with(view(), "title", Value::Null),
+            with(view(), "colour", json!("red")),
+            with(view(), "stock", json!(10)),
+            with(view(), "stock", json!("")),
+            with(view(), "ended", json!("1")),
+            with(view(), "product_id", json!("p 1")),
+        ] {
+            let bad: Value = serde_json::from_str(&bad).expect("json");
+            let got = audit_of(bad.clone());
+            assert!(
+                matches!(got, Err(InventoryError::Internal(_))),
+                "{bad}: {got:?}"
+            );
+        }
+    }
+
+    /// The fields `view()` reads from the deal hash (`VIEW` in `common.lua`) are the fields of
+    /// [`DealView`]: a field added to the script's list, or dropped from it, fails here.
+    #[test]
+    fn the_scripts_view_fields_are_the_readers() {
+        let lua = include_str!("../lua/common.lua");
+        let list = lua
+            .split_once("local VIEW = {")
+            .and_then(|(_, rest)| rest.split_once('}'))
+            .expect("VIEW in common.lua")
+            .0;
+        let names: Vec<&str> = list
+            .split(',')
+            .map(|n| n.trim().trim_matches('"'))
+            .filter(|n| !n.is_empty())
+            .collect();
+        let view = view();
+        let mut fields: Vec<&str> = view
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut script = names.clone();
+        fields.sort_unstable();
+        script.sort_unstable();
+        assert_eq!(script, fields);
+        assert!(audit_of(view).is_ok());
     }
 
     #[test]
     fn start_end_and_audit_replies() {
-        let started = parse_start(&format!("OK|123|{VIEW}"), &id("d"), 1_000).expect("start");
+        let started = json!({"r": "started", "purge_at": "123", "deal": view()}).to_string();
+        let started = parse_start(&started, &id("d"), 1_000).expect("start");
         assert!(
             matches!(started, StartReply::Deal(ref d) if d.remaining == 7),
             "{started:?}"
         );
         assert_eq!(
-            parse_start("CONFLICT", &id("d"), 0).expect("conflict"),
+            parse_start(r#"{"r":"conflict"}"#, &id("d"), 0).expect("conflict"),
             StartReply::Conflict
         );
-        assert!(parse_start(VIEW, &id("d"), 0).is_err(), "no OK");
+        assert!(
+            parse_start(&view().to_string(), &id("d"), 0).is_err(),
+            "no r"
+        );
+        let no_purge = json!({"r": "started", "deal": view()}).to_string();
+        assert!(parse_start(&no_purge, &id("d"), 0).is_err(), "no purge_at");
+        assert!(
+            parse_start("CONFLICT", &id("d"), 0).is_err(),
+            "the old format"
+        );
         assert_eq!(
-            parse_end("NOTFOUND", &id("d"), 0).expect("end"),
+            parse_end(r#"{"r":"not_found"}"#, &id("d"), 0).expect("end"),
             EndReply::NotFound
         );
         assert_eq!(
-            parse_end("NOTDUE", &id("d"), 0).expect("end"),
+            parse_end(r#"{"r":"not_due"}"#, &id("d"), 0).expect("end"),
             EndReply::NotDue
         );
-        let EndReply::Ended(e) = parse_end(&format!("1|{VIEW}"), &id("d"), 0).expect("end") else {
+        let ended = json!({"r": "ended", "was_live": true, "deal": view()}).to_string();
+        let EndReply::Ended(e) = parse_end(&ended, &id("d"), 0).expect("end") else {
             panic!("ended")
         };
         assert!(e.was_live);
-        assert_eq!(parse_audit("NOTFOUND", &id("d"), 0).expect("audit"), None);
-        assert!(parse_audit(VIEW, &id("d"), 0).expect("audit").is_some());
+        let extra = json!({"r": "not_due", "deal": view()}).to_string();
+        assert!(parse_end(&extra, &id("d"), 0).is_err(), "a field too many");
+        assert_eq!(
+            parse_audit(r#"{"r":"not_found"}"#, &id("d"), 0).expect("audit"),
+            None
+        );
+    }
+
+    fn reserved() -> Value {
+        json!({"r": "reserved", "reservation": "hab-1", "qty": "2", "expires_at": "5000",
+            "remaining": "8", "version": "3", "due": "4000"})
     }
 
     #[test]
-    fn reserve_replies_and_a_shifted_field_is_refused() {
-        let fresh = parse_reserve("OK|hab-1|2|5000|8|3|4000").expect("fresh");
+    fn reserve_replies_and_a_changed_field_is_refused() {
+        let fresh = parse_reserve(&reserved().to_string()).expect("fresh");
         assert_eq!(
             fresh,
             Reserved {
@@ -536,31 +790,43 @@ mod tests {
                 due: Some(4000),
             }
         );
-        let repeat = parse_reserve("OK|hab-1|2|5000|8|3").expect("repeat");
+        let repeat = parse_reserve(&with(reserved(), "due", Value::Null)).expect("repeat");
         assert_eq!(repeat.due, None);
         assert_eq!(
-            parse_reserve("R|sold_out").expect("rejected").outcome,
+            parse_reserve(r#"{"r":"rejected","reason":"sold_out"}"#)
+                .expect("rejected")
+                .outcome,
             ReserveOutcome::Rejected(RejectReason::SoldOut)
         );
         for bad in [
-            "OK|hab-1|2|5000|8|3|4000|extra",
-            "OK|hab-1|2|5000|8",
-            "R|why_not",
-            "R",
-            "OK|hab 1|2|5000|8|3",
-            "OK|hab-1|two|5000|8|3",
-            "",
+            with(reserved(), "extra", json!("1")),
+            with(reserved(), "version", Value::Null),
+            with(reserved(), "reservation", json!("hab 1")),
+            with(reserved(), "qty", json!("two")),
+            r#"{"r":"rejected","reason":"why_not"}"#.to_owned(),
+            r#"{"r":"rejected","reason":"unavailable"}"#.to_owned(),
+            r#"{"r":"rejected"}"#.to_owned(),
+            r#"{"r":"stored","record":"X|1"}"#.to_owned(),
+            "OK|hab-1|2|5000|8|3".to_owned(),
+            String::new(),
         ] {
-            assert!(parse_reserve(bad).is_err(), "{bad:?}");
+            assert!(parse_reserve(&bad).is_err(), "{bad:?}");
         }
+    }
+
+    fn ordered() -> Value {
+        // 3 x 999 = 2997; 10% host = 299, 5% affiliate = 149.
+        json!({"r": "ordered", "order": "oab-1", "qty": "3", "price_cents": "999",
+            "currency": "USD", "total_cents": "2997", "repeat": false, "channel": "paid",
+            "aff": "aff1", "commission_bps": "1000", "commission_cents": "299",
+            "affiliate_bps": "500", "affiliate_cents": "149", "creator": "host1"})
     }
 
     #[test]
     fn checkout_replies_are_checked_against_rusts_own_arithmetic() {
         let (room, resv, deal) = (id("r"), id("hab-1"), id("d"));
-        // 3 x 999 = 2997; 10% host = 299, 5% affiliate = 149.
-        let ok = "O|oab-1|3|999|USD|2997|0|paid|aff1|1000|299|500|149|host1";
-        let CheckoutOutcome::Ordered(o) = parse_checkout(ok, &room, &resv, &deal).expect("order")
+        let ok = ordered().to_string();
+        let CheckoutOutcome::Ordered(o) = parse_checkout(&ok, &room, &resv, &deal).expect("order")
         else {
             panic!("ordered")
         };
@@ -576,18 +842,35 @@ mod tests {
             (o.commission_cents, o.affiliate_cents, o.repeat),
             (299, 149, false)
         );
+        let mut direct = ordered();
+        direct["aff"] = json!("");
+        direct["affiliate_cents"] = json!("0");
+        let direct = direct.to_string();
+        let CheckoutOutcome::Ordered(o) =
+            parse_checkout(&direct, &room, &resv, &deal).expect("order")
+        else {
+            panic!("ordered")
+        };
+        assert_eq!((o.aff, o.affiliate_cents), (None, 0));
         assert_eq!(
-            parse_checkout("R|not_found", &room, &resv, &deal).expect("rejected"),
+            parse_checkout(
+                r#"{"r":"rejected","reason":"not_found"}"#,
+                &room,
+                &resv,
+                &deal
+            )
+            .expect("rejected"),
             CheckoutOutcome::Rejected(RejectReason::NotFound)
         );
         for bad in [
-            "O|oab-1|3|999|USD|2998|0|paid|aff1|1000|299|500|149|host1",
-            "O|oab-1|3|999|USD|2997|0|paid|aff1|1000|300|500|149|host1",
-            "O|oab-1|3|999|USD|2997|0|paid|aff1|1000|299|500|149|host1|extra",
-            "TOTAL|3|999",
-            "X",
+            with(ordered(), "total_cents", json!("2998")),
+            with(ordered(), "commission_cents", json!("300")),
+            with(ordered(), "extra", json!("1")),
+            with(ordered(), "creator", Value::Null),
+            r#"{"r":"total","qty":"3","price_cents":"999"}"#.to_owned(),
+            "X".to_owned(),
         ] {
-            let got = parse_checkout(bad, &room, &resv, &deal);
+            let got = parse_checkout(&bad, &room, &resv, &deal);
             assert!(
                 matches!(got, Err(InventoryError::Internal(_))),
                 "{bad:?}: {got:?}"
@@ -599,11 +882,15 @@ mod tests {
     fn cancel_sweep_and_due_replies() {
         let (resv, deal) = (id("hab-1"), id("d"));
         assert!(matches!(
-            parse_cancel("C|-", &resv, &deal),
+            parse_cancel(r#"{"r":"released"}"#, &resv, &deal),
             Ok(CancelOutcome::Released { level: None, .. })
         ));
         assert!(matches!(
-            parse_cancel("C|9|5", &resv, &deal),
+            parse_cancel(
+                r#"{"r":"released","remaining":"9","version":"5"}"#,
+                &resv,
+                &deal
+            ),
             Ok(CancelOutcome::Released {
                 level: Some(StockLevel {
                     remaining: 9,
@@ -612,16 +899,23 @@ mod tests {
                 ..
             })
         ));
-        assert!(parse_cancel("C|9|5|1", &resv, &deal).is_err());
+        for bad in [
+            r#"{"r":"released","remaining":"9"}"#,
+            r#"{"r":"released","remaining":"9","version":"5","x":"1"}"#,
+            "C|9|5",
+        ] {
+            assert!(parse_cancel(bad, &resv, &deal).is_err(), "{bad}");
+        }
         assert_eq!(
-            parse_sweep("GONE").expect("gone"),
+            parse_sweep(r#"{"r":"gone"}"#).expect("gone"),
             Sweep {
                 done: true,
                 ..Sweep::default()
             }
         );
+        let swept = r#"{"r":"swept","expired":"2","remaining":"9","version":"6","done":false,"next":"7000"}"#;
         assert_eq!(
-            parse_sweep("2|9|6|0|7000").expect("swept"),
+            parse_sweep(swept).expect("swept"),
             Sweep {
                 returned: Some(StockLevel {
                     remaining: 9,
@@ -631,14 +925,16 @@ mod tests {
                 done: false,
             }
         );
+        let idle = r#"{"r":"swept","expired":"0","remaining":"9","version":"6","done":true}"#;
         assert_eq!(
-            parse_sweep("0|9|6|1|").expect("idle"),
+            parse_sweep(idle).expect("idle"),
             Sweep {
                 done: true,
                 ..Sweep::default()
             }
         );
-        assert!(parse_sweep("0|9|6|1||x").is_err());
+        assert!(parse_sweep(&idle.replace("true", "true,\"x\":\"1\"")).is_err());
+        assert!(parse_sweep(&idle.replace(",\"done\":true", "")).is_err());
         let flat = [
             "r|d".to_owned(),
             "7000".to_owned(),
@@ -654,29 +950,13 @@ mod tests {
 
     #[test]
     fn a_sales_reply_sums_the_ledger_fields() {
-        let reply: Vec<String> = [
-            VIEW,
-            "host1",
-            "h|orders",
-            "2",
-            "h|units",
-            "5",
-            "h|gmv_cents",
-            "4995",
-            "h|commission_cents",
-            "499",
-            "c|paid|orders",
-            "2",
-            "a|aff1|commission_cents",
-            "10",
-            "t|10000|orders",
-            "1",
-            "x|future|field",
-            "3",
-        ]
-        .map(str::to_owned)
-        .to_vec();
-        let s = parse_sales(&id("r"), &id("d"), &reply, 0)
+        let ledger = json!({
+            "h|orders": "2", "h|units": "5", "h|gmv_cents": "4995", "h|commission_cents": "499",
+            "c|paid|orders": "2", "a|aff1|commission_cents": "10", "t|10000|orders": "1",
+            "x|future|field": "3"
+        });
+        let reply = json!({"r": "deal", "deal": view(), "creator": "host1", "ledger": ledger});
+        let s = parse_sales(&id("r"), &id("d"), &reply.to_string(), 0)
             .expect("sales")
             .expect("deal");
         assert_eq!(
@@ -687,10 +967,17 @@ mod tests {
         assert_eq!(s.channels[&Channel::Paid].orders, 2);
         assert_eq!(s.affiliates[&id("aff1")].commission_cents, 10);
         assert_eq!(s.buckets[&10_000].orders, 1);
-        assert_eq!(parse_sales(&id("r"), &id("d"), &[], 0).expect("none"), None);
-        assert!(
-            parse_sales(&id("r"), &id("d"), &reply[..3], 0).is_err(),
-            "a field without value"
+        // cjson writes an empty table (no order yet) as an object.
+        let empty = with(reply.clone(), "ledger", json!({}));
+        let s = parse_sales(&id("r"), &id("d"), &empty, 0).expect("sales");
+        assert_eq!(s.expect("deal").total.orders, 0);
+        assert_eq!(
+            parse_sales(&id("r"), &id("d"), r#"{"r":"not_found"}"#, 0).expect("none"),
+            None
         );
+        let bad_value = with(reply.clone(), "ledger", json!({"h|orders": "two"}));
+        assert!(parse_sales(&id("r"), &id("d"), &bad_value, 0).is_err());
+        let no_creator = with(reply, "creator", Value::Null);
+        assert!(parse_sales(&id("r"), &id("d"), &no_creator, 0).is_err());
     }
 }
