@@ -67,6 +67,11 @@ need_pkg chromium chromium
 need_pkg chromedriver chromium-driver
 need_pkg nginx nginx # /usr/sbin/nginx, for tests/it/proxy.rs (config/nginx.conf run for real)
 need_pkg faketime faketime # libfaketime, for the skewed-clock node in tests/it/multi_node.rs
+need_pkg node nodejs # the SDK's tests (clients/js), Node's own test runner
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || {
+  echo "scripts/test.sh: the SDK (clients/js) needs Node 20 or later; this is $(node --version)" >&2
+  exit 1
+}
 
 # Fuzzing (docs/fuzzing.md): the two cargo-fuzz targets in fuzz/ (a workspace of their own), each
 # for 10 seconds with a fixed seed over its checked-in corpus. One unoptimized build (--dev, no
@@ -83,8 +88,9 @@ fi
 fuzz_tmp=$(mktemp -d)
 fuzz_build_pid=""
 browser_pid=""
+sdk_pid=""
 cleanup() { # background jobs run in sessions of their own: a failure stops them, children too
-  for pid in $fuzz_build_pid $browser_pid; do kill -- "-$pid" 2>/dev/null || true; done
+  for pid in $fuzz_build_pid $browser_pid $sdk_pid; do kill -- "-$pid" 2>/dev/null || true; done
   rm -rf "$fuzz_tmp"
 }
 trap cleanup EXIT
@@ -107,6 +113,16 @@ browser_exe=$("${lint_cargo[@]}" test --quiet --test browser --no-run --message-
 [ -x "$browser_exe" ] || { echo "scripts/test.sh: no tests/browser.rs binary found" >&2; exit 1; }
 setsid "$browser_exe" >"$fuzz_tmp/browser.log" 2>&1 &
 browser_pid=$!
+# The SDK (clients/js): its tests against the hub binary the test build made (real hubs, a
+# throwaway redis-server), then a type check of its declarations on a usage example (tsc from
+# the npm registry, cached by npx after the first run).
+sdk_run() {
+  LIVEHUB_BIN="$PWD/target/debug/livehub" sh clients/js/test/run.sh &&
+    (cd clients/js && npx --yes --package typescript@5 -- tsc --noEmit --strict --target es2022 \
+      --module nodenext --moduleResolution nodenext --lib es2022,dom test/types-example.ts)
+}
+setsid bash -c "$(declare -f sdk_run); sdk_run" >"$fuzz_tmp/sdk.log" 2>&1 &
+sdk_pid=$!
 "${lint_cargo[@]}" test --workspace --quiet --lib --bins --test it --test loadtest
 "${lint_cargo[@]}" test --workspace --quiet --doc
 browser_ok=true
@@ -114,6 +130,11 @@ wait "$browser_pid" || browser_ok=false
 browser_pid=""
 cat "$fuzz_tmp/browser.log"
 $browser_ok || { echo "scripts/test.sh: the page tests (tests/browser.rs) failed" >&2; exit 1; }
+sdk_ok=true
+wait "$sdk_pid" || sdk_ok=false
+sdk_pid=""
+grep -E '^# (tests|pass|fail)' "$fuzz_tmp/sdk.log" | sed 's/^# /sdk /' || true
+$sdk_ok || { cat "$fuzz_tmp/sdk.log" >&2; echo "scripts/test.sh: the SDK's tests (clients/js) failed" >&2; exit 1; }
 if ! wait "$fuzz_build_pid"; then
   fuzz_build_pid=""
   cat "$fuzz_tmp/build.log" >&2
