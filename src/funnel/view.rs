@@ -342,10 +342,29 @@ pub fn timeline(room: &Id, activity: &Activity, sales: &[DealSales]) -> Timeline
     }
 }
 
+/// Whom a creator's earning from a deal pays: the deal's host, or the affiliate who brought the
+/// buyer (one creator may be both, with a line for each). Declared in the CSV's role order.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, strum::IntoStaticStr,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum EarningRole {
+    Affiliate,
+    Host,
+}
+
+impl EarningRole {
+    /// The wire name (`affiliate`, `host`).
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
 /// One creator's earning from one deal in one role.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DealEarning {
-    pub role: &'static str,
+    pub role: EarningRole,
     pub currency: String,
     pub commission_bps: u32,
     pub affiliate_bps: u32,
@@ -354,12 +373,34 @@ pub struct DealEarning {
 }
 
 /// A creator's earnings in one room.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomEarnings {
     pub total: Earning,
-    /// By deal, then role (`host`, `affiliate`).
-    #[serde(serialize_with = "deal_roles")]
+    /// By deal, then role (`affiliate`, `host`).
+    #[serde(serialize_with = "deal_roles", deserialize_with = "deal_roles_back")]
     pub deals: BTreeMap<Id, Vec<DealEarning>>,
+}
+
+/// One deal's earnings as [`deal_roles`] writes them: one role as an object, both by role.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum DealRoles {
+    One(DealEarning),
+    Both(BTreeMap<EarningRole, DealEarning>),
+}
+
+/// Reads back what [`deal_roles`] wrote, in role order.
+fn deal_roles_back<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<Id, Vec<DealEarning>>, D::Error> {
+    let by_deal = BTreeMap::<Id, DealRoles>::deserialize(d)?;
+    Ok(by_deal
+        .into_iter()
+        .map(|(deal, roles)| match roles {
+            DealRoles::One(one) => (deal, vec![one]),
+            DealRoles::Both(both) => (deal, both.into_values().collect()),
+        })
+        .collect())
 }
 
 /// One deal's earnings: a single role as an object, both roles under "host" and "affiliate".
@@ -373,7 +414,7 @@ fn deal_roles<S: serde::Serializer>(
         match roles.as_slice() {
             [one] => map.serialize_entry(deal, one)?,
             many => {
-                let by_role: BTreeMap<&str, &DealEarning> =
+                let by_role: BTreeMap<EarningRole, &DealEarning> =
                     many.iter().map(|e| (e.role, e)).collect();
                 map.serialize_entry(deal, &by_role)?;
             }
@@ -383,7 +424,7 @@ fn deal_roles<S: serde::Serializer>(
 }
 
 /// `GET /api/creators/{creator}/earnings`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Earnings {
     pub creator: Id,
     pub total: Earning,
@@ -401,10 +442,10 @@ pub fn earnings(creator: &Id, sales: &[DealSales]) -> Earnings {
         // In role order (affiliate, host), as the CSV lists them.
         let mut lines = Vec::new();
         if let Some(e) = s.affiliates.get(creator) {
-            lines.push(("affiliate", *e));
+            lines.push((EarningRole::Affiliate, *e));
         }
         if &s.creator == creator {
-            lines.push(("host", s.host));
+            lines.push((EarningRole::Host, s.host));
         }
         for (role, earning) in lines {
             add_earning(&mut out.total, &earning);
@@ -438,7 +479,7 @@ pub fn earnings_csv(e: &Earnings) -> String {
                     "{},{},{},{},{},{},{},{}\n",
                     csv_field(room.as_str()),
                     csv_field(deal.as_str()),
-                    csv_field(d.role),
+                    csv_field(d.role.as_str()),
                     csv_field(&d.currency),
                     s.orders,
                     s.units,
@@ -640,6 +681,23 @@ mod tests {
         let commission: u64 = rows.iter().map(|r| r[7].parse::<u64>().unwrap()).sum();
         assert_eq!(commission, e.total.commission_cents);
         assert_eq!(csv_field("a,\"b\""), "\"a,\"\"b\"\"\"");
+    }
+
+    #[test]
+    fn earnings_read_back_to_the_same_value_with_one_role_or_both_on_a_deal() {
+        let all = [
+            sales("d1", "ana", 2, Some(("bo", 1))),
+            sales("d2", "bo", 3, Some(("bo", 2))),
+        ];
+        let e = earnings(&id("bo"), &all);
+        let d2 = &e.rooms[&id("r")].deals[&id("d2")];
+        assert_eq!(
+            d2.iter().map(|d| d.role).collect::<Vec<_>>(),
+            [EarningRole::Affiliate, EarningRole::Host]
+        );
+        let text = serde_json::to_string(&e).unwrap();
+        let back: Earnings = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, e);
     }
 
     #[test]
