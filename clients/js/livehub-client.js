@@ -257,6 +257,8 @@ export class LiveRoom {
     if (!this.stopped) return this;
     this.stopped = false;
     this.attempt = 0;
+    this.tokens.stopped = false;
+    this.tokens.schedule();
     this.hookBrowser();
     this.open();
     return this;
@@ -451,6 +453,7 @@ export class LiveRoom {
       this.timer = null;
       if (ws) ws.close(1000, "pagehide");
       this.lostConnection();
+      if (!this.stopped) this.setConnection("disconnected", "pagehide");
     };
     const show = () => {
       if (!this.stopped && !this.ws && !this.timer) this.open();
@@ -680,8 +683,12 @@ export class LiveRoom {
 
   transmit(call) {
     if (!this.ws || !this.welcomed) return;
-    call.sent = true;
-    this.ws.send(JSON.stringify(call.msg));
+    try {
+      this.ws.send(JSON.stringify(call.msg));
+      call.sent = true;
+    } catch (_) {
+      call.sent = false; // the socket is closing: sent again after the resume
+    }
   }
 
   settle(call, err, value) {

@@ -157,3 +157,24 @@ test("a call before connect() or after close() rejects with closed", async () =>
   assert.throws(() => new LiveRoom({ url: "ftp://x", room: "a" }), TypeError);
   assert.throws(() => new LiveRoom({ url: hub.url, room: "bad room" }), TypeError);
 });
+
+test("a room closed by the app can connect again and resumes where it left off", async () => {
+  const id = uid("again");
+  const host = join(id, "h", "host");
+  await until(host, (s) => s.connection === "connected");
+  const v = join(id, "v");
+  await until(v, (s) => s.connection === "connected");
+  await host.announce("one");
+  await until(v, (s) => s.announcement?.text === "one");
+  v.close();
+  await host.announce("two");
+  const seen = [];
+  v.on("announcement", (m) => seen.push(m.text));
+  v.connect();
+  await until(v, (s) => s.connection === "connected" && s.announcement?.text === "two");
+  assert.deepEqual(seen, ["two"], "the missed event, once");
+  const hold = await host.startDeal(DEAL("z")).then(() => v.reserve("z", 1));
+  assert.equal(hold.deal, "z");
+  host.close();
+  v.close();
+});
