@@ -7,10 +7,12 @@
 
 use crate::common;
 
+use std::time::{Duration, Instant};
+
 use common::nodes::{get, join, start_nodes_on};
 use common::redis::Engine;
-use common::{Client, TestHub};
-use livehub::protocol::Role;
+use common::{Client, TestHub, WAIT};
+use livehub::protocol::{Role, ServerMsg};
 use serde_json::{Value, json};
 
 fn deal(id: &str) -> Value {
@@ -107,6 +109,63 @@ async fn a_late_joiner_on_another_node_sees_when_a_deal_started() -> anyhow::Res
         node_snapshot(&nodes[1], room).await?["deals"][0]["started_at"],
         started
     );
+    for n in nodes {
+        n.kill().await;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn viewers_count_viewers_only_never_hosts_or_admins() -> anyhow::Result<()> {
+    let mut cfg = common::test_config();
+    cfg.room.viewers_interval_ms = 100;
+    let hub = TestHub::with_config(cfg).await?;
+    let room = "count";
+    let (mut host, w) = welcome(&hub, room, Role::Host, "host").await?;
+    assert_eq!(w["viewers"], 0, "a host alone: no viewer");
+    let (_admin, w) = welcome(&hub, room, Role::Admin, "boss").await?;
+    assert_eq!(w["viewers"], 0, "an admin is not a viewer either");
+    let (_v1, w) = welcome(&hub, room, Role::Viewer, "v1").await?;
+    assert_eq!(w["viewers"], 1);
+    let (_v2, w) = welcome(&hub, room, Role::Viewer, "v2").await?;
+    assert_eq!(w["viewers"], 2);
+    loop {
+        let v = host.json_of("viewers").await?;
+        let n = v["count"].as_u64().unwrap_or(u64::MAX);
+        assert!(n <= 2, "{v}");
+        if n == 2 {
+            break;
+        }
+    }
+    assert_eq!(snapshot(&hub, room).await?["viewers"], 2);
+    hub.shutdown().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_across_nodes_exclude_hosts_and_admins_on_every_node() -> anyhow::Result<()> {
+    let redis = Engine::shared("single");
+    let nodes = start_nodes_on(&redis, 2).await?;
+    let room = "count";
+    let (_host, _) = join(&nodes[0], room, Role::Host, "host", None).await?;
+    let (_admin, _) = join(&nodes[1], room, Role::Admin, "boss", None).await?;
+    let (mut v1, _) = join(&nodes[1], room, Role::Viewer, "v1", None).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await; // one counters report from each node
+    let (_late, w) = node_welcome(&nodes[0], room, Role::Viewer, "late").await?;
+    assert_eq!(w["viewers"], 2, "v1 on B and the late joiner on A: {w}");
+    v1.next_matching(|m| matches!(m, ServerMsg::Viewers { count: 2 }))
+        .await?;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let snap = node_snapshot(&nodes[1], room).await?;
+        if snap["viewers"] == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{snap}");
+        tokio::time::sleep(Duration::from_millis(50)).await; // waiting for node A's report
+    }
+    // A while later, still only the two viewers (the reports are viewers only).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(node_snapshot(&nodes[0], room).await?["viewers"], 2);
     for n in nodes {
         n.kill().await;
     }
