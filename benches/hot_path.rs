@@ -59,7 +59,7 @@ fn fan_out(c: &mut Criterion) {
     for n in [100usize, 1_000, 10_000] {
         let room = Room::new(
             Id::new("bench").unwrap(),
-            RoomSettings::from_config(&cfg.room, &cfg.limits),
+            RoomSettings::from_config(&cfg),
             livehub::funnel::RoomTally::new(cfg.funnel.engaged_ms),
             "bench".into(),
         );

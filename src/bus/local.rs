@@ -83,7 +83,7 @@ impl LocalRoom {
                 self.deals
                     .insert(deal.id.clone(), (deal.status, at, deal.ends_at));
             }
-            Event::Announcement { .. } => {}
+            Event::Announcement { .. } | Event::Stream { .. } => {}
         }
         Ok(true)
     }

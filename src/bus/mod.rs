@@ -60,6 +60,10 @@ pub enum Event {
     Announcement {
         text: String,
     },
+    /// The room's live video stream (None: cleared).
+    Stream {
+        url: Option<String>,
+    },
 }
 
 /// The id a comment published at `seq` gets (`c{seq}`).
@@ -94,6 +98,7 @@ impl Event {
             Event::Unpinned => ServerMsg::Unpinned { seq },
             Event::Deal { deal, .. } => ServerMsg::Deal { seq, deal },
             Event::Announcement { text } => ServerMsg::Announcement { seq, text },
+            Event::Stream { url } => ServerMsg::Stream { seq, url },
         }
     }
 

@@ -102,6 +102,9 @@ impl Ctx<'_> {
                 user, duration_ms, ..
             } => self.mute(user, duration_ms).await,
             ClientMsg::Announce { text, .. } => self.announce(text).await,
+            ClientMsg::SetStream { url, .. } => {
+                self.publish(Deadline::Host, Event::Stream { url }).await
+            }
         }
     }
 

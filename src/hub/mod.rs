@@ -82,7 +82,7 @@ impl Hub {
         funnel: Arc<dyn FunnelStore>,
         catalog: Catalog,
     ) -> Arc<Self> {
-        let settings = RoomSettings::from_config(&config.room, &config.limits);
+        let settings = RoomSettings::from_config(&config);
         let rooms = Rooms::new(config.room.max_rooms);
         Arc::new(Hub {
             funnel: Funnel::new(funnel, config.funnel.clone()),
@@ -308,6 +308,6 @@ impl Hub {
             return Ok(Some(room.snapshot()));
         }
         let saved = self.within(Deadline::Host, self.bus.peek(id)).await?;
-        Ok(saved.map(|(saved, counters)| Snapshot::of_saved(saved, counters)))
+        Ok(saved.map(|(saved, counters)| Snapshot::of_saved(saved, counters, &self.settings)))
     }
 }

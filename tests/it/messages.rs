@@ -21,8 +21,18 @@ async fn every_server_message_type_is_produced_with_its_exact_fields() -> anyhow
     assert_keys(
         &welcome,
         &[
-            "type", "room", "seq", "you", "viewers", "likes", "pinned", "deals", "recent",
+            "type",
+            "room",
+            "seq",
+            "you",
+            "viewers",
+            "likes",
+            "pinned",
+            "deals",
+            "recent",
             "resumed",
+            "stream_url",
+            "announcement",
         ],
     );
     assert_eq!(
@@ -276,7 +286,15 @@ async fn every_server_message_type_is_produced_with_its_exact_fields() -> anyhow
     assert_keys(
         &snap,
         &[
-            "room", "seq", "viewers", "likes", "pinned", "deals", "recent",
+            "room",
+            "seq",
+            "viewers",
+            "likes",
+            "pinned",
+            "deals",
+            "recent",
+            "stream_url",
+            "announcement",
         ],
     );
     assert_eq!(snap["deals"][0]["status"], "ended");
