@@ -73,7 +73,7 @@ fn fan_out(c: &mut Criterion) {
                 name: "v".into(),
                 role: Role::Viewer,
             };
-            room.join(outbox, you, livehub::funnel::Channel::Paid, None)
+            room.join(outbox, you, livehub::funnel::Channel::Paid, None, None)
                 .unwrap();
             receivers.push(rx);
         }

@@ -353,7 +353,8 @@ fn check_valid_command(msg: &ClientMsg, limits: &ContentLimits) {
         | ClientMsg::Cancel { .. }
         | ClientMsg::Unpin { .. }
         | ClientMsg::DealEnd { .. }
-        | ClientMsg::DeleteComment { .. } => {}
+        | ClientMsg::DeleteComment { .. }
+        | ClientMsg::Unmute { .. } => {}
     }
 }
 

@@ -319,6 +319,14 @@ pub struct Announced {
     pub text: String,
 }
 
+/// A user muted in the room until `until` (Unix ms), as a host's or an admin's `welcome` lists
+/// them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Muted {
+    pub user: Id,
+    pub until: u64,
+}
+
 /// Who is on the other end of a connection, as told in `welcome`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct You {
@@ -395,6 +403,9 @@ pub enum ServerMsg {
         /// The room's latest announcement, null before the first.
         #[serde(default)]
         announcement: Option<Announced>,
+        /// The room's current mutes: only in a host's or an admin's welcome.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        muted: Option<Vec<Muted>>,
     },
     Comment(Comment),
     CommentDeleted {
@@ -574,6 +585,12 @@ pub enum ClientMsg {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request_id: Option<Id>,
     },
+    /// Lifts `user`'s mute in the room.
+    Unmute {
+        user: Id,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<Id>,
+    },
     /// Sets the room's live video stream (`url` is required; null clears it).
     SetStream {
         #[serde(deserialize_with = "nullable")]
@@ -638,6 +655,7 @@ impl ClientMsg {
             | ClientMsg::DeleteComment { request_id, .. }
             | ClientMsg::Mute { request_id, .. }
             | ClientMsg::Announce { request_id, .. }
+            | ClientMsg::Unmute { request_id, .. }
             | ClientMsg::SetStream { request_id, .. } => request_id.as_ref(),
         }
     }
@@ -699,7 +717,8 @@ impl ClientMsg {
             | ClientMsg::Cancel { .. }
             | ClientMsg::Unpin { .. }
             | ClientMsg::DealEnd { .. }
-            | ClientMsg::DeleteComment { .. } => Ok(()),
+            | ClientMsg::DeleteComment { .. }
+            | ClientMsg::Unmute { .. } => Ok(()),
         }
     }
 }
@@ -793,6 +812,7 @@ mod tests {
             r#"{"type":"announce","text":"hi"}"#,
             r#"{"type":"set_stream","url":"https://cdn.example/live.m3u8"}"#,
             r#"{"type":"set_stream","url":null}"#,
+            r#"{"type":"unmute","user":"u"}"#,
         ];
         for json in clients {
             let msg: ClientMsg = serde_json::from_str(json).expect(json);

@@ -238,6 +238,19 @@ impl Bus for LocalBus {
         Ok(())
     }
 
+    async fn unmute(&self, room: &Id, user: &Id) -> Result<(), BusError> {
+        let local = self.room(room)?;
+        if local.lock().rules.unmute(user, now_ms()) {
+            Ok(())
+        } else {
+            Err(BusError::NotMuted(user.clone()))
+        }
+    }
+
+    async fn muted(&self, room: &Id) -> Result<Vec<(Id, u64)>, BusError> {
+        Ok(self.room(room)?.lock().rules.muted_until(now_ms()))
+    }
+
     async fn counters(
         &self,
         room: &Id,

@@ -154,6 +154,8 @@ pub enum BusError {
     NoSuchComment(Id),
     #[error("nothing is pinned")]
     NothingPinned,
+    #[error("{0} is not muted in this room")]
+    NotMuted(Id),
     #[error("the show has not started")]
     NotOpened,
     #[error("room events unavailable: {0}")]
@@ -170,6 +172,7 @@ impl From<BusError> for HubError {
             BusError::RateLimited => HubError::RateLimited(m),
             BusError::NoSuchComment(_) => HubError::NotFound(m),
             BusError::NothingPinned => HubError::Conflict(m),
+            BusError::NotMuted(_) => HubError::NotFound(m),
             BusError::NotOpened => HubError::NotLive,
             BusError::Unavailable(_) => HubError::Unavailable(m),
             BusError::Internal(_) => HubError::Internal(m),
@@ -223,6 +226,13 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Mutes `user`'s comments in `room` until `until_ms` (Unix ms), on every node.
     async fn mute(&self, room: &Id, user: &Id, until_ms: u64) -> Result<(), BusError>;
+
+    /// Lifts `user`'s mute in `room`, on every node (the same room-wide scope as
+    /// [`Bus::mute`]); `NotMuted` when they were not muted.
+    async fn unmute(&self, room: &Id, user: &Id) -> Result<(), BusError>;
+
+    /// The users muted in `room` now, with when each mute ends (Unix ms).
+    async fn muted(&self, room: &Id) -> Result<Vec<(Id, u64)>, BusError>;
 
     /// Reports this node's viewers of `room` and the likes it received since its last report;
     /// answers the room-wide totals. `host_seen` says the room's host is seen on this node (a

@@ -30,7 +30,7 @@ use crate::funnel::RoomTally;
 use crate::inventory::StockLevel;
 use crate::outbox::{self, Outbox};
 use crate::persist::SavedRoom;
-use crate::protocol::{Announced, Deal, DealStatus, Id, ServerMsg, You};
+use crate::protocol::{Announced, Deal, DealStatus, Id, Muted, ServerMsg, You};
 use crate::rate::TokenBucket;
 
 pub use projection::Projection;
@@ -223,13 +223,15 @@ impl Room {
     /// Registers a connection that came through `channel` and returns its first frames:
     /// `welcome`, then (when `since` is still in the history ring) exactly the events after
     /// `since`. Events delivered after this call reach the outbox; none is missed or repeated
-    /// between the two. The funnel counts the join, and the deals live now as seen.
+    /// between the two. The funnel counts the join, and the deals live now as seen. `muted`
+    /// (the room's mutes, read from the bus for a host or an admin) goes in the welcome.
     pub fn join(
         &self,
         outbox: Outbox,
         you: You,
         channel: Channel,
         since: Option<u64>,
+        muted: Option<Vec<Muted>>,
     ) -> Result<Vec<Utf8Bytes>, RoomClosed> {
         let mut st = self.state.lock();
         if st.closed {
@@ -267,6 +269,7 @@ impl Room {
             resumed: resumed.is_some(),
             stream_url: self.settings.stream_of(st.projection.stream()),
             announcement: st.projection.announcement(),
+            muted,
         };
         let mut frames: Vec<Utf8Bytes> = encode(&welcome).into_iter().collect();
         frames.extend(resumed.unwrap_or_default());

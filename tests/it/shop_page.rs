@@ -393,3 +393,155 @@ async fn a_late_joiner_on_another_node_sees_the_stream_and_the_latest_announceme
     }
     Ok(())
 }
+
+/// Sends a comment and returns the reply to it (an `ack`, or an `error`).
+async fn comment(c: &mut Client, rid: &str, text: &str) -> anyhow::Result<Value> {
+    c.send(json!({"type": "comment", "request_id": rid, "text": text}))
+        .await?;
+    answer(c, rid).await
+}
+
+#[tokio::test]
+async fn a_host_lifts_a_mute_and_sees_the_rooms_mutes_in_its_welcome() -> anyhow::Result<()> {
+    let hub = TestHub::start().await?;
+    let room = "moderated";
+    let (mut host, w) = welcome(&hub, room, Role::Host, "host").await?;
+    assert_eq!(
+        w["muted"],
+        json!([]),
+        "a host's welcome lists the mutes: none yet"
+    );
+    let (mut troll, w) = hub.viewer(room, "troll").await?;
+    assert!(matches!(w, ServerMsg::Welcome { muted: None, .. }));
+    let before = livehub::hub::now_ms();
+    host.send(json!({"type": "mute", "request_id": "m", "user": "troll", "duration_ms": 600_000}))
+        .await?;
+    answer(&mut host, "m").await?;
+    assert_eq!(
+        comment(&mut troll, "c1", "spam").await?["code"],
+        "forbidden"
+    );
+    // Hosts and admins see the mute; viewers never see anyone's.
+    for role in [Role::Host, Role::Admin] {
+        let (_c, w) = welcome(&hub, room, role, "mod").await?;
+        let muted = w["muted"].as_array().cloned().unwrap_or_default();
+        assert_eq!(muted.len(), 1, "{w}");
+        assert_eq!(muted[0]["user"], "troll");
+        let until = muted[0]["until"].as_u64().unwrap_or(0);
+        assert!(
+            until >= before + 600_000 && until < before + 610_000,
+            "{until}"
+        );
+    }
+    let (_v, w) = welcome(&hub, room, Role::Viewer, "someone").await?;
+    assert!(w.get("muted").is_none(), "{w}");
+    // A viewer cannot unmute (themselves or anyone).
+    troll
+        .send(json!({"type": "unmute", "request_id": "u", "user": "troll"}))
+        .await?;
+    assert_eq!(answer(&mut troll, "u").await?["code"], "forbidden");
+    host.send(json!({"type": "unmute", "request_id": "u1", "user": "troll"}))
+        .await?;
+    assert_eq!(
+        answer(&mut host, "u1").await?,
+        json!({"type": "ack", "request_id": "u1"}),
+        "acked, no event"
+    );
+    assert_eq!(comment(&mut troll, "c2", "sorry").await?["type"], "ack");
+    let (_c, w) = welcome(&hub, room, Role::Host, "host").await?;
+    assert_eq!(w["muted"], json!([]));
+    // Not muted (any more), or never seen: not_found, over WebSocket and REST.
+    for (rid, user) in [("u2", "troll"), ("u3", "nobody")] {
+        host.send(json!({"type": "unmute", "request_id": rid, "user": user}))
+            .await?;
+        assert_eq!(answer(&mut host, rid).await?["code"], "not_found");
+    }
+    let token = hub.token(Role::Host, room, "host");
+    let (status, _) = hub
+        .post_command(room, Some(&token), r#"{"type":"unmute","user":"troll"}"#)
+        .await?;
+    assert_eq!(status, 404);
+    host.send(json!({"type": "mute", "user": "troll", "duration_ms": 60_000}))
+        .await?;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, body) = hub
+            .post_command(room, Some(&token), r#"{"type":"unmute","user":"troll"}"#)
+            .await?;
+        if status == 200 {
+            assert_eq!(body, json!({"ok": true}));
+            break;
+        }
+        assert!(Instant::now() < deadline, "{status} {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await; // the mute is sent just before
+    }
+    hub.shutdown().await
+}
+
+#[tokio::test]
+async fn a_graceful_restart_keeps_a_mute_that_a_host_can_still_lift() -> anyhow::Result<()> {
+    let mut config = common::test_config();
+    config.server.state_file = Some(state_path("mutes"));
+    let hub = TestHub::with_config(config.clone()).await?;
+    let addr = hub.addr;
+    let (mut host, _) = welcome(&hub, "show", Role::Host, "host").await?;
+    host.send(json!({"type": "mute", "request_id": "m", "user": "troll", "duration_ms": 600_000}))
+        .await?;
+    answer(&mut host, "m").await?;
+    hub.shutdown().await?;
+
+    let hub = TestHub::at(addr, config).await?;
+    let (mut host, w) = welcome(&hub, "show", Role::Host, "host").await?;
+    assert_eq!(w["muted"][0]["user"], "troll", "{w}");
+    let (mut troll, _) = hub.viewer("show", "troll").await?;
+    assert_eq!(
+        comment(&mut troll, "c1", "spam").await?["code"],
+        "forbidden"
+    );
+    host.send(json!({"type": "unmute", "request_id": "u", "user": "troll"}))
+        .await?;
+    assert_eq!(answer(&mut host, "u").await?["type"], "ack");
+    assert_eq!(comment(&mut troll, "c2", "hi").await?["type"], "ack");
+    hub.shutdown().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mute_made_on_one_node_is_listed_and_lifted_on_the_other() -> anyhow::Result<()> {
+    let redis = Engine::shared("single");
+    let nodes = start_nodes_on(&redis, 2).await?;
+    let room = "moderated";
+    let (mut host, _) = join(&nodes[0], room, Role::Host, "host", None).await?;
+    let (mut troll, _) = join(&nodes[1], room, Role::Viewer, "troll", None).await?;
+    host.send(json!({"type": "mute", "request_id": "m", "user": "troll", "duration_ms": 600_000}))
+        .await?;
+    answer(&mut host, "m").await?;
+    assert_eq!(
+        comment(&mut troll, "c1", "spam").await?["code"],
+        "forbidden"
+    );
+    let (mut admin, w) = node_welcome(&nodes[1], room, Role::Admin, "boss").await?;
+    assert_eq!(w["muted"][0]["user"], "troll", "{w}");
+    admin
+        .send(json!({"type": "unmute", "request_id": "u", "user": "troll"}))
+        .await?;
+    assert_eq!(
+        answer(&mut admin, "u").await?,
+        json!({"type": "ack", "request_id": "u"})
+    );
+    assert_eq!(comment(&mut troll, "c2", "sorry").await?["type"], "ack");
+    let (_c, w) = node_welcome(&nodes[0], room, Role::Host, "host").await?;
+    assert_eq!(w["muted"], json!([]));
+    // Again, and over REST on the other node: the mute is gone everywhere.
+    let token = common::mint(common::nodes::SECRET, Role::Host, room, "host");
+    let unmute = json!({"type": "unmute", "user": "troll"});
+    let (status, body) = post_command(&nodes[0], room, &token, &unmute).await?;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (404, &json!("not_found")),
+        "{body}"
+    );
+    for n in nodes {
+        n.kill().await;
+    }
+    Ok(())
+}

@@ -364,6 +364,15 @@ fn parse_announcement(stored: &str) -> Result<Option<Announced>, BusError> {
     }
 }
 
+/// The mutes hash (`user -> until ms`) as the users muted at `now`, with their mute's end; a
+/// field that is not a user id and a number is skipped (it mutes nobody).
+pub(super) fn live_mutes(all: &[(String, String)], now: u64) -> Vec<(Id, u64)> {
+    all.iter()
+        .filter_map(|(user, until)| Some((Id::new(user).ok()?, until.parse::<u64>().ok()?)))
+        .filter(|(_, until)| *until > now)
+        .collect()
+}
+
 pub(super) fn status_name(deal: &Deal) -> String {
     match deal.status {
         crate::protocol::DealStatus::Live => "live",
@@ -522,6 +531,19 @@ mod tests {
         ] {
             assert!(parse_publish(&s(bad)).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn only_mutes_still_running_are_listed() {
+        let all = [
+            ("troll".to_owned(), "5000".to_owned()),
+            ("past".to_owned(), "900".to_owned()),
+            ("odd".to_owned(), "x".to_owned()),
+        ];
+        assert_eq!(
+            live_mutes(&all, 1_000),
+            vec![(Id::new("troll").unwrap(), 5_000)]
+        );
     }
 
     #[test]
