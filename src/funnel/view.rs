@@ -535,6 +535,7 @@ mod tests {
             status: DealStatus::Live,
             commission_bps: 1000,
             affiliate_bps: 500,
+            started_at: None,
         }
     }
 

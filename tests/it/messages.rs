@@ -21,9 +21,25 @@ async fn every_server_message_type_is_produced_with_its_exact_fields() -> anyhow
     assert_keys(
         &welcome,
         &[
-            "type", "room", "seq", "you", "viewers", "likes", "pinned", "deals", "recent",
+            "type",
+            "room",
+            "seq",
+            "you",
+            "viewers",
+            "likes",
+            "pinned",
+            "deals",
+            "recent",
             "resumed",
+            "stream_url",
+            "announcement",
+            "muted",
         ],
+    );
+    assert_eq!(
+        welcome["muted"],
+        json!([]),
+        "a host's welcome lists the room's mutes"
     );
     assert_eq!(
         welcome["you"],
@@ -37,16 +53,17 @@ async fn every_server_message_type_is_produced_with_its_exact_fields() -> anyhow
     let token = hub.token(Role::Viewer, room, "alice");
     let mut alice = common::Client::connect(&hub.ws_url(room, &format!("token={token}"))).await?;
     let w = alice.json_of("welcome").await?;
+    assert!(w.get("muted").is_none(), "a viewer's welcome has no mutes");
     assert_eq!(
         w["you"],
         json!({"user": "alice", "name": "Name alice", "role": "viewer"})
     );
-    assert_eq!(w["viewers"], 2);
+    assert_eq!(w["viewers"], 1, "viewers only: the host is not counted");
 
     // viewers: the host sees the count change.
     let v = host.json_of("viewers").await?;
     assert_keys(&v, &["type", "count"]);
-    assert_eq!(v["count"], 2);
+    assert_eq!(v["count"], 1);
 
     // pinned + ack
     let product = json!({"id": "p1", "title": "Cozy scarf", "price_cents": 2599, "currency": "EUR", "image_url": "/img/scarf.png"});
@@ -121,6 +138,7 @@ async fn every_server_message_type_is_produced_with_its_exact_fields() -> anyhow
             "affiliate_bps",
             "ends_at",
             "status",
+            "started_at",
         ],
     );
     assert_eq!(
@@ -137,6 +155,12 @@ async fn every_server_message_type_is_produced_with_its_exact_fields() -> anyhow
     assert_eq!(deal["deal"]["remaining"], 3);
     let ends_at = deal["deal"]["ends_at"].as_u64().unwrap();
     assert!(ends_at.abs_diff(livehub::hub::now_ms() + 60_000) < 10_000);
+    let started_at = deal["deal"]["started_at"].as_u64().unwrap();
+    assert_eq!(
+        ends_at - started_at,
+        60_000,
+        "started_at is the start of duration_ms"
+    );
 
     // likes
     alice.send(json!({"type": "like", "count": 5})).await?;
@@ -269,7 +293,15 @@ async fn every_server_message_type_is_produced_with_its_exact_fields() -> anyhow
     assert_keys(
         &snap,
         &[
-            "room", "seq", "viewers", "likes", "pinned", "deals", "recent",
+            "room",
+            "seq",
+            "viewers",
+            "likes",
+            "pinned",
+            "deals",
+            "recent",
+            "stream_url",
+            "announcement",
         ],
     );
     assert_eq!(snap["deals"][0]["status"], "ended");
