@@ -178,3 +178,43 @@ test("a room closed by the app can connect again and resumes where it left off",
   host.close();
   v.close();
 });
+
+test("a late joiner's state holds the stream, the latest announcement and deals newest first", async () => {
+  const id = uid("late2");
+  const host = join(id, "h", "host");
+  await until(host, (s) => s.connection === "connected");
+  await host.startDeal(DEAL("old"));
+  await host.startDeal(DEAL("new"));
+  await host.setStream("https://cdn.example.com/live/show.m3u8");
+  await host.announce("Doors open");
+  const late = join(id, "late");
+  await until(late, (s) => s.connection === "connected");
+  assert.equal(late.state.stream, "https://cdn.example.com/live/show.m3u8");
+  assert.equal(late.state.announcement.text, "Doors open");
+  assert.deepEqual(late.state.deals.map((d) => d.id), ["new", "old"]);
+  assert.ok(late.state.deals.every((d) => typeof d.started_at === "number"));
+  assert.equal(late.state.viewers, 1, "the host console is not a viewer");
+  await host.setStream(null);
+  await until(late, (s) => s.stream === null);
+  await assert.rejects(host.setStream("javascript:alert(1)"), (e) => e.reason === "bad_request");
+  for (const r of [host, late]) r.close();
+});
+
+test("a host mutes and unmutes; its state marks the muted users", async () => {
+  const id = uid("mute");
+  const host = join(id, "h", "host");
+  await until(host, (s) => s.connection === "connected");
+  const v = join(id, "loud");
+  await until(v, (s) => s.connection === "connected");
+  await host.mute("loud", 60000);
+  assert.deepEqual(host.state.muted.map((m) => m.user), ["loud"]);
+  await assert.rejects(v.comment("hey"), (e) => e.reason === "forbidden");
+  const again = join(id, "h2", "host");
+  await until(again, (s) => s.connection === "connected");
+  assert.deepEqual(again.state.muted.map((m) => m.user), ["loud"], "a console that joins later sees the mutes");
+  await host.unmute("loud");
+  assert.deepEqual(host.state.muted, []);
+  await v.comment("hey");
+  await assert.rejects(host.unmute("loud"), (e) => e.reason === "not_found");
+  for (const r of [host, v, again]) r.close();
+});
