@@ -63,8 +63,17 @@ enum HostCommand {
         #[arg(long = "for", default_value = "10m", value_parser = humantime::parse_duration)]
         duration: Duration,
     },
+    /// Lift a user's mute.
+    Unmute { user: String },
     /// Announce to the room.
     Announce { text: String },
+    /// Set the room's live video stream (e.g. an HLS playlist URL), or clear it with --clear.
+    Stream {
+        #[arg(required_unless_present = "clear")]
+        url: Option<String>,
+        #[arg(long, conflicts_with = "url")]
+        clear: bool,
+    },
     /// Print a deal's stock audit (remaining, held, sold).
     Audit { deal: String },
     /// Print the room's events as they come, one line each, until interrupted.
@@ -180,7 +189,12 @@ pub async fn run(args: HostArgs) -> Result<(), CliError> {
             duration_ms: duration.as_millis() as u64,
             request_id,
         },
+        HostCommand::Unmute { user } => ClientMsg::Unmute {
+            user: id("user", user)?,
+            request_id,
+        },
         HostCommand::Announce { text } => ClientMsg::Announce { text, request_id },
+        HostCommand::Stream { url, .. } => ClientMsg::SetStream { url, request_id },
     };
     send_one(&hub, &room, &args.token, cmd).await
 }

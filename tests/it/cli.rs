@@ -109,6 +109,10 @@ async fn token_and_host_commands_run_a_show_from_the_terminal() -> anyhow::Resul
     assert!(ok && out.trim() == "ok seq=5", "{out}");
     let (ok, out, _) = host(&["mute", "fan", "--for", "5m"])?;
     assert!(ok && out.trim() == "ok", "{out}");
+    let (ok, out, _) = host(&["unmute", "fan"])?;
+    assert!(ok && out.trim() == "ok", "{out}");
+    let (ok, _, err) = host(&["unmute", "fan"])?;
+    assert!(!ok && err.starts_with("not_found: "), "{err}");
     let (ok, out, _) = host(&["audit", "d1"])?;
     assert!(ok);
     let audit: livehub::inventory::Audit = serde_json::from_str(out.trim())?;
@@ -123,6 +127,12 @@ async fn token_and_host_commands_run_a_show_from_the_terminal() -> anyhow::Resul
     assert!(err.starts_with("conflict: "), "{err}");
     let (ok, _, err) = host(&["audit", "nope"])?;
     assert!(!ok, "{err}");
+    let (ok, out, _) = host(&["stream", "https://cdn.example.com/show.m3u8"])?;
+    assert!(ok && out.trim() == "ok seq=8", "{out}");
+    let (ok, out, _) = host(&["stream", "--clear"])?;
+    assert!(ok && out.trim() == "ok seq=9", "{out}");
+    let (ok, _, err) = host(&["stream", "javascript:alert(1)"])?;
+    assert!(!ok && err.starts_with("bad_request: "), "{err}");
 
     let mut watched = Vec::new();
     while watched.len() < 7 {
