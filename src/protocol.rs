@@ -200,6 +200,10 @@ pub struct Deal {
     pub affiliate_bps: u32,
     pub ends_at: u64,
     pub status: DealStatus,
+    /// When the deal started (Unix ms, the hub's clock); None for a deal stored before
+    /// starts were recorded, and then not shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<u64>,
 }
 
 /// A host's `deal_start` payload. `title` and `image_url` may be left out for a product of the
@@ -798,6 +802,9 @@ mod tests {
         let shown = serde_json::to_value(&deal).unwrap();
         assert_eq!(shown["commission_bps"], 0);
         assert_eq!(shown["affiliate_bps"], 0);
+        // A deal stored before starts were recorded: no `started_at`, and none shown.
+        assert_eq!(deal.started_at, None);
+        assert!(shown.get("started_at").is_none(), "{shown}");
     }
 
     const LIMITS: ContentLimits = ContentLimits {

@@ -494,6 +494,7 @@ mod tests {
             status: DealStatus::Live,
             commission_bps: 1000,
             affiliate_bps: 500,
+            started_at: None,
         }
     }
 

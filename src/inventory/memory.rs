@@ -314,6 +314,7 @@ impl Inventory for MemoryInventory {
             affiliate_bps: spec.affiliate_bps,
             ends_at: now.saturating_add(spec.duration_ms),
             status: crate::protocol::DealStatus::Live,
+            started_at: Some(now),
         };
         match self.deals.entry((room.clone(), spec.id.clone())) {
             dashmap::Entry::Occupied(_) => Err(InventoryError::Conflict(format!(

@@ -99,8 +99,10 @@ struct State {
 }
 
 impl State {
+    /// The room's viewers on every node: the other nodes' share of the last total, and this
+    /// node's viewers now (hosts and admins are not viewers).
     fn viewers(&self) -> u64 {
-        self.totals.viewers.saturating_sub(self.reported) + self.subs.len()
+        self.totals.viewers.saturating_sub(self.reported) + self.subs.viewers()
     }
 }
 
@@ -298,7 +300,7 @@ impl Room {
     /// the room open.
     pub fn take_report(&self, now_ms: u64) -> Report {
         let mut st = self.state.lock();
-        st.reported = st.subs.len();
+        st.reported = st.subs.viewers();
         Report {
             viewers: st.reported,
             likes: self.likes.swap(0, Ordering::Relaxed),

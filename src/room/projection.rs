@@ -277,6 +277,7 @@ mod tests {
             affiliate_bps: 0,
             ends_at: 10_000,
             status,
+            started_at: None,
         }
     }
 

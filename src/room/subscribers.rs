@@ -20,6 +20,8 @@ struct Sub {
 #[derive(Default)]
 pub struct Subscribers {
     subs: HashMap<u64, Sub>,
+    /// How many of them are moderators (kept, so counting viewers is O(1)).
+    moderators: u64,
 }
 
 /// What a fan-out did.
@@ -34,19 +36,22 @@ pub struct FannedOut {
 impl Subscribers {
     /// Adds `user`'s connection; a `moderator` (the room's host or an admin) sees every comment.
     pub fn insert(&mut self, outbox: Outbox, user: Id, moderator: bool) {
-        self.subs.insert(
-            outbox.ctl().id,
-            Sub {
-                outbox,
-                user,
-                moderator,
-            },
-        );
+        let sub = Sub {
+            outbox,
+            user,
+            moderator,
+        };
+        if let Some(old) = self.subs.insert(sub.outbox.ctl().id, sub) {
+            self.moderators -= u64::from(old.moderator);
+        }
+        self.moderators += u64::from(moderator);
     }
 
     /// Removes a connection; returns its user when it was here.
     pub fn remove(&mut self, conn: u64) -> Option<Id> {
-        self.subs.remove(&conn).map(|s| s.user)
+        let sub = self.subs.remove(&conn)?;
+        self.moderators -= u64::from(sub.moderator);
+        Some(sub.user)
     }
 
     /// The users connected here (a user with two connections appears twice).
@@ -59,6 +64,12 @@ impl Subscribers {
         self.subs.len() as u64
     }
 
+    /// Viewer connections here now (anonymous ones included): every connection but the room's
+    /// hosts' and admins', which `viewers` does not count.
+    pub fn viewers(&self) -> u64 {
+        self.len() - self.moderators
+    }
+
     /// True when nobody is connected here.
     pub fn is_empty(&self) -> bool {
         self.subs.is_empty()
@@ -66,7 +77,7 @@ impl Subscribers {
 
     /// True while the room's host or an admin is connected here.
     pub fn has_moderator(&self) -> bool {
-        self.subs.values().any(|s| s.moderator)
+        self.moderators > 0
     }
 
     /// Queues a durable frame to every connection (a full queue closes its viewer with 1013).
@@ -111,5 +122,6 @@ impl Subscribers {
             s.outbox.ctl().close(close::GOING_AWAY);
         }
         self.subs.clear();
+        self.moderators = 0;
     }
 }

@@ -113,6 +113,7 @@ fn deal(status: DealStatus) -> Deal {
         affiliate_bps: 0,
         ends_at: livehub::hub::now_ms() + 60_000,
         status,
+        started_at: None,
     }
 }
 

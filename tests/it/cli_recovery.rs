@@ -171,7 +171,7 @@ async fn watch_rides_out_a_hub_restart_and_resumes_after_its_last_seq() -> Resul
     let mut err = Lines::of(watch.stderr.take().context("stderr")?);
     assert_eq!(
         out.next_matching(is_event).await?,
-        "welcome room=show seq=0 viewers=1 likes=0 pinned=- deals=0"
+        "welcome room=show seq=0 viewers=0 likes=0 pinned=- deals=0"
     );
     assert_eq!(
         host(&url, &token, &["announce", "one"]).await?,

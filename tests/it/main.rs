@@ -33,3 +33,4 @@ mod redis_hubs;
 mod reserve_spike;
 mod restart;
 mod safety;
+mod shop_page;

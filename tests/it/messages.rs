@@ -41,12 +41,12 @@ async fn every_server_message_type_is_produced_with_its_exact_fields() -> anyhow
         w["you"],
         json!({"user": "alice", "name": "Name alice", "role": "viewer"})
     );
-    assert_eq!(w["viewers"], 2);
+    assert_eq!(w["viewers"], 1, "viewers only: the host is not counted");
 
     // viewers: the host sees the count change.
     let v = host.json_of("viewers").await?;
     assert_keys(&v, &["type", "count"]);
-    assert_eq!(v["count"], 2);
+    assert_eq!(v["count"], 1);
 
     // pinned + ack
     let product = json!({"id": "p1", "title": "Cozy scarf", "price_cents": 2599, "currency": "EUR", "image_url": "/img/scarf.png"});
@@ -121,6 +121,7 @@ async fn every_server_message_type_is_produced_with_its_exact_fields() -> anyhow
             "affiliate_bps",
             "ends_at",
             "status",
+            "started_at",
         ],
     );
     assert_eq!(
@@ -137,6 +138,12 @@ async fn every_server_message_type_is_produced_with_its_exact_fields() -> anyhow
     assert_eq!(deal["deal"]["remaining"], 3);
     let ends_at = deal["deal"]["ends_at"].as_u64().unwrap();
     assert!(ends_at.abs_diff(livehub::hub::now_ms() + 60_000) < 10_000);
+    let started_at = deal["deal"]["started_at"].as_u64().unwrap();
+    assert_eq!(
+        ends_at - started_at,
+        60_000,
+        "started_at is the start of duration_ms"
+    );
 
     // likes
     alice.send(json!({"type": "like", "count": 5})).await?;

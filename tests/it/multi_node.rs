@@ -466,6 +466,7 @@ async fn a_late_node_resumes_a_viewer_from_the_rooms_history_in_redis(
     let nodes = start_nodes_on(&redis, 2).await?;
     let room = "history";
     let (mut host, _) = join(&nodes[0], room, Role::Host, "host", None).await?;
+    let _watching = join(&nodes[0], room, Role::Viewer, "watching", None).await?;
     for i in 0..10 {
         host.send(
             json!({"type": "announce", "text": format!("n{i}"), "request_id": format!("r{i}")}),
@@ -474,7 +475,7 @@ async fn a_late_node_resumes_a_viewer_from_the_rooms_history_in_redis(
     }
     let last = ack_seq(&mut host, "r9").await?;
     // Node B has never seen the room: its snapshot is the room's, read from Redis (the viewer
-    // count once node A has reported its host, within a tick).
+    // count once node A has reported its viewer, within a tick; its host is not counted).
     let url = format!("http://{}/api/rooms/{room}", nodes[1].addr);
     let deadline = Instant::now() + WAIT;
     let snap = loop {
@@ -487,7 +488,7 @@ async fn a_late_node_resumes_a_viewer_from_the_rooms_history_in_redis(
         tokio::time::sleep(Duration::from_millis(50)).await; // waiting for node A's report
     };
     assert_eq!(snap["seq"], last);
-    assert_eq!(snap["viewers"], 1, "the host on node A");
+    assert_eq!(snap["viewers"], 1, "the viewer on node A, not its host");
     let (status, _) = livehub::http_client::request(
         "GET",
         &format!("http://{}/api/rooms/never-opened", nodes[1].addr),

@@ -606,6 +606,7 @@ mod tests {
             affiliate_bps: 0,
             ends_at: 60_000,
             status: crate::protocol::DealStatus::SoldOut,
+            started_at: None,
         };
         let json = serde_json::to_string(&deal).unwrap();
         assert_eq!(

@@ -7,7 +7,7 @@
 -- All keys of one deal share the hash tag {lh:ROOM:DEAL}, so every script runs on one slot.
 --   KEYS[1] deal   HASH  product_id price_cents currency stock remaining held sold
 --                        per_user_limit ends_at ended version n creator room deal purge_at
---                        commission_bps affiliate_bps image_url title digest
+--                        commission_bps affiliate_bps image_url title digest started_at
 --                        (digest: 16 hex digits drawn at each start, in every reservation
 --                        and order id, so a deal id used again after its keys expired never
 --                        repeats an id; a deal started before it existed has none)
@@ -109,13 +109,14 @@ end
 -- The fields of the deal hash that view() returns, in this order.
 local VIEW = {"product_id", "price_cents", "currency", "stock", "remaining", "held", "sold",
   "per_user_limit", "ends_at", "ended", "version", "commission_bps", "affiliate_bps",
-  "image_url", "title"}
+  "image_url", "title", "started_at"}
 
 -- The whole deal as a table for cjson (read by reply.rs's `DealView`): every field of VIEW as
 -- its stored string, except `ended` (a boolean). A field the deal does not have (the rates,
--- image_url and title of a deal started before they existed) reads as "". The hash stores
--- image_url with `|` written as %7C (the stored format of every version so far, kept so that
--- deals already in Redis and nodes not yet upgraded read alike); the reply carries it decoded.
+-- image_url, title and started_at of a deal started before they existed) reads as "". The
+-- hash stores image_url with `|` written as %7C (the stored format of every version so far,
+-- kept so that deals already in Redis and nodes not yet upgraded read alike); the reply
+-- carries it decoded.
 local function view()
   local v = redis.call("HMGET", deal, unpack(VIEW))
   local out = {}

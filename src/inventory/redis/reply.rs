@@ -74,6 +74,18 @@ fn dec_opt<'de, D: Deserializer<'de>, T: FromStr>(d: D) -> Result<Option<T>, D::
     dec(d).map(Some)
 }
 
+/// An optional number sent as a decimal string, "" (a field the deal hash does not have) as
+/// None.
+fn dec_or_none<'de, D: Deserializer<'de>, T: FromStr>(d: D) -> Result<Option<T>, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.is_empty() {
+        return Ok(None);
+    }
+    s.parse()
+        .map(Some)
+        .map_err(|_| D::Error::custom(format!("not a number: {s:?}")))
+}
+
 /// An id sent as a string.
 fn id<'de, D: Deserializer<'de>>(d: D) -> Result<Id, D::Error> {
     let s = String::deserialize(d)?;
@@ -133,6 +145,9 @@ pub struct DealView {
     affiliate_bps: u32,
     image_url: String,
     title: String,
+    /// When the deal started (Unix ms); "" for a deal stored before starts were recorded.
+    #[serde(deserialize_with = "dec_or_none")]
+    started_at: Option<u64>,
 }
 
 impl DealView {
@@ -153,6 +168,7 @@ impl DealView {
             affiliate_bps: self.affiliate_bps,
             ends_at: self.ends_at,
             status,
+            started_at: self.started_at,
         };
         let audit = Audit {
             id: id.clone(),
@@ -256,7 +272,7 @@ pub fn parse_audit(
 enum SalesWire {
     NotFound {},
     Deal {
-        deal: DealView,
+        deal: Box<DealView>,
         creator: String,
         /// The ledger hash; `cjson` writes an empty one as `{}`.
         ledger: BTreeMap<String, String>,
@@ -281,7 +297,7 @@ pub fn parse_sales(
     };
     let mut sales = DealSales {
         room: room.clone(),
-        deal: deal.into_parts(id, now).0,
+        deal: (*deal).into_parts(id, now).0,
         creator: reply_id("creator", &creator)?,
         total: Sales::default(),
         channels: Default::default(),
@@ -615,13 +631,14 @@ mod tests {
         Id::new(s).expect("id")
     }
 
-    /// A deal's view as `view()` writes it: 15 fields, numbers as strings.
+    /// A deal's view as `view()` writes it: 16 fields, numbers as strings.
     fn view() -> Value {
         json!({
             "product_id": "p1", "price_cents": "999", "currency": "USD", "stock": "10",
             "remaining": "7", "held": "2", "sold": "1", "per_user_limit": "3",
             "ends_at": "60000", "ended": false, "version": "4", "commission_bps": "1000",
-            "affiliate_bps": "500", "image_url": "https://x/a|b.png", "title": "Big | sale"
+            "affiliate_bps": "500", "image_url": "https://x/a|b.png", "title": "Big | sale",
+            "started_at": "1500"
         })
     }
 
@@ -656,6 +673,7 @@ mod tests {
         assert_eq!((deal.commission_bps, deal.affiliate_bps), (1000, 500));
         assert_eq!(deal.image_url.as_deref(), Some("https://x/a|b.png"));
         assert_eq!(deal.title, "Big | sale");
+        assert_eq!(deal.started_at, Some(1_500));
         assert_eq!((audit.held, audit.sold, audit.remaining), (2, 1, 7));
         assert_eq!(
             level,
@@ -664,9 +682,15 @@ mod tests {
                 version: 4
             }
         );
-        // A deal stored before rates, images and titles existed.
+        // A deal stored before rates, images, titles and start times existed.
         let mut old = view();
-        for f in ["commission_bps", "affiliate_bps", "image_url", "title"] {
+        for f in [
+            "commission_bps",
+            "affiliate_bps",
+            "image_url",
+            "title",
+            "started_at",
+        ] {
             old[f] = json!("");
         }
         old["ended"] = json!(true);
@@ -674,6 +698,7 @@ mod tests {
         assert_eq!((deal.commission_bps, deal.affiliate_bps), (0, 0));
         assert_eq!((deal.image_url, deal.title.as_str()), (None, ""));
         assert_eq!(deal.status, DealStatus::Ended);
+        assert_eq!(deal.started_at, None, "not shown, never a failure");
     }
 
     #[test]
