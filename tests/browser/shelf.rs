@@ -356,6 +356,17 @@ async fn two_shoppers_race_for_the_last_unit_of_one_of_two_live_deals(
     loser.set_viewport(WIDE).await?;
     loser.screenshot(&shot("shelf-ended-desktop")).await?;
 
+    // Leaving the page (pagehide: a tab closed, or put in the back-forward cache) closes its
+    // socket at once (the SDK does it), so the others' viewer count drops.
+    let before: u64 = seen(loser, "#viewers").await?.parse()?;
+    winner
+        .js("window.dispatchEvent(new PageTransitionEvent('pagehide', {persisted: true})); return true;", json!([]))
+        .await?;
+    let after = wait_seen(loser, "#viewers", |t| {
+        t.parse::<u64>().is_ok_and(|n| n + 1 == before)
+    })
+    .await?;
+    ensure!(after.parse::<u64>()? + 1 == before, "{before} -> {after}");
     let tee = hub.audit(room, "tee1").await?;
     ensure!(
         (tee.remaining, tee.held, tee.sold) == (0, 0, 1),
