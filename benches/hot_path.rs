@@ -59,7 +59,7 @@ fn fan_out(c: &mut Criterion) {
     for n in [100usize, 1_000, 10_000] {
         let room = Room::new(
             Id::new("bench").unwrap(),
-            RoomSettings::from_config(&cfg.room, &cfg.limits),
+            RoomSettings::from_config(&cfg),
             livehub::funnel::RoomTally::new(cfg.funnel.engaged_ms),
             "bench".into(),
         );
@@ -73,7 +73,7 @@ fn fan_out(c: &mut Criterion) {
                 name: "v".into(),
                 role: Role::Viewer,
             };
-            room.join(outbox, you, livehub::funnel::Channel::Paid, None)
+            room.join(outbox, you, livehub::funnel::Channel::Paid, None, None)
                 .unwrap();
             receivers.push(rx);
         }

@@ -348,11 +348,13 @@ fn check_valid_command(msg: &ClientMsg, limits: &ContentLimits) {
                 "price x stock overflows: {deal:?}"
             );
         }
+        ClientMsg::SetStream { url, .. } => check_image_url(url.as_deref()),
         ClientMsg::Checkout { .. }
         | ClientMsg::Cancel { .. }
         | ClientMsg::Unpin { .. }
         | ClientMsg::DealEnd { .. }
-        | ClientMsg::DeleteComment { .. } => {}
+        | ClientMsg::DeleteComment { .. }
+        | ClientMsg::Unmute { .. } => {}
     }
 }
 

@@ -1,6 +1,6 @@
 //! The state file: what a hub writes when it stops gracefully and reads when it starts, so a
 //! restart (a deploy, a config change) keeps every room's `seq`, history ring, pinned product,
-//! recent comments, likes and mutes. Viewers closed with 1001 reconnect with `?since=` and resume
+//! recent comments, likes, mutes, live video stream and latest announcement. Viewers closed with 1001 reconnect with `?since=` and resume
 //! exactly where they were: no event is missed or repeated.
 //!
 //! The file is written atomically (a temporary file, fsync, rename), so a crash while saving
@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{Comment, Deal, Id, Product};
+use crate::protocol::{Announced, Comment, Deal, Id, Product};
 
 /// The file format version this build reads and writes.
 pub const VERSION: u32 = 1;
@@ -38,6 +38,13 @@ pub struct SavedRoom {
     /// since the memory inventory does not outlive the process).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deals: Vec<Deal>,
+    /// The room's live video stream as its host set it (a file saved before streams existed
+    /// has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_url: Option<String>,
+    /// The room's latest announcement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announcement: Option<Announced>,
 }
 
 impl SavedRoom {
@@ -52,6 +59,8 @@ impl SavedRoom {
             likes: 0,
             muted: Vec::new(),
             deals: Vec::new(),
+            stream_url: None,
+            announcement: None,
         }
     }
 }
@@ -148,6 +157,11 @@ mod tests {
                 likes: 3,
                 muted: vec![(Id::new("troll").unwrap(), 5_000)],
                 deals: Vec::new(),
+                stream_url: Some("https://cdn.example/live.m3u8".into()),
+                announcement: Some(Announced {
+                    seq: 7,
+                    text: "hi".into(),
+                }),
             }],
             retired: vec![(Id::new("old").unwrap(), 42)],
         }
@@ -160,6 +174,17 @@ mod tests {
         save(&path, &state()).unwrap();
         assert_eq!(load(&path).unwrap(), Some(state()));
         assert!(!dir.join("state.json.tmp").exists());
+    }
+
+    #[test]
+    fn a_room_saved_before_streams_and_announcements_loads_without_them() {
+        let old = r#"{"version":1,"saved_at_ms":1,"retired":[],"rooms":[{"room":"show","seq":7,
+            "history":[],"pinned":null,"recent":[],"likes":0,"muted":[]}]}"#;
+        let dir = tempdir();
+        let path = dir.join("old.json");
+        std::fs::write(&path, old).unwrap();
+        let room = &load(&path).unwrap().unwrap().rooms[0];
+        assert_eq!((&room.stream_url, &room.announcement), (&None, &None));
     }
 
     #[test]

@@ -310,6 +310,23 @@ pub struct Comment {
     pub ts: u64,
 }
 
+/// The room's latest announcement, as `welcome` and the room snapshot show it (a late joiner
+/// sees what the host last announced).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Announced {
+    /// The `seq` of its `announcement` event.
+    pub seq: u64,
+    pub text: String,
+}
+
+/// A user muted in the room until `until` (Unix ms), as a host's or an admin's `welcome` lists
+/// them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Muted {
+    pub user: Id,
+    pub until: u64,
+}
+
 /// Who is on the other end of a connection, as told in `welcome`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct You {
@@ -379,6 +396,16 @@ pub enum ServerMsg {
         deals: Vec<Deal>,
         recent: Vec<Comment>,
         resumed: bool,
+        /// The room's live video stream: the host's `set_stream` URL, else the configured
+        /// `pages.stream_url`, else null.
+        #[serde(default)]
+        stream_url: Option<String>,
+        /// The room's latest announcement, null before the first.
+        #[serde(default)]
+        announcement: Option<Announced>,
+        /// The room's current mutes: only in a host's or an admin's welcome.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        muted: Option<Vec<Muted>>,
     },
     Comment(Comment),
     CommentDeleted {
@@ -399,6 +426,11 @@ pub enum ServerMsg {
     Announcement {
         seq: u64,
         text: String,
+    },
+    /// The room's live video stream changed (`set_stream`); `url` is null when it was cleared.
+    Stream {
+        seq: u64,
+        url: Option<String>,
     },
     /// Comments `from..=seq` were not shown to this connection: it fell behind (a chat storm, a
     /// slow link) and the hub thinned other viewers' comments rather than close it. Not a gap:
@@ -472,6 +504,7 @@ impl ServerMsg {
             | ServerMsg::Unpinned { seq }
             | ServerMsg::Deal { seq, .. }
             | ServerMsg::Announcement { seq, .. }
+            | ServerMsg::Stream { seq, .. }
             | ServerMsg::Skipped { seq, .. } => Some(*seq),
             _ => None,
         }
@@ -552,6 +585,25 @@ pub enum ClientMsg {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request_id: Option<Id>,
     },
+    /// Lifts `user`'s mute in the room.
+    Unmute {
+        user: Id,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<Id>,
+    },
+    /// Sets the room's live video stream (`url` is required; null clears it).
+    SetStream {
+        #[serde(deserialize_with = "nullable")]
+        url: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<Id>,
+    },
+}
+
+/// A field that must be present but may be null (`"url": null`), so a misspelt field name is
+/// refused rather than read as null.
+fn nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Option::<String>::deserialize(d)
 }
 
 /// Content limits checked by [`ClientMsg::validate`]. Besides its length, a comment or an
@@ -602,7 +654,9 @@ impl ClientMsg {
             | ClientMsg::DealEnd { request_id, .. }
             | ClientMsg::DeleteComment { request_id, .. }
             | ClientMsg::Mute { request_id, .. }
-            | ClientMsg::Announce { request_id, .. } => request_id.as_ref(),
+            | ClientMsg::Announce { request_id, .. }
+            | ClientMsg::Unmute { request_id, .. }
+            | ClientMsg::SetStream { request_id, .. } => request_id.as_ref(),
         }
     }
 
@@ -647,6 +701,8 @@ impl ClientMsg {
                 }
             }
             ClientMsg::Pin { product, .. } => product.validate(),
+            // A stream URL is shown by the page as a product image is: the same rule.
+            ClientMsg::SetStream { url, .. } => validate_image_url("url", url.as_deref()),
             ClientMsg::DealStart { deal, .. } => deal.validate(),
             ClientMsg::Mute { duration_ms, .. } => {
                 if (1..=MAX_MUTE_MS).contains(duration_ms) {
@@ -661,7 +717,8 @@ impl ClientMsg {
             | ClientMsg::Cancel { .. }
             | ClientMsg::Unpin { .. }
             | ClientMsg::DealEnd { .. }
-            | ClientMsg::DeleteComment { .. } => Ok(()),
+            | ClientMsg::DeleteComment { .. }
+            | ClientMsg::Unmute { .. } => Ok(()),
         }
     }
 }
@@ -753,6 +810,9 @@ mod tests {
             r#"{"type":"delete_comment","id":"c1"}"#,
             r#"{"type":"mute","user":"u","duration_ms":1}"#,
             r#"{"type":"announce","text":"hi"}"#,
+            r#"{"type":"set_stream","url":"https://cdn.example/live.m3u8"}"#,
+            r#"{"type":"set_stream","url":null}"#,
+            r#"{"type":"unmute","user":"u"}"#,
         ];
         for json in clients {
             let msg: ClientMsg = serde_json::from_str(json).expect(json);
@@ -768,6 +828,7 @@ mod tests {
             ServerMsg::Viewers { count: 1 },
             ServerMsg::Likes { total: 1 },
             ServerMsg::Unpinned { seq: 1 },
+            ServerMsg::Stream { seq: 1, url: None },
             ServerMsg::Skipped {
                 seq: 2,
                 from: 1,
@@ -959,6 +1020,31 @@ mod tests {
             };
             let m = refusal(pin.validate(&LIMITS));
             assert!(m.contains("product.image_url"), "{bad:?}: {m}");
+        }
+    }
+
+    #[test]
+    fn set_stream_needs_its_url_field_and_checks_it_as_an_image_url() {
+        let set = |json: &str| parse_client(json).map(|m| m.validate(&LIMITS));
+        assert!(matches!(
+            set(r#"{"type":"set_stream","url":"https://cdn.example/live.m3u8"}"#),
+            Ok(Ok(()))
+        ));
+        assert!(matches!(
+            set(r#"{"type":"set_stream","url":"/live/a.m3u8"}"#),
+            Ok(Ok(()))
+        ));
+        assert!(matches!(
+            set(r#"{"type":"set_stream","url":null}"#),
+            Ok(Ok(()))
+        ));
+        assert!(set(r#"{"type":"set_stream"}"#).is_err(), "url is required");
+        assert!(set(r#"{"type":"set_stream","uri":"/a"}"#).is_err());
+        let long = format!("https://x/{}", "a".repeat(MAX_IMAGE_URL_BYTES));
+        for bad in ["javascript:alert(1)", "live.m3u8", "data:x", long.as_str()] {
+            let json = serde_json::json!({"type": "set_stream", "url": bad}).to_string();
+            let m = refusal(set(&json).unwrap());
+            assert!(m.starts_with("url "), "{bad:?}: {m}");
         }
     }
 

@@ -83,7 +83,7 @@ impl LocalRoom {
                 self.deals
                     .insert(deal.id.clone(), (deal.status, at, deal.ends_at));
             }
-            Event::Announcement { .. } => {}
+            Event::Announcement { .. } | Event::Stream { .. } => {}
         }
         Ok(true)
     }
@@ -236,6 +236,19 @@ impl Bus for LocalBus {
         let local = self.room(room)?;
         local.lock().rules.mute(user, until_ms, Instant::now());
         Ok(())
+    }
+
+    async fn unmute(&self, room: &Id, user: &Id) -> Result<(), BusError> {
+        let local = self.room(room)?;
+        if local.lock().rules.unmute(user, now_ms()) {
+            Ok(())
+        } else {
+            Err(BusError::NotMuted(user.clone()))
+        }
+    }
+
+    async fn muted(&self, room: &Id) -> Result<Vec<(Id, u64)>, BusError> {
+        Ok(self.room(room)?.lock().rules.muted_until(now_ms()))
     }
 
     async fn counters(

@@ -60,6 +60,10 @@ pub enum Event {
     Announcement {
         text: String,
     },
+    /// The room's live video stream (None: cleared).
+    Stream {
+        url: Option<String>,
+    },
 }
 
 /// The id a comment published at `seq` gets (`c{seq}`).
@@ -94,6 +98,7 @@ impl Event {
             Event::Unpinned => ServerMsg::Unpinned { seq },
             Event::Deal { deal, .. } => ServerMsg::Deal { seq, deal },
             Event::Announcement { text } => ServerMsg::Announcement { seq, text },
+            Event::Stream { url } => ServerMsg::Stream { seq, url },
         }
     }
 
@@ -149,6 +154,8 @@ pub enum BusError {
     NoSuchComment(Id),
     #[error("nothing is pinned")]
     NothingPinned,
+    #[error("{0} is not muted in this room")]
+    NotMuted(Id),
     #[error("the show has not started")]
     NotOpened,
     #[error("room events unavailable: {0}")]
@@ -165,6 +172,7 @@ impl From<BusError> for HubError {
             BusError::RateLimited => HubError::RateLimited(m),
             BusError::NoSuchComment(_) => HubError::NotFound(m),
             BusError::NothingPinned => HubError::Conflict(m),
+            BusError::NotMuted(_) => HubError::NotFound(m),
             BusError::NotOpened => HubError::NotLive,
             BusError::Unavailable(_) => HubError::Unavailable(m),
             BusError::Internal(_) => HubError::Internal(m),
@@ -218,6 +226,13 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Mutes `user`'s comments in `room` until `until_ms` (Unix ms), on every node.
     async fn mute(&self, room: &Id, user: &Id, until_ms: u64) -> Result<(), BusError>;
+
+    /// Lifts `user`'s mute in `room`, on every node (the same room-wide scope as
+    /// [`Bus::mute`]); `NotMuted` when they were not muted.
+    async fn unmute(&self, room: &Id, user: &Id) -> Result<(), BusError>;
+
+    /// The users muted in `room` now, with when each mute ends (Unix ms).
+    async fn muted(&self, room: &Id) -> Result<Vec<(Id, u64)>, BusError>;
 
     /// Reports this node's viewers of `room` and the likes it received since its last report;
     /// answers the room-wide totals. `host_seen` says the room's host is seen on this node (a

@@ -54,6 +54,7 @@ struct Scripts {
     load: Arc<Script>,
     range: Arc<Script>,
     counters: Arc<Script>,
+    unmute: Arc<Script>,
 }
 
 struct Slot {
@@ -196,6 +197,7 @@ impl RedisBus {
                     "\n",
                     include_str!("lua/counters.lua")
                 ))),
+                unmute: Arc::new(Script::new(include_str!("lua/unmute.lua"))),
             },
             rooms: DashMap::new(),
             sub,
@@ -677,6 +679,30 @@ impl Bus for RedisBus {
             .exec(move |mut conn| async move { pipe.query_async::<()>(&mut conn).await })
             .await?;
         Ok(())
+    }
+
+    async fn unmute(&self, room: &Id, user: &Id) -> Result<(), BusError> {
+        let me = &self.shared;
+        let keys = [me.keys(room).mutes];
+        let args = [user.to_string(), now_ms().to_string()];
+        let lifted: i64 = me.redis.run(&me.scripts.unmute, &keys, &args).await?;
+        if lifted == 1 {
+            Ok(())
+        } else {
+            Err(BusError::NotMuted(user.clone()))
+        }
+    }
+
+    async fn muted(&self, room: &Id) -> Result<Vec<(Id, u64)>, BusError> {
+        let key = self.shared.keys(room).mutes;
+        let all: Vec<(String, String)> = self
+            .shared
+            .redis
+            .exec(move |mut conn| async move {
+                redis::cmd("HGETALL").arg(key).query_async(&mut conn).await
+            })
+            .await?;
+        Ok(wire::live_mutes(&all, now_ms()))
     }
 
     async fn counters(

@@ -57,6 +57,26 @@ impl CommentRules {
         self.user(user, now).muted_until_ms = until_ms;
     }
 
+    /// Lifts `user`'s mute; false when they were not muted at `now_ms`.
+    pub fn unmute(&mut self, user: &Id, now_ms: u64) -> bool {
+        match self.users.get_mut(user) {
+            Some(u) if u.muted_until_ms > now_ms => {
+                u.muted_until_ms = 0;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Users still muted at `now_ms`, with when their mute ends (Unix ms).
+    pub fn muted_until(&self, now_ms: u64) -> Vec<(Id, u64)> {
+        self.users
+            .iter()
+            .filter(|(_, u)| u.muted_until_ms > now_ms)
+            .map(|(id, u)| (id.clone(), u.muted_until_ms))
+            .collect()
+    }
+
     /// Users still muted at `now_ms`, with the milliseconds left.
     pub fn muted(&self, now_ms: u64) -> Vec<(Id, u64)> {
         self.users
@@ -129,6 +149,20 @@ mod tests {
         assert_eq!(r.muted(1_000), vec![(id("troll"), 4_000)]);
         r.check(&id("troll"), 5_000, t0).unwrap();
         assert!(r.muted(5_000).is_empty());
+    }
+
+    #[test]
+    fn an_unmute_lifts_a_live_mute_only() {
+        let t0 = Instant::now();
+        let mut r = CommentRules::new((10.0, 10.0));
+        r.mute(&id("troll"), 5_000, t0);
+        assert_eq!(r.muted_until(1_000), vec![(id("troll"), 5_000)]);
+        assert!(r.unmute(&id("troll"), 1_000));
+        r.check(&id("troll"), 1_000, t0).unwrap();
+        assert!(!r.unmute(&id("troll"), 1_000), "not muted any more");
+        assert!(!r.unmute(&id("nobody"), 1_000), "never muted");
+        r.mute(&id("troll"), 2_000, t0);
+        assert!(!r.unmute(&id("troll"), 2_000), "a mute that ran out");
     }
 
     #[test]

@@ -49,6 +49,9 @@ fn describe_raw(m: &ServerMsg) -> String {
             deal.currency
         ),
         ServerMsg::Announcement { seq, text } => format!("#{seq} announcement: {text}"),
+        ServerMsg::Stream { seq, url } => {
+            format!("#{seq} stream {}", url.as_deref().unwrap_or("(none)"))
+        }
         ServerMsg::Skipped {
             seq,
             from,

@@ -102,6 +102,10 @@ impl Ctx<'_> {
                 user, duration_ms, ..
             } => self.mute(user, duration_ms).await,
             ClientMsg::Announce { text, .. } => self.announce(text).await,
+            ClientMsg::Unmute { user, .. } => self.unmute(user).await,
+            ClientMsg::SetStream { url, .. } => {
+                self.publish(Deadline::Host, Event::Stream { url }).await
+            }
         }
     }
 
@@ -169,6 +173,13 @@ impl Ctx<'_> {
         let until = now_ms().saturating_add(duration_ms);
         let mute = self.hub.bus().mute(self.room.id(), &user, until);
         self.hub.within(Deadline::Host, mute).await?;
+        Ok(Happened::Applied(None))
+    }
+
+    /// Lifts a mute, wherever it was made: mutes are the room's on every node (the bus's).
+    async fn unmute(&self, user: Id) -> Result<Happened, HubError> {
+        let unmute = self.hub.bus().unmute(self.room.id(), &user);
+        self.hub.within(Deadline::Host, unmute).await?;
         Ok(Happened::Applied(None))
     }
 

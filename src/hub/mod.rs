@@ -32,7 +32,7 @@ use crate::funnel::{Funnel, FunnelStore};
 use crate::inventory::Inventory;
 use crate::outbox::Outbox;
 use crate::persist::SavedState;
-use crate::protocol::{Id, You};
+use crate::protocol::{Id, Muted, Role, You};
 use crate::room::{Room, RoomSettings, Snapshot};
 
 /// The deployment's one clock, kept at this path for existing callers: new code imports it
@@ -82,7 +82,7 @@ impl Hub {
         funnel: Arc<dyn FunnelStore>,
         catalog: Catalog,
     ) -> Arc<Self> {
-        let settings = RoomSettings::from_config(&config.room, &config.limits);
+        let settings = RoomSettings::from_config(&config);
         let rooms = Rooms::new(config.room.max_rooms);
         Arc::new(Hub {
             funnel: Funnel::new(funnel, config.funnel.clone()),
@@ -295,11 +295,32 @@ impl Hub {
     ) -> Result<(Arc<Room>, Vec<axum::extract::ws::Utf8Bytes>), HubError> {
         for _ in 0..3 {
             let room = self.room(id, create).await?;
-            if let Ok(frames) = room.join(outbox.clone(), you.clone(), channel, since) {
+            let muted = self.mutes_for(&you, id).await;
+            if let Ok(frames) = room.join(outbox.clone(), you.clone(), channel, since, muted) {
                 return Ok((room, frames));
             }
         }
         Err(HubError::Unavailable("room is restarting; retry".into()))
+    }
+
+    /// The room's current mutes for the welcome of a host or an admin (so a console can mark
+    /// muted users); None for a viewer, and when the bus cannot say now (the host still joins).
+    async fn mutes_for(&self, you: &You, room: &Id) -> Option<Vec<Muted>> {
+        if you.role == Role::Viewer {
+            return None;
+        }
+        match self.within(Deadline::Host, self.bus.muted(room)).await {
+            Ok(mutes) => Some(
+                mutes
+                    .into_iter()
+                    .map(|(user, until)| Muted { user, until })
+                    .collect(),
+            ),
+            Err(e) => {
+                crate::quiet::warn("mutes not read for a host's welcome", &e);
+                None
+            }
+        }
     }
 
     /// `GET /api/rooms/{room}`: the snapshot, or None for a room that never existed.
@@ -308,6 +329,6 @@ impl Hub {
             return Ok(Some(room.snapshot()));
         }
         let saved = self.within(Deadline::Host, self.bus.peek(id)).await?;
-        Ok(saved.map(|(saved, counters)| Snapshot::of_saved(saved, counters)))
+        Ok(saved.map(|(saved, counters)| Snapshot::of_saved(saved, counters, &self.settings)))
     }
 }

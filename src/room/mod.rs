@@ -24,13 +24,13 @@ use parking_lot::Mutex;
 
 use crate::bus::{Counters, Event, RoomSink};
 use crate::commerce::Channel;
-use crate::config::{LimitsConfig, RoomConfig};
+use crate::config::Config;
 use crate::error::HubError;
 use crate::funnel::RoomTally;
 use crate::inventory::StockLevel;
 use crate::outbox::{self, Outbox};
 use crate::persist::SavedRoom;
-use crate::protocol::{Deal, DealStatus, Id, ServerMsg, You};
+use crate::protocol::{Announced, Deal, DealStatus, Id, Muted, ServerMsg, You};
 use crate::rate::TokenBucket;
 
 pub use projection::Projection;
@@ -43,17 +43,27 @@ pub struct RoomSettings {
     pub recent_comments: usize,
     pub idle: Duration,
     pub reserve_rate: (f64, f64),
+    /// The stream shown in a room whose host set none (`pages.stream_url`; None when empty).
+    pub stream_url: Option<String>,
 }
 
 impl RoomSettings {
     /// Picks the room's settings out of the configuration.
-    pub fn from_config(room: &RoomConfig, limits: &LimitsConfig) -> Self {
+    pub fn from_config(config: &Config) -> Self {
+        let (room, limits) = (&config.room, &config.limits);
+        let stream_url = &config.pages.stream_url;
         RoomSettings {
             history: room.history,
             recent_comments: room.recent_comments,
             idle: Duration::from_millis(room.idle_ms),
             reserve_rate: (limits.reserve_rate_per_sec, limits.reserve_burst),
+            stream_url: (!stream_url.is_empty()).then(|| stream_url.clone()),
         }
+    }
+
+    /// The stream a room shows: its host's, else the configured one.
+    pub fn stream_of(&self, room: Option<String>) -> Option<String> {
+        room.or_else(|| self.stream_url.clone())
     }
 }
 
@@ -67,11 +77,18 @@ pub struct Snapshot {
     pub pinned: Option<crate::protocol::Product>,
     pub deals: Vec<Deal>,
     pub recent: Vec<crate::protocol::Comment>,
+    /// As in `welcome`: the room's stream, else the configured one, else null.
+    #[serde(default)]
+    pub stream_url: Option<String>,
+    /// As in `welcome`: the latest announcement, null before the first.
+    #[serde(default)]
+    pub announcement: Option<Announced>,
 }
 
 impl Snapshot {
-    /// A room that is not open on this node, as the bus keeps it.
-    pub fn of_saved(saved: SavedRoom, counters: Counters) -> Self {
+    /// A room that is not open on this node, as the bus keeps it (`settings` give the stream
+    /// of a room whose host set none).
+    pub fn of_saved(saved: SavedRoom, counters: Counters, settings: &RoomSettings) -> Self {
         Snapshot {
             room: saved.room,
             seq: saved.seq,
@@ -80,6 +97,8 @@ impl Snapshot {
             pinned: saved.pinned,
             deals: saved.deals,
             recent: saved.recent,
+            stream_url: settings.stream_of(saved.stream_url),
+            announcement: saved.announcement,
         }
     }
 }
@@ -204,13 +223,15 @@ impl Room {
     /// Registers a connection that came through `channel` and returns its first frames:
     /// `welcome`, then (when `since` is still in the history ring) exactly the events after
     /// `since`. Events delivered after this call reach the outbox; none is missed or repeated
-    /// between the two. The funnel counts the join, and the deals live now as seen.
+    /// between the two. The funnel counts the join, and the deals live now as seen. `muted`
+    /// (the room's mutes, read from the bus for a host or an admin) goes in the welcome.
     pub fn join(
         &self,
         outbox: Outbox,
         you: You,
         channel: Channel,
         since: Option<u64>,
+        muted: Option<Vec<Muted>>,
     ) -> Result<Vec<Utf8Bytes>, RoomClosed> {
         let mut st = self.state.lock();
         if st.closed {
@@ -246,6 +267,9 @@ impl Room {
             deals,
             recent: st.projection.recent(),
             resumed: resumed.is_some(),
+            stream_url: self.settings.stream_of(st.projection.stream()),
+            announcement: st.projection.announcement(),
+            muted,
         };
         let mut frames: Vec<Utf8Bytes> = encode(&welcome).into_iter().collect();
         frames.extend(resumed.unwrap_or_default());
@@ -378,6 +402,8 @@ impl Room {
             pinned: st.projection.pinned(),
             deals: st.projection.deals(),
             recent: st.projection.recent(),
+            stream_url: self.settings.stream_of(st.projection.stream()),
+            announcement: st.projection.announcement(),
         }
     }
 

@@ -10,7 +10,7 @@ use crate::bus::Event;
 use crate::error::HubError;
 use crate::inventory::{StockLevel, status_of};
 use crate::persist::SavedRoom;
-use crate::protocol::{Comment, Deal, DealStatus, Id, Product, ServerMsg};
+use crate::protocol::{Announced, Comment, Deal, DealStatus, Id, Product, ServerMsg};
 
 struct DealView {
     deal: Deal,
@@ -27,6 +27,9 @@ pub struct Projection {
     pinned: Option<Product>,
     deals: Vec<DealView>,
     recent: VecDeque<Comment>,
+    /// The live video stream the host set (`set_stream`).
+    stream: Option<String>,
+    announcement: Option<Announced>,
 }
 
 /// An event applied: its message and the frame every viewer receives (serialized once).
@@ -46,6 +49,8 @@ impl Projection {
             pinned: None,
             deals: Vec::new(),
             recent: VecDeque::new(),
+            stream: None,
+            announcement: None,
         }
     }
 
@@ -62,6 +67,8 @@ impl Projection {
         self.recent = state.recent.into_iter().skip(skip).collect();
         self.seq = state.seq;
         self.pinned = state.pinned;
+        self.stream = state.stream_url;
+        self.announcement = state.announcement;
         self.deals = state
             .deals
             .into_iter()
@@ -97,6 +104,13 @@ impl Projection {
             ServerMsg::CommentDeleted { id, .. } => self.recent.retain(|c| &c.id != id),
             ServerMsg::Pinned { product, .. } => self.pinned = Some(product.clone()),
             ServerMsg::Unpinned { .. } => self.pinned = None,
+            ServerMsg::Announcement { seq, text } => {
+                self.announcement = Some(Announced {
+                    seq: *seq,
+                    text: text.clone(),
+                });
+            }
+            ServerMsg::Stream { url, .. } => self.stream = url.clone(),
             _ => {}
         }
         let frame = Utf8Bytes::from(msg.to_json()?);
@@ -219,6 +233,16 @@ impl Projection {
         self.pinned.clone()
     }
 
+    /// The live video stream the host set, if any.
+    pub fn stream(&self) -> Option<String> {
+        self.stream.clone()
+    }
+
+    /// The latest announcement, if any.
+    pub fn announcement(&self) -> Option<Announced> {
+        self.announcement.clone()
+    }
+
     /// The recent comments, oldest first.
     pub fn recent(&self) -> Vec<Comment> {
         self.recent.iter().cloned().collect()
@@ -250,6 +274,8 @@ impl Projection {
         saved.pinned = self.pinned.clone();
         saved.recent = self.recent();
         saved.likes = likes;
+        saved.stream_url = self.stream();
+        saved.announcement = self.announcement();
         saved
     }
 }
@@ -302,6 +328,33 @@ mod tests {
         p.apply(4, Event::CommentDeleted { id: id("c3") }).unwrap();
         assert_eq!(p.recent().len(), 1);
         assert_eq!(p.seq(), 4);
+    }
+
+    #[test]
+    fn the_latest_announcement_and_the_stream_are_room_state_that_export_keeps() {
+        let mut p = Projection::new(10, 10);
+        let stream = |url: Option<&str>| Event::Stream {
+            url: url.map(Into::into),
+        };
+        p.apply(1, Event::Announcement { text: "one".into() })
+            .unwrap();
+        p.apply(2, stream(Some("/live/a.m3u8"))).unwrap();
+        p.apply(3, Event::Announcement { text: "two".into() })
+            .unwrap();
+        p.apply(4, comment("x")).unwrap();
+        let two = Announced {
+            seq: 3,
+            text: "two".into(),
+        };
+        assert_eq!(p.announcement(), Some(two.clone()));
+        assert_eq!(p.stream().as_deref(), Some("/live/a.m3u8"));
+        let saved = p.export(&id("r"), 0);
+        let mut back = Projection::new(10, 10);
+        back.load(saved);
+        assert_eq!(back.announcement(), Some(two));
+        assert_eq!(back.stream().as_deref(), Some("/live/a.m3u8"));
+        back.apply(5, stream(None)).unwrap();
+        assert_eq!(back.stream(), None, "cleared");
     }
 
     #[test]

@@ -21,9 +21,25 @@ async fn every_server_message_type_is_produced_with_its_exact_fields() -> anyhow
     assert_keys(
         &welcome,
         &[
-            "type", "room", "seq", "you", "viewers", "likes", "pinned", "deals", "recent",
+            "type",
+            "room",
+            "seq",
+            "you",
+            "viewers",
+            "likes",
+            "pinned",
+            "deals",
+            "recent",
             "resumed",
+            "stream_url",
+            "announcement",
+            "muted",
         ],
+    );
+    assert_eq!(
+        welcome["muted"],
+        json!([]),
+        "a host's welcome lists the room's mutes"
     );
     assert_eq!(
         welcome["you"],
@@ -37,6 +53,7 @@ async fn every_server_message_type_is_produced_with_its_exact_fields() -> anyhow
     let token = hub.token(Role::Viewer, room, "alice");
     let mut alice = common::Client::connect(&hub.ws_url(room, &format!("token={token}"))).await?;
     let w = alice.json_of("welcome").await?;
+    assert!(w.get("muted").is_none(), "a viewer's welcome has no mutes");
     assert_eq!(
         w["you"],
         json!({"user": "alice", "name": "Name alice", "role": "viewer"})
@@ -276,7 +293,15 @@ async fn every_server_message_type_is_produced_with_its_exact_fields() -> anyhow
     assert_keys(
         &snap,
         &[
-            "room", "seq", "viewers", "likes", "pinned", "deals", "recent",
+            "room",
+            "seq",
+            "viewers",
+            "likes",
+            "pinned",
+            "deals",
+            "recent",
+            "stream_url",
+            "announcement",
         ],
     );
     assert_eq!(snap["deals"][0]["status"], "ended");

@@ -9,7 +9,7 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::nodes::{get, join, start_nodes_on};
+use common::nodes::{get, join, post_command, start_nodes_on};
 use common::redis::Engine;
 use common::{Client, TestHub, WAIT};
 use livehub::protocol::{Role, ServerMsg};
@@ -166,6 +166,380 @@ async fn viewers_across_nodes_exclude_hosts_and_admins_on_every_node() -> anyhow
     // A while later, still only the two viewers (the reports are viewers only).
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(node_snapshot(&nodes[0], room).await?["viewers"], 2);
+    for n in nodes {
+        n.kill().await;
+    }
+    Ok(())
+}
+
+const STREAM: &str = "https://cdn.example/live/show.m3u8";
+
+/// The reply to `request_id` on `c` (an `ack` or an `error`), skipping everything else.
+async fn answer(c: &mut Client, request_id: &str) -> anyhow::Result<Value> {
+    common::nodes::reply_to(c, request_id).await
+}
+
+#[tokio::test]
+async fn a_hosts_stream_is_published_shown_to_late_joiners_and_cleared_to_the_configured_one()
+-> anyhow::Result<()> {
+    let mut cfg = common::test_config();
+    cfg.pages.stream_url = "/stage/default.m3u8".into();
+    let hub = TestHub::with_config(cfg).await?;
+    let room = "stage";
+    let (mut host, w) = welcome(&hub, room, Role::Host, "host").await?;
+    assert_eq!(
+        w["stream_url"], "/stage/default.m3u8",
+        "the configured stream"
+    );
+    let (mut viewer, _) = hub.viewer(room, "v1").await?;
+    host.send(json!({"type": "set_stream", "request_id": "s1", "url": STREAM}))
+        .await?;
+    assert_eq!(
+        answer(&mut host, "s1").await?,
+        json!({"type": "ack", "request_id": "s1", "seq": 1})
+    );
+    assert_eq!(
+        viewer.json_of("stream").await?,
+        json!({"type": "stream", "seq": 1, "url": STREAM})
+    );
+    let (_late, w) = welcome(&hub, room, Role::Viewer, "late").await?;
+    assert_eq!(w["stream_url"], STREAM);
+    assert_eq!(snapshot(&hub, room).await?["stream_url"], STREAM);
+    // Over REST too; null clears it, and the room shows the configured stream again.
+    let token = hub.token(Role::Host, room, "host");
+    let (status, body) = hub
+        .post_command(room, Some(&token), r#"{"type":"set_stream","url":null}"#)
+        .await?;
+    assert_eq!((status, body), (200, json!({"ok": true, "seq": 2})));
+    assert_eq!(
+        viewer.json_of("stream").await?,
+        json!({"type": "stream", "seq": 2, "url": null})
+    );
+    let (_later, w) = welcome(&hub, room, Role::Viewer, "later").await?;
+    assert_eq!(w["stream_url"], "/stage/default.m3u8");
+    assert_eq!(
+        snapshot(&hub, room).await?["stream_url"],
+        "/stage/default.m3u8"
+    );
+    hub.shutdown().await
+}
+
+#[tokio::test]
+async fn a_stream_url_is_checked_like_an_image_url_and_only_hosts_set_it() -> anyhow::Result<()> {
+    let hub = TestHub::start().await?;
+    let room = "stage";
+    let (mut host, w) = welcome(&hub, room, Role::Host, "host").await?;
+    assert_eq!(
+        w["stream_url"],
+        Value::Null,
+        "no stream set, none configured"
+    );
+    let long = format!("https://cdn.example/{}", "a".repeat(2048));
+    for (i, bad) in [
+        "javascript:alert(1)",
+        "live.m3u8",
+        "data:video/mp4,x",
+        &long,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let rid = format!("b{i}");
+        host.send(json!({"type": "set_stream", "request_id": rid, "url": bad}))
+            .await?;
+        let e = answer(&mut host, &rid).await?;
+        assert_eq!(e["code"], "bad_request", "{bad}: {e}");
+        assert!(
+            e["message"].as_str().unwrap_or("").starts_with("url "),
+            "{e}"
+        );
+    }
+    host.send(json!({"type": "set_stream", "request_id": "m"}))
+        .await?;
+    assert_eq!(
+        answer(&mut host, "m").await?["code"],
+        "bad_request",
+        "url is required"
+    );
+    let (mut viewer, _) = hub.viewer(room, "v1").await?;
+    viewer
+        .send(json!({"type": "set_stream", "request_id": "v", "url": STREAM}))
+        .await?;
+    assert_eq!(answer(&mut viewer, "v").await?["code"], "forbidden");
+    assert_eq!(
+        snapshot(&hub, room).await?["seq"],
+        0,
+        "nothing was published"
+    );
+    hub.shutdown().await
+}
+
+#[tokio::test]
+async fn the_latest_announcement_is_room_state_a_late_joiner_sees() -> anyhow::Result<()> {
+    let hub = TestHub::start().await?;
+    let room = "news";
+    let (mut host, w) = welcome(&hub, room, Role::Host, "host").await?;
+    assert_eq!(w["announcement"], Value::Null);
+    assert_eq!(snapshot(&hub, room).await?["announcement"], Value::Null);
+    for (rid, text) in [("a1", "Doors open"), ("a2", "  Scarves at 8  ")] {
+        host.send(json!({"type": "announce", "request_id": rid, "text": text}))
+            .await?;
+        answer(&mut host, rid).await?;
+    }
+    host.send(json!({"type": "pin", "request_id": "p", "product":
+        {"id": "p1", "title": "Scarf", "price_cents": 100}}))
+        .await?;
+    answer(&mut host, "p").await?;
+    let latest = json!({"seq": 2, "text": "Scarves at 8"});
+    let (_late, w) = welcome(&hub, room, Role::Viewer, "late").await?;
+    assert_eq!(w["announcement"], latest);
+    assert_eq!(snapshot(&hub, room).await?["announcement"], latest);
+    hub.shutdown().await
+}
+
+/// A state file path in a fresh directory per test.
+fn state_path(test: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("livehub-shop-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join("state.json")
+}
+
+#[tokio::test]
+async fn a_graceful_restart_keeps_the_stream_and_the_latest_announcement() -> anyhow::Result<()> {
+    let mut config = common::test_config();
+    config.server.state_file = Some(state_path("stage"));
+    let hub = TestHub::with_config(config.clone()).await?;
+    let addr = hub.addr;
+    let (mut host, _) = welcome(&hub, "show", Role::Host, "host").await?;
+    host.send(json!({"type": "set_stream", "request_id": "s", "url": STREAM}))
+        .await?;
+    answer(&mut host, "s").await?;
+    host.send(json!({"type": "announce", "request_id": "a", "text": "Back in 5"}))
+        .await?;
+    answer(&mut host, "a").await?;
+    hub.shutdown().await?;
+
+    let hub = TestHub::at(addr, config).await?;
+    let snap = snapshot(&hub, "show").await?;
+    assert_eq!(snap["stream_url"], STREAM, "{snap}");
+    assert_eq!(snap["announcement"], json!({"seq": 2, "text": "Back in 5"}));
+    let (_v, w) = welcome(&hub, "show", Role::Viewer, "v").await?;
+    assert_eq!(w["stream_url"], STREAM);
+    assert_eq!(w["announcement"], json!({"seq": 2, "text": "Back in 5"}));
+    hub.shutdown().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_joiner_on_another_node_sees_the_stream_and_the_latest_announcement()
+-> anyhow::Result<()> {
+    let redis = Engine::shared("single");
+    let nodes = start_nodes_on(&redis, 2).await?;
+    let room = "stage";
+    let (mut host, w) = join(&nodes[0], room, Role::Host, "host", None).await?;
+    let ServerMsg::Welcome {
+        stream_url,
+        announcement,
+        ..
+    } = w
+    else {
+        anyhow::bail!("{w:?}")
+    };
+    assert_eq!((stream_url, announcement), (None, None));
+    let (mut on_b, _) = join(&nodes[1], room, Role::Viewer, "on-b", None).await?;
+    host.send(json!({"type": "set_stream", "request_id": "s", "url": STREAM}))
+        .await?;
+    let seq = answer(&mut host, "s").await?["seq"].clone();
+    host.send(json!({"type": "announce", "request_id": "a", "text": "Live now"}))
+        .await?;
+    let announced = answer(&mut host, "a").await?["seq"].clone();
+    // Live, on the other node.
+    assert_eq!(
+        on_b.json_of("stream").await?,
+        json!({"type": "stream", "seq": seq, "url": STREAM})
+    );
+    let latest = json!({"seq": announced, "text": "Live now"});
+    // A late joiner on node B (its room open there) and a snapshot read from Redis by a
+    // node that never opened the room.
+    let (_late, w) = node_welcome(&nodes[1], room, Role::Viewer, "late").await?;
+    assert_eq!(
+        (&w["stream_url"], &w["announcement"]),
+        (&json!(STREAM), &latest)
+    );
+    let third = start_nodes_on(&redis, 1).await?.remove(0);
+    let snap = node_snapshot(&third, room).await?;
+    assert_eq!(
+        (&snap["stream_url"], &snap["announcement"]),
+        (&json!(STREAM), &latest)
+    );
+    // Cleared through node B's REST: a late joiner on node A sees none.
+    let token = common::mint(common::nodes::SECRET, Role::Host, room, "host");
+    let (status, body) = post_command(
+        &nodes[1],
+        room,
+        &token,
+        &json!({"type": "set_stream", "url": null}),
+    )
+    .await?;
+    assert_eq!(status, 200, "{body}");
+    host.json_of("stream").await?;
+    let (_later, w) = node_welcome(&nodes[0], room, Role::Viewer, "later").await?;
+    assert_eq!(
+        (&w["stream_url"], &w["announcement"]),
+        (&Value::Null, &latest)
+    );
+    for n in nodes.into_iter().chain([third]) {
+        n.kill().await;
+    }
+    Ok(())
+}
+
+/// Sends a comment and returns the reply to it (an `ack`, or an `error`).
+async fn comment(c: &mut Client, rid: &str, text: &str) -> anyhow::Result<Value> {
+    c.send(json!({"type": "comment", "request_id": rid, "text": text}))
+        .await?;
+    answer(c, rid).await
+}
+
+#[tokio::test]
+async fn a_host_lifts_a_mute_and_sees_the_rooms_mutes_in_its_welcome() -> anyhow::Result<()> {
+    let hub = TestHub::start().await?;
+    let room = "moderated";
+    let (mut host, w) = welcome(&hub, room, Role::Host, "host").await?;
+    assert_eq!(
+        w["muted"],
+        json!([]),
+        "a host's welcome lists the mutes: none yet"
+    );
+    let (mut troll, w) = hub.viewer(room, "troll").await?;
+    assert!(matches!(w, ServerMsg::Welcome { muted: None, .. }));
+    let before = livehub::hub::now_ms();
+    host.send(json!({"type": "mute", "request_id": "m", "user": "troll", "duration_ms": 600_000}))
+        .await?;
+    answer(&mut host, "m").await?;
+    assert_eq!(
+        comment(&mut troll, "c1", "spam").await?["code"],
+        "forbidden"
+    );
+    // Hosts and admins see the mute; viewers never see anyone's.
+    for role in [Role::Host, Role::Admin] {
+        let (_c, w) = welcome(&hub, room, role, "mod").await?;
+        let muted = w["muted"].as_array().cloned().unwrap_or_default();
+        assert_eq!(muted.len(), 1, "{w}");
+        assert_eq!(muted[0]["user"], "troll");
+        let until = muted[0]["until"].as_u64().unwrap_or(0);
+        assert!(
+            until >= before + 600_000 && until < before + 610_000,
+            "{until}"
+        );
+    }
+    let (_v, w) = welcome(&hub, room, Role::Viewer, "someone").await?;
+    assert!(w.get("muted").is_none(), "{w}");
+    // A viewer cannot unmute (themselves or anyone).
+    troll
+        .send(json!({"type": "unmute", "request_id": "u", "user": "troll"}))
+        .await?;
+    assert_eq!(answer(&mut troll, "u").await?["code"], "forbidden");
+    host.send(json!({"type": "unmute", "request_id": "u1", "user": "troll"}))
+        .await?;
+    assert_eq!(
+        answer(&mut host, "u1").await?,
+        json!({"type": "ack", "request_id": "u1"}),
+        "acked, no event"
+    );
+    assert_eq!(comment(&mut troll, "c2", "sorry").await?["type"], "ack");
+    let (_c, w) = welcome(&hub, room, Role::Host, "host").await?;
+    assert_eq!(w["muted"], json!([]));
+    // Not muted (any more), or never seen: not_found, over WebSocket and REST.
+    for (rid, user) in [("u2", "troll"), ("u3", "nobody")] {
+        host.send(json!({"type": "unmute", "request_id": rid, "user": user}))
+            .await?;
+        assert_eq!(answer(&mut host, rid).await?["code"], "not_found");
+    }
+    let token = hub.token(Role::Host, room, "host");
+    let (status, _) = hub
+        .post_command(room, Some(&token), r#"{"type":"unmute","user":"troll"}"#)
+        .await?;
+    assert_eq!(status, 404);
+    host.send(json!({"type": "mute", "user": "troll", "duration_ms": 60_000}))
+        .await?;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, body) = hub
+            .post_command(room, Some(&token), r#"{"type":"unmute","user":"troll"}"#)
+            .await?;
+        if status == 200 {
+            assert_eq!(body, json!({"ok": true}));
+            break;
+        }
+        assert!(Instant::now() < deadline, "{status} {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await; // the mute is sent just before
+    }
+    hub.shutdown().await
+}
+
+#[tokio::test]
+async fn a_graceful_restart_keeps_a_mute_that_a_host_can_still_lift() -> anyhow::Result<()> {
+    let mut config = common::test_config();
+    config.server.state_file = Some(state_path("mutes"));
+    let hub = TestHub::with_config(config.clone()).await?;
+    let addr = hub.addr;
+    let (mut host, _) = welcome(&hub, "show", Role::Host, "host").await?;
+    host.send(json!({"type": "mute", "request_id": "m", "user": "troll", "duration_ms": 600_000}))
+        .await?;
+    answer(&mut host, "m").await?;
+    hub.shutdown().await?;
+
+    let hub = TestHub::at(addr, config).await?;
+    let (mut host, w) = welcome(&hub, "show", Role::Host, "host").await?;
+    assert_eq!(w["muted"][0]["user"], "troll", "{w}");
+    let (mut troll, _) = hub.viewer("show", "troll").await?;
+    assert_eq!(
+        comment(&mut troll, "c1", "spam").await?["code"],
+        "forbidden"
+    );
+    host.send(json!({"type": "unmute", "request_id": "u", "user": "troll"}))
+        .await?;
+    assert_eq!(answer(&mut host, "u").await?["type"], "ack");
+    assert_eq!(comment(&mut troll, "c2", "hi").await?["type"], "ack");
+    hub.shutdown().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mute_made_on_one_node_is_listed_and_lifted_on_the_other() -> anyhow::Result<()> {
+    let redis = Engine::shared("single");
+    let nodes = start_nodes_on(&redis, 2).await?;
+    let room = "moderated";
+    let (mut host, _) = join(&nodes[0], room, Role::Host, "host", None).await?;
+    let (mut troll, _) = join(&nodes[1], room, Role::Viewer, "troll", None).await?;
+    host.send(json!({"type": "mute", "request_id": "m", "user": "troll", "duration_ms": 600_000}))
+        .await?;
+    answer(&mut host, "m").await?;
+    assert_eq!(
+        comment(&mut troll, "c1", "spam").await?["code"],
+        "forbidden"
+    );
+    let (mut admin, w) = node_welcome(&nodes[1], room, Role::Admin, "boss").await?;
+    assert_eq!(w["muted"][0]["user"], "troll", "{w}");
+    admin
+        .send(json!({"type": "unmute", "request_id": "u", "user": "troll"}))
+        .await?;
+    assert_eq!(
+        answer(&mut admin, "u").await?,
+        json!({"type": "ack", "request_id": "u"})
+    );
+    assert_eq!(comment(&mut troll, "c2", "sorry").await?["type"], "ack");
+    let (_c, w) = node_welcome(&nodes[0], room, Role::Host, "host").await?;
+    assert_eq!(w["muted"], json!([]));
+    // Again, and over REST on the other node: the mute is gone everywhere.
+    let token = common::mint(common::nodes::SECRET, Role::Host, room, "host");
+    let unmute = json!({"type": "unmute", "user": "troll"});
+    let (status, body) = post_command(&nodes[0], room, &token, &unmute).await?;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (404, &json!("not_found")),
+        "{body}"
+    );
     for n in nodes {
         n.kill().await;
     }

@@ -8,8 +8,9 @@
 -- Returns one cjson object (read by wire.rs's `parse_state`): {r = "none"} for a room that
 -- does not exist and is not to be created, else {r = "room", seq, epoch, pinned (the product's
 -- JSON or ""), likes, viewers, recent = {{seq, event}...}, deals = {deal JSON...},
--- history = {{seq, event}...}}, numbers as decimal strings, events as their JSON text, oldest
--- first. (cjson writes an empty list as {}.)
+-- history = {{seq, event}...}, stream (the URL or ""), announcement ("SEQ|event JSON" of the
+-- latest, or "")}, numbers as decimal strings, events as their JSON text, oldest first.
+-- (cjson writes an empty list as {}.)
 local meta, hist, recent, deals, nodes = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local now, open_ttl = tonumber(ARGV[1]), tonumber(ARGV[5])
 if redis.call("EXISTS", meta) == 0 then
@@ -21,7 +22,7 @@ end
 if ARGV[3] == "1" then
   refresh(meta, {hist, recent, deals, KEYS[6], KEYS[7]}, open_ttl, true)
 end
-local m = redis.call("HMGET", meta, "seq", "epoch", "pinned", "likes")
+local m = redis.call("HMGET", meta, "seq", "epoch", "pinned", "likes", "stream", "announcement")
 local viewers = 0
 for _, v in ipairs(redis.call("HVALS", nodes)) do
   local bar = string.find(v, "|", 1, true)
@@ -31,7 +32,7 @@ for _, v in ipairs(redis.call("HVALS", nodes)) do
 end
 local out = {r = "room", seq = m[1] or "0", epoch = m[2] or "", pinned = m[3] or "",
   likes = m[4] or "0", viewers = string.format("%.0f", viewers), recent = {}, deals = {},
-  history = {}}
+  history = {}, stream = m[5] or "", announcement = m[6] or ""}
 -- The recent list holds "SEQ|event JSON" (its stored format).
 for _, c in ipairs(redis.call("LRANGE", recent, 0, -1)) do
   local bar = string.find(c, "|", 1, true)

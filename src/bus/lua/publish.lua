@@ -2,7 +2,7 @@
 -- One durable event of one room, atomically: its precondition, the next seq, the room's
 -- durable state, the capped history stream, and the publish to every node.
 -- All keys share the room's hash tag {PREFIX:room:ROOM}, so this runs on Redis Cluster.
---   KEYS[1] meta    HASH   seq epoch pinned likes
+--   KEYS[1] meta    HASH   seq epoch pinned likes stream announcement ("SEQ|event JSON")
 --   KEYS[2] hist    STREAM id "SEQ-0", field e = event JSON (capped at `history`)
 --   KEYS[3] recent  LIST   "SEQ|event JSON" of the recent comments (capped at `recent`)
 --   KEYS[4] deals   HASH   deal id -> "status|version|deal JSON" (the last one published)
@@ -18,7 +18,8 @@
 --   pinned:          product (its JSON, stored as the room's pin)
 --   deal:            id, status, version (the stock version the status was judged at), deal
 --                    (its JSON)
---   unpinned, announcement: nothing
+--   stream:          url (stored as the room's stream; "" clears it)
+--   unpinned, announcement: nothing (an announcement is kept as the room's latest)
 -- A comment leaves the room's lifetime as it is; any other event is the host's doing (or a
 -- deal's, which is open) and starts it again (see lifetime.lua). Every key written here gets
 -- meta's remaining time.
@@ -117,6 +118,12 @@ elseif kind == "pinned" then
   redis.call("HSET", meta, "pinned", e.product)
 elseif kind == "deal" then
   refused = deal_is_news()
+elseif kind == "stream" then
+  if e.url == "" then
+    redis.call("HDEL", meta, "stream")
+  else
+    redis.call("HSET", meta, "stream", e.url)
+  end
 end
 if refused then
   return refused
@@ -131,6 +138,8 @@ local seq = redis.call("HINCRBY", meta, "seq", 1)
 if kind == "comment" then
   redis.call("RPUSH", recent, seq .. "|" .. event)
   redis.call("LTRIM", recent, -args.recent, -1)
+elseif kind == "announcement" then
+  redis.call("HSET", meta, "announcement", seq .. "|" .. event)
 end
 redis.call("XADD", hist, "MAXLEN", string.format("%.0f", args.history), seq .. "-0", "e", event)
 if kind ~= "comment" then

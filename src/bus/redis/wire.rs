@@ -25,7 +25,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::super::{BusError, Counters, Event};
 use crate::inventory::StockLevel;
 use crate::persist::SavedRoom;
-use crate::protocol::{Comment, Deal, Id, Product, ServerMsg};
+use crate::protocol::{Announced, Comment, Deal, Id, Product, ServerMsg};
 
 /// `SEQ|EPOCH|EVENT JSON`.
 pub(super) fn parse_published(payload: &str) -> Option<(u64, &str, Event)> {
@@ -103,6 +103,10 @@ pub(super) enum EventArgs {
         deal: String,
     },
     Announcement,
+    /// The room's stream URL, stored in meta; "" clears it (a URL is never empty).
+    Stream {
+        url: String,
+    },
 }
 
 impl EventArgs {
@@ -128,6 +132,9 @@ impl EventArgs {
                 deal: to_json(deal)?,
             },
             Event::Announcement { .. } => EventArgs::Announcement,
+            Event::Stream { url } => EventArgs::Stream {
+                url: url.clone().unwrap_or_default(),
+            },
         })
     }
 }
@@ -279,6 +286,10 @@ enum LoadWire {
         deals: Vec<String>,
         #[serde(deserialize_with = "list")]
         history: Vec<Entry>,
+        /// The room's stream URL, "" for none.
+        stream: String,
+        /// The latest announcement as `SEQ|EVENT JSON`, "" for none.
+        announcement: String,
     },
 }
 
@@ -299,6 +310,8 @@ pub(super) fn parse_state(
         recent,
         deals,
         history,
+        stream,
+        announcement,
     } = wire
     else {
         return Ok(None);
@@ -334,7 +347,30 @@ pub(super) fn parse_state(
     saved.recent = comments;
     saved.likes = likes;
     saved.deals = deals;
+    saved.stream_url = Some(stream).filter(|u| !u.is_empty());
+    saved.announcement = parse_announcement(&announcement)?;
     Ok(Some((saved, epoch, Counters { viewers, likes })))
+}
+
+/// The room's latest announcement as meta keeps it: `SEQ|EVENT JSON`, "" for none.
+fn parse_announcement(stored: &str) -> Result<Option<Announced>, BusError> {
+    if stored.is_empty() {
+        return Ok(None);
+    }
+    let (seq, json) = stored.split_once('|').ok_or_else(|| bad("announcement"))?;
+    match event_at(seq, json)? {
+        (seq, Event::Announcement { text }) => Ok(Some(Announced { seq, text })),
+        _ => Err(bad("announcement")),
+    }
+}
+
+/// The mutes hash (`user -> until ms`) as the users muted at `now`, with their mute's end; a
+/// field that is not a user id and a number is skipped (it mutes nobody).
+pub(super) fn live_mutes(all: &[(String, String)], now: u64) -> Vec<(Id, u64)> {
+    all.iter()
+        .filter_map(|(user, until)| Some((Id::new(user).ok()?, until.parse::<u64>().ok()?)))
+        .filter(|(_, until)| *until > now)
+        .collect()
 }
 
 pub(super) fn status_name(deal: &Deal) -> String {
@@ -372,7 +408,7 @@ mod tests {
         serde_json::json!({
             "r": "room", "seq": "3", "epoch": "ep", "pinned": "", "likes": "11",
             "viewers": "4", "recent": [{"seq": "2", "event": COMMENT}], "deals": {},
-            "history": [{"seq": "2", "event": COMMENT}]
+            "history": [{"seq": "2", "event": COMMENT}], "stream": "", "announcement": ""
         })
     }
 
@@ -392,6 +428,31 @@ mod tests {
         assert!(saved.history[0].1.contains(r#""seq":2"#));
         assert!(saved.deals.is_empty(), "cjson's empty list is {{}}");
         assert!(parse_state(&room, r#"{"r":"none"}"#).unwrap().is_none());
+        assert_eq!((saved.stream_url, saved.announcement), (None, None));
+    }
+
+    #[test]
+    fn a_loaded_room_has_its_stream_and_latest_announcement() {
+        let room = Id::new("r").unwrap();
+        let mut v = loaded();
+        v["stream"] = serde_json::json!("https://cdn.example/a|b.m3u8");
+        v["announcement"] = serde_json::json!(r#"5|{"type":"announcement","text":"doors | open"}"#);
+        let (saved, _, _) = parse_state(&room, &v.to_string()).unwrap().unwrap();
+        assert_eq!(
+            saved.stream_url.as_deref(),
+            Some("https://cdn.example/a|b.m3u8")
+        );
+        assert_eq!(
+            saved.announcement,
+            Some(Announced {
+                seq: 5,
+                text: "doors | open".into()
+            })
+        );
+        for bad in ["5", "x|{}", &format!("5|{COMMENT}")] {
+            v["announcement"] = serde_json::json!(bad);
+            assert!(parse_state(&room, &v.to_string()).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -399,7 +460,16 @@ mod tests {
         let room = Id::new("r").unwrap();
         let mut cases = Vec::new();
         for field in [
-            "seq", "epoch", "pinned", "likes", "viewers", "recent", "deals", "history",
+            "seq",
+            "epoch",
+            "pinned",
+            "likes",
+            "viewers",
+            "recent",
+            "deals",
+            "history",
+            "stream",
+            "announcement",
         ] {
             let mut v = loaded();
             v.as_object_mut().unwrap().remove(field);
@@ -461,6 +531,19 @@ mod tests {
         ] {
             assert!(parse_publish(&s(bad)).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn only_mutes_still_running_are_listed() {
+        let all = [
+            ("troll".to_owned(), "5000".to_owned()),
+            ("past".to_owned(), "900".to_owned()),
+            ("odd".to_owned(), "x".to_owned()),
+        ];
+        assert_eq!(
+            live_mutes(&all, 1_000),
+            vec![(Id::new("troll").unwrap(), 5_000)]
+        );
     }
 
     #[test]
@@ -527,6 +610,7 @@ mod tests {
                 version: 0,
                 deal: String::new(),
             },
+            EventArgs::Stream { url: String::new() },
         ]
         .into_iter()
         .flat_map(|e| sent(serde_json::to_value(e).unwrap()))
@@ -615,8 +699,19 @@ mod tests {
                 "kind": "deal", "id": "d1", "status": "sold_out", "version": 7, "deal": json
             })
         );
+        assert_eq!(
+            args(Event::Stream { url: None })["event"],
+            serde_json::json!({"kind": "stream", "url": ""}),
+            "a cleared stream"
+        );
         // Every event's kind is the name `Event::kind` gives it.
-        for event in [Event::Unpinned, Event::Announcement { text: "a".into() }] {
+        for event in [
+            Event::Unpinned,
+            Event::Announcement { text: "a".into() },
+            Event::Stream {
+                url: Some("/a".into()),
+            },
+        ] {
             assert_eq!(args(event.clone())["event"]["kind"], event.kind());
         }
     }
