@@ -664,7 +664,13 @@ class RoomSocket {
   function unmute(user, button) {
     command(
       { type: "unmute", user },
-      { label: `unmute ${user}`, button, busy: "Unmuting…", ok: `Unmuted ${nameOf(user)}.` },
+      {
+        label: `unmute ${user}`,
+        button,
+        busy: "Unmuting…",
+        ok: `Unmuted ${nameOf(user)}.`,
+        onAck: () => state.room_state && renderMuted(state.room_state.muted || []),
+      },
     );
   }
 
@@ -1407,7 +1413,13 @@ class RoomSocket {
     } else if (mute) {
       command(
         { type: "mute", user, duration_ms: muteMs() },
-        { label: `mute ${name}`, button: mute, busy: "Muting…", ok: `Muted ${name} for ${muteLabel()}.` }
+        {
+          label: `mute ${name}`,
+          button: mute,
+          busy: "Muting…",
+          ok: `Muted ${name} for ${muteLabel()}.`,
+          onAck: () => state.room_state && renderMuted(state.room_state.muted || []),
+        }
       );
     }
   }

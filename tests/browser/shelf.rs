@@ -22,6 +22,8 @@ const WIDE: (u32, u32) = (1440, 900);
 pub async fn scenarios(driver: &Driver) -> Result<()> {
     let stream = HlsServer::start()?;
     two_shoppers_race_for_the_last_unit_of_one_of_two_live_deals(driver, &stream).await?;
+    super::console::the_console_previews_a_deal_in_dollars_sets_the_stream_and_unmutes(driver)
+        .await?;
     Ok(())
 }
 
@@ -177,9 +179,7 @@ async fn two_shoppers_race_for_the_last_unit_of_one_of_two_live_deals(
     driver: &Driver,
     stream: &HlsServer,
 ) -> Result<()> {
-    let mut config = test_config();
-    config.pages.stream_url = stream.url.clone();
-    let hub = TestHub::with_config(config).await?;
+    let hub = TestHub::with_config(test_config()).await?;
     let (room, base) = ("race-show", hub.http_url(""));
     let host = hub.token(Role::Host, room, "host");
     command(
@@ -204,6 +204,14 @@ async fn two_shoppers_race_for_the_last_unit_of_one_of_two_live_deals(
         start("candle1", "candle-fig", "Fig and cedar candle", 1500, 8, 3),
     )
     .await?;
+    // Before anyone opens the page: a late joiner gets the latest announcement from welcome.
+    command(
+        &base,
+        &host,
+        room,
+        json!({"type": "announce", "text": "Tees: one left at this price!"}),
+    )
+    .await?;
     let (mut fan, _) = hub.viewer(room, "fan").await?;
     for text in [
         "is the tee soft?",
@@ -221,11 +229,13 @@ async fn two_shoppers_race_for_the_last_unit_of_one_of_two_live_deals(
     );
     open_as(&ana, &base, room, &hub.token(Role::Viewer, room, "ana")).await?;
     open_as(&ben, &base, room, &hub.token(Role::Viewer, room, "ben")).await?;
+    // No stream yet: a placeholder. The host sets the room's stream: both pages play it.
+    ensure!(seen(&ana, "#stage").await?.contains("No video right now"));
     command(
         &base,
         &host,
         room,
-        json!({"type": "announce", "text": "Tees: one left at this price!"}),
+        json!({"type": "set_stream", "url": stream.url}),
     )
     .await?;
     for b in [&ana, &ben] {
@@ -257,7 +267,12 @@ async fn two_shoppers_race_for_the_last_unit_of_one_of_two_live_deals(
     let (a, b) = tokio::join!(ana.js(tap, json!([])), ben.js(tap, json!([])));
     a?;
     b?;
-    let (oa, ob) = (tee_outcome(&ana).await?, tee_outcome(&ben).await?);
+    let (oa, ob) = (tee_outcome(&ana).await, tee_outcome(&ben).await);
+    if oa.is_err() || ob.is_err() {
+        eprintln!("DEBUG ana: {:?}", seen(&ana, "#deal-tee1").await);
+        eprintln!("DEBUG ben: {:?}", seen(&ben, "#deal-tee1").await);
+    }
+    let (oa, ob) = (oa?, ob?);
     let (winner, loser) = match (oa.as_str(), ob.as_str()) {
         (Some("hold"), Some("lost")) => (&ana, &ben),
         (Some("lost"), Some("hold")) => (&ben, &ana),
