@@ -788,7 +788,9 @@ function updateCard(c, d, pinned) {
   const remaining = Math.max(0, Number(d.remaining) || 0);
   const left = d.ends_at - Date.now();
   const over = phase(d) === "ended";
-  put(c.left, over ? "Ended" : phase(d) === "claimed" ? "" : `${remaining} left`);
+  // Ended and all-claimed say so in the line under the bar; no count then.
+  put(c.left, over || phase(d) === "claimed" ? "" : `${remaining} left`);
+  show(c.barFill.parentElement, !over);
   put(c.countdown, over ? "" : `ends in ${LH.formatCountdown(left)}`);
   c.barFill.style.width = `${over ? 0 : Math.round((100 * remaining) / Math.max(1, Number(d.stock) || 1))}%`;
   put(c.status, over ? "Ended" : phase(d) === "claimed" ? "All claimed: unpaid holds may come back" : "");

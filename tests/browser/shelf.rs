@@ -22,6 +22,7 @@ const WIDE: (u32, u32) = (1440, 900);
 pub async fn scenarios(driver: &Driver) -> Result<()> {
     let stream = HlsServer::start()?;
     two_shoppers_race_for_the_last_unit_of_one_of_two_live_deals(driver, &stream).await?;
+    a_checkout_cut_by_a_hub_restart_on_redis_lands_once(driver).await?;
     super::console::the_console_previews_a_deal_in_dollars_sets_the_stream_and_unmutes(driver)
         .await?;
     Ok(())
@@ -262,9 +263,12 @@ async fn two_shoppers_race_for_the_last_unit_of_one_of_two_live_deals(
     let (_, enabled, label) = button(&ana, "#deal-tee1 .buy").await?;
     ensure!(enabled && label == "Buy now · $14.99", "tee Buy: {label}");
 
-    // Both tap Buy on the tee, as close together as two sessions allow.
-    let tap = "document.querySelector('#deal-tee1 .buy').click(); return true;";
-    let (a, b) = tokio::join!(ana.js(tap, json!([])), ben.js(tap, json!([])));
+    // Both tap Buy on the tee at the same instant: each page schedules its tap for the same
+    // wall-clock time (one machine, one clock), so neither sees the other's hold first.
+    let at = livehub::hub::now_ms() + 400;
+    let tap = "const at = arguments[0]; const btn = document.querySelector('#deal-tee1 .buy');
+               setTimeout(() => btn.click(), Math.max(0, at - Date.now())); return true;";
+    let (a, b) = tokio::join!(ana.js(tap, json!([at])), ben.js(tap, json!([at])));
     a?;
     b?;
     let (oa, ob) = (tee_outcome(&ana).await, tee_outcome(&ben).await);
@@ -392,5 +396,56 @@ async fn two_shoppers_race_for_the_last_unit_of_one_of_two_live_deals(
     ana.quit().await;
     ben.quit().await;
     fan.close().await;
+    hub.shutdown().await
+}
+
+// ---- a checkout cut by a restart -----------------------------------------------------------
+
+/// Checkout tapped and the hub (on Redis) stopped at that moment: whether the answer made it
+/// out or not, the page ends with one order on the deal's card once the hub is back (the SDK
+/// resends the checkout with the same request_id), and the stock shows one sale, no hold.
+pub async fn a_checkout_cut_by_a_hub_restart_on_redis_lands_once(driver: &Driver) -> Result<()> {
+    let redis = super::common::redis::RedisServer::start()?;
+    let config = super::common::redis_config(&redis.url());
+    let hub = TestHub::with_config(config.clone()).await?;
+    let (room, base) = ("restart-checkout", hub.http_url(""));
+    let host = hub.token(Role::Host, room, "host");
+    command(
+        &base,
+        &host,
+        room,
+        start("bag1", "tote", "Canvas tote bag", 1200, 3, 1),
+    )
+    .await?;
+    command(
+        &base,
+        &host,
+        room,
+        start("mug1", "mug", "Enamel camping mug", 999, 3, 1),
+    )
+    .await?;
+    let b = super::viewer::phone(driver).await?;
+    open_as(&b, &base, room, &hub.token(Role::Viewer, room, "gil")).await?;
+    b.click("#deal-bag1 .buy").await?;
+    wait_seen(&b, "#deal-bag1 .hold", |t| t.contains("Canvas tote bag")).await?;
+    let addr = hub.addr;
+    b.js(
+        "document.querySelector('#deal-bag1 .checkout').click(); return true;",
+        json!([]),
+    )
+    .await?;
+    hub.shutdown().await?;
+    let hub = TestHub::at(addr, config).await?;
+    b.wait_text("#status", |s| s == "live").await?;
+    let order = wait_seen(&b, "#deal-bag1 .order", |t| t.contains("confirmed")).await?;
+    ensure!(
+        order.matches("confirmed").count() == 1 && order.contains("1 × Canvas tote bag · $12.00"),
+        "{order}"
+    );
+    ensure!(seen(&b, "#deal-mug1 .order").await?.is_empty());
+    let audit = hub.audit(room, "bag1").await?;
+    ensure!((audit.held, audit.sold) == (0, 1), "{audit:?}");
+    b.screenshot(&shot("shelf-restart-checkout-phone")).await?;
+    b.quit().await;
     hub.shutdown().await
 }
