@@ -40,6 +40,8 @@ pub fn router(hub: Arc<Hub>, metrics: PrometheusHandle) -> Router {
     // Before any upgrade: axum takes each connection's fragment limit from this default.
     crate::session::set_fragment_limit(&hub.config().limits);
     let pages = crate::pages::router(Arc::clone(&hub));
+    let csp = header::HeaderValue::from_str(&content_security_policy(hub.config()))
+        .unwrap_or_else(|_| header::HeaderValue::from_static("default-src 'self'"));
     Router::new()
         .route("/ws/rooms/{room}", get(ws_upgrade))
         .route("/api/rooms/{room}/commands", post(command))
@@ -54,22 +56,57 @@ pub fn router(hub: Arc<Hub>, metrics: PrometheusHandle) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(AppState { hub, metrics })
         .merge(pages)
-        .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::map_response(move |res: Response| {
+            security_headers(csp.clone(), res)
+        }))
 }
 
-/// What the pages may load: only this hub (scripts, styles, the WebSocket), product images and
-/// the show's stream from anywhere over https; no framing, no inline script.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
-    style-src 'self'; img-src 'self' data: https:; media-src 'self' https: blob:; \
-    connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; \
-    object-src 'none'";
+/// What the pages may load: scripts and styles from this hub only (no inline script, no framing);
+/// product images from anywhere over https; the show's video (a `<video>` source, or the HLS
+/// playlist and segments hls.js fetches, hence `connect-src`) from anywhere over https. Plain
+/// `http:` media is allowed from the origin of `pages.stream_url` when that is an http URL (the
+/// operator chose it), and from loopback (`http://127.0.0.1:*`, `http://localhost:*`) while the
+/// hub itself listens on loopback: a development or test stream on
+/// this machine. Never `http:` in general: a host's `set_stream` URL from elsewhere must be https.
+pub fn content_security_policy(config: &crate::config::Config) -> String {
+    let mut extra: Vec<String> = Vec::new();
+    if let Some(origin) = http_origin(&config.pages.stream_url) {
+        extra.push(origin);
+    }
+    if config.is_loopback() {
+        // (CSP host sources cannot name an IPv6 address, so [::1] is not among them.)
+        for loopback in ["http://127.0.0.1:*", "http://localhost:*"] {
+            extra.push(loopback.to_owned());
+        }
+    }
+    let extra = extra.iter().map(|o| format!(" {o}")).collect::<String>();
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; \
+         img-src 'self' data: https:; media-src 'self' https: blob:{extra}; \
+         connect-src 'self' https:{extra}; frame-ancestors 'none'; base-uri 'none'; \
+         form-action 'self'; object-src 'none'"
+    )
+}
+
+/// `http://host[:port]` of a plain-http URL, or None (https, empty, or not a URL whose host is
+/// a plain name or address: nothing that could smuggle another directive into the policy).
+fn http_origin(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("http://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_ok = !authority.is_empty()
+        && !authority.contains('@')
+        && authority
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:".contains(&b)); // no IPv6: CSP cannot say it
+    host_ok.then(|| format!("http://{authority}"))
+}
 
 /// Security headers on every answer, pages and API alike. Tokens travel in `?token=`, so no
 /// URL is sent as a referrer.
-async fn security_headers(mut res: Response) -> Response {
+async fn security_headers(csp: header::HeaderValue, mut res: Response) -> Response {
     let h = res.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, csp);
     let set = [
-        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::REFERRER_POLICY, "no-referrer"),
@@ -290,4 +327,52 @@ async fn render_metrics(State(app): State<AppState>) -> Response {
         app.metrics.render(),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod csp_tests {
+    use super::*;
+
+    #[test]
+    fn http_stream_origins_are_plain_names_only() {
+        assert_eq!(
+            http_origin("http://cdn.example:8081/live/a.m3u8?x=1"),
+            Some("http://cdn.example:8081".into())
+        );
+        for none in [
+            "",
+            "https://cdn.example/a.m3u8",
+            "http://",
+            "http://a; script-src *",
+            "http://user@cdn.example/",
+            "ftp://cdn.example/",
+            "http://[::1]:9000/a.m3u8",
+        ] {
+            assert_eq!(http_origin(none), None, "{none}");
+        }
+    }
+
+    #[test]
+    fn http_media_only_from_the_configured_stream_or_loopback_while_on_loopback() {
+        let mut cfg = crate::config::Config::defaults();
+        cfg.server.bind = "0.0.0.0:8080".parse().unwrap();
+        let public = content_security_policy(&cfg);
+        assert!(
+            public.contains("media-src 'self' https: blob:;"),
+            "{public}"
+        );
+        assert!(public.contains("connect-src 'self' https:;"), "{public}");
+        assert!(!public.contains("http:"), "{public}");
+        cfg.pages.stream_url = "http://video.internal:8000/show.m3u8".into();
+        let configured = content_security_policy(&cfg);
+        assert!(
+            configured.contains("media-src 'self' https: blob: http://video.internal:8000;"),
+            "{configured}"
+        );
+        cfg.pages.stream_url.clear();
+        cfg.server.bind = "127.0.0.1:8080".parse().unwrap();
+        let local = content_security_policy(&cfg);
+        assert!(local.contains("http://127.0.0.1:*"), "{local}");
+        assert!(local.contains("script-src 'self';"), "{local}");
+    }
 }

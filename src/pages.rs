@@ -21,7 +21,10 @@ use crate::error::HubError;
 use crate::hub::Hub;
 use crate::protocol::{Id, Role};
 
-/// Every static file: (name under /static/, content type, body).
+/// Every static file: (name under /static/, content type, body). `livehub-client.js` is the SDK
+/// from clients/js, so the pages and shops' apps run the same connection code;
+/// `vendor/hls.min.js` is hls.js (Apache-2.0, static/vendor/hls.js.LICENSE) for HLS streams in
+/// browsers without native HLS.
 const FILES: &[(&str, &str, &str)] = &[
     (
         "index.html",
@@ -59,6 +62,16 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../static/host.js"),
     ),
     (
+        "livehub-client.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../clients/js/livehub-client.js"),
+    ),
+    (
+        "vendor/hls.min.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../static/vendor/hls.min.js"),
+    ),
+    (
         "funnel.js",
         "text/javascript; charset=utf-8",
         include_str!("../static/funnel.js"),
@@ -94,6 +107,14 @@ pub fn router(hub: Arc<Hub>) -> Router {
             "/static/{name}",
             get(
                 |axum::extract::Path(name): axum::extract::Path<String>| async move { file(&name) },
+            ),
+        )
+        .route(
+            "/static/vendor/{name}",
+            get(
+                |axum::extract::Path(name): axum::extract::Path<String>| async move {
+                    file(&format!("vendor/{name}"))
+                },
             ),
         )
         .route("/api/pages", get(pages_info))

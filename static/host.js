@@ -13,7 +13,129 @@
 // four panes (Deals, Chat, Products, Funnel) are tabs in the sticky top bar; on a desktop they
 // are columns that scroll on their own (the funnel under the products), so chat stays beside
 // the deals. User text is only ever set as textContent.
-"use strict";
+import { LiveRoom } from "/static/livehub-client.js";
+
+/**
+ * The console's room connection: the livehub-client SDK (the same module shops' apps use, so a
+ * connection fix reaches both) behind the small interface the console was written against
+ * (start, stop, retry, reconnectNow, connected, send, isReplay; onMessage, onState, onRefused).
+ * The SDK reconnects with backoff and ?since=, renews tokens through getToken and stops for good
+ * on a refusal; send() maps each host command to its SDK call and turns the promise's outcome
+ * back into the `ack` or `error` the console waits for, under the console's own request_id.
+ */
+class RoomSocket {
+  constructor(opts) {
+    this.opts = opts;
+    this.live = null;
+    this.everConnected = false;
+    this.resumed = false;
+    this.welcomeSeq = 0;
+  }
+
+  start() {
+    const { room, getToken, onMessage, onState } = this.opts;
+    const live = new LiveRoom({ url: location.origin, room, getToken: () => getToken(false) });
+    this.live = live;
+    const mine = () => live === this.live;
+    for (const type of ["welcome", "comment", "comment_deleted", "pinned", "unpinned", "deal", "announcement", "stream", "stock", "viewers", "likes", "not_live"]) {
+      live.on(type, (m) => {
+        if (!mine()) return;
+        if (type === "welcome") {
+          this.resumed = !!m.resumed;
+          this.welcomeSeq = Number(m.seq) || 0;
+        }
+        onMessage(m, this);
+      });
+    }
+    // The hub's errors for frames without a request_id (the SDK's own calls are answered
+    // through their promises, below).
+    live.on("error", (m) => mine() && !m.request_id && onMessage(m, this));
+    live.on("state", (s) => mine() && this.opts.onRoomState && this.opts.onRoomState(s));
+    live.on("connection", (c) => mine() && this.connection(c));
+    live.connect();
+  }
+
+  connection({ state, reason, final }) {
+    const onState = this.opts.onState;
+    if (state === "connected") {
+      this.everConnected = true;
+      return onState("live");
+    }
+    if (state === "connecting") return onState(this.everConnected ? "reconnecting" : "connecting");
+    if (reason === "closed") return;
+    if (final && reason === "policy") return onState("policy");
+    if (final) {
+      // Refused for good: the console asks why; false (a development token renewed) tries again.
+      const live = this.live;
+      onState("reconnecting");
+      Promise.resolve(this.opts.onRefused ? this.opts.onRefused() : true).then((stopped) => {
+        if (!stopped && live === this.live) this.retry();
+      });
+      return;
+    }
+    onState(reason === "not_live" ? "not_live" : this.everConnected ? "reconnecting" : "connecting");
+  }
+
+  stop() {
+    const live = this.live;
+    this.live = null;
+    if (live) live.close();
+  }
+
+  /** Starts over (after a policy close, or with a new token). */
+  retry() {
+    this.stop();
+    this.start();
+  }
+
+  reconnectNow() {
+    if (this.live) this.live.reconnect();
+  }
+
+  get connected() {
+    return !!(this.live && this.live.state.connection === "connected");
+  }
+
+  get state() {
+    return this.live ? this.live.state : null;
+  }
+
+  isReplay(seq) {
+    return this.resumed && typeof seq === "number" && seq <= this.welcomeSeq;
+  }
+
+  /** Sends one command; false when not connected (nothing was sent). */
+  send(msg) {
+    const live = this.live;
+    if (!live || !this.connected) return false;
+    const calls = {
+      pin: () => live.pin(msg.product),
+      unpin: () => live.unpin(),
+      deal_start: () => live.startDeal(msg.deal),
+      deal_end: () => live.endDeal(msg.deal),
+      announce: () => live.announce(msg.text),
+      mute: () => live.mute(msg.user, msg.duration_ms),
+      unmute: () => live.unmute(msg.user),
+      delete_comment: () => live.deleteComment(msg.id),
+      set_stream: () => live.setStream(msg.url),
+      comment: () => live.comment(msg.text),
+    };
+    const call = calls[msg.type];
+    if (!call) return false;
+    const rid = msg.request_id;
+    call().then(
+      (v) => live === this.live && this.opts.onMessage({ ...v, type: "ack", request_id: rid }, this),
+      (e) => {
+        // A dropped connection or no answer: the console says so itself (onState, its timer).
+        if (live !== this.live || ["disconnected", "closed", "timeout"].includes(e.reason)) return;
+        const detail = e.detail && typeof e.detail === "object" ? e.detail : {};
+        const message = detail.message || e.message;
+        this.opts.onMessage({ type: "error", code: e.reason, message, request_id: rid }, this);
+      },
+    );
+    return true;
+  }
+}
 
 (function () {
   const { $, el, setText, show, askForToken, showSignin } = LH;
@@ -108,7 +230,10 @@
     loadCatalog();
     connectHub();
     setInterval(pollAudits, AUDIT_EVERY_MS);
-    setInterval(renderCountdowns, 1000);
+    setInterval(() => {
+      renderCountdowns();
+      if (state.room_state) renderMuted(state.room_state.muted || []); // mutes run out; buttons settle
+    }, 1000);
     state.funnel = LH.funnelPanel.start({
       room: state.room,
       getToken: () => state.token,
@@ -118,11 +243,12 @@
 
   /** A fresh room connection (a new one after a token that could not host: no ?since=). */
   function connectHub() {
-    state.hub = new LH.HubSocket({
+    state.hub = new RoomSocket({
       room: state.room,
       getToken,
       onMessage: handleMessage,
       onState: onHubState,
+      onRoomState,
       onRefused,
     });
     state.hub.start();
@@ -139,6 +265,10 @@
     $("status").classList.remove("not_host");
     LH.setStatus("status", s);
     show("reconnect", s === "policy");
+    if (s === "live") {
+      // Back: the "connection dropped" lines are history now.
+      for (const line of document.querySelectorAll('.feedback[data-connection="1"]')) clearFeedback(line);
+    }
     if (s !== "live") failPending("The connection dropped before the hub answered: check whether it took effect, then try again.");
   }
 
@@ -161,7 +291,13 @@
     $("announce-form").addEventListener("submit", onAnnounce);
     $("product-form").addEventListener("submit", onAddProduct);
     $("deal-form").addEventListener("submit", onStartDeal);
-    $("deal-form").addEventListener("input", () => clearFeedback("deal-feedback", "bad"));
+    $("deal-form").addEventListener("input", () => {
+      clearFeedback("deal-feedback", "bad");
+      renderDealPreview();
+    });
+    $("stream-form").addEventListener("submit", onSetStream);
+    $("stream-clear").addEventListener("click", () => setStream(null));
+    $("muted-list").addEventListener("click", onMutedClick);
     $("deal-product").addEventListener("input", onDealProductChange);
     $("deal-product").addEventListener("change", onDealProductChange);
     $("catalog").addEventListener("click", onCatalogClick);
@@ -286,6 +422,7 @@
       state.pending.delete(rid);
       settle(o);
       report(o, "bad", text);
+      if (o.feedback) node(o.feedback).dataset.connection = "1"; // cleared when the connection is back
       if (o.onFail) o.onFail(null);
     }
   }
@@ -324,6 +461,7 @@
     const line = node(target);
     if (!line) return;
     line.textContent = text;
+    delete line.dataset.connection;
     line.classList.remove("ok", "bad", "warn");
     line.classList.add(kind);
     line.setAttribute("role", kind === "ok" ? "status" : "alert");
@@ -465,6 +603,110 @@
     $("status").classList.add("not_host");
     setText("status", "cannot host");
     show("reconnect", false);
+  }
+
+  // ---- room state from the SDK: muted users, the stream -------------------------------------
+
+  function muteMs() {
+    return Number($("mute-duration").value) || MUTE_MS;
+  }
+
+  function muteLabel() {
+    const sel = $("mute-duration");
+    return sel.options[sel.selectedIndex] ? sel.options[sel.selectedIndex].text : "10 minutes";
+  }
+
+  function onRoomState(s) {
+    state.room_state = s;
+    renderMuted(s.muted || []);
+    renderStream(s.stream || null);
+  }
+
+  function renderMuted(list) {
+    const now = Date.now();
+    const live = list.filter((m) => !m.until || m.until > now);
+    const ul = $("muted-list");
+    const sig = live.map((m) => `${m.user}:${m.until}`).join(",");
+    if (ul.dataset.sig !== sig) {
+      ul.dataset.sig = sig;
+      ul.textContent = "";
+      for (const m of live) {
+        const name = nameOf(m.user);
+        ul.append(
+          el(
+            "li",
+            { dataset: { user: m.user } },
+            el("span", { className: "name", text: name }),
+            el("span", { className: "muted until", text: m.until ? `until ${LH.formatTime(m.until)}` : "" }),
+            el("button", { type: "button", className: "unmute small", text: "Unmute", dataset: { user: m.user } }),
+          ),
+        );
+      }
+    }
+    show("muted", live.length > 0);
+    const mutedUsers = new Set(live.map((m) => m.user));
+    for (const li of $("feed").querySelectorAll(".comment")) {
+      const on = mutedUsers.has(li.dataset.user);
+      li.classList.toggle("is-muted", on);
+      const btn = li.querySelector(".mute");
+      if (btn && !btn.disabled) {
+        btn.textContent = on ? "Unmute" : "Mute";
+        btn.classList.toggle("is-unmute", on);
+      }
+    }
+  }
+
+  function nameOf(user) {
+    const c = $("feed").querySelector(`.comment[data-user="${CSS.escape(String(user))}"] .name`);
+    return c ? `${c.textContent} (${user})` : user;
+  }
+
+  function unmute(user, button) {
+    command(
+      { type: "unmute", user },
+      {
+        label: `unmute ${user}`,
+        button,
+        busy: "Unmuting…",
+        ok: `Unmuted ${nameOf(user)}.`,
+        onAck: () => state.room_state && renderMuted(state.room_state.muted || []),
+      },
+    );
+  }
+
+  function onMutedClick(e) {
+    const b = e.target.closest(".unmute");
+    if (b) unmute(b.dataset.user, b);
+  }
+
+  function renderStream(url) {
+    setText("stream-now", url ? `Viewers see: ${url}` : "No stream: viewers see a placeholder.");
+  }
+
+  function onSetStream(e) {
+    e.preventDefault();
+    const url = $("stream-url").value.trim();
+    if (!url) return setStream(null);
+    if (!LH.safeMediaUrl(url) || !/^https?:\/\//i.test(url)) {
+      return setFeedback("stream-feedback", "bad", "Stream URL: an http(s):// address, such as https://cdn.example/live.m3u8.");
+    }
+    setStream(url);
+  }
+
+  function setStream(url) {
+    command(
+      { type: "set_stream", url },
+      {
+        label: "set_stream",
+        feedback: "stream-feedback",
+        button: url ? "stream-set" : "stream-clear",
+        busy: url ? "Setting…" : "Clearing…",
+        ok: url ? "Stream set: viewers' pages play it now." : "Stream cleared: viewers see a placeholder.",
+        onAck: () => {
+          if (!url) $("stream-url").value = "";
+        },
+      },
+    );
   }
 
   // ---- pinned ----------------------------------------------------------------------------
@@ -660,7 +902,8 @@
   function onDealProductChange() {
     const id = $("deal-product").value.trim();
     const p = id ? findProduct(id) : null;
-    $("deal-price").placeholder = p ? String(p.price_cents) : "list price";
+    $("deal-price").placeholder = p ? (Number(p.price_cents) / Math.pow(10, currencyDigits(p.currency || "USD"))).toFixed(currencyDigits(p.currency || "USD")) : "list price";
+    renderDealPreview();
     const hint = $("deal-product-hint");
     hint.classList.toggle("muted", !id || !!p);
     hint.classList.toggle("unknown", !!id && !p);
@@ -676,6 +919,59 @@
     return `d${n}`;
   }
 
+  /** Minor units from an amount typed in currency units ("19.99", "$1,299.5"); NaN when it is not one. */
+  function parseMoney(text, currency) {
+    const t = String(text || "").trim().replace(/^[^\d.]+/, "").replace(/,/g, "");
+    const digits = currencyDigits(currency);
+    const re = digits > 0 ? new RegExp(`^\\d+(\\.\\d{0,${digits}})?$`) : /^\d+$/;
+    if (!re.test(t)) return NaN;
+    const [whole, frac = ""] = t.split(".");
+    return Number(whole) * Math.pow(10, digits) + Number((frac + "0".repeat(digits)).slice(0, digits) || 0);
+  }
+
+  function currencyDigits(currency) {
+    try {
+      return new Intl.NumberFormat("en", { style: "currency", currency }).resolvedOptions().maximumFractionDigits;
+    } catch (_) {
+      return 2;
+    }
+  }
+
+  /** Basis points from a percentage typed in the form ("12.5" -> 1250); empty is 0, NaN when not a number. */
+  function percentToBps(text) {
+    const t = String(text || "").trim().replace(/%$/, "").trim();
+    if (t === "") return 0;
+    if (!/^\d+(\.\d{0,2})?$/.test(t)) return NaN;
+    return Math.round(Number(t) * 100);
+  }
+
+  /** What viewers will see of the deal being typed: title, price, stock, limit, and the rates. */
+  function renderDealPreview() {
+    const box = $("deal-preview");
+    const product = findProduct($("deal-product").value.trim());
+    show(box, !!product);
+    if (!product) return;
+    const currency = product.currency || "USD";
+    const typed = $("deal-price").value.trim();
+    const cents = typed === "" ? Number(product.price_cents) : parseMoney(typed, currency);
+    const priceText = Number.isNaN(cents) ? "Price: type an amount such as 19.99" : LH.formatMoney(cents, currency);
+    const was = !Number.isNaN(cents) && cents < Number(product.price_cents) ? ` (list ${LH.formatMoney(product.price_cents, currency)})` : "";
+    setText(box.querySelector(".preview-title"), product.title);
+    setText(box.querySelector(".preview-price"), priceText + was);
+    box.querySelector(".preview-price").classList.toggle("bad", Number.isNaN(cents));
+    const stock = numField("deal-stock");
+    const limit = numField("deal-limit");
+    const mins = numField("deal-duration");
+    setText(
+      box.querySelector(".preview-meta"),
+      `${Number.isNaN(stock) ? "?" : stock} left · limit ${Number.isNaN(limit) ? "?" : limit} per person · ends in ${Number.isNaN(mins) ? "?" : LH.formatCountdown(mins * 60000)}`,
+    );
+    const c = percentToBps($("deal-commission").value);
+    const a = percentToBps($("deal-affiliate").value);
+    const pct = (bps) => (Number.isNaN(bps) ? "?" : `${(bps / 100).toLocaleString("en", { maximumFractionDigits: 2 })}%`);
+    setText(box.querySelector(".preview-rates"), `Commission ${pct(c)} · affiliate ${pct(a)} (${Number.isNaN(c) ? "?" : c} + ${Number.isNaN(a) ? "?" : a} bps)`);
+  }
+
   function numField(id) {
     const v = $(id).value.trim();
     return v === "" ? NaN : Number(v);
@@ -685,16 +981,19 @@
     e.preventDefault();
     const productId = $("deal-product").value.trim();
     const product = findProduct(productId);
-    let price = numField("deal-price");
-    if (Number.isNaN(price) && product) price = Number(product.price_cents);
+    const currency = (product && product.currency) || "USD";
+    let price = parseMoney($("deal-price").value, currency);
+    if ($("deal-price").value.trim() === "" && product) price = Number(product.price_cents);
     const deal = {
       id: $("deal-id").value.trim() || nextDealId(),
       product_id: productId,
       price_cents: price,
-      currency: (product && product.currency) || "USD",
+      currency,
       stock: numField("deal-stock"),
       per_user_limit: numField("deal-limit"),
       duration_ms: Math.round(numField("deal-duration") * 60000),
+      commission_bps: percentToBps($("deal-commission").value),
+      affiliate_bps: percentToBps($("deal-affiliate").value),
     };
     const problem = validateDeal(deal, product);
     if (problem) return setFeedback("deal-feedback", "bad", problem);
@@ -723,7 +1022,11 @@
     if (!LH.isValidId(d.product_id)) return "Product: enter a product id from the catalog.";
     if (!product) return `Not sent: add “${d.product_id}” under Products first (a deal needs the product's title).`;
     if (!Number.isInteger(d.price_cents) || d.price_cents < 0 || d.price_cents > MAX_PRICE_CENTS)
-      return "Price: a whole number of cents, up to 100,000,000.";
+      return `Price: an amount such as 19.99, up to ${LH.formatMoney(MAX_PRICE_CENTS, d.currency)}.`;
+    for (const [k, label] of [["commission_bps", "Commission"], ["affiliate_bps", "Affiliate"]]) {
+      if (!Number.isInteger(d[k]) || d[k] < 0 || d[k] > 10000) return `${label}: a percentage from 0 to 100, such as 12.5.`;
+    }
+    if (d.commission_bps + d.affiliate_bps > 10000) return "Commission and affiliate together: at most 100%.";
     if (!Number.isInteger(d.stock) || d.stock < 1 || d.stock > 10000000) return "Stock: 1 to 10,000,000.";
     if (!Number.isInteger(d.per_user_limit) || d.per_user_limit < 1 || d.per_user_limit > d.stock)
       return "Limit per viewer: 1 to the stock.";
@@ -1105,10 +1408,18 @@
     const mute = e.target.closest(".mute");
     if (del) {
       command({ type: "delete_comment", id }, { label: `delete ${id}`, button: del, busy: "Deleting…", ok: `Deleted ${name}'s comment.` });
+    } else if (mute && mute.classList.contains("is-unmute")) {
+      unmute(user, mute);
     } else if (mute) {
       command(
-        { type: "mute", user, duration_ms: MUTE_MS },
-        { label: `mute ${name}`, button: mute, busy: "Muting…", ok: `Muted ${name} for 10 minutes.` }
+        { type: "mute", user, duration_ms: muteMs() },
+        {
+          label: `mute ${name}`,
+          button: mute,
+          busy: "Muting…",
+          ok: `Muted ${name} for ${muteLabel()}.`,
+          onAck: () => state.room_state && renderMuted(state.room_state.muted || []),
+        }
       );
     }
   }

@@ -1,1132 +1,995 @@
-// viewer.js: the viewer page (/rooms/{room}). Connects to the room as a viewer (token from
-// ?token=, the development token endpoint or a pasted token; or anonymously, read-only), shows
-// the stage, the comment feed, likes, the pinned product and the flash deal, and runs the
-// reserve -> checkout/cancel flow. Uses only textContent for anything from users or the hub.
+// viewer.js: the shop page viewers use (/rooms/{room}), built on the livehub-client SDK.
 //
-// Everything the page says is drawn by render() from the state below, so a message lasts
-// exactly as long as the state it describes: a hold, an order or a refusal belongs to the deal
-// that made it (a new deal starts with a clean card), and a banner goes when the connection,
-// the sign-in or the mute it describes does.
-"use strict";
+// The SDK (/static/livehub-client.js, the same module shops' apps use) keeps the connection:
+// reconnects with backoff and ?since=, refreshes tokens, resends a reserve, checkout or cancel
+// with the same request_id after a drop, closes the socket on pagehide, and keeps room.state
+// right from the events. This page draws from room.state alone, plus what only this shopper's
+// tab knows: which card a purchase's outcome belongs to, holds and orders kept across a reload,
+// and the comment box's notes.
+//
+// The page: the stage (the room's stream in a <video>, hls.js or native HLS, or a placeholder)
+// with the latest announcement over it, the chat, and a shelf with every deal the room shows,
+// newest first, the pinned product's highlighted. Each deal card has its own price, "N left",
+// countdown, quantity picker within the deal's per_user_limit and Buy; a hold, its Checkout and
+// any refusal stay on the deal's card.
+import { LiveRoom } from "/static/livehub-client.js";
 
-(function () {
-  const { $, el, setText, show } = LH;
+const LH = window.LH;
+const { $, el, setText, show } = LH;
 
-  const FEED_MAX = 300; // feed items kept in the page
-  const STICK_PX = 48; // "at the bottom" tolerance for auto-scroll
-  const ANSWER_TIMEOUT_MS = 6000; // a reserve/checkout/cancel unanswered this long may be retried
-  const LIKE_WINDOW_MS = 300; // extra like clicks within this window are sent together
-  const SLOW_DOWN_MS = 5000; // how long "slow down" stays under the comment box
-  const ENDED_HOLD_MS = 30000; // how long "your hold on X expired" stays in "Your holds and orders"
-  const PURCHASE = new Set(["reserve", "checkout", "cancel"]);
-  const HOLD_ENDINGS = new Set(["expired", "hold_gone", "released", "lost", "error"]); // listed under "Your holds and orders"
+const FEED_MAX = 300; // feed items kept in the page
+const STICK_PX = 48; // "at the bottom" tolerance for auto-scroll
+const LIKE_WINDOW_MS = 300; // extra like clicks within this window are sent together
+const SLOW_DOWN_MS = 5000; // how long "slow down" stays under the comment box
+const NOTE_MS = 30000; // how long "your hold on X expired" stays in "Your holds and orders"
+const QTY_MAX = 10; // the quantity picker offers at most this many
 
-  const state = {
-    room: null,
-    hub: null,
-    token: null,
-    tokenSource: null, // "url" | "dev" | "pasted" | "anonymous"
-    readOnly: false,
-    you: null,
-    conn: "connecting", // connecting | live | reconnecting | policy | not_live | refused
-    everLive: false, // has this page been in the room (then "connecting" means reconnecting)
-    refusal: null, // {status, code, message}: why the hub refused the token
-    devRenewed: false, // a refused development token was replaced once since the last welcome
-    pinned: null,
-    products: new Map(), // product id -> Product, every product seen pinned (a deal's "was" price)
-    deals: new Map(), // deal id -> Deal, as the hub last described it
-    dealOrder: [], // deal ids, oldest first
-    buys: new Map(), // deal key -> Purchase: this shopper's holds, orders and last outcome
-    pending: new Map(), // request_id -> {kind, key, reservation, text, sentAt}
-    mutedUntil: 0, // Date.now() at which the host's mute ends
-    commentNote: null, // {text, until}: the comment box's last refusal
-    brokenImages: new Set(),
-    savedBuys: null, // the purchases as last kept in sessionStorage (JSON)
-    restoredFor: null, // the storage key the purchases were restored from
-    stickToBottom: true,
-    likeQueued: 0,
-    likeTimer: null,
-    likeLastSent: 0,
-  };
+const page = {
+  room: null, // the room id
+  live: null, // the LiveRoom
+  info: null, // /api/pages
+  token: null,
+  tokenSource: null,
+  readOnly: false,
+  conn: "connecting", // connecting | live | reconnecting | not_live | refused | policy
+  everLive: false,
+  refusal: null,
+  user: null,
+  cards: new Map(), // deal id -> {node, ...parts}
+  ui: new Map(), // deal id -> {busy, notice: {kind, text, when?}, qty}
+  holds: new Map(), // reservation -> {reservation, deal, qty, expires_at, busy, notice}
+  orders: new Map(), // order id -> {order, reservation, deal, qty, price_cents, currency}
+  titles: new Map(), // deal id -> {title, price_cents, currency} (for holds whose deal is gone)
+  notes: [], // [{key, text, until}] under "Your holds and orders"
+  restored: false,
+  mutedUntil: 0,
+  commentNote: null,
+  likeQueued: 0,
+  likeTimer: null,
+  likeLastSent: 0,
+  stickToBottom: true,
+  brokenImages: new Set(),
+  stream: undefined, // the URL the stage plays ("" for none)
+  hls: null,
+  feedAnnouncements: new Set(),
+};
 
-  // ---- startup ---------------------------------------------------------------------------
+// ---- start -------------------------------------------------------------------------------
 
-  async function main() {
-    state.room = LH.roomFromPath();
-    if (!state.room) {
-      setText("status", "bad room id");
-      document.body.append(el("p", { className: "card", text: "This room id is not valid." }));
-      return;
-    }
-    setText("room-name", state.room);
-    document.title = `${state.room} · livehub`;
-    const info = await LH.pageInfo();
-    renderStage(info.stream_url);
-    bindUi();
-    const choice = await LH.chooseToken("viewer", state.room, LH.guestName(state.room), info, true);
-    if (choice) begin(choice);
-    else LH.askForToken();
+async function main() {
+  page.room = LH.roomFromPath();
+  if (!page.room) {
+    setText("status", "bad room id");
+    document.body.append(el("p", { className: "card", text: "This room id is not valid." }));
+    return;
   }
+  setText("room-name", page.room);
+  document.title = `${page.room} · livehub`;
+  page.info = await LH.pageInfo();
+  bindUi();
+  renderStream();
+  const choice = await LH.chooseToken("viewer", page.room, LH.guestName(page.room), page.info, true);
+  if (choice) begin(choice);
+  else LH.askForToken();
+}
 
-  function onSigninSubmit(e) {
-    e.preventDefault();
-    const token = $("token-input").value.trim();
-    if (!token) return;
-    LH.session(`livehub.viewer.token.${state.room}`, token);
-    LH.session(`livehub.viewer.anon.${state.room}`, null);
-    switchIdentity({ token, source: "pasted" });
-  }
-
-  function onWatchOnly() {
-    LH.session(`livehub.viewer.anon.${state.room}`, "1");
-    LH.session(`livehub.viewer.token.${state.room}`, null);
-    switchIdentity({ token: null, source: "anonymous" });
-  }
-
-  /** Starts with `choice`, or (already running, e.g. the old token was refused) reconnects. */
-  function switchIdentity(choice) {
-    if (!state.hub) return begin(choice);
-    state.token = choice.token;
-    state.tokenSource = choice.source;
-    state.readOnly = !choice.token;
-    state.refusal = null;
-    state.conn = "connecting";
-    show("signin", false);
-    render();
-    state.hub.retry();
-  }
-
-  /** Leaves watch-only mode: forget the choice and ask again. */
-  function onSigninAgain() {
-    LH.session(`livehub.viewer.anon.${state.room}`, null);
-    location.reload();
-  }
-
-  /** Shows the token form (the token was refused); `focus` when the shopper asked for it. */
-  function offerSignin(note, focus) {
-    LH.showSignin(note || "");
-    if (!focus) return;
-    $("signin").scrollIntoView({ block: "nearest" });
-    $("token-input").focus({ preventScroll: true });
-  }
-
-  function begin(choice) {
-    show("signin", false);
-    show("app", true);
-    state.token = choice.token;
-    state.tokenSource = choice.source;
-    state.readOnly = !choice.token;
-    state.hub = new LH.HubSocket({
-      room: state.room,
-      getToken,
-      onMessage: handleMessage,
-      onState,
-      onRefused,
-    });
-    render();
-    state.hub.start();
-    setInterval(tick, 250);
-  }
-
-  /**
-   * Token for the next connection. A development token is renewed when it expires; one the hub
-   * refuses is renewed by onRefused. Not merely because upgrades failed: while the hub is away
-   * they all fail, and a new development token is a new user, without this one's holds.
-   */
-  async function getToken() {
-    if (state.tokenSource === "dev" && LH.tokenExpired(state.token)) {
-      state.token = await LH.storedDevToken("viewer", state.room, LH.guestName(state.room), true);
-    }
-    return state.token;
-  }
-
-  /**
-   * An upgrade failed before the socket opened. The browser is not told the HTTP status, so ask
-   * the room snapshot, which follows the same authorization as joining: a 401/403 means the
-   * token will not work (say so now instead of reconnecting for ever); anything else (the hub
-   * is away, a connection cap) means keep trying.
-   */
-  async function onRefused() {
-    const r = await LH.probeRoom(state.room, state.token);
-    if (!r || (r.status !== 401 && r.status !== 403)) return false;
-    if (state.tokenSource === "dev" && !state.devRenewed) {
-      state.devRenewed = true; // development tokens renew themselves, once per refusal
-      state.token = await LH.storedDevToken("viewer", state.room, LH.guestName(state.room), true);
-      return false;
-    }
-    state.refusal = r;
-    state.conn = "refused";
-    LH.setStatus("status", "signin");
-    offerSignin(refusalText(r).form);
-    render();
-    return true;
-  }
-
-  function onState(s) {
-    state.conn = s;
-    LH.setStatus("status", s);
-    render();
-  }
-
-  function renderStage(streamUrl) {
-    const stage = $("stage");
-    stage.textContent = "";
-    const onAir = el(
-      "div",
-      { className: "on-air" },
-      el("span", { className: "live-dot" }),
-      el("span", { attrs: { id: "stage-label" } }, "Connecting…"),
-    );
-    if (streamUrl && LH.safeMediaUrl(streamUrl)) {
-      const video = el("video", {
-        attrs: { id: "stream", autoplay: "", playsinline: "", controls: "" },
-      });
-      video.muted = true;
-      video.setAttribute("muted", "");
-      video.src = streamUrl;
-      onAir.classList.add("overlay");
-      stage.append(video, onAir);
-    } else {
-      stage.append(el("div", { className: "stage-placeholder" }, onAir));
-    }
-  }
-
-  // ---- UI events -------------------------------------------------------------------------
-
-  function bindUi() {
-    $("comment-form").addEventListener("submit", onCommentSubmit);
-    $("like").addEventListener("click", onLike);
-    $("buy").addEventListener("click", onBuy);
-    $("checkout").addEventListener("click", () => cardHold() && checkout(cardHold().reservation));
-    $("cancel").addEventListener("click", () => cardHold() && cancel(cardHold().reservation));
-    $("jump").addEventListener("click", () => scrollFeedToBottom());
-    $("feed").addEventListener("scroll", onFeedScroll, { passive: true });
-    $("banner-action").addEventListener("click", onBannerAction);
-    $("signin-form").addEventListener("submit", onSigninSubmit);
-    $("watch-only").addEventListener("click", onWatchOnly);
-    $("signin-again").addEventListener("click", onSigninAgain);
-  }
-
-  /** Sends one command; false (nothing sent) while the page is not in the room. */
-  function send(msg) {
-    return isConnected() && state.hub.send(msg);
-  }
-
-  function isConnected() {
-    return !!(state.hub && state.hub.connected && state.conn === "live");
-  }
-
-  function onCommentSubmit(e) {
-    e.preventDefault();
-    if (state.readOnly || mutedLeft() > 0) return;
-    const input = $("comment-input");
-    const text = input.value.trim();
-    if (!text) return;
-    if (text.length > 500) return commentNote("Too long: 500 characters at most.");
-    const rid = LH.requestId("c");
-    if (!send({ type: "comment", text, request_id: rid })) return render(); // Send is paused
-    state.pending.set(rid, { kind: "comment", text, sentAt: Date.now() });
-    commentNote(null);
-  }
-
-  function commentNote(text, forMs) {
-    state.commentNote = text ? { text, until: forMs ? Date.now() + forMs : Infinity } : null;
-    renderComposer();
-  }
-
-  /** The first click goes out at once; clicks right after it are summed into one like. */
-  function onLike() {
-    if (!isConnected() || state.readOnly) return;
-    state.likeQueued += 1;
-    bumpLikes(1);
-    if (state.likeTimer) return;
-    const wait = Math.max(0, state.likeLastSent + LIKE_WINDOW_MS - Date.now());
-    state.likeTimer = setTimeout(flushLikes, wait);
-  }
-
-  function flushLikes() {
-    state.likeTimer = null;
-    const count = Math.min(50, state.likeQueued);
-    if (count < 1) return;
-    state.likeQueued -= count;
-    state.likeLastSent = Date.now();
-    send({ type: "like", count });
-    if (state.likeQueued > 0) state.likeTimer = setTimeout(flushLikes, LIKE_WINDOW_MS);
-  }
-
-  /** Optimistic local bump; the next `likes` total from the hub replaces it. */
-  function bumpLikes(n) {
-    const node = $("likes");
-    node.textContent = String((Number(node.textContent) || 0) + n);
-    node.classList.remove("pop");
-    void node.offsetWidth; // restart the animation
-    node.classList.add("pop");
-  }
-
-  function onBannerAction() {
-    const s = state.conn;
-    if (s === "refused") return offerSignin(refusalText(state.refusal).form, true);
-    if (s === "policy") return state.hub.retry();
-    state.hub.reconnectNow();
-  }
-
-  // ---- purchases -------------------------------------------------------------------------
-  // A Purchase is this shopper's side of one deal: {key, dealId, title, price_cents, currency,
-  // limit, holds: [{reservation, qty, expires_at, checkoutRid, cancelRid}], orders: [{order,
-  // qty, price_cents, currency}], retryRid (a reserve to repeat with the same request_id),
-  // limitHit, notice: {kind, text?, at} (the last outcome that is not a hold or an order)}.
-  // It is keyed by the deal's id and end time, so a deal id used again (after a hub restart)
-  // is a new deal with a clean card.
-
-  function dealKey(d) {
-    return `${d.id}@${d.ends_at}`;
-  }
-
-  function purchaseFor(d) {
-    const key = dealKey(d);
-    let p = state.buys.get(key);
-    if (!p) {
-      p = { key, dealId: d.id, holds: [], orders: [], retryRid: null, limitHit: false, notice: null };
-      state.buys.set(key, p);
-    }
-    // Kept with the purchase, so its holds and orders still say what they are for when the
-    // deal is gone.
-    p.title = dealTitle(d);
-    p.price_cents = d.price_cents;
-    p.currency = d.currency;
-    p.limit = Number(d.per_user_limit) || 1;
-    return p;
-  }
-
-  /** The deal a purchase is for, while the hub still describes that same deal. */
-  function dealOf(p) {
-    const d = state.deals.get(p.dealId);
-    return d && dealKey(d) === p.key ? d : null;
-  }
-
-  function findHold(reservation) {
-    for (const p of state.buys.values()) {
-      const hold = p.holds.find((h) => h.reservation === reservation);
-      if (hold) return { p, hold };
-    }
-    return null;
-  }
-
-  function unitsOf(p) {
-    let n = 0;
-    for (const h of p.holds) n += Number(h.qty) || 1;
-    for (const o of p.orders) n += Number(o.qty) || 1;
-    return n;
-  }
-
-  /** Is a command with this request_id sent and not yet answered (nor given up on)? */
-  function waiting(rid) {
-    const pend = rid && state.pending.get(rid);
-    return !!pend && Date.now() - pend.sentAt < ANSWER_TIMEOUT_MS;
-  }
-
-  function reserving(p) {
-    return waiting(p.retryRid);
-  }
-
-  function holdBusy(hold) {
-    return waiting(hold.checkoutRid) || waiting(hold.cancelRid);
-  }
-
-  function onBuy() {
-    if (state.readOnly) return offerSignin("Paste a viewer token to buy.", true);
-    const d = currentDeal();
-    if (!d) return;
-    const p = purchaseFor(d);
-    if (p.holds.length || displayStatus(d) !== "live" || reserving(p) || atLimit(p)) return;
-    const rid = p.retryRid || LH.requestId("rsv"); // the same request_id never holds twice
-    if (!send({ type: "reserve", request_id: rid, deal: d.id, qty: 1 })) return render();
-    p.retryRid = rid; // kept until answered: a retry repeats it
-    p.notice = null;
-    state.pending.set(rid, { kind: "reserve", key: p.key, sentAt: Date.now() });
-    render();
-  }
-
-  function checkout(reservation) {
-    const found = findHold(reservation);
-    if (!found || holdBusy(found.hold)) return;
-    found.hold.checkoutRid = found.hold.checkoutRid || LH.requestId("chk");
-    sendHoldCommand("checkout", found, found.hold.checkoutRid);
-  }
-
-  function cancel(reservation) {
-    const found = findHold(reservation);
-    if (!found || holdBusy(found.hold)) return;
-    found.hold.cancelRid = found.hold.cancelRid || LH.requestId("cxl");
-    sendHoldCommand("cancel", found, found.hold.cancelRid);
-  }
-
-  function sendHoldCommand(kind, { p, hold }, rid) {
-    if (!send({ type: kind, request_id: rid, reservation: hold.reservation })) return render();
-    p.notice = null;
-    state.pending.set(rid, { kind, key: p.key, reservation: hold.reservation, sentAt: Date.now() });
-    render();
-  }
-
-  /** After a reconnect: repeat unanswered purchase commands with their request_ids. */
-  function resendPending() {
-    for (const [rid, pend] of state.pending) {
-      if (!PURCHASE.has(pend.kind)) {
-        state.pending.delete(rid); // a comment's answer went with the old socket
-        continue;
+function begin(choice) {
+  show("signin", false);
+  show("app", true);
+  page.token = choice.token;
+  page.tokenSource = choice.source;
+  page.readOnly = !choice.token;
+  page.refusal = null;
+  page.conn = page.everLive ? "reconnecting" : "connecting";
+  if (page.live) page.live.close();
+  const opts = { url: location.origin, room: page.room };
+  if (choice.source === "dev") {
+    // A development token renews itself: the first call keeps this tab's user (and its holds),
+    // later calls (ahead of expiry, or after a refusal) mint a new one.
+    let calls = 0;
+    opts.getToken = async () => {
+      calls += 1;
+      if (calls > 1 || LH.tokenExpired(page.token)) {
+        page.token = await LH.storedDevToken("viewer", page.room, LH.guestName(page.room), true);
       }
-      const p = state.buys.get(pend.key);
-      const d = p && dealOf(p);
-      if (!p || (pend.kind === "reserve" ? !d : !findHold(pend.reservation))) {
-        state.pending.delete(rid);
-        continue;
-      }
-      const msg =
-        pend.kind === "reserve"
-          ? { type: "reserve", request_id: rid, deal: d.id, qty: 1 }
-          : { type: pend.kind, request_id: rid, reservation: pend.reservation };
-      if (state.hub.send(msg)) pend.sentAt = Date.now();
-    }
+      return page.token;
+    };
+  } else if (choice.token) {
+    opts.token = choice.token;
   }
-
-  // Holds and orders are kept in sessionStorage for this room and user, so a reload of the tab
-  // still shows them (and can check the holds out).
-
-  function buysKey() {
-    return state.you && state.you.user ? `livehub.viewer.buys.${state.room}.${state.you.user}` : null;
-  }
-
-  function saveBuys() {
-    const key = buysKey();
-    if (!key) return;
-    const kept = [];
-    for (const p of state.buys.values()) {
-      if (!p.holds.length && !p.orders.length) continue;
-      kept.push({
-        key: p.key,
-        dealId: p.dealId,
-        title: p.title,
-        price_cents: p.price_cents,
-        currency: p.currency,
-        limit: p.limit,
-        holds: p.holds.map((h) => ({ reservation: h.reservation, qty: h.qty, expires_at: h.expires_at })),
-        orders: p.orders,
-      });
-    }
-    const json = JSON.stringify(kept);
-    if (json === state.savedBuys) return;
-    state.savedBuys = json;
-    LH.session(key, kept.length ? json : null);
-  }
-
-  /** Once per user: the purchases kept by an earlier load of this tab. */
-  function restoreBuys() {
-    const key = buysKey();
-    if (!key || state.restoredFor === key) return;
-    state.restoredFor = key;
-    let kept;
-    try {
-      kept = JSON.parse(LH.session(key) || "[]");
-    } catch (_) {
-      return;
-    }
-    if (!Array.isArray(kept)) return;
-    const str = (v) => (typeof v === "string" ? v : "");
-    for (const k of kept) {
-      if (!k || typeof k.key !== "string" || state.buys.has(k.key)) continue;
-      const p = {
-        key: k.key,
-        dealId: str(k.dealId),
-        title: str(k.title) || str(k.dealId),
-        price_cents: Number(k.price_cents) || 0,
-        currency: str(k.currency) || "USD",
-        limit: Number(k.limit) || 1,
-        holds: [],
-        orders: [],
-        retryRid: null,
-        limitHit: false,
-        notice: null,
-      };
-      // Holds only on deals the hub still has (the others went with them).
-      const live = !!dealOf(p);
-      for (const h of Array.isArray(k.holds) && live ? k.holds : []) {
-        if (!h || typeof h.reservation !== "string") continue;
-        p.holds.push({
-          reservation: h.reservation,
-          qty: Number(h.qty) || 1,
-          expires_at: Number(h.expires_at) || 0,
-          checkoutRid: null,
-          cancelRid: null,
-        });
-      }
-      for (const o of Array.isArray(k.orders) ? k.orders : []) {
-        if (!o || typeof o.order !== "string") continue;
-        p.orders.push({ order: o.order, qty: Number(o.qty) || 1, price_cents: Number(o.price_cents) || 0, currency: str(o.currency) || "USD" });
-      }
-      if (p.holds.length || p.orders.length) state.buys.set(p.key, p);
-    }
-  }
-
-  /** Ends a hold that did not become an order, and says why on its deal. */
-  function endHold(p, reservation, kind) {
-    p.holds = p.holds.filter((h) => h.reservation !== reservation);
-    p.notice = { kind, at: Date.now() };
-  }
-
-  // ---- messages --------------------------------------------------------------------------
-
-  const HANDLERS = {
-    welcome: onWelcome,
-    comment: (m) => addComment(m),
-    comment_deleted: (m) => removeComment(m.id),
-    announcement: (m) => addAnnouncement(m),
-    pinned: (m, hub) => !hub.isReplay(m.seq) && setPinned(m.product),
-    unpinned: (m, hub) => !hub.isReplay(m.seq) && setPinned(null),
-    deal: (m, hub) => !hub.isReplay(m.seq) && upsertDeal(m.deal),
-    stock: onStock,
-    viewers: (m) => setText("viewers", m.count),
-    likes: (m) => setText("likes", m.total),
-    reserved: onReserved,
-    rejected: onRejected,
-    order: onOrder,
-    released: onReleased,
-    ack: onAck,
-    error: onError,
-  };
-
-  function handleMessage(msg, hub) {
-    const h = HANDLERS[msg.type];
-    if (h) h(msg, hub);
+  const live = new LiveRoom(opts);
+  page.live = live;
+  live.on("state", () => live === page.live && render());
+  live.on("connection", (c) => live === page.live && onConnection(c));
+  live.on("welcome", (m) => live === page.live && onWelcome(m));
+  live.on("not_live", () => {
+    if (live !== page.live) return;
+    page.conn = "not_live";
+    LH.setStatus("status", "not_live");
     render();
-  }
+  });
+  live.on("comment", (c) => live === page.live && addComment(c, false));
+  live.on("comment_deleted", (m) => live === page.live && removeComment(m.id));
+  live.on("announcement", (m) => live === page.live && addAnnouncement(m));
+  live.on("hold_expired", (h) => live === page.live && holdEnded(h.reservation, "expired"));
+  live.connect();
+  render();
+}
 
-  function onWelcome(m) {
-    show("signin", false);
-    state.refusal = null;
-    state.devRenewed = false;
-    state.everLive = true;
-    state.you = m.you || null;
-    setText("you", state.you && !state.readOnly ? `you: ${state.you.name || state.you.user}` : "");
-    setText("viewers", m.viewers);
-    setText("likes", m.likes);
-    if (!m.resumed) rebuildFeed(m.recent || []);
-    setPinned(m.pinned || null);
-    state.deals = new Map();
-    state.dealOrder = [];
-    for (const d of m.deals || []) upsertDeal(d);
+/** The SDK's connection state, in the page's words. */
+function onConnection({ state, reason, final }) {
+  if (state === "connected") {
+    page.conn = "live";
+    page.everLive = true;
+  } else if (state === "connecting") {
+    if (page.conn !== "not_live") page.conn = page.everLive ? "reconnecting" : "connecting";
+  } else if (reason === "closed") {
+    return;
+  } else if (final && reason === "policy") {
+    page.conn = "policy";
+  } else if (final) {
+    refused();
+    return;
+  } else if (reason === "not_live") {
+    page.conn = "not_live";
+  } else {
+    page.conn = page.everLive ? "reconnecting" : "connecting";
+  }
+  LH.setStatus("status", page.conn === "refused" ? "signin" : page.conn);
+  render();
+}
+
+/** The hub refused the token for good: ask the room snapshot why, and offer the form. */
+async function refused() {
+  const r = await LH.probeRoom(page.room, page.token);
+  page.refusal = r || { status: 401, code: "unauthorized", message: "" };
+  page.conn = "refused";
+  LH.setStatus("status", "signin");
+  offerSignin(refusalText(page.refusal).form);
+  render();
+}
+
+function onWelcome(m) {
+  page.user = m.you ? m.you.user : null;
+  setText("you", m.you && m.you.role !== "viewer" ? `${m.you.name} (${m.you.role})` : m.you ? m.you.name : "");
+  if (!page.restored && page.user) {
+    page.restored = true;
     restoreBuys();
-    // A hold on a deal the hub no longer has (a restart that lost its inventory) is gone.
-    for (const p of state.buys.values()) {
-      for (const h of p.holds.slice()) if (!dealOf(p)) endHold(p, h.reservation, "lost");
+  }
+  const s = page.live.state;
+  if (!m.resumed) {
+    // A new incarnation of the room (a restart that lost its state): a hold on a deal it no
+    // longer has is gone.
+    for (const h of [...page.holds.values()]) {
+      if (!s.deals.some((d) => d.id === h.deal)) holdEnded(h.reservation, "restart");
     }
-    resendPending();
   }
+  rebuildFeed(s.comments);
+}
 
-  function onStock(m) {
-    const d = state.deals.get(m.deal);
-    if (!d) return;
-    const p = state.buys.get(dealKey(d));
-    // Stock came back (a hold expired or was cancelled, maybe one of this shopper's in
-    // another tab): the limit may allow another one now.
-    if (p && Number(m.remaining) > Number(d.remaining)) p.limitHit = false;
-    d.remaining = m.remaining;
+// ---- sign-in -----------------------------------------------------------------------------
+
+function onSigninSubmit(e) {
+  e.preventDefault();
+  const token = $("token-input").value.trim();
+  if (!token) return;
+  LH.session(`livehub.viewer.token.${page.room}`, token);
+  LH.session(`livehub.viewer.anon.${page.room}`, null);
+  begin({ token, source: "pasted" });
+}
+
+function onWatchOnly() {
+  LH.session(`livehub.viewer.anon.${page.room}`, "1");
+  LH.session(`livehub.viewer.token.${page.room}`, null);
+  begin({ token: null, source: "anonymous" });
+}
+
+function onSigninAgain() {
+  LH.session(`livehub.viewer.anon.${page.room}`, null);
+  location.reload();
+}
+
+function offerSignin(note, focus) {
+  LH.showSignin(note || "");
+  if (!focus) return;
+  $("signin").scrollIntoView({ block: "nearest" });
+  $("token-input").focus({ preventScroll: true });
+}
+
+function refusalText(r) {
+  const msg = (r && r.message) || "";
+  const detail = r ? `${r.code || r.status}${msg ? ": " + msg : ""}` : "";
+  let text;
+  if (r && r.status === 403) text = "This sign-in is for another show.";
+  else if (/missing/i.test(msg)) text = "Sign in to watch this show.";
+  else if (/expired/i.test(msg)) text = "Your sign-in expired.";
+  else if (/not yet valid/i.test(msg)) text = "Your sign-in is not valid yet.";
+  else text = "Your sign-in is not valid.";
+  return { text, detail, form: `${text} Paste a new viewer token, or watch only.` };
+}
+
+function onBannerAction() {
+  if (page.conn === "refused") return offerSignin(refusalText(page.refusal).form, true);
+  begin({ token: page.token, source: page.tokenSource });
+}
+
+// ---- UI events ---------------------------------------------------------------------------
+
+function bindUi() {
+  $("comment-form").addEventListener("submit", onCommentSubmit);
+  $("like").addEventListener("click", onLike);
+  $("jump").addEventListener("click", () => scrollFeedToBottom());
+  $("feed").addEventListener("scroll", onFeedScroll, { passive: true });
+  $("banner-action").addEventListener("click", onBannerAction);
+  $("signin-form").addEventListener("submit", onSigninSubmit);
+  $("watch-only").addEventListener("click", onWatchOnly);
+  $("signin-again").addEventListener("click", onSigninAgain);
+  $("shelf").addEventListener("click", onShelfClick);
+  $("shelf").addEventListener("change", onShelfChange);
+  $("mine-list").addEventListener("click", onShelfClick);
+  $("unmute").addEventListener("click", () => {
+    const video = $("stream");
+    if (video) {
+      video.muted = false;
+      video.play().catch(() => {});
+    }
+    show("unmute", false);
+  });
+  setInterval(tick, 250);
+}
+
+function connected() {
+  return page.conn === "live" && page.live && page.live.state.connection === "connected";
+}
+
+function onCommentSubmit(e) {
+  e.preventDefault();
+  if (page.readOnly || mutedLeft() > 0 || !connected()) return;
+  const input = $("comment-input");
+  const text = input.value.trim();
+  if (!text) return;
+  if (text.length > 500) return commentNote("Too long: 500 characters at most.");
+  commentNote(null);
+  page.live.comment(text).then(
+    () => {
+      if (input.value.trim() === text) input.value = "";
+    },
+    (err) => {
+      const message = String(err.message || "");
+      if (err.reason === "forbidden" && /muted/i.test(message)) {
+        const secs = Number((/(\d+)\s*more second/i.exec(message) || [])[1]) || 60;
+        page.mutedUntil = Date.now() + secs * 1000;
+        page.commentNote = null;
+        render();
+      } else if (err.reason === "rate_limited") {
+        commentNote("Slow down: you are sending too fast. Wait a few seconds, then send again.", SLOW_DOWN_MS);
+      } else {
+        commentNote(LH.errorText({ code: err.reason, message: err.detail && err.detail.message }));
+      }
+    },
+  );
+}
+
+function commentNote(text, forMs) {
+  page.commentNote = text ? { text, until: forMs ? Date.now() + forMs : Infinity } : null;
+  renderComposer();
+}
+
+function onLike() {
+  if (!connected() || page.readOnly) return;
+  page.likeQueued += 1;
+  bumpLikes(1);
+  if (page.likeTimer) return;
+  const wait = Math.max(0, page.likeLastSent + LIKE_WINDOW_MS - Date.now());
+  page.likeTimer = setTimeout(flushLikes, wait);
+}
+
+function flushLikes() {
+  page.likeTimer = null;
+  const count = Math.min(50, page.likeQueued);
+  if (count < 1) return;
+  page.likeQueued -= count;
+  page.likeLastSent = Date.now();
+  page.live.like(count).catch(() => {});
+  if (page.likeQueued > 0) page.likeTimer = setTimeout(flushLikes, LIKE_WINDOW_MS);
+}
+
+function bumpLikes(n) {
+  const node = $("likes");
+  node.textContent = String((Number(node.textContent) || 0) + n);
+  node.classList.remove("pop");
+  void node.offsetWidth; // restart the animation
+  node.classList.add("pop");
+}
+
+// ---- buying ------------------------------------------------------------------------------
+
+function uiOf(dealId) {
+  let u = page.ui.get(dealId);
+  if (!u) {
+    u = { busy: null, notice: null, qty: 1 };
+    page.ui.set(dealId, u);
   }
+  return u;
+}
 
-  function onReserved(m) {
-    const pend = state.pending.get(m.request_id);
-    state.pending.delete(m.request_id);
-    const d = state.deals.get(m.deal);
-    const p = pend ? state.buys.get(pend.key) : d ? purchaseFor(d) : null;
-    if (!p) return;
-    if (p.retryRid === m.request_id) p.retryRid = null;
-    if (!p.holds.some((h) => h.reservation === m.reservation)) {
-      p.holds.push({
-        reservation: m.reservation,
-        qty: Number(m.qty) || 1,
-        expires_at: Number(m.expires_at) || 0,
-        checkoutRid: null,
-        cancelRid: null,
+function onShelfChange(e) {
+  const sel = e.target.closest("select.qty");
+  if (!sel) return;
+  uiOf(sel.dataset.deal).qty = Number(sel.value) || 1;
+  render();
+}
+
+function onShelfClick(e) {
+  const btn = e.target.closest("button[data-action]");
+  if (!btn || btn.disabled) return;
+  const { action, deal, reservation } = btn.dataset;
+  if (action === "buy") buy(deal);
+  else if (action === "checkout") checkout(reservation);
+  else if (action === "cancel") cancel(reservation);
+}
+
+/** What a refused reserve means, on the deal's card. */
+const REFUSED = {
+  sold_out: "Sold out: the last one went just before your tap",
+  deal_not_live: "Too late: this deal has ended",
+  rate_limited: "Too many taps: wait a moment, then try again",
+  unavailable: "The shop could not answer: try again",
+  timeout: "No answer from the shop: try again",
+  disconnected: "The connection dropped: try again",
+};
+
+function buy(dealId) {
+  const d = page.live.deal(dealId);
+  if (!d || !connected()) return;
+  const u = uiOf(dealId);
+  const qty = Math.max(1, Math.min(u.qty || 1, qtyMax(d)));
+  u.busy = "reserve";
+  u.notice = null;
+  render();
+  page.live.reserve(dealId, qty).then(
+    (hold) => {
+      u.busy = null;
+      rememberDeal(d);
+      page.holds.set(hold.reservation, {
+        reservation: hold.reservation,
+        deal: dealId,
+        qty: hold.qty,
+        expires_at: Number(hold.expires_at),
+        busy: null,
+        notice: null,
       });
-    }
-    if (d && dealKey(d) === p.key && typeof m.remaining === "number") d.remaining = m.remaining;
-    p.notice = null;
+      u.qty = 1;
+      render();
+    },
+    (err) => {
+      u.busy = null;
+      const text =
+        err.reason === "limit_reached"
+          ? `You have reached the limit of ${d.per_user_limit} per person for this deal.`
+          : REFUSED[err.reason] || `Not bought: ${err.message}`;
+      u.notice = { kind: err.reason === "sold_out" ? "bad" : "warn", text, reason: err.reason, at: Date.now() };
+      // The hub counts holds and orders made elsewhere (another device): at the limit is at the limit.
+      if (err.reason === "limit_reached") u.limitHit = true;
+      render();
+    },
+  );
+}
+
+function checkout(reservation) {
+  const h = page.holds.get(reservation);
+  if (!h || h.busy || !connected()) return;
+  h.busy = "checkout";
+  h.notice = null;
+  render();
+  page.live.checkout(reservation).then(
+    (o) => {
+      page.holds.delete(reservation);
+      page.orders.set(o.order, { order: o.order, reservation, deal: o.deal, qty: o.qty, price_cents: o.price_cents, currency: o.currency });
+      render();
+    },
+    (err) => {
+      h.busy = null;
+      if (err.reason === "not_found") return holdEnded(reservation, "expired");
+      h.notice = REFUSED[err.reason] || `Not checked out: ${err.message}`;
+      render();
+    },
+  );
+}
+
+function cancel(reservation) {
+  const h = page.holds.get(reservation);
+  if (!h || h.busy || !connected()) return;
+  h.busy = "cancel";
+  render();
+  page.live.cancel(reservation).then(
+    () => {
+      page.holds.delete(reservation);
+      uiOf(h.deal).notice = { kind: "info", text: "Hold cancelled: the item went back on sale" };
+      render();
+    },
+    (err) => {
+      h.busy = null;
+      if (err.reason === "not_found") return holdEnded(reservation, "hold_gone");
+      h.notice = REFUSED[err.reason] || `Not cancelled: ${err.message}`;
+      render();
+    },
+  );
+}
+
+/** A hold that is no more (expired, or lost in a restart): said once, under the shelf. */
+function holdEnded(reservation, why) {
+  const h = page.holds.get(reservation);
+  if (!h) return;
+  page.holds.delete(reservation);
+  const t = titleOf(h.deal);
+  const text =
+    why === "restart"
+      ? `Your hold ended when the show restarted: ${h.qty} × ${t.title}`
+      : `Your hold on ${h.qty} × ${t.title} expired before checkout`;
+  page.notes.push({ key: `${why}:${reservation}`, text, until: Date.now() + NOTE_MS });
+  render();
+}
+
+function rememberDeal(d) {
+  page.titles.set(d.id, { title: d.title || d.product_id, price_cents: d.price_cents, currency: d.currency });
+}
+
+function titleOf(dealId) {
+  const d = page.live && page.live.deal(dealId);
+  if (d) rememberDeal(d);
+  return page.titles.get(dealId) || { title: dealId, price_cents: 0, currency: "USD" };
+}
+
+/** Units of a deal this shopper holds or bought. */
+function unitsOf(dealId) {
+  let n = 0;
+  for (const h of page.holds.values()) if (h.deal === dealId) n += h.qty;
+  for (const o of page.orders.values()) if (o.deal === dealId) n += o.qty;
+  return n;
+}
+
+function qtyMax(d) {
+  const limit = Number(d.per_user_limit) || 1;
+  return Math.max(1, Math.min(QTY_MAX, limit - unitsOf(d.id), Math.max(1, Number(d.remaining) || 0)));
+}
+
+function buysKey() {
+  return page.user ? `livehub.viewer.buys.${page.room}.${page.user}` : null;
+}
+
+function saveBuys() {
+  const key = buysKey();
+  if (!key) return;
+  const holds = [...page.holds.values()].map(({ reservation, deal, qty, expires_at }) => ({ reservation, deal, qty, expires_at }));
+  const orders = [...page.orders.values()];
+  const titles = {};
+  for (const x of [...holds, ...orders]) titles[x.deal] = titleOf(x.deal);
+  const json = JSON.stringify({ holds, orders, titles });
+  if (LH.session(key) !== json) LH.session(key, holds.length || orders.length ? json : null);
+}
+
+function restoreBuys() {
+  let kept;
+  try {
+    kept = JSON.parse(LH.session(buysKey()) || "null");
+  } catch (_) {
+    kept = null;
   }
-
-  function onRejected(m) {
-    const pend = state.pending.get(m.request_id);
-    // An answer to nothing this page is waiting for says nothing about what it shows.
-    if (!pend || !PURCHASE.has(pend.kind)) return;
-    state.pending.delete(m.request_id);
-    const p = state.buys.get(pend.key);
-    if (!p) return;
-    const d = dealOf(p);
-    if (pend.kind === "reserve") {
-      if (m.reason !== "unavailable") p.retryRid = null;
-      if (m.reason === "limit_reached") p.limitHit = true;
-      if (m.reason === "sold_out" && d) d.remaining = 0; // the stock event follows
-      if (m.reason === "deal_not_live" && d) d.status = "ended";
-      p.notice = { kind: m.reason, at: Date.now() };
-    } else if (m.reason === "not_found") {
-      endHold(p, pend.reservation, pend.kind === "cancel" ? "released" : "hold_gone");
-    } else {
-      p.notice = { kind: "hold_retry", at: Date.now() };
-    }
+  if (!kept) return;
+  for (const [id, t] of Object.entries(kept.titles || {})) page.titles.set(id, t);
+  const now = Date.now();
+  for (const h of kept.holds || []) {
+    if (h.expires_at > now) page.holds.set(h.reservation, { ...h, busy: null, notice: null });
   }
+  for (const o of kept.orders || []) page.orders.set(o.order, o);
+}
 
-  function onOrder(m) {
-    const pend = state.pending.get(m.request_id);
-    state.pending.delete(m.request_id);
-    const found = findHold(m.reservation);
-    let p = found ? found.p : pend ? state.buys.get(pend.key) : null;
-    if (!p) {
-      const d = state.deals.get(m.deal);
-      if (!d) return;
-      p = purchaseFor(d);
-    }
-    p.holds = p.holds.filter((h) => h.reservation !== m.reservation);
-    if (!p.orders.some((o) => o.order === m.order)) {
-      p.orders.push({
-        order: m.order,
-        qty: Number(m.qty) || 1,
-        price_cents: m.price_cents,
-        currency: m.currency,
-      });
-    }
-    p.notice = null;
+// ---- feed --------------------------------------------------------------------------------
+
+function rebuildFeed(recent) {
+  $("feed").textContent = "";
+  for (const c of recent) addComment(c, true);
+  scrollFeedToBottom();
+}
+
+function addComment(c, quiet) {
+  const feed = $("feed");
+  if (feed.querySelector(`.comment[data-id="${CSS.escape(String(c.id))}"]`)) return;
+  const mine = page.user && c.user === page.user;
+  const item = el(
+    "li",
+    { className: "comment" + (mine ? " mine" : ""), dataset: { id: c.id, seq: c.seq, user: c.user }, title: LH.formatTime(c.ts) },
+    el("span", { className: "name", text: c.name || c.user }),
+    el("span", { className: "text", text: c.text }),
+  );
+  appendFeedItem(item, quiet);
+}
+
+function addAnnouncement(a) {
+  if (page.feedAnnouncements.has(a.seq)) return;
+  page.feedAnnouncements.add(a.seq);
+  const item = el(
+    "li",
+    { className: "announcement", dataset: { seq: a.seq } },
+    el("span", { className: "badge", text: "Host" }),
+    el("span", { className: "text", text: a.text }),
+  );
+  appendFeedItem(item, false);
+}
+
+function removeComment(id) {
+  const node = $("feed").querySelector(`.comment[data-id="${CSS.escape(String(id))}"]`);
+  if (node) node.remove();
+}
+
+function appendFeedItem(item, quiet) {
+  const feed = $("feed");
+  feed.append(item);
+  while (feed.children.length > FEED_MAX) feed.firstElementChild.remove();
+  if (quiet) return;
+  if (page.stickToBottom) scrollFeedToBottom();
+  else show("jump", true);
+}
+
+function onFeedScroll() {
+  const feed = $("feed");
+  page.stickToBottom = feed.scrollHeight - feed.scrollTop - feed.clientHeight <= STICK_PX;
+  if (page.stickToBottom) show("jump", false);
+}
+
+function scrollFeedToBottom() {
+  const feed = $("feed");
+  feed.scrollTop = feed.scrollHeight;
+  page.stickToBottom = true;
+  show("jump", false);
+}
+
+// ---- the stage ---------------------------------------------------------------------------
+
+/** The room's stream (state.stream, set by the host) or the hub's pages.stream_url. */
+function streamUrl() {
+  const s = page.live ? page.live.state.stream : null;
+  const url = s || (page.info && page.info.stream_url) || "";
+  return LH.safeMediaUrl(url) ? url : "";
+}
+
+function renderStream() {
+  const url = streamUrl();
+  if (url === page.stream) return;
+  page.stream = url;
+  const box = $("stage-media");
+  if (page.hls) {
+    page.hls.destroy();
+    page.hls = null;
   }
-
-  function onReleased(m) {
-    state.pending.delete(m.request_id);
-    const found = findHold(m.reservation);
-    if (found) endHold(found.p, m.reservation, "released");
+  box.textContent = "";
+  $("stage").classList.toggle("has-video", !!url);
+  show("unmute", !!url);
+  if (!url) {
+    box.append(el("div", { className: "stage-placeholder" }, el("span", { text: "No video right now" })));
+    return;
   }
-
-  function onAck(m) {
-    const pend = state.pending.get(m.request_id);
-    if (!pend) return;
-    state.pending.delete(m.request_id);
-    if (pend.kind === "comment") {
-      const input = $("comment-input");
-      if (input.value.trim() === pend.text) input.value = "";
-      state.commentNote = null;
-    }
-  }
-
-  function onError(m) {
-    const pend = m.request_id ? state.pending.get(m.request_id) : null;
-    if (pend) state.pending.delete(m.request_id);
-    const code = String(m.code || "");
-    const message = String(m.message || "");
-    if (pend && PURCHASE.has(pend.kind)) {
-      const p = state.buys.get(pend.key);
-      if (!p) return;
-      if (pend.kind === "reserve" && code !== "unavailable") p.retryRid = null;
-      p.notice = { kind: "error", text: LH.errorText(m), at: Date.now() };
-      return;
-    }
-    // The comment box's refusals (and a frame refused without a request id).
-    const muted = code === "forbidden" && /muted/i.test(message);
-    if (muted) {
-      const secs = Number((/(\d+)\s*more second/i.exec(message) || [])[1]) || 60;
-      state.mutedUntil = Date.now() + secs * 1000;
-      state.commentNote = null;
-    } else if (code === "rate_limited") {
-      commentNote("Slow down: you are sending too fast. Wait a few seconds, then send again.", SLOW_DOWN_MS);
-    } else {
-      commentNote(LH.errorText(m));
-    }
-  }
-
-  // ---- feed ------------------------------------------------------------------------------
-
-  function rebuildFeed(recent) {
-    $("feed").textContent = "";
-    for (const c of recent) addComment(c, true);
-    scrollFeedToBottom();
-  }
-
-  function addComment(c, quiet) {
-    const feed = $("feed");
-    if (feed.querySelector(`.comment[data-id="${CSS.escape(String(c.id))}"]`)) return;
-    const mine = state.you && c.user === state.you.user;
-    const item = el(
-      "li",
-      {
-        className: "comment" + (mine ? " mine" : ""),
-        dataset: { id: c.id, seq: c.seq, user: c.user },
-        title: LH.formatTime(c.ts),
-      },
-      el("span", { className: "name", text: c.name || c.user }),
-      el("span", { className: "text", text: c.text }),
-    );
-    appendFeedItem(item, quiet);
-  }
-
-  function addAnnouncement(a) {
-    const item = el(
-      "li",
-      { className: "announcement", dataset: { seq: a.seq } },
-      el("span", { className: "badge", text: "Host" }),
-      el("span", { className: "text", text: a.text }),
-    );
-    appendFeedItem(item, false);
-  }
-
-  function removeComment(id) {
-    const node = $("feed").querySelector(`.comment[data-id="${CSS.escape(String(id))}"]`);
-    if (node) node.remove();
-  }
-
-  function appendFeedItem(item, quiet) {
-    const feed = $("feed");
-    feed.append(item);
-    while (feed.children.length > FEED_MAX) feed.firstElementChild.remove();
-    if (quiet) return;
-    if (state.stickToBottom) scrollFeedToBottom();
-    else show("jump", true);
-  }
-
-  function onFeedScroll() {
-    const feed = $("feed");
-    state.stickToBottom = feed.scrollHeight - feed.scrollTop - feed.clientHeight <= STICK_PX;
-    if (state.stickToBottom) show("jump", false);
-  }
-
-  function scrollFeedToBottom() {
-    const feed = $("feed");
-    feed.scrollTop = feed.scrollHeight;
-    state.stickToBottom = true;
-    show("jump", false);
-  }
-
-  // ---- products and deals ----------------------------------------------------------------
-
-  function setPinned(product) {
-    state.pinned = product;
-    if (product && product.id) state.products.set(product.id, product);
-    const card = $("pinned");
-    if (!product) return;
-    const title = product.title || product.id;
-    card.querySelector(".title").textContent = title;
-    card.querySelector(".price").textContent = LH.formatMoney(product.price_cents, product.currency);
-    setMedia(card.querySelector(".media"), product.image_url, title);
-  }
-
-  /** Adds or updates a deal. A deal id the hub reuses for a new deal goes to the end. */
-  function upsertDeal(deal) {
-    if (!deal || !deal.id) return;
-    const known = state.deals.get(deal.id);
-    if (known && dealKey(known) !== dealKey(deal)) {
-      state.dealOrder = state.dealOrder.filter((id) => id !== deal.id);
-    }
-    if (!known || dealKey(known) !== dealKey(deal)) state.dealOrder.push(deal.id);
-    state.deals.set(deal.id, Object.assign({}, deal));
-  }
-
-  /** The product a deal is for, when it was pinned on this page (for its regular price). */
-  function productOf(d) {
-    return state.products.get(d.product_id) || null;
-  }
-
-  /** The deal's product title: the hub carries it in every deal. */
-  function dealTitle(d) {
-    return (typeof d.title === "string" && d.title) || d.product_id || d.id;
-  }
-
-  /** The deal on the card: the most recently started live deal, else the most recent one. */
-  function currentDeal() {
-    const ids = state.dealOrder;
-    for (let i = ids.length - 1; i >= 0; i--) {
-      const d = state.deals.get(ids[i]);
-      if (d && displayStatus(d) === "live") return d;
-    }
-    return ids.length ? state.deals.get(ids[ids.length - 1]) : null;
-  }
-
-  function displayStatus(d) {
-    if (d.status === "ended" || (d.ends_at && d.ends_at <= Date.now())) return "ended";
-    if (d.status === "sold_out" || Number(d.remaining) <= 0) return "sold_out";
-    return "live";
-  }
-
-  function atLimit(p) {
-    return p.limitHit || unitsOf(p) >= p.limit;
-  }
-
-  /** A product picture, or (no picture, or it fails to load) a tile with the title's initial. */
-  function setMedia(box, url, title) {
-    const src = LH.safeMediaUrl(url) && !state.brokenImages.has(url) ? url : "";
-    const letter = (String(title || "").trim()[0] || "?").toUpperCase();
-    const sig = src ? `img:${src}` : `letter:${letter}`;
-    if (box.dataset.sig === sig) return;
-    box.dataset.sig = sig;
-    box.textContent = "";
-    box.classList.toggle("is-empty", !src);
-    if (!src) {
-      box.append(el("span", { className: "media-letter", text: letter }));
-      return;
-    }
-    // alt="": the title is printed next to the picture, and a broken picture must not show it.
-    const img = el("img", { attrs: { alt: "", loading: "lazy", decoding: "async", referrerpolicy: "no-referrer" } });
-    img.addEventListener("error", () => {
-      state.brokenImages.add(url);
-      if (box.dataset.sig === sig) setMedia(box, url, title);
+  // No native controls: on a phone they would sit under the chat lines; "Tap for sound" unmutes.
+  const video = el("video", { attrs: { id: "stream", autoplay: "", playsinline: "" } });
+  video.muted = true; // browsers play muted video by themselves; the viewer unmutes
+  video.setAttribute("muted", "");
+  box.append(video);
+  const isHls = /\.m3u8(\?|#|$)/i.test(new URL(url, location.href).pathname + new URL(url, location.href).search);
+  const Hls = window.Hls;
+  if (isHls && Hls && Hls.isSupported()) {
+    const hls = new Hls({ enableWorker: false });
+    page.hls = hls;
+    hls.on(Hls.Events.ERROR, (_, data) => {
+      video.dataset.hlsError = data.details; // for whoever debugs a stream that does not play
+      if (!data.fatal) return;
+      if (data.type === Hls.ErrorTypes.NETWORK_ERROR) hls.startLoad();
+      else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
     });
-    img.src = src;
-    box.append(img);
+    hls.loadSource(url);
+    hls.attachMedia(video);
+  } else {
+    video.src = url; // native HLS (Safari, iOS) or a plain video file
   }
+  video.play().catch(() => {});
+}
 
-  // ---- rendering -------------------------------------------------------------------------
+// ---- rendering ---------------------------------------------------------------------------
 
-  function put(node, text) {
-    const t = text === null || text === undefined ? "" : String(text);
-    if (node.textContent !== t) node.textContent = t;
+function put(node, text) {
+  const t = text === null || text === undefined ? "" : String(text);
+  if (node.textContent !== t) node.textContent = t;
+}
+
+function mutedLeft() {
+  return Math.max(0, page.mutedUntil - Date.now());
+}
+
+function render() {
+  const s = page.live ? page.live.state : null;
+  if (s) {
+    put($("viewers"), s.viewers);
+    if (!page.likeTimer) put($("likes"), s.likes);
   }
+  renderStream();
+  renderBanner();
+  renderOnAir();
+  renderAnnouncement();
+  renderShelf();
+  renderMine();
+  renderComposer();
+  saveBuys();
+}
 
-  function mutedLeft() {
-    return Math.max(0, state.mutedUntil - Date.now());
+function bannerFor() {
+  const s = page.conn;
+  if (s === "refused") {
+    const r = refusalText(page.refusal);
+    return { tone: "bad", text: r.text + " Sign in again to watch, chat and buy.", detail: r.detail, action: "Sign in" };
   }
-
-  function render() {
-    saveBuys();
-    renderBanner();
-    renderOnAir();
-    renderDeal();
-    renderPinned();
-    renderMine();
-    renderComposer();
+  if (s === "policy") {
+    return { tone: "bad", text: "Disconnected: the hub closed this connection (too many messages). Buying is paused.", action: "Reconnect" };
   }
-
-  /** What a refusal means for the shopper: the banner line and the sign-in form's note. */
-  function refusalText(r) {
-    const msg = (r && r.message) || "";
-    const detail = r ? `${r.code || r.status}${msg ? ": " + msg : ""}` : "";
-    let text;
-    if (r && r.status === 403) text = "This sign-in is for another show.";
-    else if (/missing/i.test(msg)) text = "Sign in to watch this show.";
-    else if (/expired/i.test(msg)) text = "Your sign-in expired.";
-    else if (/not yet valid/i.test(msg)) text = "Your sign-in is not valid yet.";
-    else text = "Your sign-in is not valid.";
-    return { text, detail, form: `${text} Paste a new viewer token, or watch only.` };
+  if (s === "reconnecting" || (s === "connecting" && page.everLive)) {
+    return { tone: "warn", text: "Connection lost. Reconnecting… Buying is paused until it is back." };
   }
+  if (s === "not_live") {
+    return { tone: "info", text: "The show has not started yet. This page joins by itself when the host goes live." };
+  }
+  const muted = mutedLeft();
+  if (s === "live" && muted > 0) {
+    return { tone: "warn", text: `The host muted you: you can comment again in ${LH.formatCountdown(muted)}. You can still watch and buy.` };
+  }
+  return null;
+}
 
-  function bannerFor() {
-    const s = state.conn;
-    if (s === "refused") {
-      const r = refusalText(state.refusal);
-      return { tone: "bad", text: r.text + " Sign in again to watch, chat and buy.", detail: r.detail, action: "Sign in" };
+function renderBanner() {
+  const b = bannerFor();
+  const banner = $("banner");
+  show(banner, !!b);
+  document.body.classList.toggle("has-banner", !!b);
+  if (!b) return;
+  banner.className = `banner ${b.tone}`;
+  banner.dataset.state = page.conn;
+  const text = $("banner-text");
+  const full = b.text + (b.detail ? ` (${b.detail})` : "");
+  if (text.textContent !== full) {
+    text.textContent = b.text;
+    if (b.detail) text.append(" ", el("span", { className: "banner-detail", text: `(${b.detail})` }));
+  }
+  const action = $("banner-action");
+  put(action, b.action || "");
+  show(action, !!b.action);
+}
+
+const ON_AIR = { live: "Live", not_live: "Starting soon", policy: "Disconnected", refused: "Signed out" };
+
+function renderOnAir() {
+  put($("stage-label"), ON_AIR[page.conn] || (page.everLive ? "Reconnecting…" : "Connecting…"));
+  $("stage").classList.toggle("off-air", page.conn !== "live");
+}
+
+function renderAnnouncement() {
+  const a = page.live ? page.live.state.announcement : null;
+  show("announcement", !!(a && a.text));
+  put($("announcement-text"), a ? a.text : "");
+}
+
+/** A deal's state as a shopper reads it. */
+function phase(d) {
+  if (d.status === "ended" || d.ends_at <= Date.now()) return "ended";
+  if (d.status === "sold_out" || Number(d.remaining) <= 0) return "claimed";
+  return "live";
+}
+
+const BADGE = { live: ["Live", "live"], claimed: ["All claimed", "sold_out"], ended: ["Ended", "ended"] };
+
+function renderShelf() {
+  const s = page.live ? page.live.state : null;
+  const deals = s ? s.deals : [];
+  const shelf = $("shelf");
+  const pinned = s ? s.pinned : null;
+  // The pinned product's own card, when no deal on the shelf sells it.
+  const pinnedDeal = pinned && deals.some((d) => d.product_id === pinned.id && phase(d) !== "ended");
+  renderPinned(pinned && !pinnedDeal ? pinned : null);
+  const seen = new Set();
+  let after = $("pinned");
+  for (const d of deals) {
+    seen.add(d.id);
+    rememberDeal(d);
+    let card = page.cards.get(d.id);
+    if (!card) {
+      card = buildCard(d);
+      page.cards.set(d.id, card);
     }
-    if (s === "policy") {
-      return {
-        tone: "bad",
-        text: "Disconnected: the hub closed this connection (too many messages). Buying is paused.",
-        action: "Reconnect",
-      };
-    }
-    if (s === "reconnecting" || (s === "connecting" && state.everLive)) {
-      return state.everLive
-        ? { tone: "warn", text: "Connection lost. Reconnecting… Buying is paused until it is back.", action: "Retry now" }
-        : { tone: "warn", text: "Cannot reach the show. Retrying…", action: "Retry now" };
-    }
-    if (s === "not_live") {
-      return { tone: "info", text: "The show has not started yet. This page joins by itself when the host goes live." };
-    }
-    const muted = mutedLeft();
-    if (s === "live" && muted > 0) {
-      return {
-        tone: "warn",
-        text: `The host muted you: you can comment again in ${LH.formatCountdown(muted)}. You can still watch and buy.`,
-      };
-    }
-    return null;
+    if (after.nextElementSibling !== card.node) after.after(card.node);
+    after = card.node;
+    updateCard(card, d, pinned);
   }
-
-  function renderBanner() {
-    const b = bannerFor();
-    const banner = $("banner");
-    show(banner, !!b);
-    document.body.classList.toggle("has-banner", !!b);
-    if (!b) return;
-    banner.className = `banner ${b.tone}`;
-    banner.dataset.state = state.conn;
-    const text = $("banner-text");
-    const full = b.text + (b.detail ? ` (${b.detail})` : "");
-    if (text.textContent !== full) {
-      text.textContent = b.text;
-      if (b.detail) text.append(" ", el("span", { className: "banner-detail", text: `(${b.detail})` }));
-    }
-    const action = $("banner-action");
-    put(action, b.action || "");
-    show(action, !!b.action);
-  }
-
-  const ON_AIR = {
-    live: "Live",
-    not_live: "Starting soon",
-    policy: "Disconnected",
-    refused: "Signed out",
-  };
-
-  /** The stage says Live only while this page is in the room. */
-  function renderOnAir() {
-    const s = state.conn;
-    const label = $("stage-label");
-    if (label) put(label, ON_AIR[s] || (state.everLive ? "Reconnecting…" : "Connecting…"));
-    $("stage").classList.toggle("off-air", s !== "live");
-  }
-
-  const STATUS_LABEL = { live: "Live", sold_out: "Sold out", ended: "Deal over", paused: "Paused" };
-
-  function renderDeal() {
-    const d = currentDeal();
-    const card = $("deal");
-    show(card, !!d);
-    if (!d) return;
-    const p = purchaseFor(d);
-    const product = productOf(d);
-    const title = dealTitle(d);
-    card.dataset.id = d.id;
-    card.dataset.key = p.key;
-    put(card.querySelector(".title"), title);
-    put(card.querySelector(".price"), LH.formatMoney(d.price_cents, d.currency));
-    const was = product && product.price_cents > d.price_cents;
-    put(card.querySelector(".was"), was ? LH.formatMoney(product.price_cents, product.currency) : "");
-    setMedia(card.querySelector(".media"), d.image_url || (product && product.image_url), title);
-    const remaining = Math.max(0, Number(d.remaining) || 0);
-    const stock = Math.max(1, Number(d.stock) || 1);
-    put($("deal-left"), `${remaining} left`);
-    $("deal-bar").style.width = `${Math.min(100, (remaining / stock) * 100).toFixed(1)}%`;
-    const st = displayStatus(d);
-    const badge = $("deal-status");
-    // Out of the room, the page cannot vouch that the deal is still live.
-    const shown = st === "live" && !isConnected() ? "paused" : st;
-    put(badge, STATUS_LABEL[shown]);
-    badge.className = "badge " + shown;
-    card.classList.toggle("is-over", st !== "live");
-    const units = unitsOf(p);
-    put(
-      card.querySelector(".deal-limit"),
-      `Limit ${p.limit} per person` + (units ? ` · you have ${units}` : ""),
-    );
-    const left = (Number(d.ends_at) || 0) - Date.now();
-    put(card.querySelector(".countdown"), st === "ended" || left <= 0 ? "ended" : `ends in ${LH.formatCountdown(left)}`);
-    renderBuy(d, p, st);
-    renderCardHold(p);
-    const note = noticeText(p, d);
-    const result = $("buy-result");
-    put(result, note ? note.text : "");
-    result.className = "result" + (note ? " " + note.tone : "");
-    show(result, !!note);
-    renderOrders($("order"), p);
-  }
-
-  function renderBuy(d, p, st) {
-    const buy = $("buy");
-    const holding = p.holds.length > 0;
-    show(buy, !holding); // while holding, Checkout is the action
-    let label;
-    let enabled = false;
-    if (state.readOnly) [label, enabled] = ["Sign in to buy", true];
-    else if (st === "ended") label = "Deal over";
-    else if (!isConnected()) label = "Paused: reconnecting…";
-    else if (st === "sold_out") label = "Sold out";
-    else if (atLimit(p)) label = `Limit reached (${p.limit} per person)`;
-    else if (reserving(p)) label = "Reserving…";
-    else if (p.retryRid) [label, enabled] = ["Try again", true];
-    else [label, enabled] = [`${unitsOf(p) ? "Buy another" : "Buy now"} · ${LH.formatMoney(d.price_cents, d.currency)}`, true];
-    put(buy, label);
-    buy.disabled = !enabled;
-    buy.dataset.state = enabled ? "ready" : "off";
-  }
-
-  /** The card's hold: the oldest hold on the card's deal (any others are listed below). */
-  function cardHold() {
-    const d = currentDeal();
-    const p = d && state.buys.get(dealKey(d));
-    return p && p.holds.length ? p.holds[0] : null;
-  }
-
-  function renderCardHold(p) {
-    const hold = p.holds[0] || null;
-    show("hold", !!hold);
-    if (!hold) return;
-    put($("hold").querySelector(".hold-what"), `${hold.qty} × ${p.title} at ${LH.formatMoney(p.price_cents, p.currency)}`);
-    renderHoldButtons(hold, $("checkout"), $("cancel"));
-  }
-
-  function renderHoldButtons(hold, checkoutBtn, cancelBtn) {
-    const left = LH.formatCountdown(hold.expires_at - Date.now());
-    const connected = isConnected();
-    const checkingOut = waiting(hold.checkoutRid);
-    const cancelling = waiting(hold.cancelRid);
-    let label = `Checkout · ${left}`;
-    if (checkingOut) label = "Checking out…";
-    else if (!connected) label = `Checkout paused · ${left}`;
-    put(checkoutBtn, label);
-    checkoutBtn.disabled = !connected || checkingOut || cancelling;
-    put(cancelBtn, cancelling ? "Cancelling…" : "Cancel hold");
-    cancelBtn.disabled = !connected || checkingOut || cancelling;
-  }
-
-  /** The purchase's last outcome, while the state it describes lasts; null otherwise. */
-  function noticeText(p, d) {
-    const holding = p.holds.length > 0;
-    const st = d ? displayStatus(d) : "ended";
-    const n = p.notice;
-    if (!n) {
-      if (p.retryRid && !reserving(p) && !holding && st === "live") {
-        return { text: "No answer from the shop yet. Tap Try again: it will not reserve twice.", tone: "warn" };
-      }
-      return null;
-    }
-    if (n.kind === "error") return { text: n.text, tone: "bad" };
-    if (n.kind === "hold_retry") {
-      return holding ? { text: "The shop did not answer. Tap Checkout again.", tone: "warn" } : null;
-    }
-    if (holding || reserving(p)) return null;
-    switch (n.kind) {
-      case "sold_out":
-        return st === "sold_out" ? { text: "Sold out: the last one went just before your tap.", tone: "bad" } : null;
-      case "limit_reached":
-        return p.limitHit ? { text: `You have reached the limit of ${p.limit} per person for this deal.`, tone: "warn" } : null;
-      case "unavailable":
-        return p.retryRid && st === "live" ? { text: "The shop did not answer. Tap Try again: it will not reserve twice.", tone: "warn" } : null;
-      case "expired":
-        return { text: "Your hold expired and went back on sale.", tone: "bad" };
-      case "hold_gone":
-        return { text: "Your hold had already ended, so it could not be checked out.", tone: "bad" };
-      case "released":
-        return { text: "Hold cancelled: it went back on sale.", tone: "info" };
-      case "lost":
-        return { text: "Your hold ended when the show restarted.", tone: "bad" };
-      default:
-        return null; // deal_not_live: the card says "Deal over"
+  for (const [id, card] of page.cards) {
+    if (!seen.has(id)) {
+      card.node.remove();
+      page.cards.delete(id);
     }
   }
+  show("shelf-empty", deals.length === 0 && !pinned);
+  const live = deals.filter((d) => phase(d) !== "ended").length;
+  put($("shelf-count"), live ? `${live} live` : "");
+}
 
-  function orderText(o, p) {
-    return `Order ${o.order} confirmed · ${o.qty} × ${p.title} · ${LH.formatMoney(o.price_cents, o.currency)}`;
+function renderPinned(product) {
+  const card = $("pinned");
+  show(card, !!product);
+  if (!product) return;
+  const title = product.title || product.id;
+  put(card.querySelector(".title"), title);
+  put(card.querySelector(".price"), LH.formatMoney(product.price_cents, product.currency));
+  setMedia(card.querySelector(".media"), product.image_url, title);
+}
+
+function buildCard(d) {
+  const q = (cls, tag = "div", props = {}) => el(tag, { className: cls, ...props });
+  const c = {};
+  c.media = q("media deal-media", "div", { attrs: { "aria-hidden": "true" } });
+  c.eyebrow = q("eyebrow", "span", { text: "Flash deal" });
+  c.badge = q("badge deal-status", "span");
+  c.title = q("deal-title title");
+  c.price = q("price", "span");
+  c.was = q("was", "s");
+  c.left = q("deal-left", "span");
+  c.countdown = q("countdown", "span", { attrs: { "aria-label": "Time left" } });
+  c.barFill = q("bar-fill");
+  c.status = q("deal-state");
+  c.limit = q("deal-limit muted");
+  c.qty = el("select", { className: "qty", dataset: { deal: d.id }, attrs: { "aria-label": "Quantity" } });
+  c.buy = el("button", { className: "buy", type: "button", dataset: { action: "buy", deal: d.id } });
+  c.buyRow = el("div", { className: "buy-row" }, el("label", { className: "qty-label" }, el("span", { className: "muted", text: "Qty" }), c.qty), c.buy);
+  c.holds = q("holds");
+  c.result = q("result", "div", { attrs: { role: "status" } });
+  c.orders = q("order", "ul");
+  c.node = el(
+    "article",
+    { className: "card deal-card", dataset: { deal: d.id }, attrs: { id: `deal-${d.id}` } },
+    el(
+      "div",
+      { className: "deal-top" },
+      c.media,
+      el("div", { className: "deal-main" }, el("div", { className: "deal-head" }, c.eyebrow, c.badge), c.title, el("div", { className: "deal-prices" }, c.price, c.was)),
+    ),
+    el("div", { className: "deal-meta" }, c.left, c.countdown),
+    el("div", { className: "bar" }, c.barFill),
+    c.status,
+    c.limit,
+    c.buyRow,
+    c.holds,
+    c.result,
+    c.orders,
+  );
+  c.qtyMax = 0;
+  return c;
+}
+
+function updateCard(c, d, pinned) {
+  const ph = connected() || phase(d) === "ended" ? phase(d) : "paused";
+  const title = d.title || d.product_id;
+  const isPinned = !!(pinned && pinned.id === d.product_id);
+  c.node.classList.toggle("is-pinned", isPinned);
+  c.node.classList.toggle("is-over", ph === "ended");
+  c.node.classList.toggle("is-claimed", ph === "claimed");
+  put(c.eyebrow, isPinned ? "Pinned · flash deal" : "Flash deal");
+  const [badgeText, badgeClass] = ph === "paused" ? ["Paused", "paused"] : BADGE[ph];
+  put(c.badge, badgeText);
+  c.badge.className = `badge deal-status ${badgeClass}`;
+  put(c.title, title);
+  setMedia(c.media, d.image_url, title);
+  put(c.price, LH.formatMoney(d.price_cents, d.currency));
+  const was = isPinned && Number(pinned.price_cents) > Number(d.price_cents);
+  put(c.was, was ? LH.formatMoney(pinned.price_cents, pinned.currency) : "");
+  const remaining = Math.max(0, Number(d.remaining) || 0);
+  const left = d.ends_at - Date.now();
+  const over = phase(d) === "ended";
+  // Ended and all-claimed say so in the line under the bar; no count then.
+  put(c.left, over || phase(d) === "claimed" ? "" : `${remaining} left`);
+  show(c.barFill.parentElement, !over);
+  put(c.countdown, over ? "" : `ends in ${LH.formatCountdown(left)}`);
+  c.barFill.style.width = `${over ? 0 : Math.round((100 * remaining) / Math.max(1, Number(d.stock) || 1))}%`;
+  put(c.status, over ? "Ended" : phase(d) === "claimed" ? "All claimed: unpaid holds may come back" : "");
+  show(c.status, over || phase(d) === "claimed");
+  c.status.className = `deal-state ${over ? "ended" : "claimed"}`;
+
+  const units = unitsOf(d.id);
+  const limit = Number(d.per_user_limit) || 1;
+  put(c.limit, `Limit ${limit} per person${units ? ` · you have ${units}` : ""}`);
+  show(c.limit, !over);
+
+  const u = uiOf(d.id);
+  const holds = [...page.holds.values()].filter((h) => h.deal === d.id);
+  // Buy: hidden during a hold (Checkout is the action) and once the deal is over.
+  show(c.buyRow, holds.length === 0 && !over);
+  const max = qtyMax(d);
+  if (c.qtyMax !== max) {
+    c.qtyMax = max;
+    c.qty.textContent = "";
+    for (let i = 1; i <= max; i++) c.qty.append(el("option", { text: String(i), attrs: { value: String(i) } }));
   }
-
-  function renderOrders(list, p) {
-    syncRows(
-      list,
-      p.orders.map((o) => ({
-        key: `o:${o.order}`,
-        build: () => el("li", { className: "order-line" }),
-        update: (li) => put(li, `✓ ${orderText(o, p)}`),
-      })),
-    );
-    show(list, p.orders.length > 0);
+  u.qty = Math.min(Math.max(1, u.qty || 1), max);
+  if (c.qty.value !== String(u.qty)) c.qty.value = String(u.qty);
+  let label;
+  let enabled = false;
+  if (page.readOnly) label = "Sign in to buy";
+  else if (ph === "paused") label = "Paused: reconnecting";
+  else if (ph === "claimed") label = "All claimed";
+  else if (units >= limit || u.limitHit) label = `Limit reached (${limit} per person)`;
+  else if (u.busy === "reserve") label = "Reserving…";
+  else {
+    const price = LH.formatMoney(d.price_cents * u.qty, d.currency);
+    label = u.qty > 1 ? `Buy ${u.qty} · ${price}` : `${units ? "Buy another" : "Buy now"} · ${price}`;
+    enabled = true;
   }
+  put(c.buy, label);
+  c.buy.disabled = !enabled;
+  c.qty.disabled = !enabled || max <= 1;
 
-  /** The card hides the pinned product while it is selling that very product. */
-  function renderPinned() {
-    const pinned = state.pinned;
-    const d = currentDeal();
-    const onCard = d && displayStatus(d) !== "ended" && d.product_id === (pinned && pinned.id);
-    show("pinned", !!pinned && !onCard);
+  // Holds on this deal, each with its Checkout and Cancel.
+  syncHolds(c.holds, holds, d);
+
+  // The last refusal, while it still describes the deal.
+  // "Sold out: the last one went..." is dropped once units are back on sale (a hold returned),
+  // after a moment: the stock reading of the race may still be on its way.
+  if (u.notice && u.notice.reason === "sold_out" && phase(d) === "live" && remaining > 0 && Date.now() - u.notice.at > 2000) {
+    u.notice = null;
   }
+  const notice = u.notice;
+  put(c.result, notice ? notice.text : "");
+  c.result.className = `result ${notice ? notice.kind : ""}`;
+  show(c.result, !!notice);
 
-  /** Holds and orders on deals that are not on the card, each naming its product. */
-  function renderMine() {
-    const d = currentDeal();
-    const cardKey = d ? dealKey(d) : null;
-    const rows = [];
-    const now = Date.now();
-    for (const p of state.buys.values()) {
-      const onCard = p.key === cardKey;
-      p.holds.forEach((hold, i) => {
-        if (onCard && i === 0) return;
-        rows.push({ key: `h:${hold.reservation}`, build: () => buildHoldRow(hold.reservation), update: (li) => updateHoldRow(li, p, hold) });
-      });
-      if (!onCard) {
-        for (const o of p.orders) {
-          rows.push({ key: `o:${o.order}`, build: () => el("li", { className: "mine-order" }), update: (li) => put(li, `✓ ${orderText(o, p)}`) });
-        }
-        const recent = p.notice && HOLD_ENDINGS.has(p.notice.kind) && now - p.notice.at < ENDED_HOLD_MS;
-        const note = recent ? noticeText(p, dealOf(p)) : null;
-        if (note) {
-          rows.push({
-            key: `n:${p.key}`,
-            build: () => el("li", { className: "mine-note" }),
-            update: (li) => put(li, `${p.title}: ${note.text}`),
-          });
-        }
-      }
+  const orders = [...page.orders.values()].filter((o) => o.deal === d.id);
+  syncList(c.orders, orders.map((o) => ({ key: o.order, text: orderText(o) })));
+  show(c.orders, orders.length > 0);
+}
+
+function syncHolds(box, holds, d) {
+  const want = holds.map((h) => h.reservation).join(",");
+  if (box.dataset.sig !== want) {
+    box.dataset.sig = want;
+    box.textContent = "";
+    for (const h of holds) {
+      box.append(
+        el(
+          "div",
+          { className: "hold", dataset: { reservation: h.reservation } },
+          el("div", { className: "hold-text" }, "Reserved for you: ", el("strong", { className: "hold-what" }), ". Check out before the timer runs out."),
+          el("button", { className: "buy checkout", type: "button", dataset: { action: "checkout", reservation: h.reservation } }),
+          el("button", { className: "link cancel", type: "button", dataset: { action: "cancel", reservation: h.reservation }, text: "Cancel hold" }),
+          el("div", { className: "result bad hold-note", attrs: { role: "status" } }),
+        ),
+      );
     }
-    syncRows($("mine-list"), rows);
-    show("mine", rows.length > 0);
   }
-
-  function buildHoldRow(reservation) {
-    return el(
-      "li",
-      { className: "mine-hold" },
-      el("div", { className: "mine-what" }),
-      el(
-        "div",
-        { className: "mine-actions" },
-        el("button", { className: "primary small mine-checkout", type: "button", onClick: () => checkout(reservation) }),
-        el("button", { className: "link mine-cancel", type: "button", onClick: () => cancel(reservation) }),
-      ),
-    );
+  for (const node of box.children) {
+    const h = page.holds.get(node.dataset.reservation);
+    if (!h) continue;
+    put(node.querySelector(".hold-what"), `${h.qty} × ${d.title || d.product_id} at ${LH.formatMoney(d.price_cents, d.currency)}`);
+    renderHoldButtons(h, node.querySelector(".checkout"), node.querySelector(".cancel"));
+    const note = node.querySelector(".hold-note");
+    put(note, h.notice || "");
+    show(note, !!h.notice);
   }
+}
 
-  function updateHoldRow(li, p, hold) {
-    put(li.querySelector(".mine-what"), `Reserved: ${hold.qty} × ${p.title} · ${LH.formatMoney(p.price_cents, p.currency)}`);
-    renderHoldButtons(hold, li.querySelector(".mine-checkout"), li.querySelector(".mine-cancel"));
-  }
+function renderHoldButtons(h, checkoutBtn, cancelBtn) {
+  const left = LH.formatCountdown(h.expires_at - Date.now());
+  const on = connected();
+  let label = `Checkout · ${left}`;
+  if (!on) label = `Checkout paused · ${left}`;
+  else if (h.busy === "checkout") label = "Checking out…";
+  put(checkoutBtn, label);
+  checkoutBtn.disabled = !on || !!h.busy;
+  put(cancelBtn, h.busy === "cancel" ? "Cancelling…" : "Cancel hold");
+  cancelBtn.disabled = !on || !!h.busy;
+}
 
-  /** Makes `list`'s children the rows, in order, reusing each row's node by its key. */
-  function syncRows(list, rows) {
-    const old = new Map();
-    for (const node of list.children) old.set(node.dataset.key, node);
-    let prev = null;
-    for (const row of rows) {
-      let node = old.get(row.key);
-      old.delete(row.key);
-      if (!node) {
-        node = row.build();
-        node.dataset.key = row.key;
-      }
-      row.update(node);
-      const want = prev ? prev.nextSibling : list.firstChild;
-      if (node !== want) list.insertBefore(node, want);
-      prev = node;
+function orderText(o) {
+  const t = titleOf(o.deal);
+  return `Order ${o.order} confirmed · ${o.qty} × ${t.title} · ${LH.formatMoney(o.price_cents, o.currency)}`;
+}
+
+function syncList(list, rows) {
+  const sig = rows.map((r) => `${r.key}:${r.text}`).join("\n");
+  if (list.dataset.sig === sig) return;
+  list.dataset.sig = sig;
+  list.textContent = "";
+  for (const r of rows) list.append(el("li", { className: r.className || "", text: r.text }));
+}
+
+/** Holds and orders whose deal is no longer on the shelf, and notes about ended holds. */
+function renderMine() {
+  const onShelf = new Set(page.live ? page.live.state.deals.map((d) => d.id) : []);
+  const list = $("mine-list");
+  const now = Date.now();
+  page.notes = page.notes.filter((n) => n.until > now);
+  const holds = [...page.holds.values()].filter((h) => !onShelf.has(h.deal));
+  const orders = [...page.orders.values()].filter((o) => !onShelf.has(o.deal));
+  const sig = [
+    ...holds.map((h) => `h:${h.reservation}`),
+    ...orders.map((o) => `o:${o.order}`),
+    ...page.notes.map((n) => `n:${n.key}`),
+  ].join(",");
+  if (list.dataset.sig !== sig) {
+    list.dataset.sig = sig;
+    list.textContent = "";
+    for (const h of holds) {
+      list.append(
+        el(
+          "li",
+          { className: "mine-hold", dataset: { reservation: h.reservation } },
+          el("span", { className: "mine-what" }),
+          el(
+            "span",
+            { className: "mine-actions" },
+            el("button", { className: "small primary mine-checkout", type: "button", dataset: { action: "checkout", reservation: h.reservation } }),
+            el("button", { className: "link mine-cancel", type: "button", dataset: { action: "cancel", reservation: h.reservation }, text: "Cancel" }),
+          ),
+        ),
+      );
     }
-    for (const node of old.values()) node.remove();
+    for (const o of orders) list.append(el("li", { className: "mine-order", text: orderText(o) }));
+    for (const n of page.notes) list.append(el("li", { className: "mine-note", text: n.text }));
   }
-
-  function renderComposer() {
-    const ro = state.readOnly;
-    const muted = mutedLeft();
-    const connected = isConnected();
-    const input = $("comment-input");
-    input.disabled = ro || muted > 0;
-    input.placeholder = ro
-      ? "Watching only: sign in to chat"
-      : muted > 0
-        ? `Muted for ${LH.formatCountdown(muted)}`
-        : "Say something…";
-    $("comment-send").disabled = ro || muted > 0 || !connected;
-    $("like").disabled = ro || !connected;
-    show("signin-again", ro);
-    let note = null;
-    if (muted > 0) note = `The host muted you: you can comment again in ${LH.formatCountdown(muted)}.`;
-    else if (state.commentNote && state.commentNote.until > Date.now()) note = state.commentNote.text;
-    put($("comment-error"), note || "");
-    show("comment-error", !!note);
+  for (const li of list.querySelectorAll(".mine-hold")) {
+    const h = page.holds.get(li.dataset.reservation);
+    if (!h) continue;
+    const t = titleOf(h.deal);
+    put(li.querySelector(".mine-what"), `Reserved: ${h.qty} × ${t.title} · ${LH.formatMoney(t.price_cents, t.currency)}`);
+    renderHoldButtons(h, li.querySelector(".mine-checkout"), li.querySelector(".mine-cancel"));
   }
+  show("mine", list.children.length > 0);
+}
 
-  /** Runs four times a second: countdowns, hold expiry, unanswered requests. */
-  function tick() {
-    const now = Date.now();
-    for (const p of state.buys.values()) {
-      for (const h of p.holds.slice()) if (h.expires_at <= now) endHold(p, h.reservation, "expired");
-    }
-    render();
+function renderComposer() {
+  const ro = page.readOnly;
+  const muted = mutedLeft();
+  const on = connected();
+  const input = $("comment-input");
+  input.disabled = ro || muted > 0;
+  input.placeholder = ro ? "Watching only: sign in to chat" : muted > 0 ? `Muted for ${LH.formatCountdown(muted)}` : "Say something…";
+  $("comment-send").disabled = ro || muted > 0 || !on;
+  $("like").disabled = ro || !on;
+  show("signin-again", ro);
+  let note = null;
+  if (muted > 0) note = `The host muted you: you can comment again in ${LH.formatCountdown(muted)}.`;
+  else if (page.commentNote && page.commentNote.until > Date.now()) note = page.commentNote.text;
+  put($("comment-error"), note || "");
+  show("comment-error", !!note);
+}
+
+function setMedia(box, url, title) {
+  const src = LH.safeMediaUrl(url) && !page.brokenImages.has(url) ? url : "";
+  const letter = (String(title || "").trim()[0] || "?").toUpperCase();
+  const sig = src ? `img:${src}` : `letter:${letter}`;
+  if (box.dataset.sig === sig) return;
+  box.dataset.sig = sig;
+  box.textContent = "";
+  box.classList.toggle("is-empty", !src);
+  if (!src) {
+    box.append(el("span", { className: "media-letter", text: letter }));
+    return;
   }
+  const img = el("img", { attrs: { alt: "", loading: "lazy", decoding: "async", referrerpolicy: "no-referrer" } });
+  img.addEventListener("error", () => {
+    page.brokenImages.add(url);
+    if (box.dataset.sig === sig) setMedia(box, url, title);
+  });
+  img.src = src;
+  box.append(img);
+}
 
-  document.addEventListener("DOMContentLoaded", main);
-})();
+/** Four times a second: countdowns and hold expiry. */
+function tick() {
+  const now = Date.now();
+  for (const h of [...page.holds.values()]) if (h.expires_at <= now) holdEnded(h.reservation, "expired");
+  render();
+}
+
+main();

@@ -12,6 +12,8 @@ use common::webdriver::{Browser, Driver};
 mod console;
 #[path = "browser/funnel.rs"]
 mod funnel;
+#[path = "browser/shelf.rs"]
+mod shelf;
 #[path = "browser/viewer.rs"]
 mod viewer;
 use livehub::protocol::Role;
@@ -65,7 +67,7 @@ async fn three_buyers_sell_out_a_three_unit_deal(driver: &Driver) -> anyhow::Res
     open_host(&host, &hub, room).await?;
     host.type_into("#deal-id", "flash3").await?;
     host.js("const s = document.getElementById('deal-product'); s.value = 'scarf-wool'; s.dispatchEvent(new Event('change'));", json!([])).await?;
-    host.type_into("#deal-price", "1999").await?;
+    host.type_into("#deal-price", "19.99").await?;
     host.type_into("#deal-stock", "3").await?;
     host.type_into("#deal-limit", "1").await?;
     host.type_into("#deal-duration", "600").await?;
@@ -82,21 +84,23 @@ async fn three_buyers_sell_out_a_three_unit_deal(driver: &Driver) -> anyhow::Res
         viewers.switch(tab).await?;
         open_viewer(&viewers, &hub, room).await?;
         viewers
-            .wait_text("#deal-left", |t| {
+            .wait_text("#deal-flash3 .deal-left", |t| {
                 t.starts_with("3 left") || t.starts_with('3')
             })
             .await?;
     }
     for tab in &tabs[..3] {
         viewers.switch(tab).await?;
-        viewers.click("#buy").await?;
-        viewers.click("#checkout").await?;
-        viewers.wait_visible("#order").await?;
-        viewers.wait_text("#order", |t| t.contains("Order")).await?;
+        viewers.click("#deal-flash3 .buy").await?;
+        viewers.click("#deal-flash3 .checkout").await?;
+        viewers.wait_visible("#deal-flash3 .order").await?;
+        viewers
+            .wait_text("#deal-flash3 .order", |t| t.contains("Order"))
+            .await?;
     }
     viewers.switch(&tabs[3]).await?;
     viewers
-        .wait_text("#deal-status", |t| t == "Sold out")
+        .wait_text("#deal-flash3 .deal-status", |t| t == "All claimed")
         .await?;
     viewers.screenshot(&shot("deal-fourth-viewer")).await?;
     viewers.switch(&tabs[0]).await?;
@@ -221,4 +225,12 @@ async fn pages_in_a_real_browser() -> anyhow::Result<()> {
 async fn funnel_pane_and_report_in_a_real_browser() -> anyhow::Result<()> {
     let driver = Driver::start().await?;
     funnel::scenarios(&driver).await
+}
+
+/// The shop page's shelf of deals and its stream (issue 22), in a chromedriver of their own so
+/// `cargo test --test browser -- shelf` runs just them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shelf_and_stream_in_a_real_browser() -> anyhow::Result<()> {
+    let driver = Driver::start().await?;
+    shelf::scenarios(&driver).await
 }

@@ -201,7 +201,9 @@ export class LiveRoom {
     if (typeof this.WebSocket !== "function") {
       throw new TypeError("no WebSocket: pass one as options.WebSocket (Node 20: --experimental-websocket or the ws package)");
     }
-    this.fetch = opts.fetch || globalThis.fetch || null;
+    // Bound: a browser's fetch called as a method of another object throws "Illegal
+    // invocation", which would read as "unreachable" and hide a refused token.
+    this.fetch = opts.fetch || (typeof globalThis.fetch === "function" ? globalThis.fetch.bind(globalThis) : null);
     this.tokens = new TokenSource(opts.token, opts.getToken, this.options.refreshBeforeMs, (e) =>
       this.emit("token_error", e),
     );

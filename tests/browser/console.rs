@@ -684,3 +684,106 @@ async fn chat_stays_on_screen_beside_the_deals_mid_show(driver: &Driver) -> Resu
     host.quit().await;
     hub.shutdown().await
 }
+
+// ---- issue 22: money in currency units, a preview, rates, the stream, mutes ------------------
+
+/// The creator types "19.99" and percentages; before Start the form shows what viewers will
+/// see, and the hub gets cents and bps. The stream URL is set and cleared from the console.
+/// A viewer muted for the chosen time is listed and marked, and Unmute lifts it.
+pub async fn the_console_previews_a_deal_in_dollars_sets_the_stream_and_unmutes(
+    driver: &Driver,
+) -> Result<()> {
+    let hub = TestHub::start().await?;
+    let room = "preview-show";
+    let host = driver.session().await?;
+    host.set_viewport((1440, 900)).await?;
+    open_host(&host, &hub, room).await?;
+    let mut fan = shopper(&hub, room, "fan-1", "Fran").await?;
+
+    host.type_into("#deal-product", "scarf-wool").await?;
+    host.type_into("#deal-id", "s1").await?;
+    host.type_into("#deal-price", "19.99").await?;
+    host.js("document.getElementById('deal-stock').value = ''; document.getElementById('deal-limit').value = '';", json!([])).await?;
+    host.type_into("#deal-stock", "5").await?;
+    host.type_into("#deal-limit", "2").await?;
+    host.type_into("#deal-commission", "10").await?;
+    host.type_into("#deal-affiliate", "2.5").await?;
+    let preview = host
+        .wait_text("#deal-preview", |t| t.contains("$19.99"))
+        .await?;
+    for want in [
+        "Merino wool scarf",
+        "$19.99",
+        "5 left · limit 2 per person",
+        "Commission 10% · affiliate 2.5% (1000 + 250 bps)",
+    ] {
+        ensure!(preview.contains(want), "preview lacks {want:?}: {preview}");
+    }
+    host.screenshot(&shot("console-preview-desktop")).await?;
+    host.click("#deal-start").await?;
+    host.wait_visible(r#".deal-panel[data-id="s1"]"#).await?;
+    let (_, body) = hub.get(&format!("/api/rooms/{room}"), None).await?;
+    let snap: Value = serde_json::from_str(&body)?;
+    let deal = &snap["deals"][0];
+    ensure!(
+        deal["price_cents"] == 1999
+            && deal["commission_bps"] == 1000
+            && deal["affiliate_bps"] == 250,
+        "the hub got {deal}"
+    );
+
+    // The stream: set, then cleared.
+    let url = "https://video.example/live/show.m3u8";
+    host.type_into("#stream-url", url).await?;
+    host.click("#stream-set").await?;
+    host.wait_text("#stream-now", |t| t.contains(url)).await?;
+    let (_, body) = hub.get(&format!("/api/rooms/{room}"), None).await?;
+    let snap: Value = serde_json::from_str(&body)?;
+    ensure!(
+        snap["stream_url"] == url,
+        "snapshot: {}",
+        snap["stream_url"]
+    );
+    host.click("#stream-clear").await?;
+    host.wait_text("#stream-now", |t| t.starts_with("No stream"))
+        .await?;
+
+    // Mute for a minute, listed and marked; Unmute lifts it.
+    fan.send(json!({"type": "comment", "text": "first!"}))
+        .await?;
+    host.wait_text("#feed .comment .text", |t| t == "first!")
+        .await?;
+    host.js("const s = document.getElementById('mute-duration'); s.value = '60000'; s.dispatchEvent(new Event('change'));", json!([])).await?;
+    host.click("#feed .comment .mute").await?;
+    let listed = host
+        .wait_text("#muted-list", |t| t.contains("Fran"))
+        .await?;
+    ensure!(listed.contains("Unmute"), "{listed}");
+    ensure!(
+        class_of(&host, "#feed .comment")
+            .await?
+            .contains("is-muted")
+    );
+    fan.send(json!({"type": "comment", "text": "hello?"}))
+        .await?;
+    let refused = fan.json_of("error").await?;
+    ensure!(refused["code"] == "forbidden", "{refused}");
+    host.screenshot(&shot("console-muted-desktop")).await?;
+    host.set_viewport(PHONE).await?;
+    host.click("#tab-chat").await?;
+    host.screenshot(&shot("console-muted-phone")).await?;
+    host.click("#muted-list .unmute").await?;
+    hidden(&host, "#muted").await?;
+    ensure!(
+        !class_of(&host, "#feed .comment")
+            .await?
+            .contains("is-muted")
+    );
+    fan.send(json!({"type": "comment", "text": "back again"}))
+        .await?;
+    host.wait_text("#feed", |t| t.contains("back again"))
+        .await?;
+    host.quit().await;
+    fan.close().await;
+    hub.shutdown().await
+}

@@ -32,14 +32,14 @@ pub async fn scenarios(driver: &Driver) -> Result<()> {
 // ---- helpers ---------------------------------------------------------------------------------
 
 /// A browser whose viewport is a phone's.
-async fn phone(driver: &Driver) -> Result<Browser> {
+pub async fn phone(driver: &Driver) -> Result<Browser> {
     let b = driver.session().await?;
     b.set_viewport(PHONE).await?;
     Ok(b)
 }
 
 /// Opens the viewer page of `room` signed in with `token`, and waits until it is in the room.
-async fn open_as(b: &Browser, base: &str, room: &str, token: &str) -> Result<()> {
+pub async fn open_as(b: &Browser, base: &str, room: &str, token: &str) -> Result<()> {
     b.goto(&format!("{base}/rooms/{room}?token={token}"))
         .await?;
     b.wait_text("#status", |s| s == "live").await?;
@@ -47,7 +47,7 @@ async fn open_as(b: &Browser, base: &str, room: &str, token: &str) -> Result<()>
 }
 
 /// JS: what a shopper sees of `css`: its rendered text, or "" when it is absent or hidden.
-fn seen_expr(css: &str) -> String {
+pub fn seen_expr(css: &str) -> String {
     format!(
         "(() => {{ const e = document.querySelector({}); return e && !e.closest('[hidden]') && e.getClientRects().length ? e.innerText : ''; }})()",
         json!(css)
@@ -55,7 +55,7 @@ fn seen_expr(css: &str) -> String {
 }
 
 /// What a shopper sees of `css` right now.
-async fn seen(b: &Browser, css: &str) -> Result<String> {
+pub async fn seen(b: &Browser, css: &str) -> Result<String> {
     let v = b
         .js(&format!("return {};", seen_expr(css)), json!([]))
         .await?;
@@ -63,7 +63,7 @@ async fn seen(b: &Browser, css: &str) -> Result<String> {
 }
 
 /// Waits until what a shopper sees of `css` satisfies `pred`; returns it.
-async fn wait_seen(b: &Browser, css: &str, pred: impl Fn(&str) -> bool) -> Result<String> {
+pub async fn wait_seen(b: &Browser, css: &str, pred: impl Fn(&str) -> bool) -> Result<String> {
     let v = b
         .wait_for(
             &format!("{css} to show the expected text"),
@@ -75,7 +75,7 @@ async fn wait_seen(b: &Browser, css: &str, pred: impl Fn(&str) -> bool) -> Resul
 }
 
 /// The state of a button: (visible, enabled, text).
-async fn button(b: &Browser, css: &str) -> Result<(bool, bool, String)> {
+pub async fn button(b: &Browser, css: &str) -> Result<(bool, bool, String)> {
     let v = b
         .js(
             "const e = document.querySelector(arguments[0]); if (!e) return [false, false, ''];
@@ -92,7 +92,7 @@ async fn button(b: &Browser, css: &str) -> Result<(bool, bool, String)> {
 }
 
 /// `css`'s bounding rectangle and the viewport: {top, bottom, left, right, height, vw, vh}.
-async fn rect(b: &Browser, css: &str) -> Result<Value> {
+pub async fn rect(b: &Browser, css: &str) -> Result<Value> {
     b.js(
         "const e = document.querySelector(arguments[0]); if (!e) return null; const r = e.getBoundingClientRect();
          return {top: r.top, bottom: r.bottom, left: r.left, right: r.right, height: r.height,
@@ -105,7 +105,7 @@ async fn rect(b: &Browser, css: &str) -> Result<Value> {
     .with_context(|| format!("no element {css}"))
 }
 
-fn num(v: &Value, k: &str) -> f64 {
+pub fn num(v: &Value, k: &str) -> f64 {
     v[k].as_f64().unwrap_or(f64::NAN)
 }
 
@@ -127,17 +127,17 @@ fn counts_down(label: &str, prefix: &str) -> bool {
         .is_some_and(|t| t == "5:00" || (t.len() == 4 && t.starts_with("4:")))
 }
 
-fn deal_start(id: &str, product: &str, price_cents: u64, stock: u32, limit: u32) -> Value {
+pub fn deal_start(id: &str, product: &str, price_cents: u64, stock: u32, limit: u32) -> Value {
     json!({"type": "deal_start", "deal": {"id": id, "product_id": product, "price_cents": price_cents,
            "stock": stock, "per_user_limit": limit, "duration_ms": 600_000}})
 }
 
-fn pin(id: &str, title: &str, price_cents: u64) -> Value {
+pub fn pin(id: &str, title: &str, price_cents: u64) -> Value {
     json!({"type": "pin", "product": {"id": id, "title": title, "price_cents": price_cents}})
 }
 
 /// POSTs a host command to `base` (http://addr) and checks that the hub accepted it.
-async fn command(base: &str, host_token: &str, room: &str, body: Value) -> Result<()> {
+pub async fn command(base: &str, host_token: &str, room: &str, body: Value) -> Result<()> {
     let url = format!("{base}/api/rooms/{room}/commands");
     let (status, text) =
         livehub::http_client::request("POST", &url, Some(host_token), Some(body.to_string()))
@@ -175,30 +175,33 @@ async fn a_hold_and_an_order_stay_with_the_deal_that_made_them(driver: &Driver) 
 
     let b = phone(driver).await?;
     open_as(&b, &base, room, &hub.token(Role::Viewer, room, "ana")).await?;
-    wait_seen(&b, "#deal .title", |t| t == "Organic cotton tee").await?;
-    let (vis, enabled, label) = button(&b, "#buy").await?;
+    wait_seen(&b, "#deal-tee1 .title", |t| t == "Organic cotton tee").await?;
+    let (vis, enabled, label) = button(&b, "#deal-tee1 .buy").await?;
     ensure!(
         vis && enabled && label == "Buy now · $14.99",
         "Buy before a hold: {label}"
     );
 
     // A hold: Checkout with the countdown is the big action, Cancel a small one, Buy is gone.
-    b.click("#buy").await?;
-    let hold = wait_seen(&b, "#hold", |t| t.contains("Reserved for you")).await?;
+    b.click("#deal-tee1 .buy").await?;
+    let hold = wait_seen(&b, "#deal-tee1 .hold", |t| t.contains("Reserved for you")).await?;
     ensure!(
         hold.contains("1 × Organic cotton tee at $14.99"),
         "hold names its product: {hold}"
     );
-    let (buy_vis, _, _) = button(&b, "#buy").await?;
+    let (buy_vis, _, _) = button(&b, "#deal-tee1 .buy").await?;
     ensure!(!buy_vis, "Buy still offered while holding");
-    let (vis, enabled, label) = button(&b, "#checkout").await?;
+    let (vis, enabled, label) = button(&b, "#deal-tee1 .checkout").await?;
     ensure!(
         vis && enabled && counts_down(&label, "Checkout · "),
         "checkout: {label}"
     );
-    let (vis, enabled, label) = button(&b, "#cancel").await?;
+    let (vis, enabled, label) = button(&b, "#deal-tee1 .cancel").await?;
     ensure!(vis && enabled && label == "Cancel hold", "cancel: {label}");
-    let (checkout, cancel) = (rect(&b, "#checkout").await?, rect(&b, "#cancel").await?);
+    let (checkout, cancel) = (
+        rect(&b, "#deal-tee1 .checkout").await?,
+        rect(&b, "#deal-tee1 .cancel").await?,
+    );
     ensure!(
         num(&checkout, "height") > num(&cancel, "height") + 10.0,
         "Checkout is not the main action: {checkout} {cancel}"
@@ -210,17 +213,17 @@ async fn a_hold_and_an_order_stay_with_the_deal_that_made_them(driver: &Driver) 
     b.screenshot(&shot("viewer-hold-phone")).await?;
     // A reload of the tab keeps the hold.
     open_as(&b, &base, room, &hub.token(Role::Viewer, room, "ana")).await?;
-    let hold = wait_seen(&b, "#hold", |t| t.contains("Reserved for you")).await?;
+    let hold = wait_seen(&b, "#deal-tee1 .hold", |t| t.contains("Reserved for you")).await?;
     ensure!(
         hold.contains("1 × Organic cotton tee at $14.99"),
         "after a reload: {hold}"
     );
     ensure!(counts_down(
-        &button(&b, "#checkout").await?.2,
+        &button(&b, "#deal-tee1 .checkout").await?.2,
         "Checkout · "
     ));
 
-    // The host moves on to a candle: the card is the candle's, and clean.
+    // The host moves on to a candle: the candle gets a card of its own, and clean.
     command(
         &base,
         &host,
@@ -235,32 +238,27 @@ async fn a_hold_and_an_order_stay_with_the_deal_that_made_them(driver: &Driver) 
         deal_start("candle1", "candle-fig", 1500, 20, 1),
     )
     .await?;
-    wait_seen(&b, "#deal .title", |t| t == "Fig and cedar candle").await?;
-    let card = seen(&b, "#deal").await?;
+    wait_seen(&b, "#deal-candle1 .title", |t| t == "Fig and cedar candle").await?;
+    let card = seen(&b, "#deal-candle1").await?;
     for stale in ["Reserved", "Organic", "Order", "Checkout", "$14.99"] {
         ensure!(
             !card.contains(stale),
             "the candle's card shows {stale:?}: {card}"
         );
     }
-    let (vis, enabled, label) = button(&b, "#buy").await?;
+    let (vis, enabled, label) = button(&b, "#deal-candle1 .buy").await?;
     ensure!(
         vis && enabled && label == "Buy now · $15.00",
         "candle's Buy: {label}"
     );
-    // The tee's hold is still there, under its own title, and can be checked out.
-    let mine = wait_seen(&b, "#mine", |t| t.contains("Organic cotton tee")).await?;
-    ensure!(
-        mine.contains("Reserved: 1 × Organic cotton tee · $14.99"),
-        "{mine}"
-    );
-    b.click("#mine-list .mine-checkout").await?;
-    let mine = wait_seen(&b, "#mine", |t| t.contains("confirmed")).await?;
-    ensure!(
-        mine.contains("1 × Organic cotton tee · $14.99") && !mine.contains("Reserved"),
-        "{mine}"
-    );
-    let card = seen(&b, "#deal").await?;
+    // The tee's hold is still there, on the tee's own card, and can be checked out there.
+    let tee = wait_seen(&b, "#deal-tee1 .hold", |t| t.contains("Organic cotton tee")).await?;
+    ensure!(tee.contains("1 × Organic cotton tee at $14.99"), "{tee}");
+    b.click("#deal-tee1 .checkout").await?;
+    let tee = wait_seen(&b, "#deal-tee1 .order", |t| t.contains("confirmed")).await?;
+    ensure!(tee.contains("1 × Organic cotton tee · $14.99"), "{tee}");
+    ensure!(!seen(&b, "#deal-tee1").await?.contains("Reserved"));
+    let card = seen(&b, "#deal-candle1").await?;
     ensure!(
         !card.contains("Order") && !card.contains("$14.99"),
         "the tee's order is on the candle's card: {card}"
@@ -268,20 +266,23 @@ async fn a_hold_and_an_order_stay_with_the_deal_that_made_them(driver: &Driver) 
     b.screenshot(&shot("viewer-deal-owns-phone")).await?;
 
     // The candle's own order stays on the candle's card; the limit of one is reached.
-    b.click("#buy").await?;
-    wait_seen(&b, "#hold", |t| t.contains("Fig and cedar candle")).await?;
-    b.click("#checkout").await?;
-    let order = wait_seen(&b, "#order", |t| t.contains("confirmed")).await?;
+    b.click("#deal-candle1 .buy").await?;
+    wait_seen(&b, "#deal-candle1 .hold", |t| {
+        t.contains("Fig and cedar candle")
+    })
+    .await?;
+    b.click("#deal-candle1 .checkout").await?;
+    let order = wait_seen(&b, "#deal-candle1 .order", |t| t.contains("confirmed")).await?;
     ensure!(
         order.contains("1 × Fig and cedar candle · $15.00"),
         "{order}"
     );
-    let (vis, enabled, label) = button(&b, "#buy").await?;
+    let (vis, enabled, label) = button(&b, "#deal-candle1 .buy").await?;
     ensure!(
         vis && !enabled && label == "Limit reached (1 per person)",
         "Buy at the limit: {label}"
     );
-    ensure!(seen(&b, "#deal .deal-limit").await? == "Limit 1 per person · you have 1");
+    ensure!(seen(&b, "#deal-candle1 .deal-limit").await? == "Limit 1 per person · you have 1");
     b.screenshot(&shot("viewer-limit-phone")).await?;
     b.set_viewport(DESKTOP).await?;
     b.screenshot(&shot("viewer-deal-owns-desktop")).await?;
@@ -324,28 +325,28 @@ async fn a_new_deal_starts_with_a_clean_card(driver: &Driver) -> Result<()> {
     other.json_of("reserved").await?;
     let b = phone(driver).await?;
     open_as(&b, &base, room, &bo).await?;
-    wait_seen(&b, "#deal-left", |t| t == "1 left").await?;
-    b.click("#buy").await?;
-    let note = wait_seen(&b, "#buy-result", |t| !t.is_empty()).await?;
+    wait_seen(&b, "#deal-lamp1 .deal-left", |t| t == "1 left").await?;
+    b.click("#deal-lamp1 .buy").await?;
+    let note = wait_seen(&b, "#deal-lamp1 .result", |t| !t.is_empty()).await?;
     ensure!(
         note == "You have reached the limit of 1 per person for this deal.",
         "{note}"
     );
-    let (_, enabled, label) = button(&b, "#buy").await?;
+    let (_, enabled, label) = button(&b, "#deal-lamp1 .buy").await?;
     ensure!(
         !enabled && label == "Limit reached (1 per person)",
         "{label}"
     );
 
-    // Someone else takes the last lamp: sold out.
+    // Someone else takes the last lamp: all claimed (by a hold that may come back).
     let (mut cy, _) = hub.viewer(room, "cy").await?;
     cy.send(json!({"type": "reserve", "request_id": "cy1", "deal": "lamp1", "qty": 1}))
         .await?;
     cy.json_of("reserved").await?;
-    wait_seen(&b, "#deal-status", |t| t == "Sold out").await?;
-    let (_, enabled, label) = button(&b, "#buy").await?;
+    wait_seen(&b, "#deal-lamp1 .deal-status", |t| t == "All claimed").await?;
+    let (_, enabled, label) = button(&b, "#deal-lamp1 .buy").await?;
     ensure!(
-        !enabled && label == "Sold out",
+        !enabled && label == "All claimed",
         "Buy on a sold-out deal: {label}"
     );
     b.screenshot(&shot("viewer-sold-out-phone")).await?;
@@ -365,10 +366,10 @@ async fn a_new_deal_starts_with_a_clean_card(driver: &Driver) -> Result<()> {
         deal_start("mug1", "mug-enamel", 999, 20, 2),
     )
     .await?;
-    wait_seen(&b, "#deal .title", |t| t == "Enamel camping mug").await?;
-    let card = seen(&b, "#deal").await?;
+    wait_seen(&b, "#deal-mug1 .title", |t| t == "Enamel camping mug").await?;
+    let card = seen(&b, "#deal-mug1").await?;
     for stale in [
-        "Sold out",
+        "All claimed",
         "Limit reached",
         "reached the limit",
         "Walnut",
@@ -383,7 +384,7 @@ async fn a_new_deal_starts_with_a_clean_card(driver: &Driver) -> Result<()> {
         card.contains("20 left") && card.contains("Limit 2 per person"),
         "{card}"
     );
-    let (vis, enabled, label) = button(&b, "#buy").await?;
+    let (vis, enabled, label) = button(&b, "#deal-mug1 .buy").await?;
     ensure!(vis && enabled && label == "Buy now · $9.99", "{label}");
     b.screenshot(&shot("viewer-next-deal-phone")).await?;
     b.quit().await;
@@ -421,8 +422,8 @@ async fn a_hold_survives_a_hub_restart_and_purchases_pause_while_disconnected(
     let b = phone(driver).await?;
     open_as(&b, &base, room, &hub.token(Role::Viewer, room, "dee")).await?;
     ensure!(seen(&b, "#stage-label").await? == "Live");
-    b.click("#buy").await?;
-    wait_seen(&b, "#hold", |t| t.contains("Organic cotton tee")).await?;
+    b.click("#deal-tee1 .buy").await?;
+    wait_seen(&b, "#deal-tee1 .hold", |t| t.contains("Organic cotton tee")).await?;
 
     let addr = hub.addr;
     hub.shutdown().await?;
@@ -433,14 +434,17 @@ async fn a_hold_survives_a_hub_restart_and_purchases_pause_while_disconnected(
         label == "Reconnecting…",
         "the stage says {label:?} while disconnected"
     );
-    let (vis, enabled, label) = button(&b, "#checkout").await?;
+    let (vis, enabled, label) = button(&b, "#deal-tee1 .checkout").await?;
     ensure!(
         vis && !enabled && counts_down(&label, "Checkout paused · "),
         "checkout while disconnected: {label}"
     );
-    ensure!(!button(&b, "#cancel").await?.1, "cancel while disconnected");
     ensure!(
-        seen(&b, "#deal-status").await? == "Paused",
+        !button(&b, "#deal-tee1 .cancel").await?.1,
+        "cancel while disconnected"
+    );
+    ensure!(
+        seen(&b, "#deal-tee1 .deal-status").await? == "Paused",
         "the deal's badge while disconnected"
     );
     ensure!(
@@ -456,7 +460,7 @@ async fn a_hold_survives_a_hub_restart_and_purchases_pause_while_disconnected(
     b.wait_text("#status", |s| s == "live").await?;
     wait_seen(&b, "#banner", |t| t.is_empty()).await?;
     ensure!(seen(&b, "#stage-label").await? == "Live");
-    let (vis, enabled, label) = button(&b, "#checkout").await?;
+    let (vis, enabled, label) = button(&b, "#deal-tee1 .checkout").await?;
     ensure!(
         vis && enabled && counts_down(&label, "Checkout · "),
         "checkout after the restart: {label}"
@@ -468,14 +472,14 @@ async fn a_hold_survives_a_hub_restart_and_purchases_pause_while_disconnected(
             "after reconnecting the page says {stale:?}: {page}"
         );
     }
-    ensure!(seen(&b, "#deal-status").await? == "Live");
+    ensure!(seen(&b, "#deal-tee1 .deal-status").await? == "Live");
     b.type_into("#comment-input", "still there?").await?;
     b.click("#comment-send").await?;
     wait_seen(&b, "#feed", |t| t.contains("still there?")).await?;
     ensure!(seen(&b, "#comment-error").await?.is_empty());
     b.screenshot(&shot("viewer-restart-phone")).await?;
-    b.click("#checkout").await?;
-    let order = wait_seen(&b, "#order", |t| t.contains("confirmed")).await?;
+    b.click("#deal-tee1 .checkout").await?;
+    let order = wait_seen(&b, "#deal-tee1 .order", |t| t.contains("confirmed")).await?;
     ensure!(order.contains("1 × Organic cotton tee · $14.99"), "{order}");
     let audit = hub.audit(room, "tee1").await?;
     ensure!((audit.held, audit.sold) == (0, 1), "{audit:?}");
@@ -505,8 +509,11 @@ async fn a_hold_lost_in_a_restart_is_said_once(driver: &Driver) -> Result<()> {
     .await?;
     let b = phone(driver).await?;
     open_as(&b, &base, room, &hub.token(Role::Viewer, room, "eve")).await?;
-    b.click("#buy").await?;
-    wait_seen(&b, "#hold", |t| t.contains("Merino wool scarf")).await?;
+    b.click("#deal-scarf1 .buy").await?;
+    wait_seen(&b, "#deal-scarf1 .hold", |t| {
+        t.contains("Merino wool scarf")
+    })
+    .await?;
     let (addr, config) = (hub.addr, hub.config.clone());
     hub.shutdown().await?;
     wait_seen(&b, "#banner", |t| t.contains("Connection lost")).await?;
@@ -525,7 +532,7 @@ async fn a_hold_lost_in_a_restart_is_said_once(driver: &Driver) -> Result<()> {
         "{mine}"
     );
     ensure!(
-        seen(&b, "#deal").await?.is_empty(),
+        seen(&b, "#shelf .deal-card").await?.is_empty(),
         "a card for a deal the hub no longer has"
     );
     let page = seen(&b, "body").await?;
@@ -562,15 +569,15 @@ async fn a_deal_shows_its_catalog_title_when_not_pinned(driver: &Driver) -> Resu
         deal_start("mug1", "mug-enamel", 999, 5, 1),
     )
     .await?;
-    let title = wait_seen(&b, "#deal .title", |t| !t.is_empty()).await?;
+    let title = wait_seen(&b, "#deal-mug1 .title", |t| !t.is_empty()).await?;
     ensure!(
         title == "Enamel camping mug",
         "the mug's deal shows {title:?}"
     );
-    let card = seen(&b, "#deal").await?;
+    let card = seen(&b, "#deal-mug1").await?;
     ensure!(!card.contains("mug-enamel"), "{card}");
     ensure!(
-        seen(&b, "#deal .media").await? == "E",
+        seen(&b, "#deal-mug1 .media").await? == "E",
         "the mug's placeholder picture"
     );
     ensure!(
@@ -585,10 +592,10 @@ async fn a_deal_shows_its_catalog_title_when_not_pinned(driver: &Driver) -> Resu
         "title": "Canvas tote bag", "image_url": broken, "price_cents": 1200, "stock": 5,
         "per_user_limit": 1, "duration_ms": 600_000}});
     command(&base, &host, room, special).await?;
-    wait_seen(&b, "#deal .title", |t| t == "Canvas tote bag").await?;
+    wait_seen(&b, "#deal-bag1 .title", |t| t == "Canvas tote bag").await?;
     b.wait_for(
         "the deal's broken picture to give way to a placeholder",
-        "document.querySelectorAll('#deal .media img').length === 0 && document.querySelector('#deal .media').innerText === 'C'",
+        "document.querySelectorAll('#deal-bag1 .media img').length === 0 && document.querySelector('#deal-bag1 .media').innerText === 'C'",
         |v| v == &json!(true),
     )
     .await?;
