@@ -65,6 +65,7 @@ fi
 need_pkg redis-server redis-server
 need_pkg chromium chromium
 need_pkg chromedriver chromium-driver
+need_pkg ffmpeg ffmpeg # a real HLS stream for the shop page test (tests/browser/shelf.rs)
 need_pkg nginx nginx # /usr/sbin/nginx, for tests/it/proxy.rs (config/nginx.conf run for real)
 need_pkg faketime faketime # libfaketime, for the skewed-clock node in tests/it/multi_node.rs
 need_pkg node nodejs # the SDK's tests (clients/js), Node's own test runner

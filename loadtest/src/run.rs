@@ -669,6 +669,8 @@ fn with_request_id(mut msg: ClientMsg, id: Option<Id>) -> ClientMsg {
         | ClientMsg::DealEnd { request_id, .. }
         | ClientMsg::DeleteComment { request_id, .. }
         | ClientMsg::Mute { request_id, .. }
+        | ClientMsg::Unmute { request_id, .. }
+        | ClientMsg::SetStream { request_id, .. }
         | ClientMsg::Announce { request_id, .. } => *request_id = id,
         ClientMsg::Reserve { .. } | ClientMsg::Checkout { .. } | ClientMsg::Cancel { .. } => {}
     }
