@@ -3,6 +3,7 @@
 // hubs' secret. Nothing here is mocked: the tests talk to hubs over real WebSockets.
 
 import { spawn } from "node:child_process";
+import { LiveRoom } from "../livehub-client.js";
 import { createHmac, randomBytes } from "node:crypto";
 import { createServer, connect } from "node:net";
 import { existsSync } from "node:fs";
@@ -175,12 +176,43 @@ export function next(room, type, pred = () => true, ms = 15000) {
   });
 }
 
-/** Resolves once `pred(room.state)` holds (checked now and on every change). */
+/** Resolves once `pred(room.state)` holds: checked now, on every change and every 25 ms (some
+ * conditions, such as a token refresh, change no state). */
 export function until(room, pred, ms = 15000, what = "state") {
   if (pred(room.state)) return Promise.resolve(room.state);
-  return next(room, "state", pred, ms).catch(() => {
-    throw new Error(`${what} never held; state: ${JSON.stringify(room.state)}`);
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      if (!pred(room.state)) return;
+      done();
+      resolve(room.state);
+    };
+    const off = room.on("state", check);
+    const poll = setInterval(check, 25);
+    const timer = setTimeout(() => {
+      done();
+      reject(new Error(`${what} never held; state: ${JSON.stringify(room.state)}`));
+    }, ms);
+    const done = () => {
+      off();
+      clearInterval(poll);
+      clearTimeout(timer);
+    };
   });
+}
+
+// Every room a test connects is closed after it, passed or failed, so a failure cannot leave a
+// room reconnecting to a hub that is stopping (and the test file hanging).
+const connectedRooms = new Set();
+const connectRoom = LiveRoom.prototype.connect;
+LiveRoom.prototype.connect = function () {
+  connectedRooms.add(this);
+  return connectRoom.call(this);
+};
+
+/** Closes every room the test connected (use in afterEach). */
+export function closeAll() {
+  for (const r of connectedRooms) r.close();
+  connectedRooms.clear();
 }
 
 /** A unique id for a room or deal in one test run. */

@@ -1,10 +1,12 @@
 // The SDK across hub nodes on one Redis: kill -9 of the node a client is on, a reserve sent as
 // the connection drops, a 1001 drain.
 
-import { test, before, after } from "node:test";
+import { test, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { LiveRoom } from "../livehub-client.js";
-import { startHub, startRedis, redisEnv, token, http, next, until, uid } from "./harness.js";
+import { startHub, startRedis, redisEnv, token, http, next, until, uid, closeAll } from "./harness.js";
+
+afterEach(closeAll);
 
 let redis;
 before(async () => {

@@ -1,10 +1,12 @@
 // The SDK's room state against a real hub (memory backend): after a show of every event kind,
 // `room.state` equals the hub's own room snapshot; buying as promises; typed rejections.
 
-import { test, before, after } from "node:test";
+import { test, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { LiveRoom, LiveHubError } from "../livehub-client.js";
-import { startHub, token, http, next, until, uid } from "./harness.js";
+import { startHub, token, http, next, until, uid, closeAll } from "./harness.js";
+
+afterEach(closeAll);
 
 let hub;
 before(async () => {

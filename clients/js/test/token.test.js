@@ -1,10 +1,12 @@
 // Tokens: refreshed ahead of expiry (one refresh at a time), a refused token refreshed once, and
 // the cases retrying cannot fix stop with their reason instead of reconnecting for ever.
 
-import { test, before, after } from "node:test";
+import { test, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { LiveRoom } from "../livehub-client.js";
-import { startHub, token, until, uid } from "./harness.js";
+import { startHub, token, until, uid, closeAll } from "./harness.js";
+
+afterEach(closeAll);
 
 let hub;
 before(async () => {
