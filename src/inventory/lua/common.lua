@@ -1,7 +1,8 @@
 -- Shared by every livehub inventory script (prepended at build time, after src/lua/split.lua).
--- Replies: every deal script returns one cjson object, its variant named by `r`, its numbers
--- as decimal strings (Lua numbers are doubles, and cjson prints only 14 significant digits);
--- src/inventory/redis/reply.rs parses each into a serde struct that refuses unknown fields.
+-- Replies: every deal script but reserve.lua (a flat list, the hot path) returns one cjson
+-- object, its variant named by `r`, its numbers as decimal strings (Lua numbers are doubles,
+-- and cjson prints only 14 significant digits); src/inventory/redis/reply.rs parses each into
+-- a serde struct that refuses unknown fields (reserve.lua's list by its tag and length).
 -- Stored values (the hashes below, the idempotency records, the order stream) keep the format
 -- they had before replies were JSON, so data already in Redis reads as it did.
 -- All keys of one deal share the hash tag {lh:ROOM:DEAL}, so every script runs on one slot.

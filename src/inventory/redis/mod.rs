@@ -483,8 +483,13 @@ impl Inventory for RedisInventory {
             deal_digest(&req.room, &req.deal),
             self.settings.rejected_idempotency_ttl_ms.to_string(),
         ];
-        let reply = self
-            .run(|s| &s.reserve, &[deal, holds, hold, users, idem], &args)
+        let reply: Vec<String> = self
+            .redis
+            .run(
+                &self.scripts.reserve,
+                &[deal, holds, hold, users, idem],
+                &args,
+            )
             .await?;
         let reply = parse_reserve(&reply)?;
         if let ReserveOutcome::Reserved { expires_at, .. } = reply.outcome {
