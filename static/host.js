@@ -373,6 +373,7 @@ class RoomSocket {
     msg.request_id = rid;
     if (!state.hub || !state.hub.send(msg)) {
       report(o, "bad", "Not connected to the hub, so nothing was sent. Wait for ● live and try again.");
+      if (o.feedback) node(o.feedback).dataset.connection = "1"; // cleared when the connection is back
       return false;
     }
     o.timer = setTimeout(() => {

@@ -787,3 +787,36 @@ pub async fn the_console_previews_a_deal_in_dollars_sets_the_stream_and_unmutes(
     fan.close().await;
     hub.shutdown().await
 }
+
+/// The hub goes away under the console: an announcement tried meanwhile says nothing was sent,
+/// and that line clears by itself once the console is live again (it does not stay to confuse
+/// the host after the reconnect).
+pub async fn a_not_connected_line_clears_when_the_console_is_back(driver: &Driver) -> Result<()> {
+    let config = super::common::test_config();
+    let hub = TestHub::with_config(config.clone()).await?;
+    let room = "comeback";
+    let host = driver.session().await?;
+    host.set_viewport((390, 844)).await?;
+    open_host(&host, &hub, room).await?;
+    let addr = hub.addr;
+    hub.shutdown().await?;
+    host.wait_text("#status", |s| s != "live").await?;
+    host.js(
+        "document.getElementById('announce-input').value = 'are we back?'; \
+         document.getElementById('announce-button').click(); return true;",
+        json!([]),
+    )
+    .await?;
+    let said = host
+        .wait_text("#announce-feedback", |t| t.contains("nothing was sent"))
+        .await?;
+    ensure!(said.starts_with("Not connected"), "{said}");
+    host.screenshot(&shot("console-not-connected-phone"))
+        .await?;
+    let hub = TestHub::at(addr, config).await?;
+    host.wait_text("#status", |s| s == "live").await?;
+    hidden(&host, "#announce-feedback").await?;
+    host.screenshot(&shot("console-back-phone")).await?;
+    host.quit().await;
+    hub.shutdown().await
+}

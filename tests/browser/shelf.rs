@@ -25,6 +25,7 @@ pub async fn scenarios(driver: &Driver) -> Result<()> {
     a_checkout_cut_by_a_hub_restart_on_redis_lands_once(driver).await?;
     super::console::the_console_previews_a_deal_in_dollars_sets_the_stream_and_unmutes(driver)
         .await?;
+    super::console::a_not_connected_line_clears_when_the_console_is_back(driver).await?;
     Ok(())
 }
 

@@ -76,7 +76,9 @@ test("the state equals the hub's room snapshot after a show of every event kind"
   await host.pin({ id: "mug", title: "Mug", price_cents: 899, currency: "USD" });
 
   // Counters are coalesced per tick: wait until the viewer's state has the last of them.
-  await until(viewer, (s) => s.likes === 3 && dealIn(s, "d1")?.remaining === 1 && s.pinned?.id === "mug");
+  const settled = (s) => s.likes === 3 && dealIn(s, "d1")?.remaining === 1 && s.pinned?.id === "mug";
+  await until(viewer, settled);
+  await until(host, settled); // the host's counters come on its own tick
   const snap = await http(hub.url, `/api/rooms/${id}`, { tok: token({ sub: "x", room: id }) });
   assert.equal(snap.status, 200);
   assert.deepEqual(fromState(viewer.state), fromSnapshot(snap.body));
