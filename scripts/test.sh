@@ -126,8 +126,9 @@ sdk_run() {
 setsid bash -c "$(declare -f sdk_run); sdk_run" >"$fuzz_tmp/sdk.log" 2>&1 &
 sdk_pid=$!
 # The load tester's own tests (loadtest/tests/loadtest.rs: real hubs, about a minute, mostly
-# waiting) beside the integration tests too, from its package's directory as cargo would.
-loadtest_exe=$("${lint_cargo[@]}" test --quiet -p livehub-loadtest --test loadtest --no-run --message-format=json |
+# waiting) beside the integration tests too, from its package's directory as cargo would. The
+# binary is the workspace build's (`-p` alone would resolve other features and build it again).
+loadtest_exe=$("${lint_cargo[@]}" test --workspace --quiet --test loadtest --no-run --message-format=json |
   grep '"name":"loadtest"' | grep -o '"executable":"[^"]*"' | sed 's/^"executable":"//; s/"$//')
 [ -x "$loadtest_exe" ] || { echo "scripts/test.sh: no loadtest/tests/loadtest.rs binary found" >&2; exit 1; }
 (cd loadtest && exec setsid "$loadtest_exe" --quiet) >"$fuzz_tmp/loadtest.log" 2>&1 &

@@ -798,6 +798,7 @@ pub async fn a_not_connected_line_clears_when_the_console_is_back(driver: &Drive
     let host = driver.session().await?;
     host.set_viewport((390, 844)).await?;
     open_host(&host, &hub, room).await?;
+    host.click("#tab-chat").await?; // the announce box, where a host would try
     let addr = hub.addr;
     hub.shutdown().await?;
     host.wait_text("#status", |s| s != "live").await?;
