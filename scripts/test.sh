@@ -90,9 +90,8 @@ fuzz_tmp=$(mktemp -d)
 fuzz_build_pid=""
 browser_pid=""
 sdk_pid=""
-loadtest_pid=""
 cleanup() { # background jobs run in sessions of their own: a failure stops them, children too
-  for pid in $fuzz_build_pid $browser_pid $sdk_pid $loadtest_pid; do kill -- "-$pid" 2>/dev/null || true; done
+  for pid in $fuzz_build_pid $browser_pid $sdk_pid; do kill -- "-$pid" 2>/dev/null || true; done
   rm -rf "$fuzz_tmp"
 }
 trap cleanup EXIT
@@ -125,21 +124,10 @@ sdk_run() {
 }
 setsid bash -c "$(declare -f sdk_run); sdk_run" >"$fuzz_tmp/sdk.log" 2>&1 &
 sdk_pid=$!
-# The load tester's own tests (loadtest/tests/loadtest.rs: real hubs, about a minute, mostly
-# waiting) beside the integration tests too, from its package's directory as cargo would. The
-# binary is the workspace build's (`-p` alone would resolve other features and build it again).
-loadtest_exe=$("${lint_cargo[@]}" test --workspace --quiet --test loadtest --no-run --message-format=json |
-  grep '"name":"loadtest"' | grep -o '"executable":"[^"]*"' | sed 's/^"executable":"//; s/"$//')
-[ -x "$loadtest_exe" ] || { echo "scripts/test.sh: no loadtest/tests/loadtest.rs binary found" >&2; exit 1; }
-(cd loadtest && exec setsid "$loadtest_exe" --quiet) >"$fuzz_tmp/loadtest.log" 2>&1 &
-loadtest_pid=$!
-"${lint_cargo[@]}" test --workspace --quiet --lib --bins --test it
+# The load tester's tests (loadtest/tests) run after the integration tests, not beside them:
+# their latency and ordering checks fail on a machine that busy.
+"${lint_cargo[@]}" test --workspace --quiet --lib --bins --test it --test loadtest
 "${lint_cargo[@]}" test --workspace --quiet --doc
-loadtest_ok=true
-wait "$loadtest_pid" || loadtest_ok=false
-loadtest_pid=""
-cat "$fuzz_tmp/loadtest.log"
-$loadtest_ok || { echo "scripts/test.sh: the load tester's tests (loadtest/tests) failed" >&2; exit 1; }
 browser_ok=true
 wait "$browser_pid" || browser_ok=false
 browser_pid=""
