@@ -85,12 +85,18 @@ impl std::fmt::Display for Refusal {
     }
 }
 
+/// How long after Redis came back a connection failure is taken for a connection left over from
+/// the outage rather than a new outage (it is not logged, and readiness stays up).
+pub const STALE_GRACE: Duration = Duration::from_secs(5);
+
 /// Redis's reachability, shared by every call through one [`super::RedisIo`].
 pub struct Health {
     /// `redis.url` with any password hidden.
     shown: String,
     state: AtomicU8,
     down_since: Mutex<Option<Instant>>,
+    /// When Redis last became reachable again after an outage (see [`STALE_GRACE`]).
+    up_since: Mutex<Option<Instant>>,
     /// When the refusal line was last logged.
     refusal_logged_at: Mutex<Option<Instant>>,
     /// The current refusal was logged, so its end is logged too.
@@ -104,6 +110,7 @@ impl Health {
             shown: redact(url),
             state: AtomicU8::new(UNKNOWN),
             down_since: Mutex::new(None),
+            up_since: Mutex::new(None),
             refusal_logged_at: Mutex::new(None),
             refusal_reported: AtomicBool::new(false),
         }
@@ -174,6 +181,7 @@ impl Health {
                 }
             }
             _ => {
+                *self.up_since.lock() = Some(Instant::now());
                 let down_for = self.down_since.lock().take().map(|t| t.elapsed());
                 let held = crate::quiet::outage_over();
                 tracing::info!(
@@ -189,6 +197,18 @@ impl Health {
     /// Redis did not answer, for `reason` ("connection refused"). Logs the one outage line when
     /// this starts an outage.
     pub fn unreachable(&self, reason: &str) {
+        if self.state.load(Ordering::Acquire) == UP
+            && self
+                .up_since
+                .lock()
+                .is_some_and(|t| t.elapsed() < STALE_GRACE)
+        {
+            // A connection left over from the outage failing its first call after Redis came
+            // back: not a new outage (the call itself still fails). A real one shows on the
+            // calls after the grace (the sweeper alone makes four a second).
+            tracing::debug!("a call failed just after Redis came back: {reason}");
+            return;
+        }
         let was = self.state.swap(DOWN, Ordering::AcqRel);
         if was == DOWN {
             return;
@@ -329,6 +349,15 @@ mod tests {
             Err((redis::ErrorKind::Client, "wrong type").into());
         h.record(&script_error);
         assert!(!h.is_down(), "an error reply means Redis answered");
+        // Just back: a connection left from the outage failing once is not a new outage.
+        h.record(&refused);
+        assert!(
+            !h.is_down(),
+            "a stale connection's failure right after recovery"
+        );
+        *h.up_since.lock() = Some(Instant::now() - STALE_GRACE);
+        h.record(&refused);
+        assert!(h.is_down(), "after the grace it is an outage again");
     }
 
     /// The error Redis's reply `line` (`-CODE detail`) becomes.
