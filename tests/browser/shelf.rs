@@ -265,8 +265,10 @@ async fn two_shoppers_race_for_the_last_unit_of_one_of_two_live_deals(
     ensure!(enabled && label == "Buy now · $14.99", "tee Buy: {label}");
 
     // Both tap Buy on the tee at the same instant: each page schedules its tap for the same
-    // wall-clock time (one machine, one clock), so neither sees the other's hold first.
-    let at = livehub::hub::now_ms() + 400;
+    // wall-clock time (one machine, one clock), so neither sees the other's hold first. The
+    // slack covers a busy machine delivering the two scheduling calls (at 400 ms one arrived
+    // late in a CI run, after the other's hold had disabled its Buy).
+    let at = livehub::hub::now_ms() + 2000;
     let tap = "const at = arguments[0]; const btn = document.querySelector('#deal-tee1 .buy');
                setTimeout(() => btn.click(), Math.max(0, at - Date.now())); return true;";
     let (a, b) = tokio::join!(ana.js(tap, json!([at])), ben.js(tap, json!([at])));
