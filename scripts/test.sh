@@ -95,7 +95,10 @@ cleanup() { # background jobs run in sessions of their own: a failure stops them
   rm -rf "$fuzz_tmp"
 }
 trap cleanup EXIT
+suite_start=$SECONDS
+phase() { echo "scripts/test.sh: [$((SECONDS - suite_start)) s] $*" >&2; } # per-phase times
 
+phase "fmt and import cycles"
 cargo fmt --all -- --check
 python3 scripts/import-cycles.py --quiet # no module imports one that imports it back
 # The fuzz build (its own workspace, nightly, instrumented: it shares nothing with the test
@@ -104,6 +107,7 @@ python3 scripts/import-cycles.py --quiet # no module imports one that imports it
 # Redis, nginx, Chromium).
 setsid nice -n 19 "${fuzz_cargo[@]}" fuzz build --dev --sanitizer none >"$fuzz_tmp/build.log" 2>&1 &
 fuzz_build_pid=$!
+phase "build and lint every target"
 "${lint_cargo[@]}" test --workspace --all-targets --quiet --no-run
 # The page tests (tests/browser.rs, Chromium) run beside the other test binaries, one after
 # another; its binary is run directly (as cargo test would, from the package's directory), since
@@ -112,6 +116,7 @@ fuzz_build_pid=$!
 browser_exe=$("${lint_cargo[@]}" test --quiet --test browser --no-run --message-format=json |
   grep '"name":"browser"' | grep -o '"executable":"[^"]*"' | sed 's/^"executable":"//; s/"$//')
 [ -x "$browser_exe" ] || { echo "scripts/test.sh: no tests/browser.rs binary found" >&2; exit 1; }
+phase "page tests and SDK tests start in the background"
 setsid "$browser_exe" >"$fuzz_tmp/browser.log" 2>&1 &
 browser_pid=$!
 # The SDK (clients/js): its tests against the hub binary the test build made (real hubs, a
@@ -126,18 +131,23 @@ setsid bash -c "$(declare -f sdk_run); sdk_run" >"$fuzz_tmp/sdk.log" 2>&1 &
 sdk_pid=$!
 # The load tester's tests (loadtest/tests) run after the integration tests, not beside them:
 # their latency and ordering checks fail on a machine that busy.
+phase "unit, integration and load tester tests"
 "${lint_cargo[@]}" test --workspace --quiet --lib --bins --test it --test loadtest
+phase "doc tests"
 "${lint_cargo[@]}" test --workspace --quiet --doc
+phase "waiting for the page tests"
 browser_ok=true
 wait "$browser_pid" || browser_ok=false
 browser_pid=""
 cat "$fuzz_tmp/browser.log"
 $browser_ok || { echo "scripts/test.sh: the page tests (tests/browser.rs) failed" >&2; exit 1; }
+phase "waiting for the SDK tests"
 sdk_ok=true
 wait "$sdk_pid" || sdk_ok=false
 sdk_pid=""
 grep -E '^# (tests|pass|fail)' "$fuzz_tmp/sdk.log" | sed 's/^# /sdk /' || true
 $sdk_ok || { cat "$fuzz_tmp/sdk.log" >&2; echo "scripts/test.sh: the SDK's tests (clients/js) failed" >&2; exit 1; }
+phase "waiting for the fuzz build"
 if ! wait "$fuzz_build_pid"; then
   fuzz_build_pid=""
   cat "$fuzz_tmp/build.log" >&2
@@ -154,6 +164,7 @@ fuzz_run() { # fuzz_run TARGET
   "${fuzz_cargo[@]}" fuzz run --dev --sanitizer none "$1" "$fuzz_tmp/$1" "fuzz/corpus/$1" -- \
     -seed=1 -max_total_time=10 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 >"$fuzz_tmp/$1.log" 2>&1
 }
+phase "fuzzing"
 targets=(client_frame token)
 pids=()
 for target in "${targets[@]}"; do
@@ -171,4 +182,5 @@ for i in "${!targets[@]}"; do
   fi
   echo "fuzz $target: $(grep -E '^Done [0-9]+ runs' "$fuzz_tmp/$target.log"), $(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$fuzz_tmp/$target.log" | tail -n 1)"
 done
+phase "done"
 exit "$failed"
