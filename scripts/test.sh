@@ -104,8 +104,16 @@ python3 scripts/import-cycles.py --quiet # no module imports one that imports it
 # The fuzz build (its own workspace, nightly, instrumented: it shares nothing with the test
 # build) runs from here on at the lowest priority, so it takes only the CPU time the rest leaves
 # idle: the single-core stretches of the test build, and the tests, which mostly wait (on hubs,
-# Redis, nginx, Chromium).
-setsid nice -n 19 "${fuzz_cargo[@]}" fuzz build --dev --sanitizer none >"$fuzz_tmp/build.log" 2>&1 &
+# Redis, nginx, Chromium). setsid starts a new session, and where the kernel groups each session
+# for scheduling (sched_autogroup_enabled), a process's nice value only ranks it within its own
+# session: the session's group itself is lowered through /proc/self/autogroup, or the fuzz build
+# takes a full core from the test build (273 s instead of 146 s for the build on a fresh clone).
+lowest_priority() { # lowest_priority COMMAND...: run COMMAND in its own session, below everything
+  [ -w /proc/self/autogroup ] && echo 19 >/proc/self/autogroup 2>/dev/null || true
+  exec nice -n 19 "$@"
+}
+setsid bash -c "$(declare -f lowest_priority); lowest_priority \"\$@\"" lowest_priority \
+  "${fuzz_cargo[@]}" fuzz build --dev --sanitizer none >"$fuzz_tmp/build.log" 2>&1 &
 fuzz_build_pid=$!
 phase "build and lint every target"
 "${lint_cargo[@]}" test --workspace --all-targets --quiet --no-run
