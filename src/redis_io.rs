@@ -94,10 +94,21 @@ pub enum Conn {
     Cluster(ClusterConnection),
 }
 
+/// A single server's connection manager keeps the outcome of its last reconnection attempt:
+/// after an outage, the first command on it is refused with the outage's "connection refused"
+/// while Redis is already back, and only that refusal starts the next attempt. A refused
+/// connection carried nothing (the command never reached Redis), so it is sent once more, on the
+/// attempt the refusal started: a host's first command after Redis returns is not told
+/// `unavailable` by a connection left from the outage.
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
-            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Single(c) => Box::pin(async move {
+                match c.req_packed_command(cmd).await {
+                    Err(e) if e.is_connection_refusal() => c.req_packed_command(cmd).await,
+                    done => done,
+                }
+            }),
             Conn::Cluster(c) => c.req_packed_command(cmd),
         }
     }
@@ -109,7 +120,14 @@ impl ConnectionLike for Conn {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
-            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Single(c) => Box::pin(async move {
+                match c.req_packed_commands(pipeline, offset, count).await {
+                    Err(e) if e.is_connection_refusal() => {
+                        c.req_packed_commands(pipeline, offset, count).await
+                    }
+                    done => done,
+                }
+            }),
             Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }

@@ -258,6 +258,38 @@ async fn watch_gives_up_on_a_token_the_hub_refuses_with_its_reason() -> Result<(
     hub.shutdown().await
 }
 
+#[tokio::test]
+async fn the_first_command_after_redis_returns_is_answered_not_refused_by_a_left_over_connection()
+-> Result<()> {
+    use livehub::redis_io::{RedisIo, RedisTarget};
+    let dir = scratch_dir("left-over")?;
+    let port = free_port()?;
+    let url = format!("redis://127.0.0.1:{port}");
+    let io = RedisIo::connect(RedisTarget::Single(url.clone()), Duration::from_secs(2)).await?;
+    let ping = |io: RedisIo| async move {
+        io.exec(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
+            .await
+    };
+    assert!(ping(io.clone()).await.is_err(), "Redis is not there yet");
+    // That failure started a reconnection attempt in the background (two retries, 50 ms to 1 s
+    // apart); Redis stays away until it has given up too, as in an outage of any length. The
+    // attempt's end is not observable from outside, so this is a span of time, not a wait.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let _redis = Redis::start_on(port, &dir)?;
+    // Another client sees Redis up first; the hub's connection is asked only then.
+    let other = redis::Client::open(url.as_str())?;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while other.get_multiplexed_async_connection().await.is_err() {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "redis-server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await; // polling a starting redis-server
+    }
+    assert_eq!(ping(io.clone()).await?, "PONG");
+    Ok(())
+}
+
 /// A redis-server the test starts itself on a port it chose, stopped when dropped.
 struct Redis {
     child: std::process::Child,
