@@ -98,7 +98,7 @@ pub fn client_frame(data: &[u8]) -> Option<ClientMsg> {
 }
 
 /// A client's bytes after the upgrade, read by the hub's WebSocket reader with the default
-/// configuration's limits (`session::read_client_bytes`, the vendored tungstenite):
+/// configuration's limits (`frame::read_client_bytes`, the vendored tungstenite):
 ///
 /// - every message is at most `limits.max_frame_bytes` long; each text message passes
 ///   [`text_frame`];
@@ -110,7 +110,7 @@ pub fn client_frame(data: &[u8]) -> Option<ClientMsg> {
 pub fn client_wire(wire: &[u8]) -> Option<ClientMsg> {
     let f = frames();
     let max = f.all.max_fragments as u64;
-    let read = livehub::session::read_client_bytes(&f.all, wire);
+    let read = livehub::frame::read_client_bytes(&f.all, wire);
     let mut first = None;
     let mut in_messages = 0u64;
     for (msg, frames) in &read.messages {

@@ -4,8 +4,7 @@
 //! into an `error` message and the REST path into `{"error":{"code","message"}}` with the status
 //! from [`ErrorCode::http_status`].
 
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 /// The protocol's error codes.
@@ -99,8 +98,9 @@ impl HubError {
     }
 }
 
-impl IntoResponse for HubError {
-    fn into_response(self) -> Response {
+#[cfg(feature = "server")]
+impl axum::response::IntoResponse for HubError {
+    fn into_response(self) -> axum::response::Response {
         let code = self.code();
         metrics::counter!(crate::metrics::ERRORS, "code" => code.as_str()).increment(1);
         let body = serde_json::json!({"error": {"code": code, "message": self.to_string()}});

@@ -38,7 +38,7 @@ struct AppState {
 pub fn router(hub: Arc<Hub>, metrics: PrometheusHandle) -> Router {
     let body_limit = hub.config().limits.max_frame_bytes;
     // Before any upgrade: axum takes each connection's fragment limit from this default.
-    crate::session::set_fragment_limit(&hub.config().limits);
+    crate::frame::set_fragment_limit(&hub.config().limits);
     let pages = crate::pages::router(Arc::clone(&hub));
     let csp = header::HeaderValue::from_str(&content_security_policy(hub.config()))
         .unwrap_or_else(|_| header::HeaderValue::from_static("default-src 'self'"));

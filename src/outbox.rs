@@ -25,19 +25,9 @@ use std::task::Poll;
 use axum::extract::ws::Utf8Bytes;
 use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
-use tokio_util::sync::CancellationToken;
 
-/// Close codes the hub uses (docs/protocol.md, "Close codes").
-pub mod close {
-    /// Normal closure (the client said goodbye).
-    pub const NORMAL: u16 = 1000;
-    /// The hub is shutting down or draining.
-    pub const GOING_AWAY: u16 = 1001;
-    /// Policy: oversized or binary frame, flooding.
-    pub const POLICY: u16 = 1008;
-    /// Slow consumer: the outgoing queue overflowed.
-    pub const TRY_AGAIN_LATER: u16 = 1013;
-}
+use crate::frame::close;
+use tokio_util::sync::CancellationToken;
 
 /// Shared between a connection's tasks and the room: why and whether it must close.
 #[derive(Debug)]

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use axum::extract::ws::Utf8Bytes;
 
-use crate::outbox::{CounterKey, Outbox, close};
+use crate::frame::close;
+use crate::outbox::{CounterKey, Outbox};
 use crate::protocol::Id;
 
 /// One connection of the room.

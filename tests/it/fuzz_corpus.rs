@@ -92,14 +92,14 @@ fn the_empty_continuation_flood_seed_is_refused_at_the_fragment_limit() {
     };
 
     let flood = seed("seed-wire-empty-continuation-flood");
-    let read = livehub::session::read_client_bytes(&limits, &flood[1..]);
+    let read = livehub::frame::read_client_bytes(&limits, &flood[1..]);
     assert!(read.messages.is_empty(), "{:?}", read.messages);
     assert_eq!(read.frames, 65, "frames read before the refusal");
     assert_eq!(read.refused_fragments(), Some(64), "{:?}", read.error);
     assert_eq!(read.close, Some(1008));
 
     let at_limit = seed("seed-wire-like-in-64-fragments");
-    let read = livehub::session::read_client_bytes(&limits, &at_limit[1..]);
+    let read = livehub::frame::read_client_bytes(&limits, &at_limit[1..]);
     assert_eq!(read.messages.len(), 1, "{read:?}");
     assert_eq!(read.messages[0].1, 64);
     assert_eq!(
