@@ -87,25 +87,30 @@ impl RedisTarget {
     }
 }
 
-/// A connection to a single server or a cluster; cloning shares it.
+/// A connection to a single server (with the [`Health`] its retry consults) or a cluster;
+/// cloning shares it.
 #[derive(Clone)]
 pub enum Conn {
-    Single(ConnectionManager),
+    Single(ConnectionManager, Arc<Health>),
     Cluster(ClusterConnection),
 }
 
 /// A single server's connection manager keeps the outcome of its last reconnection attempt:
 /// after an outage, the first command on it is refused with the outage's "connection refused"
-/// while Redis is already back, and only that refusal starts the next attempt. A refused
-/// connection carried nothing (the command never reached Redis), so it is sent once more, on the
-/// attempt the refusal started: a host's first command after Redis returns is not told
-/// `unavailable` by a connection left from the outage.
+/// while Redis is already back, and only that refusal starts the next attempt. So within
+/// [`health::STALE_GRACE`] of Redis answering again on another connection
+/// ([`Health::just_recovered`]), a refused command is sent once more, on the attempt the refusal
+/// started: a host's first command after Redis returns is not told `unavailable` by a connection
+/// left from the outage. A refused connection carried nothing, so nothing runs twice; during an
+/// outage a refusal is answered at once.
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
-            Conn::Single(c) => Box::pin(async move {
+            Conn::Single(c, health) => Box::pin(async move {
                 match c.req_packed_command(cmd).await {
-                    Err(e) if e.is_connection_refusal() => c.req_packed_command(cmd).await,
+                    Err(e) if e.is_connection_refusal() && health.just_recovered() => {
+                        c.req_packed_command(cmd).await
+                    }
                     done => done,
                 }
             }),
@@ -120,9 +125,9 @@ impl ConnectionLike for Conn {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
-            Conn::Single(c) => Box::pin(async move {
+            Conn::Single(c, health) => Box::pin(async move {
                 match c.req_packed_commands(pipeline, offset, count).await {
-                    Err(e) if e.is_connection_refusal() => {
+                    Err(e) if e.is_connection_refusal() && health.just_recovered() => {
                         c.req_packed_commands(pipeline, offset, count).await
                     }
                     done => done,
@@ -134,7 +139,7 @@ impl ConnectionLike for Conn {
 
     fn get_db(&self) -> i64 {
         match self {
-            Conn::Single(c) => c.get_db(),
+            Conn::Single(c, _) => c.get_db(),
             Conn::Cluster(c) => c.get_db(),
         }
     }
@@ -240,7 +245,10 @@ impl RedisIo {
                     .set_max_delay(Duration::from_millis(1000));
                 single = Some(client.clone());
                 let _inside = io.enter();
-                Conn::Single(ConnectionManager::new_lazy_with_config(client, config)?)
+                Conn::Single(
+                    ConnectionManager::new_lazy_with_config(client, config)?,
+                    Arc::clone(&health),
+                )
             }
             RedisTarget::Cluster(nodes) => {
                 let client = cluster_client(nodes, timeout, None)?;

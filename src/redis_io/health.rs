@@ -126,6 +126,16 @@ impl Health {
         self.state.load(Ordering::Acquire) == DOWN
     }
 
+    /// True within [`STALE_GRACE`] of Redis answering again after an outage: a connection
+    /// that cannot connect now is likely one left over from the outage.
+    pub fn just_recovered(&self) -> bool {
+        self.state.load(Ordering::Acquire) == UP
+            && self
+                .up_since
+                .lock()
+                .is_some_and(|t| t.elapsed() < STALE_GRACE)
+    }
+
     /// True while the last word on Redis is that it refuses the hub's commands.
     pub fn is_refused(&self) -> bool {
         self.state.load(Ordering::Acquire) == REFUSED
@@ -197,12 +207,7 @@ impl Health {
     /// Redis did not answer, for `reason` ("connection refused"). Logs the one outage line when
     /// this starts an outage.
     pub fn unreachable(&self, reason: &str) {
-        if self.state.load(Ordering::Acquire) == UP
-            && self
-                .up_since
-                .lock()
-                .is_some_and(|t| t.elapsed() < STALE_GRACE)
-        {
+        if self.just_recovered() {
             // A connection left over from the outage failing its first call after Redis came
             // back: not a new outage (the call itself still fails). A real one shows on the
             // calls after the grace (the sweeper alone makes four a second).

@@ -276,10 +276,11 @@ async fn the_first_command_after_redis_returns_is_answered_not_refused_by_a_left
     // attempt's end is not observable from outside, so this is a span of time, not a wait.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let _redis = Redis::start_on(port, &dir)?;
-    // Another client sees Redis up first; the hub's connection is asked only then.
-    let other = redis::Client::open(url.as_str())?;
+    // Another of the hub's connections (the stock's, a new one) sees Redis back first; the one
+    // left from the outage is asked only then.
+    let other = io.another().await?;
     let deadline = tokio::time::Instant::now() + WAIT;
-    while other.get_multiplexed_async_connection().await.is_err() {
+    while ping(other.clone()).await.is_err() {
         anyhow::ensure!(
             tokio::time::Instant::now() < deadline,
             "redis-server did not start"
