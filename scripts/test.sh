@@ -101,10 +101,12 @@ phase() { echo "scripts/test.sh: [$((SECONDS - suite_start)) s] $*" >&2; } # per
 phase "fmt and import cycles"
 cargo fmt --all -- --check
 python3 scripts/import-cycles.py --quiet # no module imports one that imports it back
+phase "build and lint every target"
+"${lint_cargo[@]}" test --workspace --all-targets --quiet --no-run
 # The fuzz build (its own workspace, nightly, instrumented: it shares nothing with the test
-# build) runs from here on at the lowest priority, so it takes only the CPU time the rest leaves
-# idle: the single-core stretches of the test build, and the tests, which mostly wait (on hubs,
-# Redis, nginx, Chromium). setsid starts a new session, and where the kernel groups each session
+# build) runs from here on at the lowest priority, beside the tests, which leave about one core
+# idle (they mostly wait on hubs, Redis, nginx, Chromium): started beside the test build instead,
+# it made that build 192 s instead of 180 s and the suite no shorter. setsid starts a new session, and where the kernel groups each session
 # for scheduling (sched_autogroup_enabled), a process's nice value only ranks it within its own
 # session: the session's group itself is lowered through /proc/self/autogroup, or the fuzz build
 # takes a full core from the test build (273 s instead of 146 s for the build on a fresh clone).
@@ -115,8 +117,6 @@ lowest_priority() { # lowest_priority COMMAND...: run COMMAND in its own session
 setsid bash -c "$(declare -f lowest_priority); lowest_priority \"\$@\"" lowest_priority \
   "${fuzz_cargo[@]}" fuzz build --dev --sanitizer none >"$fuzz_tmp/build.log" 2>&1 &
 fuzz_build_pid=$!
-phase "build and lint every target"
-"${lint_cargo[@]}" test --workspace --all-targets --quiet --no-run
 # The page tests (tests/browser.rs, Chromium) run beside the other test binaries, one after
 # another; its binary is run directly (as cargo test would, from the package's directory), since
 # one cargo holds the build directory while its tests run. A new integration test goes in
