@@ -639,6 +639,51 @@ fn check_text(field: &str, text: &str, max: usize) -> Result<(), HubError> {
     }
 }
 
+/// The pattern of every [`ClientMsg`] whose `request_id` is optional, binding it to `$id`: one
+/// list for [`ClientMsg::request_id`] and [`ClientMsg::set_request_id`].
+macro_rules! optional_request_id {
+    ($id:ident) => {
+        ClientMsg::Comment {
+            request_id: $id,
+            ..
+        } | ClientMsg::Like {
+            request_id: $id,
+            ..
+        } | ClientMsg::Pin {
+            request_id: $id,
+            ..
+        } | ClientMsg::Unpin { request_id: $id }
+            | ClientMsg::DealStart {
+                request_id: $id,
+                ..
+            }
+            | ClientMsg::DealEnd {
+                request_id: $id,
+                ..
+            }
+            | ClientMsg::DeleteComment {
+                request_id: $id,
+                ..
+            }
+            | ClientMsg::Mute {
+                request_id: $id,
+                ..
+            }
+            | ClientMsg::Unmute {
+                request_id: $id,
+                ..
+            }
+            | ClientMsg::SetStream {
+                request_id: $id,
+                ..
+            }
+            | ClientMsg::Announce {
+                request_id: $id,
+                ..
+            }
+    };
+}
+
 impl ClientMsg {
     /// The command's `request_id`, if it carried one.
     pub fn request_id(&self) -> Option<&Id> {
@@ -646,17 +691,23 @@ impl ClientMsg {
             ClientMsg::Reserve { request_id, .. }
             | ClientMsg::Checkout { request_id, .. }
             | ClientMsg::Cancel { request_id, .. } => Some(request_id),
-            ClientMsg::Comment { request_id, .. }
-            | ClientMsg::Like { request_id, .. }
-            | ClientMsg::Pin { request_id, .. }
-            | ClientMsg::Unpin { request_id }
-            | ClientMsg::DealStart { request_id, .. }
-            | ClientMsg::DealEnd { request_id, .. }
-            | ClientMsg::DeleteComment { request_id, .. }
-            | ClientMsg::Mute { request_id, .. }
-            | ClientMsg::Announce { request_id, .. }
-            | ClientMsg::Unmute { request_id, .. }
-            | ClientMsg::SetStream { request_id, .. } => request_id.as_ref(),
+            optional_request_id!(request_id) => request_id.as_ref(),
+        }
+    }
+
+    /// Sets the `request_id` of a command whose id is optional (every command but `reserve`,
+    /// `checkout` and `cancel`, whose required id stays as built): for a client that numbers
+    /// its commands after building them (the load tester). False when the command has a
+    /// required id.
+    pub fn set_request_id(&mut self, id: Option<Id>) -> bool {
+        match self {
+            optional_request_id!(request_id) => {
+                *request_id = id;
+                true
+            }
+            ClientMsg::Reserve { .. } | ClientMsg::Checkout { .. } | ClientMsg::Cancel { .. } => {
+                false
+            }
         }
     }
 
@@ -1068,5 +1119,18 @@ mod tests {
         assert_eq!(e.request_id.unwrap().as_str(), "r1");
         let e = parse_client("{not json").unwrap_err();
         assert!(e.message.starts_with("invalid JSON"));
+    }
+
+    #[test]
+    fn an_optional_request_id_can_be_set_and_a_required_one_stays() {
+        let id = |s: &str| Id::new(s).unwrap();
+        let mut pin = parse_client(r#"{"type":"unpin"}"#).unwrap();
+        assert_eq!(pin.request_id(), None);
+        assert!(pin.set_request_id(Some(id("h1"))));
+        assert_eq!(pin.request_id(), Some(&id("h1")));
+        let mut reserve =
+            parse_client(r#"{"type":"reserve","request_id":"r1","deal":"d","qty":1}"#).unwrap();
+        assert!(!reserve.set_request_id(Some(id("other"))));
+        assert_eq!(reserve.request_id(), Some(&id("r1")));
     }
 }

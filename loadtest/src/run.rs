@@ -660,20 +660,7 @@ fn id(s: impl Into<String>) -> Option<Id> {
 /// `msg` carrying `request_id` (the commands whose request_id is optional; the others already
 /// carry theirs).
 fn with_request_id(mut msg: ClientMsg, id: Option<Id>) -> ClientMsg {
-    match &mut msg {
-        ClientMsg::Comment { request_id, .. }
-        | ClientMsg::Like { request_id, .. }
-        | ClientMsg::Pin { request_id, .. }
-        | ClientMsg::Unpin { request_id }
-        | ClientMsg::DealStart { request_id, .. }
-        | ClientMsg::DealEnd { request_id, .. }
-        | ClientMsg::DeleteComment { request_id, .. }
-        | ClientMsg::Mute { request_id, .. }
-        | ClientMsg::Unmute { request_id, .. }
-        | ClientMsg::SetStream { request_id, .. }
-        | ClientMsg::Announce { request_id, .. } => *request_id = id,
-        ClientMsg::Reserve { .. } | ClientMsg::Checkout { .. } | ClientMsg::Cancel { .. } => {}
-    }
+    msg.set_request_id(id);
     msg
 }
 
