@@ -8,57 +8,49 @@
 //! [`commerce`], [`protocol`], [`auth`], [`config`], [`error`] and [`frame`], with none of the
 //! runtime, HTTP or Redis dependencies (the fuzz targets in fuzz/ build it so).
 
-#[cfg(feature = "server")]
-pub mod admission;
+// The wire contract: built with and without the `server` feature.
 pub mod auth;
-#[cfg(feature = "server")]
-pub mod base_url;
-#[cfg(feature = "server")]
-pub mod bus;
-#[cfg(feature = "server")]
-pub mod catalog;
-#[cfg(feature = "server")]
-pub mod cli;
 pub mod clock;
-#[cfg(feature = "server")]
-pub mod command;
 pub mod commerce;
 pub mod config;
 pub mod error;
 pub mod frame;
-#[cfg(feature = "server")]
-pub mod funnel;
-#[cfg(feature = "server")]
-pub mod http;
-#[cfg(feature = "server")]
-pub mod http_client;
-#[cfg(feature = "server")]
-pub mod hub;
 pub mod id;
-#[cfg(feature = "server")]
-pub mod inventory;
-#[cfg(feature = "server")]
-pub mod metrics;
-#[cfg(feature = "server")]
-pub mod outbox;
-#[cfg(feature = "server")]
-pub mod pages;
-#[cfg(feature = "server")]
-pub mod persist;
 pub mod protocol;
-#[cfg(feature = "server")]
-pub mod quiet;
-#[cfg(feature = "server")]
-pub mod rate;
-#[cfg(feature = "server")]
-pub mod redis_io;
-#[cfg(feature = "server")]
-pub mod report;
-#[cfg(feature = "server")]
-pub mod room;
-#[cfg(feature = "server")]
-pub mod server;
-#[cfg(feature = "server")]
-pub mod session;
-#[cfg(feature = "server")]
-pub mod trim;
+
+/// Items of the hub itself, built only with the `server` feature (on by default), as tokio
+/// gates its own (`cfg_rt!`).
+macro_rules! cfg_server {
+    ($($item:item)*) => {
+        $(
+            #[cfg(feature = "server")]
+            $item
+        )*
+    };
+}
+
+cfg_server! {
+    pub mod admission;
+    pub mod base_url;
+    pub mod bus;
+    pub mod catalog;
+    pub mod cli;
+    pub mod command;
+    pub mod funnel;
+    pub mod http;
+    pub mod http_client;
+    pub mod hub;
+    pub mod inventory;
+    pub mod metrics;
+    pub mod outbox;
+    pub mod pages;
+    pub mod persist;
+    pub mod quiet;
+    pub mod rate;
+    pub mod redis_io;
+    pub mod report;
+    pub mod room;
+    pub mod server;
+    pub mod session;
+    pub mod trim;
+}
