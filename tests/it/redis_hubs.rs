@@ -49,10 +49,16 @@ async fn five_thousand_reserves_across_two_hub_processes_sell_exactly_the_stock(
             let mut readings = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 for url in &urls {
-                    let (status, body) =
-                        livehub::http_client::request("GET", url, Some(&host), None).await?;
-                    // 503: the backend missed the hub's deadline under the spike; that is no
-                    // reading, not a violation. Every reading that comes back must balance.
+                    // 503: the backend missed the hub's deadline under the spike. A connection
+                    // closed before its answer: seen once with a second suite beside this one,
+                    // most likely the hub's 5 s slow-loris deadline passing before it read the
+                    // request's head. Either is no reading, not a violation; every reading that
+                    // comes back must balance, and there must be some (below).
+                    let Ok((status, body)) =
+                        livehub::http_client::request("GET", url, Some(&host), None).await
+                    else {
+                        continue;
+                    };
                     if status == 503 {
                         continue;
                     }
