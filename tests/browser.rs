@@ -1,6 +1,9 @@
 //! The viewer page and host console in real headless Chromium (via chromedriver), against a hub
 //! started by the test. Each scenario saves a screenshot under target/browser-screenshots/.
 
+// A test may be longer than the 80 lines clippy.toml allows a function elsewhere.
+#![allow(clippy::too_many_lines)]
+
 mod common;
 
 use std::path::PathBuf;

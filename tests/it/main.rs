@@ -6,6 +6,9 @@
 //!
 //! Run one file's tests with its module name: `cargo test --test it -- multi_node::`.
 
+// A test may be longer than the 80 lines clippy.toml allows a function elsewhere.
+#![allow(clippy::too_many_lines)]
+
 #[path = "../common/mod.rs"]
 mod common;
 
