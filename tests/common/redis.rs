@@ -56,10 +56,44 @@ pub fn shared_cluster() -> &'static RedisCluster {
     CLUSTER.get_or_init(|| RedisCluster::launch(false, true).expect("the shared redis cluster"))
 }
 
+/// A port nothing listens on, below the kernel's ephemeral range (`net.ipv4.ip_local_port_range`,
+/// 32768 and up by default), for a server a test may stop and start again. A port from the
+/// ephemeral range (what binding port 0 gives) can be handed to any process's outgoing
+/// connection while the server is down, and a client retrying against it can connect to itself
+/// (TCP simultaneous open); a soak beside a second suite, thousands of connections a second,
+/// lost a restarted cluster's connections that way or alike. `pair` also needs `port + pair` free
+/// (a cluster node's bus port), kept below the ephemeral range too.
+pub fn stable_port(pair: u16) -> Result<u16> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let high = ephemeral.saturating_sub(u32::from(pair));
+    let low = 10_000u32.min(high.saturating_sub(1_000)).max(1_024);
+    anyhow::ensure!(
+        high > low + 100,
+        "no ports below the ephemeral range ({ephemeral})"
+    );
+    let seed = std::process::id().wrapping_mul(2_654_435_761)
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+    for _ in 0..500 {
+        let n = NEXT.fetch_add(7_919, Ordering::Relaxed);
+        let port = u16::try_from(low + seed.wrapping_add(n) % (high - low))?;
+        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(port) && (pair == 0 || free(port + pair)) {
+            return Ok(port);
+        }
+    }
+    bail!("no free port below the ephemeral range")
+}
+
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    stable_port(0)
 }
 
 impl RedisServer {
@@ -223,13 +257,7 @@ impl Drop for RedisServer {
 
 /// A free port whose cluster bus port (port + 10000) is free too.
 fn free_cluster_port() -> Result<u16> {
-    for _ in 0..200 {
-        let port = free_port()?;
-        if port < 55_000 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
-            return Ok(port);
-        }
-    }
-    bail!("no free port pair for a cluster node")
+    stable_port(10_000)
 }
 
 /// A throwaway 3-master Redis Cluster (no replicas): three `redis-server --cluster-enabled yes`

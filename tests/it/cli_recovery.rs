@@ -17,10 +17,10 @@ use tokio::sync::mpsc;
 const BIN: &str = env!("CARGO_BIN_EXE_livehub");
 const SECRET: &str = "recovery-secret-0123456789";
 
+/// A port for a redis-server started later or restarted: outside the ephemeral range
+/// ([`common::redis::stable_port`]), since the hub keeps connecting to it meanwhile.
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    common::redis::stable_port(0)
 }
 
 /// A fresh, empty directory for one test's files.
