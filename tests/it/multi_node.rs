@@ -381,10 +381,8 @@ async fn when_redis_stops_commenters_hear_unavailable_fast_and_the_show_recovers
         let err = talker.json_of("error").await?;
         assert_eq!(err["code"], "unavailable", "{err}");
         let took = sent.elapsed();
-        assert!(
-            took < Duration::from_millis(1000),
-            "unavailable took {took:?}"
-        );
+        // Not Redis's connection timeout (3 s): see redis_hubs' outage test.
+        assert!(took < Duration::from_secs(2), "unavailable took {took:?}");
     }
     redis.restart()?;
     comment_until_accepted(&mut talker, "after").await?;
@@ -865,9 +863,17 @@ async fn a_node_30_s_ahead_times_holds_and_deals_by_redis(kind: &str) -> anyhow:
     // The node ahead sweeps every 50 ms; with its own clock it would expire the hold at once.
     tokio::time::sleep(Duration::from_millis(1500)).await; // letting its sweeper run ~30 times
     let resv = held["reservation"].as_str().unwrap_or_default();
-    ana.send(json!({"type": "checkout", "request_id": "c", "reservation": resv}))
-        .await?;
-    let order = reply_to(&mut ana, "c").await?;
+    // A checkout that misses the viewer deadline on a loaded machine answers `unavailable`; an
+    // app retries it with the same request_id (idempotent), as here. Any other answer is final.
+    let mut order = json!(null);
+    for _ in 0..20 {
+        ana.send(json!({"type": "checkout", "request_id": "c", "reservation": resv}))
+            .await?;
+        order = reply_to(&mut ana, "c").await?;
+        if order["reason"] != "unavailable" {
+            break;
+        }
+    }
     assert_eq!(order["type"], "order", "{order}");
     // It says how far off it is.
     let (_, metrics) = get(&ahead, "/metrics", None).await?;

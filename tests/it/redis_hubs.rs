@@ -215,10 +215,10 @@ async fn when_redis_stops_reserves_are_unavailable_fast_viewers_stay_and_it_reco
         let answer = buyer.json_of("rejected").await?;
         let took = sent.elapsed();
         assert_eq!(answer["reason"], "unavailable");
-        assert!(
-            took < Duration::from_millis(500),
-            "unavailable took {took:?}"
-        );
+        // From the viewer deadline (inventory.op_timeout_ms, 450 ms), not Redis's connection
+        // timeout (host_op_timeout_ms, 3 s): under 2 s even with a second suite beside this one,
+        // whose scheduling added up to 0.8 s.
+        assert!(took < Duration::from_secs(2), "unavailable took {took:?}");
         // A comment needs its seq from Redis: it is refused quickly, never silently lost.
         buyer
             .send(json!({"type": "comment", "text": format!("is it down? {i}")}))
