@@ -542,7 +542,13 @@ async fn a_room_whose_log_redis_lost_moves_its_viewers_to_a_fresh_start(
     let next = ack_seq(&mut host, "y").await?;
     assert_eq!(next, seq + 1);
     let got = durable_until(&mut again, next).await?;
-    assert_eq!(seqs(&got), vec![next]);
+    // Once seen with two events here under a second suite's load (docs/benchmarks.md): the
+    // events and the welcome's seq say which.
+    assert_eq!(
+        seqs(&got),
+        vec![next],
+        "welcome seq {seq}; after it: {got:?}"
+    );
     for n in nodes {
         n.kill().await;
     }
