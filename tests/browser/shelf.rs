@@ -267,13 +267,19 @@ async fn two_shoppers_race_for_the_last_unit_of_one_of_two_live_deals(
     // Both tap Buy on the tee at the same instant: each page schedules its tap for the same
     // wall-clock time (one machine, one clock), so neither sees the other's hold first. The
     // slack covers a busy machine delivering the two scheduling calls (at 400 ms one arrived
-    // late in a CI run, after the other's hold had disabled its Buy).
-    let at = livehub::hub::now_ms() + 2000;
+    // late in a CI run, after the other's hold had disabled its Buy; at 2 s once more, on a
+    // fresh-clone run with the integration tests beside). Each page says how early its call
+    // came, so a late one fails here by name instead of as a missing outcome.
+    let at = livehub::hub::now_ms() + 5000;
     let tap = "const at = arguments[0]; const btn = document.querySelector('#deal-tee1 .buy');
-               setTimeout(() => btn.click(), Math.max(0, at - Date.now())); return true;";
+               const early = at - Date.now();
+               setTimeout(() => btn.click(), Math.max(0, early)); return early;";
     let (a, b) = tokio::join!(ana.js(tap, json!([at])), ben.js(tap, json!([at])));
-    a?;
-    b?;
+    let (a, b) = (a?, b?);
+    ensure!(
+        a.as_i64().is_some_and(|ms| ms > 0) && b.as_i64().is_some_and(|ms| ms > 0),
+        "a tap was scheduled after its time (ms to spare: ana {a}, ben {b})"
+    );
     let (oa, ob) = (tee_outcome(&ana).await, tee_outcome(&ben).await);
     if oa.is_err() || ob.is_err() {
         eprintln!("DEBUG ana: {:?}", seen(&ana, "#deal-tee1").await);
