@@ -25,9 +25,9 @@ use std::task::Poll;
 use axum::extract::ws::Utf8Bytes;
 use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
 
 use crate::frame::close;
-use tokio_util::sync::CancellationToken;
 
 /// Shared between a connection's tasks and the room: why and whether it must close.
 #[derive(Debug)]

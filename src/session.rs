@@ -13,12 +13,10 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite;
 use tungstenite::protocol::frames_read_on_this_thread;
 
-use crate::frame::is_policy_error;
-
 use crate::auth::Identity;
 use crate::command::{Outcome, execute};
 use crate::error::HubError;
-use crate::frame::close;
+use crate::frame::{close, is_policy_error};
 use crate::hub::Hub;
 use crate::metrics as m;
 use crate::outbox::{ConnCtl, Outbox, OutboxRx, Take, Thinning, Waited};
