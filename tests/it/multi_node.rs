@@ -564,18 +564,34 @@ fn deal_start(request_id: &str, deal: &str, duration_ms: u64) -> serde_json::Val
         "per_user_limit": 2, "duration_ms": duration_ms}})
 }
 
+/// Sends `cmd` (whose `request_id` is `rid`) until its answer is not `unavailable`, as an app
+/// does: a loaded machine can miss the hub's 450 ms deadline, and the same `request_id` never
+/// acts twice.
+async fn ask(
+    c: &mut Client,
+    cmd: serde_json::Value,
+    rid: &str,
+) -> anyhow::Result<serde_json::Value> {
+    for _ in 0..20 {
+        c.send(cmd.clone()).await?;
+        let answer = reply_to(c, rid).await?;
+        if answer["reason"] != "unavailable" {
+            return Ok(answer);
+        }
+    }
+    anyhow::bail!("{rid}: still unavailable after 20 tries")
+}
+
 /// Reserves one unit of `deal` and checks it out: (reservation, order).
 async fn buy(c: &mut Client, deal: &str, rid: &str) -> anyhow::Result<(String, String)> {
     let reserve = format!("r-{rid}");
-    c.send(json!({"type": "reserve", "request_id": reserve, "deal": deal, "qty": 1}))
-        .await?;
-    let held = reply_to(c, &reserve).await?;
+    let cmd = json!({"type": "reserve", "request_id": reserve, "deal": deal, "qty": 1});
+    let held = ask(c, cmd, &reserve).await?;
     anyhow::ensure!(held["type"] == "reserved", "reserve: {held}");
     let resv = held["reservation"].as_str().unwrap_or_default().to_owned();
     let checkout = format!("c-{rid}");
-    c.send(json!({"type": "checkout", "request_id": checkout, "reservation": resv}))
-        .await?;
-    let order = reply_to(c, &checkout).await?;
+    let cmd = json!({"type": "checkout", "request_id": checkout, "reservation": resv});
+    let order = ask(c, cmd, &checkout).await?;
     anyhow::ensure!(order["type"] == "order", "checkout: {order}");
     Ok((resv, order["order"].as_str().unwrap_or_default().to_owned()))
 }
