@@ -89,23 +89,36 @@ async fn five_thousand_reserves_across_two_hub_processes_sell_exactly_the_stock(
         );
         let (start, connecting) = (start.clone(), connecting.clone());
         buyers.push(tokio::spawn(async move {
-            let slot = connecting.acquire_owned().await?;
-            let mut c = Client::connect(&url).await?;
-            c.next_of("welcome").await?;
-            drop(slot);
+            let connected = async {
+                let _slot = connecting.acquire_owned().await?;
+                let mut c = Client::connect(&url).await?;
+                c.next_of("welcome").await?;
+                anyhow::Ok(c)
+            }
+            .await;
+            // Every buyer reaches the start, connected or not (a failed one then reports its
+            // error), so the spike waits for the connections themselves, however long a loaded
+            // machine takes to make 5,000, and never for a buyer that will not come.
+            let mut c = match connected {
+                Ok(c) => c,
+                Err(e) => {
+                    start.wait().await;
+                    return Err(e);
+                }
+            };
             // Reads while it waits, as an app does: a buyer that stopped reading would not
             // answer the hub's pings, and one that waits past the idle timeout (60 s; seen
             // with a second suite beside this one) is closed by the hub as dead.
-            let all_here = tokio::time::timeout(std::time::Duration::from_secs(120), start.wait());
+            let all_here = start.wait();
             tokio::pin!(all_here);
             loop {
                 tokio::select! {
-                    here = &mut all_here => {
-                        here.map_err(|_| anyhow::anyhow!("not every buyer connected within 120 s"))?;
-                        break;
-                    }
-                    read = c.next_within(std::time::Duration::from_secs(120)) => {
-                        read?;
+                    _ = &mut all_here => break,
+                    read = c.next_within(std::time::Duration::from_secs(3600)) => {
+                        if let Err(e) = read {
+                            (&mut all_here).await;
+                            return Err(e);
+                        }
                     }
                 }
             }
