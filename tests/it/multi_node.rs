@@ -564,24 +564,6 @@ fn deal_start(request_id: &str, deal: &str, duration_ms: u64) -> serde_json::Val
         "per_user_limit": 2, "duration_ms": duration_ms}})
 }
 
-/// Sends `cmd` (whose `request_id` is `rid`) until its answer is not `unavailable`, as an app
-/// does: a loaded machine can miss the hub's 450 ms deadline, and the same `request_id` never
-/// acts twice.
-async fn ask(
-    c: &mut Client,
-    cmd: serde_json::Value,
-    rid: &str,
-) -> anyhow::Result<serde_json::Value> {
-    for _ in 0..20 {
-        c.send(cmd.clone()).await?;
-        let answer = reply_to(c, rid).await?;
-        if answer["reason"] != "unavailable" {
-            return Ok(answer);
-        }
-    }
-    anyhow::bail!("{rid}: still unavailable after 20 tries")
-}
-
 /// Reserves one unit of `deal` and checks it out: (reservation, order).
 async fn buy(c: &mut Client, deal: &str, rid: &str) -> anyhow::Result<(String, String)> {
     let reserve = format!("r-{rid}");

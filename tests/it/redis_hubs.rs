@@ -239,10 +239,9 @@ async fn when_redis_stops_reserves_are_unavailable_fast_viewers_stay_and_it_reco
     host.json_of("ack").await?;
     let (mut buyer, _) = hub.viewer("r", "buyer").await?;
     let (mut watcher, _) = hub.viewer("r", "watcher").await?;
-    buyer
-        .send(json!({"type": "reserve", "request_id": "before", "deal": "d", "qty": 2}))
-        .await?;
-    assert_eq!(buyer.json_of("reserved").await?["remaining"], 48);
+    let before = json!({"type": "reserve", "request_id": "before", "deal": "d", "qty": 2});
+    let held = common::nodes::ask(&mut buyer, before, "before").await?;
+    assert_eq!(held["remaining"], 48, "{held}");
     let (status, _) = hub.get("/readyz", None).await?;
     assert_eq!(status, 200);
 
