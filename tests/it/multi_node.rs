@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use common::nodes::{
-    ack_seq, assert_same_everywhere, durable_until, get, join, keys_with_ttl, post_command,
+    ack_seq, ask, assert_same_everywhere, durable_until, get, join, keys_with_ttl, post_command,
     reply_to, start_nodes_on, start_nodes_with, welcome_seq,
 };
 use common::redis::Engine;
