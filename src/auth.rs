@@ -96,7 +96,9 @@ pub enum AuthError {
     #[error("{0}")]
     WrongRole(String),
     /// Refused at minting: `room: "*"` with a role other than admin.
-    #[error("room \"*\" is for admin tokens only: give viewer and host tokens a room id")]
+    #[error(
+        "room \"*\" is for admin and merchant tokens only: give viewer and host tokens a room id"
+    )]
     AnyRoomNeedsAdmin,
 }
 
@@ -156,7 +158,7 @@ impl Authenticator {
     /// Signs `claims`. Refuses `room: "*"` on anything but an admin token, which
     /// [`Authenticator::verify`] would refuse anyway.
     pub fn mint(&self, claims: &Claims) -> Result<String, AuthError> {
-        if claims.room == ANY_ROOM && claims.role != Role::Admin {
+        if claims.room == ANY_ROOM && !claims.role.is_shop_wide() {
             return Err(AuthError::AnyRoomNeedsAdmin);
         }
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
@@ -186,9 +188,9 @@ impl Authenticator {
         let c = data.claims;
         let user = Id::new(c.sub).map_err(|e| AuthError::Invalid(format!("sub: {e}")))?;
         let scope = if c.room == ANY_ROOM {
-            if c.role != Role::Admin {
+            if !c.role.is_shop_wide() {
                 return Err(AuthError::Invalid(format!(
-                    "room \"*\" on a {:?} token (admin only)",
+                    "room \"*\" on a {:?} token (admin and merchant only)",
                     c.role
                 )));
             }
@@ -283,6 +285,29 @@ impl Identity {
             _ => Err(AuthError::WrongRole(
                 "only the room's host or an admin may do this".into(),
             )),
+        }
+    }
+
+    /// May this identity settle orders and read the order feed (a merchant or an admin)?
+    pub fn check_merchant(&self) -> Result<(), AuthError> {
+        match self.role {
+            Role::Admin | Role::Merchant if !self.anonymous => Ok(()),
+            _ => Err(AuthError::WrongRole(
+                "only a merchant or an admin token may do this".into(),
+            )),
+        }
+    }
+
+    /// May this identity join a room's WebSocket? Every role but a merchant's, which is for
+    /// the order API only.
+    pub fn check_joins(&self) -> Result<(), AuthError> {
+        if self.role == Role::Merchant {
+            Err(AuthError::WrongRole(
+                "a merchant token is for the order API (/api/orders/...), not for joining a room"
+                    .into(),
+            ))
+        } else {
+            Ok(())
         }
     }
 

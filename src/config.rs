@@ -38,6 +38,7 @@ pub struct Config {
     pub redis: RedisConfig,
     pub pages: PagesConfig,
     pub funnel: FunnelConfig,
+    pub orders: OrdersConfig,
 }
 
 /// `[server]`: listening and shutdown.
@@ -224,6 +225,29 @@ pub struct PagesConfig {
     pub dev_tokens: DevToggle,
     pub stream_url: String,
     pub catalog_file: String,
+}
+
+/// How an order gets paid (`orders.payment`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentMode {
+    /// An order is paid when it is made.
+    None,
+    /// An order is pending until the shop's backend calls `POST /api/orders/{order}/paid` or
+    /// `/failed`, and expires `payment_timeout_ms` after it was made.
+    External,
+}
+
+/// Longest `orders.payment_timeout_ms`: a day.
+pub const MAX_PAYMENT_TIMEOUT_MS: u64 = 24 * 3600 * 1000;
+
+/// `[orders]`: payment and the order feed (issue 23).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrdersConfig {
+    pub payment: PaymentMode,
+    /// How long a pending order waits for its payment before it expires (1 s to a day).
+    pub payment_timeout_ms: u64,
 }
 
 /// `[funnel]`: the show funnel (issue 14).
@@ -596,6 +620,12 @@ impl Config {
             return Err(key_err(
                 "server.socket_send_buffer",
                 "must be 0 (the OS decides) or 4096 to 67108864",
+            ));
+        }
+        if !(1_000..=MAX_PAYMENT_TIMEOUT_MS).contains(&self.orders.payment_timeout_ms) {
+            return Err(key_err(
+                "orders.payment_timeout_ms",
+                format!("must be 1000 to {MAX_PAYMENT_TIMEOUT_MS} (a day)"),
             ));
         }
         if self.room.history > MAX_HISTORY {

@@ -1,6 +1,6 @@
 //! HTTP routes: the WebSocket upgrade (authenticated before upgrading), the REST command and
-//! audit endpoints, room snapshots, the funnel's endpoints ([`funnel`]), health, readiness and
-//! metrics.
+//! audit endpoints, room snapshots, the funnel's endpoints ([`funnel`]), the shop's order
+//! endpoints ([`orders`]), health, readiness and metrics.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +18,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 mod extract;
 mod funnel;
+mod orders;
 
 use extract::{DealId, Host, RoomId, Signed, Token, Viewer, identify, parse_id};
 
@@ -50,6 +51,9 @@ pub fn router(hub: Arc<Hub>, metrics: PrometheusHandle) -> Router {
         .route("/api/rooms/{room}/funnel", get(funnel::funnel))
         .route("/api/rooms/{room}/timeline", get(funnel::timeline))
         .route("/api/creators/{creator}/earnings", get(funnel::earnings))
+        .route("/api/orders/events", get(orders::events))
+        .route("/api/orders/{order}/paid", post(orders::paid))
+        .route("/api/orders/{order}/failed", post(orders::failed))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
@@ -181,7 +185,12 @@ async fn ws_upgrade(
         }
     };
     let who = match identify(&hub, token, hub.config().allow_anonymous())
-        .and_then(|who| who.check_room(&room).map(|_| who).map_err(HubError::from))
+        .and_then(|who| {
+            who.check_room(&room)
+                .and_then(|()| who.check_joins())
+                .map(|()| who)
+                .map_err(HubError::from)
+        })
     {
         // `?src=` names the channel for analytics when the token has none; it never pays.
         Ok(who) => who.with_query_src(src.as_deref()),

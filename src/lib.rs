@@ -16,6 +16,7 @@ pub mod config;
 pub mod error;
 pub mod frame;
 pub mod id;
+pub mod orders;
 pub mod protocol;
 
 /// Items of the hub itself, built only with the `server` feature (on by default), as tokio

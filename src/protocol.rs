@@ -11,6 +11,7 @@ pub use crate::commerce::{MAX_BPS, MAX_DEAL_STOCK, MAX_PRICE_CENTS, MAX_TOTAL_CE
 use crate::error::{ErrorCode, HubError};
 /// Protocol ids, from their home [`crate::id`] (a leaf the commerce terms use too).
 pub use crate::id::{Id, MAX_ID_LEN, is_valid_id};
+use crate::orders::OrderStatus;
 
 fn default_currency() -> String {
     "USD".to_owned()
@@ -342,6 +343,16 @@ pub enum Role {
     Viewer,
     Host,
     Admin,
+    /// The shop's backend: settles orders and reads the order feed (issue 23); never joins a
+    /// room.
+    Merchant,
+}
+
+impl Role {
+    /// True for the roles whose token may name every room (`"room": "*"`): admin and merchant.
+    pub fn is_shop_wide(self) -> bool {
+        matches!(self, Role::Admin | Role::Merchant)
+    }
 }
 
 impl std::str::FromStr for Role {
@@ -351,8 +362,9 @@ impl std::str::FromStr for Role {
             "viewer" => Ok(Role::Viewer),
             "host" => Ok(Role::Host),
             "admin" => Ok(Role::Admin),
+            "merchant" => Ok(Role::Merchant),
             other => Err(format!(
-                "unknown role {other:?}: expected viewer, host or admin"
+                "unknown role {other:?}: expected viewer, host, admin or merchant"
             )),
         }
     }
@@ -475,6 +487,22 @@ pub enum ServerMsg {
         deal: Id,
         qty: u32,
         price_cents: u64,
+        currency: String,
+        /// `paid`, or `pending` with `orders.payment = "external"` (absent from hubs before it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<OrderStatus>,
+        /// Unix ms by which a pending order must be paid.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pay_by: Option<u64>,
+    },
+    /// The buyer's own order changed status (paid, failed, expired): sent to each of the
+    /// buyer's connections in the order's room, on every node.
+    OrderStatus {
+        order: Id,
+        deal: Id,
+        status: OrderStatus,
+        qty: u32,
+        total_cents: u64,
         currency: String,
     },
     Released {

@@ -460,6 +460,24 @@ impl Inventory for Overselling {
     async fn expire_due(&self, now: u64) -> Result<Vec<StockChange>, InventoryError> {
         self.real.expire_due(now).await
     }
+    async fn settle(
+        &self,
+        order: &Id,
+        to: livehub::inventory::Settlement,
+        now: u64,
+    ) -> Result<livehub::inventory::SettleOutcome, InventoryError> {
+        self.real.settle(order, to, now).await
+    }
+    async fn order_events(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<livehub::orders::OrdersPage, InventoryError> {
+        self.real.order_events(cursor, limit).await
+    }
+    async fn order_feed_end(&self) -> Result<String, InventoryError> {
+        self.real.order_feed_end().await
+    }
     async fn room_deals(
         &self,
         room: &Id,

@@ -115,6 +115,8 @@ enum RoleArg {
     Host,
     /// Acts as a host in any room (with --room '*', every room).
     Admin,
+    /// The shop's backend: settles orders and reads the order feed (use --room '*').
+    Merchant,
 }
 
 impl From<RoleArg> for Role {
@@ -123,6 +125,7 @@ impl From<RoleArg> for Role {
             RoleArg::Viewer => Role::Viewer,
             RoleArg::Host => Role::Host,
             RoleArg::Admin => Role::Admin,
+            RoleArg::Merchant => Role::Merchant,
         }
     }
 }

@@ -101,6 +101,8 @@ impl Happened {
                 qty: order.qty,
                 price_cents: order.price_cents,
                 currency: order.currency,
+                status: Some(order.status),
+                pay_by: order.pay_by,
             },
             Happened::Released {
                 request_id,

@@ -134,6 +134,31 @@ impl<S: Send + Sync> FromRequestParts<S> for CreatorId {
     }
 }
 
+/// The `{order}` of the path, a valid id.
+pub struct OrderId(pub Id);
+
+impl<S: Send + Sync> FromRequestParts<S> for OrderId {
+    type Rejection = HubError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, HubError> {
+        path_id(parts, "order").await.map(OrderId)
+    }
+}
+
+/// The shop's backend: a merchant or an admin token (`unauthorized` without a token,
+/// `forbidden` with any other).
+pub struct Merchant(pub Identity);
+
+impl FromRequestParts<AppState> for Merchant {
+    type Rejection = HubError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, HubError> {
+        let Signed(who) = Signed::from_request_parts(parts, app).await?;
+        who.check_merchant()?;
+        Ok(Merchant(who))
+    }
+}
+
 /// The host of the path's `{room}` (or an admin): the room id, checked, then a token that may
 /// host it; `bad_request`, `unauthorized` or `forbidden` otherwise, in that order.
 pub struct Host {

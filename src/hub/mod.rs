@@ -5,6 +5,7 @@
 //! viewers, described in [`stock`]. Every task it starts is tracked and stops on shutdown.
 //! Connection admission is [`crate::admission`]'s.
 
+mod orders;
 mod rooms;
 mod runtime;
 mod stock;
@@ -105,10 +106,12 @@ impl Hub {
         })
     }
 
-    /// Starts the hold sweeper.
+    /// Starts the hold sweeper and the order follower.
     pub fn start(self: &Arc<Self>) {
         let hub = Arc::clone(self);
         self.tracker.spawn(async move { hub.sweep_holds().await });
+        let hub = Arc::clone(self);
+        self.tracker.spawn(async move { hub.follow_orders().await });
     }
 
     /// Takes one REST host command from `user`'s rate (`limits.rest_commands_per_sec` and

@@ -11,6 +11,12 @@
 //! Each book also holds its deal's sales ledger, written under the same lock as the order, so
 //! a reading of the ledger always matches the orders made. Nothing is purged: deals and their
 //! ledgers live as long as the process.
+//!
+//! Orders (issue 23): with [`Payment::External`] an order is pending until [`Inventory::settle`]
+//! or its `pay_by`; a pending order sits in its deal's expiry queue beside the holds (under its
+//! reservation id, at `pay_by`), so the same sweep expires it. Every change of an order appends
+//! its event to the [`OrderLog`] under the deal's lock (lock order: a deal's book, then the
+//! log), so each order's events are in the order they happened.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -20,12 +26,15 @@ use async_trait::async_trait;
 use dashmap::DashMap;
 use parking_lot::Mutex;
 
+use super::feed::OrderLog;
 use super::sales::{DealSales, Earning, Sales};
 use super::{
     Audit, CancelOutcome, CheckoutOutcome, EndedDeal, Inventory, InventoryError, OrderRecord,
-    ReserveOutcome, ReserveRequest, StockChange, StockLevel, check_spec, order_total, status_of,
+    Payment, ReserveOutcome, ReserveRequest, SettleOutcome, Settlement, StockChange, StockLevel,
+    check_spec, order_total, status_of,
 };
 use crate::commerce::{Buyer, Channel, bucket_of, commission};
+use crate::orders::{OrderDoc, OrderEventKind, OrderStatus, OrdersPage};
 use crate::protocol::{Deal, DealSpec, Id, RejectReason};
 
 type DealKey = (Id, Id);
@@ -36,6 +45,7 @@ const SWEEP_BATCH: usize = 4096;
 #[derive(Clone, Debug)]
 enum HoldState {
     Held,
+    /// An order made from the hold, in whatever status it now has.
     Ordered(OrderRecord),
     Released,
     Expired,
@@ -84,17 +94,20 @@ impl Ledger {
 
 #[derive(Debug)]
 struct DealBook {
+    room: Id,
     deal: Deal,
     /// The host creator who started the deal.
     creator: Id,
     sales: Ledger,
     ended: bool,
     held: u32,
+    /// Units in pending orders.
+    pending: u32,
     sold: u32,
     version: u64,
-    /// Live holds plus orders per user.
+    /// Live holds plus pending and paid orders per user.
     per_user: HashMap<Id, u32>,
-    /// Live holds by expiry.
+    /// Live holds by expiry, and pending orders by `pay_by` (under their reservation id).
     expiry: BTreeSet<(u64, Id)>,
     holds: HashMap<Id, Hold>,
     /// Answers of the reserves that held stock, by (user, request_id). Rejections are not kept
@@ -119,33 +132,57 @@ impl DealBook {
         d
     }
 
-    /// Expires due holds; true when any stock came back.
-    fn expire(&mut self, now: u64) -> bool {
+    /// Expires due holds and pending orders past their `pay_by` (with their `expired`
+    /// events in `feed`); true when any stock came back.
+    fn expire(&mut self, now: u64, feed: &OrderLog) -> bool {
         let mut changed = false;
         while let Some((at, id)) = self.expiry.first().cloned() {
             if at > now {
                 break;
             }
             self.expiry.pop_first();
-            if let Some(h) = self.holds.get_mut(&id)
-                && matches!(h.state, HoldState::Held)
-            {
-                h.state = HoldState::Expired;
-                let (user, qty) = (h.user.clone(), h.qty);
-                self.release(&user, qty);
-                changed = true;
+            let Some(h) = self.holds.get_mut(&id) else {
+                continue;
+            };
+            let (user, qty) = (h.user.clone(), h.qty);
+            let expired = match &mut h.state {
+                HoldState::Held => Some(None),
+                HoldState::Ordered(order) if order.status == OrderStatus::Pending => {
+                    order.status = OrderStatus::Expired;
+                    Some(Some(order.clone()))
+                }
+                _ => None,
+            };
+            match expired {
+                Some(None) => {
+                    h.state = HoldState::Expired;
+                    self.held -= qty;
+                }
+                Some(Some(order)) => {
+                    self.pending -= qty;
+                    feed.append(OrderEventKind::Expired, now, self.doc(&order, &user));
+                }
+                None => continue,
             }
+            self.give_back(&user, qty);
+            changed = true;
         }
         changed
     }
 
-    fn release(&mut self, user: &Id, qty: u32) {
-        self.held -= qty;
+    /// Returns `qty` units of `user`'s (from a hold or a pending order, whose counter the
+    /// caller took them from) to `remaining`.
+    fn give_back(&mut self, user: &Id, qty: u32) {
         self.deal.remaining += qty;
         self.version += 1;
         if let Some(n) = self.per_user.get_mut(user) {
             *n = n.saturating_sub(qty);
         }
+    }
+
+    /// The order as the feed shows it.
+    fn doc(&self, order: &OrderRecord, user: &Id) -> OrderDoc {
+        order.doc(&self.room, &self.deal, user)
     }
 
     /// The deal's ledger, with the deal as it stands at `now`.
@@ -202,6 +239,8 @@ impl DealBook {
                 None => 0,
             },
             repeat: false,
+            status: OrderStatus::Paid,
+            pay_by: None,
         })
     }
 
@@ -212,14 +251,72 @@ impl DealBook {
             stock: self.deal.stock,
             remaining: self.deal.remaining,
             held: self.held,
+            pending: self.pending,
             sold: self.sold,
+        }
+    }
+
+    /// Settles the pending order held under `reservation` (`user`'s), at `now`.
+    fn settle(
+        &mut self,
+        reservation: &Id,
+        to: Settlement,
+        now: u64,
+        feed: &OrderLog,
+    ) -> SettleOutcome {
+        let Some(hold) = self.holds.get_mut(reservation) else {
+            return SettleOutcome::NotFound;
+        };
+        let (user, qty, pay_by) = (hold.user.clone(), hold.qty, hold.expires_at);
+        let HoldState::Ordered(order) = &mut hold.state else {
+            return SettleOutcome::NotFound;
+        };
+        if order.status != OrderStatus::Pending {
+            let order = order.clone();
+            let doc = self.doc(&order, &user);
+            return if order.status == to.status() {
+                SettleOutcome::Settled {
+                    order: doc,
+                    changed: false,
+                    level: None,
+                }
+            } else {
+                SettleOutcome::Final(doc)
+            };
+        }
+        order.status = to.status();
+        let order = order.clone();
+        self.expiry.remove(&(order.pay_by.unwrap_or(pay_by), reservation.clone()));
+        self.pending -= qty;
+        let level = match to {
+            Settlement::Paid => {
+                self.sold += qty;
+                self.version += 1;
+                self.sales.record(&order, now);
+                None
+            }
+            Settlement::Failed => {
+                self.give_back(&user, qty);
+                Some(self.level())
+            }
+        };
+        let doc = self.doc(&order, &user);
+        feed.append(OrderEventKind::of(to.status()), now, doc.clone());
+        SettleOutcome::Settled {
+            order: doc,
+            changed: true,
+            level,
         }
     }
 }
 
-/// The in-memory backend: one process, no persistence.
+/// The in-memory backend: one process; only its order feed can outlive it (see [`OrderLog`]).
 pub struct MemoryInventory {
     hold_ms: u64,
+    payment: Payment,
+    feed: OrderLog,
+    /// order id -> (its deal, its reservation)
+    orders: DashMap<Id, (DealKey, Id)>,
     deals: DashMap<DealKey, Arc<Mutex<DealBook>>>,
     /// reservation id -> (room, deal)
     index: DashMap<Id, DealKey>,
@@ -231,10 +328,13 @@ pub struct MemoryInventory {
 }
 
 impl MemoryInventory {
-    /// Holds last `hold_ms`.
+    /// Holds last `hold_ms`; orders are paid when made and the feed lives in memory.
     pub fn new(hold_ms: u64) -> Self {
         MemoryInventory {
             hold_ms,
+            payment: Payment::None,
+            feed: OrderLog::in_memory(),
+            orders: DashMap::new(),
             deals: DashMap::new(),
             index: DashMap::new(),
             due: Mutex::new(BTreeSet::new()),
@@ -242,6 +342,13 @@ impl MemoryInventory {
             next: AtomicU64::new(1),
             node: rand::random::<u32>(),
         }
+    }
+
+    /// The same inventory with orders paid as `payment` says, their events in `feed`.
+    pub fn with_orders(mut self, payment: Payment, feed: OrderLog) -> Self {
+        self.payment = payment;
+        self.feed = feed;
+        self
     }
 
     /// How many reserve answers are remembered for their `request_id`: one per reserve that
@@ -323,11 +430,13 @@ impl Inventory for MemoryInventory {
             ))),
             dashmap::Entry::Vacant(v) => {
                 v.insert(Arc::new(Mutex::new(DealBook {
+                    room: room.clone(),
                     deal: deal.clone(),
                     creator: creator.clone(),
                     sales: Ledger::default(),
                     ended: false,
                     held: 0,
+                    pending: 0,
                     sold: 0,
                     version: 1,
                     per_user: HashMap::new(),
@@ -380,7 +489,7 @@ impl Inventory for MemoryInventory {
         if let Some(previous) = b.answers.get(&key) {
             return Ok(previous.clone());
         }
-        b.expire(req.now);
+        b.expire(req.now, &self.feed);
         let used = b.per_user.get(&req.user).copied().unwrap_or(0);
         // A rejection changed nothing: it is answered, not remembered (a repeat is decided
         // afresh, and can hold stock at most once).
@@ -434,7 +543,7 @@ impl Inventory for MemoryInventory {
             return Ok(CheckoutOutcome::Rejected(RejectReason::NotFound));
         };
         let mut b = book.lock();
-        b.expire(now);
+        b.expire(now, &self.feed);
         let Some(hold) = b.holds.get(reservation).filter(|h| &h.user == user) else {
             return Ok(CheckoutOutcome::Rejected(RejectReason::NotFound));
         };
@@ -448,15 +557,32 @@ impl Inventory for MemoryInventory {
                 Ok(CheckoutOutcome::Rejected(RejectReason::NotFound))
             }
             HoldState::Held => {
-                let order = b.order(self.new_id('o'), reservation, qty, buyer)?;
+                let mut order = b.order(self.new_id('o'), reservation, qty, buyer)?;
+                (order.status, order.pay_by) = self.payment.start(now);
                 if let Some(hold) = b.holds.get_mut(reservation) {
                     hold.state = HoldState::Ordered(order.clone());
                 }
                 b.expiry.remove(&(expires_at, reservation.clone()));
                 b.held -= qty;
-                b.sold += qty;
                 b.version += 1;
-                b.sales.record(&order, now);
+                match order.pay_by {
+                    Some(pay_by) => {
+                        b.pending += qty;
+                        b.expiry.insert((pay_by, reservation.clone()));
+                        let key = (room.clone(), b.deal.id.clone());
+                        self.schedule(&mut b, &key, pay_by);
+                    }
+                    None => {
+                        b.sold += qty;
+                        b.sales.record(&order, now);
+                    }
+                }
+                self.orders.insert(
+                    order.order.clone(),
+                    ((room.clone(), b.deal.id.clone()), reservation.clone()),
+                );
+                self.feed
+                    .append(OrderEventKind::Created, now, b.doc(&order, user));
                 Ok(CheckoutOutcome::Ordered(order))
             }
         }
@@ -473,7 +599,7 @@ impl Inventory for MemoryInventory {
             return Ok(CancelOutcome::Rejected(RejectReason::NotFound));
         };
         let mut b = book.lock();
-        b.expire(now);
+        b.expire(now, &self.feed);
         let deal = b.deal.id.clone();
         let Some(hold) = b.holds.get_mut(reservation).filter(|h| &h.user == user) else {
             return Ok(CancelOutcome::Rejected(RejectReason::NotFound));
@@ -491,7 +617,8 @@ impl Inventory for MemoryInventory {
                 hold.state = HoldState::Released;
                 let (qty, expires_at) = (hold.qty, hold.expires_at);
                 b.expiry.remove(&(expires_at, reservation.clone()));
-                b.release(user, qty);
+                b.held -= qty;
+                b.give_back(user, qty);
                 Ok(CancelOutcome::Released {
                     reservation: reservation.clone(),
                     deal,
@@ -520,7 +647,7 @@ impl Inventory for MemoryInventory {
             if b.due == Some(at) {
                 b.due = None;
             }
-            let changed = b.expire(now);
+            let changed = b.expire(now, &self.feed);
             if let Some(&(next, _)) = b.expiry.first() {
                 self.schedule(&mut b, &key, next);
             }
@@ -586,6 +713,35 @@ impl Inventory for MemoryInventory {
             .ok_or_else(|| InventoryError::NotFound(format!("no deal {deal} in room {room}")))?;
         let b = book.lock();
         Ok(b.audit(now))
+    }
+
+    async fn settle(
+        &self,
+        order: &Id,
+        to: Settlement,
+        now: u64,
+    ) -> Result<SettleOutcome, InventoryError> {
+        let Some((key, reservation)) = self.orders.get(order).map(|e| e.value().clone()) else {
+            return Ok(SettleOutcome::NotFound);
+        };
+        let Some(book) = self.book(&key.0, &key.1) else {
+            return Ok(SettleOutcome::NotFound);
+        };
+        let mut b = book.lock();
+        b.expire(now, &self.feed);
+        Ok(b.settle(&reservation, to, now, &self.feed))
+    }
+
+    async fn order_events(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<OrdersPage, InventoryError> {
+        self.feed.page(cursor, limit)
+    }
+
+    async fn order_feed_end(&self) -> Result<String, InventoryError> {
+        Ok(self.feed.end())
     }
 
     async fn health(&self) -> Result<(), InventoryError> {

@@ -1,8 +1,9 @@
 //! Flash-deal stock: the [`Inventory`] trait every backend implements, and its result types.
 //!
 //! Rules every backend guarantees (docs/protocol.md, "Inventory rules"): `remaining` never goes below
-//! zero and `stock == remaining + held + sold` at every instant; a hold returns its stock when it
-//! expires or is cancelled; `per_user_limit` counts a user's live holds plus orders; a repeated
+//! zero and `stock == remaining + held + pending + sold` at every instant; a hold returns its
+//! stock when it expires or is cancelled, and a pending order when it fails or expires
+//! ([`Payment`]); `per_user_limit` counts a user's live holds plus pending and paid orders; a repeated
 //! `request_id` from the same user returns the first answer and never reserves twice; checkout and
 //! cancel are idempotent.
 //!
@@ -24,6 +25,7 @@
 //! - `expire_due` is driven by due times: it visits only deals with a hold due by `now`, so it
 //!   costs nothing when nothing is due, however many deals are live.
 
+pub mod feed;
 pub mod memory;
 pub mod redis;
 pub mod sales;
@@ -37,6 +39,7 @@ use sales::DealSales;
 use crate::commerce::{BUCKET_MS, MAX_DEAL_STOCK, MAX_PRICE_CENTS, MAX_TOTAL_CENTS};
 use crate::commerce::{Buyer, Channel};
 use crate::error::HubError;
+use crate::orders::{OrderDoc, OrderStatus, OrdersPage};
 use crate::protocol::{Deal, DealSpec, DealStatus, Id, RejectReason};
 
 /// Re-exported from [`crate::commerce`], its home, for existing callers.
@@ -109,6 +112,100 @@ pub struct OrderRecord {
     /// True when this call returned an order an earlier checkout made (nothing was sold or
     /// summed again); false for the call that made it. Count orders only when false.
     pub repeat: bool,
+    /// `paid` at once with [`Payment::None`]; `pending` (then settled or expired) with
+    /// [`Payment::External`]. A repeat shows the order's status now.
+    pub status: OrderStatus,
+    /// Unix ms by which a pending order must be paid (None with [`Payment::None`]).
+    pub pay_by: Option<u64>,
+}
+
+impl OrderRecord {
+    /// The order as the feed shows it: of `deal` in `room`, bought by `user`.
+    pub fn doc(&self, room: &Id, deal: &Deal, user: &Id) -> OrderDoc {
+        OrderDoc {
+            id: self.order.clone(),
+            room: room.clone(),
+            deal: self.deal.clone(),
+            product_id: deal.product_id.clone(),
+            title: deal.title.clone(),
+            user: user.clone(),
+            qty: self.qty,
+            price_cents: self.price_cents,
+            total_cents: self.total_cents,
+            currency: self.currency.clone(),
+            status: self.status,
+            pay_by: self.pay_by,
+            creator: self.creator.clone(),
+            channel: self.channel,
+            aff: self.aff.clone(),
+            commission_cents: self.commission_cents,
+            affiliate_cents: self.affiliate_cents,
+        }
+    }
+}
+
+/// How an order gets paid (`orders.payment`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Payment {
+    /// An order is paid when it is made (the embedded default, and every version before).
+    #[default]
+    None,
+    /// An order is `pending` until the shop's backend settles it, and expires (its units back
+    /// on sale) when it is not paid within `timeout_ms`.
+    External { timeout_ms: u64 },
+}
+
+impl Payment {
+    /// The status a new order starts in, and its `pay_by` when it is made at `now`.
+    pub fn start(self, now: u64) -> (OrderStatus, Option<u64>) {
+        match self {
+            Payment::None => (OrderStatus::Paid, None),
+            Payment::External { timeout_ms } => {
+                (OrderStatus::Pending, Some(now.saturating_add(timeout_ms)))
+            }
+        }
+    }
+
+    /// How long after its last hold could end a deal may still have a pending order.
+    pub fn window_ms(self) -> u64 {
+        match self {
+            Payment::None => 0,
+            Payment::External { timeout_ms } => timeout_ms,
+        }
+    }
+}
+
+/// What the shop's backend says of a pending order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settlement {
+    Paid,
+    Failed,
+}
+
+impl Settlement {
+    /// The status the order ends in.
+    pub fn status(self) -> OrderStatus {
+        match self {
+            Settlement::Paid => OrderStatus::Paid,
+            Settlement::Failed => OrderStatus::Failed,
+        }
+    }
+}
+
+/// The answer to [`Inventory::settle`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SettleOutcome {
+    /// The order now has the asked status: `changed` is false for a repeat. A failed order
+    /// that gave its units back carries the deal's new stock (`level`).
+    Settled {
+        order: OrderDoc,
+        changed: bool,
+        level: Option<StockLevel>,
+    },
+    /// The order had already ended in another status (paid, failed or expired).
+    Final(OrderDoc),
+    /// No such order (never made, or purged with its deal).
+    NotFound,
 }
 
 /// The answer to a checkout.
@@ -147,7 +244,7 @@ pub struct EndedDeal {
     pub was_live: bool,
 }
 
-/// The stock audit: always `stock == remaining + held + sold`.
+/// The stock audit: always `stock == remaining + held + pending + sold`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Audit {
     pub id: Id,
@@ -155,6 +252,9 @@ pub struct Audit {
     pub stock: u32,
     pub remaining: u32,
     pub held: u32,
+    /// Units in orders waiting for payment (always 0 with `orders.payment = "none"`).
+    #[serde(default)]
+    pub pending: u32,
     pub sold: u32,
 }
 
@@ -162,7 +262,10 @@ impl Audit {
     /// True when no unit was created or lost.
     pub fn balances(&self) -> bool {
         u64::from(self.stock)
-            == u64::from(self.remaining) + u64::from(self.held) + u64::from(self.sold)
+            == u64::from(self.remaining)
+                + u64::from(self.held)
+                + u64::from(self.pending)
+                + u64::from(self.sold)
     }
 }
 
@@ -253,7 +356,34 @@ pub trait Inventory: Send + Sync + 'static {
         now: u64,
     ) -> Result<CancelOutcome, InventoryError>;
 
-    /// Returns every hold that expired by `now` to its deal's stock; reports the deals changed.
+    /// Settles the pending order `order` as the shop's backend says: paid (its units are sold
+    /// and its sales summed) or failed (its units go back to `remaining` and sell again),
+    /// atomically, once, with its event in the order feed. Idempotent: the same settlement
+    /// again is `Settled { changed: false }`; another one, or any after the order expired, is
+    /// `Final`.
+    async fn settle(
+        &self,
+        order: &Id,
+        to: Settlement,
+        now: u64,
+    ) -> Result<SettleOutcome, InventoryError>;
+
+    /// The order feed after `cursor` (None: from its oldest event kept), at most `limit`
+    /// events: every event once, each order's in the order they happened. A cursor this
+    /// backend did not write is `Invalid`.
+    async fn order_events(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<OrdersPage, InventoryError>;
+
+    /// A cursor at the end of the order feed now: a reader starting there sees only the
+    /// events appended after this call.
+    async fn order_feed_end(&self) -> Result<String, InventoryError>;
+
+    /// Returns every hold that expired by `now` to its deal's stock, and every pending order
+    /// not paid by its `pay_by` (its units too, with an `expired` event); reports the deals
+    /// changed.
     /// Safe to run from several places at once. Visits only deals with a hold due (see
     /// [`Inventory::sweep_visits`]), in bounded batches: a backlog larger than one batch is
     /// finished by the next calls.

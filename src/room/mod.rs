@@ -290,6 +290,15 @@ impl Room {
         self.state.lock().subs.len()
     }
 
+    /// Sends `msg` to `user`'s connections to this room on this node only (an order of theirs
+    /// changed); returns how many queued it.
+    pub fn tell(&self, user: &Id, msg: &ServerMsg) -> u64 {
+        let Some(frame) = encode(msg) else {
+            return 0;
+        };
+        self.state.lock().subs.send_to(user, &frame)
+    }
+
     /// Marks the room as in use, so it is not dropped as idle.
     pub fn touch(&self) {
         self.state.lock().last_activity = Instant::now();

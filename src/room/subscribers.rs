@@ -92,6 +92,15 @@ impl Subscribers {
         out
     }
 
+    /// Queues a personal frame to every connection of `user` here; returns how many queued it.
+    pub fn send_to(&self, user: &Id, frame: &Utf8Bytes) -> u64 {
+        let mut queued = 0;
+        for s in self.subs.values().filter(|s| &s.user == user) {
+            queued += u64::from(s.outbox.push(frame.clone()).queued());
+        }
+        queued
+    }
+
     /// Queues `author`'s comment at `seq`: as chat that may be thinned to viewers who fall
     /// behind, in full to the author's own connections and to moderators.
     pub fn fan_out_chat(&self, seq: u64, author: &Id, frame: &Utf8Bytes) -> FannedOut {

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use super::ServeError;
 use crate::bus::{BusSettings, LocalBus, RedisBus};
-use crate::config::{Config, InventoryBackend};
+use crate::config::{Config, InventoryBackend, PaymentMode};
 use crate::funnel::{FunnelStore, MemoryFunnel, RedisFunnel};
+use crate::inventory::feed::{OrderLog, feed_path};
 use crate::inventory::redis::RedisSettings;
-use crate::inventory::{Inventory, MemoryInventory, RedisInventory};
+use crate::inventory::{Inventory, MemoryInventory, Payment, RedisInventory};
 use crate::redis_io::{RedisIo, RedisTarget};
 
 /// The backends a hub runs on: where stock lives and how rooms' events are ordered and spread.
@@ -61,7 +62,10 @@ pub async fn build_backends(config: &Config) -> Result<Backends, ServeError> {
     let timeout = Duration::from_millis(config.inventory.host_op_timeout_ms);
     Ok(match config.inventory.backend {
         InventoryBackend::Memory => Backends::local(
-            Arc::new(MemoryInventory::new(config.inventory.hold_ms)),
+            Arc::new(
+                MemoryInventory::new(config.inventory.hold_ms)
+                    .with_orders(payment(config), order_log(config)?),
+            ),
             config,
         ),
         InventoryBackend::Redis => {
@@ -86,6 +90,7 @@ pub async fn build_backends(config: &Config) -> Result<Backends, ServeError> {
                     retention_ms: config.redis.retention_ms,
                     timeout,
                     clock: crate::inventory::redis::ScriptClock::Redis,
+                    payment: payment(config),
                 },
             );
             let funnel = RedisFunnel::new(
@@ -107,4 +112,25 @@ pub async fn build_backends(config: &Config) -> Result<Backends, ServeError> {
             }
         }
     })
+}
+
+/// How orders get paid, as `[orders]` says.
+pub fn payment(config: &Config) -> Payment {
+    match config.orders.payment {
+        PaymentMode::None => Payment::None,
+        PaymentMode::External => Payment::External {
+            timeout_ms: config.orders.payment_timeout_ms,
+        },
+    }
+}
+
+/// The memory backend's order feed: in the file beside the state file when there is one (it
+/// keeps `redis.retention_ms` of events, as Redis does), else in memory.
+fn order_log(config: &Config) -> Result<OrderLog, ServeError> {
+    let Some(state) = &config.server.state_file else {
+        return Ok(OrderLog::in_memory());
+    };
+    let keep_after = crate::clock::now_ms().saturating_sub(config.redis.retention_ms);
+    OrderLog::open(&feed_path(state), keep_after)
+        .map_err(ServeError::Inventory)
 }

@@ -461,6 +461,8 @@ pub mod conformance;
 
 pub mod nodes;
 
+pub mod payments;
+
 pub mod redis;
 
 /// A test configuration with the Redis backend at `url`.

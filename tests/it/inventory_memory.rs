@@ -1,17 +1,29 @@
 //! The inventory conformance suite against the embedded memory backend.
 
 use crate::common;
-use crate::conformance_suite;
+use crate::{conformance_suite, payment_suite};
 
 use std::sync::Arc;
 
-use livehub::inventory::{Inventory, MemoryInventory};
+use livehub::inventory::feed::OrderLog;
+use livehub::inventory::{Inventory, MemoryInventory, Payment};
 
 async fn memory(hold_ms: u64) -> (Arc<dyn Inventory>, ()) {
     (Arc::new(MemoryInventory::new(hold_ms)), ())
 }
 
 conformance_suite!(memory);
+
+async fn paying(hold_ms: u64, timeout_ms: u64) -> (Arc<dyn Inventory>, ()) {
+    let inv = MemoryInventory::new(hold_ms)
+        .with_orders(Payment::External { timeout_ms }, OrderLog::in_memory());
+    (Arc::new(inv), ())
+}
+
+mod payments {
+    use super::*;
+    payment_suite!(paying);
+}
 
 /// Reserves that changed no stock leave no answer behind: memory grows with holds only, not with
 /// made-up or rejected requests.

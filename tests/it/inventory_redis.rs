@@ -3,7 +3,7 @@
 //! below it that read or change keys behind the inventory's back each have a throwaway server.
 
 use crate::common;
-use crate::conformance_suite;
+use crate::{conformance_suite, payment_suite};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,7 +13,10 @@ use common::conformance::{audit, fresh_room, id, req, reservation, spec};
 use common::redis::RedisServer;
 use livehub::error::{ErrorCode, HubError};
 use livehub::hub::now_ms;
-use livehub::inventory::redis::{INDEX_SLACK_MS, RECONCILE_EVERY_MS, RedisSettings, ScriptClock};
+use livehub::inventory::Payment;
+use livehub::inventory::redis::{
+    INDEX_SLACK_MS, RECONCILE_EVERY_MS, RedisSettings, ScriptClock, deal_tag,
+};
 use livehub::inventory::{
     Inventory, InventoryError, RedisInventory, ReserveOutcome, ReserveRequest, StockLevel,
 };
@@ -32,6 +35,15 @@ async fn on(server: &RedisServer, hold_ms: u64) -> RedisInventory {
 }
 
 async fn connect(url: String, key_prefix: &str, hold_ms: u64) -> RedisInventory {
+    connect_paying(url, key_prefix, hold_ms, Payment::None).await
+}
+
+async fn connect_paying(
+    url: String,
+    key_prefix: &str,
+    hold_ms: u64,
+    payment: Payment,
+) -> RedisInventory {
     RedisInventory::connect(RedisSettings {
         url,
         key_prefix: key_prefix.into(),
@@ -42,6 +54,7 @@ async fn connect(url: String, key_prefix: &str, hold_ms: u64) -> RedisInventory 
         timeout: Duration::from_secs(2),
         // The conformance suite drives time itself; tests/it/multi_node.rs runs hubs on Redis's.
         clock: ScriptClock::Caller,
+        payment,
     })
     .await
     .expect("connect")
@@ -57,6 +70,21 @@ async fn shared(hold_ms: u64) -> (Arc<dyn Inventory>, ()) {
 
 conformance_suite!(shared);
 
+async fn shared_paying(hold_ms: u64, timeout_ms: u64) -> (Arc<dyn Inventory>, ()) {
+    let url = common::redis::shared_server().url();
+    let prefix = common::redis::unique_prefix();
+    let payment = Payment::External { timeout_ms };
+    (
+        Arc::new(connect_paying(url, &prefix, hold_ms, payment).await),
+        (),
+    )
+}
+
+mod payments {
+    use super::*;
+    payment_suite!(shared_paying);
+}
+
 /// The remaining TTL of `key` in ms: -2 when it does not exist, -1 when it never expires.
 fn pttl(server: &RedisServer, key: &str) -> i64 {
     let out = server.cli(&["PTTL", key]).expect("redis-cli");
@@ -66,7 +94,10 @@ fn pttl(server: &RedisServer, key: &str) -> i64 {
 }
 
 fn request_key(room: &Id, deal: &str, user: &str, request_id: &str) -> String {
-    format!("{{lh:{room}:{deal}}}:req:{user}:{request_id}")
+    format!(
+        "{}:req:{user}:{request_id}",
+        deal_tag("lh", room, &id(deal))
+    )
 }
 
 /// Only reserves that held stock keep their idempotency record for the full TTL: a rejection's
@@ -271,6 +302,14 @@ mod cluster {
     use livehub::redis_io::{RedisIo, RedisTarget};
 
     async fn redis_cluster(hold_ms: u64) -> (Arc<dyn Inventory>, ()) {
+        redis_cluster_paying(hold_ms, Payment::None).await
+    }
+
+    async fn redis_cluster_external(hold_ms: u64, timeout_ms: u64) -> (Arc<dyn Inventory>, ()) {
+        redis_cluster_paying(hold_ms, Payment::External { timeout_ms }).await
+    }
+
+    async fn redis_cluster_paying(hold_ms: u64, payment: Payment) -> (Arc<dyn Inventory>, ()) {
         let cluster = common::redis::shared_cluster();
         let target = RedisTarget::from_config(&cluster.url(), true);
         let io = RedisIo::connect(target, Duration::from_secs(2))
@@ -287,12 +326,18 @@ mod cluster {
                 retention_ms: 3_600_000,
                 timeout: Duration::from_secs(2),
                 clock: ScriptClock::Caller,
+                payment,
             },
         );
         (Arc::new(inventory), ())
     }
 
     conformance_suite!(redis_cluster);
+
+    mod payments {
+        use super::*;
+        payment_suite!(redis_cluster_external);
+    }
 }
 
 /// A sweep whose caller stops waiting while the take of due deals runs (the hub bounds each
@@ -413,7 +458,7 @@ async fn the_ledger_keys_and_a_purged_deal() {
     .await;
     assert_eq!((o.commission_cents, o.affiliate_cents), (200, 50));
 
-    let tag = format!("{{lh:{room}:d}}");
+    let tag = deal_tag("lh", &room, &id("d"));
     let ledger = server.cli(&["HGETALL", &format!("{tag}:sales")]).unwrap();
     let ledger: BTreeMap<&str, &str> = ledger
         .lines()
@@ -514,7 +559,7 @@ async fn a_deal_stored_before_rates_reads_as_zero_and_pays_nothing() {
     inv.start_deal(&room, &deal, &id("ana"), now_ms())
         .await
         .unwrap();
-    let key = format!("{{lh:{room}:d}}:deal");
+    let key = format!("{}:deal", deal_tag("lh", &room, &id("d")));
     server
         .cli(&["HDEL", &key, "commission_bps", "affiliate_bps"])
         .unwrap();
@@ -553,7 +598,7 @@ async fn a_script_error_is_internal_and_only_an_outage_is_unavailable() {
     )
     .await
     .unwrap();
-    let deal_key = format!("{{lh:{room}:d}}:deal");
+    let deal_key = format!("{}:deal", deal_tag("lh", &room, &id("d")));
     server.cli(&["DEL", &deal_key]).unwrap();
     server.cli(&["SET", &deal_key, "not a hash"]).unwrap();
     let err = inv
@@ -620,7 +665,7 @@ async fn records_stored_by_an_earlier_version_read_on() {
     let f: Vec<&str> = record.trim().split('|').collect();
     assert_eq!((f.len(), f[0], f[1], f[2]), (6, "OK", h.as_str(), "1"));
 
-    let deal_key = format!("{{lh:{room}:d}}:deal");
+    let deal_key = format!("{}:deal", deal_tag("lh", &room, &id("d")));
     let image = server.cli(&["HGET", &deal_key, "image_url"]).unwrap();
     assert_eq!(image.trim(), "https://img.example/tee%7Cfront.png");
     let (deal, _) = inv.room_deals(&room, now_ms()).await.unwrap().remove(0);

@@ -505,9 +505,16 @@ async fn a_failing_script_answers_internal_not_unavailable() -> anyhow::Result<(
         .await?;
     assert_eq!(buyer.json_of("reserved").await?["remaining"], 4);
 
-    let deal_key = "{lh:broken:d}:deal";
-    redis.cli(&["DEL", deal_key])?;
-    redis.cli(&["SET", deal_key, "not a hash"])?;
+    let deal_key = format!(
+        "{}:deal",
+        livehub::inventory::redis::deal_tag(
+            "lh",
+            &common::conformance::id("broken"),
+            &common::conformance::id("d")
+        )
+    );
+    redis.cli(&["DEL", &deal_key])?;
+    redis.cli(&["SET", &deal_key, "not a hash"])?;
     buyer
         .send(json!({"type": "reserve", "request_id": "bug", "deal": "d", "qty": 1}))
         .await?;

@@ -163,7 +163,7 @@ impl RedisInventory {
         self.visits.fetch_add(1, Ordering::Relaxed);
         let keys = self.keys.deal(&room, &deal);
         let reply = self
-            .run(|s| &s.sweep, &keys[..4], &[self.now_arg(now)])
+            .run(|s| &s.sweep, &keys, &[self.now_arg(now)])
             .await?;
         parse_sweep(&reply)
     }

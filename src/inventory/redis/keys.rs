@@ -1,7 +1,13 @@
-//! The Redis backend's key names and index members, in one place (the README's "Key layout"):
-//! every key of one deal shares the hash tag `{PREFIX:ROOM:DEAL}`, so a deal's script runs on
-//! one cluster slot; the indexes (`PREFIX:deals`, `PREFIX:due`, a room's and a creator's deals,
-//! `PREFIX:dealref:DIGEST`) live on slots of their own. Pure functions: no Redis here.
+//! The Redis backend's key names and index members, in one place (docs/redis.md, "Key layout"):
+//! every key of one deal shares the hash tag of its room's order-feed partition,
+//! `{PREFIX:pNN}` (NN = [`partition`] of the room, one of [`FEED_PARTITIONS`]), with the feed
+//! stream itself, so a deal's script runs on one cluster slot and appends the order events it
+//! makes to the feed in the same atomic step (issue 23). The indexes (`PREFIX:deals`,
+//! `PREFIX:due`, a room's and a creator's deals, `PREFIX:dealref:DIGEST`) live on slots of their
+//! own. Pure functions: no Redis here.
+//!
+//! Before issue 23 a deal's tag was `{PREFIX:ROOM:DEAL}`; deals started under that layout are
+//! not read by this version (upgrade between shows: docs/redis.md).
 
 use crate::protocol::Id;
 
@@ -20,9 +26,10 @@ impl Keys {
     }
 
     /// The per-deal keys, in the order the scripts expect them as `KEYS`: the deal hash, its
-    /// holds by expiry, the holds, the per-user counts, the order stream and the sales ledger,
-    /// all tagged `{PREFIX:ROOM:DEAL}`.
-    pub fn deal(&self, room: &Id, deal: &Id) -> [String; 6] {
+    /// holds (and pending orders) by expiry, the holds, the per-user counts, the order stream,
+    /// the sales ledger, the orders by id, and the room's feed partition, all in the slot of
+    /// `{PREFIX:pNN}`.
+    pub fn deal(&self, room: &Id, deal: &Id) -> [String; 8] {
         let tag = self.tag(room, deal);
         [
             format!("{tag}:deal"),
@@ -31,7 +38,14 @@ impl Keys {
             format!("{tag}:users"),
             format!("{tag}:orders"),
             format!("{tag}:sales"),
+            format!("{tag}:ords"),
+            self.feed(partition(room)),
         ]
+    }
+
+    /// The order feed's partition `p` (a stream).
+    pub fn feed(&self, p: u32) -> String {
+        format!("{{{}:p{p:02}}}:feed", self.prefix)
     }
 
     /// The idempotency record of one reserve (`user`, `request_id`), in the deal's slot.
@@ -40,7 +54,7 @@ impl Keys {
     }
 
     fn tag(&self, room: &Id, deal: &Id) -> String {
-        format!("{{{}:{room}:{deal}}}", self.prefix)
+        deal_tag(&self.prefix, room, deal)
     }
 
     /// `PREFIX:deals`: every deal that may still hold stock (members "ROOM|DEAL").
@@ -80,6 +94,27 @@ impl Keys {
     }
 }
 
+/// The prefix of every key of `deal` in `room` under `prefix` (`{PREFIX:pNN}:ROOM:DEAL`), for
+/// operators and tests that look at the keys themselves.
+pub fn deal_tag(prefix: &str, room: &Id, deal: &Id) -> String {
+    format!("{{{prefix}:p{:02}}}:{room}:{deal}", partition(room))
+}
+
+/// How many partitions the order feed has: a fixed number, since a room's partition names
+/// the slot of its deals' keys.
+pub const FEED_PARTITIONS: u32 = 16;
+
+/// The feed partition of `room`'s orders (and the slot of its deals' keys): FNV-1a of the room
+/// id, the same on every node.
+pub fn partition(room: &Id) -> u32 {
+    let mut h: u32 = 0x811c9dc5;
+    for b in room.as_str().bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x01000193);
+    }
+    h % FEED_PARTITIONS
+}
+
 /// The member "ROOM|DEAL" naming a deal in the indexes.
 pub fn member(room: &Id, deal: &Id) -> String {
     format!("{room}|{deal}")
@@ -94,9 +129,18 @@ pub fn deal_member(member: &str) -> Option<(Id, Id)> {
 /// The deal digest a reservation id (`h` DIGEST `-` …) carries, or None when it is not one of
 /// the inventory's.
 pub fn reservation_digest(reservation: &Id) -> Option<&str> {
-    reservation
-        .as_str()
-        .strip_prefix('h')
+    id_digest('h', reservation)
+}
+
+/// The deal digest an order id (`o` DIGEST `-` …) carries, or None when it is not one of the
+/// inventory's.
+pub fn order_digest(order: &Id) -> Option<&str> {
+    id_digest('o', order)
+}
+
+fn id_digest(prefix: char, id: &Id) -> Option<&str> {
+    id.as_str()
+        .strip_prefix(prefix)
         .and_then(|r| r.split_once('-'))
         .map(|(d, _)| d)
         .filter(|d| d.len() == 16)
@@ -128,21 +172,25 @@ mod tests {
     #[test]
     fn a_deals_keys_share_one_hash_tag_in_the_order_the_scripts_expect() {
         let k = Keys::new("lh");
-        let [deal, holds, hold, users, orders, sales] = k.deal(&id("r"), &id("d"));
+        let p = partition(&id("r"));
+        assert_eq!(p, partition(&id("r")), "stable");
+        let tag = format!("{{lh:p{p:02}}}");
         assert_eq!(
-            [deal, holds, hold, users, orders, sales],
+            k.deal(&id("r"), &id("d")),
             [
-                "{lh:r:d}:deal",
-                "{lh:r:d}:holds",
-                "{lh:r:d}:hold",
-                "{lh:r:d}:users",
-                "{lh:r:d}:orders",
-                "{lh:r:d}:sales",
+                format!("{tag}:r:d:deal"),
+                format!("{tag}:r:d:holds"),
+                format!("{tag}:r:d:hold"),
+                format!("{tag}:r:d:users"),
+                format!("{tag}:r:d:orders"),
+                format!("{tag}:r:d:sales"),
+                format!("{tag}:r:d:ords"),
+                format!("{tag}:feed"),
             ]
         );
         assert_eq!(
             k.request(&id("r"), &id("d"), &id("u"), &id("q1")),
-            "{lh:r:d}:req:u:q1"
+            format!("{tag}:r:d:req:u:q1")
         );
         assert_eq!(k.registry(), "lh:deals");
         assert_eq!(k.due(), "lh:due");
@@ -167,5 +215,17 @@ mod tests {
         assert_eq!(reservation_digest(&resv), Some(digest.as_str()));
         assert_eq!(reservation_digest(&id("h0123-7")), None);
         assert_eq!(reservation_digest(&id("x")), None);
+        let order = id(&format!("o{digest}-3"));
+        assert_eq!(order_digest(&order), Some(digest.as_str()));
+        assert_eq!(order_digest(&resv), None);
+    }
+
+    #[test]
+    fn rooms_spread_over_every_feed_partition() {
+        let mut seen = [0u32; FEED_PARTITIONS as usize];
+        for i in 0..1000 {
+            seen[partition(&id(&format!("room-{i}"))) as usize] += 1;
+        }
+        assert!(seen.iter().all(|&n| n > 20), "{seen:?}");
     }
 }

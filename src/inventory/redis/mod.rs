@@ -51,33 +51,38 @@ use parking_lot::Mutex;
 use redis::{AsyncCommands, Script};
 
 mod due;
+mod feed;
 mod keys;
 mod reply;
 
 pub use due::RECONCILE_EVERY_MS;
-pub use keys::deal_digest;
+pub use keys::{FEED_PARTITIONS, deal_digest, deal_tag};
 
 use due::Reconcile;
-use keys::{Keys, deal_member, member, reservation_digest};
+use keys::{Keys, deal_member, member, order_digest, reservation_digest};
 use reply::{
     EndReply, StartReply, bad_reply, parse_audit, parse_cancel, parse_checkout, parse_end,
-    parse_reserve, parse_sales, parse_start,
+    parse_reserve, parse_sales, parse_settle, parse_start,
 };
 
 use super::sales::DealSales;
 use super::{
-    Audit, CancelOutcome, CheckoutOutcome, EndedDeal, Inventory, InventoryError, ReserveOutcome,
-    ReserveRequest, StockChange, StockLevel, check_spec,
+    Audit, CancelOutcome, CheckoutOutcome, EndedDeal, Inventory, InventoryError, Payment,
+    ReserveOutcome, ReserveRequest, SettleOutcome, Settlement, StockChange, StockLevel, check_spec,
 };
+use crate::orders::OrdersPage;
 use crate::commerce::Buyer;
 use crate::protocol::{Deal, DealSpec, Id, MAX_DEAL_DURATION_MS, RejectReason};
 use crate::redis_io::{RedisIo, RedisIoError};
 
-/// A deal script: the shared prelude (`split.lua`, `common.lua`), then `$file`s in order.
+/// A deal script: the shared prelude (`split.lua`, `commission.lua`, `common.lua`), then
+/// `$file`s in order.
 macro_rules! script {
     ($($file:literal),+) => {
         Arc::new(Script::new(concat!(
             include_str!("../../lua/split.lua"),
+            "\n",
+            include_str!("../lua/commission.lua"),
             "\n",
             include_str!("../lua/common.lua"),
             $("\n", include_str!(concat!("../lua/", $file))),+
@@ -90,6 +95,7 @@ struct Scripts {
     end: Arc<Script>,
     reserve: Arc<Script>,
     checkout: Arc<Script>,
+    settle: Arc<Script>,
     cancel: Arc<Script>,
     sweep: Arc<Script>,
     audit: Arc<Script>,
@@ -120,6 +126,8 @@ pub struct RedisSettings {
     pub timeout: Duration,
     /// Whose clock times holds, deal ends and sweeps.
     pub clock: ScriptClock,
+    /// How orders get paid (`orders.payment`).
+    pub payment: Payment,
 }
 
 /// Whose clock the inventory scripts go by.
@@ -187,7 +195,8 @@ impl RedisInventory {
                 start: script!("start_deal.lua"),
                 end: script!("end_deal.lua"),
                 reserve: script!("reserve.lua"),
-                checkout: script!("commission.lua", "checkout.lua"),
+                checkout: script!("sale.lua", "checkout.lua"),
+                settle: script!("sale.lua", "settle.lua"),
                 cancel: script!("cancel.lua"),
                 sweep: script!("sweep.lua"),
                 audit: script!("audit.lua"),
@@ -240,13 +249,21 @@ impl RedisInventory {
         Ok(())
     }
 
+    /// How long a deal's keys live after its end: its last hold, then its last order's payment
+    /// window, then the retention.
+    fn keep_ms(&self) -> u64 {
+        self.settings
+            .hold_ms
+            .saturating_add(self.settings.payment.window_ms())
+            .saturating_add(self.settings.retention_ms)
+    }
+
     /// The latest a deal with a live hold at `now` can be purged: it started by `now`, runs at
-    /// most a week, and its keys live `hold_ms + retention_ms` after its end (as `start_deal`
-    /// sets them).
+    /// most a week, and its keys live [`Self::keep_ms`] after its end (as `start_deal` sets
+    /// them).
     fn purge_bound(&self, now: u64) -> u64 {
         now.saturating_add(MAX_DEAL_DURATION_MS)
-            .saturating_add(self.settings.hold_ms)
-            .saturating_add(self.settings.retention_ms)
+            .saturating_add(self.keep_ms())
     }
 
     /// One deal's ledger in one atomic reading, or None when the deal does not exist.
@@ -311,9 +328,14 @@ impl RedisInventory {
 
     /// The (room, deal) a reservation id belongs to, or None when it is not one of ours.
     async fn locate(&self, reservation: &Id) -> Result<Option<(Id, Id)>, InventoryError> {
-        let Some(digest) = reservation_digest(reservation) else {
-            return Ok(None);
-        };
+        match reservation_digest(reservation) {
+            Some(digest) => self.locate_digest(digest).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The (room, deal) whose reservation and order ids carry `digest`, or None.
+    async fn locate_digest(&self, digest: &str) -> Result<Option<(Id, Id)>, InventoryError> {
         if let Some(found) = self.refs.get(digest) {
             return Ok(Some(found.value().clone()));
         }
@@ -387,10 +409,7 @@ impl Inventory for RedisInventory {
         check_spec(spec)?;
         // The script times the deal by Redis's clock; `until` bounds its purge_at from above
         // (this node's clock follows Redis's to within a round trip; a minute of slack).
-        let keep_ms = self
-            .settings
-            .hold_ms
-            .saturating_add(self.settings.retention_ms);
+        let keep_ms = self.keep_ms();
         let until = now
             .saturating_add(spec.duration_ms)
             .saturating_add(keep_ms)
@@ -438,8 +457,9 @@ impl Inventory for RedisInventory {
             spec.title_or_id(),
             digest,
             self.now_arg(now),
+            self.settings.retention_ms.to_string(),
         ];
-        let reply = self.run(|s| &s.start, &keys[..5], &args).await?;
+        let reply = self.run(|s| &s.start, &keys, &args).await?;
         let deal = match parse_start(&reply, &spec.id, now)? {
             StartReply::Deal(deal) => deal,
             StartReply::Conflict => {
@@ -470,7 +490,7 @@ impl Inventory for RedisInventory {
     }
 
     async fn reserve(&self, req: &ReserveRequest) -> Result<ReserveOutcome, InventoryError> {
-        let [deal, holds, hold, users, ..] = self.keys.deal(&req.room, &req.deal);
+        let [deal, holds, hold, users, _, sales, ords, feed] = self.keys.deal(&req.room, &req.deal);
         let idem = self
             .keys
             .request(&req.room, &req.deal, &req.user, &req.request_id);
@@ -487,7 +507,7 @@ impl Inventory for RedisInventory {
             .redis
             .run(
                 &self.scripts.reserve,
-                &[deal, holds, hold, users, idem],
+                &[deal, holds, hold, users, idem, sales, ords, feed],
                 &args,
             )
             .await?;
@@ -525,6 +545,10 @@ impl Inventory for RedisInventory {
             deal_digest(&r, &deal),
             buyer.channel.as_str().to_owned(),
             buyer.aff.as_ref().map(Id::to_string).unwrap_or_default(),
+            match self.settings.payment {
+                Payment::None => String::new(),
+                Payment::External { timeout_ms } => timeout_ms.to_string(),
+            },
         ];
         let reply = self.run(|s| &s.checkout, &keys, &args).await?;
         parse_checkout(&reply, room, reservation, &deal)
@@ -542,7 +566,7 @@ impl Inventory for RedisInventory {
         };
         let keys = self.keys.deal(&r, &deal);
         let args = [user.to_string(), reservation.to_string(), self.now_arg(now)];
-        let reply = self.run(|s| &s.cancel, &keys[..4], &args).await?;
+        let reply = self.run(|s| &s.cancel, &keys, &args).await?;
         parse_cancel(&reply, reservation, &deal)
     }
 
@@ -576,6 +600,40 @@ impl Inventory for RedisInventory {
 
     fn sweep_visits(&self) -> u64 {
         self.visits.load(Ordering::Relaxed)
+    }
+
+    async fn settle(
+        &self,
+        order: &Id,
+        to: Settlement,
+        now: u64,
+    ) -> Result<SettleOutcome, InventoryError> {
+        let Some(digest) = order_digest(order) else {
+            return Ok(SettleOutcome::NotFound);
+        };
+        let Some((room, deal)) = self.locate_digest(digest).await? else {
+            return Ok(SettleOutcome::NotFound);
+        };
+        let keys = self.keys.deal(&room, &deal);
+        let to = match to {
+            Settlement::Paid => "paid",
+            Settlement::Failed => "failed",
+        };
+        let args = [order.to_string(), to.to_owned(), self.now_arg(now)];
+        let reply = self.run(|s| &s.settle, &keys, &args).await?;
+        parse_settle(&reply)
+    }
+
+    async fn order_feed_end(&self) -> Result<String, InventoryError> {
+        feed::end(&self.redis, &self.keys).await
+    }
+
+    async fn order_events(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<OrdersPage, InventoryError> {
+        feed::page(&self.redis, &self.keys, cursor, limit).await
     }
 
     async fn room_deals(

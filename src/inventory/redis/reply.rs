@@ -14,8 +14,9 @@
 //!
 //! **Stored data.** Only what the scripts *return* is JSON. What they *store* keeps the format
 //! it had before (the deal, hold and users hashes, the idempotency records, the order stream
-//! and the sales ledger), so a hub upgraded in place reads every record an earlier version left
-//! in Redis, and nodes of both versions can share one Redis during a rolling upgrade. So
+//! and the sales ledger; issue 23 added fields and hold states, never changed one), so a record
+//! an earlier version wrote reads alike. (Issue 23 moved a deal's keys to its room's feed
+//! partition slot, so deals started before it are not found: docs/redis.md, "Upgrading".) So
 //! `reserve.lua` still stores its first answer as `OK|reservation|qty|expires_at|remaining|
 //! version` or `R|reason` and turns a stored answer into the JSON reply on a repeat; and the
 //! deal hash still stores `image_url` with `|` as `%7C`, which the scripts alone write and
@@ -30,9 +31,10 @@ use serde::{Deserialize, Deserializer};
 use super::super::sales::{DealSales, Earning, Sales};
 use super::super::{
     Audit, CancelOutcome, CheckoutOutcome, EndedDeal, InventoryError, OrderRecord, ReserveOutcome,
-    StockLevel, order_total, status_of,
+    SettleOutcome, StockLevel, order_total, status_of,
 };
 use crate::commerce::{Channel, commission};
+use crate::orders::{OrderDoc, OrderEvent, OrderEventKind, OrderStatus};
 use crate::protocol::{Deal, Id, RejectReason};
 
 pub(super) fn bad_reply(what: &str, reply: &str) -> InventoryError {
@@ -132,6 +134,9 @@ pub struct DealView {
     remaining: u32,
     #[serde(deserialize_with = "dec")]
     held: u32,
+    /// Units in pending orders; "" for a deal stored before payments existed.
+    #[serde(deserialize_with = "dec_or_zero")]
+    pending: u32,
     #[serde(deserialize_with = "dec")]
     sold: u32,
     #[serde(deserialize_with = "dec")]
@@ -178,6 +183,7 @@ impl DealView {
             stock: self.stock,
             remaining: self.remaining,
             held: self.held,
+            pending: self.pending,
             sold: self.sold,
         };
         let level = StockLevel {
@@ -437,6 +443,15 @@ struct OrderWire {
     affiliate_cents: u64,
     #[serde(deserialize_with = "id")]
     creator: Id,
+    #[serde(deserialize_with = "status")]
+    status: OrderStatus,
+    #[serde(deserialize_with = "dec_or_none")]
+    pay_by: Option<u64>,
+}
+
+fn status<'de, D: Deserializer<'de>>(d: D) -> Result<OrderStatus, D::Error> {
+    let s = String::deserialize(d)?;
+    OrderStatus::parse(&s).ok_or_else(|| D::Error::custom(format!("not an order status: {s:?}")))
 }
 
 #[derive(Deserialize)]
@@ -489,6 +504,154 @@ fn order_of(
         affiliate_bps: o.affiliate_bps,
         affiliate_cents,
         repeat: o.repeat,
+        status: o.status,
+        pay_by: o.pay_by,
+    })
+}
+
+/// An order as `common.lua`'s `order_fields` writes it, in a settle reply and in each feed
+/// entry: every value a string.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrderFields {
+    #[serde(deserialize_with = "id")]
+    id: Id,
+    #[serde(deserialize_with = "id")]
+    room: Id,
+    #[serde(deserialize_with = "id")]
+    deal: Id,
+    #[serde(deserialize_with = "id")]
+    product_id: Id,
+    title: String,
+    #[serde(deserialize_with = "id")]
+    user: Id,
+    #[serde(deserialize_with = "dec")]
+    qty: u32,
+    #[serde(deserialize_with = "dec")]
+    price_cents: u64,
+    #[serde(deserialize_with = "dec")]
+    total_cents: u64,
+    currency: String,
+    #[serde(deserialize_with = "status")]
+    status: OrderStatus,
+    #[serde(deserialize_with = "dec_or_none")]
+    pay_by: Option<u64>,
+    #[serde(deserialize_with = "id")]
+    creator: Id,
+    channel: String,
+    #[serde(deserialize_with = "id_or_none")]
+    aff: Option<Id>,
+    #[serde(deserialize_with = "dec")]
+    commission_cents: u64,
+    #[serde(deserialize_with = "dec")]
+    affiliate_cents: u64,
+}
+
+impl From<OrderFields> for OrderDoc {
+    fn from(o: OrderFields) -> OrderDoc {
+        OrderDoc {
+            id: o.id,
+            room: o.room,
+            deal: o.deal,
+            product_id: o.product_id,
+            title: o.title,
+            user: o.user,
+            qty: o.qty,
+            price_cents: o.price_cents,
+            total_cents: o.total_cents,
+            currency: o.currency,
+            status: o.status,
+            pay_by: o.pay_by,
+            creator: o.creator,
+            channel: Channel::parse(&o.channel),
+            aff: o.aff,
+            commission_cents: o.commission_cents,
+            affiliate_cents: o.affiliate_cents,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "r", rename_all = "snake_case", deny_unknown_fields)]
+enum SettleWire {
+    Settled {
+        changed: bool,
+        order: OrderFields,
+        #[serde(default, deserialize_with = "dec_opt")]
+        remaining: Option<u32>,
+        #[serde(default, deserialize_with = "dec_opt")]
+        version: Option<u64>,
+    },
+    Final {
+        order: OrderFields,
+    },
+    NotFound {},
+}
+
+/// Parses `settle.lua`'s reply: `{r: "settled", changed, order, remaining?, version?}` (the
+/// stock level when the order was failed now), `{r: "final", order}` or `{r: "not_found"}`.
+pub fn parse_settle(reply: &str) -> Result<SettleOutcome, InventoryError> {
+    Ok(match decode("settle", reply)? {
+        SettleWire::Settled {
+            changed,
+            order,
+            remaining,
+            version,
+        } => {
+            let order = OrderDoc::from(order);
+            let level = match (remaining, version) {
+                (Some(remaining), Some(version)) if order.status == OrderStatus::Failed => {
+                    Some(StockLevel { remaining, version })
+                }
+                (Some(_), Some(_)) | (None, None) => None,
+                _ => return Err(bad_reply("settle", reply)),
+            };
+            SettleOutcome::Settled {
+                order,
+                changed,
+                level,
+            }
+        }
+        SettleWire::Final { order, .. } => SettleOutcome::Final(order.into()),
+        SettleWire::NotFound {} => SettleOutcome::NotFound,
+    })
+}
+
+/// One entry of a feed partition: `type`, `ts` and the order's fields (`order_fields`).
+#[derive(Deserialize)]
+struct FeedEntry {
+    #[serde(rename = "type")]
+    kind: OrderEventKind,
+    #[serde(deserialize_with = "dec")]
+    ts: u64,
+    #[serde(flatten)]
+    order: BTreeMap<String, String>,
+}
+
+/// The event stored as entry `entry` (a stream id) of feed partition `p`, from its field-value
+/// pairs; its id is `pP-ENTRY`, unique and stable.
+pub fn parse_feed_entry(
+    p: u32,
+    entry: &str,
+    fields: &[(String, String)],
+) -> Result<OrderEvent, InventoryError> {
+    let map: BTreeMap<&str, &str> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let text = serde_json::to_string(&map)
+        .map_err(|e| InventoryError::Internal(format!("feed entry {entry}: {e}")))?;
+    let e: FeedEntry = decode("feed entry", &text)?;
+    let order: OrderFields = decode(
+        "feed entry",
+        &serde_json::to_string(&e.order)
+            .map_err(|err| InventoryError::Internal(format!("feed entry {entry}: {err}")))?,
+    )?;
+    Ok(OrderEvent {
+        id: format!("p{p}-{entry}"),
+        kind: e.kind,
+        ts: e.ts,
+        order: order.into(),
     })
 }
 
@@ -625,11 +788,11 @@ mod tests {
         Id::new(s).expect("id")
     }
 
-    /// A deal's view as `view()` writes it: 16 fields, numbers as strings.
+    /// A deal's view as `view()` writes it: 17 fields, numbers as strings.
     fn view() -> Value {
         json!({
             "product_id": "p1", "price_cents": "999", "currency": "USD", "stock": "10",
-            "remaining": "7", "held": "2", "sold": "1", "per_user_limit": "3",
+            "remaining": "7", "held": "2", "pending": "0", "sold": "1", "per_user_limit": "3",
             "ends_at": "60000", "ended": false, "version": "4", "commission_bps": "1000",
             "affiliate_bps": "500", "image_url": "https://x/a|b.png", "title": "Big | sale",
             "started_at": "1500"
@@ -652,6 +815,20 @@ mod tests {
             &id("d"),
             1_000,
         )
+    }
+
+    #[test]
+    fn a_view_counts_pending_units_and_reads_an_older_deal_as_none_pending() {
+        let mut v = view();
+        v["remaining"] = json!("6");
+        v["pending"] = json!("1");
+        let (_, audit, _) = audit_of(v).expect("view").expect("deal");
+        assert_eq!((audit.remaining, audit.pending), (6, 1));
+        assert!(audit.balances());
+        let mut old = view();
+        old["pending"] = json!("");
+        let (_, audit, _) = audit_of(old).expect("view").expect("deal");
+        assert_eq!(audit.pending, 0);
     }
 
     #[test]
@@ -849,7 +1026,8 @@ mod tests {
         json!({"r": "ordered", "order": "oab-1", "qty": "3", "price_cents": "999",
             "currency": "USD", "total_cents": "2997", "repeat": false, "channel": "paid",
             "aff": "aff1", "commission_bps": "1000", "commission_cents": "299",
-            "affiliate_bps": "500", "affiliate_cents": "149", "creator": "host1"})
+            "affiliate_bps": "500", "affiliate_cents": "149", "creator": "host1",
+            "status": "pending", "pay_by": "61000"})
     }
 
     #[test]
@@ -872,6 +1050,19 @@ mod tests {
             (o.commission_cents, o.affiliate_cents, o.repeat),
             (299, 149, false)
         );
+        assert_eq!((o.status, o.pay_by), (OrderStatus::Pending, Some(61_000)));
+        let mut paid = ordered();
+        paid["status"] = json!("paid");
+        paid["pay_by"] = json!("");
+        let CheckoutOutcome::Ordered(o) =
+            parse_checkout(&paid.to_string(), &room, &resv, &deal).expect("order")
+        else {
+            panic!("ordered")
+        };
+        assert_eq!((o.status, o.pay_by), (OrderStatus::Paid, None));
+        let mut odd = ordered();
+        odd["status"] = json!("refunded");
+        assert!(parse_checkout(&odd.to_string(), &room, &resv, &deal).is_err());
         let mut direct = ordered();
         direct["aff"] = json!("");
         direct["affiliate_cents"] = json!("0");
