@@ -14,21 +14,27 @@ RPID=$!
 trap 'kill $RPID $HPID 2>/dev/null || true' EXIT
 HPID=
 for _ in $(seq 50); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
-# The scripts as RedisInventory builds them: split.lua, common.lua, then the script itself.
-lua() { cat src/lua/split.lua; echo; cat src/inventory/lua/common.lua; echo; cat "src/inventory/lua/$1"; }
+# The scripts as RedisInventory builds them: split.lua, commission.lua, common.lua, then the
+# script itself.
+lua() { cat src/lua/split.lua; echo; cat src/inventory/lua/commission.lua; echo
+  cat src/inventory/lua/common.lua; echo; cat "src/inventory/lua/$1"; }
 SCRIPT="$(lua reserve.lua)"
 START="$(lua start_deal.lua)"
 SHA=$(redis-cli -p "$PORT" SCRIPT LOAD "$SCRIPT")
 NOW=$(($(date +%s%3N)))
-T="{lh:bench:rb}"
+# A deal's keys: its room's feed partition tag, then ROOM:DEAL (src/inventory/redis/keys.rs).
+P="{lh:p00}"
+T="$P:bench:rb"
+KEYS8=("$T:deal" "$T:holds" "$T:hold" "$T:users" "$T:orders" "$T:sales" "$T:ords" "$P:feed")
 # start_deal.lua's arguments: product price currency stock limit duration_ms creator room deal
-# keep_ms commission_bps affiliate_bps image_url title digest now ("": Redis's clock).
-redis-cli -p "$PORT" EVAL "$START" 5 "$T:deal" "$T:holds" "$T:hold" "$T:users" "$T:orders" \
+# keep_ms commission_bps affiliate_bps image_url title digest now ("": Redis's clock) feed_ms.
+redis-cli -p "$PORT" EVAL "$START" 8 "${KEYS8[@]}" \
   p 100 USD 10000000 10000000 3600000 host bench rb 3600000 0 0 "" "Bench product" \
-  0123456789abcdef "" >/dev/null
+  0123456789abcdef "" 3600000 >/dev/null
 echo "== redis-benchmark: EVALSHA reserve.lua (50 clients, unique user and request_id per call)"
 redis-benchmark -p "$PORT" -n 300000 -c 50 -r 1000000000 -q \
-  EVALSHA "$SHA" 5 "$T:deal" "$T:holds" "$T:hold" "$T:users" "$T:req:u__rand_int__:r__rand_int__" \
+  EVALSHA "$SHA" 8 "$T:deal" "$T:holds" "$T:hold" "$T:users" "$T:req:u__rand_int__:r__rand_int__" \
+  "$T:sales" "$T:ords" "$P:feed" \
   u__rand_int__ 1 "$NOW" 300000 3600000 0000000000000000 60000 | tr '\r' '\n' | grep "requests per second" | sed 's/.*: \([0-9.]* requests per second.*\)/   \1/'
 redis-cli -p "$PORT" HMGET "$T:deal" stock remaining held sold | paste -sd' ' | sed 's/^/   deal after: stock remaining held sold = /'
 echo "== hub WebSocket path: $BUYERS buyers, $SECS s"

@@ -52,6 +52,7 @@ pub fn router(hub: Arc<Hub>, metrics: PrometheusHandle) -> Router {
         .route("/api/rooms/{room}/timeline", get(funnel::timeline))
         .route("/api/creators/{creator}/earnings", get(funnel::earnings))
         .route("/api/orders/events", get(orders::events))
+        .route("/api/rooms/{room}/orders", get(orders::mine))
         .route("/api/orders/{order}/paid", post(orders::paid))
         .route("/api/orders/{order}/failed", post(orders::failed))
         .route("/healthz", get(|| async { "ok\n" }))

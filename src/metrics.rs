@@ -55,6 +55,11 @@ pub const RESERVES: &str = "livehub_reserves_total";
 pub const RESERVE_SECONDS: &str = "livehub_reserve_seconds";
 /// Checkout and cancel outcomes, by `op` and `outcome`.
 pub const HOLD_OPS: &str = "livehub_hold_ops_total";
+/// Merchant settlements of orders, by `to` (`paid`, `failed`) and `outcome` (`changed`,
+/// `repeat`, `final`, `not_found`).
+pub const ORDERS_SETTLED: &str = "livehub_orders_settled_total";
+/// Order status changes told to buyers' connections on this node (`order_status` frames).
+pub const ORDER_STATUS_TOLD: &str = "livehub_order_status_told_total";
 /// Deals whose stock changed in a hold sweep (expired holds returned), counted once per sweep.
 pub const SWEEP_CHANGES: &str = "livehub_sweep_deal_changes_total";
 
@@ -313,5 +318,13 @@ fn describe_backends() {
         "Reserve latency inside the hub"
     );
     describe_counter!(HOLD_OPS, "Checkout and cancel outcomes");
+    describe_counter!(
+        ORDERS_SETTLED,
+        "Merchant settlements of orders, by requested status and outcome"
+    );
+    describe_counter!(
+        ORDER_STATUS_TOLD,
+        "order_status frames queued to buyers' connections on this node"
+    );
     describe_counter!(SWEEP_CHANGES, "Deals whose stock changed in a hold sweep");
 }

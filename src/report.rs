@@ -11,5 +11,5 @@ mod html;
 mod story;
 
 pub use chart::line_chart;
-pub use fmt::esc;
+pub use fmt::{esc, money};
 pub use html::render;

@@ -478,6 +478,14 @@ impl Inventory for Overselling {
     async fn order_feed_end(&self) -> Result<String, InventoryError> {
         self.real.order_feed_end().await
     }
+    async fn user_orders(
+        &self,
+        room: &Id,
+        user: &Id,
+        now: u64,
+    ) -> Result<Vec<livehub::orders::OrderDoc>, InventoryError> {
+        self.real.user_orders(room, user, now).await
+    }
     async fn room_deals(
         &self,
         room: &Id,

@@ -1,4 +1,4 @@
-//! The `livehub` command line: `serve`, `init`, `token`, `host` and `report`. Results go to stdout,
+//! The `livehub` command line: `serve`, `init`, `token`, `host`, `report` and `orders`. Results go to stdout,
 //! errors to stderr as one line each (see [`error`]), and the exit status says which.
 
 mod connect;
@@ -6,6 +6,7 @@ pub mod error;
 mod host;
 mod init;
 mod lines;
+mod orders;
 mod report;
 mod rest;
 mod serve;
@@ -47,6 +48,9 @@ enum Command {
     /// Write a room's post-show report: one self-contained HTML file with the funnel per
     /// channel, the timeline, deals by GMV, missed demand and the creators' commission.
     Report(report::ReportArgs),
+    /// The shop's side: follow the order feed (`orders tail`).
+    #[command(subcommand)]
+    Orders(orders::OrdersCommand),
 }
 
 /// Arguments of `livehub token`.
@@ -55,7 +59,7 @@ struct TokenArgs {
     /// What the token may do.
     #[arg(long, value_enum, default_value_t = RoleArg::Viewer)]
     role: RoleArg,
-    /// A room id, or * for every room (admin tokens only).
+    /// A room id, or * for every room (admin and merchant tokens only).
     #[arg(long)]
     room: String,
     /// User id.
@@ -147,6 +151,7 @@ fn run(command: Command) -> Result<(), CliError> {
         Command::Token(args) => token(args),
         Command::Host(args) => runtime()?.block_on(host::run(args)),
         Command::Report(args) => runtime()?.block_on(report::run(args)),
+        Command::Orders(command) => runtime()?.block_on(orders::run(command)),
     }
 }
 

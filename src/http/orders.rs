@@ -1,18 +1,19 @@
 //! The shop's order endpoints (issue 23), for a merchant or an admin token:
 //! `POST /api/orders/{order}/paid` and `/failed` settle a pending order, and
-//! `GET /api/orders/events?after=CURSOR&limit=N` pages through the order feed.
+//! `GET /api/orders/events?after=CURSOR&limit=N` pages through the order feed; and for a buyer,
+//! `GET /api/rooms/{room}/orders`, their own orders in the room.
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use super::extract::{Merchant, OrderId};
+use super::extract::{Merchant, OrderId, RoomId, Signed};
 use crate::clock::now_ms;
 use crate::error::{ErrorCode, HubError};
 use crate::hub::Deadline;
 use crate::inventory::{SettleOutcome, Settlement};
-use crate::orders::Settled;
+use crate::orders::{OrderDoc, Settled};
 
 /// Most events one page of the feed returns, and how many it returns when not asked.
 pub const MAX_PAGE: usize = 1000;
@@ -48,6 +49,14 @@ async fn settle(
     let settled = hub
         .within(Deadline::Host, hub.inventory().settle(&order, to, now_ms()))
         .await?;
+    let outcome = match &settled {
+        SettleOutcome::Settled { changed: true, .. } => "changed",
+        SettleOutcome::Settled { .. } => "repeat",
+        SettleOutcome::Final(_) => "final",
+        SettleOutcome::NotFound => "not_found",
+    };
+    metrics::counter!(crate::metrics::ORDERS_SETTLED, "to" => to.status().as_str(), "outcome" => outcome)
+        .increment(1);
     match settled {
         SettleOutcome::Settled {
             order,
@@ -107,4 +116,29 @@ pub(super) async fn events(
         )
         .await?;
     Ok(axum::Json(page).into_response())
+}
+
+/// The answer of `GET /api/rooms/{room}/orders`.
+#[derive(serde::Serialize)]
+struct Mine {
+    orders: Vec<OrderDoc>,
+}
+
+/// `GET /api/rooms/{room}/orders`: the caller's own orders in the room, each with its status
+/// now (a buyer who reconnects learns what became of its pending orders). A token for the room
+/// is needed (`unauthorized` without one).
+pub(super) async fn mine(
+    State(app): State<AppState>,
+    RoomId(room): RoomId,
+    Signed(who): Signed,
+) -> Result<Response, HubError> {
+    who.check_room(&room)?;
+    let hub = app.hub;
+    let orders = hub
+        .within(
+            Deadline::Host,
+            hub.inventory().user_orders(&room, &who.user, now_ms()),
+        )
+        .await?;
+    Ok(axum::Json(Mine { orders }).into_response())
 }

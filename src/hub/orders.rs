@@ -68,7 +68,7 @@ impl Hub {
             return;
         };
         let o = &ev.order;
-        room.tell(
+        let told = room.tell(
             &o.user,
             &ServerMsg::OrderStatus {
                 order: o.id.clone(),
@@ -79,5 +79,6 @@ impl Hub {
                 currency: o.currency.clone(),
             },
         );
+        metrics::counter!(crate::metrics::ORDER_STATUS_TOLD).increment(told);
     }
 }

@@ -42,6 +42,9 @@ type DealKey = (Id, Id);
 /// Most deals one `expire_due` call sweeps; a larger backlog waits for the next call.
 const SWEEP_BATCH: usize = 4096;
 
+// Most holds of a busy deal end as orders: boxing the order would allocate for each of them
+// and save nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 enum HoldState {
     Held,
@@ -738,6 +741,25 @@ impl Inventory for MemoryInventory {
         limit: usize,
     ) -> Result<OrdersPage, InventoryError> {
         self.feed.page(cursor, limit)
+    }
+
+    async fn user_orders(
+        &self,
+        room: &Id,
+        user: &Id,
+        now: u64,
+    ) -> Result<Vec<OrderDoc>, InventoryError> {
+        let mut out = Vec::new();
+        for (_, book) in self.books(|k| &k.0 == room) {
+            let mut b = book.lock();
+            b.expire(now, &self.feed);
+            for h in b.holds.values().filter(|h| &h.user == user) {
+                if let HoldState::Ordered(order) = &h.state {
+                    out.push(b.doc(order, user));
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn order_feed_end(&self) -> Result<String, InventoryError> {

@@ -209,6 +209,8 @@ pub enum SettleOutcome {
 }
 
 /// The answer to a checkout.
+// An order is the answer a checkout is for: boxing it would allocate on every one.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CheckoutOutcome {
     Ordered(OrderRecord),
@@ -376,6 +378,16 @@ pub trait Inventory: Send + Sync + 'static {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<OrdersPage, InventoryError>;
+
+    /// `user`'s orders in `room`, every status, each as it stands at `now` (a pending order
+    /// past its `pay_by` shows expired), in no particular order. An order whose deal was purged
+    /// is absent.
+    async fn user_orders(
+        &self,
+        room: &Id,
+        user: &Id,
+        now: u64,
+    ) -> Result<Vec<OrderDoc>, InventoryError>;
 
     /// A cursor at the end of the order feed now: a reader starting there sees only the
     /// events appended after this call.

@@ -142,8 +142,9 @@ pub async fn start_nodes_with(
     let mut env = engine_env(engine);
     env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
     let mut nodes = Vec::with_capacity(n);
-    for _ in 0..n {
-        nodes.push(HubProcess::start(&env).await?);
+    for i in 0..n {
+        let log = std::env::temp_dir().join(format!("livehub-node-{}-{i}.log", std::process::id()));
+        nodes.push(HubProcess::start_with_log(&env, Some(&log)).await?);
     }
     Ok(nodes)
 }

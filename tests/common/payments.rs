@@ -16,8 +16,9 @@ use livehub::protocol::{Id, RejectReason};
 
 use super::conformance::{direct, fresh_room, id, spec};
 
-/// How long a pending order waits in these tests.
-pub const PAY_MS: u64 = 60_000;
+/// How long a pending order waits in these tests: shorter than the hold (60 s), so the sweep
+/// must find a deal by its pending orders' pay_by, not only by its holds.
+pub const PAY_MS: u64 = 30_000;
 
 fn at(room: &Id, user: &str, request_id: &str, qty: u32, now: u64) -> ReserveRequest {
     ReserveRequest {
@@ -217,6 +218,33 @@ pub async fn pending_orders_are_settled_once_and_failed_ones_sell_again(inv: Arc
         (created.order.status, created.order.pay_by, created.ts),
         (OrderStatus::Pending, Some(t0 + PAY_MS), t0)
     );
+    // Each buyer's own orders, with their status now.
+    let room = &room;
+    let mine = |user: &'static str| async move {
+        let mut got: Vec<(String, OrderStatus)> = inv
+            .user_orders(room, &id(user), late + 1)
+            .await
+            .expect("user orders")
+            .into_iter()
+            .map(|o| (o.id.to_string(), o.status))
+            .collect();
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        got
+    };
+    assert_eq!(
+        mine("ana").await,
+        [(paid.order.to_string(), OrderStatus::Paid)]
+    );
+    assert_eq!(
+        mine("ben").await,
+        [(failed.order.to_string(), OrderStatus::Failed)]
+    );
+    assert_eq!(
+        mine("cat").await,
+        [(again.order.to_string(), OrderStatus::Expired)]
+    );
+    assert!(mine("nobody").await.is_empty());
+
     // From the end there is nothing more, until something happens.
     let end = inv.order_feed_end().await.unwrap();
     assert!(

@@ -30,6 +30,7 @@ mod inventory_redis;
 mod limits;
 mod messages;
 mod multi_node;
+mod orders;
 mod parser_props;
 mod proxy;
 mod redis_hubs;

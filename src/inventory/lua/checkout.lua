@@ -1,5 +1,7 @@
 -- KEYS[5] the deal's order stream, KEYS[6] its sales ledger (sale.lua), KEYS[7] and KEYS[8]
--- its orders and the feed (common.lua).
+-- its orders and the feed (common.lua), KEYS[9] the buyer's orders in the room (a hash
+-- order -> deal, in the room's slot: buyer_orders.lua reads it), kept until the latest purge of
+-- its deals.
 -- ARGV: user reservation now digest channel aff ("" for none) payment_ms ("": paid at once)
 -- (now "": Redis's clock; ARGV[4] is the digest of a deal that has none of its own, see
 -- common.lua). The order stream and the orders expire with the deal's other keys (purge_at).
@@ -67,9 +69,14 @@ else
     "commission_bps", int(host_bps), "commission_cents", o.commission_cents,
     "affiliate_bps", int(aff_bps), "affiliate_cents", o.affiliate_cents)
   feed_add("created", o, now)
+  redis.call("HSET", KEYS[9], order, p[5])
   if p[8] then
     for _, k in ipairs({KEYS[5], ords}) do
       redis.call("PEXPIREAT", k, p[8])
+    end
+    local left = redis.call("PTTL", KEYS[9])
+    if left < 0 or now + left < tonumber(p[8]) then
+      redis.call("PEXPIREAT", KEYS[9], p[8])
     end
   end
   f[1] = "new"

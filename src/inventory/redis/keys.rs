@@ -43,6 +43,16 @@ impl Keys {
         ]
     }
 
+    /// `user`'s orders in `room` (order -> deal), in the slot of the room's deals. The `~`
+    /// (never in an id) keeps it apart from every deal's keys, whatever the deal is called.
+    pub fn buyer(&self, room: &Id, user: &Id) -> String {
+        format!(
+            "{{{}:p{:02}}}:{room}:~buyer:{user}",
+            self.prefix,
+            partition(room)
+        )
+    }
+
     /// The order feed's partition `p` (a stream).
     pub fn feed(&self, p: u32) -> String {
         format!("{{{}:p{p:02}}}:feed", self.prefix)
@@ -192,6 +202,7 @@ mod tests {
             k.request(&id("r"), &id("d"), &id("u"), &id("q1")),
             format!("{tag}:r:d:req:u:q1")
         );
+        assert_eq!(k.buyer(&id("r"), &id("u")), format!("{tag}:r:~buyer:u"));
         assert_eq!(k.registry(), "lh:deals");
         assert_eq!(k.due(), "lh:due");
         assert_eq!(k.reconcile(), "lh:reconcile");

@@ -41,6 +41,7 @@
 //! by a unit test), `due` keeps the sweep's schedule, and this module runs the scripts and
 //! implements [`Inventory`].
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -62,15 +63,15 @@ use due::Reconcile;
 use keys::{Keys, deal_member, member, order_digest, reservation_digest};
 use reply::{
     EndReply, StartReply, bad_reply, parse_audit, parse_cancel, parse_checkout, parse_end,
-    parse_reserve, parse_sales, parse_settle, parse_start,
+    parse_orders, parse_reserve, parse_sales, parse_settle, parse_start,
 };
 
 use super::sales::DealSales;
 use super::{
-    Audit, CancelOutcome, CheckoutOutcome, EndedDeal, Inventory, InventoryError, Payment,
-    ReserveOutcome, ReserveRequest, SettleOutcome, Settlement, StockChange, StockLevel, check_spec,
+    Audit, CancelOutcome, CheckoutOutcome, EndedDeal, Inventory, InventoryError, OrderRecord,
+    Payment, ReserveOutcome, ReserveRequest, SettleOutcome, Settlement, StockChange, StockLevel, check_spec,
 };
-use crate::orders::OrdersPage;
+use crate::orders::{OrderDoc, OrdersPage};
 use crate::commerce::Buyer;
 use crate::protocol::{Deal, DealSpec, Id, MAX_DEAL_DURATION_MS, RejectReason};
 use crate::redis_io::{RedisIo, RedisIoError};
@@ -96,6 +97,7 @@ struct Scripts {
     reserve: Arc<Script>,
     checkout: Arc<Script>,
     settle: Arc<Script>,
+    buyer_orders: Arc<Script>,
     cancel: Arc<Script>,
     sweep: Arc<Script>,
     audit: Arc<Script>,
@@ -197,6 +199,7 @@ impl RedisInventory {
                 reserve: script!("reserve.lua"),
                 checkout: script!("sale.lua", "checkout.lua"),
                 settle: script!("sale.lua", "settle.lua"),
+                buyer_orders: script!("buyer_orders.lua"),
                 cancel: script!("cancel.lua"),
                 sweep: script!("sweep.lua"),
                 audit: script!("audit.lua"),
@@ -537,7 +540,8 @@ impl Inventory for RedisInventory {
             self.index_creator(aff, &r, &deal, self.purge_bound(now), now)
                 .await?;
         }
-        let keys = self.keys.deal(&r, &deal);
+        let mut keys = self.keys.deal(&r, &deal).to_vec();
+        keys.push(self.keys.buyer(&r, user));
         let args = [
             user.to_string(),
             reservation.to_string(),
@@ -551,7 +555,17 @@ impl Inventory for RedisInventory {
             },
         ];
         let reply = self.run(|s| &s.checkout, &keys, &args).await?;
-        parse_checkout(&reply, room, reservation, &deal)
+        let outcome = parse_checkout(&reply, room, reservation, &deal)?;
+        if let CheckoutOutcome::Ordered(OrderRecord {
+            pay_by: Some(pay_by),
+            ..
+        }) = &outcome
+        {
+            // A pending order is swept at its pay_by (also on a repeat: the process that made
+            // it may have died before indexing it).
+            self.schedule_soon(member(&r, &deal), *pay_by);
+        }
+        Ok(outcome)
     }
 
     async fn cancel(
@@ -622,6 +636,33 @@ impl Inventory for RedisInventory {
         let args = [order.to_string(), to.to_owned(), self.now_arg(now)];
         let reply = self.run(|s| &s.settle, &keys, &args).await?;
         parse_settle(&reply)
+    }
+
+    async fn user_orders(
+        &self,
+        room: &Id,
+        user: &Id,
+        now: u64,
+    ) -> Result<Vec<OrderDoc>, InventoryError> {
+        let key = self.keys.buyer(room, user);
+        let index: Vec<(String, String)> = self
+            .redis
+            .exec(move |mut conn| async move { conn.hgetall(key).await })
+            .await?;
+        let mut by_deal: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (order, deal) in index {
+            by_deal.entry(deal).or_default().push(order);
+        }
+        let mut out = Vec::new();
+        for (deal, orders) in by_deal {
+            let Ok(deal) = Id::new(deal) else { continue };
+            let keys = self.keys.deal(room, &deal);
+            let mut args = vec![self.now_arg(now)];
+            args.extend(orders);
+            let reply = self.run(|s| &s.buyer_orders, &keys, &args).await?;
+            out.extend(parse_orders(&reply)?);
+        }
+        Ok(out)
     }
 
     async fn order_feed_end(&self) -> Result<String, InventoryError> {

@@ -617,6 +617,31 @@ pub fn parse_settle(reply: &str) -> Result<SettleOutcome, InventoryError> {
     })
 }
 
+#[derive(Deserialize)]
+#[serde(tag = "r", rename_all = "snake_case", deny_unknown_fields)]
+enum OrdersWire {
+    /// `cjson` writes an empty list as `{}`.
+    Orders { orders: OrdersList },
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OrdersList {
+    List(Vec<OrderFields>),
+    Empty(BTreeMap<String, String>),
+}
+
+/// Parses `buyer_orders.lua`'s reply `{r: "orders", orders: [order_fields()]}` (an empty list
+/// written as `{}`).
+pub fn parse_orders(reply: &str) -> Result<Vec<OrderDoc>, InventoryError> {
+    let OrdersWire::Orders { orders } = decode("buyer orders", reply)?;
+    match orders {
+        OrdersList::List(list) => Ok(list.into_iter().map(OrderDoc::from).collect()),
+        OrdersList::Empty(m) if m.is_empty() => Ok(Vec::new()),
+        OrdersList::Empty(_) => Err(bad_reply("buyer orders", reply)),
+    }
+}
+
 /// One entry of a feed partition: `type`, `ts` and the order's fields (`order_fields`).
 #[derive(Deserialize)]
 struct FeedEntry {
@@ -1028,6 +1053,47 @@ mod tests {
             "aff": "aff1", "commission_bps": "1000", "commission_cents": "299",
             "affiliate_bps": "500", "affiliate_cents": "149", "creator": "host1",
             "status": "pending", "pay_by": "61000"})
+    }
+
+    /// An order as `order_fields()` writes it.
+    fn fields() -> Value {
+        json!({"id": "oab-1", "room": "r", "deal": "d", "product_id": "p", "title": "Mug | big",
+            "user": "ana", "qty": "2", "price_cents": "500", "total_cents": "1000",
+            "currency": "USD", "status": "failed", "pay_by": "9000", "creator": "h",
+            "channel": "live", "aff": "", "commission_cents": "0", "affiliate_cents": "0"})
+    }
+
+    #[test]
+    fn settle_replies_carry_the_order_and_a_failed_ones_stock() {
+        let r = json!({"r": "settled", "changed": true, "order": fields(), "remaining": "4",
+            "version": "9"});
+        let SettleOutcome::Settled { order, changed, level } =
+            parse_settle(&r.to_string()).expect("settled")
+        else {
+            panic!("settled")
+        };
+        assert!(changed);
+        assert_eq!(level, Some(StockLevel { remaining: 4, version: 9 }));
+        assert_eq!((order.qty, order.total_cents, order.aff), (2, 1000, None));
+        assert_eq!((order.status, order.pay_by, order.channel), (OrderStatus::Failed, Some(9000), Channel::Live));
+        let repeat = json!({"r": "settled", "changed": false, "order": fields()});
+        assert!(matches!(parse_settle(&repeat.to_string()), Ok(SettleOutcome::Settled { changed: false, level: None, .. })));
+        let fin = json!({"r": "final", "order": fields()});
+        assert!(matches!(parse_settle(&fin.to_string()), Ok(SettleOutcome::Final(o)) if o.status == OrderStatus::Failed));
+        assert_eq!(parse_settle(r#"{"r":"not_found"}"#).expect("nf"), SettleOutcome::NotFound);
+        let half = json!({"r": "settled", "changed": true, "order": fields(), "remaining": "4"});
+        assert!(parse_settle(&half.to_string()).is_err(), "a level without its version");
+        let mut extra = fields();
+        extra["refund"] = json!("1");
+        assert!(parse_settle(&json!({"r": "final", "order": extra}).to_string()).is_err());
+    }
+
+    #[test]
+    fn buyer_orders_replies_read_a_list_or_cjsons_empty_object() {
+        let one = json!({"r": "orders", "orders": [fields()]}).to_string();
+        assert_eq!(parse_orders(&one).expect("orders").len(), 1);
+        assert!(parse_orders(r#"{"r":"orders","orders":{}}"#).expect("none").is_empty());
+        assert!(parse_orders(r#"{"r":"orders","orders":{"x":"1"}}"#).is_err());
     }
 
     #[test]
