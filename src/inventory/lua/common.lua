@@ -5,8 +5,9 @@
 -- a serde struct that refuses unknown fields (reserve.lua's list by its tag and length).
 -- Stored values (the hashes below, the idempotency records, the order stream) keep the format
 -- they had before replies were JSON, so data already in Redis reads as it did.
--- All keys of one deal share the hash tag {lh:ROOM:DEAL}, so every script runs on one slot.
---   KEYS[1] deal   HASH  product_id price_cents currency stock remaining held sold
+-- All keys of one deal share the hash tag of its room's feed partition, {lh:pNN} (keys.rs), so
+-- every script runs on one slot and can append to the feed (KEYS[8]).
+--   KEYS[1] deal   HASH  product_id price_cents currency stock remaining held pending sold
 --                        per_user_limit ends_at ended version n creator room deal purge_at
 --                        commission_bps affiliate_bps image_url title digest started_at
 --                        (digest: 16 hex digits drawn at each start, in every reservation

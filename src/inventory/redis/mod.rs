@@ -1,6 +1,7 @@
 //! The Redis backend: every operation is one Lua script (EVALSHA, reloaded on NOSCRIPT) that does
-//! its whole check-and-write atomically. All keys of one deal share the hash tag
-//! `{PREFIX:ROOM:DEAL}`, so the same scripts run on Redis Cluster.
+//! its whole check-and-write atomically. All keys of one deal share the hash tag of its room's
+//! order-feed partition, `{PREFIX:pNN}` (see `keys`), so the same scripts run on Redis Cluster
+//! and append the order events they make to the feed in the same step (`feed` reads it).
 //!
 //! Besides the per-deal keys the backend keeps three small indexes, written before a deal's
 //! script runs (so a crash in between leaves an index entry for a deal that does not exist, which
