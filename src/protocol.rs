@@ -488,7 +488,8 @@ pub enum ServerMsg {
         qty: u32,
         price_cents: u64,
         currency: String,
-        /// `paid`, or `pending` with `orders.payment = "external"` (absent from hubs before it).
+        /// With `orders.payment = "external"`: `pending` when made, or the order's status now
+        /// on a repeated checkout. Absent with `"none"` (the order is paid), as in v1.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         status: Option<OrderStatus>,
         /// Unix ms by which a pending order must be paid.

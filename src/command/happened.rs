@@ -101,7 +101,9 @@ impl Happened {
                 qty: order.qty,
                 price_cents: order.price_cents,
                 currency: order.currency,
-                status: Some(order.status),
+                // Only with external payment (an order that has a pay_by): with none, the
+                // reply keeps v1's exact fields.
+                status: order.pay_by.map(|_| order.status),
                 pay_by: order.pay_by,
             },
             Happened::Released {

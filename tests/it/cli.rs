@@ -666,7 +666,7 @@ async fn insecure_dev_lets_development_settings_serve_a_public_bind_loudly() -> 
 }
 
 #[test]
-fn token_refuses_every_room_for_anything_but_admin() {
+fn token_refuses_every_room_for_anything_but_admin_and_merchant() {
     for role in ["host", "viewer"] {
         let out = Command::new(BIN)
             .args(["token", "--role", role, "--room", "*", "--sub", "someone"])
@@ -675,13 +675,15 @@ fn token_refuses_every_room_for_anything_but_admin() {
         assert!(!out.status.success(), "{role}");
         assert!(out.stdout.is_empty());
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("admin tokens only"), "{err}");
+        assert!(err.contains("admin and merchant tokens only"), "{err}");
     }
-    let out = Command::new(BIN)
-        .args(["token", "--role", "admin", "--room", "*", "--sub", "root"])
-        .output()
-        .expect("run");
-    assert!(out.status.success(), "{out:?}");
+    for role in ["admin", "merchant"] {
+        let out = Command::new(BIN)
+            .args(["token", "--role", role, "--room", "*", "--sub", "root"])
+            .output()
+            .expect("run");
+        assert!(out.status.success(), "{out:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
