@@ -306,6 +306,7 @@ async fn chat_storm(host: &mut Client, n: usize) -> anyhow::Result<()> {
         if matches!(&m, ServerMsg::Ack { request_id, .. } if request_id.as_str() == last) {
             return Ok(());
         }
+        host.seen.push(m); // as next_matching keeps what it skips
     }
 }
 
