@@ -55,7 +55,8 @@ mod tests {
         // 64 MiB in blocks below the mmap threshold, with a block kept above them so that
         // freeing them leaves free pages inside the heap (which free() alone never returns).
         // On a thread of its own arena, glibc may return a heap's tail at free() already; either
-        // way, after the trim the 64 MiB are no longer resident.
+        // way, after the trim the 64 MiB are no longer resident. The process's other tests run
+        // beside this one and allocate and free too: the bounds leave them room.
         let base = resident_bytes();
         let blocks: Vec<Vec<u8>> = (0..4_096).map(|i| vec![i as u8; 16 * 1024]).collect();
         let keep = vec![1u8; 1024];
@@ -64,7 +65,7 @@ mod tests {
         super::trim();
         let after = resident_bytes();
         assert!(
-            full >= base + (48 << 20),
+            full >= base + (32 << 20),
             "the blocks were resident: {base} -> {full}"
         );
         assert!(

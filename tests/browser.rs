@@ -192,8 +192,6 @@ async fn the_viewer_page_survives_a_hub_restart(driver: &Driver) -> anyhow::Resu
     hub.shutdown().await
 }
 
-/// One chromedriver for all four scenarios, run one after another (each is a few browser
-/// windows; running them in parallel on two cores only makes them slow).
 async fn the_viewer_page_waits_for_the_show_to_start(driver: &Driver) -> anyhow::Result<()> {
     let hub = TestHub::start().await?;
     let viewer = driver.session().await?;
@@ -209,6 +207,10 @@ async fn the_viewer_page_waits_for_the_show_to_start(driver: &Driver) -> anyhow:
     hub.shutdown().await
 }
 
+/// The first pages' scenarios, one chromedriver for them run one after another (each is a few
+/// browser windows). The five tests here run two at a time (one thread per core): run as one
+/// test, these and the viewer's and console's scenarios took two minutes on two cores, and the
+/// suite waited for them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_in_a_real_browser() -> anyhow::Result<()> {
     let driver = Driver::start().await?;
@@ -216,10 +218,21 @@ async fn pages_in_a_real_browser() -> anyhow::Result<()> {
     host_pins_and_viewer_sees_the_card(&driver).await?;
     three_buyers_sell_out_a_three_unit_deal(&driver).await?;
     a_deleted_comment_disappears_from_the_viewer_page(&driver).await?;
-    the_viewer_page_survives_a_hub_restart(&driver).await?;
-    viewer::scenarios(&driver).await?;
-    console::scenarios(&driver).await?;
-    Ok(())
+    the_viewer_page_survives_a_hub_restart(&driver).await
+}
+
+/// The viewer page's deal card, holds across restarts, banners and the phone layout (issue 22).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewer_page_in_a_real_browser() -> anyhow::Result<()> {
+    let driver = Driver::start().await?;
+    viewer::scenarios(&driver).await
+}
+
+/// The host console at phone and desktop sizes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_console_in_a_real_browser() -> anyhow::Result<()> {
+    let driver = Driver::start().await?;
+    console::scenarios(&driver).await
 }
 
 /// The show funnel (issue 14): the console's Funnel pane and the `livehub report` page, in a

@@ -830,6 +830,8 @@ fn fast_comments(mut c: Config) -> Config {
 }
 
 /// Runs `fanout` with 40 viewers at 20 msg/s for 2 s against `urls`; the outcome and its JSON.
+/// The step holds at a p99 up to 5 s: these tests prove how viewers are spread and reported, not
+/// the speed, and the suite runs them beside the page tests on a busy machine.
 async fn fanout(name: &str, urls: &str) -> anyhow::Result<(Run, serde_json::Value)> {
     let json = tmp(&format!("{name}.json"));
     let run = loadtest(args(&[
@@ -842,6 +844,8 @@ async fn fanout(name: &str, urls: &str) -> anyhow::Result<(Run, serde_json::Valu
         "20",
         "--step-secs",
         "2",
+        "--max-p99-ms",
+        "5000",
         "--secret",
         SECRET,
         "--json",

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use livehub::hub::now_ms;
 use livehub::inventory::{
-    Audit, CheckoutOutcome, Inventory, ReserveOutcome, ReserveRequest, SettleOutcome, Settlement,
+    Audit, CheckoutOutcome, Inventory, InventoryError, ReserveOutcome, ReserveRequest,
+    SettleOutcome, Settlement,
 };
 use livehub::orders::{OrderEvent, OrderEventKind, OrderStatus};
 use livehub::protocol::{Id, RejectReason};
@@ -31,9 +32,31 @@ fn at(room: &Id, user: &str, request_id: &str, qty: u32, now: u64) -> ReserveReq
     }
 }
 
+/// `call`'s answer, asked again as a client would while it answers `Unavailable` (a call that
+/// outlived the inventory's timeout on a busy machine; every call here is idempotent or a read).
+async fn retrying<T, F>(what: &str, mut call: impl FnMut() -> F) -> Result<T, InventoryError>
+where
+    F: std::future::Future<Output = Result<T, InventoryError>>,
+{
+    let mut tries = 0;
+    loop {
+        match call().await {
+            Err(InventoryError::Unavailable(e)) if tries < 20 => {
+                tries += 1;
+                eprintln!("{what}: unavailable ({e}); asking again");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// The audit at `now`, which must balance with pending units counted.
 pub async fn audit_at(inv: &dyn Inventory, room: &Id, now: u64) -> Audit {
-    let a = inv.audit(room, &id("d"), now).await.expect("audit");
+    let deal = id("d");
+    let a = retrying("audit", || inv.audit(room, &deal, now))
+        .await
+        .expect("audit");
     assert!(
         a.balances(),
         "stock == remaining + held + pending + sold violated: {a:?}"
@@ -310,7 +333,9 @@ pub async fn two_hundred_buyers_with_failing_and_expiring_orders_never_oversell(
         tokio::spawn(async move {
             let mut readings = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                inv.expire_due(now_ms()).await.expect("sweep");
+                retrying("sweep", || inv.expire_due(now_ms()))
+                    .await
+                    .expect("sweep");
                 let a = audit_at(inv.as_ref(), &room, now_ms()).await;
                 assert!(a.sold <= a.stock);
                 readings += 1;
@@ -338,32 +363,42 @@ pub async fn two_hundred_buyers_with_failing_and_expiring_orders_never_oversell(
                     now: now_ms(),
                 };
                 let ReserveOutcome::Reserved { reservation, .. } =
-                    inv.reserve(&r).await.expect("reserve")
+                    retrying("reserve", || inv.reserve(&r))
+                        .await
+                        .expect("reserve")
                 else {
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                     continue;
                 };
-                let CheckoutOutcome::Ordered(o) = inv
-                    .checkout(&room, &user, &reservation, &direct(), now_ms())
-                    .await
-                    .expect("checkout")
+                let via = direct();
+                let checkout = || inv.checkout(&room, &user, &reservation, &via, now_ms());
+                let CheckoutOutcome::Ordered(o) =
+                    retrying("checkout", checkout).await.expect("checkout")
                 else {
                     continue;
                 };
                 match i % 3 {
-                    0 => match inv.settle(&o.order, Settlement::Paid, now_ms()).await {
-                        Ok(SettleOutcome::Settled { changed: true, .. }) => {
-                            sold.fetch_add(1, Ordering::Relaxed);
-                            return Some(o.order);
-                        }
-                        // Paid too late (a slow machine): it expired; buy again.
-                        Ok(SettleOutcome::Final(late)) if late.status == OrderStatus::Expired => {}
-                        other => panic!("paid: {other:?}"),
-                    },
-                    1 => {
-                        inv.settle(&o.order, Settlement::Failed, now_ms())
+                    0 => {
+                        match retrying("paid", || inv.settle(&o.order, Settlement::Paid, now_ms()))
                             .await
-                            .expect("failed");
+                        {
+                            // Unchanged only when a retry follows a `paid` that landed.
+                            Ok(SettleOutcome::Settled { .. }) => {
+                                sold.fetch_add(1, Ordering::Relaxed);
+                                return Some(o.order);
+                            }
+                            // Paid too late (a slow machine): it expired; buy again.
+                            Ok(SettleOutcome::Final(late))
+                                if late.status == OrderStatus::Expired => {}
+                            other => panic!("paid: {other:?}"),
+                        }
+                    }
+                    1 => {
+                        retrying("failed", || {
+                            inv.settle(&o.order, Settlement::Failed, now_ms())
+                        })
+                        .await
+                        .expect("failed");
                         return None;
                     }
                     _ => return None, // left to expire
