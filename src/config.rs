@@ -39,6 +39,7 @@ pub struct Config {
     pub pages: PagesConfig,
     pub funnel: FunnelConfig,
     pub orders: OrdersConfig,
+    pub webhooks: WebhooksConfig,
 }
 
 /// `[server]`: listening and shutdown.
@@ -248,6 +249,122 @@ pub struct OrdersConfig {
     pub payment: PaymentMode,
     /// How long a pending order waits for its payment before it expires (1 s to a day).
     pub payment_timeout_ms: u64,
+}
+
+/// `[webhooks]`: where the order feed is pushed (issue 23). No endpoint by default.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// `[[webhooks.endpoints]]`: each gets every order event (or the kinds it names) once at
+    /// least, each order's in order.
+    pub endpoints: Vec<WebhookEndpoint>,
+    /// How long one POST may take before it counts as failed and is retried (100 to 60000).
+    pub timeout_ms: u64,
+    /// How long an event is retried before it goes to the endpoint's dead letters (1 s to a
+    /// week; a day by default).
+    pub retry_for_ms: u64,
+    /// The first retry's delay; each next one doubles, up to `backoff_max_ms`, with jitter.
+    pub backoff_min_ms: u64,
+    pub backoff_max_ms: u64,
+    /// One node delivers an endpoint at a time; when it stops renewing its lease (a dead node),
+    /// another takes over after this long (1000 to 600000).
+    pub lease_ms: u64,
+    /// Orders of one endpoint delivered at once (each order's events one after another).
+    pub concurrency: usize,
+}
+
+/// One webhook receiver.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookEndpoint {
+    /// Names the endpoint in `livehub webhooks`, the metrics and the API (letters, digits, `-`,
+    /// `_`; unique).
+    pub name: String,
+    /// `https://...` (or `http://...` for a receiver on a private network or this machine).
+    pub url: String,
+    /// The key of the `Livehub-Signature` HMAC (at least 16 characters).
+    pub secret: String,
+    /// The event kinds sent (`created`, `paid`, `failed`, `expired`); empty: all.
+    #[serde(default)]
+    pub events: Vec<crate::orders::OrderEventKind>,
+}
+
+/// Most `webhooks.retry_for_ms`: a week.
+pub const MAX_WEBHOOK_RETRY_MS: u64 = 7 * 24 * 3600 * 1000;
+
+impl WebhooksConfig {
+    /// Every endpoint named, unique, with an http(s) URL that has a host and a secret long
+    /// enough to sign with; timings within their bounds. The first failure names its key.
+    fn check(&self) -> Result<(), ConfigError> {
+        let bounds: [(&str, u64, u64, u64); 5] = [
+            ("webhooks.timeout_ms", self.timeout_ms, 100, 60_000),
+            (
+                "webhooks.retry_for_ms",
+                self.retry_for_ms,
+                1_000,
+                MAX_WEBHOOK_RETRY_MS,
+            ),
+            (
+                "webhooks.backoff_min_ms",
+                self.backoff_min_ms,
+                10,
+                3_600_000,
+            ),
+            (
+                "webhooks.backoff_max_ms",
+                self.backoff_max_ms,
+                self.backoff_min_ms,
+                3_600_000,
+            ),
+            ("webhooks.lease_ms", self.lease_ms, 1_000, 600_000),
+        ];
+        for (key, v, lo, hi) in bounds {
+            if !(lo..=hi).contains(&v) {
+                return Err(key_err(key, format!("must be {lo} to {hi}")));
+            }
+        }
+        if !(1..=64).contains(&self.concurrency) {
+            return Err(key_err("webhooks.concurrency", "must be 1 to 64"));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, e) in self.endpoints.iter().enumerate() {
+            let key = |k: &str| format!("webhooks.endpoints[{i}].{k}");
+            let name_ok = !e.name.is_empty()
+                && e.name.len() <= 64
+                && e.name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !name_ok {
+                return Err(key_err(
+                    &key("name"),
+                    "must be 1 to 64 letters, digits, '-' or '_'",
+                ));
+            }
+            if !names.insert(e.name.as_str()) {
+                return Err(key_err(&key("name"), format!("{:?} is used twice", e.name)));
+            }
+            check_webhook_url(&e.url).map_err(|m| key_err(&key("url"), m))?;
+            if e.secret.len() < 16 {
+                return Err(key_err(&key("secret"), "must be at least 16 characters"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why `url` cannot receive webhooks: only `http://` and `https://` URLs with a host.
+pub fn check_webhook_url(url: &str) -> Result<(), String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        _ => return Err(format!("{url:?} must start with https:// (or http://)")),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("{url:?} has no host"));
+    }
+    Ok(())
 }
 
 /// `[funnel]`: the show funnel (issue 14).
@@ -512,6 +629,7 @@ impl Config {
         self.check_rates()?;
         self.check_ranges()?;
         self.check_relations()?;
+        self.webhooks.check()?;
         self.check_backends()
     }
 

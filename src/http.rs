@@ -19,6 +19,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 mod extract;
 mod funnel;
 mod orders;
+mod webhooks;
 
 use extract::{DealId, Host, RoomId, Signed, Token, Viewer, identify, parse_id};
 
@@ -33,10 +34,15 @@ use crate::protocol::parse_client;
 struct AppState {
     hub: Arc<Hub>,
     metrics: PrometheusHandle,
+    webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 /// Every route of the hub.
-pub fn router(hub: Arc<Hub>, metrics: PrometheusHandle) -> Router {
+pub fn router(
+    hub: Arc<Hub>,
+    metrics: PrometheusHandle,
+    webhooks: Arc<crate::webhooks::Webhooks>,
+) -> Router {
     let body_limit = hub.config().limits.max_frame_bytes;
     // Before any upgrade: axum takes each connection's fragment limit from this default.
     crate::frame::set_fragment_limit(&hub.config().limits);
@@ -55,11 +61,17 @@ pub fn router(hub: Arc<Hub>, metrics: PrometheusHandle) -> Router {
         .route("/api/rooms/{room}/orders", get(orders::mine))
         .route("/api/orders/{order}/paid", post(orders::paid))
         .route("/api/orders/{order}/failed", post(orders::failed))
+        .route("/api/webhooks", get(webhooks::status))
+        .route("/api/webhooks/{endpoint}/replay", post(webhooks::replay))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
         .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(AppState { hub, metrics })
+        .with_state(AppState {
+            hub,
+            metrics,
+            webhooks,
+        })
         .merge(pages)
         .layer(axum::middleware::map_response(move |res: Response| {
             security_headers(csp.clone(), res)

@@ -54,4 +54,5 @@ cfg_server! {
     pub mod server;
     pub mod session;
     pub mod trim;
+    pub mod webhooks;
 }

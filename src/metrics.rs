@@ -60,6 +60,16 @@ pub const HOLD_OPS: &str = "livehub_hold_ops_total";
 pub const ORDERS_SETTLED: &str = "livehub_orders_settled_total";
 /// Order status changes told to buyers' connections on this node (`order_status` frames).
 pub const ORDER_STATUS_TOLD: &str = "livehub_order_status_told_total";
+/// Webhook events answered with a 2xx, by endpoint.
+pub const WEBHOOKS_DELIVERED: &str = "livehub_webhooks_delivered_total";
+/// Webhook attempts that failed (a status other than 2xx, a timeout, a refused connection).
+pub const WEBHOOKS_FAILED: &str = "livehub_webhooks_failed_total";
+/// Webhook events given up after `webhooks.retry_for_ms` (dead letters).
+pub const WEBHOOKS_DEAD: &str = "livehub_webhooks_dead_total";
+/// Webhook events waiting for a retry on this node now.
+pub const WEBHOOKS_RETRYING: &str = "livehub_webhooks_retrying";
+/// Age in seconds of the oldest event not yet delivered to the endpoint (0: caught up).
+pub const WEBHOOKS_LAG: &str = "livehub_webhooks_lag_seconds";
 /// Deals whose stock changed in a hold sweep (expired holds returned), counted once per sweep.
 pub const SWEEP_CHANGES: &str = "livehub_sweep_deal_changes_total";
 
@@ -325,6 +335,24 @@ fn describe_backends() {
     describe_counter!(
         ORDER_STATUS_TOLD,
         "order_status frames queued to buyers' connections on this node"
+    );
+    describe_counter!(WEBHOOKS_DELIVERED, "Webhook events answered with a 2xx, by endpoint");
+    describe_counter!(
+        WEBHOOKS_FAILED,
+        "Webhook attempts that failed (non-2xx, timeout, refused), by endpoint"
+    );
+    describe_counter!(
+        WEBHOOKS_DEAD,
+        "Webhook events given up after webhooks.retry_for_ms, by endpoint"
+    );
+    describe_gauge!(
+        WEBHOOKS_RETRYING,
+        "Webhook events waiting for a retry on this node, by endpoint"
+    );
+    describe_gauge!(
+        WEBHOOKS_LAG,
+        Unit::Seconds,
+        "Age of the oldest webhook event not delivered yet, by endpoint"
     );
     describe_counter!(SWEEP_CHANGES, "Deals whose stock changed in a hold sweep");
 }

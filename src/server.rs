@@ -46,6 +46,8 @@ pub enum ServeError {
         bind: std::net::SocketAddr,
         set: String,
     },
+    #[error("webhooks: no TLS client: {0}")]
+    Webhooks(String),
 }
 
 /// Serves `config` on `listener` until `shutdown` resolves. `bind` in the configuration is
@@ -87,8 +89,16 @@ pub async fn run_with(
         None => None,
     };
     let bus = open_bus(backends.bus, saved, state_file.is_some());
+    let webhooks = Arc::new(crate::webhooks::Webhooks::new(
+        config.webhooks.clone(),
+        Arc::clone(&backends.inventory),
+        backends.deliveries,
+    ));
     let hub = Hub::new(config, backends.inventory, bus, backends.funnel, catalog);
     hub.start();
+    webhooks
+        .start(hub.node(), hub.tracker(), hub.shutdown_token())
+        .map_err(|e| ServeError::Webhooks(e.to_string()))?;
     if let Some(redis) = backends.clock {
         hub.tracker().spawn(crate::redis_io::clock::follow(
             redis,
@@ -101,7 +111,7 @@ pub async fn run_with(
     ));
     hub.tracker()
         .spawn(crate::trim::run(hub.shutdown_token().clone()));
-    let app = crate::http::router(Arc::clone(&hub), metrics);
+    let app = crate::http::router(Arc::clone(&hub), metrics, webhooks);
     let serving = Serving::new(app, &hub);
     serving.accept_until(listener, shutdown).await;
     serving.close(&hub, grace).await;

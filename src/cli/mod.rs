@@ -1,4 +1,4 @@
-//! The `livehub` command line: `serve`, `init`, `token`, `host`, `report` and `orders`. Results go to stdout,
+//! The `livehub` command line: `serve`, `init`, `token`, `host`, `report`, `orders` and `webhooks`. Results go to stdout,
 //! errors to stderr as one line each (see [`error`]), and the exit status says which.
 
 mod connect;
@@ -11,6 +11,7 @@ mod report;
 mod rest;
 mod serve;
 mod watch;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,6 +52,9 @@ enum Command {
     /// The shop's side: follow the order feed (`orders tail`).
     #[command(subcommand)]
     Orders(orders::OrdersCommand),
+    /// The order feed's receivers: `webhooks status`, `webhooks replay`.
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCommand),
 }
 
 /// Arguments of `livehub token`.
@@ -152,6 +156,7 @@ fn run(command: Command) -> Result<(), CliError> {
         Command::Host(args) => runtime()?.block_on(host::run(args)),
         Command::Report(args) => runtime()?.block_on(report::run(args)),
         Command::Orders(command) => runtime()?.block_on(orders::run(command)),
+        Command::Webhooks(command) => runtime()?.block_on(webhooks::run(command)),
     }
 }
 

@@ -1,4 +1,4 @@
-//! One REST `GET` against the hub for the CLI, every failure told as a [`CliError`]: the hub's
+//! One REST request against the hub for the CLI, every failure told as a [`CliError`]: the hub's
 //! refusal with its `code: reason` (exit 1), or a hub that cannot be reached or did not answer
 //! in time (exit 3).
 
@@ -13,10 +13,25 @@ pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// `GET {hub}{path}` with `token` as `Authorization: Bearer`: the body when the hub answers
 /// 200, else the refusal the answer carries, or the hub is unreachable.
 pub async fn get(hub: &HubUrl, path: &str, token: &str) -> Result<String, CliError> {
+    send(hub, "GET", path, token, None).await
+}
+
+/// `POST {hub}{path}` with `body` (JSON), as [`get`].
+pub async fn post(hub: &HubUrl, path: &str, token: &str, body: String) -> Result<String, CliError> {
+    send(hub, "POST", path, token, Some(body)).await
+}
+
+async fn send(
+    hub: &HubUrl,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<String>,
+) -> Result<String, CliError> {
     let url = format!("{}{path}", hub.http);
     let answer = tokio::time::timeout(
         ANSWER_TIMEOUT,
-        crate::http_client::request("GET", &url, Some(token.trim()), None),
+        crate::http_client::request(method, &url, Some(token.trim()), body),
     )
     .await
     .map_err(|_| {

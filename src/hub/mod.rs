@@ -210,6 +210,11 @@ impl Hub {
         &self.shutdown
     }
 
+    /// Names this process among the nodes (random at each start).
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
     /// Tracks every task the hub owns, so shutdown can wait for them.
     pub fn tracker(&self) -> &TaskTracker {
         &self.tracker

@@ -12,6 +12,8 @@ use crate::inventory::feed::{OrderLog, feed_path};
 use crate::inventory::redis::RedisSettings;
 use crate::inventory::{Inventory, MemoryInventory, Payment, RedisInventory};
 use crate::redis_io::{RedisIo, RedisTarget};
+use crate::webhooks::redis::RedisDeliveries;
+use crate::webhooks::store::{DeliveryStore, MemoryDeliveries};
 
 /// The backends a hub runs on: where stock lives and how rooms' events are ordered and spread.
 pub struct Backends {
@@ -20,6 +22,8 @@ pub struct Backends {
     pub funnel: Arc<dyn FunnelStore>,
     /// The Redis whose clock every node keeps ([`crate::redis_io::clock`]); None on one process.
     pub clock: Option<RedisIo>,
+    /// Where each webhook endpoint's delivery stands (shared by the nodes on Redis).
+    pub deliveries: Arc<dyn DeliveryStore>,
 }
 
 impl Backends {
@@ -30,6 +34,7 @@ impl Backends {
             bus: Backend::Local(Arc::new(LocalBus::new(bus_settings(config)))),
             funnel: Arc::new(MemoryFunnel::new(config.funnel.engaged_ms)),
             clock: None,
+            deliveries: Arc::new(MemoryDeliveries::new()),
         }
     }
 }
@@ -101,6 +106,11 @@ pub async fn build_backends(config: &Config) -> Result<Backends, ServeError> {
                 config.redis.retention_ms,
             );
             let clock = redis.clone();
+            let deliveries = RedisDeliveries::new(
+                redis.clone(),
+                &config.redis.key_prefix,
+                config.redis.retention_ms,
+            );
             let bus = RedisBus::start(redis, &config.redis.key_prefix, bus_settings(config))
                 .await
                 .map_err(ServeError::Bus)?;
@@ -109,6 +119,7 @@ pub async fn build_backends(config: &Config) -> Result<Backends, ServeError> {
                 bus: Backend::Redis(Arc::new(bus)),
                 funnel: Arc::new(funnel),
                 clock: Some(clock),
+                deliveries: Arc::new(deliveries),
             }
         }
     })
