@@ -934,6 +934,55 @@ mod tests {
     }
 
     #[test]
+    fn a_webhook_endpoint_that_cannot_receive_is_refused_with_its_key() {
+        let dir = std::env::temp_dir().join(format!("livehub-hooks-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("hooks.toml");
+        let endpoint = |name: &str, url: &str, secret: &str| {
+            format!(
+                "[[webhooks.endpoints]]\nname = \"{name}\"\nurl = \"{url}\"\nsecret = \"{secret}\"\n"
+            )
+        };
+        let ok = endpoint("shop", "https://shop.example/hook", "0123456789abcdef");
+        let cases = [
+            (
+                endpoint("shop", "ftp://shop.example/hook", "0123456789abcdef"),
+                "webhooks.endpoints[0].url",
+            ),
+            (
+                endpoint("shop", "https:///hook", "0123456789abcdef"),
+                "webhooks.endpoints[0].url",
+            ),
+            (
+                endpoint("shop", "https://shop.example/hook", "short"),
+                "webhooks.endpoints[0].secret",
+            ),
+            (
+                endpoint("a shop", "https://shop.example/hook", "0123456789abcdef"),
+                "webhooks.endpoints[0].name",
+            ),
+            (format!("{ok}{ok}"), "webhooks.endpoints[1].name"),
+        ];
+        for (toml, key) in cases {
+            std::fs::write(&file, &toml).unwrap();
+            let e = Config::load(Some(&file), env(&[])).unwrap_err().to_string();
+            assert!(e.contains(key), "{toml}: {e}");
+        }
+        std::fs::write(&file, &ok).unwrap();
+        let c = Config::load(Some(&file), env(&[])).unwrap();
+        assert_eq!(c.webhooks.endpoints[0].name, "shop");
+        assert!(
+            c.webhooks.endpoints[0].events.is_empty(),
+            "every kind by default"
+        );
+        let e = Config::load(Some(&file), env(&[("LIVEHUB_WEBHOOKS__TIMEOUT_MS", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("webhooks.timeout_ms"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn development_conveniences_hold_only_on_a_loopback_bind() {
         let public = env(&[("LIVEHUB_SERVER__BIND", "0.0.0.0:8080")]);
         let c = Config::load(None, public).unwrap();

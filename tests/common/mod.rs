@@ -463,6 +463,8 @@ pub mod nodes;
 
 pub mod payments;
 
+pub mod receiver;
+
 pub mod redis;
 
 /// A test configuration with the Redis backend at `url`.
@@ -490,6 +492,16 @@ impl HubProcess {
         env: &[(&str, String)],
         log: Option<&std::path::Path>,
     ) -> Result<Self> {
+        Self::start_with_file(env, None, log).await
+    }
+
+    /// Like [`HubProcess::start_with_log`], reading `config` (`livehub serve --config`) too:
+    /// for what the environment cannot say (a list of tables such as `[[webhooks.endpoints]]`).
+    pub async fn start_with_file(
+        env: &[(&str, String)],
+        config: Option<&std::path::Path>,
+        log: Option<&std::path::Path>,
+    ) -> Result<Self> {
         let stderr = match log {
             Some(path) => std::process::Stdio::from(std::fs::File::create(path)?),
             None => std::process::Stdio::null(),
@@ -499,8 +511,11 @@ impl HubProcess {
             .port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_livehub"));
-        cmd.arg("serve")
-            .env("LIVEHUB_SERVER__BIND", addr.to_string())
+        cmd.arg("serve");
+        if let Some(file) = config {
+            cmd.arg("--config").arg(file);
+        }
+        cmd.env("LIVEHUB_SERVER__BIND", addr.to_string())
             // Every test client connects from 127.0.0.1.
             .env("LIVEHUB_LIMITS__CONNECTIONS_PER_IP", "0")
             .env("RUST_LOG", "warn")

@@ -23,7 +23,7 @@ pub fn node_env(url: &str, cluster: bool) -> Vec<(&'static str, String)> {
 }
 
 /// The environment of a node on `engine`, under the engine's key prefix.
-fn engine_env(engine: &Engine) -> Vec<(&'static str, String)> {
+pub fn engine_env(engine: &Engine) -> Vec<(&'static str, String)> {
     let mut env = node_env(&engine.url(), engine.is_cluster());
     env.push(("LIVEHUB_REDIS__KEY_PREFIX", engine.key_prefix().to_owned()));
     env

@@ -38,3 +38,4 @@ mod reserve_spike;
 mod restart;
 mod safety;
 mod shop_page;
+mod webhooks;

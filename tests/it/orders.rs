@@ -17,7 +17,7 @@ use livehub::protocol::Role;
 use serde_json::{Value, json};
 
 /// The test defaults with `orders.payment = "external"`, a pending order waiting `pay_ms`.
-fn paying(pay_ms: u64) -> Config {
+pub(crate) fn paying(pay_ms: u64) -> Config {
     let mut c = test_config();
     c.orders.payment = PaymentMode::External;
     c.orders.payment_timeout_ms = pay_ms;
@@ -25,7 +25,7 @@ fn paying(pay_ms: u64) -> Config {
     c
 }
 
-fn deal_start(deal: &str, stock: u32) -> String {
+pub(crate) fn deal_start(deal: &str, stock: u32) -> String {
     json!({"type": "deal_start", "deal": {"id": deal, "product_id": "mug", "title": "Mug",
         "price_cents": 1500, "stock": stock, "per_user_limit": 2, "duration_ms": 600_000}})
     .to_string()
@@ -33,7 +33,7 @@ fn deal_start(deal: &str, stock: u32) -> String {
 
 /// Reserves one unit of `deal` and checks it out on `c`: the `order` reply. Each is asked
 /// again with its `request_id` while the answer is `unavailable`, as an app does.
-async fn buy(c: &mut Client, deal: &str, tag: &str) -> anyhow::Result<Value> {
+pub(crate) async fn buy(c: &mut Client, deal: &str, tag: &str) -> anyhow::Result<Value> {
     let (r, k) = (format!("r-{tag}"), format!("c-{tag}"));
     let cmd = json!({"type": "reserve", "request_id": r, "deal": deal, "qty": 1});
     let held = ask(c, cmd, &r).await?;
@@ -45,7 +45,12 @@ async fn buy(c: &mut Client, deal: &str, tag: &str) -> anyhow::Result<Value> {
 }
 
 /// POSTs `/api/orders/{order}/{what}` to `base` with `token`: status and JSON body.
-async fn settle(base: &str, token: Option<&str>, order: &str, what: &str) -> (u16, Value) {
+pub(crate) async fn settle(
+    base: &str,
+    token: Option<&str>,
+    order: &str,
+    what: &str,
+) -> (u16, Value) {
     let url = format!("http://{base}/api/orders/{order}/{what}");
     let (status, body) = livehub::http_client::request("POST", &url, token, None)
         .await
@@ -62,7 +67,7 @@ async fn feed(base: &str, token: Option<&str>, query: &str) -> (u16, String) {
 }
 
 /// Every event after `cursor`, page by page (`limit` per page): the events and the last cursor.
-async fn read_all(
+pub(crate) async fn read_all(
     base: &str,
     token: &str,
     cursor: Option<String>,
@@ -88,7 +93,7 @@ async fn read_all(
 }
 
 /// The kinds of each order's events, in feed order; every event id once.
-fn stories(events: &[OrderEvent]) -> BTreeMap<String, Vec<OrderEventKind>> {
+pub(crate) fn stories(events: &[OrderEvent]) -> BTreeMap<String, Vec<OrderEventKind>> {
     let mut ids = HashSet::new();
     let mut out: BTreeMap<String, Vec<OrderEventKind>> = BTreeMap::new();
     for e in events {
