@@ -174,10 +174,10 @@ async fn answer(
         Err(_) => return status(400),
     };
     let m = shared.misbehave;
-    if m.hang_every > 0 && n % m.hang_every == 0 {
+    if m.hang_every > 0 && n.is_multiple_of(m.hang_every) {
         std::future::pending::<()>().await;
     }
-    if m.fail_every > 0 && n % m.fail_every == 0 {
+    if m.fail_every > 0 && n.is_multiple_of(m.fail_every) {
         return status(500);
     }
     let now = livehub::clock::now_ms() / 1000;
