@@ -25,6 +25,7 @@ mod reserve;
 mod run;
 mod scenario;
 mod sequence;
+mod sink;
 mod stats;
 mod surge;
 mod trace;
@@ -135,6 +136,9 @@ enum Mode {
     /// N viewers connect at once; after an outside hub restart all resume with ?since=; checks
     /// the time to connect, the time to resume and that no event was missed.
     Surge(surge::SurgeArgs),
+    /// A webhook receiver for benchmarks: checks signatures, answers 200, and when idle prints
+    /// the events it got and the webhook lag (event to arrival) p50/p99.
+    WebhookSink(sink::SinkArgs),
 }
 
 /// What `--help` adds after the modes.
@@ -399,5 +403,6 @@ async fn dispatch(mode: Mode) -> anyhow::Result<bool> {
         Mode::Fanout(a) => fanout::run(a).await,
         Mode::Reserve(a) => reserve::run(a).await.map(|_| true),
         Mode::Surge(a) => surge::run(a).await,
+        Mode::WebhookSink(a) => sink::run(a).await,
     }
 }

@@ -1,6 +1,7 @@
 //! `reserve`: N buyers tap reserve in closed loops (send, wait for the answer, repeat) on one
 //! deal with ample stock, through the hub's WebSocket path. Reports reserves per second and the
-//! latency each buyer saw.
+//! latency each buyer saw. With `--checkout` each hold is checked out before the next reserve:
+//! orders per second (each one an order event in the feed, and a webhook where any is set).
 
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,9 @@ pub struct ReserveArgs {
     /// The hub's token secret (auth.secret).
     #[arg(long, env = "LIVEHUB_AUTH__SECRET", default_value = livehub::config::DEV_SECRET)]
     secret: String,
+    /// Check out each hold (and wait for the order) before the next reserve.
+    #[arg(long)]
+    checkout: bool,
 }
 
 /// Opens a deal big enough never to sell out, has `--buyers` viewers reserve one unit after
@@ -45,7 +49,7 @@ pub async fn run(a: ReserveArgs) -> anyhow::Result<()> {
     for i in 0..a.buyers {
         let ws = connect_buyer(&a, &auth, exp, i).await?;
         let (go, deal, secs) = (go_rx.clone(), deal.clone(), a.duration);
-        tasks.push(tokio::spawn(reserve_until(ws, go, deal, secs)));
+        tasks.push(tokio::spawn(reserve_until(ws, go, deal, secs, a.checkout)));
     }
     println!(
         "{} buyers connected; reserving for {} s",
@@ -54,17 +58,21 @@ pub async fn run(a: ReserveArgs) -> anyhow::Result<()> {
     );
     let started = Instant::now();
     let _ = go_tx.send(true);
-    let (mut all, mut ok, mut other) = (Vec::new(), 0u64, 0u64);
+    let (mut all, mut ok, mut other, mut orders) = (Vec::new(), 0u64, 0u64, 0u64);
     for t in tasks {
-        let (l, o, x) = t.await?;
-        all.extend(l);
-        ok += o;
-        other += x;
+        let r = t.await?;
+        all.extend(r.latencies);
+        ok += r.reserved;
+        other += r.other;
+        orders += r.orders;
     }
     let secs = started.elapsed().as_secs_f64();
     all.sort_unstable();
     println!("reserved: {ok}, other answers: {other}, in {secs:.2} s");
     println!("reserves/s: {:.0}", ok as f64 / secs);
+    if a.checkout {
+        println!("orders: {orders}, checkouts/s: {:.0}", orders as f64 / secs);
+    }
     println!(
         "reserve latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
         percentile(&all, 50.0) as f64 / 1000.0,
@@ -147,17 +155,55 @@ async fn connect_buyer(
     Ok(ws)
 }
 
-/// Once `go`, reserves one unit of `deal` at a time, each after the last one's answer, for
-/// `secs` seconds: the latencies (µs), the reserves granted and the other answers.
+/// What one buyer did.
+struct Tally {
+    /// Each reserve's latency (µs).
+    latencies: Vec<u64>,
+    reserved: u64,
+    other: u64,
+    orders: u64,
+}
+
+/// The next answer to a request (`reserved`, `rejected`, `order` or `error`), as text, skipping
+/// the room's broadcasts; None when the connection ended.
+async fn answer(ws: &mut Ws) -> Option<String> {
+    const ANSWERS: [&str; 4] = [
+        r#"{"type":"reserved""#,
+        r#"{"type":"rejected""#,
+        r#"{"type":"order""#,
+        r#"{"type":"error""#,
+    ];
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => {
+                let s = t.as_str();
+                if ANSWERS.iter().any(|a| s.starts_with(a)) {
+                    return Some(s.to_owned());
+                }
+            }
+            Some(Ok(_)) => continue,
+            _ => return None,
+        }
+    }
+}
+
+/// Once `go`, reserves one unit of `deal` at a time, each after the last one's answer (and,
+/// with `checkout`, after checking the hold out), for `secs` seconds.
 async fn reserve_until(
     mut ws: Ws,
     mut go: tokio::sync::watch::Receiver<bool>,
     deal: Id,
     secs: u64,
-) -> (Vec<u64>, u64, u64) {
+    checkout: bool,
+) -> Tally {
     let _ = go.changed().await;
     let end = Instant::now() + Duration::from_secs(secs);
-    let (mut lat, mut ok, mut other) = (Vec::new(), 0u64, 0u64);
+    let mut t = Tally {
+        latencies: Vec::new(),
+        reserved: 0,
+        other: 0,
+        orders: 0,
+    };
     let mut n = 0u64;
     while Instant::now() < end {
         n += 1;
@@ -176,26 +222,41 @@ async fn reserve_until(
         if ws.send(Message::text(frame)).await.is_err() {
             break;
         }
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Text(t))) => {
-                    let s = t.as_str();
-                    if s.starts_with(r#"{"type":"reserved""#) {
-                        ok += 1;
-                    } else if s.starts_with(r#"{"type":"rejected""#)
-                        || s.starts_with(r#"{"type":"error""#)
-                    {
-                        other += 1;
-                    } else {
-                        continue;
-                    }
-                    lat.push(sent.elapsed().as_micros() as u64);
-                    break;
-                }
-                Some(Ok(_)) => continue,
-                _ => return (lat, ok, other),
-            }
+        let Some(reply) = answer(&mut ws).await else {
+            break;
+        };
+        t.latencies.push(sent.elapsed().as_micros() as u64);
+        if !reply.starts_with(r#"{"type":"reserved""#) {
+            t.other += 1;
+            continue;
+        }
+        t.reserved += 1;
+        if !checkout {
+            continue;
+        }
+        let reservation = serde_json::from_str::<serde_json::Value>(&reply)
+            .ok()
+            .and_then(|v| v["reservation"].as_str().map(str::to_owned));
+        let (Some(reservation), Ok(request_id)) = (reservation, Id::new(format!("k{n}"))) else {
+            break;
+        };
+        let Ok(reservation) = Id::new(reservation) else {
+            break;
+        };
+        let Ok(frame) = serde_json::to_string(&ClientMsg::Checkout {
+            request_id,
+            reservation,
+        }) else {
+            break;
+        };
+        if ws.send(Message::text(frame)).await.is_err() {
+            break;
+        }
+        match answer(&mut ws).await {
+            Some(r) if r.starts_with(r#"{"type":"order""#) => t.orders += 1,
+            Some(_) => t.other += 1,
+            None => break,
         }
     }
-    (lat, ok, other)
+    t
 }
