@@ -129,6 +129,11 @@ async fn pages_info(State(s): State<PagesState>) -> Response {
         "dev_tokens": s.hub.config().dev_tokens(),
         "stream_url": (!p.stream_url.is_empty()).then_some(&p.stream_url),
         "version": env!("CARGO_PKG_VERSION"),
+        // The console counts pending orders apart from paid ones with external payment.
+        "payment": match s.hub.config().orders.payment {
+            crate::config::PaymentMode::None => "none",
+            crate::config::PaymentMode::External => "external",
+        },
     }))
     .into_response()
 }

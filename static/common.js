@@ -133,7 +133,7 @@
 
   let pageInfoPromise = null;
 
-  /** GET /api/pages -> {dev_tokens, stream_url, version}; falls back to safe defaults. */
+  /** GET /api/pages -> {dev_tokens, stream_url, version, payment}; falls back to safe defaults. */
   function pageInfo() {
     if (!pageInfoPromise) {
       pageInfoPromise = fetch("/api/pages", { cache: "no-store" })
@@ -142,9 +142,10 @@
           dev_tokens: !!(j && j.dev_tokens),
           stream_url: j && typeof j.stream_url === "string" && j.stream_url ? j.stream_url : null,
           version: j && j.version ? String(j.version) : "",
+          payment: j && j.payment === "external" ? "external" : "none",
           ok: true,
         }))
-        .catch(() => ({ dev_tokens: false, stream_url: null, version: "", ok: false }));
+        .catch(() => ({ dev_tokens: false, stream_url: null, version: "", payment: "none", ok: false }));
     }
     return pageInfoPromise;
   }

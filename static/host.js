@@ -161,6 +161,7 @@ class RoomSocket {
     token: null,
     tokenSource: null, // "url" | "pasted" | "dev"
     pending: new Map(), // request_id -> command options (see `command`)
+    payment: "none", // orders.payment, from /api/pages: "external" counts pending orders apart
     serverCatalog: [],
     localCatalog: [],
     catalogProblem: "",
@@ -191,6 +192,7 @@ class RoomSocket {
     setText("signin-room", state.room);
     document.title = `host · ${state.room} · livehub`;
     const info = await LH.pageInfo();
+    state.payment = info.payment;
     const choice = await LH.chooseToken("host", state.room, "host", info, false);
     if (choice) begin(choice);
     else askForToken();
@@ -1107,7 +1109,11 @@ class RoomSocket {
           el("span", { className: "deal-info muted" })),
         el("span", { className: "status badge" })
       ),
-      el("div", { className: "counts" }, stat("remaining", "left"), stat("held", "held"), stat("sold", "sold"), stat("stock", "stock")),
+      // With external payment an order is pending until the shop says it is paid: both shown.
+      state.payment === "external"
+        ? el("div", { className: "counts five" }, stat("remaining", "left"), stat("held", "held"),
+            stat("pending", "pending"), stat("sold", "paid"), stat("stock", "stock"))
+        : el("div", { className: "counts" }, stat("remaining", "left"), stat("held", "held"), stat("sold", "sold"), stat("stock", "stock")),
       el("div", { className: "bar" }, el("div", { className: "bar-fill" })),
       el(
         "div",
@@ -1141,6 +1147,8 @@ class RoomSocket {
     q(".remaining").textContent = String(remaining);
     q(".held").textContent = String(a ? a.held : 0);
     q(".sold").textContent = String(a ? a.sold : 0);
+    const pending = a ? Number(a.pending) || 0 : 0;
+    if (q(".pending")) q(".pending").textContent = String(pending);
     q(".stock").textContent = String(stock);
     const status = STATUS_LABEL[d.status] ? d.status : "live";
     const badge = q(".status");
@@ -1151,7 +1159,7 @@ class RoomSocket {
     q(".deal-info").textContent =
       `${d.id} · ${LH.formatMoney(d.price_cents, d.currency)} · limit ${d.per_user_limit} per viewer`;
     const soldPct = a && stock ? (a.sold / stock) * 100 : 0;
-    const heldPct = a && stock ? (a.held / stock) * 100 : 0;
+    const heldPct = a && stock ? ((a.held + pending) / stock) * 100 : 0;
     q(".bar-fill").style.width = `${Math.min(100, soldPct + heldPct).toFixed(1)}%`;
     const wasOver = panel.classList.contains("is-over");
     if (status === "ended") {

@@ -25,6 +25,9 @@ pub async fn scenarios(driver: &Driver) -> Result<()> {
         a_viewer_token_is_told_it_cannot_host(driver, size, label).await?;
     }
     chat_stays_on_screen_beside_the_deals_mid_show(driver).await?;
+    for (size, label) in SIZES {
+        pending_and_paid_orders_show_per_deal(driver, size, label).await?;
+    }
     Ok(())
 }
 
@@ -818,6 +821,64 @@ pub async fn a_not_connected_line_clears_when_the_console_is_back(driver: &Drive
     host.wait_text("#status", |s| s == "live").await?;
     hidden(&host, "#announce-feedback").await?;
     host.screenshot(&shot("console-back-phone")).await?;
+    host.quit().await;
+    hub.shutdown().await
+}
+
+/// With `orders.payment = "external"` a deal's panel counts pending orders apart from paid ones
+/// (issue 23): a checkout shows as pending, then as paid once the shop's backend says so.
+async fn pending_and_paid_orders_show_per_deal(
+    driver: &Driver,
+    size: (u32, u32),
+    label: &str,
+) -> Result<()> {
+    let mut config = super::common::test_config();
+    config.orders.payment = livehub::config::PaymentMode::External;
+    let hub = TestHub::with_config(config).await?;
+    let room = format!("console-pay-{label}");
+    let host = driver.session().await?;
+    host.set_viewport(size).await?;
+    open_host(&host, &hub, &room).await?;
+    host_commands(&hub, &room, &[deal_start("d1", "scarf-wool", 1999, 5)]).await?;
+    let panel = r#".deal-panel[data-id="d1"]"#;
+    host.wait_text(&format!("{panel} .stock"), |t| t == "5")
+        .await?;
+    let mut orders = Vec::new();
+    for user in ["ana", "ben"] {
+        let (mut c, _) = hub.viewer(&room, user).await?;
+        let reply = |v: &Value, t: &str| v["type"] == t;
+        c.send(json!({"type": "reserve", "request_id": "r1", "deal": "d1", "qty": 1}))
+            .await?;
+        let held = c.next_of("reserved").await?;
+        let held = serde_json::to_value(&held)?;
+        ensure!(reply(&held, "reserved"), "{held}");
+        c.send(json!({"type": "checkout", "request_id": "k1", "reservation": held["reservation"]}))
+            .await?;
+        let order = serde_json::to_value(c.next_of("order").await?)?;
+        orders.push(order["order"].as_str().unwrap_or_default().to_owned());
+    }
+    host.wait_text(&format!("{panel} .pending"), |t| t == "2")
+        .await?;
+    let merchant = hub.token(Role::Merchant, "*", "shop");
+    let url = hub.http_url(&format!("/api/orders/{}/paid", orders[0]));
+    let (status, body) = livehub::http_client::request("POST", &url, Some(&merchant), None).await?;
+    ensure!(status == 200, "paid: HTTP {status} {body}");
+    host.wait_text(&format!("{panel} .pending"), |t| t == "1")
+        .await?;
+    host.wait_text(&format!("{panel} .sold"), |t| t == "1")
+        .await?;
+    let labels = host
+        .js(
+            "return [...document.querySelectorAll(arguments[0] + ' .count .muted')].map(e => e.textContent);",
+            json!([panel]),
+        )
+        .await?;
+    ensure!(
+        labels == json!(["left", "held", "pending", "paid", "stock"]),
+        "{labels}"
+    );
+    host.screenshot(&shot(&format!("console-pending-{label}")))
+        .await?;
     host.quit().await;
     hub.shutdown().await
 }
