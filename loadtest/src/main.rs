@@ -25,6 +25,7 @@ mod reserve;
 mod run;
 mod scenario;
 mod sequence;
+mod shop;
 mod sink;
 mod stats;
 mod surge;
@@ -220,6 +221,8 @@ struct Show {
             std::collections::BTreeMap<String, funnel::truth::Terms>,
         >,
     >,
+    /// The scenario's shop, playing the shop's backend during the run.
+    shop: Option<shop::Shop>,
 }
 
 async fn play(show: Show, p: &Play) -> anyhow::Result<bool> {
@@ -232,6 +235,7 @@ async fn play(show: Show, p: &Play) -> anyhow::Result<bool> {
         events,
         speed,
         funnel: funnel_terms,
+        shop,
     } = show;
     let deals = deals_of(&events);
     let recorder = p
@@ -263,8 +267,23 @@ async fn play(show: Show, p: &Play) -> anyhow::Result<bool> {
         Some(c) => funnel::check::before(c).await,
         None => Default::default(),
     };
+    let http = urls[0].replacen("ws://", "http://", 1);
+    let shop = match shop {
+        Some(s) => {
+            let auth = livehub::auth::Authenticator::new(&target.secret, false);
+            Some(shop::start(http, &auth, s).await?)
+        }
+        None => None,
+    };
     let outcome = run::play(events, deals, target, recorder).await?;
     let mut report = report::Report::build(&name, mode, shard, viewers, slo, &urls, &outcome);
+    if let Some(shop) = shop {
+        if !p.quiet {
+            eprintln!("shop: waiting for the orders it left to expire, then checking the feed");
+        }
+        report.shop = Some(shop.finish().await);
+        report.evaluate();
+    }
     if let Some(c) = &check {
         if !p.quiet {
             eprintln!(
@@ -342,6 +361,8 @@ fn scenario_show(path: &std::path::Path, shard: &str) -> anyhow::Result<Show> {
         events,
         speed: 1.0,
         funnel,
+        // One shop for the whole show: the first shard's.
+        shop: s.shop.clone().filter(|_| shard.0 == 0),
     })
 }
 
@@ -362,6 +383,7 @@ fn replay_show(path: &std::path::Path, speed: f64) -> anyhow::Result<Show> {
         events,
         speed,
         funnel: None,
+        shop: None,
     })
 }
 

@@ -115,10 +115,13 @@ pub struct AuditRow {
     pub stock: i64,
     pub remaining: i64,
     pub held: i64,
+    /// Units in orders waiting for payment (`orders.payment = "external"`; 0 otherwise).
+    #[serde(default)]
+    pub pending: i64,
     pub sold: i64,
-    /// Units held or sold beyond the stock (or `remaining` below zero), last reading.
+    /// Units held, pending or sold beyond the stock (or `remaining` below zero), last reading.
     pub oversold: u64,
-    /// |stock - (remaining + held + sold)|, last reading.
+    /// |stock - (remaining + held + pending + sold)|, last reading.
     pub leaked: u64,
     pub max_oversold: u64,
     pub max_leaked: u64,
@@ -133,6 +136,7 @@ impl AuditRow {
             stock: 0,
             remaining: 0,
             held: 0,
+            pending: 0,
             sold: 0,
             oversold: 0,
             leaked: 0,
@@ -144,12 +148,22 @@ impl AuditRow {
     /// Takes one reading of the audit endpoint.
     pub fn absorb(&mut self, v: &serde_json::Value) {
         let f = |k: &str| v[k].as_i64().unwrap_or(0);
-        (self.stock, self.remaining, self.held, self.sold) =
-            (f("stock"), f("remaining"), f("held"), f("sold"));
-        self.oversold = (self.held + self.sold - self.stock)
-            .max(-self.remaining)
-            .max(0) as u64;
-        self.leaked = (self.stock - self.remaining - self.held - self.sold).unsigned_abs();
+        (
+            self.stock,
+            self.remaining,
+            self.held,
+            self.pending,
+            self.sold,
+        ) = (
+            f("stock"),
+            f("remaining"),
+            f("held"),
+            f("pending"),
+            f("sold"),
+        );
+        let taken = self.held + self.pending + self.sold;
+        self.oversold = (taken - self.stock).max(-self.remaining).max(0) as u64;
+        self.leaked = (self.stock - self.remaining - taken).unsigned_abs();
         self.max_oversold = self.max_oversold.max(self.oversold);
         self.max_leaked = self.max_leaked.max(self.leaked);
         self.readings += 1;

@@ -188,6 +188,26 @@ pub struct Report {
     /// hub's reply, and the mismatches that failed `funnel_mismatch`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub funnel: Option<crate::funnel::FunnelReport>,
+    /// The shop's orders (scenarios with `[shop]`): paid, failed, expired, and the feed's
+    /// mismatches with its ground truth (SLO `shop_mismatch`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shop: Option<crate::shop::ShopReport>,
+}
+
+use crate::shop::ShopReport;
+
+impl ShopReport {
+    /// SLO `shop_mismatch`: the feed's mismatches with the shop's ground truth and its
+    /// duplicated event ids, none allowed.
+    fn slo(&self) -> SloResult {
+        let bad = self.mismatch_count + self.duplicates;
+        SloResult {
+            name: "shop_mismatch".into(),
+            target: 0.0,
+            actual: bad as f64,
+            ok: bad == 0,
+        }
+    }
 }
 
 /// How many funnel mismatches the summary table prints (the JSON report keeps them all).
@@ -272,6 +292,7 @@ impl Report {
             slo,
             slo_results: Vec::new(),
             funnel: None,
+            shop: None,
         };
         r.evaluate();
         r
@@ -359,6 +380,7 @@ impl Report {
                 ok: self.deliveries >= t,
             });
         }
+        out.extend(self.shop.as_ref().map(ShopReport::slo));
         self.slo_results = out;
     }
 
@@ -383,6 +405,10 @@ impl Report {
             }
             shards.push(r.shard.clone());
             out.add_counts(&r);
+            // Only the first shard plays the shop.
+            if out.shop.is_none() {
+                out.shop = r.shop.clone();
+            }
             out.add_details(r);
         }
         out.set_hists(acc);
@@ -536,6 +562,23 @@ impl Report {
         if let Some(f) = &self.funnel {
             self.funnel_table(&mut t, f);
         }
+        if let Some(s) = &self.shop {
+            let _ = writeln!(
+                t,
+                "shop: {} orders: paid {}, failed {}, expired {} (late calls {}, call errors {}); feed: {} mismatches, {} duplicates",
+                s.orders,
+                s.paid,
+                s.failed,
+                s.expired,
+                s.late,
+                s.call_errors,
+                s.mismatch_count,
+                s.duplicates
+            );
+            for m in &s.mismatches {
+                let _ = writeln!(t, "  shop mismatch: {m}");
+            }
+        }
         for s in &self.slo_results {
             let _ = writeln!(
                 t,
@@ -645,12 +688,13 @@ impl Report {
         for a in &self.audits {
             let _ = writeln!(
                 t,
-                "audit {}/{}  stock {} = remaining {} + held {} + sold {}; oversold {} (max {}), leaked {} (max {}), {} readings",
+                "audit {}/{}  stock {} = remaining {} + held {} + pending {} + sold {}; oversold {} (max {}), leaked {} (max {}), {} readings",
                 a.room,
                 a.deal,
                 a.stock,
                 a.remaining,
                 a.held,
+                a.pending,
                 a.sold,
                 a.oversold,
                 a.max_oversold,

@@ -48,6 +48,9 @@ pub struct Scenario {
     pub funnel: Option<FunnelSection>,
     #[serde(default)]
     pub slo: Slo,
+    /// The shop's backend settling orders (hubs with `orders.payment = "external"`).
+    #[serde(default)]
+    pub shop: Option<crate::shop::Shop>,
     /// `funnel`, checked by [`Scenario::load`].
     #[serde(skip)]
     pub mix: Option<Mix>,
@@ -348,6 +351,9 @@ impl Scenario {
         anyhow::ensure!(s.duration_s > 0.0, "scenario: duration_s must be positive");
         for h in &s.host {
             check_rates(h)?;
+        }
+        if let Some(shop) = &s.shop {
+            shop.check()?;
         }
         let mut s = s;
         s.mix = s

@@ -1103,3 +1103,51 @@ async fn help_describes_the_tool_and_version_works() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// The shop scenario (issue 23): the load tester pays, fails and lets orders expire on a hub
+/// with external payment, and its report checks the order feed against what it did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shop_scenario_pays_fails_and_lets_expire_and_the_feed_matches() -> anyhow::Result<()> {
+    let mut c = config();
+    c.orders.payment = livehub::config::PaymentMode::External;
+    c.orders.payment_timeout_ms = 2_000; // as config/scenarios/shop.toml says
+    c.inventory.sweep_interval_ms = 100;
+    let (url, _stop) = hub_on(c, None).await?;
+    let report = tmp("shop.json");
+    let scenario = root().join("config/scenarios/shop.toml");
+    let run = loadtest(args(&[
+        "run",
+        scenario.to_str().unwrap_or_default(),
+        "--url",
+        &url,
+        "--secret",
+        SECRET,
+        "--quiet",
+        "--report",
+        report.to_str().unwrap_or_default(),
+    ]))
+    .await?;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report)?)?;
+    let shop = &r["shop"];
+    assert_eq!(shop["mismatch_count"], 0, "{shop}");
+    assert_eq!(shop["duplicates"], 0, "{shop}");
+    for k in ["paid", "failed", "expired"] {
+        assert!(shop[k].as_u64() > Some(0), "{k}: {shop}");
+    }
+    let total = ["paid", "failed", "expired"]
+        .iter()
+        .map(|k| shop[*k].as_u64().unwrap_or(0))
+        .sum::<u64>();
+    assert_eq!(
+        Some(total),
+        shop["orders"].as_u64(),
+        "every order ended: {shop}"
+    );
+    assert_eq!(
+        r["leaked"], 0,
+        "stock == remaining + held + pending + sold: {r}"
+    );
+    assert!(run.stdout.contains("shop: "), "{}", run.stdout);
+    Ok(())
+}
