@@ -506,26 +506,48 @@ impl HubProcess {
             Some(path) => std::process::Stdio::from(std::fs::File::create(path)?),
             None => std::process::Stdio::null(),
         };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_livehub"));
         cmd.arg("serve");
         if let Some(file) = config {
             cmd.arg("--config").arg(file);
         }
-        cmd.env("LIVEHUB_SERVER__BIND", addr.to_string())
+        // Port 0 unless the test names an address (a restart on the same one): the process binds
+        // a free port itself and says which on its first line. A port picked here and bound by
+        // the child later could be taken in between by another test's hub, whose /healthz would
+        // then answer for this one.
+        cmd.env("LIVEHUB_SERVER__BIND", "127.0.0.1:0")
             // Every test client connects from 127.0.0.1.
             .env("LIVEHUB_LIMITS__CONNECTIONS_PER_IP", "0")
             .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
             .stderr(stderr)
             .kill_on_drop(true);
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn()?;
+        let mut child = cmd.spawn()?;
+        let stdout = child.stdout.take().context("the hub's stdout")?;
+        let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+        let listening = tokio::time::timeout(WAIT, async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(at) = line.strip_prefix("livehub is listening on http://") {
+                    return Ok::<_, anyhow::Error>(Some(at.trim().parse::<SocketAddr>()?));
+                }
+            }
+            Ok(None)
+        })
+        .await;
+        let addr = match listening {
+            Ok(Ok(Some(addr))) => addr,
+            Ok(Ok(None)) => bail!(
+                "hub process exited before listening: {:?}",
+                child.wait().await
+            ),
+            Ok(Err(e)) => bail!("hub process: {e}"),
+            Err(_) => bail!("hub process did not say where it listens within {WAIT:?}"),
+        };
+        // The rest of its stdout is read and dropped, so the process never blocks on the pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let hub = HubProcess { addr, child };
         let deadline = tokio::time::Instant::now() + WAIT;
         while tokio::time::Instant::now() < deadline {
@@ -535,7 +557,7 @@ impl HubProcess {
             {
                 return Ok(hub);
             }
-            tokio::time::sleep(Duration::from_millis(50)).await; // polling for the process to bind
+            tokio::time::sleep(Duration::from_millis(50)).await; // polling for the process to serve
         }
         bail!("hub process did not start")
     }
