@@ -260,8 +260,8 @@ pub struct WebhooksConfig {
     pub endpoints: Vec<WebhookEndpoint>,
     /// How long one POST may take before it counts as failed and is retried (100 to 60000).
     pub timeout_ms: u64,
-    /// How long an event is retried before it goes to the endpoint's dead letters (1 s to a
-    /// week; a day by default).
+    /// How long after it happened an event is retried before it goes to the endpoint's dead
+    /// letters (1 s to a week; a day by default; an older event, e.g. replayed, gets one try).
     pub retry_for_ms: u64,
     /// The first retry's delay; each next one doubles, up to `backoff_max_ms`, with jitter.
     pub backoff_min_ms: u64,

@@ -1,15 +1,15 @@
 //! One endpoint's delivery, run on every node: the node that holds the endpoint's lease reads the
 //! order feed from the endpoint's cursor a page at a time, POSTs each event (different orders at
 //! once, up to `webhooks.concurrency`; one order's events one after another, in feed order),
-//! retries each failure with backoff until `webhooks.retry_for_ms` has passed (then it becomes a
-//! dead letter), and moves the cursor past the page only when every event of it is delivered or
+//! retries each failure with backoff until `webhooks.retry_for_ms` after the event happened
+//! (then it becomes a dead letter), and moves the cursor past the page only when every event of it is delivered or
 //! dead. A node that dies mid-page leaves the cursor before the page: the next holder sends the
 //! page again (at least once; receivers skip ids they saw). Nothing here is on a buyer's path.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -201,7 +201,10 @@ impl Delivery {
             .await
     }
 
-    /// POSTs `e` until a 2xx (true) or until `retry_for_ms` has passed (false: a dead letter).
+    /// POSTs `e` until a 2xx (true) or until `retry_for_ms` after the event happened (its `ts`,
+    /// on the deployment's clock, so a node that takes the endpoint over keeps the same
+    /// deadline, and a backlog behind a long outage does not wait in line for its own clock to
+    /// start): then it is a dead letter (false). An event already that old gets one attempt.
     async fn send(&self, e: &OrderEvent, cursor: &str) -> bool {
         let name = self.name();
         let body = match serde_json::to_vec(e) {
@@ -211,8 +214,7 @@ impl Delivery {
                 return false;
             }
         };
-        let started = Instant::now();
-        let give_up = Duration::from_millis(self.settings.retry_for_ms);
+        let give_up_at = e.ts.saturating_add(self.settings.retry_for_ms);
         let mut attempt: u32 = 0;
         let delivered = loop {
             let t = crate::clock::now_ms() / 1000;
@@ -228,7 +230,8 @@ impl Delivery {
                 ..Note::default()
             };
             let _ = self.store.note(name, &note).await;
-            if started.elapsed() >= give_up {
+            let now = crate::clock::now_ms();
+            if now >= give_up_at {
                 self.bury(e, cursor, attempt + 1, why).await;
                 break false;
             }
@@ -241,7 +244,7 @@ impl Delivery {
                 self.settings.backoff_max_ms,
                 rand::random::<f64>(),
             );
-            tokio::time::sleep(pause.min(give_up.saturating_sub(started.elapsed()))).await;
+            tokio::time::sleep(pause.min(Duration::from_millis(give_up_at - now))).await;
             attempt += 1;
         };
         if attempt > 0 {
