@@ -93,6 +93,14 @@ pub struct DealRow {
     pub row: StageRow,
     #[serde(deserialize_with = "known_channels")]
     pub channels: BTreeMap<Channel, StageRow>,
+    /// Units in orders waiting for payment now (`orders.payment = "external"`), beside the
+    /// paid orders the row counts; absent when none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub pending_units: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What a creator made in a room (or a deal).
@@ -241,6 +249,7 @@ impl RoomFunnel {
             currency: s.deal.currency.clone(),
             row: StageRow::default(),
             channels: BTreeMap::new(),
+            pending_units: 0,
         };
         row.row.add_sales(&s.total);
         self.total.add_sales(&s.total);

@@ -44,7 +44,17 @@ pub(super) async fn funnel(
         .within(Deadline::Host, hub.inventory().room_sales(&room, now))
         .await?;
     let engaged_ms = hub.funnel().config().engaged_ms;
-    let body = view::room_funnel(&room, &counts, &sales, engaged_ms, now);
+    let mut body = view::room_funnel(&room, &counts, &sales, engaged_ms, now);
+    // Orders count when paid; units still waiting for payment are shown beside (issue 23).
+    for s in &sales {
+        let audit = hub.inventory().audit(&room, &s.deal.id, now);
+        if let (Ok(a), Some(row)) = (
+            hub.within(Deadline::Host, audit).await,
+            body.deals.get_mut(s.deal.id.as_str()),
+        ) {
+            row.pending_units = u64::from(a.pending);
+        }
+    }
     Ok(axum::Json(body).into_response())
 }
 

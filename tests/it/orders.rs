@@ -123,6 +123,19 @@ async fn a_pending_order_is_paid_failed_or_expires_and_its_buyer_is_told() -> an
     assert!(order["pay_by"].as_u64().is_some(), "{order}");
     let a = hub.audit(room, "mugs").await?;
     assert_eq!((a.remaining, a.pending, a.sold), (2, 1, 0));
+    // The funnel counts paid orders, and shows the pending units beside them.
+    let funnel = |base: String, host: String| async move {
+        let url = format!("http://{base}/api/rooms/{room}/funnel");
+        let (code, body) = livehub::http_client::request("GET", &url, Some(&host), None).await?;
+        anyhow::ensure!(code == 200, "funnel: HTTP {code}: {body}");
+        Ok::<Value, anyhow::Error>(serde_json::from_str::<Value>(&body)?["deals"]["mugs"].clone())
+    };
+    let deal = funnel(base.clone(), host.clone()).await?;
+    assert_eq!(
+        (&deal["orders"], &deal["pending_units"]),
+        (&json!(0), &json!(1)),
+        "{deal}"
+    );
     let id = order["order"].as_str().unwrap_or_default().to_owned();
     let (status, body) = settle(&base, Some(&merchant), &id, "paid").await;
     assert_eq!(
@@ -130,6 +143,9 @@ async fn a_pending_order_is_paid_failed_or_expires_and_its_buyer_is_told() -> an
         (200, &json!(true), &json!("paid")),
         "{body}"
     );
+    let deal = funnel(base.clone(), host.clone()).await?;
+    assert_eq!(deal["orders"], 1, "{deal}");
+    assert!(deal.get("pending_units").is_none(), "none pending: {deal}");
     let told = ana.json_of("order_status").await?;
     assert_eq!(
         (&told["order"], &told["status"]),
