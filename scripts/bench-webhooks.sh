@@ -39,20 +39,28 @@ run() { # run MODE N
   RUST_LOG=error taskset -c 0 ./target/release/livehub serve --config "$WORK/hub.toml" >/dev/null &
   HPID=$!
   for _ in $(seq 50); do curl -sf "http://127.0.0.1:$hport/healthz" >/dev/null && break; sleep 0.1; done
+  local cpu0 cpu1
+  cpu0=$(awk '{print $14 + $15}' "/proc/$HPID/stat")
   taskset -c 1 ./target/release/livehub-loadtest reserve --checkout --url "ws://127.0.0.1:$hport" \
     --room "bench$n" --buyers "$BUYERS" --duration "$SECS" >"$WORK/reserve.txt"
-  local cps lat lag="-"
+  local cps lat lag="-" orders us
   cps=$(grep -o 'checkouts/s: [0-9]*' "$WORK/reserve.txt" | grep -o '[0-9]*$')
-  lat=$(grep 'reserve latency' "$WORK/reserve.txt" | sed 's/reserve latency ms: //')
   if [ "$mode" = on ]; then
     wait "$SPID" || true; SPID=""
+  fi
+  # The hub's CPU (user + system, clock ticks) from before the buyers to after delivery caught up.
+  cpu1=$(awk '{print $14 + $15}' "/proc/$HPID/stat")
+  orders=$(grep -o 'orders: [0-9]*' "$WORK/reserve.txt" | grep -o '[0-9]*$')
+  us=$(python3 -c "print(f'{($cpu1 - $cpu0) / $(getconf CLK_TCK) * 1e6 / max($orders, 1):.1f}')")
+  lat=$(grep 'reserve latency' "$WORK/reserve.txt" | sed 's/reserve latency ms: //')
+  if [ "$mode" = on ]; then
     lag="$(grep 'events:' "$WORK/sink.txt"); $(grep 'webhook lag' "$WORK/sink.txt")"
   fi
   kill "$HPID" 2>/dev/null || true; wait "$HPID" 2>/dev/null || true; HPID=""
-  printf '| %s, %s | %s | %s | %s |\n' "webhooks $mode" "$n" "$cps" "$lat" "$lag"
+  printf '| %s, %s | %s | %s | %s | %s |\n' "webhooks $mode" "$n" "$cps" "$us" "$lat" "$lag"
 }
-echo "| run | checkouts/s | reserve latency ms | webhook events and lag |"
-echo "|---|---|---|---|"
+echo "| run | checkouts/s | hub CPU per order (us) | reserve latency ms | webhook events and lag |"
+echo "|---|---|---|---|---|"
 for n in $(seq "$PAIRS"); do
   run off "$n"
   run on "$n"
