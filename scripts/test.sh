@@ -119,9 +119,10 @@ setsid bash -c "$(declare -f lowest_priority); lowest_priority \"\$@\"" lowest_p
   "${fuzz_cargo[@]}" fuzz build --dev --sanitizer none >"$fuzz_tmp/build.log" 2>&1 &
 fuzz_build_pid=$!
 # The page tests (tests/browser.rs, Chromium) run beside the other test binaries, two at a time
-# (four at a time, Chromium starved the integration tests); its binary is run directly (as cargo test would, from the package's directory), since
-# one cargo holds the build directory while its tests run. A new integration test goes in
-# tests/it/ (a module of its own), which the cargo test below runs.
+# (four at a time, Chromium starved the integration tests). Its binary is run directly (as cargo
+# test would, from the package's directory), since one cargo holds the build directory while its
+# tests run. A new integration test goes in tests/it/ (a module of its own), which the cargo test
+# below runs.
 browser_exe=$("${lint_cargo[@]}" test --quiet --test browser --no-run --message-format=json |
   grep '"name":"browser"' | grep -o '"executable":"[^"]*"' | sed 's/^"executable":"//; s/"$//')
 [ -x "$browser_exe" ] || { echo "scripts/test.sh: no tests/browser.rs binary found" >&2; exit 1; }
