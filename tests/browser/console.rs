@@ -630,6 +630,11 @@ async fn chat_stays_on_screen_beside_the_deals_mid_show(driver: &Driver) -> Resu
 
     // Phone, same show.
     host.set_viewport(PHONE).await?;
+    // The window takes its new size when the browser gets to it (later on a busy machine).
+    host.wait_for("the phone's viewport", "[innerWidth, innerHeight]", |v| {
+        v == &json!([PHONE.0, PHONE.1])
+    })
+    .await?;
     host.wait_visible("#tab-chat").await?;
     host.wait_visible(r#".deal-panel[data-id="d3"]"#).await?;
     hidden(&host, "#chat-pane").await?;
