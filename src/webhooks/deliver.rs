@@ -60,6 +60,30 @@ pub struct Delivery {
     node: String,
     /// Events of this node's current page waiting for a retry.
     retrying: AtomicU64,
+    /// This endpoint's metric handles, registered once (not looked up per event).
+    meters: Meters,
+}
+
+/// The `livehub_webhooks_*` series of one endpoint.
+struct Meters {
+    delivered: metrics::Counter,
+    failed: metrics::Counter,
+    dead: metrics::Counter,
+    retrying: metrics::Gauge,
+    lag: metrics::Gauge,
+}
+
+impl Meters {
+    fn of(endpoint: &str) -> Self {
+        let label = || ("endpoint", endpoint.to_owned());
+        Meters {
+            delivered: metrics::counter!(WEBHOOKS_DELIVERED, &[label()]),
+            failed: metrics::counter!(WEBHOOKS_FAILED, &[label()]),
+            dead: metrics::counter!(WEBHOOKS_DEAD, &[label()]),
+            retrying: metrics::gauge!(WEBHOOKS_RETRYING, &[label()]),
+            lag: metrics::gauge!(WEBHOOKS_LAG, &[label()]),
+        }
+    }
 }
 
 impl Delivery {
@@ -73,7 +97,9 @@ impl Delivery {
         node: String,
     ) -> Option<Self> {
         let url = endpoint.url.parse().ok()?;
+        let meters = Meters::of(&endpoint.name);
         Some(Delivery {
+            meters,
             endpoint,
             url,
             settings,
@@ -137,7 +163,7 @@ impl Delivery {
         let page = self.inventory.order_events(from, PAGE).await?;
         let now = crate::clock::now_ms();
         let lag = page.events.first().map_or(0, |e| now.saturating_sub(e.ts));
-        metrics::gauge!(WEBHOOKS_LAG, "endpoint" => name.to_owned()).set(lag as f64 / 1000.0);
+        self.meters.lag.set(lag as f64 / 1000.0);
         if page.events.is_empty() {
             return Ok(Step::Idle);
         }
@@ -223,7 +249,7 @@ impl Delivery {
                 Posted::Delivered(_) => break true,
                 Posted::Failed(why) => why,
             };
-            metrics::counter!(WEBHOOKS_FAILED, "endpoint" => name.to_owned()).increment(1);
+            self.meters.failed.increment(1);
             let note = Note {
                 failures: 1,
                 error: Some((why.clone(), crate::clock::now_ms())),
@@ -251,7 +277,7 @@ impl Delivery {
             self.retrying_by(-1);
         }
         if delivered {
-            metrics::counter!(WEBHOOKS_DELIVERED, "endpoint" => name.to_owned()).increment(1);
+            self.meters.delivered.increment(1);
         }
         delivered
     }
@@ -262,7 +288,7 @@ impl Delivery {
         } else {
             self.retrying.fetch_sub(1, Ordering::Relaxed).saturating_sub(1)
         };
-        metrics::gauge!(WEBHOOKS_RETRYING, "endpoint" => self.name().to_owned()).set(now as f64);
+        self.meters.retrying.set(now as f64);
     }
 
     async fn bury(&self, e: &OrderEvent, cursor: &str, attempts: u32, error: String) {
@@ -275,7 +301,7 @@ impl Delivery {
             "webhook event given up after webhooks.retry_for_ms: a dead letter (livehub webhooks \
              status; livehub webhooks replay sends it again)"
         );
-        metrics::counter!(WEBHOOKS_DEAD, "endpoint" => name.to_owned()).increment(1);
+        self.meters.dead.increment(1);
         let letter = DeadLetter {
             event: e.id.clone(),
             order: e.order.id.to_string(),

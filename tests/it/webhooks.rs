@@ -148,6 +148,13 @@ async fn every_order_event_reaches_a_flaky_receiver_signed_and_in_order_per_orde
     assert!(shop["delivered"].as_u64() >= Some(18), "{s}");
     assert!(shop["failures"].as_u64() >= Some(1), "{s}");
     assert_eq!(shop["dead"], 0, "{s}");
+    let (code, metrics) =
+        livehub::http_client::request("GET", &hub.http_url("/metrics"), None, None).await?;
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains(r#"livehub_webhooks_delivered_total{endpoint="shop"}"#),
+        "{metrics}"
+    );
     hub.shutdown().await
 }
 
