@@ -448,3 +448,9 @@ impl Engine {
         }
     }
 }
+
+/// Each Redis call's deadline in the suites that drive a store or the inventory directly: they
+/// check answers, not speed, and on two cores running four tests and Chromium beside them a
+/// call (a thousand-hold deal on the Cluster, a funnel flush) has taken over 2 s. Hubs keep
+/// their own deadlines.
+pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);

@@ -19,7 +19,7 @@ async fn node(server: &RedisServer) -> Arc<RedisBus> {
 
 async fn node_on(url: &str, key_prefix: &str) -> Arc<RedisBus> {
     let target = RedisTarget::Single(url.to_owned());
-    let io = RedisIo::connect(target, Duration::from_secs(2))
+    let io = RedisIo::connect(target, common::redis::CALL_TIMEOUT)
         .await
         .expect("connect");
     let bus = RedisBus::start(io, key_prefix, settings())
@@ -121,7 +121,7 @@ mod cluster {
     async fn redis_cluster() -> (Arc<dyn Bus>, ()) {
         let cluster = common::redis::shared_cluster();
         let target = RedisTarget::from_config(&cluster.url(), true);
-        let io = RedisIo::connect(target, Duration::from_secs(2))
+        let io = RedisIo::connect(target, common::redis::CALL_TIMEOUT)
             .await
             .expect("connect");
         let bus = RedisBus::start(io, &common::redis::unique_prefix(), settings())

@@ -6,7 +6,6 @@
 use crate::common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use livehub::funnel::store::{EXACT_USERS, FunnelStore};
 use livehub::funnel::{Channel, MemoryFunnel, Moment, MomentKind, Op, RedisFunnel, Stage};
@@ -182,7 +181,7 @@ async fn redis_stores(target: RedisTarget) -> Vec<Arc<dyn FunnelStore>> {
     let prefix = common::redis::unique_prefix();
     let mut stores: Vec<Arc<dyn FunnelStore>> = Vec::new();
     for node in ["node-a", "node-b"] {
-        let io = RedisIo::connect(target.clone(), Duration::from_secs(2))
+        let io = RedisIo::connect(target.clone(), common::redis::CALL_TIMEOUT)
             .await
             .expect("connect");
         stores.push(Arc::new(RedisFunnel::new(

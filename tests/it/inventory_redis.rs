@@ -38,10 +38,7 @@ async fn connect(url: String, key_prefix: &str, hold_ms: u64) -> RedisInventory 
     connect_paying(url, key_prefix, hold_ms, Payment::None).await
 }
 
-/// Each inventory call's deadline in these suites, which check answers, not speed: on two cores
-/// running six test binaries' worth of tests and Chromium beside them, a call of a thousand-hold
-/// deal on the Cluster has taken over 2 s. The outage tests below use the hub's own deadlines.
-const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+use common::redis::CALL_TIMEOUT;
 
 async fn connect_paying(
     url: String,
