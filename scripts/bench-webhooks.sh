@@ -9,7 +9,7 @@
 #   bash scripts/bench-webhooks.sh [BUYERS=200] [SECONDS=10] [PAIRS=2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BUYERS=${1:-200}; SECS=${2:-10}; PAIRS=${3:-2}
+BUYERS=${1:-200}; SECS=${2:-10}; PAIRS=${3:-2}; MODES=${MODES:-off on batch}
 cargo build --release --workspace -q
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 RPORT=$(free_port)
@@ -24,10 +24,11 @@ run() { # run MODE N
   local mode=$1 n=$2 hport sport
   hport=$(free_port); sport=$(free_port)
   : >"$WORK/hub.toml"
-  if [ "$mode" = on ]; then
-    printf '[[webhooks.endpoints]]\nname = "bench"\nurl = "http://127.0.0.1:%s/hook"\nsecret = "%s"\n' \
-      "$sport" "$SECRET" >"$WORK/hub.toml"
-    taskset -c 1 ./target/release/livehub-loadtest webhook-sink --listen "127.0.0.1:$sport" --secret "$SECRET" \
+  if [ "$mode" != off ]; then
+    printf '[[webhooks.endpoints]]\nname = "bench"\nurl = "http://127.0.0.1:%s/hook"\nsecret = "%s"\nhttp2 = %s\nbatch = %s\n' \
+      "$sport" "$SECRET" "$([ "$mode" = h2 ] && echo true || echo false)" \
+      "$([ "$mode" = batch ] && echo 100 || echo 1)" >"$WORK/hub.toml"
+    taskset -c 1 nice -n 19 ./target/release/livehub-loadtest webhook-sink --listen "127.0.0.1:$sport" --secret "$SECRET" \
       --idle-exit 3 >"$WORK/sink.txt" &
     SPID=$!
   fi
@@ -45,7 +46,7 @@ run() { # run MODE N
     --room "bench$n" --buyers "$BUYERS" --duration "$SECS" >"$WORK/reserve.txt"
   local cps lat lag="-" orders us
   cps=$(grep -o 'checkouts/s: [0-9]*' "$WORK/reserve.txt" | grep -o '[0-9]*$')
-  if [ "$mode" = on ]; then
+  if [ "$mode" != off ]; then
     wait "$SPID" || true; SPID=""
   fi
   # The hub's CPU (user + system, clock ticks) from before the buyers to after delivery caught up.
@@ -53,7 +54,7 @@ run() { # run MODE N
   orders=$(grep -o 'orders: [0-9]*' "$WORK/reserve.txt" | grep -o '[0-9]*$')
   us=$(python3 -c "print(f'{($cpu1 - $cpu0) / $(getconf CLK_TCK) * 1e6 / max($orders, 1):.1f}')")
   lat=$(grep 'reserve latency' "$WORK/reserve.txt" | sed 's/reserve latency ms: //')
-  if [ "$mode" = on ]; then
+  if [ "$mode" != off ]; then
     lag="$(grep 'events:' "$WORK/sink.txt"); $(grep 'webhook lag' "$WORK/sink.txt")"
   fi
   kill "$HPID" 2>/dev/null || true; wait "$HPID" 2>/dev/null || true; HPID=""
@@ -62,6 +63,5 @@ run() { # run MODE N
 echo "| run | checkouts/s | hub CPU per order (us) | reserve latency ms | webhook events and lag |"
 echo "|---|---|---|---|---|"
 for n in $(seq "$PAIRS"); do
-  run off "$n"
-  run on "$n"
+  for mode in $MODES; do run "$mode" "$n"; done
 done

@@ -287,7 +287,26 @@ pub struct WebhookEndpoint {
     /// The event kinds sent (`created`, `paid`, `failed`, `expired`); empty: all.
     #[serde(default)]
     pub events: Vec<crate::orders::OrderEventKind>,
+    /// Speak HTTP/2 to an `http://` receiver without asking first (h2c with prior knowledge:
+    /// many events in flight on one connection, their frames written together). An `https://`
+    /// receiver that offers HTTP/2 gets it whatever this says (TLS ALPN); one that does not gets
+    /// HTTP/1.1. False by default: a plain-HTTP receiver that only speaks HTTP/1.1 would refuse.
+    #[serde(default)]
+    pub http2: bool,
+    /// Events per POST (1 to 500; 1 by default: each event its own request, its id in the
+    /// `Livehub-Event-Id` header). Above 1 the body is `{"events": [Event, ...]}` in feed order,
+    /// signed as a whole, with no event id header: fewer requests when orders come fast, for a
+    /// receiver that takes batches.
+    #[serde(default = "one")]
+    pub batch: usize,
 }
+
+fn one() -> usize {
+    1
+}
+
+/// Most events in one webhook POST (`webhooks.endpoints[].batch`).
+pub const MAX_WEBHOOK_BATCH: usize = 500;
 
 /// Most `webhooks.retry_for_ms`: a week.
 pub const MAX_WEBHOOK_RETRY_MS: u64 = 7 * 24 * 3600 * 1000;
@@ -346,6 +365,12 @@ impl WebhooksConfig {
             check_webhook_url(&e.url).map_err(|m| key_err(&key("url"), m))?;
             if e.secret.len() < 16 {
                 return Err(key_err(&key("secret"), "must be at least 16 characters"));
+            }
+            if !(1..=MAX_WEBHOOK_BATCH).contains(&e.batch) {
+                return Err(key_err(
+                    &key("batch"),
+                    format!("must be 1 to {MAX_WEBHOOK_BATCH}"),
+                ));
             }
         }
         Ok(())
@@ -962,6 +987,8 @@ mod tests {
                 "webhooks.endpoints[0].name",
             ),
             (format!("{ok}{ok}"), "webhooks.endpoints[1].name"),
+            (format!("{ok}batch = 0\n"), "webhooks.endpoints[0].batch"),
+            (format!("{ok}batch = 501\n"), "webhooks.endpoints[0].batch"),
         ];
         for (toml, key) in cases {
             std::fs::write(&file, &toml).unwrap();
@@ -974,6 +1001,10 @@ mod tests {
         assert!(
             c.webhooks.endpoints[0].events.is_empty(),
             "every kind by default"
+        );
+        assert_eq!(
+            c.webhooks.endpoints[0].batch, 1,
+            "one event per POST by default"
         );
         let e = Config::load(Some(&file), env(&[("LIVEHUB_WEBHOOKS__TIMEOUT_MS", "0")]))
             .unwrap_err()

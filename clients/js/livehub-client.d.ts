@@ -118,8 +118,15 @@ export interface Order {
   qty: number;
   price_cents: number;
   currency: string;
+  /** Hubs with `orders.payment = "external"`: `pending` until the shop settles it, then
+   * `paid`, `failed` or `expired` (kept right from `order_status`); absent: paid. */
+  status?: OrderStatus;
+  /** With `status`: when a pending order expires unpaid (Unix ms, the inventory's clock). */
+  pay_by?: number;
   [field: string]: unknown;
 }
+
+export type OrderStatus = "pending" | "paid" | "failed" | "expired";
 
 export type ConnectionState = "connecting" | "connected" | "disconnected";
 
@@ -188,6 +195,14 @@ export interface LiveRoomEvents {
   reserved: ServerMessage & Hold;
   rejected: ServerMessage & { reason: RejectReason };
   order: ServerMessage & Order;
+  order_status: ServerMessage & {
+    order: string;
+    deal: string;
+    status: OrderStatus;
+    qty: number;
+    total_cents: number;
+    currency: string;
+  };
   released: ServerMessage & { reservation: string };
   ack: ServerMessage;
   error: ServerMessage & { code: ErrorCode; message: string };

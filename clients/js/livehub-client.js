@@ -626,6 +626,16 @@ export class LiveRoom {
           this.state = { ...this.state, orders: [...this.state.orders, order] };
         }
         break;
+      case "order_status": {
+        // A pending order (orders.payment = "external") became paid, failed or expired.
+        const i = s.orders.findIndex((o) => o.order === msg.order);
+        if (i >= 0) {
+          const orders = [...s.orders];
+          orders[i] = { ...orders[i], status: msg.status };
+          this.state = { ...s, orders };
+        }
+        break;
+      }
       case "released":
         this.dropHold(msg.reservation);
         break;

@@ -1,5 +1,5 @@
 //! `webhook-sink`: a webhook receiver for benchmarks. It checks each request's
-//! `Livehub-Signature`, answers 200, and when no request came for `--idle-exit` seconds (after
+//! `Livehub-Signature`, takes one event or a batch (`{"events": [...]}`), answers 200, and when no request came for `--idle-exit` seconds (after
 //! the first) reports how many events it got, how many were repeats, and the webhook lag: from
 //! each event's `ts` (when the order changed) to its arrival here.
 
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use livehub::webhooks::sign;
 use parking_lot::Mutex;
 
@@ -60,13 +60,15 @@ pub async fn run(a: SinkArgs) -> anyhow::Result<bool> {
             }
         };
         let Ok((stream, _)) = accepted else { continue };
+        let _ = stream.set_nodelay(true);
         let (seen, secret) = (Arc::clone(&seen), Arc::clone(&secret));
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let (seen, secret) = (Arc::clone(&seen), Arc::clone(&secret));
                 async move { Ok::<_, std::convert::Infallible>(take(req, &seen, &secret).await) }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
+            // HTTP/1.1, or HTTP/2 with prior knowledge (an endpoint with `http2 = true`).
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
@@ -116,13 +118,20 @@ async fn take(
             .body(Full::new(Bytes::new()))
             .unwrap_or_default();
     }
-    let event: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    let id = event["id"].as_str().unwrap_or_default().to_owned();
-    if s.ids.insert(id) {
-        let ts = event["ts"].as_u64().unwrap_or(now_ms);
-        s.lag.push(now_ms.saturating_sub(ts) * 1000);
-    } else {
-        s.repeats += 1;
+    let mut json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    // One event, or a batch of them (`{"events": [...]}`, an endpoint with `batch` above 1).
+    let events = match json.get_mut("events").map(serde_json::Value::take) {
+        Some(serde_json::Value::Array(events)) => events,
+        _ => vec![json],
+    };
+    for event in events {
+        let id = event["id"].as_str().unwrap_or_default().to_owned();
+        if s.ids.insert(id) {
+            let ts = event["ts"].as_u64().unwrap_or(now_ms);
+            s.lag.push(now_ms.saturating_sub(ts) * 1000);
+        } else {
+            s.repeats += 1;
+        }
     }
     hyper::Response::new(Full::new(Bytes::new()))
 }

@@ -1,8 +1,10 @@
 //! One endpoint's delivery, run on every node: the node that holds the endpoint's lease reads the
-//! order feed from the endpoint's cursor a page at a time, POSTs each event (different orders at
-//! once, up to `webhooks.concurrency`; one order's events one after another, in feed order),
-//! retries each failure with backoff until `webhooks.retry_for_ms` after the event happened
-//! (then it becomes a dead letter), and moves the cursor past the page only when every event of it is delivered or
+//! order feed from the endpoint's cursor a page at a time (at once while pages come full, else a
+//! poll later), POSTs each event, or batches of them for an endpoint with `batch` above 1
+//! (different orders at once, up to `webhooks.concurrency`; one order's events one after
+//! another, in feed order), retries each failed request with backoff until
+//! `webhooks.retry_for_ms` after its oldest event happened (then its events become dead
+//! letters), and moves the cursor past the page only when every event of it is delivered or
 //! dead. A node that dies mid-page leaves the cursor before the page: the next holder sends the
 //! page again (at least once; receivers skip ids they saw). Nothing here is on a buyer's path.
 
@@ -25,8 +27,8 @@ use crate::metrics::{
 };
 use crate::orders::OrderEvent;
 
-/// Events read from the feed at a time.
-const PAGE: usize = 200;
+/// Events read from the feed at a time (a poll's worth at a few thousand orders a second).
+const PAGE: usize = 1000;
 /// How often a holder with nothing to send looks at the feed again.
 const POLL: Duration = Duration::from_millis(200);
 
@@ -41,8 +43,12 @@ enum StepError {
 
 /// What a step came to.
 enum Step {
-    /// A page was sent: look for the next at once.
+    /// A full page was sent and more are waiting: read the next at once.
     Sent,
+    /// The last page of what was there was sent: wait a poll before reading again, so that
+    /// steady traffic goes out a poll's worth at a time (each read and cursor move costs a few
+    /// Redis calls, which a read per event or two would multiply).
+    CaughtUp,
     /// Nothing new in the feed.
     Idle,
     /// Another node delivers this endpoint.
@@ -125,7 +131,7 @@ impl Delivery {
             };
             wait = match step {
                 Ok(Step::Sent) => Duration::ZERO,
-                Ok(Step::Idle) => POLL,
+                Ok(Step::Idle | Step::CaughtUp) => POLL,
                 Ok(Step::NotHolder) => self.lease() / 3,
                 Err(e) => {
                     crate::quiet::warn("webhook delivery", &e);
@@ -183,7 +189,7 @@ impl Delivery {
         };
         self.store.note(name, &note).await?;
         self.store.advance(name, Some(&cursor), &page.cursor).await?;
-        Ok(Step::Sent)
+        Ok(if page.more { Step::Sent } else { Step::CaughtUp })
     }
 
     /// Renews the lease every third of its life; returns when another node has it.
@@ -203,22 +209,13 @@ impl Delivery {
     /// Sends `events` (read after `cursor`): each order's in order, orders side by side. The
     /// number delivered (the rest are dead letters).
     async fn send_page(&self, events: &[&OrderEvent], cursor: &str) -> u64 {
-        // Indices, not references, in the stream's items: a future that holds a closure over
-        // borrowed items cannot be proven Send for every lifetime.
-        let mut orders: Vec<Vec<usize>> = Vec::new();
-        let mut index: HashMap<&str, usize> = HashMap::new();
-        for (at, e) in events.iter().enumerate() {
-            let i = *index.entry(e.order.id.as_str()).or_insert_with(|| {
-                orders.push(Vec::new());
-                orders.len() - 1
-            });
-            orders[i].push(at);
-        }
-        futures_util::stream::iter(orders)
-            .map(|evs| async move {
+        let lanes = lanes(events, self.endpoint.batch, self.settings.concurrency);
+        futures_util::stream::iter(lanes)
+            .map(|lane| async move {
                 let mut n = 0;
-                for at in evs {
-                    n += u64::from(self.send(events[at], cursor).await);
+                for request in lane {
+                    let batch: Vec<&OrderEvent> = request.iter().map(|&at| events[at]).collect();
+                    n += self.send(&batch, cursor).await;
                 }
                 n
             })
@@ -227,25 +224,49 @@ impl Delivery {
             .await
     }
 
-    /// POSTs `e` until a 2xx (true) or until `retry_for_ms` after the event happened (its `ts`,
-    /// on the deployment's clock, so a node that takes the endpoint over keeps the same
-    /// deadline, and a backlog behind a long outage does not wait in line for its own clock to
-    /// start): then it is a dead letter (false). An event already that old gets one attempt.
-    async fn send(&self, e: &OrderEvent, cursor: &str) -> bool {
+    /// The body of one POST: the event itself, or with `batch` above 1 `{"events": [...]}`.
+    fn body(&self, batch: &[&OrderEvent]) -> serde_json::Result<Bytes> {
+        #[derive(serde::Serialize)]
+        struct Batch<'a> {
+            events: &'a [&'a OrderEvent],
+        }
+        let bytes = match batch {
+            [one] if self.endpoint.batch == 1 => serde_json::to_vec(one)?,
+            events => serde_json::to_vec(&Batch { events })?,
+        };
+        Ok(Bytes::from(bytes))
+    }
+
+    /// POSTs `batch` (one request) until a 2xx (the number of events in it) or until
+    /// `retry_for_ms` after its oldest event happened (its `ts`, on the deployment's clock, so a
+    /// node that takes the endpoint over keeps the same deadline, and a backlog behind a long
+    /// outage does not wait in line for its own clock to start): then each of its events is a
+    /// dead letter (0). Events already that old get one attempt.
+    async fn send(&self, batch: &[&OrderEvent], cursor: &str) -> u64 {
         let name = self.name();
-        let body = match serde_json::to_vec(e) {
-            Ok(b) => Bytes::from(b),
+        let Some(first) = batch.first() else {
+            return 0;
+        };
+        let body = match self.body(batch) {
+            Ok(b) => b,
             Err(err) => {
-                tracing::error!(event = %e.id, error = %err, "an order event livehub cannot encode");
-                return false;
+                tracing::error!(event = %first.id, error = %err, "an order event livehub cannot encode");
+                return 0;
             }
         };
-        let give_up_at = e.ts.saturating_add(self.settings.retry_for_ms);
+        // The id header names the one event of an unbatched request.
+        let id = (self.endpoint.batch == 1).then_some(first.id.as_str());
+        let oldest = batch.iter().map(|e| e.ts).min().unwrap_or(first.ts);
+        let give_up_at = oldest.saturating_add(self.settings.retry_for_ms);
         let mut attempt: u32 = 0;
         let delivered = loop {
             let t = crate::clock::now_ms() / 1000;
             let signature = sign::sign(&self.endpoint.secret, t, &body);
-            let why = match self.poster.post(&self.url, &e.id, &signature, body.clone()).await {
+            let posted = self
+                .poster
+                .post(&self.url, self.endpoint.http2, id, &signature, body.clone())
+                .await;
+            let why = match posted {
                 Posted::Delivered(_) => break true,
                 Posted::Failed(why) => why,
             };
@@ -258,7 +279,9 @@ impl Delivery {
             let _ = self.store.note(name, &note).await;
             let now = crate::clock::now_ms();
             if now >= give_up_at {
-                self.bury(e, cursor, attempt + 1, why).await;
+                for e in batch {
+                    self.bury(e, cursor, attempt + 1, why.clone()).await;
+                }
                 break false;
             }
             if attempt == 0 {
@@ -276,10 +299,12 @@ impl Delivery {
         if attempt > 0 {
             self.retrying_by(-1);
         }
-        if delivered {
-            self.meters.delivered.increment(1);
+        if !delivered {
+            return 0;
         }
-        delivered
+        let n = batch.len() as u64;
+        self.meters.delivered.increment(n);
+        n
     }
 
     fn retrying_by(&self, d: i64) {
@@ -316,5 +341,94 @@ impl Delivery {
             crate::quiet::warn("webhook dead letter not written", &err);
             tokio::time::sleep(POLL * 5).await;
         }
+    }
+}
+
+/// How a page of `events` is sent: lanes that run side by side (up to `webhooks.concurrency`),
+/// each a list of requests sent one after another, each request a list of indices into
+/// `events`. Every order's events are in one lane, in feed order, so they arrive in order. With
+/// `batch` 1 each order is a lane of one-event requests (one slow order holds up no other); above
+/// 1 the orders are dealt into `concurrency` lanes by their id, each lane's events in feed order
+/// cut into requests of up to `batch`.
+fn lanes(events: &[&OrderEvent], batch: usize, concurrency: usize) -> Vec<Vec<Vec<usize>>> {
+    if batch <= 1 {
+        let mut orders: Vec<Vec<Vec<usize>>> = Vec::new();
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        for (at, e) in events.iter().enumerate() {
+            let i = *index.entry(e.order.id.as_str()).or_insert_with(|| {
+                orders.push(Vec::new());
+                orders.len() - 1
+            });
+            orders[i].push(vec![at]);
+        }
+        return orders;
+    }
+    let count = concurrency.max(1);
+    let mut lanes: Vec<Vec<usize>> = vec![Vec::new(); count];
+    for (at, e) in events.iter().enumerate() {
+        let mut h = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(e.order.id.as_str(), &mut h);
+        let lane = (std::hash::Hasher::finish(&h) % count as u64) as usize;
+        lanes[lane].push(at);
+    }
+    lanes
+        .into_iter()
+        .filter(|l| !l.is_empty())
+        .map(|l| l.chunks(batch).map(<[usize]>::to_vec).collect())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::orders::OrderEventKind;
+
+    fn event(i: usize, order: &str) -> OrderEvent {
+        let doc = serde_json::json!({
+            "id": order, "room": "r", "deal": "d", "product_id": "p", "title": "t", "user": "u",
+            "qty": 1, "price_cents": 100, "total_cents": 100, "currency": "USD",
+            "status": "paid", "creator": "c", "channel": "live", "aff": null,
+            "commission_cents": 0, "affiliate_cents": 0
+        });
+        OrderEvent {
+            id: format!("e{i}"),
+            kind: OrderEventKind::Created,
+            ts: i as u64,
+            order: serde_json::from_value(doc).expect("an order"),
+        }
+    }
+
+    /// Every event once; each order's events in one lane, in feed order; no request over `batch`.
+    fn check(events: &[&OrderEvent], lanes: &[Vec<Vec<usize>>], batch: usize) {
+        let mut seen: Vec<usize> = lanes.iter().flatten().flatten().copied().collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..events.len()).collect::<Vec<_>>(), "every event once");
+        for lane in lanes {
+            assert!(lane.iter().all(|r| !r.is_empty() && r.len() <= batch));
+            let order: Vec<usize> = lane.iter().flatten().copied().collect();
+            assert!(order.windows(2).all(|w| w[0] < w[1]), "feed order in a lane");
+        }
+        for e in events {
+            let holding = lanes
+                .iter()
+                .filter(|l| l.iter().flatten().any(|&at| events[at].order.id == e.order.id))
+                .count();
+            assert_eq!(holding, 1, "order {} in one lane", e.order.id);
+        }
+    }
+
+    #[test]
+    fn unbatched_lanes_are_one_per_order_and_batched_ones_cut_requests_in_feed_order() {
+        let owned: Vec<OrderEvent> = (0..40).map(|i| event(i, &format!("o{}", i % 7))).collect();
+        let events: Vec<&OrderEvent> = owned.iter().collect();
+        let one = lanes(&events, 1, 4);
+        assert_eq!(one.len(), 7, "a lane per order");
+        check(&events, &one, 1);
+        for (batch, concurrency) in [(3, 4), (100, 4), (5, 1), (2, 64)] {
+            let batched = lanes(&events, batch, concurrency);
+            assert!(batched.len() <= concurrency.min(7));
+            check(&events, &batched, batch);
+        }
+        assert!(lanes(&[], 10, 4).is_empty());
     }
 }

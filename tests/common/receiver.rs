@@ -15,10 +15,10 @@ use livehub::webhooks::sign;
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 
-/// One event the receiver answered 200.
+/// One event the receiver answered 200 (alone or in a batch).
 #[derive(Clone, Debug)]
 pub struct Received {
-    /// The `Livehub-Event-Id` header.
+    /// The `Livehub-Event-Id` header (a batched event's own `id`).
     pub id: String,
     pub body: serde_json::Value,
 }
@@ -185,10 +185,21 @@ async fn answer(
         shared.bad_signatures.fetch_add(1, Ordering::Relaxed);
         return status(400);
     }
-    let Ok(json) = serde_json::from_slice(&body) else {
+    let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&body) else {
         return status(400);
     };
-    shared.accepted.lock().push(Received { id, body: json });
+    // A batch (an endpoint with `batch` above 1) carries no id header: each event names itself.
+    let received: Vec<Received> = match json.get_mut("events").map(serde_json::Value::take) {
+        Some(serde_json::Value::Array(events)) if id.is_empty() => events
+            .into_iter()
+            .map(|e| Received {
+                id: e["id"].as_str().unwrap_or_default().to_owned(),
+                body: e,
+            })
+            .collect(),
+        _ => vec![Received { id, body: json }],
+    };
+    shared.accepted.lock().extend(received);
     shared.changed.notify_waiters();
     status(200)
 }

@@ -104,11 +104,7 @@ fn merge(
     let more = all.len() > limit;
     let mut events: Vec<OrderEvent> = Vec::with_capacity(limit.min(all.len()));
     for (at, p, id, fields) in all.into_iter().take(limit) {
-        let pairs: Vec<(String, String)> = fields
-            .chunks(2)
-            .filter_map(|kv| Some((kv.first()?.clone(), kv.get(1)?.clone())))
-            .collect();
-        events.push(parse_feed_entry(p, &id, &pairs)?);
+        events.push(parse_feed_entry(p, &id, &fields)?);
         cursor.at[p as usize] = Some(at);
     }
     Ok(OrdersPage {
@@ -119,7 +115,7 @@ fn merge(
 }
 
 /// Up to `limit` events after `cursor` (None: from the oldest kept), read from every
-/// partition (one command each: on a cluster they are on different slots).
+/// partition (one command each, sent together: on a cluster they are on different slots).
 pub async fn page(
     redis: &RedisIo,
     keys: &Keys,
@@ -135,20 +131,24 @@ pub async fn page(
         .collect();
     let count = limit.saturating_add(1);
     let read: Vec<(u32, Entries)> = redis
-        .exec(move |mut conn| async move {
-            let mut out = Vec::with_capacity(reads.len());
-            for (p, key, start) in reads {
-                let entries: Entries = redis::cmd("XRANGE")
-                    .arg(key)
-                    .arg(start)
-                    .arg("+")
-                    .arg("COUNT")
-                    .arg(count)
-                    .query_async(&mut conn)
-                    .await?;
-                out.push((p, entries));
-            }
-            Ok(out)
+        .exec(move |conn| async move {
+            // All at once: one connection carries them together (one write, one round trip on
+            // a single server), each routed to its own slot on a cluster.
+            let reads = reads.into_iter().map(|(p, key, start)| {
+                let mut conn = conn.clone();
+                async move {
+                    let entries: Entries = redis::cmd("XRANGE")
+                        .arg(key)
+                        .arg(start)
+                        .arg("+")
+                        .arg("COUNT")
+                        .arg(count)
+                        .query_async(&mut conn)
+                        .await?;
+                    Ok::<_, redis::RedisError>((p, entries))
+                }
+            });
+            futures_util::future::try_join_all(reads).await
         })
         .await?;
     merge(cursor, read, limit)

@@ -642,40 +642,38 @@ pub fn parse_orders(reply: &str) -> Result<Vec<OrderDoc>, InventoryError> {
     }
 }
 
-/// One entry of a feed partition: `type`, `ts` and the order's fields (`order_fields`).
-#[derive(Deserialize)]
-struct FeedEntry {
-    #[serde(rename = "type")]
-    kind: OrderEventKind,
-    #[serde(deserialize_with = "dec")]
-    ts: u64,
-    #[serde(flatten)]
-    order: BTreeMap<String, String>,
-}
-
-/// The event stored as entry `entry` (a stream id) of feed partition `p`, from its field-value
-/// pairs; its id is `pP-ENTRY`, unique and stable.
-pub fn parse_feed_entry(
-    p: u32,
-    entry: &str,
-    fields: &[(String, String)],
-) -> Result<OrderEvent, InventoryError> {
-    let map: BTreeMap<&str, &str> = fields
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let text = serde_json::to_string(&map)
-        .map_err(|e| InventoryError::Internal(format!("feed entry {entry}: {e}")))?;
-    let e: FeedEntry = decode("feed entry", &text)?;
-    let order: OrderFields = decode(
-        "feed entry",
-        &serde_json::to_string(&e.order)
-            .map_err(|err| InventoryError::Internal(format!("feed entry {entry}: {err}")))?,
-    )?;
+/// The event stored as entry `entry` (a stream id) of feed partition `p`, from its flat
+/// field-value list (`type`, `ts` and the order's fields, `order_fields`, every value a string);
+/// its id is `pP-ENTRY`, unique and stable. Read straight from the list, not through JSON: every
+/// node's order follower and every webhook delivery reads each event.
+pub fn parse_feed_entry(p: u32, entry: &str, fields: &[String]) -> Result<OrderEvent, InventoryError> {
+    let bad = |why: String| InventoryError::Internal(format!("unexpected feed entry {entry} in Redis: {why}"));
+    let (mut kind, mut ts) = (None, None);
+    let mut order = Vec::with_capacity(fields.len() / 2);
+    for kv in fields.chunks_exact(2) {
+        match kv[0].as_str() {
+            "type" => kind = Some(kv[1].as_str()),
+            "ts" => ts = Some(kv[1].as_str()),
+            k => order.push((k, kv[1].as_str())),
+        }
+    }
+    let kind = kind.ok_or_else(|| bad("no type".into()))?;
+    let kind = OrderEventKind::deserialize(
+        serde::de::value::StrDeserializer::<serde::de::value::Error>::new(kind),
+    )
+    .map_err(|e| bad(format!("type: {e}")))?;
+    let ts = ts
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| bad(format!("ts {ts:?}")))?;
+    let order = OrderFields::deserialize(serde::de::value::MapDeserializer::<
+        _,
+        serde::de::value::Error,
+    >::new(order.into_iter()))
+    .map_err(|e| bad(e.to_string()))?;
     Ok(OrderEvent {
         id: format!("p{p}-{entry}"),
-        kind: e.kind,
-        ts: e.ts,
+        kind,
+        ts,
         order: order.into(),
     })
 }
