@@ -287,12 +287,6 @@ pub struct WebhookEndpoint {
     /// The event kinds sent (`created`, `paid`, `failed`, `expired`); empty: all.
     #[serde(default)]
     pub events: Vec<crate::orders::OrderEventKind>,
-    /// Speak HTTP/2 to an `http://` receiver without asking first (h2c with prior knowledge:
-    /// many events in flight on one connection, their frames written together). An `https://`
-    /// receiver that offers HTTP/2 gets it whatever this says (TLS ALPN); one that does not gets
-    /// HTTP/1.1. False by default: a plain-HTTP receiver that only speaks HTTP/1.1 would refuse.
-    #[serde(default)]
-    pub http2: bool,
     /// Events per POST (1 to 500; 1 by default: each event its own request, its id in the
     /// `Livehub-Event-Id` header). Above 1 the body is `{"events": [Event, ...]}` in feed order,
     /// signed as a whole, with no event id header: fewer requests when orders come fast, for a

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use livehub::webhooks::sign;
 use parking_lot::Mutex;
 
@@ -67,8 +67,7 @@ pub async fn run(a: SinkArgs) -> anyhow::Result<bool> {
                 let (seen, secret) = (Arc::clone(&seen), Arc::clone(&secret));
                 async move { Ok::<_, std::convert::Infallible>(take(req, &seen, &secret).await) }
             });
-            // HTTP/1.1, or HTTP/2 with prior knowledge (an endpoint with `http2 = true`).
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+            let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });

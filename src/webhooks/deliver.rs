@@ -264,7 +264,7 @@ impl Delivery {
             let signature = sign::sign(&self.endpoint.secret, t, &body);
             let posted = self
                 .poster
-                .post(&self.url, self.endpoint.http2, id, &signature, body.clone())
+                .post(&self.url, id, &signature, body.clone())
                 .await;
             let why = match posted {
                 Posted::Delivered(_) => break true,

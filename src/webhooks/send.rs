@@ -1,6 +1,5 @@
-//! One webhook POST, https through rustls (the Mozilla roots compiled in, HTTP/2 when the
-//! receiver offers it, else HTTP/1.1) or plain http (HTTP/1.1, or HTTP/2 with prior knowledge for
-//! an endpoint that asks for it), with a deadline on the whole exchange.
+//! One webhook POST over HTTP/1.1, https through rustls (the Mozilla roots compiled in) or plain
+//! http, with a deadline on the whole exchange.
 
 use std::time::Duration;
 
@@ -14,14 +13,9 @@ use super::sign::{EVENT_ID_HEADER, SIGNATURE_HEADER};
 /// Most of a receiver's answer read (and dropped): enough to keep its connection for the next.
 const MAX_ANSWER: usize = 64 * 1024;
 
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
-
 /// Posts events to receivers, keeping connections to them open between posts.
 pub struct Poster {
-    /// HTTP/1.1 for http; for https whatever the receiver picks by ALPN (h2 or HTTP/1.1).
-    client: HttpsClient,
-    /// HTTP/2 only: for `http2 = true` endpoints (h2c with prior knowledge over http).
-    h2: HttpsClient,
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
     timeout: Duration,
 }
 
@@ -41,50 +35,31 @@ impl Poster {
         // ring, which the tokens' crate already builds: aws-lc-rs (rustls's default, with the
         // post-quantum key exchange ring lacks) is a C build of its own.
         #[allow(deprecated)]
-        let provider = || rustls::crypto::ring::default_provider();
-        // No Nagle: a request's frames go out at once, not after the receiver's delayed ACK.
-        let tcp = || {
-            let mut c = HttpConnector::new();
-            c.set_nodelay(true);
-            c.enforce_http(false);
-            c
-        };
+        let provider = rustls::crypto::ring::default_provider();
+        // No Nagle: a request goes out at once, not after the receiver's delayed ACK.
+        let mut tcp = HttpConnector::new();
+        tcp.set_nodelay(true);
+        tcp.enforce_http(false);
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(provider())?
+            .with_provider_and_webpki_roots(provider)?
             .https_or_http()
-            .enable_all_versions()
-            .wrap_connector(tcp());
+            .enable_http1()
+            .wrap_connector(tcp);
         let client = Client::builder(hyper_util::rt::TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(https);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(provider())?
-            .https_or_http()
-            .enable_http2()
-            .wrap_connector(tcp());
-        let h2 = Client::builder(hyper_util::rt::TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .http2_only(true)
-            .build(https);
-        Ok(Poster {
-            client,
-            h2,
-            timeout,
-        })
+        Ok(Poster { client, timeout })
     }
 
     /// POSTs `body` (an event's JSON, or a batch's) to `url`, signed with `signature`, with
-    /// the `Livehub-Event-Id` header when `id` names its one event; over HTTP/2 only when
-    /// `http2` (see `WebhookEndpoint::http2`).
+    /// the `Livehub-Event-Id` header when `id` names its one event.
     pub async fn post(
         &self,
         url: &http::Uri,
-        http2: bool,
         id: Option<&str>,
         signature: &str,
         body: Bytes,
     ) -> Posted {
-        let client = if http2 { &self.h2 } else { &self.client };
         let mut request = http::Request::post(url.clone());
         if let Some(id) = id {
             request = request.header(EVENT_ID_HEADER, id);
@@ -102,7 +77,7 @@ impl Poster {
             Err(e) => return Posted::Failed(format!("request not built: {e}")),
         };
         let exchange = async {
-            let answer = client.request(request).await.map_err(|e| {
+            let answer = self.client.request(request).await.map_err(|e| {
                 // The cause says what happened (refused, reset, TLS): the error's own text
                 // is only "client error (Connect)".
                 let mut why = e.to_string();

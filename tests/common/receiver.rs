@@ -36,6 +36,8 @@ struct Shared {
     secret: String,
     misbehave: Misbehave,
     requests: AtomicU64,
+    /// Requests answered 200.
+    delivered: AtomicU64,
     /// Requests whose signature did not verify (each answered 400).
     bad_signatures: AtomicU64,
     accepted: Mutex<Vec<Received>>,
@@ -58,6 +60,7 @@ impl Receiver {
             secret: secret.to_owned(),
             misbehave,
             requests: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
             bad_signatures: AtomicU64::new(0),
             accepted: Mutex::new(Vec::new()),
             changed: tokio::sync::Notify::new(),
@@ -96,6 +99,12 @@ impl Receiver {
 
     pub fn requests(&self) -> u64 {
         self.shared.requests.load(Ordering::Relaxed)
+    }
+
+    /// Requests not answered 200 (failed on purpose, hung, or with a bad signature).
+    pub fn refused(&self) -> u64 {
+        self.requests()
+            .saturating_sub(self.shared.delivered.load(Ordering::Relaxed))
     }
 
     pub fn bad_signatures(&self) -> u64 {
@@ -200,6 +209,7 @@ async fn answer(
         _ => vec![Received { id, body: json }],
     };
     shared.accepted.lock().extend(received);
+    shared.delivered.fetch_add(1, Ordering::Relaxed);
     shared.changed.notify_waiters();
     status(200)
 }

@@ -34,7 +34,6 @@ fn hooked_in_batches(config: Config, url: &str, batch: usize) -> Config {
         url: url.into(),
         secret: HOOK_SECRET.into(),
         events: vec![],
-        http2: false,
         batch,
     }];
     c.webhooks.timeout_ms = 300;
@@ -159,10 +158,7 @@ async fn flaky_receiver_gets_every_event(batch: usize) -> anyhow::Result<()> {
         "each order's events in order"
     );
     assert_eq!(receiver.bad_signatures(), 0);
-    assert!(
-        receiver.requests() > accepted.len() as u64,
-        "the receiver refused some"
-    );
+    assert!(receiver.refused() > 0, "the receiver refused some");
     let s = status(&base, &merchant).await?;
     let shop = &s[0];
     assert_eq!(shop["name"], "shop", "{s}");
