@@ -9,6 +9,7 @@
 //! runtime, HTTP or Redis dependencies (the fuzz targets in fuzz/ build it so).
 
 // The wire contract: built with and without the `server` feature.
+pub mod auction;
 pub mod auth;
 pub mod clock;
 pub mod commerce;
@@ -32,6 +33,7 @@ macro_rules! cfg_server {
 
 cfg_server! {
     pub mod admission;
+    pub mod auctions;
     pub mod base_url;
     pub mod bus;
     pub mod catalog;

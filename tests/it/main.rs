@@ -12,6 +12,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod auctions;
 mod auth;
 mod bad_input;
 mod bus_local;

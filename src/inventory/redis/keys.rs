@@ -104,6 +104,13 @@ impl Keys {
     }
 }
 
+/// The prefix of `room`'s keys beside its deals' (`{PREFIX:pNN}:ROOM`: the slot of its deals
+/// and of its order feed partition), e.g. its auctions' (`ROOM:~auction:ID`; the `~` is never in
+/// an id, so no deal's keys can be named alike).
+pub fn room_tag(prefix: &str, room: &Id) -> String {
+    format!("{{{prefix}:p{:02}}}:{room}", partition(room))
+}
+
 /// The prefix of every key of `deal` in `room` under `prefix` (`{PREFIX:pNN}:ROOM:DEAL`), for
 /// operators and tests that look at the keys themselves.
 pub fn deal_tag(prefix: &str, room: &Id, deal: &Id) -> String {

@@ -58,7 +58,7 @@ mod keys;
 mod reply;
 
 pub use due::RECONCILE_EVERY_MS;
-pub use keys::{FEED_PARTITIONS, deal_digest, deal_tag};
+pub use keys::{FEED_PARTITIONS, deal_digest, deal_tag, room_tag};
 
 use due::Reconcile;
 use keys::{Keys, deal_member, member, order_digest, reservation_digest};

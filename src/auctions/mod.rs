@@ -1,0 +1,118 @@
+//! A room's live auctions (issue 24), kept by a backend with the guarantees of the stock: every
+//! bid decided atomically by one clock, whichever node takes it, exactly by the rules of
+//! [`crate::auction`] (the pure state machine both backends are checked against). The memory
+//! backend runs the rules themselves under a lock; the Redis backend runs them as Lua scripts
+//! (`lua/`) on the auction's hash, one cluster slot per room.
+//!
+//! What is here so far: the store (start, bid, close, end by host) on both backends and its
+//! conformance suite (`tests/it/auctions.rs`). The commands, events, pages and orders that put it
+//! before viewers build on it.
+
+mod memory;
+mod redis;
+
+pub use memory::MemoryAuctions;
+pub use redis::RedisAuctions;
+
+use async_trait::async_trait;
+
+use crate::auction::{Accepted, Book, Leader, Refused, Rules, Status};
+use crate::id::Id;
+use crate::inventory::InventoryError;
+
+/// An auction's state as a store reports it (every field but the rules of a [`Book`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuctionState {
+    pub ends_at: u64,
+    pub status: Status,
+    pub bids: u32,
+    pub current_cents: Option<u64>,
+    pub leader: Option<Leader>,
+    pub second_max_cents: Option<u64>,
+}
+
+impl From<&Book> for AuctionState {
+    fn from(b: &Book) -> Self {
+        AuctionState {
+            ends_at: b.ends_at,
+            status: b.status,
+            bids: b.bids,
+            current_cents: b.current_cents,
+            leader: b.leader.clone(),
+            second_max_cents: b.second_max_cents,
+        }
+    }
+}
+
+/// A bid's answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BidAnswer {
+    Accepted(Accepted),
+    Refused(Refused),
+}
+
+/// What closing an auction found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CloseAnswer {
+    /// This call closed it (sold or unsold, in the state): exactly one call does.
+    Closed(AuctionState),
+    /// Its end has not come.
+    Open(AuctionState),
+    /// Another call closed it before.
+    AlreadyClosed(AuctionState),
+}
+
+/// What a host's end found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EndAnswer {
+    /// Ended unsold.
+    Ended(AuctionState),
+    /// It has a bid: it runs to its end.
+    HasBids(AuctionState),
+    /// It was already closed.
+    Closed(AuctionState),
+}
+
+/// Keeps auctions. `now` is the caller's clock in Unix ms; the Redis store reads Redis's own
+/// instead unless it was made to follow the caller's (tests).
+#[async_trait]
+pub trait AuctionStore: Send + Sync {
+    /// Starts auction `id` in `room`; [`InventoryError::Conflict`] when the id is taken.
+    async fn start(
+        &self,
+        room: &Id,
+        id: &Id,
+        rules: Rules,
+        duration_ms: u64,
+        now: u64,
+    ) -> Result<AuctionState, InventoryError>;
+
+    /// `user`'s bid; a second call with the same `request_id` answers what the first did
+    /// (not-found answers are not kept). [`InventoryError::NotFound`] for no such auction.
+    #[allow(clippy::too_many_arguments)]
+    async fn bid(
+        &self,
+        room: &Id,
+        id: &Id,
+        user: &str,
+        request_id: &str,
+        amount_cents: u64,
+        max_cents: Option<u64>,
+        now: u64,
+    ) -> Result<BidAnswer, InventoryError>;
+
+    /// Closes the auction if its end has come.
+    async fn close(&self, room: &Id, id: &Id, now: u64) -> Result<CloseAnswer, InventoryError>;
+
+    /// A host's end (only without bids).
+    async fn end(&self, room: &Id, id: &Id, now: u64) -> Result<EndAnswer, InventoryError>;
+}
+
+/// The amounts of a bid checked before any store sees it: the maximum it allows.
+pub fn checked_max(amount_cents: u64, max_cents: Option<u64>) -> Result<u64, Refused> {
+    crate::auction::check_amounts(amount_cents, max_cents)
+}
+
+fn not_found(room: &Id, id: &Id) -> InventoryError {
+    InventoryError::NotFound(format!("no auction {id} in room {room}"))
+}

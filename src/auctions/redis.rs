@@ -1,0 +1,286 @@
+//! Auctions in Redis: each operation one Lua script (`lua/`, with `lua/common.lua` before it)
+//! on the auction's hash and its bid answers, in its room's slot, timed by Redis's clock.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use redis::Script;
+use serde::Deserialize;
+
+use super::{AuctionState, AuctionStore, BidAnswer, CloseAnswer, EndAnswer, not_found};
+use crate::auction::{Accepted, Leader, Refused, Rules, Status};
+use crate::id::Id;
+use crate::inventory::InventoryError;
+use crate::inventory::redis::{ScriptClock, room_tag};
+use crate::redis_io::RedisIo;
+
+macro_rules! script {
+    ($file:literal) => {
+        Arc::new(Script::new(concat!(
+            include_str!("lua/common.lua"),
+            "\n",
+            include_str!(concat!("lua/", $file))
+        )))
+    };
+}
+
+/// How long a bid's answer is kept for a retry with its request id.
+const ANSWER_TTL_MS: u64 = 10 * 60 * 1000;
+
+/// The auction scripts on one Redis (or cluster).
+pub struct RedisAuctions {
+    redis: RedisIo,
+    prefix: String,
+    clock: ScriptClock,
+    retention_ms: u64,
+    start: Arc<Script>,
+    bid: Arc<Script>,
+    close: Arc<Script>,
+    end: Arc<Script>,
+}
+
+/// An auction's fields as the scripts report them (`view()` in `lua/common.lua`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct View {
+    ends_at: String,
+    status: String,
+    bids: String,
+    current: String,
+    leader: String,
+    leader_max: String,
+    second: String,
+    started_at: String,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "r", rename_all = "snake_case", deny_unknown_fields)]
+enum StartReply {
+    Started { a: View },
+    Conflict,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "r", rename_all = "snake_case", deny_unknown_fields)]
+enum BidReply {
+    Accepted {
+        current: String,
+        leading: bool,
+        ends_at: String,
+        extended: bool,
+        a: View,
+    },
+    TooLow {
+        min: String,
+    },
+    Ended {
+        a: View,
+    },
+    NotFound,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "r", rename_all = "snake_case", deny_unknown_fields)]
+enum CloseReply {
+    Closed { a: View },
+    Open { a: View },
+    Already { a: View },
+    NotFound,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "r", rename_all = "snake_case", deny_unknown_fields)]
+enum EndReply {
+    Ended { a: View },
+    HasBids { a: View },
+    Closed { a: View },
+    NotFound,
+}
+
+fn bad(what: &str, why: impl std::fmt::Display) -> InventoryError {
+    InventoryError::Internal(format!("unexpected auction {what} reply from Redis: {why}"))
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(what: &str, reply: &str) -> Result<T, InventoryError> {
+    serde_json::from_str(reply).map_err(|e| bad(what, format!("{e}: {reply:?}")))
+}
+
+fn num(what: &str, s: &str) -> Result<u64, InventoryError> {
+    s.parse().map_err(|_| bad(what, format!("not a number: {s:?}")))
+}
+
+fn opt(what: &str, s: &str) -> Result<Option<u64>, InventoryError> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    num(what, s).map(Some)
+}
+
+impl View {
+    fn state(&self) -> Result<AuctionState, InventoryError> {
+        let status = match self.status.as_str() {
+            "live" => Status::Live,
+            "sold" => Status::Sold,
+            "unsold" => Status::Unsold,
+            other => return Err(bad("state", format!("status {other:?}"))),
+        };
+        let _ = opt("started_at", &self.started_at)?;
+        let leader = match (self.leader.as_str(), opt("leader_max", &self.leader_max)?) {
+            ("", _) => None,
+            (user, Some(max_cents)) => Some(Leader {
+                user: user.to_owned(),
+                max_cents,
+            }),
+            (_, None) => return Err(bad("state", "a leader without a maximum")),
+        };
+        Ok(AuctionState {
+            ends_at: num("ends_at", &self.ends_at)?,
+            status,
+            bids: u32::try_from(num("bids", &self.bids)?).map_err(|e| bad("bids", e))?,
+            current_cents: opt("current", &self.current)?,
+            leader,
+            second_max_cents: opt("second", &self.second)?,
+        })
+    }
+}
+
+impl RedisAuctions {
+    /// Auctions on `redis` under `prefix` (the inventory's `redis.key_prefix`), their keys kept
+    /// `retention_ms` after each auction's end.
+    pub fn new(redis: RedisIo, prefix: &str, clock: ScriptClock, retention_ms: u64) -> Self {
+        RedisAuctions {
+            redis,
+            prefix: prefix.to_owned(),
+            clock,
+            retention_ms,
+            start: script!("start.lua"),
+            bid: script!("bid.lua"),
+            close: script!("close.lua"),
+            end: script!("end.lua"),
+        }
+    }
+
+    fn keys(&self, room: &Id, id: &Id) -> [String; 2] {
+        let base = format!("{}:~auction:{id}", room_tag(&self.prefix, room));
+        [format!("{base}:a"), format!("{base}:answers")]
+    }
+
+    fn now_arg(&self, now: u64) -> String {
+        match self.clock {
+            ScriptClock::Redis => String::new(),
+            ScriptClock::Caller => now.to_string(),
+        }
+    }
+
+    async fn run(
+        &self,
+        script: &Arc<Script>,
+        room: &Id,
+        id: &Id,
+        args: &[String],
+    ) -> Result<String, InventoryError> {
+        let keys = self.keys(room, id);
+        Ok(self.redis.run(script, &keys, args).await?)
+    }
+}
+
+#[async_trait]
+impl AuctionStore for RedisAuctions {
+    async fn start(
+        &self,
+        room: &Id,
+        id: &Id,
+        rules: Rules,
+        duration_ms: u64,
+        now: u64,
+    ) -> Result<AuctionState, InventoryError> {
+        rules
+            .check(duration_ms)
+            .map_err(|e| InventoryError::Invalid(e.0))?;
+        let args = [
+            self.now_arg(now),
+            rules.start_cents.to_string(),
+            rules.increment_cents.to_string(),
+            rules.extend_ms.to_string(),
+            if rules.sudden_death { "1" } else { "0" }.to_owned(),
+            duration_ms.to_string(),
+            self.retention_ms.to_string(),
+        ];
+        let reply = self.run(&self.start, room, id, &args).await?;
+        match decode("start", &reply)? {
+            StartReply::Started { a } => a.state(),
+            StartReply::Conflict => Err(InventoryError::Conflict(format!(
+                "auction {id} is already used in room {room}"
+            ))),
+        }
+    }
+
+    async fn bid(
+        &self,
+        room: &Id,
+        id: &Id,
+        user: &str,
+        request_id: &str,
+        amount_cents: u64,
+        max_cents: Option<u64>,
+        now: u64,
+    ) -> Result<BidAnswer, InventoryError> {
+        let max = match super::checked_max(amount_cents, max_cents) {
+            Ok(m) => m,
+            Err(r) => return Ok(BidAnswer::Refused(r)),
+        };
+        let args = [
+            self.now_arg(now),
+            user.to_owned(),
+            request_id.to_owned(),
+            amount_cents.to_string(),
+            max.to_string(),
+            ANSWER_TTL_MS.to_string(),
+            self.retention_ms.to_string(),
+        ];
+        let reply = self.run(&self.bid, room, id, &args).await?;
+        Ok(match decode("bid", &reply)? {
+            BidReply::Accepted {
+                current,
+                leading,
+                ends_at,
+                extended,
+                a,
+            } => BidAnswer::Accepted(Accepted {
+                current_cents: num("current", &current)?,
+                leading,
+                ends_at: num("ends_at", &ends_at)?,
+                extended,
+                bids: a.state()?.bids,
+            }),
+            BidReply::TooLow { min } => BidAnswer::Refused(Refused::TooLow {
+                min_cents: num("min", &min)?,
+            }),
+            BidReply::Ended { a } => {
+                a.state()?;
+                BidAnswer::Refused(Refused::Ended)
+            }
+            BidReply::NotFound => return Err(not_found(room, id)),
+        })
+    }
+
+    async fn close(&self, room: &Id, id: &Id, now: u64) -> Result<CloseAnswer, InventoryError> {
+        let reply = self.run(&self.close, room, id, &[self.now_arg(now)]).await?;
+        Ok(match decode("close", &reply)? {
+            CloseReply::Closed { a } => CloseAnswer::Closed(a.state()?),
+            CloseReply::Open { a } => CloseAnswer::Open(a.state()?),
+            CloseReply::Already { a } => CloseAnswer::AlreadyClosed(a.state()?),
+            CloseReply::NotFound => return Err(not_found(room, id)),
+        })
+    }
+
+    async fn end(&self, room: &Id, id: &Id, now: u64) -> Result<EndAnswer, InventoryError> {
+        let reply = self.run(&self.end, room, id, &[self.now_arg(now)]).await?;
+        Ok(match decode("end", &reply)? {
+            EndReply::Ended { a } => EndAnswer::Ended(a.state()?),
+            EndReply::HasBids { a } => EndAnswer::HasBids(a.state()?),
+            EndReply::Closed { a } => EndAnswer::Closed(a.state()?),
+            EndReply::NotFound => return Err(not_found(room, id)),
+        })
+    }
+}
