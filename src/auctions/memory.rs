@@ -15,6 +15,8 @@ use crate::inventory::InventoryError;
 struct Kept {
     book: Book,
     answers: HashMap<(String, String), BidAnswer>,
+    /// Not handed out by `due` before this (a caller is closing it).
+    taken_until: u64,
 }
 
 /// Auctions kept in memory, each dropped `retention_ms` after its end.
@@ -62,6 +64,7 @@ impl AuctionStore for MemoryAuctions {
             Kept {
                 book,
                 answers: HashMap::new(),
+                taken_until: 0,
             },
         );
         Ok(state)
@@ -105,6 +108,27 @@ impl AuctionStore for MemoryAuctions {
             Some(_) => CloseAnswer::Closed(AuctionState::from(&kept.book)),
             None => CloseAnswer::Open(AuctionState::from(&kept.book)),
         })
+    }
+
+    async fn due(
+        &self,
+        now: u64,
+        lease_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(Id, Id)>, InventoryError> {
+        let mut all = self.auctions.lock();
+        let mut out = Vec::new();
+        for (key, kept) in all.iter_mut() {
+            if out.len() >= limit {
+                break;
+            }
+            let live = kept.book.status == crate::auction::Status::Live;
+            if live && kept.book.ends_at <= now && kept.taken_until <= now {
+                kept.taken_until = now.saturating_add(lease_ms);
+                out.push(key.clone());
+            }
+        }
+        Ok(out)
     }
 
     async fn end(&self, room: &Id, id: &Id, now: u64) -> Result<EndAnswer, InventoryError> {

@@ -101,8 +101,19 @@ pub trait AuctionStore: Send + Sync {
         now: u64,
     ) -> Result<BidAnswer, InventoryError>;
 
-    /// Closes the auction if its end has come.
+    /// Closes the auction if its end has come, and keeps its close scheduled until it is
+    /// closed (an answer of [`CloseAnswer::Open`] schedules it at its new end).
     async fn close(&self, room: &Id, id: &Id, now: u64) -> Result<CloseAnswer, InventoryError>;
+
+    /// Up to `limit` auctions whose end has come by `now` and that may still be live, for any
+    /// node to [`AuctionStore::close`]: each is taken for `lease_ms` (no other caller gets it
+    /// meanwhile) and comes back after that unless closed, so a closer that dies loses nothing.
+    async fn due(
+        &self,
+        now: u64,
+        lease_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(Id, Id)>, InventoryError>;
 
     /// A host's end (only without bids).
     async fn end(&self, room: &Id, id: &Id, now: u64) -> Result<EndAnswer, InventoryError>;

@@ -37,6 +37,8 @@ pub struct RedisAuctions {
     bid: Arc<Script>,
     close: Arc<Script>,
     end: Arc<Script>,
+    due_add: Arc<Script>,
+    due_take: Arc<Script>,
 }
 
 /// An auction's fields as the scripts report them (`view()` in `lua/common.lua`).
@@ -157,12 +159,48 @@ impl RedisAuctions {
             bid: script!("bid.lua"),
             close: script!("close.lua"),
             end: script!("end.lua"),
+            due_add: Arc::new(Script::new(include_str!("lua/due_add.lua"))),
+            due_take: Arc::new(Script::new(include_str!("lua/due_take.lua"))),
         }
     }
 
     fn keys(&self, room: &Id, id: &Id) -> [String; 2] {
         let base = format!("{}:~auction:{id}", room_tag(&self.prefix, room));
         [format!("{base}:a"), format!("{base}:answers")]
+    }
+
+    /// `PREFIX:auctions:due`: every auction's close, by when its end comes (a slot of its own).
+    fn due_key(&self) -> String {
+        format!("{}:auctions:due", self.prefix)
+    }
+
+    fn member(room: &Id, id: &Id) -> String {
+        format!("{room}|{id}")
+    }
+
+    /// Puts the close of `room`'s auction `id` at `at` (after a close found it still open: its
+    /// end moved) or removes it (closed, or no such auction).
+    async fn reschedule(&self, room: &Id, id: &Id, at: Option<u64>) -> Result<(), InventoryError> {
+        let (key, member) = (self.due_key(), Self::member(room, id));
+        Ok(self
+            .redis
+            .exec(move |mut conn| async move {
+                let cmd = match at {
+                    Some(at) => {
+                        let mut c = redis::cmd("ZADD");
+                        c.arg(&key).arg("XX").arg(at).arg(&member);
+                        c
+                    }
+                    None => {
+                        let mut c = redis::cmd("ZREM");
+                        c.arg(&key).arg(&member);
+                        c
+                    }
+                };
+                cmd.query_async::<i64>(&mut conn).await
+            })
+            .await
+            .map(|_| ())?)
     }
 
     fn now_arg(&self, now: u64) -> String {
@@ -206,6 +244,16 @@ impl AuctionStore for RedisAuctions {
             duration_ms.to_string(),
             self.retention_ms.to_string(),
         ];
+        // The close is scheduled first: an auction whose start then fails leaves an entry that
+        // its first close removes (not found), never a live auction no node would close.
+        let schedule = [
+            Self::member(room, id),
+            now.saturating_add(duration_ms).to_string(),
+            (duration_ms + self.retention_ms).to_string(),
+        ];
+        self.redis
+            .run::<i64>(&self.due_add, &[self.due_key()], &schedule)
+            .await?;
         let reply = self.run(&self.start, room, id, &args).await?;
         match decode("start", &reply)? {
             StartReply::Started { a } => a.state(),
@@ -266,21 +314,56 @@ impl AuctionStore for RedisAuctions {
 
     async fn close(&self, room: &Id, id: &Id, now: u64) -> Result<CloseAnswer, InventoryError> {
         let reply = self.run(&self.close, room, id, &[self.now_arg(now)]).await?;
-        Ok(match decode("close", &reply)? {
+        let answer = match decode("close", &reply)? {
             CloseReply::Closed { a } => CloseAnswer::Closed(a.state()?),
             CloseReply::Open { a } => CloseAnswer::Open(a.state()?),
             CloseReply::Already { a } => CloseAnswer::AlreadyClosed(a.state()?),
-            CloseReply::NotFound => return Err(not_found(room, id)),
-        })
+            CloseReply::NotFound => {
+                self.reschedule(room, id, None).await?;
+                return Err(not_found(room, id));
+            }
+        };
+        let at = match &answer {
+            CloseAnswer::Open(s) => Some(s.ends_at),
+            _ => None,
+        };
+        self.reschedule(room, id, at).await?;
+        Ok(answer)
+    }
+
+    async fn due(
+        &self,
+        now: u64,
+        lease_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(Id, Id)>, InventoryError> {
+        let args = [self.now_arg(now), lease_ms.to_string(), limit.to_string()];
+        let taken: Vec<String> = self
+            .redis
+            .run(&self.due_take, &[self.due_key()], &args)
+            .await?;
+        taken
+            .iter()
+            .map(|m| {
+                let (room, id) = m
+                    .split_once('|')
+                    .ok_or_else(|| bad("due", format!("member {m:?}")))?;
+                let id_of = |s: &str| Id::new(s).map_err(|e| bad("due", format!("{m:?}: {e}")));
+                Ok((id_of(room)?, id_of(id)?))
+            })
+            .collect()
     }
 
     async fn end(&self, room: &Id, id: &Id, now: u64) -> Result<EndAnswer, InventoryError> {
         let reply = self.run(&self.end, room, id, &[self.now_arg(now)]).await?;
-        Ok(match decode("end", &reply)? {
+        let answer = match decode("end", &reply)? {
             EndReply::Ended { a } => EndAnswer::Ended(a.state()?),
-            EndReply::HasBids { a } => EndAnswer::HasBids(a.state()?),
+            EndReply::HasBids { a } => return Ok(EndAnswer::HasBids(a.state()?)),
             EndReply::Closed { a } => EndAnswer::Closed(a.state()?),
             EndReply::NotFound => return Err(not_found(room, id)),
-        })
+        };
+        // Closed either way: nothing left for a closer.
+        self.reschedule(room, id, None).await?;
+        Ok(answer)
     }
 }

@@ -364,6 +364,96 @@ async fn racing_bidders_end_as_the_rules_say(store: Arc<dyn AuctionStore>) {
     assert_eq!(state.current_cents, Some(price_cents));
 }
 
+/// Closes come due by each auction's end, later after an extension; a caller that takes one
+/// and dies leaves it to come back after the lease; each closes exactly once.
+async fn closes_come_due_once_and_survive_a_dead_closer(store: Arc<dyn AuctionStore>) {
+    let room = id("room-due");
+    let (short, long, quiet) = (id("short"), id("long"), id("quiet"));
+    store
+        .start(&room, &short, RULES, 5_000, T0)
+        .await
+        .expect("start");
+    store
+        .start(&room, &long, RULES, 20_000, T0)
+        .await
+        .expect("start");
+    store
+        .start(&room, &quiet, RULES, 5_000, T0)
+        .await
+        .expect("start");
+    store
+        .end(&room, &quiet, T0 + 1)
+        .await
+        .expect("host ends the quiet one");
+    // A snipe a second before the short one's end moves it 10 s on.
+    let snipe = store
+        .bid(&room, &short, "s", "s1", 1_000, None, T0 + 4_000)
+        .await
+        .expect("snipe");
+    assert!(matches!(snipe, BidAnswer::Accepted(a) if a.ends_at == T0 + 14_000));
+    let mine = |v: Vec<(Id, Id)>| -> Vec<String> {
+        let mut v: Vec<String> = v
+            .into_iter()
+            .filter(|(r, _)| *r == room)
+            .map(|(_, a)| a.to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let lease = 1_000;
+    assert!(mine(store.due(T0 + 4_999, lease, 100).await.expect("due")).is_empty());
+    // At the short one's first end it comes due (the store learns of the extension only by
+    // closing): the closer finds it open and the store puts it at its new end.
+    let due = mine(store.due(T0 + 5_000, lease, 100).await.expect("due"));
+    assert!(due.iter().all(|a| a == "short"), "{due:?}");
+    if !due.is_empty() {
+        let open = store.close(&room, &short, T0 + 5_000).await.expect("close");
+        assert!(
+            matches!(open, CloseAnswer::Open(ref s) if s.ends_at == T0 + 14_000),
+            "{open:?}"
+        );
+    }
+    assert!(mine(store.due(T0 + 13_999, lease, 100).await.expect("due")).is_empty());
+    // Taken at its end by a closer that dies: nobody else gets it within the lease, then it is
+    // back, and its close is the only one.
+    assert_eq!(
+        mine(store.due(T0 + 14_000, lease, 100).await.expect("due")),
+        ["short"]
+    );
+    assert!(mine(store.due(T0 + 14_500, lease, 100).await.expect("due")).is_empty());
+    assert_eq!(
+        mine(store.due(T0 + 15_000, lease, 100).await.expect("due")),
+        ["short"]
+    );
+    let closed = store
+        .close(&room, &short, T0 + 15_000)
+        .await
+        .expect("close");
+    assert!(matches!(
+        closed,
+        CloseAnswer::Closed(AuctionState {
+            status: Status::Sold,
+            ..
+        })
+    ));
+    assert_eq!(
+        mine(store.due(T0 + 20_000, lease, 100).await.expect("due")),
+        ["long"]
+    );
+    let closed = store.close(&room, &long, T0 + 20_000).await.expect("close");
+    assert!(matches!(
+        closed,
+        CloseAnswer::Closed(AuctionState {
+            status: Status::Unsold,
+            ..
+        })
+    ));
+    assert!(
+        mine(store.due(T0 + 60_000, lease, 100).await.expect("due")).is_empty(),
+        "all closed"
+    );
+}
+
 macro_rules! store_suite {
     ($store:ident) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -376,6 +466,11 @@ macro_rules! store_suite {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn proxies_ties_extensions_and_ends_follow_the_rules() {
             the_rules_cases($store().await).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn closes_come_due_once_and_survive_a_dead_closer() {
+            super::closes_come_due_once_and_survive_a_dead_closer($store().await).await;
         }
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
