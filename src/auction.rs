@@ -15,7 +15,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::commerce::MAX_PRICE_CENTS;
+use crate::commerce::{MAX_BPS, MAX_PRICE_CENTS};
+use crate::id::Id;
 
 /// Shortest and longest `duration_ms`.
 pub const MIN_DURATION_MS: u64 = 5_000;
@@ -55,6 +56,68 @@ impl Rules {
         }
         if self.extend_ms > MAX_EXTEND_MS {
             return bad(format!("extend_ms must be 0 to {MAX_EXTEND_MS}"));
+        }
+        Ok(())
+    }
+}
+
+/// A host's `auction_start` body: what is sold, by which rules, for how long.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuctionSpec {
+    pub id: Id,
+    pub product_id: Id,
+    /// The product's title when absent (the catalog's, as for deals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_url: Option<String>,
+    #[serde(default = "usd")]
+    pub currency: String,
+    pub start_cents: u64,
+    pub increment_cents: u64,
+    pub duration_ms: u64,
+    #[serde(default = "default_extend")]
+    pub extend_ms: u64,
+    #[serde(default)]
+    pub sudden_death: bool,
+    /// Basis points of the price paid to the host creator (0 to 10,000).
+    #[serde(default)]
+    pub commission_bps: u32,
+    /// Basis points paid to the winner's affiliate (0 to 10,000).
+    #[serde(default)]
+    pub affiliate_bps: u32,
+}
+
+fn usd() -> String {
+    "USD".to_owned()
+}
+
+fn default_extend() -> u64 {
+    DEFAULT_EXTEND_MS
+}
+
+impl AuctionSpec {
+    /// The rules its bids are held to.
+    pub fn rules(&self) -> Rules {
+        Rules {
+            start_cents: self.start_cents,
+            increment_cents: self.increment_cents,
+            extend_ms: self.extend_ms,
+            sudden_death: self.sudden_death,
+        }
+    }
+
+    /// Rules, timings and rates within their bounds (the field named).
+    pub fn check(&self) -> Result<(), BadAuction> {
+        self.rules().check(self.duration_ms)?;
+        for (field, bps) in [
+            ("commission_bps", self.commission_bps),
+            ("affiliate_bps", self.affiliate_bps),
+        ] {
+            if bps > MAX_BPS {
+                return Err(BadAuction(format!("{field} must be 0 to {MAX_BPS}")));
+            }
         }
         Ok(())
     }
@@ -456,6 +519,29 @@ mod tests {
             .contains("extend_ms")
         );
         assert_eq!(RULES.check(5_000), Ok(()));
+    }
+
+    #[test]
+    fn a_host_spec_reads_with_its_defaults_and_checks_its_rates() {
+        let spec: AuctionSpec = serde_json::from_str(
+            r#"{"id":"a1","product_id":"mug","start_cents":1000,"increment_cents":100,"duration_ms":60000}"#,
+        )
+        .expect("a spec");
+        assert_eq!(
+            (spec.extend_ms, spec.sudden_death, spec.currency.as_str()),
+            (DEFAULT_EXTEND_MS, false, "USD")
+        );
+        assert_eq!(spec.rules().start_cents, 1_000);
+        assert_eq!(spec.check(), Ok(()));
+        let greedy = AuctionSpec {
+            commission_bps: MAX_BPS + 1,
+            ..spec.clone()
+        };
+        assert!(greedy.check().unwrap_err().0.contains("commission_bps"));
+        let unknown = serde_json::from_str::<AuctionSpec>(
+            r#"{"id":"a1","product_id":"mug","start_cents":1,"increment_cents":1,"duration_ms":5000,"reserve_cents":9}"#,
+        );
+        assert!(unknown.is_err(), "an unknown field is refused, not ignored");
     }
 
     /// The price and the leader straight from the accepted bids: each bidder's highest

@@ -6,17 +6,33 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
-use super::{AuctionState, AuctionStore, BidAnswer, CloseAnswer, EndAnswer, not_found};
-use crate::auction::{Book, EndRefused, Rules};
+use super::{
+    AuctionRecord, AuctionState, AuctionStore, BidAnswer, CloseAnswer, EndAnswer, not_found,
+};
+use crate::auction::{AuctionSpec, Book, EndRefused, Status};
 use crate::id::Id;
 use crate::inventory::InventoryError;
 
-/// One auction and the answers given to its bids' request ids.
+/// One auction, its leader's name and the answers given to its bids' request ids.
 struct Kept {
+    spec: AuctionSpec,
+    started_at: u64,
     book: Book,
+    leader_name: Option<String>,
     answers: HashMap<(String, String), BidAnswer>,
     /// Not handed out by `due` before this (a caller is closing it).
     taken_until: u64,
+}
+
+impl Kept {
+    fn record(&self) -> AuctionRecord {
+        AuctionRecord {
+            spec: self.spec.clone(),
+            started_at: self.started_at,
+            state: AuctionState::from(&self.book),
+            leader_name: self.leader_name.clone(),
+        }
+    }
 }
 
 /// Auctions kept in memory, each dropped `retention_ms` after its end.
@@ -33,6 +49,15 @@ impl MemoryAuctions {
             auctions: Mutex::new(HashMap::new()),
         }
     }
+
+    /// Runs `f` on `room`'s auction `id`.
+    fn with<T>(&self, room: &Id, id: &Id, f: impl FnOnce(&mut Kept) -> T) -> Result<T, InventoryError> {
+        let mut all = self.auctions.lock();
+        let kept = all
+            .get_mut(&(room.clone(), id.clone()))
+            .ok_or_else(|| not_found(room, id))?;
+        Ok(f(kept))
+    }
 }
 
 #[async_trait]
@@ -40,34 +65,31 @@ impl AuctionStore for MemoryAuctions {
     async fn start(
         &self,
         room: &Id,
-        id: &Id,
-        rules: Rules,
-        duration_ms: u64,
+        spec: &AuctionSpec,
         now: u64,
-    ) -> Result<AuctionState, InventoryError> {
-        rules
-            .check(duration_ms)
-            .map_err(|e| InventoryError::Invalid(e.0))?;
+    ) -> Result<AuctionRecord, InventoryError> {
+        spec.check().map_err(|e| InventoryError::Invalid(e.0))?;
         let mut all = self.auctions.lock();
         let retention = self.retention_ms;
         all.retain(|_, k| k.book.ends_at.saturating_add(retention) > now);
-        let key = (room.clone(), id.clone());
+        let key = (room.clone(), spec.id.clone());
         if all.contains_key(&key) {
             return Err(InventoryError::Conflict(format!(
-                "auction {id} is already used in room {room}"
+                "auction {} is already used in room {room}",
+                spec.id
             )));
         }
-        let book = Book::start(rules, now, duration_ms);
-        let state = AuctionState::from(&book);
-        all.insert(
-            key,
-            Kept {
-                book,
-                answers: HashMap::new(),
-                taken_until: 0,
-            },
-        );
-        Ok(state)
+        let kept = Kept {
+            spec: spec.clone(),
+            started_at: now,
+            book: Book::start(spec.rules(), now, spec.duration_ms),
+            leader_name: None,
+            answers: HashMap::new(),
+            taken_until: 0,
+        };
+        let record = kept.record();
+        all.insert(key, kept);
+        Ok(record)
     }
 
     async fn bid(
@@ -75,38 +97,40 @@ impl AuctionStore for MemoryAuctions {
         room: &Id,
         id: &Id,
         user: &str,
+        name: &str,
         request_id: &str,
         amount_cents: u64,
         max_cents: Option<u64>,
         now: u64,
     ) -> Result<BidAnswer, InventoryError> {
-        let mut all = self.auctions.lock();
-        let kept = all
-            .get_mut(&(room.clone(), id.clone()))
-            .ok_or_else(|| not_found(room, id))?;
-        let key = (user.to_owned(), request_id.to_owned());
-        if let Some(first) = kept.answers.get(&key) {
-            return Ok(first.clone());
-        }
-        let answer = match kept.book.bid(user, amount_cents, max_cents, now) {
-            Ok(a) => BidAnswer::Accepted(a),
-            Err(r) => BidAnswer::Refused(r),
-        };
-        kept.answers.insert(key, answer.clone());
-        Ok(answer)
+        self.with(room, id, |kept| {
+            let key = (user.to_owned(), request_id.to_owned());
+            if let Some(first) = kept.answers.get(&key) {
+                return first.clone();
+            }
+            let answer = match kept.book.bid(user, amount_cents, max_cents, now) {
+                Ok(a) => {
+                    if a.leading {
+                        kept.leader_name = Some(name.to_owned());
+                    }
+                    BidAnswer::Accepted(a)
+                }
+                Err(r) => BidAnswer::Refused(r),
+            };
+            kept.answers.insert(key, answer.clone());
+            answer
+        })
     }
 
     async fn close(&self, room: &Id, id: &Id, now: u64) -> Result<CloseAnswer, InventoryError> {
-        let mut all = self.auctions.lock();
-        let kept = all
-            .get_mut(&(room.clone(), id.clone()))
-            .ok_or_else(|| not_found(room, id))?;
-        if kept.book.status != crate::auction::Status::Live {
-            return Ok(CloseAnswer::AlreadyClosed(AuctionState::from(&kept.book)));
-        }
-        Ok(match kept.book.close(now) {
-            Some(_) => CloseAnswer::Closed(AuctionState::from(&kept.book)),
-            None => CloseAnswer::Open(AuctionState::from(&kept.book)),
+        self.with(room, id, |kept| {
+            if kept.book.status != Status::Live {
+                return CloseAnswer::AlreadyClosed(kept.record());
+            }
+            match kept.book.close(now) {
+                Some(_) => CloseAnswer::Closed(kept.record()),
+                None => CloseAnswer::Open(kept.record()),
+            }
         })
     }
 
@@ -122,7 +146,7 @@ impl AuctionStore for MemoryAuctions {
             if out.len() >= limit {
                 break;
             }
-            let live = kept.book.status == crate::auction::Status::Live;
+            let live = kept.book.status == Status::Live;
             if live && kept.book.ends_at <= now && kept.taken_until <= now {
                 kept.taken_until = now.saturating_add(lease_ms);
                 out.push(key.clone());
@@ -132,16 +156,25 @@ impl AuctionStore for MemoryAuctions {
     }
 
     async fn end(&self, room: &Id, id: &Id, now: u64) -> Result<EndAnswer, InventoryError> {
-        let mut all = self.auctions.lock();
-        let kept = all
-            .get_mut(&(room.clone(), id.clone()))
-            .ok_or_else(|| not_found(room, id))?;
-        let answer = kept.book.end_by_host(now);
-        let state = AuctionState::from(&kept.book);
-        Ok(match answer {
-            Ok(()) => EndAnswer::Ended(state),
-            Err(EndRefused::HasBids) => EndAnswer::HasBids(state),
-            Err(EndRefused::Closed) => EndAnswer::Closed(state),
+        self.with(room, id, |kept| {
+            let answer = kept.book.end_by_host(now);
+            let record = kept.record();
+            match answer {
+                Ok(()) => EndAnswer::Ended(record),
+                Err(EndRefused::HasBids) => EndAnswer::HasBids(record),
+                Err(EndRefused::Closed) => EndAnswer::Closed(record),
+            }
         })
+    }
+
+    async fn room_auctions(&self, room: &Id) -> Result<Vec<AuctionRecord>, InventoryError> {
+        let all = self.auctions.lock();
+        let mut out: Vec<AuctionRecord> = all
+            .iter()
+            .filter(|((r, _), _)| r == room)
+            .map(|(_, k)| k.record())
+            .collect();
+        out.sort_by(|a, b| (a.started_at, &a.spec.id).cmp(&(b.started_at, &b.spec.id)));
+        Ok(out)
     }
 }

@@ -16,7 +16,7 @@ pub use redis::RedisAuctions;
 
 use async_trait::async_trait;
 
-use crate::auction::{Accepted, Book, Leader, Refused, Rules, Status};
+use crate::auction::{Accepted, AuctionSpec, Book, Leader, Refused, Status};
 use crate::id::Id;
 use crate::inventory::InventoryError;
 
@@ -44,6 +44,17 @@ impl From<&Book> for AuctionState {
     }
 }
 
+/// An auction as a store keeps it: what it sells and by which rules (its spec, the title
+/// resolved), when it started, where it stands, and the leader's display name (viewers see
+/// names, never user ids).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuctionRecord {
+    pub spec: AuctionSpec,
+    pub started_at: u64,
+    pub state: AuctionState,
+    pub leader_name: Option<String>,
+}
+
 /// A bid's answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BidAnswer {
@@ -55,39 +66,38 @@ pub enum BidAnswer {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CloseAnswer {
     /// This call closed it (sold or unsold, in the state): exactly one call does.
-    Closed(AuctionState),
+    Closed(AuctionRecord),
     /// Its end has not come.
-    Open(AuctionState),
+    Open(AuctionRecord),
     /// Another call closed it before.
-    AlreadyClosed(AuctionState),
+    AlreadyClosed(AuctionRecord),
 }
 
 /// What a host's end found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EndAnswer {
     /// Ended unsold.
-    Ended(AuctionState),
+    Ended(AuctionRecord),
     /// It has a bid: it runs to its end.
-    HasBids(AuctionState),
+    HasBids(AuctionRecord),
     /// It was already closed.
-    Closed(AuctionState),
+    Closed(AuctionRecord),
 }
 
 /// Keeps auctions. `now` is the caller's clock in Unix ms; the Redis store reads Redis's own
 /// instead unless it was made to follow the caller's (tests).
 #[async_trait]
 pub trait AuctionStore: Send + Sync {
-    /// Starts auction `id` in `room`; [`InventoryError::Conflict`] when the id is taken.
+    /// Starts auction `spec.id` in `room` (its title resolved); [`InventoryError::Conflict`]
+    /// when the id is taken, [`InventoryError::Invalid`] for a spec out of bounds.
     async fn start(
         &self,
         room: &Id,
-        id: &Id,
-        rules: Rules,
-        duration_ms: u64,
+        spec: &AuctionSpec,
         now: u64,
-    ) -> Result<AuctionState, InventoryError>;
+    ) -> Result<AuctionRecord, InventoryError>;
 
-    /// `user`'s bid; a second call with the same `request_id` answers what the first did
+    /// `user`'s bid (`name` shown as the leader's); a second call with the same `request_id` answers what the first did
     /// (not-found answers are not kept). [`InventoryError::NotFound`] for no such auction.
     #[allow(clippy::too_many_arguments)]
     async fn bid(
@@ -95,6 +105,7 @@ pub trait AuctionStore: Send + Sync {
         room: &Id,
         id: &Id,
         user: &str,
+        name: &str,
         request_id: &str,
         amount_cents: u64,
         max_cents: Option<u64>,
@@ -117,6 +128,10 @@ pub trait AuctionStore: Send + Sync {
 
     /// A host's end (only without bids).
     async fn end(&self, room: &Id, id: &Id, now: u64) -> Result<EndAnswer, InventoryError>;
+
+    /// Every auction `room` keeps (live, and closed ones until their keys' retention), oldest
+    /// first (by id among those started in the same millisecond): what a node loading the room shows its viewers.
+    async fn room_auctions(&self, room: &Id) -> Result<Vec<AuctionRecord>, InventoryError>;
 }
 
 /// The amounts of a bid checked before any store sees it: the maximum it allows.

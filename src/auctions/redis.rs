@@ -7,8 +7,10 @@ use async_trait::async_trait;
 use redis::Script;
 use serde::Deserialize;
 
-use super::{AuctionState, AuctionStore, BidAnswer, CloseAnswer, EndAnswer, not_found};
-use crate::auction::{Accepted, Leader, Refused, Rules, Status};
+use super::{
+    AuctionRecord, AuctionState, AuctionStore, BidAnswer, CloseAnswer, EndAnswer, not_found,
+};
+use crate::auction::{Accepted, AuctionSpec, Leader, Refused, Status};
 use crate::id::Id;
 use crate::inventory::InventoryError;
 use crate::inventory::redis::{ScriptClock, room_tag};
@@ -39,6 +41,7 @@ pub struct RedisAuctions {
     end: Arc<Script>,
     due_add: Arc<Script>,
     due_take: Arc<Script>,
+    view: Arc<Script>,
 }
 
 /// An auction's fields as the scripts report them (`view()` in `lua/common.lua`).
@@ -53,8 +56,22 @@ struct View {
     leader_max: String,
     second: String,
     started_at: String,
+    lname: String,
+    pid: String,
+    title: String,
+    img: String,
+    cur: String,
+    start: String,
+    inc: String,
+    extend: String,
+    sd: String,
+    dur: String,
+    cbps: String,
+    abps: String,
 }
 
+// Replies are decoded once and taken apart at once: their size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Deserialize)]
 #[serde(tag = "r", rename_all = "snake_case", deny_unknown_fields)]
 enum StartReply {
@@ -62,6 +79,8 @@ enum StartReply {
     Conflict,
 }
 
+// Replies are decoded once and taken apart at once: their size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Deserialize)]
 #[serde(tag = "r", rename_all = "snake_case", deny_unknown_fields)]
 enum BidReply {
@@ -81,6 +100,8 @@ enum BidReply {
     NotFound,
 }
 
+// Replies are decoded once and taken apart at once: their size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Deserialize)]
 #[serde(tag = "r", rename_all = "snake_case", deny_unknown_fields)]
 enum CloseReply {
@@ -90,6 +111,17 @@ enum CloseReply {
     NotFound,
 }
 
+// Replies are decoded once and taken apart at once: their size does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Deserialize)]
+#[serde(tag = "r", rename_all = "snake_case", deny_unknown_fields)]
+enum ViewReply {
+    View { a: View },
+    NotFound,
+}
+
+// Replies are decoded once and taken apart at once: their size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Deserialize)]
 #[serde(tag = "r", rename_all = "snake_case", deny_unknown_fields)]
 enum EndReply {
@@ -126,7 +158,6 @@ impl View {
             "unsold" => Status::Unsold,
             other => return Err(bad("state", format!("status {other:?}"))),
         };
-        let _ = opt("started_at", &self.started_at)?;
         let leader = match (self.leader.as_str(), opt("leader_max", &self.leader_max)?) {
             ("", _) => None,
             (user, Some(max_cents)) => Some(Leader {
@@ -142,6 +173,33 @@ impl View {
             current_cents: opt("current", &self.current)?,
             leader,
             second_max_cents: opt("second", &self.second)?,
+        })
+    }
+
+    fn record(&self, id: &Id) -> Result<AuctionRecord, InventoryError> {
+        let id_of = |what: &str, s: &str| Id::new(s).map_err(|e| bad(what, e));
+        let bps = |what: &str, s: &str| {
+            u32::try_from(num(what, s)?).map_err(|e| bad(what, e))
+        };
+        let spec = AuctionSpec {
+            id: id.clone(),
+            product_id: id_of("product_id", &self.pid)?,
+            title: Some(self.title.clone()),
+            image_url: (!self.img.is_empty()).then(|| self.img.clone()),
+            currency: self.cur.clone(),
+            start_cents: num("start", &self.start)?,
+            increment_cents: num("inc", &self.inc)?,
+            duration_ms: num("dur", &self.dur)?,
+            extend_ms: num("extend", &self.extend)?,
+            sudden_death: self.sd == "1",
+            commission_bps: bps("cbps", &self.cbps)?,
+            affiliate_bps: bps("abps", &self.abps)?,
+        };
+        Ok(AuctionRecord {
+            spec,
+            started_at: num("started_at", &self.started_at)?,
+            state: self.state()?,
+            leader_name: (!self.lname.is_empty()).then(|| self.lname.clone()),
         })
     }
 }
@@ -161,12 +219,22 @@ impl RedisAuctions {
             end: script!("end.lua"),
             due_add: Arc::new(Script::new(include_str!("lua/due_add.lua"))),
             due_take: Arc::new(Script::new(include_str!("lua/due_take.lua"))),
+            view: script!("view.lua"),
         }
     }
 
-    fn keys(&self, room: &Id, id: &Id) -> [String; 2] {
-        let base = format!("{}:~auction:{id}", room_tag(&self.prefix, room));
-        [format!("{base}:a"), format!("{base}:answers")]
+    fn keys(&self, room: &Id, id: &Id) -> [String; 3] {
+        let tag = room_tag(&self.prefix, room);
+        [
+            format!("{tag}:~auction:{id}:a"),
+            format!("{tag}:~auction:{id}:answers"),
+            Self::index(&tag),
+        ]
+    }
+
+    /// The room's auctions by start (`{PREFIX:pNN}:ROOM:~auctions`).
+    fn index(tag: &str) -> String {
+        format!("{tag}:~auctions")
     }
 
     /// `PREFIX:auctions:due`: every auction's close, by when its end comes (a slot of its own).
@@ -227,14 +295,11 @@ impl AuctionStore for RedisAuctions {
     async fn start(
         &self,
         room: &Id,
-        id: &Id,
-        rules: Rules,
-        duration_ms: u64,
+        spec: &AuctionSpec,
         now: u64,
-    ) -> Result<AuctionState, InventoryError> {
-        rules
-            .check(duration_ms)
-            .map_err(|e| InventoryError::Invalid(e.0))?;
+    ) -> Result<AuctionRecord, InventoryError> {
+        spec.check().map_err(|e| InventoryError::Invalid(e.0))?;
+        let (id, rules, duration_ms) = (&spec.id, spec.rules(), spec.duration_ms);
         let args = [
             self.now_arg(now),
             rules.start_cents.to_string(),
@@ -243,6 +308,13 @@ impl AuctionStore for RedisAuctions {
             if rules.sudden_death { "1" } else { "0" }.to_owned(),
             duration_ms.to_string(),
             self.retention_ms.to_string(),
+            id.to_string(),
+            spec.product_id.to_string(),
+            spec.title.clone().unwrap_or_default(),
+            spec.image_url.clone().unwrap_or_default(),
+            spec.currency.clone(),
+            spec.commission_bps.to_string(),
+            spec.affiliate_bps.to_string(),
         ];
         // The close is scheduled first: an auction whose start then fails leaves an entry that
         // its first close removes (not found), never a live auction no node would close.
@@ -256,7 +328,7 @@ impl AuctionStore for RedisAuctions {
             .await?;
         let reply = self.run(&self.start, room, id, &args).await?;
         match decode("start", &reply)? {
-            StartReply::Started { a } => a.state(),
+            StartReply::Started { a } => a.record(id),
             StartReply::Conflict => Err(InventoryError::Conflict(format!(
                 "auction {id} is already used in room {room}"
             ))),
@@ -268,6 +340,7 @@ impl AuctionStore for RedisAuctions {
         room: &Id,
         id: &Id,
         user: &str,
+        name: &str,
         request_id: &str,
         amount_cents: u64,
         max_cents: Option<u64>,
@@ -285,6 +358,7 @@ impl AuctionStore for RedisAuctions {
             max.to_string(),
             ANSWER_TTL_MS.to_string(),
             self.retention_ms.to_string(),
+            name.to_owned(),
         ];
         let reply = self.run(&self.bid, room, id, &args).await?;
         Ok(match decode("bid", &reply)? {
@@ -315,16 +389,16 @@ impl AuctionStore for RedisAuctions {
     async fn close(&self, room: &Id, id: &Id, now: u64) -> Result<CloseAnswer, InventoryError> {
         let reply = self.run(&self.close, room, id, &[self.now_arg(now)]).await?;
         let answer = match decode("close", &reply)? {
-            CloseReply::Closed { a } => CloseAnswer::Closed(a.state()?),
-            CloseReply::Open { a } => CloseAnswer::Open(a.state()?),
-            CloseReply::Already { a } => CloseAnswer::AlreadyClosed(a.state()?),
+            CloseReply::Closed { a } => CloseAnswer::Closed(a.record(id)?),
+            CloseReply::Open { a } => CloseAnswer::Open(a.record(id)?),
+            CloseReply::Already { a } => CloseAnswer::AlreadyClosed(a.record(id)?),
             CloseReply::NotFound => {
                 self.reschedule(room, id, None).await?;
                 return Err(not_found(room, id));
             }
         };
         let at = match &answer {
-            CloseAnswer::Open(s) => Some(s.ends_at),
+            CloseAnswer::Open(r) => Some(r.state.ends_at),
             _ => None,
         };
         self.reschedule(room, id, at).await?;
@@ -357,13 +431,38 @@ impl AuctionStore for RedisAuctions {
     async fn end(&self, room: &Id, id: &Id, now: u64) -> Result<EndAnswer, InventoryError> {
         let reply = self.run(&self.end, room, id, &[self.now_arg(now)]).await?;
         let answer = match decode("end", &reply)? {
-            EndReply::Ended { a } => EndAnswer::Ended(a.state()?),
-            EndReply::HasBids { a } => return Ok(EndAnswer::HasBids(a.state()?)),
-            EndReply::Closed { a } => EndAnswer::Closed(a.state()?),
+            EndReply::Ended { a } => EndAnswer::Ended(a.record(id)?),
+            EndReply::HasBids { a } => return Ok(EndAnswer::HasBids(a.record(id)?)),
+            EndReply::Closed { a } => EndAnswer::Closed(a.record(id)?),
             EndReply::NotFound => return Err(not_found(room, id)),
         };
         // Closed either way: nothing left for a closer.
         self.reschedule(room, id, None).await?;
         Ok(answer)
+    }
+
+    async fn room_auctions(&self, room: &Id) -> Result<Vec<AuctionRecord>, InventoryError> {
+        let index = Self::index(&room_tag(&self.prefix, room));
+        let ids: Vec<String> = self
+            .redis
+            .exec(move |mut conn| async move {
+                redis::cmd("ZRANGE")
+                    .arg(index)
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for raw in ids {
+            let id = Id::new(raw.as_str()).map_err(|e| bad("index", format!("{raw:?}: {e}")))?;
+            let reply = self.run(&self.view, room, &id, &[]).await?;
+            // An auction whose keys expired before the index's is simply gone.
+            if let ViewReply::View { a } = decode("view", &reply)? {
+                out.push(a.record(&id)?);
+            }
+        }
+        Ok(out)
     }
 }

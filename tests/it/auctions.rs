@@ -8,9 +8,10 @@ use crate::common;
 use std::sync::Arc;
 
 use common::redis::CALL_TIMEOUT;
-use livehub::auction::{Book, Closed, Refused, Rules, Status};
+use livehub::auction::{AuctionSpec, Book, Closed, Refused, Rules, Status};
 use livehub::auctions::{
-    AuctionState, AuctionStore, BidAnswer, CloseAnswer, EndAnswer, MemoryAuctions, RedisAuctions,
+    AuctionRecord, AuctionState, AuctionStore, BidAnswer, CloseAnswer, EndAnswer, MemoryAuctions,
+    RedisAuctions,
 };
 use livehub::inventory::InventoryError;
 use livehub::inventory::redis::ScriptClock;
@@ -28,6 +29,46 @@ const RETENTION_MS: u64 = 3_600_000;
 
 fn id(s: &str) -> Id {
     Id::new(s).expect("an id")
+}
+
+/// Auction `auction` of a mug under `rules` for `duration_ms`.
+fn spec(auction: &Id, rules: Rules, duration_ms: u64) -> AuctionSpec {
+    AuctionSpec {
+        id: auction.clone(),
+        product_id: id("mug"),
+        title: Some("Mug".into()),
+        image_url: None,
+        currency: "USD".into(),
+        start_cents: rules.start_cents,
+        increment_cents: rules.increment_cents,
+        duration_ms,
+        extend_ms: rules.extend_ms,
+        sudden_death: rules.sudden_death,
+        commission_bps: 500,
+        affiliate_bps: 0,
+    }
+}
+
+/// A close's answer as its kind and the state it carries.
+fn closing(answer: CloseAnswer) -> (&'static str, AuctionState) {
+    match answer {
+        CloseAnswer::Closed(r) => ("closed", r.state),
+        CloseAnswer::Open(r) => ("open", r.state),
+        CloseAnswer::AlreadyClosed(r) => ("already", r.state),
+    }
+}
+
+/// A host's end's answer as its kind and the state it carries.
+fn ending(answer: EndAnswer) -> (&'static str, AuctionState) {
+    match answer {
+        EndAnswer::Ended(r) => ("ended", r.state),
+        EndAnswer::HasBids(r) => ("has_bids", r.state),
+        EndAnswer::Closed(r) => ("closed", r.state),
+    }
+}
+
+fn record_state(r: AuctionRecord) -> AuctionState {
+    r.state
 }
 
 fn memory() -> Arc<dyn AuctionStore> {
@@ -84,11 +125,13 @@ async fn follows_the_rules(store: Arc<dyn AuctionStore>, seed: u64) {
         ..RULES
     };
     let mut book = Book::start(rules, T0, 60_000);
-    let state = store
-        .start(&room, &auction, rules, 60_000, T0)
+    let record = store
+        .start(&room, &spec(&auction, rules, 60_000), T0)
         .await
         .expect("start");
-    assert_eq!(state, AuctionState::from(&book));
+    assert_eq!(record.state, AuctionState::from(&book));
+    assert_eq!(record.spec, spec(&auction, rules, 60_000));
+    assert_eq!((record.started_at, record.leader_name), (T0, None));
     let mut g = Gen(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let mut now = T0;
     let mut asked: Vec<(String, String, u64, Option<u64>)> = Vec::new();
@@ -98,11 +141,11 @@ async fn follows_the_rules(store: Arc<dyn AuctionStore>, seed: u64) {
             // A retry of an earlier request: the first answer, whatever changed since.
             let (user, rid, amount, max) = asked[g.next(asked.len() as u64) as usize].clone();
             let first = store
-                .bid(&room, &auction, &user, &rid, amount, max, now)
+                .bid(&room, &auction, &user, &user, &rid, amount, max, now)
                 .await
                 .expect("retry");
             let again = store
-                .bid(&room, &auction, &user, &rid, amount, max, now)
+                .bid(&room, &auction, &user, &user, &rid, amount, max, now)
                 .await
                 .expect("retry again");
             assert_eq!(first, again, "a retried request id answers as before");
@@ -118,7 +161,7 @@ async fn follows_the_rules(store: Arc<dyn AuctionStore>, seed: u64) {
         let rid = format!("r{i}");
         let want = by_rules(&mut book, &user, amount, max, now);
         let got = store
-            .bid(&room, &auction, &user, &rid, amount, max, now)
+            .bid(&room, &auction, &user, &user, &rid, amount, max, now)
             .await
             .expect("bid");
         assert_eq!(
@@ -131,15 +174,24 @@ async fn follows_the_rules(store: Arc<dyn AuctionStore>, seed: u64) {
     }
     let end = book.ends_at;
     let early = store.close(&room, &auction, end - 1).await.expect("close");
-    assert_eq!(early, CloseAnswer::Open(AuctionState::from(&book)));
+    assert_eq!(closing(early), ("open", AuctionState::from(&book)));
     let closed = book.close(end);
     let got = store.close(&room, &auction, end).await.expect("close");
-    assert_eq!(got, CloseAnswer::Closed(AuctionState::from(&book)));
+    assert_eq!(closing(got), ("closed", AuctionState::from(&book)));
     assert!(closed.is_some());
     let again = store.close(&room, &auction, end + 5).await.expect("close");
-    assert_eq!(again, CloseAnswer::AlreadyClosed(AuctionState::from(&book)));
+    assert_eq!(closing(again), ("already", AuctionState::from(&book)));
     let late = store
-        .bid(&room, &auction, "late", "late-1", 1_000_000, None, end + 5)
+        .bid(
+            &room,
+            &auction,
+            "late",
+            "late",
+            "late-1",
+            1_000_000,
+            None,
+            end + 5,
+        )
         .await
         .expect("late bid");
     assert_eq!(late, BidAnswer::Refused(Refused::Ended));
@@ -151,10 +203,10 @@ async fn the_rules_cases(store: Arc<dyn AuctionStore>) {
     let room = id("room-cases");
     let a = id("cases");
     store
-        .start(&room, &a, RULES, 60_000, T0)
+        .start(&room, &spec(&a, RULES, 60_000), T0)
         .await
         .expect("start");
-    let conflict = store.start(&room, &a, RULES, 60_000, T0).await;
+    let conflict = store.start(&room, &spec(&a, RULES, 60_000), T0).await;
     assert!(
         matches!(conflict, Err(InventoryError::Conflict(_))),
         "{conflict:?}"
@@ -163,7 +215,7 @@ async fn the_rules_cases(store: Arc<dyn AuctionStore>) {
         let (store, room, a) = (Arc::clone(&store), room.clone(), a.clone());
         async move {
             store
-                .bid(&room, &a, user, rid, amount, max, T0 + at)
+                .bid(&room, &a, user, user, rid, amount, max, T0 + at)
                 .await
                 .expect("bid")
         }
@@ -235,10 +287,16 @@ async fn the_rules_cases(store: Arc<dyn AuctionStore>) {
     );
     let ended = store.end(&room, &a, T0 + 1).await.expect("end");
     assert!(matches!(ended, EndAnswer::HasBids(_)), "{ended:?}");
-    let CloseAnswer::Closed(state) = store.close(&room, &a, T0 + 65_000).await.expect("close")
+    let CloseAnswer::Closed(record) = store.close(&room, &a, T0 + 65_000).await.expect("close")
     else {
         panic!("closes at its end");
     };
+    assert_eq!(
+        record.leader_name.as_deref(),
+        Some("c"),
+        "the leader's name is kept"
+    );
+    let state = record_state(record);
     assert_eq!(state.status, Status::Sold);
     assert_eq!(state.leader.map(|l| l.user), Some("c".to_owned()));
     assert_eq!(
@@ -249,12 +307,11 @@ async fn the_rules_cases(store: Arc<dyn AuctionStore>) {
 
     let quiet = id("quiet");
     store
-        .start(&room, &quiet, RULES, 5_000, T0)
+        .start(&room, &spec(&quiet, RULES, 5_000), T0)
         .await
         .expect("start");
-    let EndAnswer::Ended(state) = store.end(&room, &quiet, T0 + 10).await.expect("end") else {
-        panic!("a host ends an auction with no bid");
-    };
+    let (kind, state) = ending(store.end(&room, &quiet, T0 + 10).await.expect("end"));
+    assert_eq!(kind, "ended", "a host ends an auction with no bid");
     assert_eq!((state.status, state.ends_at), (Status::Unsold, T0 + 10));
     assert!(matches!(
         store.end(&room, &quiet, T0 + 11).await,
@@ -262,22 +319,16 @@ async fn the_rules_cases(store: Arc<dyn AuctionStore>) {
     ));
     let nobody = id("nobody");
     store
-        .start(&room, &nobody, RULES, 5_000, T0)
+        .start(&room, &spec(&nobody, RULES, 5_000), T0)
         .await
         .expect("start");
     let closed = store
         .close(&room, &nobody, T0 + 5_000)
         .await
         .expect("close");
-    assert!(matches!(
-        closed,
-        CloseAnswer::Closed(AuctionState {
-            status: Status::Unsold,
-            ..
-        })
-    ));
+    assert_eq!(closing(closed).1.status, Status::Unsold);
     let missing = store
-        .bid(&room, &id("none"), "a", "1", 1_000, None, T0)
+        .bid(&room, &id("none"), "a", "a", "1", 1_000, None, T0)
         .await;
     assert!(
         matches!(missing, Err(InventoryError::NotFound(_))),
@@ -286,16 +337,36 @@ async fn the_rules_cases(store: Arc<dyn AuctionStore>) {
     let bad = store
         .start(
             &room,
-            &id("bad"),
-            Rules {
-                increment_cents: 0,
-                ..RULES
-            },
-            60_000,
+            &spec(
+                &id("bad"),
+                Rules {
+                    increment_cents: 0,
+                    ..RULES
+                },
+                60_000,
+            ),
             T0,
         )
         .await;
     assert!(matches!(bad, Err(InventoryError::Invalid(ref m)) if m.contains("increment_cents")));
+    // The room lists what it keeps, oldest first, closed ones included; a failed start is not
+    // there.
+    let listed = store.room_auctions(&room).await.expect("list");
+    let listed: Vec<(String, Status)> = listed
+        .into_iter()
+        .map(|r| (r.spec.id.to_string(), r.state.status))
+        .collect();
+    // All three started at T0: the same start lists by id.
+    let want = [
+        ("cases", Status::Sold),
+        ("nobody", Status::Unsold),
+        ("quiet", Status::Unsold),
+    ];
+    let want: Vec<(String, Status)> = want.iter().map(|(i, s)| (i.to_string(), *s)).collect();
+    assert_eq!(
+        listed, want,
+        "every auction of the room, once, oldest first"
+    );
 }
 
 /// 200 bidders at once, each bidding the least accepted amount (some with a maximum) until it
@@ -304,7 +375,7 @@ async fn the_rules_cases(store: Arc<dyn AuctionStore>) {
 async fn racing_bidders_end_as_the_rules_say(store: Arc<dyn AuctionStore>) {
     let (room, a) = (id("room-race"), id("race"));
     store
-        .start(&room, &a, RULES, 600_000, T0)
+        .start(&room, &spec(&a, RULES, 600_000), T0)
         .await
         .expect("start");
     let mut tasks = tokio::task::JoinSet::new();
@@ -317,7 +388,10 @@ async fn racing_bidders_end_as_the_rules_say(store: Arc<dyn AuctionStore>) {
             for n in 0..5 {
                 let max = b.is_multiple_of(3).then_some(amount + b * 10);
                 let rid = format!("{user}-{n}");
-                match store.bid(&room, &a, &user, &rid, amount, max, T0 + 1).await {
+                match store
+                    .bid(&room, &a, &user, &user, &rid, amount, max, T0 + 1)
+                    .await
+                {
                     Ok(BidAnswer::Accepted(ok)) => {
                         accepted.push((ok.bids, user.clone(), amount, max, ok));
                         if ok.leading {
@@ -349,7 +423,13 @@ async fn racing_bidders_end_as_the_rules_say(store: Arc<dyn AuctionStore>) {
         assert_eq!(replayed.as_ref(), Ok(answer), "bid {n} by {user}");
     }
     let state = match store.close(&room, &a, T0 + 600_000).await.expect("close") {
-        CloseAnswer::Closed(s) => s,
+        CloseAnswer::Closed(r) => {
+            assert_eq!(
+                r.leader_name,
+                r.state.leader.as_ref().map(|l| l.user.clone())
+            );
+            r.state
+        }
         other => panic!("{other:?}"),
     };
     let Some(Closed::Sold {
@@ -370,15 +450,15 @@ async fn closes_come_due_once_and_survive_a_dead_closer(store: Arc<dyn AuctionSt
     let room = id("room-due");
     let (short, long, quiet) = (id("short"), id("long"), id("quiet"));
     store
-        .start(&room, &short, RULES, 5_000, T0)
+        .start(&room, &spec(&short, RULES, 5_000), T0)
         .await
         .expect("start");
     store
-        .start(&room, &long, RULES, 20_000, T0)
+        .start(&room, &spec(&long, RULES, 20_000), T0)
         .await
         .expect("start");
     store
-        .start(&room, &quiet, RULES, 5_000, T0)
+        .start(&room, &spec(&quiet, RULES, 5_000), T0)
         .await
         .expect("start");
     store
@@ -387,7 +467,7 @@ async fn closes_come_due_once_and_survive_a_dead_closer(store: Arc<dyn AuctionSt
         .expect("host ends the quiet one");
     // A snipe a second before the short one's end moves it 10 s on.
     let snipe = store
-        .bid(&room, &short, "s", "s1", 1_000, None, T0 + 4_000)
+        .bid(&room, &short, "s", "s", "s1", 1_000, None, T0 + 4_000)
         .await
         .expect("snipe");
     assert!(matches!(snipe, BidAnswer::Accepted(a) if a.ends_at == T0 + 14_000));
@@ -409,7 +489,7 @@ async fn closes_come_due_once_and_survive_a_dead_closer(store: Arc<dyn AuctionSt
     if !due.is_empty() {
         let open = store.close(&room, &short, T0 + 5_000).await.expect("close");
         assert!(
-            matches!(open, CloseAnswer::Open(ref s) if s.ends_at == T0 + 14_000),
+            matches!(open, CloseAnswer::Open(ref r) if r.state.ends_at == T0 + 14_000),
             "{open:?}"
         );
     }
@@ -429,25 +509,13 @@ async fn closes_come_due_once_and_survive_a_dead_closer(store: Arc<dyn AuctionSt
         .close(&room, &short, T0 + 15_000)
         .await
         .expect("close");
-    assert!(matches!(
-        closed,
-        CloseAnswer::Closed(AuctionState {
-            status: Status::Sold,
-            ..
-        })
-    ));
+    assert_eq!(closing(closed).1.status, Status::Sold);
     assert_eq!(
         mine(store.due(T0 + 20_000, lease, 100).await.expect("due")),
         ["long"]
     );
     let closed = store.close(&room, &long, T0 + 20_000).await.expect("close");
-    assert!(matches!(
-        closed,
-        CloseAnswer::Closed(AuctionState {
-            status: Status::Unsold,
-            ..
-        })
-    ));
+    assert_eq!(closing(closed).1.status, Status::Unsold);
     assert!(
         mine(store.due(T0 + 60_000, lease, 100).await.expect("due")).is_empty(),
         "all closed"
@@ -496,4 +564,44 @@ mod on_redis {
 mod on_cluster {
     use super::*;
     store_suite!(cluster);
+}
+
+/// Every key the auction scripts write expires: the auction, its bid answers, the room's index
+/// and the due set (lesson of issue 19: a key without a lifetime grows Redis for ever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_auction_key_in_redis_expires() {
+    let server = common::redis::shared_server();
+    let io = RedisIo::connect(RedisTarget::from_config(&server.url(), false), CALL_TIMEOUT)
+        .await
+        .expect("connect");
+    let prefix = common::redis::unique_prefix();
+    let store = RedisAuctions::new(io, &prefix, ScriptClock::Redis, RETENTION_MS);
+    let (room, a) = (id("room-ttl"), id("ttl"));
+    let now = livehub::clock::now_ms();
+    store
+        .start(&room, &spec(&a, RULES, 60_000), now)
+        .await
+        .expect("start");
+    let bid = store
+        .bid(&room, &a, "u", "U", "r1", 1_000, Some(2_000), now)
+        .await
+        .expect("bid");
+    assert!(matches!(bid, BidAnswer::Accepted(_)), "{bid:?}");
+    let keys = server
+        .cli(&["--scan", "--pattern", &format!("*{prefix}*")])
+        .expect("scan");
+    let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
+    assert_eq!(keys.len(), 4, "auction, answers, index, due: {keys:?}");
+    for key in keys {
+        let ttl: i64 = server
+            .cli(&["PTTL", key])
+            .expect("PTTL")
+            .trim()
+            .parse()
+            .expect("a number");
+        assert!(
+            ttl > 0 && ttl as u64 <= 60_000 + RETENTION_MS,
+            "{key} expires (PTTL {ttl})"
+        );
+    }
 }

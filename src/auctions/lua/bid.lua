@@ -1,5 +1,5 @@
 -- A bid: ARGV now, user, request_id, amount, max (amounts checked by the caller: 1 to the
--- price cap, max >= amount), answer_ttl_ms, retention_ms. Replies (remembered under the
+-- price cap, max >= amount), answer_ttl_ms, retention_ms, name (shown when it leads). Replies (remembered under the
 -- request id, so a retry gets the first outcome): {r="accepted", current, leading, ends_at,
 -- extended, a}, {r="too_low", min}, {r="ended", a}; {r="not_found"} (not remembered).
 local now = clock(ARGV[1])
@@ -31,10 +31,10 @@ else
     reply = { r = "too_low", min = int(min) }
   else
     if s.leader == nil or s.leader == user then
-      s.leader, s.leader_max = user, max
+      s.leader, s.leader_max, s.lname = user, max, ARGV[8]
     elseif max > s.leader_max then
       s.second = s.leader_max
-      s.leader, s.leader_max = user, max
+      s.leader, s.leader_max, s.lname = user, max, ARGV[8]
     else
       s.second = max
     end
@@ -48,14 +48,19 @@ else
     if not s.sd and s.ends_at - now < s.extend then
       s.ends_at = now + s.extend
       extended = true
-      redis.call("PEXPIRE", auction, int(s.ends_at - now + tonumber(ARGV[7])))
+      local ttl = s.ends_at - now + tonumber(ARGV[7])
+      redis.call("PEXPIRE", auction, int(ttl))
+      if redis.call("PTTL", KEYS[3]) < ttl then
+        redis.call("PEXPIRE", KEYS[3], int(ttl))
+      end
     end
     local second = ""
     if s.second ~= nil then
       second = int(s.second)
     end
     redis.call("HSET", auction, "bids", int(s.bids), "current", int(s.current), "leader",
-      s.leader, "leader_max", int(s.leader_max), "second", second, "ends_at", int(s.ends_at))
+      s.leader, "leader_max", int(s.leader_max), "second", second, "ends_at", int(s.ends_at),
+      "lname", s.lname)
     reply = {
       r = "accepted", current = int(s.current), leading = s.leader == user,
       ends_at = int(s.ends_at), extended = extended, a = view(s),
