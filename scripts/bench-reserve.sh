@@ -14,9 +14,9 @@ RPID=$!
 trap 'kill $RPID $HPID 2>/dev/null || true' EXIT
 HPID=
 for _ in $(seq 50); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
-# The scripts as RedisInventory builds them: split.lua, commission.lua, common.lua, then the
+# The scripts as RedisInventory builds them: split.lua, clock.lua, commission.lua, common.lua, then the
 # script itself.
-lua() { cat src/lua/split.lua; echo; cat src/inventory/lua/commission.lua; echo
+lua() { cat src/lua/split.lua; echo; cat src/lua/clock.lua; echo; cat src/inventory/lua/commission.lua; echo
   cat src/inventory/lua/common.lua; echo; cat "src/inventory/lua/$1"; }
 SCRIPT="$(lua reserve.lua)"
 START="$(lua start_deal.lua)"

@@ -1,4 +1,5 @@
-//! Auctions in Redis: each operation one Lua script (`lua/`, with `lua/common.lua` before it)
+//! Auctions in Redis: each operation one Lua script (`lua/`, with `src/lua/clock.lua` and
+//! `lua/common.lua` before it)
 //! on the auction's hash and its bid answers, in its room's slot, timed by Redis's clock.
 
 use std::sync::Arc;
@@ -19,6 +20,8 @@ use crate::redis_io::RedisIo;
 macro_rules! script {
     ($file:literal) => {
         Arc::new(Script::new(concat!(
+            include_str!("../lua/clock.lua"),
+            "\n",
             include_str!("lua/common.lua"),
             "\n",
             include_str!(concat!("lua/", $file))
@@ -218,7 +221,11 @@ impl RedisAuctions {
             close: script!("close.lua"),
             end: script!("end.lua"),
             due_add: Arc::new(Script::new(include_str!("lua/due_add.lua"))),
-            due_take: Arc::new(Script::new(include_str!("lua/due_take.lua"))),
+            due_take: Arc::new(Script::new(concat!(
+                include_str!("../lua/clock.lua"),
+                "\n",
+                include_str!("lua/due_take.lua")
+            ))),
             view: script!("view.lua"),
         }
     }

@@ -11,17 +11,9 @@
 -- Each script mirrors src/auction/rules.rs (the pure rules its tests check, and the Redis
 -- conformance suite checks this against). Numbers: every price and time is an integer below
 -- 2^53, exact in a Lua double, and written with %.0f (tostring would print 1.7e+12).
--- Time: clock(given) as in the inventory's scripts: "" reads Redis's TIME (one clock for every
--- node); a test that drives time passes Unix ms.
+-- Time: clock(given) of src/lua/clock.lua, prepended before this: "" reads Redis's TIME (one
+-- clock for every node); a test that drives time passes Unix ms.
 local auction, answers = KEYS[1], KEYS[2]
-
-local function clock(given)
-  if given ~= "" then
-    return tonumber(given)
-  end
-  local t = redis.call("TIME")
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
 
 local function int(n)
   return string.format("%.0f", n)

@@ -1,13 +1,7 @@
 -- Takes auctions whose end has come: KEYS[1] the due set; ARGV now ("" = Redis's clock), lease_ms,
 -- limit. Each taken entry is moved lease_ms ahead rather than removed, so one whose closer dies
 -- before closing it comes back; a close removes it (or moves it to a later end).
-local now
-if ARGV[1] ~= "" then
-  now = tonumber(ARGV[1])
-else
-  local t = redis.call("TIME")
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+local now = clock(ARGV[1]) -- src/lua/clock.lua, prepended
 local taken = redis.call("ZRANGEBYSCORE", KEYS[1], "-inf", now, "LIMIT", 0, tonumber(ARGV[3]))
 local again = string.format("%.0f", now + tonumber(ARGV[2]))
 for _, m in ipairs(taken) do

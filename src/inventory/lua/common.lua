@@ -31,14 +31,7 @@
 local deal, holds, hold, users = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local ords, feed = KEYS[7], KEYS[8]
 
--- `given` (Unix ms) when it is not "", else Redis's time.
-local function clock(given)
-  if given ~= "" then
-    return tonumber(given)
-  end
-  local t = redis.call("TIME")
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+-- clock(given): src/lua/clock.lua, prepended before this.
 
 -- The digest the deal's reservation and order ids carry: the one drawn at its start, else
 -- (a deal started before digests were drawn) `fallback`, the fixed digest of (room, deal).

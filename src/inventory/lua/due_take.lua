@@ -6,11 +6,7 @@
 -- sweeper's look at the deal is added after the take, so it is never dropped.
 -- ARGV: now ("": Redis's clock, as in every inventory script) limit. Removes and returns up to
 -- `limit` deals due by now, with their times.
-local now = tonumber(ARGV[1])
-if ARGV[1] == "" then
-  local t = redis.call("TIME")
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+local now = clock(ARGV[1]) -- src/lua/clock.lua, prepended
 local due = redis.call("ZRANGEBYSCORE", KEYS[1], "-inf", string.format("%.0f", now), "WITHSCORES", "LIMIT", 0, ARGV[2])
 for i = 1, #due, 2 do
   redis.call("ZREM", KEYS[1], due[i])

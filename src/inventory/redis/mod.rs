@@ -77,12 +77,14 @@ use crate::commerce::Buyer;
 use crate::protocol::{Deal, DealSpec, Id, MAX_DEAL_DURATION_MS, RejectReason};
 use crate::redis_io::{RedisIo, RedisIoError};
 
-/// A deal script: the shared prelude (`split.lua`, `commission.lua`, `common.lua`), then
-/// `$file`s in order.
+/// A deal script: the shared prelude (`split.lua`, `clock.lua`, `commission.lua`,
+/// `common.lua`), then `$file`s in order.
 macro_rules! script {
     ($($file:literal),+) => {
         Arc::new(Script::new(concat!(
             include_str!("../../lua/split.lua"),
+            "\n",
+            include_str!("../../lua/clock.lua"),
             "\n",
             include_str!("../lua/commission.lua"),
             "\n",
@@ -205,7 +207,11 @@ impl RedisInventory {
                 sweep: script!("sweep.lua"),
                 audit: script!("audit.lua"),
                 sales: script!("sales.lua"),
-                due_take: Arc::new(Script::new(include_str!("../lua/due_take.lua"))),
+                due_take: Arc::new(Script::new(concat!(
+                    include_str!("../../lua/clock.lua"),
+                    "\n",
+                    include_str!("../lua/due_take.lua")
+                ))),
                 index: Arc::new(Script::new(include_str!("../lua/index.lua"))),
             },
             keys: Keys::new(&settings.key_prefix),
