@@ -187,7 +187,7 @@ impl View {
         let spec = AuctionSpec {
             id: id.clone(),
             product_id: id_of("product_id", &self.pid)?,
-            title: Some(self.title.clone()),
+            title: (!self.title.is_empty()).then(|| self.title.clone()),
             image_url: (!self.img.is_empty()).then(|| self.img.clone()),
             currency: self.cur.clone(),
             start_cents: num("start", &self.start)?,

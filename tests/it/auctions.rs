@@ -306,10 +306,15 @@ async fn the_rules_cases(store: Arc<dyn AuctionStore>) {
     );
 
     let quiet = id("quiet");
-    store
-        .start(&room, &spec(&quiet, RULES, 5_000), T0)
-        .await
-        .expect("start");
+    // No title of its own (the hub gives the product's), and an image: kept as given.
+    let quiet_spec = AuctionSpec {
+        title: None,
+        image_url: Some("https://img.example/q.png".into()),
+        sudden_death: true,
+        ..spec(&quiet, RULES, 5_000)
+    };
+    let record = store.start(&room, &quiet_spec, T0).await.expect("start");
+    assert_eq!(record.spec, quiet_spec);
     let (kind, state) = ending(store.end(&room, &quiet, T0 + 10).await.expect("end"));
     assert_eq!(kind, "ended", "a host ends an auction with no bid");
     assert_eq!((state.status, state.ends_at), (Status::Unsold, T0 + 10));

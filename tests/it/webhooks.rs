@@ -178,12 +178,12 @@ async fn flaky_receiver_gets_every_event(batch: usize) -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_mid_delivery_loses_nothing_as_another_takes_its_lease() -> anyhow::Result<()>
 {
-    // Slow enough (one in four requests never answered, 300 ms each) to kill a node mid-way.
+    // One in four requests never answered (300 ms each): the takeover meets timeouts too.
     let misbehave = Misbehave {
         fail_every: 0,
         hang_every: 4,
     };
-    let receiver = Receiver::start(HOOK_SECRET, misbehave).await?;
+    let mut receiver = Receiver::start(HOOK_SECRET, misbehave).await?;
     let redis = Engine::shared("single");
     let file = std::env::temp_dir().join(format!("livehub-hooks-{}.toml", std::process::id()));
     std::fs::write(
@@ -205,13 +205,19 @@ async fn a_node_killed_mid_delivery_loses_nothing_as_another_takes_its_lease() -
     host.send(serde_json::from_str(&deal_start("d", 12))?)
         .await?;
     host.next_of("deal").await?;
+    // Three orders delivered, then the receiver down until the first node is dead, and nine
+    // more orders: the node dies mid-delivery however fast it was going (its attempts meanwhile
+    // fail and wait for a retry).
     for i in 0..12 {
+        if i == 3 {
+            receiver
+                .wait_until(Duration::from_secs(30), |acc| ids(acc).len() >= 3)
+                .await?;
+            receiver.down();
+        }
         let (mut b, _) = join(&first, room, Role::Viewer, &format!("b{i}"), None).await?;
         buy(&mut b, "d", &format!("{i}")).await?;
     }
-    receiver
-        .wait_until(Duration::from_secs(30), |acc| ids(acc).len() >= 3)
-        .await?;
     let merchant = mint(SECRET, Role::Merchant, "*", "shop-backend");
     let holder = status(&first.addr.to_string(), &merchant).await?[0]["holder"].clone();
     assert!(holder.is_string(), "the first node delivers: {holder}");
@@ -220,6 +226,7 @@ async fn a_node_killed_mid_delivery_loses_nothing_as_another_takes_its_lease() -
     first.kill().await;
     let before = ids(&receiver.accepted()).len();
     assert!(before < 12, "killed mid-delivery: {before} of 12 delivered");
+    receiver.up().await?;
     let (feed, _) = read_all(&second.addr.to_string(), &merchant, None, 100).await?;
     let room_events: Vec<&OrderEvent> = feed
         .iter()

@@ -1,10 +1,15 @@
--- A bid: ARGV now, user, request_id, amount, max (amounts checked by the caller: 1 to the
--- price cap, max >= amount), answer_ttl_ms, retention_ms, name (shown when it leads). Replies (remembered under the
+-- A bid: ARGV now, user, request_id, amount, max ("": the amount; amounts checked by the
+-- caller: 1 to the price cap, max >= amount), answer_ttl_ms, retention_ms, name (shown when it
+-- leads). Replies (remembered under the
 -- request id, so a retry gets the first outcome): {r="accepted", current, leading, ends_at,
 -- extended, a}, {r="too_low", min}, {r="ended", a}; {r="not_found"} (not remembered).
 local now = clock(ARGV[1])
 local user, rid = ARGV[2], ARGV[3]
-local amount, max = tonumber(ARGV[4]), tonumber(ARGV[5])
+local amount = tonumber(ARGV[4])
+local max = amount
+if ARGV[5] ~= "" then
+  max = tonumber(ARGV[5])
+end
 local key = user .. "|" .. rid
 local before = redis.call("HGET", answers, key)
 if before then
