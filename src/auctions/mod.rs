@@ -134,11 +134,6 @@ pub trait AuctionStore: Send + Sync {
     async fn room_auctions(&self, room: &Id) -> Result<Vec<AuctionRecord>, InventoryError>;
 }
 
-/// The amounts of a bid checked before any store sees it: the maximum it allows.
-pub fn checked_max(amount_cents: u64, max_cents: Option<u64>) -> Result<u64, Refused> {
-    crate::auction::check_amounts(amount_cents, max_cents)
-}
-
 fn not_found(room: &Id, id: &Id) -> InventoryError {
     InventoryError::NotFound(format!("no auction {id} in room {room}"))
 }

@@ -353,7 +353,8 @@ impl AuctionStore for RedisAuctions {
         max_cents: Option<u64>,
         now: u64,
     ) -> Result<BidAnswer, InventoryError> {
-        let max = match super::checked_max(amount_cents, max_cents) {
+        // Checked here: the script trusts its amounts.
+        let max = match crate::auction::check_amounts(amount_cents, max_cents) {
             Ok(m) => m,
             Err(r) => return Ok(BidAnswer::Refused(r)),
         };
