@@ -139,10 +139,16 @@ pub struct Leader {
     pub max_cents: u64,
 }
 
-/// One auction's state: enough to decide every bid and the close.
+/// One auction: its rules and where it stands, enough to decide every bid and the close.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Book {
     pub rules: Rules,
+    pub state: AuctionState,
+}
+
+/// Where an auction stands (everything of a [`Book`] but its rules): what a store reports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuctionState {
     pub ends_at: u64,
     pub status: Status,
     /// Bids accepted.
@@ -216,27 +222,29 @@ impl Book {
     pub fn start(rules: Rules, now: u64, duration_ms: u64) -> Book {
         Book {
             rules,
-            ends_at: now.saturating_add(duration_ms),
-            status: Status::Live,
-            bids: 0,
-            current_cents: None,
-            leader: None,
-            second_max_cents: None,
+            state: AuctionState {
+                ends_at: now.saturating_add(duration_ms),
+                status: Status::Live,
+                bids: 0,
+                current_cents: None,
+                leader: None,
+                second_max_cents: None,
+            },
         }
     }
 
     /// Whether a bid at `now` would be too late (or the auction is closed).
     pub fn over(&self, now: u64) -> bool {
-        self.status != Status::Live || now >= self.ends_at
+        self.state.status != Status::Live || now >= self.state.ends_at
     }
 
     /// The least amount `user` may bid now.
     pub fn min_cents(&self, user: &str) -> u64 {
-        let next = match self.current_cents {
+        let next = match self.state.current_cents {
             None => self.rules.start_cents,
             Some(c) => c.saturating_add(self.rules.increment_cents),
         };
-        match &self.leader {
+        match &self.state.leader {
             Some(l) if l.user == user => next.max(l.max_cents),
             _ => next,
         }
@@ -245,8 +253,8 @@ impl Book {
     /// The price the maxima give: `start_cents` with one bidder, else the second maximum plus
     /// one increment, capped at the highest.
     fn price(&self) -> Option<u64> {
-        let top = self.leader.as_ref()?.max_cents;
-        Some(match self.second_max_cents {
+        let top = self.state.leader.as_ref()?.max_cents;
+        Some(match self.state.second_max_cents {
             None => self.rules.start_cents,
             Some(s) => s.saturating_add(self.rules.increment_cents).min(top),
         })
@@ -269,23 +277,23 @@ impl Book {
         if amount_cents < min_cents || max < min_cents {
             return Err(Refused::TooLow { min_cents });
         }
-        match self.leader.take() {
+        match self.state.leader.take() {
             None => {
-                self.leader = Some(Leader {
+                self.state.leader = Some(Leader {
                     user: user.to_owned(),
                     max_cents: max,
                 });
             }
             Some(l) if l.user == user => {
-                self.leader = Some(Leader {
+                self.state.leader = Some(Leader {
                     user: l.user,
                     max_cents: max,
                 });
             }
             Some(l) if max > l.max_cents => {
                 // Outbids the leader, whose maximum is now the second.
-                self.second_max_cents = Some(l.max_cents);
-                self.leader = Some(Leader {
+                self.state.second_max_cents = Some(l.max_cents);
+                self.state.leader = Some(Leader {
                     user: user.to_owned(),
                     max_cents: max,
                 });
@@ -294,42 +302,42 @@ impl Book {
                 // The leader's proxy answers: its maximum is as high or higher (and earlier).
                 // This bid's maximum is above every other one's (it beat the price, which is
                 // above them), so it is the second.
-                self.second_max_cents = Some(max);
-                self.leader = Some(l);
+                self.state.second_max_cents = Some(max);
+                self.state.leader = Some(l);
             }
         }
-        self.bids = self.bids.saturating_add(1);
-        self.current_cents = self.price();
-        let extended =
-            !self.rules.sudden_death && self.ends_at.saturating_sub(now) < self.rules.extend_ms;
+        self.state.bids = self.state.bids.saturating_add(1);
+        self.state.current_cents = self.price();
+        let extended = !self.rules.sudden_death
+            && self.state.ends_at.saturating_sub(now) < self.rules.extend_ms;
         if extended {
-            self.ends_at = now.saturating_add(self.rules.extend_ms);
+            self.state.ends_at = now.saturating_add(self.rules.extend_ms);
         }
         Ok(Accepted {
-            current_cents: self.current_cents.unwrap_or(self.rules.start_cents),
-            leading: self.leader.as_ref().is_some_and(|l| l.user == user),
-            ends_at: self.ends_at,
+            current_cents: self.state.current_cents.unwrap_or(self.rules.start_cents),
+            leading: self.state.leader.as_ref().is_some_and(|l| l.user == user),
+            ends_at: self.state.ends_at,
             extended,
-            bids: self.bids,
+            bids: self.state.bids,
         })
     }
 
     /// Closes the auction when `now` has reached its end: once (None before the end and
     /// after the close).
     pub fn close(&mut self, now: u64) -> Option<Closed> {
-        if self.status != Status::Live || now < self.ends_at {
+        if self.state.status != Status::Live || now < self.state.ends_at {
             return None;
         }
-        Some(match (&self.leader, self.current_cents) {
+        Some(match (&self.state.leader, self.state.current_cents) {
             (Some(l), Some(price)) => {
-                self.status = Status::Sold;
+                self.state.status = Status::Sold;
                 Closed::Sold {
                     winner: l.user.clone(),
                     price_cents: price,
                 }
             }
             _ => {
-                self.status = Status::Unsold;
+                self.state.status = Status::Unsold;
                 Closed::Unsold
             }
         })
@@ -338,14 +346,14 @@ impl Book {
     /// A host ends the auction at `now`: only while it has no bid (it closes `unsold`, its end
     /// moved to `now`).
     pub fn end_by_host(&mut self, now: u64) -> Result<(), EndRefused> {
-        if self.status != Status::Live {
+        if self.state.status != Status::Live {
             return Err(EndRefused::Closed);
         }
-        if self.bids > 0 {
+        if self.state.bids > 0 {
             return Err(EndRefused::HasBids);
         }
-        self.status = Status::Unsold;
-        self.ends_at = self.ends_at.min(now);
+        self.state.status = Status::Unsold;
+        self.state.ends_at = self.state.ends_at.min(now);
         Ok(())
     }
 }
@@ -398,7 +406,7 @@ mod tests {
         );
         let ok = b.bid("b", 4_000, Some(6_000), 4).expect("b again");
         assert_eq!((ok.current_cents, ok.leading), (5_100, true));
-        assert_eq!(b.leader.as_ref().map(|l| l.user.as_str()), Some("b"));
+        assert_eq!(b.state.leader.as_ref().map(|l| l.user.as_str()), Some("b"));
     }
 
     #[test]
@@ -407,7 +415,7 @@ mod tests {
         b.bid("a", 1_000, Some(3_000), 1).expect("a");
         let ok = b.bid("b", 3_000, None, 2).expect("b ties");
         assert_eq!((ok.current_cents, ok.leading), (3_000, false));
-        assert_eq!(b.leader.as_ref().map(|l| l.user.as_str()), Some("a"));
+        assert_eq!(b.state.leader.as_ref().map(|l| l.user.as_str()), Some("a"));
         // The leader raises its own maximum: the price follows the rule again.
         let ok = b.bid("a", 3_100, Some(10_000), 3).expect("a raises");
         assert_eq!((ok.current_cents, ok.leading), (3_100, true));
@@ -463,7 +471,7 @@ mod tests {
     fn a_host_ends_only_an_auction_without_bids() {
         let mut b = book();
         assert_eq!(b.end_by_host(5), Ok(()));
-        assert_eq!((b.status, b.ends_at), (Status::Unsold, 5));
+        assert_eq!((b.state.status, b.state.ends_at), (Status::Unsold, 5));
         assert_eq!(b.end_by_host(6), Err(EndRefused::Closed));
         let mut b = book();
         b.bid("a", 1_000, None, 1).expect("a");

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 
 use super::{
-    AuctionRecord, AuctionState, AuctionStore, BidAnswer, CloseAnswer, EndAnswer, not_found,
+    AuctionRecord, AuctionStore, BidAnswer, CloseAnswer, EndAnswer, not_found,
 };
 use crate::auction::{AuctionSpec, Book, EndRefused, Status};
 use crate::id::Id;
@@ -29,7 +29,7 @@ impl Kept {
         AuctionRecord {
             spec: self.spec.clone(),
             started_at: self.started_at,
-            state: AuctionState::from(&self.book),
+            state: self.book.state.clone(),
             leader_name: self.leader_name.clone(),
         }
     }
@@ -71,7 +71,7 @@ impl AuctionStore for MemoryAuctions {
         spec.check().map_err(|e| InventoryError::Invalid(e.0))?;
         let mut all = self.auctions.lock();
         let retention = self.retention_ms;
-        all.retain(|_, k| k.book.ends_at.saturating_add(retention) > now);
+        all.retain(|_, k| k.book.state.ends_at.saturating_add(retention) > now);
         let key = (room.clone(), spec.id.clone());
         if all.contains_key(&key) {
             return Err(InventoryError::Conflict(format!(
@@ -124,7 +124,7 @@ impl AuctionStore for MemoryAuctions {
 
     async fn close(&self, room: &Id, id: &Id, now: u64) -> Result<CloseAnswer, InventoryError> {
         self.with(room, id, |kept| {
-            if kept.book.status != Status::Live {
+            if kept.book.state.status != Status::Live {
                 return CloseAnswer::AlreadyClosed(kept.record());
             }
             match kept.book.close(now) {
@@ -146,8 +146,8 @@ impl AuctionStore for MemoryAuctions {
             if out.len() >= limit {
                 break;
             }
-            let live = kept.book.status == Status::Live;
-            if live && kept.book.ends_at <= now && kept.taken_until <= now {
+            let live = kept.book.state.status == Status::Live;
+            if live && kept.book.state.ends_at <= now && kept.taken_until <= now {
                 kept.taken_until = now.saturating_add(lease_ms);
                 out.push(key.clone());
             }

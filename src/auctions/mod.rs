@@ -16,33 +16,10 @@ pub use redis::RedisAuctions;
 
 use async_trait::async_trait;
 
-use crate::auction::{Accepted, AuctionSpec, Book, Leader, Refused, Status};
+pub use crate::auction::AuctionState;
+use crate::auction::{Accepted, AuctionSpec, Refused};
 use crate::id::Id;
 use crate::inventory::InventoryError;
-
-/// An auction's state as a store reports it (every field but the rules of a [`Book`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AuctionState {
-    pub ends_at: u64,
-    pub status: Status,
-    pub bids: u32,
-    pub current_cents: Option<u64>,
-    pub leader: Option<Leader>,
-    pub second_max_cents: Option<u64>,
-}
-
-impl From<&Book> for AuctionState {
-    fn from(b: &Book) -> Self {
-        AuctionState {
-            ends_at: b.ends_at,
-            status: b.status,
-            bids: b.bids,
-            current_cents: b.current_cents,
-            leader: b.leader.clone(),
-            second_max_cents: b.second_max_cents,
-        }
-    }
-}
 
 /// An auction as a store keeps it: what it sells and by which rules (its spec, the title
 /// resolved), when it started, where it stands, and the leader's display name (viewers see

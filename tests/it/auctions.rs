@@ -129,7 +129,7 @@ async fn follows_the_rules(store: Arc<dyn AuctionStore>, seed: u64) {
         .start(&room, &spec(&auction, rules, 60_000), T0)
         .await
         .expect("start");
-    assert_eq!(record.state, AuctionState::from(&book));
+    assert_eq!(record.state, book.state.clone());
     assert_eq!(record.spec, spec(&auction, rules, 60_000));
     assert_eq!((record.started_at, record.leader_name), (T0, None));
     let mut g = Gen(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
@@ -172,15 +172,15 @@ async fn follows_the_rules(store: Arc<dyn AuctionStore>, seed: u64) {
         );
         asked.push((user, rid, amount, max));
     }
-    let end = book.ends_at;
+    let end = book.state.ends_at;
     let early = store.close(&room, &auction, end - 1).await.expect("close");
-    assert_eq!(closing(early), ("open", AuctionState::from(&book)));
+    assert_eq!(closing(early), ("open", book.state.clone()));
     let closed = book.close(end);
     let got = store.close(&room, &auction, end).await.expect("close");
-    assert_eq!(closing(got), ("closed", AuctionState::from(&book)));
+    assert_eq!(closing(got), ("closed", book.state.clone()));
     assert!(closed.is_some());
     let again = store.close(&room, &auction, end + 5).await.expect("close");
-    assert_eq!(closing(again), ("already", AuctionState::from(&book)));
+    assert_eq!(closing(again), ("already", book.state.clone()));
     let late = store
         .bid(
             &room,
@@ -444,7 +444,7 @@ async fn racing_bidders_end_as_the_rules_say(store: Arc<dyn AuctionStore>) {
     else {
         panic!("bids were made");
     };
-    assert_eq!(state, AuctionState::from(&book));
+    assert_eq!(state, book.state.clone());
     assert_eq!(state.leader.map(|l| l.user), Some(winner));
     assert_eq!(state.current_cents, Some(price_cents));
 }
