@@ -545,26 +545,14 @@ cancel = 0.0
 max_oversold = 0
 "#,
     )?;
-    let report = tmp("oversell.json");
-    let run = loadtest(args(&[
-        "run",
-        scenario.to_str().unwrap(),
-        "--url",
-        &url,
-        "--secret",
-        SECRET,
-        "--quiet",
-        "--report",
-        report.to_str().unwrap(),
-    ]))
-    .await?;
+    let (run, r) = run_reported(&scenario, &url, "oversell").await?;
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     assert!(
         run.stderr.contains("SLO missed: max_oversold"),
         "{}",
         run.stderr
     );
-    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report)?)?;
+    let r = r?;
     let phantom = u64::from(broken.phantom.load(Ordering::SeqCst));
     assert!(phantom > 0);
     assert_eq!(r["oversold"].as_u64(), Some(phantom), "{}", run.stdout);
@@ -713,8 +701,21 @@ min_connect_success = 1.0
 
 /// Runs the ONE_ROOM scenario against `urls` (comma separated); the outcome and its report.
 async fn one_room(name: &str, urls: &str) -> anyhow::Result<(Run, serde_json::Value)> {
-    let (scenario, report) = (tmp(&format!("{name}.toml")), tmp(&format!("{name}.json")));
+    let scenario = tmp(&format!("{name}.toml"));
     std::fs::write(&scenario, ONE_ROOM)?;
+    let (run, report) = run_reported(&scenario, urls, name).await?;
+    Ok((run, report?))
+}
+
+/// Runs `scenario` against `urls` quietly with a JSON report named after `name`: the outcome,
+/// and the report as written (an error when the run wrote none, so a caller can show the run's
+/// output first).
+async fn run_reported(
+    scenario: &std::path::Path,
+    urls: &str,
+    name: &str,
+) -> anyhow::Result<(Run, anyhow::Result<serde_json::Value>)> {
+    let report = tmp(&format!("{name}.json"));
     let run = loadtest(args(&[
         "run",
         scenario.to_str().unwrap_or_default(),
@@ -727,8 +728,10 @@ async fn one_room(name: &str, urls: &str) -> anyhow::Result<(Run, serde_json::Va
         report.to_str().unwrap_or_default(),
     ]))
     .await?;
-    let r = serde_json::from_str(&std::fs::read_to_string(&report)?)?;
-    Ok((run, r))
+    let written = std::fs::read_to_string(&report)
+        .map_err(anyhow::Error::from)
+        .and_then(|text| Ok(serde_json::from_str(&text)?));
+    Ok((run, written))
 }
 
 /// Asserts the report's sequence figures are all zero, overall and on every node.
@@ -1113,22 +1116,10 @@ async fn the_shop_scenario_pays_fails_and_lets_expire_and_the_feed_matches() -> 
     c.orders.payment_timeout_ms = 2_000; // as config/scenarios/shop.toml says
     c.inventory.sweep_interval_ms = 100;
     let (url, _stop) = hub_on(c, None).await?;
-    let report = tmp("shop.json");
     let scenario = root().join("config/scenarios/shop.toml");
-    let run = loadtest(args(&[
-        "run",
-        scenario.to_str().unwrap_or_default(),
-        "--url",
-        &url,
-        "--secret",
-        SECRET,
-        "--quiet",
-        "--report",
-        report.to_str().unwrap_or_default(),
-    ]))
-    .await?;
+    let (run, r) = run_reported(&scenario, &url, "shop").await?;
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report)?)?;
+    let r = r?;
     let shop = &r["shop"];
     assert_eq!(shop["mismatch_count"], 0, "{shop}");
     assert_eq!(shop["duplicates"], 0, "{shop}");
