@@ -63,9 +63,17 @@ pub fn shared_cluster() -> &'static RedisCluster {
 /// (TCP simultaneous open); a soak beside a second suite, thousands of connections a second,
 /// lost a restarted cluster's connections that way or alike. `pair` also needs `port + pair` free
 /// (a cluster node's bus port), kept below the ephemeral range too.
+///
+/// A port is handed out once per process: a test that keeps its port free on purpose (Redis
+/// down, to be started later) must not find another test's cluster node there, answering for
+/// the Redis it waits for (the sequences for `pair` 0 and 10,000 run modulo different ranges,
+/// so they meet).
 pub fn stable_port(pair: u16) -> Result<u16> {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
     let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
@@ -84,8 +92,13 @@ pub fn stable_port(pair: u16) -> Result<u16> {
     for _ in 0..500 {
         let n = NEXT.fetch_add(7_919, Ordering::Relaxed);
         let port = u16::try_from(low + seed.wrapping_add(n) % (high - low))?;
-        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        let given = given.get_or_insert_with(HashSet::new);
+        let free =
+            |p: u16| !given.contains(&p) && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
         if free(port) && (pair == 0 || free(port + pair)) {
+            given.insert(port);
+            given.insert(port + pair);
             return Ok(port);
         }
     }
