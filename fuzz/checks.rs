@@ -349,7 +349,30 @@ fn check_valid_command(msg: &ClientMsg, limits: &ContentLimits) {
             );
         }
         ClientMsg::SetStream { url, .. } => check_image_url(url.as_deref()),
+        ClientMsg::AuctionStart { auction: a, .. } => {
+            if let Some(title) = &a.title {
+                check_title(title);
+            }
+            check_image_url(a.image_url.as_deref());
+            check_currency(&a.currency);
+            for cents in [a.start_cents, a.increment_cents] {
+                assert!(
+                    (1..=MAX_PRICE_CENTS).contains(&cents),
+                    "auction price {cents} passed"
+                );
+            }
+            assert!(
+                (5_000..=3_600_000).contains(&a.duration_ms) && a.extend_ms <= 60_000,
+                "auction timings passed: {a:?}"
+            );
+            assert!(
+                a.commission_bps + a.affiliate_bps <= MAX_BPS,
+                "auction rates paying out more than the price passed: {a:?}"
+            );
+        }
         ClientMsg::Checkout { .. }
+        | ClientMsg::Bid { .. }
+        | ClientMsg::AuctionEnd { .. }
         | ClientMsg::Cancel { .. }
         | ClientMsg::Unpin { .. }
         | ClientMsg::DealEnd { .. }

@@ -119,6 +119,11 @@ impl AuctionSpec {
                 return Err(BadAuction(format!("{field} must be 0 to {MAX_BPS}")));
             }
         }
+        if self.commission_bps + self.affiliate_bps > MAX_BPS {
+            return Err(BadAuction(format!(
+                "commission_bps + affiliate_bps must be at most {MAX_BPS} (the whole price)"
+            )));
+        }
         Ok(())
     }
 }

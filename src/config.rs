@@ -161,6 +161,9 @@ pub struct LimitsConfig {
     pub comment_burst: f64,
     pub reserve_rate_per_sec: f64,
     pub reserve_burst: f64,
+    /// Bids per user per auction: sustained rate and burst (more is `rejected` `rate_limited`).
+    pub bid_rate_per_sec: f64,
+    pub bid_burst: f64,
     pub viewer_frames_per_sec: f64,
     pub viewer_frames_burst: f64,
     pub host_frames_per_sec: f64,
@@ -713,6 +716,8 @@ impl Config {
                 self.limits.reserve_rate_per_sec,
             ),
             ("limits.reserve_burst", self.limits.reserve_burst),
+            ("limits.bid_rate_per_sec", self.limits.bid_rate_per_sec),
+            ("limits.bid_burst", self.limits.bid_burst),
             (
                 "limits.viewer_frames_per_sec",
                 self.limits.viewer_frames_per_sec,

@@ -53,6 +53,8 @@ pub const ERRORS: &str = "livehub_errors_total";
 pub const RESERVES: &str = "livehub_reserves_total";
 /// Seconds from receiving a reserve to having its answer.
 pub const RESERVE_SECONDS: &str = "livehub_reserve_seconds";
+/// Bid outcomes, by `outcome` (accepted or a reject reason).
+pub const BIDS: &str = "livehub_bids_total";
 /// Checkout and cancel outcomes, by `op` and `outcome`.
 pub const HOLD_OPS: &str = "livehub_hold_ops_total";
 /// Merchant settlements of orders, by `to` (`paid`, `failed`) and `outcome` (`changed`,
@@ -307,6 +309,7 @@ fn describe_fanout() {
 /// Stock, holds and the bus.
 fn describe_backends() {
     describe_counter!(RESERVES, "Reserve outcomes");
+    describe_counter!(BIDS, "Bid outcomes");
     describe_counter!(BUS_MESSAGES, "Room messages received from Redis");
     describe_histogram!(
         BUS_LAG_SECONDS,

@@ -93,6 +93,11 @@ pub fn stock_key(deal: &str) -> CounterKey {
     h.max(2)
 }
 
+/// The counter key of auction `id`'s latest bid (a digest apart from the deals').
+pub fn auction_key(id: &str) -> CounterKey {
+    stock_key(&format!("~auction:{id}"))
+}
+
 /// True for a deal's stock, the counter a flash deal's viewers wait for: it ends a writer's
 /// pause like a reply does.
 fn is_stock(key: CounterKey) -> bool {

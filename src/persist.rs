@@ -38,6 +38,10 @@ pub struct SavedRoom {
     /// since the memory inventory does not outlive the process).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deals: Vec<Deal>,
+    /// The room's auctions as last published (live ones, and closed ones the bus still
+    /// keeps), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub auctions: Vec<crate::protocol::AuctionView>,
     /// The room's live video stream as its host set it (a file saved before streams existed
     /// has none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -59,6 +63,7 @@ impl SavedRoom {
             likes: 0,
             muted: Vec::new(),
             deals: Vec::new(),
+            auctions: Vec::new(),
             stream_url: None,
             announcement: None,
         }
@@ -157,6 +162,7 @@ mod tests {
                 likes: 3,
                 muted: vec![(Id::new("troll").unwrap(), 5_000)],
                 deals: Vec::new(),
+                auctions: Vec::new(),
                 stream_url: Some("https://cdn.example/live.m3u8".into()),
                 announcement: Some(Announced {
                     seq: 7,

@@ -300,6 +300,42 @@ impl DealSpec {
     }
 }
 
+/// An auction bidder as viewers see them: the display name, never the user id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bidder {
+    pub name: String,
+}
+
+/// A live auction as viewers see it (the `auction` event and `welcome`'s `auctions`): what is
+/// sold, by which rules, and where it stands. `current_cents` is null before the first bid;
+/// `winner` is set once it closed `sold`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuctionView {
+    pub id: Id,
+    pub product_id: Id,
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_url: Option<String>,
+    pub currency: String,
+    pub start_cents: u64,
+    pub increment_cents: u64,
+    pub current_cents: Option<u64>,
+    pub leader: Option<Bidder>,
+    pub bids: u32,
+    pub ends_at: u64,
+    pub extend_ms: u64,
+    pub sudden_death: bool,
+    pub status: AuctionStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub winner: Option<Bidder>,
+    pub started_at: u64,
+}
+
+/// Where an auction stands, from its rules: `live`, `sold` or `unsold`.
+pub use crate::auction::Status as AuctionStatus;
+/// A host's `auction_start` body, from the rules' home.
+pub use crate::auction::AuctionSpec;
+
 /// A chat comment as stored and broadcast.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Comment {
@@ -391,6 +427,14 @@ pub enum RejectReason {
     DealNotLive,
     NotFound,
     Unavailable,
+    /// A bid below the least amount accepted now (`min_cents` says it).
+    TooLow,
+    /// A bid at or after the auction's end.
+    Ended,
+    /// Bids faster than `limits.bids_per_s` on one auction.
+    RateLimited,
+    /// A bid whose amounts are out of range.
+    BadRequest,
 }
 
 /// Every message the hub sends. `seq` is present exactly on the durable events.
@@ -415,6 +459,9 @@ pub enum ServerMsg {
         /// The room's latest announcement, null before the first.
         #[serde(default)]
         announcement: Option<Announced>,
+        /// The room's live auctions in their current state (none for a v1 room).
+        #[serde(default)]
+        auctions: Vec<AuctionView>,
         /// The room's current mutes: only in a host's or an admin's welcome.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         muted: Option<Vec<Muted>>,
@@ -444,6 +491,11 @@ pub enum ServerMsg {
         seq: u64,
         url: Option<String>,
     },
+    /// An auction started or closed (`status` says which).
+    Auction {
+        seq: u64,
+        auction: AuctionView,
+    },
     /// Comments `from..=seq` were not shown to this connection: it fell behind (a chat storm, a
     /// slow link) and the hub thinned other viewers' comments rather than close it. Not a gap:
     /// the next durable event is `seq + 1`. `comments` of them were thinned.
@@ -465,6 +517,24 @@ pub enum ServerMsg {
     Viewers {
         count: u64,
     },
+    /// A live auction's latest bid, coalesced like `stock`: at most one per tick per auction,
+    /// always the latest.
+    AuctionBid {
+        auction: Id,
+        current_cents: u64,
+        leader: Option<Bidder>,
+        bids: u32,
+        ends_at: u64,
+    },
+    /// The bidder's own bid was accepted: the price now, whether they lead, the end now.
+    BidAccepted {
+        request_id: Id,
+        auction: Id,
+        amount_cents: u64,
+        current_cents: u64,
+        leading: bool,
+        ends_at: u64,
+    },
     Likes {
         total: u64,
     },
@@ -479,12 +549,22 @@ pub enum ServerMsg {
     Rejected {
         request_id: Id,
         reason: RejectReason,
+        /// With `too_low`: the least amount a bid would be accepted at now.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        min_cents: Option<u64>,
     },
+    /// A checkout's order (to its buyer), or an auction's (to its winner, at the close: no
+    /// `request_id` or `reservation`, `auction` instead of `deal`).
     Order {
-        request_id: Id,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<Id>,
         order: Id,
-        reservation: Id,
-        deal: Id,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reservation: Option<Id>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deal: Option<Id>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        auction: Option<Id>,
         qty: u32,
         price_cents: u64,
         currency: String,
@@ -534,6 +614,7 @@ impl ServerMsg {
             | ServerMsg::Deal { seq, .. }
             | ServerMsg::Announcement { seq, .. }
             | ServerMsg::Stream { seq, .. }
+            | ServerMsg::Auction { seq, .. }
             | ServerMsg::Skipped { seq, .. } => Some(*seq),
             _ => None,
         }
@@ -627,6 +708,27 @@ pub enum ClientMsg {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request_id: Option<Id>,
     },
+    /// A viewer's bid on a live auction; `max_cents` (default the amount) is the most the hub
+    /// may bid for them (a proxy bid).
+    Bid {
+        request_id: Id,
+        auction: Id,
+        amount_cents: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_cents: Option<u64>,
+    },
+    /// Starts an auction in the room.
+    AuctionStart {
+        auction: AuctionSpec,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<Id>,
+    },
+    /// Ends an auction that has no bid yet (one with a bid runs to its end).
+    AuctionEnd {
+        auction: Id,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<Id>,
+    },
 }
 
 /// A field that must be present but may be null (`"url": null`), so a misspelt field name is
@@ -710,6 +812,14 @@ macro_rules! optional_request_id {
                 request_id: $id,
                 ..
             }
+            | ClientMsg::AuctionStart {
+                request_id: $id,
+                ..
+            }
+            | ClientMsg::AuctionEnd {
+                request_id: $id,
+                ..
+            }
     };
 }
 
@@ -719,7 +829,8 @@ impl ClientMsg {
         match self {
             ClientMsg::Reserve { request_id, .. }
             | ClientMsg::Checkout { request_id, .. }
-            | ClientMsg::Cancel { request_id, .. } => Some(request_id),
+            | ClientMsg::Cancel { request_id, .. }
+            | ClientMsg::Bid { request_id, .. } => Some(request_id),
             optional_request_id!(request_id) => request_id.as_ref(),
         }
     }
@@ -734,9 +845,10 @@ impl ClientMsg {
                 *request_id = id;
                 true
             }
-            ClientMsg::Reserve { .. } | ClientMsg::Checkout { .. } | ClientMsg::Cancel { .. } => {
-                false
-            }
+            ClientMsg::Reserve { .. }
+            | ClientMsg::Checkout { .. }
+            | ClientMsg::Cancel { .. }
+            | ClientMsg::Bid { .. } => false,
         }
     }
 
@@ -754,6 +866,7 @@ impl ClientMsg {
                 | ClientMsg::Reserve { .. }
                 | ClientMsg::Checkout { .. }
                 | ClientMsg::Cancel { .. }
+                | ClientMsg::Bid { .. }
         )
     }
 
@@ -793,7 +906,11 @@ impl ClientMsg {
                     ))
                 }
             }
+            ClientMsg::AuctionStart { auction, .. } => validate_auction(auction),
+            // A bid's amounts are the rules' to judge: out of range is `rejected` `bad_request`.
             ClientMsg::Checkout { .. }
+            | ClientMsg::Bid { .. }
+            | ClientMsg::AuctionEnd { .. }
             | ClientMsg::Cancel { .. }
             | ClientMsg::Unpin { .. }
             | ClientMsg::DealEnd { .. }
@@ -801,6 +918,18 @@ impl ClientMsg {
             | ClientMsg::Unmute { .. } => Ok(()),
         }
     }
+}
+
+/// An auction's rules and rates within bounds ([`AuctionSpec::check`]), its currency, and its
+/// title and image URL when given (as a product's).
+fn validate_auction(spec: &AuctionSpec) -> Result<(), HubError> {
+    spec.check()
+        .map_err(|e| HubError::BadRequest(format!("auction.{}", e.0)))?;
+    if let Some(title) = &spec.title {
+        validate_title("auction.title", title)?;
+    }
+    validate_image_url("auction.image_url", spec.image_url.as_deref())?;
+    validate_currency(&spec.currency)
 }
 
 /// A client frame that could not be parsed into a command.
@@ -917,6 +1046,7 @@ mod tests {
             ServerMsg::Rejected {
                 request_id: id(),
                 reason: RejectReason::SoldOut,
+                min_cents: None,
             },
             ServerMsg::Ack {
                 request_id: id(),

@@ -94,7 +94,14 @@ pub async fn run_with(
         Arc::clone(&backends.inventory),
         backends.deliveries,
     ));
-    let hub = Hub::new(config, backends.inventory, bus, backends.funnel, catalog);
+    let hub = Hub::new(
+        config,
+        backends.inventory,
+        bus,
+        backends.funnel,
+        catalog,
+        backends.auctions,
+    );
     hub.start();
     webhooks
         .start(hub.node(), hub.tracker(), hub.shutdown_token())

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 
 use super::{
-    AuctionRecord, AuctionStore, BidAnswer, CloseAnswer, EndAnswer, not_found,
+    AuctionRecord, AuctionStore, Bid, BidAnswer, CloseAnswer, EndAnswer, not_found,
 };
 use crate::auction::{AuctionSpec, Book, EndRefused, Status};
 use crate::id::Id;
@@ -19,9 +19,11 @@ struct Kept {
     started_at: u64,
     book: Book,
     leader_name: Option<String>,
-    answers: HashMap<(String, String), BidAnswer>,
+    answers: HashMap<(String, String), Bid>,
     /// Not handed out by `due` before this (a caller is closing it).
     taken_until: u64,
+    /// Its close was told ([`AuctionStore::settled`]).
+    settled: bool,
 }
 
 impl Kept {
@@ -86,6 +88,7 @@ impl AuctionStore for MemoryAuctions {
             leader_name: None,
             answers: HashMap::new(),
             taken_until: 0,
+            settled: false,
         };
         let record = kept.record();
         all.insert(key, kept);
@@ -102,7 +105,7 @@ impl AuctionStore for MemoryAuctions {
         amount_cents: u64,
         max_cents: Option<u64>,
         now: u64,
-    ) -> Result<BidAnswer, InventoryError> {
+    ) -> Result<Bid, InventoryError> {
         self.with(room, id, |kept| {
             let key = (user.to_owned(), request_id.to_owned());
             if let Some(first) = kept.answers.get(&key) {
@@ -113,9 +116,17 @@ impl AuctionStore for MemoryAuctions {
                     if a.leading {
                         kept.leader_name = Some(name.to_owned());
                     }
-                    BidAnswer::Accepted(a)
+                    Bid {
+                        answer: BidAnswer::Accepted(a),
+                        leader_name: kept.leader_name.clone(),
+                        started_at: kept.started_at,
+                    }
                 }
-                Err(r) => BidAnswer::Refused(r),
+                Err(r) => Bid {
+                    answer: BidAnswer::Refused(r),
+                    leader_name: None,
+                    started_at: 0,
+                },
             };
             kept.answers.insert(key, answer.clone());
             answer
@@ -146,13 +157,20 @@ impl AuctionStore for MemoryAuctions {
             if out.len() >= limit {
                 break;
             }
-            let live = kept.book.state.status == Status::Live;
-            if live && kept.book.state.ends_at <= now && kept.taken_until <= now {
+            let unsettled = kept.book.state.status == Status::Live || !kept.settled;
+            if unsettled && kept.book.state.ends_at <= now && kept.taken_until <= now {
                 kept.taken_until = now.saturating_add(lease_ms);
                 out.push(key.clone());
             }
         }
         Ok(out)
+    }
+
+    async fn settled(&self, room: &Id, id: &Id) -> Result<(), InventoryError> {
+        if let Some(kept) = self.auctions.lock().get_mut(&(room.clone(), id.clone())) {
+            kept.settled = true;
+        }
+        Ok(())
     }
 
     async fn end(&self, room: &Id, id: &Id, now: u64) -> Result<EndAnswer, InventoryError> {

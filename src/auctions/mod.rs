@@ -20,6 +20,7 @@ pub use crate::auction::AuctionState;
 use crate::auction::{Accepted, AuctionSpec, Refused};
 use crate::id::Id;
 use crate::inventory::InventoryError;
+use crate::protocol::{AuctionStatus, AuctionView, Bidder};
 
 /// An auction as a store keeps it: what it sells and by which rules (its spec, the title
 /// resolved), when it started, where it stands, and the leader's display name (viewers see
@@ -32,11 +33,62 @@ pub struct AuctionRecord {
     pub leader_name: Option<String>,
 }
 
+impl AuctionRecord {
+    /// The auction as viewers see it: names, never user ids; the product id as the title
+    /// when none was resolved.
+    pub fn view(&self) -> AuctionView {
+        let (spec, st) = (&self.spec, &self.state);
+        let leader = self.leader_name.clone().map(|name| Bidder { name });
+        let sold = st.status == AuctionStatus::Sold;
+        AuctionView {
+            id: spec.id.clone(),
+            product_id: spec.product_id.clone(),
+            title: spec
+                .title
+                .clone()
+                .unwrap_or_else(|| spec.product_id.to_string()),
+            image_url: spec.image_url.clone(),
+            currency: spec.currency.clone(),
+            start_cents: spec.start_cents,
+            increment_cents: spec.increment_cents,
+            current_cents: st.current_cents,
+            winner: if sold { leader.clone() } else { None },
+            leader,
+            bids: st.bids,
+            ends_at: st.ends_at,
+            extend_ms: spec.extend_ms,
+            sudden_death: spec.sudden_death,
+            status: st.status,
+            started_at: self.started_at,
+        }
+    }
+
+    /// The winner's user id and the price, once it closed sold.
+    pub fn sale(&self) -> Option<(&str, u64)> {
+        let st = &self.state;
+        match (st.status, &st.leader, st.current_cents) {
+            (AuctionStatus::Sold, Some(l), Some(price)) => Some((l.user.as_str(), price)),
+            _ => None,
+        }
+    }
+}
+
 /// A bid's answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BidAnswer {
     Accepted(Accepted),
     Refused(Refused),
+}
+
+/// A bid's answer, and where the auction stood after an accepted one (for the viewers'
+/// `auction_bid`: the leader's name, which a bid that does not lead leaves to another, and the
+/// run it belongs to). A retried request answers all of it as the first time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bid {
+    pub answer: BidAnswer,
+    pub leader_name: Option<String>,
+    /// The auction's start (0 when the answer is a refusal).
+    pub started_at: u64,
 }
 
 /// What closing an auction found.
@@ -87,11 +139,16 @@ pub trait AuctionStore: Send + Sync {
         amount_cents: u64,
         max_cents: Option<u64>,
         now: u64,
-    ) -> Result<BidAnswer, InventoryError>;
+    ) -> Result<Bid, InventoryError>;
 
-    /// Closes the auction if its end has come, and keeps its close scheduled until it is
-    /// closed (an answer of [`CloseAnswer::Open`] schedules it at its new end).
+    /// Closes the auction if its end has come (an answer of [`CloseAnswer::Open`] schedules it
+    /// at its new end). A closed auction stays scheduled (it comes back from
+    /// [`AuctionStore::due`] after each lease) until [`AuctionStore::settled`]: the caller
+    /// settles it once the close is told, so a caller that dies in between loses nothing.
     async fn close(&self, room: &Id, id: &Id, now: u64) -> Result<CloseAnswer, InventoryError>;
+
+    /// The close of a closed auction was told: it is no longer scheduled.
+    async fn settled(&self, room: &Id, id: &Id) -> Result<(), InventoryError>;
 
     /// Up to `limit` auctions whose end has come by `now` and that may still be live, for any
     /// node to [`AuctionStore::close`]: each is taken for `lease_ms` (no other caller gets it

@@ -9,7 +9,7 @@ use redis::Script;
 use serde::Deserialize;
 
 use super::{
-    AuctionRecord, AuctionState, AuctionStore, BidAnswer, CloseAnswer, EndAnswer, not_found,
+    AuctionRecord, AuctionState, AuctionStore, Bid, BidAnswer, CloseAnswer, EndAnswer, not_found,
 };
 use crate::auction::{Accepted, AuctionSpec, Leader, Refused, Status};
 use crate::id::Id;
@@ -142,6 +142,15 @@ fn decode<T: for<'de> Deserialize<'de>>(what: &str, reply: &str) -> Result<T, In
     serde_json::from_str(reply).map_err(|e| bad(what, format!("{e}: {reply:?}")))
 }
 
+/// A refusal: it names no leader and no run.
+fn refused(r: Refused) -> Bid {
+    Bid {
+        answer: BidAnswer::Refused(r),
+        leader_name: None,
+        started_at: 0,
+    }
+}
+
 fn num(what: &str, s: &str) -> Result<u64, InventoryError> {
     s.parse().map_err(|_| bad(what, format!("not a number: {s:?}")))
 }
@@ -254,7 +263,7 @@ impl RedisAuctions {
     }
 
     /// Puts the close of `room`'s auction `id` at `at` (after a close found it still open: its
-    /// end moved) or removes it (closed, or no such auction).
+    /// end moved) or removes it (settled, or no such auction).
     async fn reschedule(&self, room: &Id, id: &Id, at: Option<u64>) -> Result<(), InventoryError> {
         let (key, member) = (self.due_key(), Self::member(room, id));
         Ok(self
@@ -352,11 +361,11 @@ impl AuctionStore for RedisAuctions {
         amount_cents: u64,
         max_cents: Option<u64>,
         now: u64,
-    ) -> Result<BidAnswer, InventoryError> {
+    ) -> Result<Bid, InventoryError> {
         // Checked here: the script trusts its amounts.
         let max = match crate::auction::check_amounts(amount_cents, max_cents) {
             Ok(m) => m,
-            Err(r) => return Ok(BidAnswer::Refused(r)),
+            Err(r) => return Ok(refused(r)),
         };
         let args = [
             self.now_arg(now),
@@ -376,19 +385,23 @@ impl AuctionStore for RedisAuctions {
                 ends_at,
                 extended,
                 a,
-            } => BidAnswer::Accepted(Accepted {
-                current_cents: num("current", &current)?,
-                leading,
-                ends_at: num("ends_at", &ends_at)?,
-                extended,
-                bids: a.state()?.bids,
-            }),
-            BidReply::TooLow { min } => BidAnswer::Refused(Refused::TooLow {
+            } => Bid {
+                answer: BidAnswer::Accepted(Accepted {
+                    current_cents: num("current", &current)?,
+                    leading,
+                    ends_at: num("ends_at", &ends_at)?,
+                    extended,
+                    bids: a.state()?.bids,
+                }),
+                leader_name: (!a.lname.is_empty()).then(|| a.lname.clone()),
+                started_at: num("started_at", &a.started_at)?,
+            },
+            BidReply::TooLow { min } => refused(Refused::TooLow {
                 min_cents: num("min", &min)?,
             }),
             BidReply::Ended { a } => {
                 a.state()?;
-                BidAnswer::Refused(Refused::Ended)
+                refused(Refused::Ended)
             }
             BidReply::NotFound => return Err(not_found(room, id)),
         })
@@ -405,12 +418,15 @@ impl AuctionStore for RedisAuctions {
                 return Err(not_found(room, id));
             }
         };
-        let at = match &answer {
-            CloseAnswer::Open(r) => Some(r.state.ends_at),
-            _ => None,
-        };
-        self.reschedule(room, id, at).await?;
+        // A closed one stays scheduled until it is settled (see the trait).
+        if let CloseAnswer::Open(r) = &answer {
+            self.reschedule(room, id, Some(r.state.ends_at)).await?;
+        }
         Ok(answer)
+    }
+
+    async fn settled(&self, room: &Id, id: &Id) -> Result<(), InventoryError> {
+        self.reschedule(room, id, None).await
     }
 
     async fn due(

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use dashmap::DashMap;
 use parking_lot::Mutex;
 
-use super::rules::{CommentRules, KnownDeal, deal_is_news};
+use super::rules::{CommentRules, KnownAuction, KnownDeal, auction_is_news, deal_is_news};
 use super::{Bus, BusError, BusSettings, Counters, Event, Published, RoomSink, comment_seq};
 use crate::clock::now_ms;
 use crate::inventory::StockLevel;
@@ -39,6 +39,7 @@ struct LocalRoom {
     /// `seq`s of the recent comments (the ones that may be deleted).
     recent: VecDeque<u64>,
     deals: HashMap<Id, KnownDeal>,
+    auctions: HashMap<Id, KnownAuction>,
     rules: CommentRules,
     likes: u64,
     sink: Weak<dyn RoomSink>,
@@ -82,6 +83,14 @@ impl LocalRoom {
                 };
                 self.deals
                     .insert(deal.id.clone(), (deal.status, at, deal.ends_at));
+            }
+            Event::Auction { auction, .. } => {
+                let known = self.auctions.get(&auction.id).copied();
+                if !auction_is_news(known, auction.status, auction.started_at) {
+                    return Ok(false);
+                }
+                self.auctions
+                    .insert(auction.id.clone(), (auction.status, auction.started_at));
             }
             Event::Announcement { .. } | Event::Stream { .. } => {}
         }
@@ -173,6 +182,7 @@ impl Bus for LocalBus {
             pinned: state.pinned.is_some(),
             recent: state.recent.iter().map(|c| c.seq).collect(),
             deals: HashMap::new(),
+            auctions: HashMap::new(),
             rules,
             likes: state.likes,
             sink: sink.clone(),
@@ -288,6 +298,13 @@ impl Bus for LocalBus {
         let sink = self.rooms.get(room).and_then(|r| r.lock().sink.upgrade());
         if let Some(sink) = sink {
             sink.stock(deal, level);
+        }
+    }
+
+    fn auction_bid(&self, room: &Id, tick: super::AuctionTick) {
+        let sink = self.rooms.get(room).and_then(|r| r.lock().sink.upgrade());
+        if let Some(sink) = sink {
+            sink.auction_bid(tick);
         }
     }
 

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::HubError;
 use crate::inventory::StockLevel;
 use crate::persist::{SavedRoom, SavedState};
-use crate::protocol::{Comment, Deal, Id, Product, ServerMsg};
+use crate::protocol::{AuctionView, Bidder, Comment, Deal, Id, Product, ServerMsg};
 
 pub use local::LocalBus;
 pub use redis::RedisBus;
@@ -64,6 +64,45 @@ pub enum Event {
     Stream {
         url: Option<String>,
     },
+    /// An auction started or closed. A close `sold` names the winner's user id (never sent to
+    /// viewers): each node tells the winner's connections their order.
+    Auction {
+        auction: AuctionView,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        winner_user: Option<Id>,
+    },
+}
+
+/// A live auction's latest bid, as it travels beside the events (no `seq`): each node keeps
+/// the one with the most bids and sends it as an `auction_bid` frame on its next tick.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuctionTick {
+    pub auction: Id,
+    /// Tells this auction from an earlier one under the same id.
+    pub started_at: u64,
+    pub current_cents: u64,
+    pub leader: Option<Bidder>,
+    pub bids: u32,
+    pub ends_at: u64,
+}
+
+impl AuctionTick {
+    /// The frame viewers receive.
+    pub fn msg(&self) -> ServerMsg {
+        ServerMsg::AuctionBid {
+            auction: self.auction.clone(),
+            current_cents: self.current_cents,
+            leader: self.leader.clone(),
+            bids: self.bids,
+            ends_at: self.ends_at,
+        }
+    }
+}
+
+/// The id of the order an auction's winner gets: one per auction (its id and start), so every
+/// node names it alike.
+pub fn auction_order_id(auction: &AuctionView) -> Id {
+    Id::generated(format!("a{}-{}", auction.started_at, auction.id))
 }
 
 /// The id a comment published at `seq` gets (`c{seq}`).
@@ -99,6 +138,7 @@ impl Event {
             Event::Deal { deal, .. } => ServerMsg::Deal { seq, deal },
             Event::Announcement { text } => ServerMsg::Announcement { seq, text },
             Event::Stream { url } => ServerMsg::Stream { seq, url },
+            Event::Auction { auction, .. } => ServerMsg::Auction { seq, auction },
         }
     }
 
@@ -200,6 +240,8 @@ pub trait RoomSink: Send + Sync {
     fn deliver(&self, seq: u64, event: Event);
     /// A stock reading (from any node); older versions may arrive after newer ones.
     fn stock(&self, deal: &Id, level: StockLevel);
+    /// An auction's latest bid (from any node); older ones (fewer bids) may arrive after.
+    fn auction_bid(&self, tick: AuctionTick);
     /// The room's history was lost (e.g. Redis lost its data) or cannot be repaired: the room
     /// must close its viewers (1001, so they resume elsewhere) and be opened again.
     fn lost(&self);
@@ -255,6 +297,11 @@ pub trait Bus: Send + Sync + 'static {
     /// forget: a reading lost on the way is superseded by the next one. The only way a reading
     /// made on one node reaches the others (the whole way: `hub/stock.rs`).
     fn stock(&self, room: &Id, deal: &Id, level: StockLevel);
+
+    /// Sends an auction's latest bid to every node's sink of `room` (this node's at once).
+    /// Fire and forget, like [`Bus::stock`]: the next bid supersedes a lost one, and the close
+    /// is a durable event.
+    fn auction_bid(&self, room: &Id, tick: AuctionTick);
 
     /// The state to write to the state file on a graceful stop, given the projections of the
     /// rooms open now; None when the bus keeps rooms elsewhere (Redis).

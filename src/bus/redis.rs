@@ -347,6 +347,13 @@ impl Shared {
             }
             return;
         }
+        if let Some(tick) = payload.strip_prefix("A|") {
+            let tick = serde_json::from_str::<super::AuctionTick>(tick);
+            if let (Ok(tick), Some(sink)) = (tick, slot.sink.upgrade()) {
+                sink.auction_bid(tick);
+            }
+            return;
+        }
         match parse_published(payload) {
             Some((seq, epoch, event)) => {
                 if let Some(ts) = published_ts(&event) {
@@ -759,6 +766,24 @@ impl Bus for RedisBus {
         let msg = format!("S|{deal}|{}|{}", level.remaining, level.version);
         let mut publish = redis::cmd(me.sub.publish_command());
         publish.arg(channel).arg(msg);
+        let mut conn = me.redis.conn();
+        me.redis.spawn(async move {
+            if publish.query_async::<()>(&mut conn).await.is_err() {
+                metrics::counter!(m::BUS_ERRORS).increment(1);
+            }
+        });
+    }
+
+    fn auction_bid(&self, room: &Id, tick: super::AuctionTick) {
+        let me = &self.shared;
+        let Ok(json) = serde_json::to_string(&tick) else {
+            return;
+        };
+        if let Some(sink) = me.rooms.get(room).and_then(|s| s.sink.upgrade()) {
+            sink.auction_bid(tick);
+        }
+        let mut publish = redis::cmd(me.sub.publish_command());
+        publish.arg(me.keys(room).channel).arg(format!("A|{json}"));
         let mut conn = me.redis.conn();
         me.redis.spawn(async move {
             if publish.query_async::<()>(&mut conn).await.is_err() {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use super::BusError;
-use crate::protocol::{DealStatus, Id};
+use crate::protocol::{AuctionStatus, DealStatus, Id};
 use crate::rate::TokenBucket;
 
 /// Per-user comment rules of one room: mutes and the comment rate.
@@ -116,6 +116,22 @@ pub fn deal_is_news(
     }
 }
 
+/// What the bus last published of an auction: its status and when it started (which tells it
+/// from a later auction under the same id).
+pub type KnownAuction = (AuctionStatus, u64);
+
+/// Whether an auction event with `status` for the run started at `started_at` is news given
+/// the last one published (`known`): a start is, once; a close is, once, while the run is
+/// known live; an event of an earlier run never is. The same rule as `publish.lua`'s.
+pub fn auction_is_news(known: Option<KnownAuction>, status: AuctionStatus, started_at: u64) -> bool {
+    match known {
+        None => true,
+        Some((_, started)) if started_at < started => false,
+        Some((_, started)) if started_at > started => true,
+        Some((was, _)) => was == AuctionStatus::Live && status != AuctionStatus::Live,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -190,5 +206,17 @@ mod tests {
         assert!(!deal_is_news(ended, Live, 0, 100), "the same deal again");
         assert!(!deal_is_news(ended, SoldOut, 3, 5_000), "not a start");
         assert!(!deal_is_news(ended, Ended, 0, 5_000));
+    }
+
+    #[test]
+    fn an_auction_start_and_its_close_are_each_published_once() {
+        use AuctionStatus::*;
+        assert!(auction_is_news(None, Live, 100));
+        assert!(!auction_is_news(Some((Live, 100)), Live, 100), "started twice");
+        assert!(auction_is_news(Some((Live, 100)), Sold, 100));
+        assert!(!auction_is_news(Some((Sold, 100)), Sold, 100), "two closers");
+        assert!(!auction_is_news(Some((Unsold, 100)), Live, 100));
+        assert!(auction_is_news(Some((Sold, 100)), Live, 900), "the id again, later");
+        assert!(!auction_is_news(Some((Live, 900)), Sold, 100), "an earlier run's close");
     }
 }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::Outcome;
+use super::{BidReply, Outcome};
 use crate::funnel::MomentKind;
 use crate::inventory::{OrderRecord, StockLevel};
 use crate::protocol::{Id, RejectReason, ServerMsg};
@@ -42,6 +42,13 @@ pub enum Happened {
         reservation: Id,
         deal: Id,
         level: Option<StockLevel>,
+    },
+    /// A bid was answered (accepted or rejected).
+    Bid {
+        request_id: Id,
+        auction: Id,
+        amount_cents: u64,
+        reply: BidReply,
     },
     /// A checkout or a cancel (`op`) was refused for `reason`.
     Refused {
@@ -91,13 +98,18 @@ impl Happened {
                     expires_at,
                     remaining: level.remaining,
                 },
-                ReserveAnswer::Rejected(reason) => ServerMsg::Rejected { request_id, reason },
+                ReserveAnswer::Rejected(reason) => ServerMsg::Rejected {
+                    request_id,
+                    reason,
+                    min_cents: None,
+                },
             },
             Happened::Ordered { request_id, order } => ServerMsg::Order {
-                request_id,
+                request_id: Some(request_id),
                 order: order.order,
-                reservation: order.reservation,
-                deal: order.deal,
+                reservation: Some(order.reservation),
+                deal: Some(order.deal),
+                auction: None,
                 qty: order.qty,
                 price_cents: order.price_cents,
                 currency: order.currency,
@@ -114,9 +126,19 @@ impl Happened {
                 request_id,
                 reservation,
             },
+            Happened::Bid {
+                request_id,
+                auction,
+                amount_cents,
+                reply,
+            } => reply.into_msg(request_id, auction, amount_cents),
             Happened::Refused {
                 request_id, reason, ..
-            } => ServerMsg::Rejected { request_id, reason },
+            } => ServerMsg::Rejected {
+                request_id,
+                reason,
+                min_cents: None,
+            },
         };
         Outcome::Reply(Box::new(reply))
     }
@@ -175,6 +197,7 @@ mod tests {
         let want = ServerMsg::Rejected {
             request_id: id("r1"),
             reason: RejectReason::SoldOut,
+            min_cents: None,
         };
         assert_eq!(reply(reserve(sold_out)), want);
         let refused = Happened::Refused {

@@ -5,9 +5,11 @@
 //! is bounded by [`Hub::within`]. [`execute`] then hands it to the one observer
 //! (`observe.rs`: metrics, funnel facts, stock readings) and answers the sender.
 
+mod auction;
 mod happened;
 mod observe;
 
+pub use auction::BidReply;
 pub use happened::{Happened, ReserveAnswer};
 
 use std::sync::Arc;
@@ -106,6 +108,17 @@ impl Ctx<'_> {
             ClientMsg::SetStream { url, .. } => {
                 self.publish(Deadline::Host, Event::Stream { url }).await
             }
+            ClientMsg::Bid {
+                request_id,
+                auction,
+                amount_cents,
+                max_cents,
+            } => {
+                self.bid(request_id, auction, amount_cents, max_cents)
+                    .await
+            }
+            ClientMsg::AuctionStart { auction, .. } => self.auction_start(auction).await,
+            ClientMsg::AuctionEnd { auction, .. } => self.auction_end(auction).await,
         }
     }
 
@@ -188,11 +201,7 @@ impl Ctx<'_> {
     /// keeps no title, and viewers are shown its product id as the title: a v1 `deal_start`
     /// (which has no title) is served as v1 says.
     fn name_product(&self, mut spec: DealSpec) -> DealSpec {
-        let known = self
-            .room
-            .pinned()
-            .filter(|p| p.id == spec.product_id)
-            .or_else(|| self.hub.catalog().get(&spec.product_id).cloned());
+        let known = self.known_product(&spec.product_id);
         match (&spec.title, known) {
             (Some(_), known) => {
                 if spec.image_url.is_none() {
@@ -206,6 +215,15 @@ impl Ctx<'_> {
             (None, None) => {}
         }
         spec
+    }
+
+    /// The product `id` as the room knows it: the pinned one when it is that one, else the
+    /// catalog's.
+    fn known_product(&self, id: &Id) -> Option<Product> {
+        self.room
+            .pinned()
+            .filter(|p| &p.id == id)
+            .or_else(|| self.hub.catalog().get(id).cloned())
     }
 
     async fn deal_start(&self, spec: DealSpec) -> Result<Happened, HubError> {

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use super::BidReply;
 use super::happened::{Happened, ReserveAnswer};
 use crate::clock::now_ms;
 use crate::funnel::Moment;
@@ -40,6 +41,13 @@ fn count(happened: &Happened) {
         Happened::Refused { op, reason, .. } => {
             metrics::counter!(m::HOLD_OPS, "op" => *op, "outcome" => <&str>::from(*reason))
                 .increment(1);
+        }
+        Happened::Bid { reply, .. } => {
+            let outcome = match reply {
+                BidReply::Accepted { .. } => "accepted",
+                BidReply::Rejected { reason, .. } => <&str>::from(*reason),
+            };
+            metrics::counter!(m::BIDS, "outcome" => outcome).increment(1);
         }
         Happened::Applied(_) | Happened::Commented { .. } | Happened::Moment { .. } => {}
     }

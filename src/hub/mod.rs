@@ -5,6 +5,7 @@
 //! viewers, described in [`stock`]. Every task it starts is tracked and stops on shutdown.
 //! Connection admission is [`crate::admission`]'s.
 
+mod auctions;
 mod orders;
 mod rooms;
 mod runtime;
@@ -13,6 +14,7 @@ mod sweeper;
 mod tickers;
 
 pub use rooms::Rooms;
+use crate::auctions::AuctionStore;
 use runtime::CommandRuntime;
 
 use std::future::Future;
@@ -56,6 +58,8 @@ pub struct Hub {
     config: Arc<Config>,
     auth: Authenticator,
     inventory: Arc<dyn Inventory>,
+    /// The rooms' auctions: bids, the close (by [`Hub::close_auctions`], on every node).
+    auctions: Arc<dyn AuctionStore>,
     bus: Arc<dyn Bus>,
     rooms: Rooms,
     /// What every room opened here is made with.
@@ -82,6 +86,7 @@ impl Hub {
         bus: Arc<dyn Bus>,
         funnel: Arc<dyn FunnelStore>,
         catalog: Catalog,
+        auctions: Arc<dyn AuctionStore>,
     ) -> Arc<Self> {
         let settings = RoomSettings::from_config(&config);
         let rooms = Rooms::new(config.room.max_rooms);
@@ -96,6 +101,7 @@ impl Hub {
             auth: Authenticator::new(&config.auth.secret, config.require_exp()),
             config: Arc::new(config),
             inventory,
+            auctions,
             bus,
             rooms,
             settings,
@@ -106,12 +112,14 @@ impl Hub {
         })
     }
 
-    /// Starts the hold sweeper and the order follower.
+    /// Starts the hold sweeper, the order follower and the auction closer.
     pub fn start(self: &Arc<Self>) {
         let hub = Arc::clone(self);
         self.tracker.spawn(async move { hub.sweep_holds().await });
         let hub = Arc::clone(self);
         self.tracker.spawn(async move { hub.follow_orders().await });
+        let hub = Arc::clone(self);
+        self.tracker.spawn(async move { hub.close_auctions().await });
     }
 
     /// Takes one REST host command from `user`'s rate (`limits.rest_commands_per_sec` and
@@ -165,6 +173,11 @@ impl Hub {
     /// The inventory backend.
     pub fn inventory(&self) -> &Arc<dyn Inventory> {
         &self.inventory
+    }
+
+    /// The rooms' auctions.
+    pub fn auctions(&self) -> &Arc<dyn AuctionStore> {
+        &self.auctions
     }
 
     /// The bus that orders and spreads the rooms' events.
@@ -272,6 +285,7 @@ impl Hub {
         self.within(Deadline::Host, self.bus.open(id, sink, create))
             .await?;
         self.read_stock(&room).await;
+        self.read_auctions(&room).await;
         let hub = Arc::clone(self);
         let kept = Arc::clone(&room);
         self.tracker.spawn(async move { hub.keep_room(kept).await });

@@ -12,6 +12,7 @@
 //! An event is serialized once and the same buffer pushed to every connection while the lock is
 //! held, so a viewer that joins between two events receives every later event exactly once.
 
+pub mod auctions;
 pub mod projection;
 pub mod subscribers;
 
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::Utf8Bytes;
 use parking_lot::Mutex;
 
-use crate::bus::{Counters, Event, RoomSink};
+use crate::bus::{AuctionTick, Counters, Event, RoomSink};
 use crate::commerce::Channel;
 use crate::config::Config;
 use crate::error::HubError;
@@ -30,7 +31,7 @@ use crate::funnel::RoomTally;
 use crate::inventory::StockLevel;
 use crate::outbox::{self, Outbox};
 use crate::persist::SavedRoom;
-use crate::protocol::{Announced, Deal, DealStatus, Id, Muted, ServerMsg, You};
+use crate::protocol::{Announced, AuctionView, Deal, DealStatus, Id, Muted, ServerMsg, You};
 use crate::rate::TokenBucket;
 
 pub use projection::Projection;
@@ -43,6 +44,8 @@ pub struct RoomSettings {
     pub recent_comments: usize,
     pub idle: Duration,
     pub reserve_rate: (f64, f64),
+    /// Bids per user per auction: sustained rate and burst.
+    pub bid_rate: (f64, f64),
     /// The stream shown in a room whose host set none (`pages.stream_url`; None when empty).
     pub stream_url: Option<String>,
 }
@@ -57,6 +60,7 @@ impl RoomSettings {
             recent_comments: room.recent_comments,
             idle: Duration::from_millis(room.idle_ms),
             reserve_rate: (limits.reserve_rate_per_sec, limits.reserve_burst),
+            bid_rate: (limits.bid_rate_per_sec, limits.bid_burst),
             stream_url: (!stream_url.is_empty()).then(|| stream_url.clone()),
         }
     }
@@ -112,6 +116,8 @@ struct State {
     /// This node's viewers in the last report (so the other nodes' share is known).
     reported: u64,
     reserves: HashMap<Id, TokenBucket>,
+    /// Each user's bid rate, per auction.
+    bids: HashMap<(Id, Id), TokenBucket>,
     likes_sent: u64,
     viewers_sent: u64,
     last_activity: Instant,
@@ -176,6 +182,7 @@ impl Room {
                 totals: Counters::default(),
                 reported: 0,
                 reserves: HashMap::new(),
+                bids: HashMap::new(),
                 likes_sent: 0,
                 viewers_sent: 0,
                 last_activity: Instant::now(),
@@ -269,6 +276,7 @@ impl Room {
             resumed: resumed.is_some(),
             stream_url: self.settings.stream_of(st.projection.stream()),
             announcement: st.projection.announcement(),
+            auctions: st.projection.auctions().live(),
             muted,
         };
         let mut frames: Vec<Utf8Bytes> = encode(&welcome).into_iter().collect();
@@ -320,6 +328,18 @@ impl Room {
                 "too many reserve attempts; slow down".into(),
             ))
         }
+    }
+
+    /// Takes one bid of `user` on `auction` from their rate (`limits.bid_rate_per_sec` and
+    /// `_burst`); false when they bid faster.
+    pub fn take_bid(&self, user: &Id, auction: &Id) -> bool {
+        let now = Instant::now();
+        let (rate, burst) = self.settings.bid_rate;
+        let mut st = self.state.lock();
+        st.bids
+            .entry((user.clone(), auction.clone()))
+            .or_insert_with(|| TokenBucket::new(rate, burst, now))
+            .try_take(now)
     }
 
     /// Adds likes; viewers on every node see the total on a later tick.
@@ -381,6 +401,11 @@ impl Room {
                 msgs.push((outbox::stock_key(deal.as_str()), msg));
             }
         }
+        for msg in st.projection.auctions().take_changes() {
+            if let ServerMsg::AuctionBid { auction, .. } = &msg {
+                msgs.push((outbox::auction_key(auction.as_str()), msg));
+            }
+        }
         if send_viewers {
             let n = st.viewers();
             if n != st.viewers_sent {
@@ -392,6 +417,15 @@ impl Room {
             if let Some(f) = encode(msg) {
                 st.subs.set_counter(*key, &f);
             }
+        }
+    }
+
+    /// Takes in the room's auctions as the store has them (when the room opens here: the bus
+    /// keeps each as its last event left it, the store has the bids since).
+    pub fn seed_auctions(&self, auctions: &[AuctionView]) {
+        let mut st = self.state.lock();
+        for a in auctions {
+            st.projection.auctions().apply(a);
         }
     }
 
@@ -450,6 +484,10 @@ impl RoomSink for Room {
         if st.closed {
             return;
         }
+        let winner = match &event {
+            Event::Auction { winner_user, .. } => winner_user.clone(),
+            _ => None,
+        };
         let applied = match st.projection.apply(seq, event) {
             Ok(Some(a)) => a,
             Ok(None) => return,
@@ -471,6 +509,9 @@ impl RoomSink for Room {
             ServerMsg::Comment(c) => st.subs.fan_out_chat(seq, &c.user, &applied.frame),
             _ => st.subs.fan_out(&applied.frame),
         };
+        if let (ServerMsg::Auction { auction, .. }, Some(winner)) = (&applied.msg, &winner) {
+            tell_winner(&st.subs, winner, auction);
+        }
         metrics::counter!(crate::metrics::EVENTS, "type" => applied.msg.kind()).increment(1);
         metrics::counter!(crate::metrics::FANOUT_DELIVERIES).increment(out.queued);
         if out.thinned > 0 {
@@ -485,9 +526,37 @@ impl RoomSink for Room {
         self.state.lock().projection.stock(deal, level);
     }
 
+    /// The one door of auction bids into the room, as [`RoomSink::stock`] is for stock.
+    fn auction_bid(&self, tick: AuctionTick) {
+        self.state.lock().projection.auctions().bid(tick);
+    }
+
     fn lost(&self) {
         let mut st = self.state.lock();
         st.closed = true;
         st.subs.close_all();
+    }
+}
+
+/// Sends an auction's winner (their connections here) the order the close made: the same
+/// shape as a checkout's, with `auction` instead of `deal`.
+fn tell_winner(subs: &subscribers::Subscribers, winner: &Id, auction: &AuctionView) {
+    let Some(price_cents) = auction.current_cents else {
+        return;
+    };
+    let order = ServerMsg::Order {
+        request_id: None,
+        order: crate::bus::auction_order_id(auction),
+        reservation: None,
+        deal: None,
+        auction: Some(auction.id.clone()),
+        qty: 1,
+        price_cents,
+        currency: auction.currency.clone(),
+        status: None,
+        pay_by: None,
+    };
+    if let Some(frame) = encode(&order) {
+        subs.send_to(winner, &frame);
     }
 }

@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 
 use axum::extract::ws::Utf8Bytes;
 
+use super::auctions::AuctionBoard;
 use crate::bus::Event;
 use crate::error::HubError;
 use crate::inventory::{StockLevel, status_of};
@@ -30,6 +31,7 @@ pub struct Projection {
     /// The live video stream the host set (`set_stream`).
     stream: Option<String>,
     announcement: Option<Announced>,
+    auctions: AuctionBoard,
 }
 
 /// An event applied: its message and the frame every viewer receives (serialized once).
@@ -51,6 +53,7 @@ impl Projection {
             recent: VecDeque::new(),
             stream: None,
             announcement: None,
+            auctions: AuctionBoard::default(),
         }
     }
 
@@ -69,6 +72,7 @@ impl Projection {
         self.pinned = state.pinned;
         self.stream = state.stream_url;
         self.announcement = state.announcement;
+        self.auctions.load(state.auctions);
         self.deals = state
             .deals
             .into_iter()
@@ -90,8 +94,10 @@ impl Projection {
         if seq <= self.seq {
             return Ok(None);
         }
-        if let Event::Deal { deal, version } = &event {
-            self.apply_deal(deal.clone(), *version);
+        match &event {
+            Event::Deal { deal, version } => self.apply_deal(deal.clone(), *version),
+            Event::Auction { auction, .. } => self.auctions.apply(auction),
+            _ => {}
         }
         let msg = event.into_msg(seq);
         match &msg {
@@ -226,6 +232,11 @@ impl Projection {
     /// All deals, in the order they started.
     pub fn deals(&self) -> Vec<Deal> {
         self.deals.iter().map(|d| d.deal.clone()).collect()
+    }
+
+    /// The room's auctions: what its events and the bids heard since made of them.
+    pub fn auctions(&mut self) -> &mut AuctionBoard {
+        &mut self.auctions
     }
 
     /// The pinned product.

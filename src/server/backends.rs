@@ -1,6 +1,7 @@
 //! The wiring of a hub's backends from configuration: memory or Redis (single or Cluster) for
 //! the stock, the rooms' bus and the funnel, and the Redis whose clock the nodes keep.
 
+use crate::auctions::{AuctionStore, MemoryAuctions, RedisAuctions};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +25,8 @@ pub struct Backends {
     pub clock: Option<RedisIo>,
     /// Where each webhook endpoint's delivery stands (shared by the nodes on Redis).
     pub deliveries: Arc<dyn DeliveryStore>,
+    /// The rooms' auctions (shared by the nodes on Redis).
+    pub auctions: Arc<dyn AuctionStore>,
 }
 
 impl Backends {
@@ -35,6 +38,7 @@ impl Backends {
             funnel: Arc::new(MemoryFunnel::new(config.funnel.engaged_ms)),
             clock: None,
             deliveries: Arc::new(MemoryDeliveries::new()),
+            auctions: Arc::new(MemoryAuctions::new(config.redis.retention_ms)),
         }
     }
 }
@@ -84,6 +88,13 @@ pub async fn build_backends(config: &Config) -> Result<Backends, ServeError> {
             let _ = redis.check().await;
             // Redis's time before the first room opens (or at the first reading after an outage).
             let _ = crate::redis_io::clock::sync(&redis).await;
+            // Bids are a buyer's wait, as reserves are: on the stock's connection.
+            let auctions = RedisAuctions::new(
+                stock.clone(),
+                &config.redis.key_prefix,
+                crate::inventory::redis::ScriptClock::Redis,
+                config.redis.retention_ms,
+            );
             let inventory = RedisInventory::with_io(
                 stock,
                 RedisSettings {
@@ -120,6 +131,7 @@ pub async fn build_backends(config: &Config) -> Result<Backends, ServeError> {
                 funnel: Arc::new(funnel),
                 clock: Some(clock),
                 deliveries: Arc::new(deliveries),
+                auctions: Arc::new(auctions),
             }
         }
     })

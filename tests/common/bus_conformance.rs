@@ -38,6 +38,7 @@ pub struct Recorder {
     pub events: Mutex<Vec<(u64, Event)>>,
     pub stock: Mutex<Vec<(Id, StockLevel)>>,
     pub lost: Mutex<bool>,
+    pub ticks: Mutex<Vec<livehub::bus::AuctionTick>>,
     pub loaded_before_first_event: Mutex<Option<bool>>,
 }
 
@@ -55,6 +56,9 @@ impl RoomSink for Recorder {
     }
     fn stock(&self, deal: &Id, level: StockLevel) {
         self.stock.lock().push((deal.clone(), level));
+    }
+    fn auction_bid(&self, tick: livehub::bus::AuctionTick) {
+        self.ticks.lock().push(tick);
     }
     fn lost(&self) {
         *self.lost.lock() = true;

@@ -120,10 +120,14 @@ async fn request(c: &mut Client, v: Value) -> Result<ServerMsg> {
     let id = v["request_id"].as_str().context("request_id")?.to_owned();
     c.send(v).await?;
     c.next_matching(|m| {
-        matches!(m, ServerMsg::Reserved { request_id, .. }
+        let answers = |r: &livehub::protocol::Id| r.as_str() == id;
+        match m {
+            ServerMsg::Reserved { request_id, .. }
             | ServerMsg::Rejected { request_id, .. }
-            | ServerMsg::Order { request_id, .. }
-            | ServerMsg::Released { request_id, .. } if request_id.as_str() == id)
+            | ServerMsg::Released { request_id, .. } => answers(request_id),
+            ServerMsg::Order { request_id, .. } => request_id.as_ref().is_some_and(answers),
+            _ => false,
+        }
     })
     .await
 }

@@ -7,7 +7,8 @@
 -- 4 the epoch of a new room, 5 room.open_ttl_ms
 -- Returns one cjson object (read by wire.rs's `parse_state`): {r = "none"} for a room that
 -- does not exist and is not to be created, else {r = "room", seq, epoch, pinned (the product's
--- JSON or ""), likes, viewers, recent = {{seq, event}...}, deals = {deal JSON...},
+-- JSON or ""), likes, viewers, recent = {{seq, event}...}, deals = {deal JSON...}, auctions =
+-- {auction JSON...},
 -- history = {{seq, event}...}, stream (the URL or ""), announcement ("SEQ|event JSON" of the
 -- latest, or "")}, numbers as decimal strings, events as their JSON text, oldest first.
 -- (cjson writes an empty list as {}.)
@@ -38,11 +39,19 @@ for _, c in ipairs(redis.call("LRANGE", recent, 0, -1)) do
   local bar = string.find(c, "|", 1, true)
   out.recent[#out.recent + 1] = {seq = string.sub(c, 1, bar - 1), event = string.sub(c, bar + 1)}
 end
--- The deals hash holds "status|version|deal JSON" (its stored format).
-for _, d in ipairs(redis.call("HVALS", deals)) do
+-- The deals hash holds "status|version|deal JSON" per deal and "status|started_at|auction
+-- JSON" per auction (field "~a:ID"; see publish.lua).
+out.auctions = {}
+local all = redis.call("HGETALL", deals)
+for i = 1, #all, 2 do
+  local d = all[i + 1]
   local a = string.find(d, "|", 1, true)
   local b = string.find(d, "|", a + 1, true)
-  out.deals[#out.deals + 1] = string.sub(d, b + 1)
+  if string.sub(all[i], 1, 3) == "~a:" then
+    out.auctions[#out.auctions + 1] = string.sub(d, b + 1)
+  else
+    out.deals[#out.deals + 1] = string.sub(d, b + 1)
+  end
 end
 local h = redis.call("XREVRANGE", hist, "+", "-", "COUNT", tonumber(ARGV[2]))
 for i = #h, 1, -1 do

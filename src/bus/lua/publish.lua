@@ -19,6 +19,8 @@
 --   deal:            id, status, version (the stock version the status was judged at), deal
 --                    (its JSON)
 --   stream:          url (stored as the room's stream; "" clears it)
+--   auction:         id, started_at, status, auction (its JSON, kept in the deals hash as
+--                    "~a:ID" -> "status|started_at|auction JSON")
 --   unpinned, announcement: nothing (an announcement is kept as the room's latest)
 -- A comment leaves the room's lifetime as it is; any other event is the host's doing (or a
 -- deal's, which is open) and starts it again (see lifetime.lua). Every key written here gets
@@ -105,6 +107,28 @@ local function deal_is_news()
   return nil
 end
 
+-- An auction event is news when it starts an auction (a later run under an id whose keys
+-- expired starts anew) or closes one whose close was not yet published: two nodes closing the
+-- same auction publish it once.
+local function auction_is_news()
+  local field = "~a:" .. e.id
+  local known = redis.call("HGET", deals, field)
+  if known then
+    local a = string.find(known, "|", 1, true)
+    local b = string.find(known, "|", a + 1, true)
+    local was, started = string.sub(known, 1, a - 1), tonumber(string.sub(known, a + 1, b - 1))
+    if e.started_at < started then
+      return {"SAME"}
+    end
+    if e.started_at == started and (was ~= "live" or e.status == "live") then
+      return {"SAME"}
+    end
+  end
+  redis.call("HSET", deals, field,
+    e.status .. "|" .. string.format("%.0f", e.started_at) .. "|" .. e.auction)
+  return nil
+end
+
 local refused = nil
 if kind == "comment" then
   refused = comment_allowed()
@@ -118,6 +142,8 @@ elseif kind == "pinned" then
   redis.call("HSET", meta, "pinned", e.product)
 elseif kind == "deal" then
   refused = deal_is_news()
+elseif kind == "auction" then
+  refused = auction_is_news()
 elseif kind == "stream" then
   if e.url == "" then
     redis.call("HDEL", meta, "stream")

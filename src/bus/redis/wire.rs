@@ -25,7 +25,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::super::{BusError, Counters, Event};
 use crate::inventory::StockLevel;
 use crate::persist::SavedRoom;
-use crate::protocol::{Announced, Comment, Deal, Id, Product, ServerMsg};
+use crate::protocol::{Announced, AuctionView, Comment, Deal, Id, Product, ServerMsg};
 
 /// `SEQ|EPOCH|EVENT JSON`.
 pub(super) fn parse_published(payload: &str) -> Option<(u64, &str, Event)> {
@@ -107,6 +107,15 @@ pub(super) enum EventArgs {
     Stream {
         url: String,
     },
+    /// The auction's id, start, status name and its viewers' JSON, kept as the room's
+    /// auction (in the deals hash, field `~a:ID`) when it is news: a start, or a close not
+    /// yet published.
+    Auction {
+        id: String,
+        started_at: u64,
+        status: String,
+        auction: String,
+    },
 }
 
 impl EventArgs {
@@ -134,6 +143,12 @@ impl EventArgs {
             Event::Announcement { .. } => EventArgs::Announcement,
             Event::Stream { url } => EventArgs::Stream {
                 url: url.clone().unwrap_or_default(),
+            },
+            Event::Auction { auction, .. } => EventArgs::Auction {
+                id: auction.id.to_string(),
+                started_at: auction.started_at,
+                status: to_json(&auction.status)?.trim_matches('"').to_owned(),
+                auction: to_json(auction)?,
             },
         })
     }
@@ -267,6 +282,8 @@ struct Entry {
 
 // Variants without fields are `{}`: serde lets a unit variant of an internally tagged enum
 // ignore unknown fields.
+// Decoded once and taken apart at once: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Deserialize)]
 #[serde(tag = "r", rename_all = "snake_case", deny_unknown_fields)]
 enum LoadWire {
@@ -284,6 +301,9 @@ enum LoadWire {
         recent: Vec<Entry>,
         #[serde(deserialize_with = "list")]
         deals: Vec<String>,
+        /// The room's auctions' JSON (a room loaded by an older script has none).
+        #[serde(default, deserialize_with = "list")]
+        auctions: Vec<String>,
         #[serde(deserialize_with = "list")]
         history: Vec<Entry>,
         /// The room's stream URL, "" for none.
@@ -309,6 +329,7 @@ pub(super) fn parse_state(
         viewers,
         recent,
         deals,
+        auctions,
         history,
         stream,
         announcement,
@@ -320,6 +341,11 @@ pub(super) fn parse_state(
         .iter()
         .map(|d| serde_json::from_str::<Deal>(d).map_err(|_| bad("deal")))
         .collect::<Result<Vec<_>, _>>()?;
+    let mut auctions = auctions
+        .iter()
+        .map(|a| serde_json::from_str::<AuctionView>(a).map_err(|_| bad("auction")))
+        .collect::<Result<Vec<_>, _>>()?;
+    auctions.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
     let mut comments: Vec<Comment> = Vec::new();
     for e in &recent {
         let (seq, event) = event_at(&e.seq, &e.event)?;
@@ -347,6 +373,7 @@ pub(super) fn parse_state(
     saved.recent = comments;
     saved.likes = likes;
     saved.deals = deals;
+    saved.auctions = auctions;
     saved.stream_url = Some(stream).filter(|u| !u.is_empty());
     saved.announcement = parse_announcement(&announcement)?;
     Ok(Some((saved, epoch, Counters { viewers, likes })))
@@ -611,6 +638,12 @@ mod tests {
                 deal: String::new(),
             },
             EventArgs::Stream { url: String::new() },
+            EventArgs::Auction {
+                id: String::new(),
+                started_at: 0,
+                status: String::new(),
+                auction: String::new(),
+            },
         ]
         .into_iter()
         .flat_map(|e| sent(serde_json::to_value(e).unwrap()))
