@@ -331,10 +331,10 @@ pub struct AuctionView {
     pub started_at: u64,
 }
 
-/// Where an auction stands, from its rules: `live`, `sold` or `unsold`.
-pub use crate::auction::Status as AuctionStatus;
 /// A host's `auction_start` body, from the rules' home.
 pub use crate::auction::AuctionSpec;
+/// Where an auction stands, from its rules: `live`, `sold` or `unsold`.
+pub use crate::auction::Status as AuctionStatus;
 
 /// A chat comment as stored and broadcast.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -526,7 +526,8 @@ pub enum ServerMsg {
         bids: u32,
         ends_at: u64,
     },
-    /// The bidder's own bid was accepted: the price now, whether they lead, the end now.
+    /// The bidder's own bid was accepted: the price now, whether they lead, the end now, and
+    /// its place in the auction's order of bids (`bids`, 1 for the first).
     BidAccepted {
         request_id: Id,
         auction: Id,
@@ -534,6 +535,7 @@ pub enum ServerMsg {
         current_cents: u64,
         leading: bool,
         ends_at: u64,
+        bids: u32,
     },
     Likes {
         total: u64,

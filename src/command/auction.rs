@@ -15,11 +15,12 @@ use crate::protocol::{AuctionSpec, AuctionStatus, Bidder, Id, RejectReason, Serv
 /// A bid's answer to its bidder.
 #[derive(Debug)]
 pub enum BidReply {
-    /// Accepted: the price now, whether the bidder leads, the end now.
+    /// Accepted: the price now, whether the bidder leads, the end now, its place.
     Accepted {
         current_cents: u64,
         leading: bool,
         ends_at: u64,
+        bids: u32,
     },
     /// Refused for `reason`; `min_cents` with `too_low`.
     Rejected {
@@ -43,6 +44,7 @@ impl BidReply {
                 current_cents,
                 leading,
                 ends_at,
+                bids,
             } => ServerMsg::BidAccepted {
                 request_id,
                 auction,
@@ -50,6 +52,7 @@ impl BidReply {
                 current_cents,
                 leading,
                 ends_at,
+                bids,
             },
             BidReply::Rejected { reason, min_cents } => ServerMsg::Rejected {
                 request_id,
@@ -186,6 +189,7 @@ impl Ctx<'_> {
                     current_cents: a.current_cents,
                     leading: a.leading,
                     ends_at: a.ends_at,
+                    bids: a.bids,
                 }
             }
             BidAnswer::Refused(Refused::TooLow { min_cents }) => BidReply::Rejected {

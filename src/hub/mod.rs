@@ -13,6 +13,7 @@ mod stock;
 mod sweeper;
 mod tickers;
 
+pub use auctions::{CLOSE_LEASE_MS, CLOSE_POLL_MS};
 pub use rooms::Rooms;
 use crate::auctions::AuctionStore;
 use runtime::CommandRuntime;

@@ -12,6 +12,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod auction_show;
 mod auctions;
 mod auth;
 mod bad_input;
