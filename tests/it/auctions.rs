@@ -143,12 +143,12 @@ async fn follows_the_rules(store: Arc<dyn AuctionStore>, seed: u64) {
             let first = store
                 .bid(&room, &auction, &user, &user, &rid, amount, max, now)
                 .await
-.map(|b| b.answer)
+                .map(|b| b.answer)
                 .expect("retry");
             let again = store
                 .bid(&room, &auction, &user, &user, &rid, amount, max, now)
                 .await
-.map(|b| b.answer)
+                .map(|b| b.answer)
                 .expect("retry again");
             assert_eq!(first, again, "a retried request id answers as before");
             continue;
@@ -165,7 +165,7 @@ async fn follows_the_rules(store: Arc<dyn AuctionStore>, seed: u64) {
         let got = store
             .bid(&room, &auction, &user, &user, &rid, amount, max, now)
             .await
-.map(|b| b.answer)
+            .map(|b| b.answer)
             .expect("bid");
         assert_eq!(
             got,
@@ -196,7 +196,7 @@ async fn follows_the_rules(store: Arc<dyn AuctionStore>, seed: u64) {
             end + 5,
         )
         .await
-.map(|b| b.answer)
+        .map(|b| b.answer)
         .expect("late bid");
     assert_eq!(late, BidAnswer::Refused(Refused::Ended));
 }
@@ -221,7 +221,7 @@ async fn the_rules_cases(store: Arc<dyn AuctionStore>) {
             store
                 .bid(&room, &a, user, user, rid, amount, max, T0 + at)
                 .await
-.map(|b| b.answer)
+                .map(|b| b.answer)
                 .expect("bid")
         }
     };
@@ -340,7 +340,7 @@ async fn the_rules_cases(store: Arc<dyn AuctionStore>) {
     let missing = store
         .bid(&room, &id("none"), "a", "a", "1", 1_000, None, T0)
         .await
-.map(|b| b.answer);
+        .map(|b| b.answer);
     assert!(
         matches!(missing, Err(InventoryError::NotFound(_))),
         "{missing:?}"
@@ -402,7 +402,7 @@ async fn racing_bidders_end_as_the_rules_say(store: Arc<dyn AuctionStore>) {
                 match store
                     .bid(&room, &a, &user, &user, &rid, amount, max, T0 + 1)
                     .await
-.map(|b| b.answer)
+                    .map(|b| b.answer)
                 {
                     Ok(BidAnswer::Accepted(ok)) => {
                         accepted.push((ok.bids, user.clone(), amount, max, ok));
@@ -481,7 +481,7 @@ async fn closes_come_due_once_and_survive_a_dead_closer(store: Arc<dyn AuctionSt
     let snipe = store
         .bid(&room, &short, "s", "s", "s1", 1_000, None, T0 + 4_000)
         .await
-.map(|b| b.answer)
+        .map(|b| b.answer)
         .expect("snipe");
     assert!(matches!(snipe, BidAnswer::Accepted(a) if a.ends_at == T0 + 14_000));
     let mine = |v: Vec<(Id, Id)>| -> Vec<String> {
@@ -598,7 +598,7 @@ async fn every_auction_key_in_redis_expires() {
     let bid = store
         .bid(&room, &a, "u", "U", "r1", 1_000, Some(2_000), now)
         .await
-.map(|b| b.answer)
+        .map(|b| b.answer)
         .expect("bid");
     assert!(matches!(bid, BidAnswer::Accepted(_)), "{bid:?}");
     let keys = server
