@@ -9,6 +9,7 @@ use crate::auctions::{AuctionRecord, Bid, BidAnswer, EndAnswer};
 use crate::bus::AuctionTick;
 use crate::clock::now_ms;
 use crate::error::HubError;
+use crate::funnel::MomentKind;
 use crate::hub::Deadline;
 use crate::protocol::{AuctionSpec, AuctionStatus, Bidder, Id, RejectReason, ServerMsg};
 
@@ -63,6 +64,18 @@ impl BidReply {
     }
 }
 
+/// An auction's start or close on the show's timeline, once published (`seq`).
+fn moment(seq: Option<u64>, kind: MomentKind, record: &AuctionRecord) -> Happened {
+    let view = record.view();
+    Happened::Moment {
+        seq,
+        kind,
+        deal: Some(view.id),
+        product: view.product_id,
+        title: view.title,
+    }
+}
+
 impl Ctx<'_> {
     pub(super) async fn auction_start(&self, mut spec: AuctionSpec) -> Result<Happened, HubError> {
         // The pinned product is read from this node's room, as for a deal.
@@ -81,7 +94,7 @@ impl Ctx<'_> {
         };
         tracing::debug!(room = %self.room.id(), auction = %spec.id, "auction started");
         let seq = self.hub.publish_auction(self.room.id(), &record).await?;
-        Ok(Happened::Applied(seq))
+        Ok(moment(seq, MomentKind::AuctionStart, &record))
     }
 
     /// An `auction_start` for an id the store has: when an earlier start of it never reached
@@ -117,7 +130,7 @@ impl Ctx<'_> {
         let seq = self.hub.publish_auction(self.room.id(), &record).await?;
         let settle = self.hub.auctions().settled(self.room.id(), &id);
         self.hub.within(Deadline::Host, settle).await?;
-        Ok(Happened::Applied(seq))
+        Ok(moment(seq, MomentKind::AuctionClose, &record))
     }
 
     pub(super) async fn bid(

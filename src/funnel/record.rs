@@ -60,6 +60,7 @@ pub struct Moment {
     /// Unix ms.
     pub t: u64,
     pub kind: MomentKind,
+    /// The deal's id, or the auction's for an auction's moment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deal: Option<Id>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -68,7 +69,8 @@ pub struct Moment {
     pub title: Option<String>,
 }
 
-/// What the host did at a [`Moment`]. Its wire name (`pin`, `deal_start`, `deal_end`) comes
+/// What the host did at a [`Moment`]. Its wire name (`pin`, `deal_start`, `deal_end`,
+/// `auction_start`, `auction_close`) comes
 /// from one rule for serde and for `&'static str` (`.into()`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
@@ -77,6 +79,10 @@ pub enum MomentKind {
     Pin,
     DealStart,
     DealEnd,
+    /// An auction started (`deal` holds the auction's id).
+    AuctionStart,
+    /// An auction closed, sold or unsold (`deal` holds the auction's id).
+    AuctionClose,
 }
 
 impl MomentKind {

@@ -13,6 +13,7 @@ use crate::auctions::{AuctionRecord, CloseAnswer};
 use crate::bus::Event;
 use crate::clock::now_ms;
 use crate::error::HubError;
+use crate::funnel::{Moment, MomentKind, Op};
 use crate::protocol::Id;
 use crate::room::Room;
 
@@ -60,12 +61,32 @@ impl Hub {
             Err(e) => return Err(e),
         };
         match self.publish_auction(room, &record).await {
-            // A room whose lifetime ran out has nobody to tell.
-            Ok(_) | Err(HubError::NotLive) => {}
+            // This node's publish was the one that told it: the close goes on the timeline.
+            Ok(Some(_)) => self.mark_close(room, &record).await,
+            // Told before, or a room whose lifetime ran out has nobody to tell.
+            Ok(None) | Err(HubError::NotLive) => {}
             Err(e) => return Err(e),
         }
         let settle = self.auctions.settled(room, id);
         self.within(Deadline::Host, settle).await
+    }
+
+    /// Puts an auction's close on the room's timeline, straight to the funnel's store: the
+    /// room need not be open on the node that closed it. A timeline that misses it is logged.
+    async fn mark_close(&self, room: &Id, record: &AuctionRecord) {
+        let view = record.view();
+        let moment = Op::Moment(Moment {
+            t: now_ms(),
+            kind: MomentKind::AuctionClose,
+            deal: Some(view.id),
+            product: Some(view.product_id),
+            title: Some(view.title),
+        });
+        let store = self.funnel.store();
+        let apply = store.apply(room, std::slice::from_ref(&moment));
+        if let Err(e) = self.within(Deadline::Host, apply).await {
+            crate::quiet::warn("auction close not put on the timeline", &e);
+        }
     }
 
     /// The room's auctions as the store has them, for a room just opened on the bus here:

@@ -51,6 +51,8 @@ pub fn moment_colour(kind: MomentKind) -> &'static str {
         MomentKind::Pin => "#7c3aed",
         MomentKind::DealStart => "#15803d",
         MomentKind::DealEnd => "#b91c1c",
+        MomentKind::AuctionStart => "#0e7490",
+        MomentKind::AuctionClose => "#a16207",
     }
 }
 
@@ -60,6 +62,8 @@ pub fn moment_label(m: &Moment) -> String {
         MomentKind::Pin => "pin",
         MomentKind::DealStart => "start",
         MomentKind::DealEnd => "end",
+        MomentKind::AuctionStart => "auction",
+        MomentKind::AuctionClose => "close",
     };
     let name = match m.kind {
         MomentKind::Pin => m.title.as_deref().or(m.product.as_ref().map(Id::as_str)),

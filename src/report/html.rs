@@ -366,10 +366,12 @@ pub fn render(funnel: &RoomFunnel, timeline: &Timeline) -> String {
     };
     let _ = write!(
         out,
-        r#"<section id="timeline"><h2>Timeline</h2><div class="legend"><span style="--c:{VIEWERS_COLOUR}">viewers (most at once)</span><span style="--c:{GMV_COLOUR}">GMV per {bucket_s} s</span><span style="--c:{}">pin</span><span style="--c:{}">deal start</span><span style="--c:{}">deal end</span></div><div class="chart wide">{}</div><div class="chart narrow">{}</div></section>"#,
+        r#"<section id="timeline"><h2>Timeline</h2><div class="legend"><span style="--c:{VIEWERS_COLOUR}">viewers (most at once)</span><span style="--c:{GMV_COLOUR}">GMV per {bucket_s} s</span><span style="--c:{}">pin</span><span style="--c:{}">deal start</span><span style="--c:{}">deal end</span><span style="--c:{}">auction start</span><span style="--c:{}">auction close</span></div><div class="chart wide">{}</div><div class="chart narrow">{}</div></section>"#,
         moment_colour(MomentKind::Pin),
         moment_colour(MomentKind::DealStart),
         moment_colour(MomentKind::DealEnd),
+        moment_colour(MomentKind::AuctionStart),
+        moment_colour(MomentKind::AuctionClose),
         timeline_svg(timeline, f.currency(), WIDE),
         timeline_svg(timeline, f.currency(), NARROW),
     );

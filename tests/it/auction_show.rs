@@ -182,6 +182,30 @@ async fn bids_follow_the_rules_and_the_winner_alone_gets_the_order() -> Result<(
         "the loser got an order: {:?}",
         ann.seen
     );
+    // The show's timeline marks the auction's start and its close, once each.
+    let token = hub.token(Role::Host, room, "host");
+    let path = format!("/api/rooms/{room}/timeline");
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    loop {
+        let (status, body) = hub.get(&path, Some(&token)).await?;
+        ensure!(status == 200, "timeline: HTTP {status}: {body}");
+        let tl: Value = serde_json::from_str(&body)?;
+        let kinds: Vec<String> = tl["moments"]
+            .as_array()
+            .context("moments")?
+            .iter()
+            .filter(|m| m["deal"] == "a1")
+            .filter_map(|m| m["kind"].as_str().map(str::to_owned))
+            .collect();
+        if kinds == ["auction_start", "auction_close"] {
+            break;
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "timeline: {kinds:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await; // the funnel flushes by itself
+    }
     hub.shutdown().await
 }
 
