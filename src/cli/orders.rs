@@ -76,7 +76,9 @@ async fn follow(
             _ = tokio::signal::ctrl_c() => return Ok(()),
         };
         let page: OrdersPage = serde_json::from_str(&page).map_err(|e| {
-            CliError::Failed(anyhow::anyhow!("the hub's order feed is not what this CLI reads: {e}"))
+            CliError::Failed(anyhow::anyhow!(
+                "the hub's order feed is not what this CLI reads: {e}"
+            ))
         })?;
         for ev in &page.events {
             println!("{}", line(ev, args.json));

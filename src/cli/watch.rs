@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 use super::CliError;
 use super::connect::{self, HubUrl, Ws};
-use super::lines::{describe, escape_controls};
+use super::lines::{Lines, escape_controls};
 use crate::protocol::{Id, ServerMsg};
 
 /// First wait before reconnecting; it doubles on each failed attempt up to [`MAX_BACKOFF`].
@@ -100,6 +100,8 @@ struct Watch {
     last_seq: Option<u64>,
     /// The last note printed on stderr while retrying, so a repeated failure is said once.
     said: Option<String>,
+    /// What the lines need from earlier messages (live auctions' currencies).
+    lines: Lines,
 }
 
 impl Watch {
@@ -142,39 +144,47 @@ impl Watch {
             };
             let line = match serde_json::from_str::<ServerMsg>(text.as_str()) {
                 Err(_) => escape_controls(text.as_str()).into_owned(),
-                Ok(msg) => match (&msg, welcomed) {
-                    (ServerMsg::Welcome { seq, resumed, .. }, false) => {
-                        welcomed = true;
-                        self.said = None;
-                        if !self.welcomed(*seq, *resumed) {
-                            continue;
+                Ok(msg) => {
+                    self.lines.observe(&msg);
+                    match (&msg, welcomed) {
+                        (ServerMsg::Welcome { seq, resumed, .. }, false) => {
+                            welcomed = true;
+                            self.said = None;
+                            if !self.welcomed(*seq, *resumed) {
+                                continue;
+                            }
+                            self.describe(&msg)
                         }
-                        describe(&msg)
-                    }
-                    (ServerMsg::NotLive { retry_ms, .. }, false) => {
-                        return Ended::NotLive {
-                            retry_ms: *retry_ms,
-                        };
-                    }
-                    (ServerMsg::Error { code, message, .. }, false) => {
-                        return Ended::Refused(CliError::refused(code.as_str(), message));
-                    }
-                    _ => match msg.seq() {
-                        // A resumed connection replays only what follows `since`; never print
-                        // an event twice.
-                        Some(seq) if self.last_seq.is_some_and(|last| seq <= last) => continue,
-                        Some(seq) => {
-                            self.last_seq = Some(seq);
-                            describe(&msg)
+                        (ServerMsg::NotLive { retry_ms, .. }, false) => {
+                            return Ended::NotLive {
+                                retry_ms: *retry_ms,
+                            };
                         }
-                        None => describe(&msg),
-                    },
-                },
+                        (ServerMsg::Error { code, message, .. }, false) => {
+                            return Ended::Refused(CliError::refused(code.as_str(), message));
+                        }
+                        _ => match msg.seq() {
+                            // A resumed connection replays only what follows `since`; never print
+                            // an event twice.
+                            Some(seq) if self.last_seq.is_some_and(|last| seq <= last) => continue,
+                            Some(seq) => {
+                                self.last_seq = Some(seq);
+                                self.describe(&msg)
+                            }
+                            None => self.describe(&msg),
+                        },
+                    }
+                }
             };
             if !print(&line) {
                 return Ended::StdoutClosed;
             }
         }
+    }
+
+    /// The line for `msg`, now.
+    fn describe(&self, msg: &ServerMsg) -> String {
+        self.lines.describe(msg, crate::clock::now_ms())
     }
 
     /// Takes a connection's `welcome` at room `seq`; true when its line is to be printed (the

@@ -68,7 +68,9 @@ async fn status(args: StatusArgs) -> Result<(), CliError> {
         return Ok(());
     }
     let endpoints: Vec<EndpointStatus> = serde_json::from_str(&body).map_err(|e| {
-        CliError::Failed(anyhow::anyhow!("the hub's webhook status is not what this CLI reads: {e}"))
+        CliError::Failed(anyhow::anyhow!(
+            "the hub's webhook status is not what this CLI reads: {e}"
+        ))
     })?;
     if endpoints.is_empty() {
         println!("no webhook endpoints configured ([[webhooks.endpoints]])");

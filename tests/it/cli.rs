@@ -891,3 +891,239 @@ fn matches_answer(printed: &str, answer: &str) -> bool {
     }
     rest.is_empty()
 }
+
+/// `host auction start` and `end` send the auction commands and print the hub's answer as the
+/// deal commands do, and `watch` prints an auction's start, its bids and its close as sentences:
+/// unsold (ended by the host before any bid) and sold (a 5 s sudden-death auction run to its end).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_auction_commands_start_and_end_auctions_and_watch_prints_them() -> anyhow::Result<()>
+{
+    let hub = TestHub::start().await?;
+    let token = hub.token(Role::Host, "show", "creator");
+    let mut watch = tokio::process::Command::new(BIN)
+        .args(["host", "--room", "show", "--token", &token, "watch"])
+        .env("LIVEHUB_URL", format!("ws://{}", hub.addr))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut lines =
+        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(watch.stdout.take().unwrap()));
+    // the next line but the viewer count's, which come and go
+    let mut next_line = async || -> anyhow::Result<String> {
+        loop {
+            let line = tokio::time::timeout(common::WAIT, lines.next_line())
+                .await??
+                .unwrap_or_default();
+            if !line.starts_with("viewers ") {
+                return Ok(line);
+            }
+        }
+    };
+    assert!(next_line().await?.starts_with("welcome room=show"));
+    let host = |args: &[&str]| {
+        let mut full = vec!["host", "--room", "show", "--token", token.as_str()];
+        full.extend_from_slice(args);
+        livehub(&hub, &full)
+    };
+
+    let (ok, out, err) = host(&[
+        "auction",
+        "start",
+        "--id",
+        "a1",
+        "--product",
+        "scarf",
+        "--title",
+        "Cozy scarf",
+        "--start-cents",
+        "1000",
+        "--increment-cents",
+        "100",
+        "--duration",
+        "2m",
+    ])?;
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "ok seq=1");
+    let line = next_line().await?;
+    assert!(
+        line.starts_with("#1 auction a1 live: \"Cozy scarf\" from 1000 USD, +100 USD, ends in "),
+        "{line}"
+    );
+    let (ok, out, err) = host(&["auction", "end", "a1"])?;
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "ok seq=2");
+    assert_eq!(next_line().await?, "#2 auction a1 unsold");
+    let (ok, out, err) = host(&["auction", "end", "a1"])?;
+    assert!(!ok && out.is_empty(), "{out}");
+    assert_eq!(err.trim(), "conflict: auction a1 has already closed");
+
+    // the hub's own refusal of the rules (the rates add up to more than the price)
+    let (ok, _, err) = host(&[
+        "auction",
+        "start",
+        "--id",
+        "a2",
+        "--product",
+        "scarf",
+        "--start-cents",
+        "500",
+        "--increment-cents",
+        "50",
+        "--commission-bps",
+        "6000",
+        "--affiliate-bps",
+        "6000",
+    ])?;
+    assert!(!ok);
+    assert!(
+        err.starts_with("bad_request: auction.commission_bps + affiliate_bps"),
+        "{err}"
+    );
+    assert_plain(&err);
+
+    let (ok, out, err) = host(&[
+        "auction",
+        "start",
+        "--id",
+        "a2",
+        "--product",
+        "scarf",
+        "--title",
+        "Cozy scarf",
+        "--start-cents",
+        "500",
+        "--increment-cents",
+        "50",
+        "--duration",
+        "5s",
+        "--sudden-death",
+    ])?;
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "ok seq=3");
+    let line = next_line().await?;
+    assert!(
+        line.starts_with("#3 auction a2 live: \"Cozy scarf\" from 500 USD, +50 USD, ends in ")
+            && line.ends_with(", sudden death"),
+        "{line}"
+    );
+    let (mut viewer, _) = hub.viewer("show", "fan").await?;
+    viewer
+        .send(json!({"type": "bid", "request_id": "b1", "auction": "a2", "amount_cents": 500}))
+        .await?;
+    assert!(matches!(
+        viewer.next_of("bid_accepted").await?,
+        ServerMsg::BidAccepted { leading: true, .. }
+    ));
+    let line = next_line().await?;
+    assert!(
+        line.starts_with("auction a2: 500 USD by Name fan (1 bid, ends in "),
+        "{line}"
+    );
+    // with a bid it runs to its end, and is sold there
+    let (ok, _, err) = host(&["auction", "end", "a2"])?;
+    assert!(!ok);
+    assert_eq!(
+        err.trim(),
+        "conflict: auction a2 has a bid: it runs to its end"
+    );
+    assert_eq!(
+        next_line().await?,
+        "#4 auction a2 sold to Name fan for 500 USD"
+    );
+    hub.shutdown().await
+}
+
+/// An auction's flags are checked before anything is sent, and refused in their own words: a
+/// duration outside 5 s to 1 h, a price that is not a whole number of cents (one written in
+/// currency units is told its cents), an extension with sudden death.
+#[tokio::test]
+async fn host_auction_start_refuses_bad_flags_in_their_words() -> anyhow::Result<()> {
+    // the flags given, with a valid price for each one left out
+    let start = |flags: &[&'static str]| {
+        let mut args = vec![
+            "host",
+            "--url",
+            "ws://127.0.0.1:9",
+            "--room",
+            "show",
+            "--token",
+            "t",
+            "auction",
+            "start",
+            "--id",
+            "a1",
+            "--product",
+            "scarf",
+        ];
+        for price in ["--start-cents", "--increment-cents"] {
+            if !flags.contains(&price) {
+                args.extend([price, "100"]);
+            }
+        }
+        args.extend_from_slice(flags);
+        args
+    };
+    for (flags, want) in [
+        (
+            &["--duration", "3s"][..],
+            "invalid value '3s' for '--duration <DURATION>': an auction runs 5s to 1h",
+        ),
+        (
+            &["--duration", "2h"],
+            "invalid value '2h' for '--duration <DURATION>': an auction runs 5s to 1h",
+        ),
+        (
+            &["--start-cents", "19.99"],
+            "invalid value '19.99' for '--start-cents <START_CENTS>': a price is a whole \
+             number of cents: 19.99 is 1999",
+        ),
+        (
+            &["--increment-cents", "ten"],
+            "invalid value 'ten' for '--increment-cents <INCREMENT_CENTS>': a price is a whole \
+             number of cents, e.g. 1999 for 19.99",
+        ),
+        (
+            &["--start-cents", "0"],
+            "a price in cents must be 1 to 100000000",
+        ),
+        (
+            &["--extend", "2m"],
+            "invalid value '2m' for '--extend <EXTEND>': an extension is 0s to 1m",
+        ),
+        (
+            &["--sudden-death", "--extend", "5s"],
+            "'--sudden-death' cannot be used with '--extend <EXTEND>'",
+        ),
+    ] {
+        let out = run_bin(&start(flags), &[]).await?;
+        let err = String::from_utf8(out.stderr)?;
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {err}");
+        assert!(out.stdout.is_empty(), "{flags:?}");
+        assert!(err.contains(want), "{flags:?}: {err}");
+        assert_plain(&err);
+    }
+    // an id the protocol cannot carry: the CLI's own usage error, before connecting
+    let out = run_bin(
+        &[
+            "host",
+            "--url",
+            "ws://127.0.0.1:9",
+            "--room",
+            "show",
+            "--token",
+            "t",
+            "auction",
+            "end",
+            "not an id",
+        ],
+        &[],
+    )
+    .await?;
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8(out.stderr)?,
+        "livehub: auction: invalid id \"not an id\": expected 1 to 64 of [A-Za-z0-9_-]\n"
+    );
+    Ok(())
+}
