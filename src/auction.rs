@@ -87,6 +87,10 @@ pub struct AuctionSpec {
     /// Basis points paid to the winner's affiliate (0 to 10,000).
     #[serde(default)]
     pub affiliate_bps: u32,
+    /// The host who started it, paid `commission_bps` of the winner's order: the hub sets it
+    /// from the host's token, never from the wire.
+    #[serde(skip)]
+    pub creator: Option<Id>,
 }
 
 fn usd() -> String {

@@ -7,9 +7,10 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 
 use super::{
-    AuctionRecord, AuctionStore, Bid, BidAnswer, CloseAnswer, EndAnswer, not_found,
+    AuctionRecord, AuctionStore, Bid, BidAnswer, Bidding, CloseAnswer, EndAnswer, not_found,
 };
 use crate::auction::{AuctionSpec, Book, EndRefused, Status};
+use crate::commerce::Buyer;
 use crate::id::Id;
 use crate::inventory::InventoryError;
 
@@ -19,6 +20,7 @@ struct Kept {
     started_at: u64,
     book: Book,
     leader_name: Option<String>,
+    leader_buyer: Option<Buyer>,
     answers: HashMap<(String, String), Bid>,
     /// Not handed out by `due` before this (a caller is closing it).
     taken_until: u64,
@@ -33,6 +35,7 @@ impl Kept {
             started_at: self.started_at,
             state: self.book.state.clone(),
             leader_name: self.leader_name.clone(),
+            leader_buyer: self.leader_buyer.clone(),
         }
     }
 }
@@ -86,6 +89,7 @@ impl AuctionStore for MemoryAuctions {
             started_at: now,
             book: Book::start(spec.rules(), now, spec.duration_ms),
             leader_name: None,
+            leader_buyer: None,
             answers: HashMap::new(),
             taken_until: 0,
             settled: false,
@@ -100,7 +104,7 @@ impl AuctionStore for MemoryAuctions {
         room: &Id,
         id: &Id,
         user: &str,
-        name: &str,
+        bidder: &Bidding<'_>,
         request_id: &str,
         amount_cents: u64,
         max_cents: Option<u64>,
@@ -114,7 +118,8 @@ impl AuctionStore for MemoryAuctions {
             let answer = match kept.book.bid(user, amount_cents, max_cents, now) {
                 Ok(a) => {
                     if a.leading {
-                        kept.leader_name = Some(name.to_owned());
+                        kept.leader_name = Some(bidder.name.to_owned());
+                        kept.leader_buyer = Some(bidder.buyer.clone());
                     }
                     Bid {
                         answer: BidAnswer::Accepted(a),

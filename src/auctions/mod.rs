@@ -18,6 +18,7 @@ use async_trait::async_trait;
 
 pub use crate::auction::AuctionState;
 use crate::auction::{Accepted, AuctionSpec, Refused};
+use crate::commerce::Buyer;
 use crate::id::Id;
 use crate::inventory::InventoryError;
 use crate::protocol::{AuctionStatus, AuctionView, Bidder};
@@ -31,6 +32,17 @@ pub struct AuctionRecord {
     pub started_at: u64,
     pub state: AuctionState,
     pub leader_name: Option<String>,
+    /// The leader's channel and affiliate, as their leading bid carried them: the winner's
+    /// order is attributed to them.
+    pub leader_buyer: Option<Buyer>,
+}
+
+/// Who bids, as a store keeps the leader: the name viewers see, and the channel and affiliate
+/// the winner's order is attributed to.
+#[derive(Clone, Copy, Debug)]
+pub struct Bidding<'a> {
+    pub name: &'a str,
+    pub buyer: &'a Buyer,
 }
 
 impl AuctionRecord {
@@ -126,15 +138,17 @@ pub trait AuctionStore: Send + Sync {
         now: u64,
     ) -> Result<AuctionRecord, InventoryError>;
 
-    /// `user`'s bid (`name` shown as the leader's); a second call with the same `request_id` answers what the first did
-    /// (not-found answers are not kept). [`InventoryError::NotFound`] for no such auction.
+    /// `user`'s bid (`bidder` kept while they lead: their name shown as the leader's, their
+    /// channel and affiliate for the winner's order); a second call with the same `request_id`
+    /// answers what the first did (not-found answers are not kept).
+    /// [`InventoryError::NotFound`] for no such auction.
     #[allow(clippy::too_many_arguments)]
     async fn bid(
         &self,
         room: &Id,
         id: &Id,
         user: &str,
-        name: &str,
+        bidder: &Bidding<'_>,
         request_id: &str,
         amount_cents: u64,
         max_cents: Option<u64>,

@@ -9,9 +9,10 @@ use redis::Script;
 use serde::Deserialize;
 
 use super::{
-    AuctionRecord, AuctionState, AuctionStore, Bid, BidAnswer, CloseAnswer, EndAnswer, not_found,
+    AuctionRecord, AuctionState, AuctionStore, Bid, BidAnswer, Bidding, CloseAnswer, EndAnswer, not_found,
 };
 use crate::auction::{Accepted, AuctionSpec, Leader, Refused, Status};
+use crate::commerce::{Buyer, Channel};
 use crate::id::Id;
 use crate::inventory::InventoryError;
 use crate::inventory::redis::{ScriptClock, room_tag};
@@ -71,6 +72,9 @@ struct View {
     dur: String,
     cbps: String,
     abps: String,
+    /// The leader's `channel|aff` ("" before the first bid).
+    lbuyer: String,
+    creator: String,
 }
 
 // Replies are decoded once and taken apart at once: their size does not matter.
@@ -142,6 +146,31 @@ fn decode<T: for<'de> Deserialize<'de>>(what: &str, reply: &str) -> Result<T, In
     serde_json::from_str(reply).map_err(|e| bad(what, format!("{e}: {reply:?}")))
 }
 
+/// A bidder's channel and affiliate as `bid.lua` keeps the leader's: `channel|aff`.
+fn buyer_field(b: &Buyer) -> String {
+    format!(
+        "{}|{}",
+        b.channel.as_str(),
+        b.aff.as_ref().map(Id::as_str).unwrap_or_default()
+    )
+}
+
+/// The leader's `channel|aff`, None before the first bid (or from an auction stored before
+/// bidders' channels were kept).
+fn parse_buyer(field: &str) -> Result<Option<Buyer>, InventoryError> {
+    let Some((channel, aff)) = field.split_once('|') else {
+        return Ok(None);
+    };
+    let aff = match aff {
+        "" => None,
+        a => Some(Id::new(a).map_err(|e| bad("lbuyer", e))?),
+    };
+    Ok(Some(Buyer {
+        channel: Channel::parse(channel),
+        aff,
+    }))
+}
+
 /// A refusal: it names no leader and no run.
 fn refused(r: Refused) -> Bid {
     Bid {
@@ -206,12 +235,17 @@ impl View {
             sudden_death: self.sd == "1",
             commission_bps: bps("cbps", &self.cbps)?,
             affiliate_bps: bps("abps", &self.abps)?,
+            creator: match self.creator.as_str() {
+                "" => None,
+                c => Some(id_of("creator", c)?),
+            },
         };
         Ok(AuctionRecord {
             spec,
             started_at: num("started_at", &self.started_at)?,
             state: self.state()?,
             leader_name: (!self.lname.is_empty()).then(|| self.lname.clone()),
+            leader_buyer: parse_buyer(&self.lbuyer)?,
         })
     }
 }
@@ -331,6 +365,7 @@ impl AuctionStore for RedisAuctions {
             spec.currency.clone(),
             spec.commission_bps.to_string(),
             spec.affiliate_bps.to_string(),
+            spec.creator.as_ref().map(Id::to_string).unwrap_or_default(),
         ];
         // The close is scheduled first: an auction whose start then fails leaves an entry that
         // its first close removes (not found), never a live auction no node would close.
@@ -356,7 +391,7 @@ impl AuctionStore for RedisAuctions {
         room: &Id,
         id: &Id,
         user: &str,
-        name: &str,
+        bidder: &Bidding<'_>,
         request_id: &str,
         amount_cents: u64,
         max_cents: Option<u64>,
@@ -375,7 +410,8 @@ impl AuctionStore for RedisAuctions {
             max.to_string(),
             ANSWER_TTL_MS.to_string(),
             self.retention_ms.to_string(),
-            name.to_owned(),
+            bidder.name.to_owned(),
+            buyer_field(bidder.buyer),
         ];
         let reply = self.run(&self.bid, room, id, &args).await?;
         Ok(match decode("bid", &reply)? {

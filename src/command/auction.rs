@@ -5,7 +5,7 @@
 
 use super::{Ctx, Happened};
 use crate::auction::Refused;
-use crate::auctions::{AuctionRecord, Bid, BidAnswer, EndAnswer};
+use crate::auctions::{AuctionRecord, Bid, BidAnswer, Bidding, EndAnswer};
 use crate::bus::AuctionTick;
 use crate::clock::now_ms;
 use crate::error::HubError;
@@ -78,6 +78,7 @@ fn moment(seq: Option<u64>, kind: MomentKind, record: &AuctionRecord) -> Happene
 
 impl Ctx<'_> {
     pub(super) async fn auction_start(&self, mut spec: AuctionSpec) -> Result<Happened, HubError> {
+        spec.creator = Some(self.who.user.clone());
         // The pinned product is read from this node's room, as for a deal.
         self.hub.caught_up(self.room).await?;
         if let Some(p) = self.known_product(&spec.product_id) {
@@ -163,11 +164,16 @@ impl Ctx<'_> {
         max_cents: Option<u64>,
     ) -> Result<BidReply, HubError> {
         let (room, who) = (self.room.id(), self.who);
+        let buyer = who.buyer(self.channel());
+        let bidding = Bidding {
+            name: &who.name,
+            buyer: &buyer,
+        };
         let bid = self.hub.auctions().bid(
             room,
             auction,
             who.user.as_str(),
-            &who.name,
+            &bidding,
             request_id.as_str(),
             amount_cents,
             max_cents,

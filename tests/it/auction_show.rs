@@ -358,7 +358,9 @@ async fn bidder(
             let wait = snipe_at.saturating_sub(livehub::clock::now_ms());
             tokio::time::sleep(std::time::Duration::from_millis(wait)).await; // to the snipe's moment
         }
-        let max = (b % 4 == 0).then_some(amount + 100 * (b as u64 % 11));
+        let max = b
+            .is_multiple_of(4)
+            .then_some(amount + 100 * (b as u64 % 11));
         let rid = format!("{user}-{round}");
         c.send(bid(&rid, "race", amount, max)).await?;
         let answer = reply_to(&mut c, &rid).await?;

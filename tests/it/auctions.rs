@@ -10,9 +10,10 @@ use std::sync::Arc;
 use common::redis::CALL_TIMEOUT;
 use livehub::auction::{AuctionSpec, Book, Closed, Refused, Rules, Status};
 use livehub::auctions::{
-    AuctionRecord, AuctionState, AuctionStore, BidAnswer, CloseAnswer, EndAnswer, MemoryAuctions,
-    RedisAuctions,
+    AuctionRecord, AuctionState, AuctionStore, BidAnswer, Bidding, CloseAnswer, EndAnswer,
+    MemoryAuctions, RedisAuctions,
 };
+use livehub::commerce::{Buyer, Channel};
 use livehub::inventory::InventoryError;
 use livehub::inventory::redis::ScriptClock;
 use livehub::protocol::Id;
@@ -46,6 +47,23 @@ fn spec(auction: &Id, rules: Rules, duration_ms: u64) -> AuctionSpec {
         sudden_death: rules.sudden_death,
         commission_bps: 500,
         affiliate_bps: 0,
+        creator: Some(id("host")),
+    }
+}
+
+/// A bidder named `name`, from the creator channel with the affiliate `aff-NAME` (the store
+/// keeps the leader's: the winner's order is attributed to them).
+fn named(name: &str) -> Bidding<'_> {
+    Bidding {
+        name,
+        buyer: Box::leak(Box::new(buyer_of(name))),
+    }
+}
+
+fn buyer_of(name: &str) -> Buyer {
+    Buyer {
+        channel: Channel::Creator,
+        aff: Id::new(format!("aff-{name}")).ok(),
     }
 }
 
@@ -141,12 +159,30 @@ async fn follows_the_rules(store: Arc<dyn AuctionStore>, seed: u64) {
             // A retry of an earlier request: the first answer, whatever changed since.
             let (user, rid, amount, max) = asked[g.next(asked.len() as u64) as usize].clone();
             let first = store
-                .bid(&room, &auction, &user, &user, &rid, amount, max, now)
+                .bid(
+                    &room,
+                    &auction,
+                    &user,
+                    &named(&user),
+                    &rid,
+                    amount,
+                    max,
+                    now,
+                )
                 .await
                 .map(|b| b.answer)
                 .expect("retry");
             let again = store
-                .bid(&room, &auction, &user, &user, &rid, amount, max, now)
+                .bid(
+                    &room,
+                    &auction,
+                    &user,
+                    &named(&user),
+                    &rid,
+                    amount,
+                    max,
+                    now,
+                )
                 .await
                 .map(|b| b.answer)
                 .expect("retry again");
@@ -163,7 +199,16 @@ async fn follows_the_rules(store: Arc<dyn AuctionStore>, seed: u64) {
         let rid = format!("r{i}");
         let want = by_rules(&mut book, &user, amount, max, now);
         let got = store
-            .bid(&room, &auction, &user, &user, &rid, amount, max, now)
+            .bid(
+                &room,
+                &auction,
+                &user,
+                &named(&user),
+                &rid,
+                amount,
+                max,
+                now,
+            )
             .await
             .map(|b| b.answer)
             .expect("bid");
@@ -189,7 +234,7 @@ async fn follows_the_rules(store: Arc<dyn AuctionStore>, seed: u64) {
             &room,
             &auction,
             "late",
-            "late",
+            &named("late"),
             "late-1",
             1_000_000,
             None,
@@ -219,7 +264,7 @@ async fn the_rules_cases(store: Arc<dyn AuctionStore>) {
         let (store, room, a) = (Arc::clone(&store), room.clone(), a.clone());
         async move {
             store
-                .bid(&room, &a, user, user, rid, amount, max, T0 + at)
+                .bid(&room, &a, user, &named(user), rid, amount, max, T0 + at)
                 .await
                 .map(|b| b.answer)
                 .expect("bid")
@@ -301,6 +346,12 @@ async fn the_rules_cases(store: Arc<dyn AuctionStore>) {
         Some("c"),
         "the leader's name is kept"
     );
+    assert_eq!(
+        record.leader_buyer,
+        Some(buyer_of("c")),
+        "and their channel"
+    );
+    assert_eq!(record.spec.creator, Some(id("host")), "and who started it");
     let state = record_state(record);
     assert_eq!(state.status, Status::Sold);
     assert_eq!(state.leader.map(|l| l.user), Some("c".to_owned()));
@@ -338,7 +389,7 @@ async fn the_rules_cases(store: Arc<dyn AuctionStore>) {
         .expect("close");
     assert_eq!(closing(closed).1.status, Status::Unsold);
     let missing = store
-        .bid(&room, &id("none"), "a", "a", "1", 1_000, None, T0)
+        .bid(&room, &id("none"), "a", &named("a"), "1", 1_000, None, T0)
         .await
         .map(|b| b.answer);
     assert!(
@@ -400,7 +451,7 @@ async fn racing_bidders_end_as_the_rules_say(store: Arc<dyn AuctionStore>) {
                 let max = b.is_multiple_of(3).then_some(amount + b * 10);
                 let rid = format!("{user}-{n}");
                 match store
-                    .bid(&room, &a, &user, &user, &rid, amount, max, T0 + 1)
+                    .bid(&room, &a, &user, &named(&user), &rid, amount, max, T0 + 1)
                     .await
                     .map(|b| b.answer)
                 {
@@ -477,9 +528,20 @@ async fn closes_come_due_once_and_survive_a_dead_closer(store: Arc<dyn AuctionSt
         .end(&room, &quiet, T0 + 1)
         .await
         .expect("host ends the quiet one");
+    // The host's end is told at once (the hub publishes it), so it is settled.
+    store.settled(&room, &quiet).await.expect("settled");
     // A snipe a second before the short one's end moves it 10 s on.
     let snipe = store
-        .bid(&room, &short, "s", "s", "s1", 1_000, None, T0 + 4_000)
+        .bid(
+            &room,
+            &short,
+            "s",
+            &named("s"),
+            "s1",
+            1_000,
+            None,
+            T0 + 4_000,
+        )
         .await
         .map(|b| b.answer)
         .expect("snipe");
@@ -523,15 +585,25 @@ async fn closes_come_due_once_and_survive_a_dead_closer(store: Arc<dyn AuctionSt
         .await
         .expect("close");
     assert_eq!(closing(closed).1.status, Status::Sold);
+    store.settled(&room, &short).await.expect("settled");
     assert_eq!(
         mine(store.due(T0 + 20_000, lease, 100).await.expect("due")),
         ["long"]
     );
     let closed = store.close(&room, &long, T0 + 20_000).await.expect("close");
     assert_eq!(closing(closed).1.status, Status::Unsold);
+    // Closed but not told (its closer died before publishing): it comes back after the lease,
+    // and a close finds it closed; once settled it is gone.
+    assert_eq!(
+        mine(store.due(T0 + 21_000, lease, 100).await.expect("due")),
+        ["long"]
+    );
+    let again = store.close(&room, &long, T0 + 21_000).await.expect("close");
+    assert_eq!(closing(again).0, "already");
+    store.settled(&room, &long).await.expect("settled");
     assert!(
         mine(store.due(T0 + 60_000, lease, 100).await.expect("due")).is_empty(),
-        "all closed"
+        "all closed and told"
     );
 }
 
@@ -596,7 +668,7 @@ async fn every_auction_key_in_redis_expires() {
         .await
         .expect("start");
     let bid = store
-        .bid(&room, &a, "u", "U", "r1", 1_000, Some(2_000), now)
+        .bid(&room, &a, "u", &named("U"), "r1", 1_000, Some(2_000), now)
         .await
         .map(|b| b.answer)
         .expect("bid");

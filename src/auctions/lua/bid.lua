@@ -1,6 +1,6 @@
 -- A bid: ARGV now, user, request_id, amount, max ("": the amount; amounts checked by the
 -- caller: 1 to the price cap, max >= amount), answer_ttl_ms, retention_ms, name (shown when it
--- leads). Replies (remembered under the
+-- leads), buyer ("channel|aff", kept while it leads: the winner's order is attributed to it). Replies (remembered under the
 -- request id, so a retry gets the first outcome): {r="accepted", current, leading, ends_at,
 -- extended, a}, {r="too_low", min}, {r="ended", a}; {r="not_found"} (not remembered).
 local now = clock(ARGV[1])
@@ -36,10 +36,10 @@ else
     reply = { r = "too_low", min = int(min) }
   else
     if s.leader == nil or s.leader == user then
-      s.leader, s.leader_max, s.lname = user, max, ARGV[8]
+      s.leader, s.leader_max, s.lname, s.lbuyer = user, max, ARGV[8], ARGV[9] or ""
     elseif max > s.leader_max then
       s.second = s.leader_max
-      s.leader, s.leader_max, s.lname = user, max, ARGV[8]
+      s.leader, s.leader_max, s.lname, s.lbuyer = user, max, ARGV[8], ARGV[9] or ""
     else
       s.second = max
     end
@@ -65,7 +65,7 @@ else
     end
     redis.call("HSET", auction, "bids", int(s.bids), "current", int(s.current), "leader",
       s.leader, "leader_max", int(s.leader_max), "second", second, "ends_at", int(s.ends_at),
-      "lname", s.lname)
+      "lname", s.lname, "lbuyer", s.lbuyer)
     reply = {
       r = "accepted", current = int(s.current), leading = s.leader == user,
       ends_at = int(s.ends_at), extended = extended, a = view(s),

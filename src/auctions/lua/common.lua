@@ -3,8 +3,9 @@
 -- runs on one cluster slot:
 --   KEYS[1] auction HASH start inc extend sd ends_at status bids current leader leader_max
 --                        second started_at ("" for a price or a maximum not there yet), lname
---                        (the leader's display name), and what is sold: pid title img cur
---                        dur cbps abps
+--                        (the leader's display name), lbuyer (the leader's "channel|aff", for
+--                        the winner's order), and what is sold: pid title img cur dur cbps
+--                        abps, and creator (who started it)
 --   KEYS[2] answers HASH "user|request_id" -> the bid's reply (a retry gets the first outcome)
 --   KEYS[3] index   ZSET the room's auctions: id -> started_at
 -- Every key expires retention_ms after the auction's end (an extension lengthens it).
@@ -24,7 +25,7 @@ end
 local function load()
   local v = redis.call("HMGET", auction, "start", "inc", "extend", "sd", "ends_at", "status",
     "bids", "current", "leader", "leader_max", "second", "started_at", "lname", "pid", "title",
-    "img", "cur", "dur", "cbps", "abps")
+    "img", "cur", "dur", "cbps", "abps", "lbuyer", "creator")
   if not v[1] then
     return nil
   end
@@ -40,7 +41,7 @@ local function load()
     leader = (v[9] ~= false and v[9] ~= "") and v[9] or nil, leader_max = num(v[10]),
     second = num(v[11]), started_at = num(v[12]), lname = v[13] or "", pid = v[14] or "",
     title = v[15] or "", img = v[16] or "", cur = v[17] or "", dur = v[18] or "",
-    cbps = v[19] or "", abps = v[20] or "",
+    cbps = v[19] or "", abps = v[20] or "", lbuyer = v[21] or "", creator = v[22] or "",
   }
 end
 
@@ -57,6 +58,7 @@ local function view(s)
     leader = s.leader or "", leader_max = opt(s.leader_max), second = opt(s.second),
     started_at = opt(s.started_at), lname = s.lname, pid = s.pid, title = s.title, img = s.img,
     cur = s.cur, start = int(s.start), inc = int(s.inc), extend = int(s.extend),
-    sd = s.sd and "1" or "0", dur = s.dur, cbps = s.cbps, abps = s.abps,
+    sd = s.sd and "1" or "0", dur = s.dur, cbps = s.cbps, abps = s.abps, lbuyer = s.lbuyer,
+    creator = s.creator,
   }
 end
