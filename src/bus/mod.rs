@@ -70,7 +70,23 @@ pub enum Event {
         auction: AuctionView,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         winner_user: Option<Id>,
+        /// The winner's order, for their order frame.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        winner_order: Option<WinnerOrder>,
     },
+}
+
+/// A sold auction's order as its winner is told it (see `hub/auctions.rs`: the lot's order).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WinnerOrder {
+    pub user: Id,
+    pub order: Id,
+    pub price_cents: u64,
+    /// With external payment: `pending` and when it must be paid by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<crate::orders::OrderStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pay_by: Option<u64>,
 }
 
 /// A live auction's latest bid, as it travels beside the events (no `seq`): each node keeps
@@ -99,11 +115,7 @@ impl AuctionTick {
     }
 }
 
-/// The id of the order an auction's winner gets: one per auction (its id and start), so every
-/// node names it alike.
-pub fn auction_order_id(auction: &AuctionView) -> Id {
-    Id::generated(format!("a{}-{}", auction.started_at, auction.id))
-}
+
 
 /// The id a comment published at `seq` gets (`c{seq}`).
 pub fn comment_id(seq: u64) -> Id {

@@ -1,20 +1,30 @@
 //! The auction closer. Every node asks the store, on one clock (Redis's on Redis), which
 //! auctions' ends have come; each is leased to one node at a time, closed by exactly one call
-//! (the store decides), published as the room's `auction` event (the bus publishes a close
-//! once, however many nodes try), and only then settled. A node that dies anywhere in between
-//! leaves the auction to come back to another node when the lease runs out, which closes (or
-//! finds it closed), publishes and settles it: the close reaches the viewers, once.
+//! (the store decides), its lot sold to the winner, published as the room's `auction` event
+//! (the bus publishes a close once, however many nodes try), and only then settled. A node that
+//! dies anywhere in between leaves the auction to come back to another node when the lease runs
+//! out, which closes (or finds it closed), sells the lot (or finds it sold), publishes and
+//! settles it: the close reaches the viewers once, and the winner has one order.
+//!
+//! The lot: a sold auction's item becomes a one-unit deal of the inventory, held and checked out
+//! for the winner at the closing price like any order (each step idempotent), then ended. So
+//! the winner's order is in the orders stream, the order feed and its webhooks, the payment
+//! flow, the sales ledger (the creator's commission, the affiliate's share, the funnel's GMV)
+//! like a checkout's, and the stock invariant holds for it as for every deal.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Deadline, Hub};
 use crate::auctions::{AuctionRecord, CloseAnswer};
+use crate::bus::WinnerOrder;
+use crate::commerce::{Buyer, Channel};
+use crate::inventory::{CheckoutOutcome, ReserveOutcome, ReserveRequest};
 use crate::bus::Event;
 use crate::clock::now_ms;
 use crate::error::HubError;
 use crate::funnel::{Moment, MomentKind, Op};
-use crate::protocol::Id;
+use crate::protocol::{AuctionView, DealSpec, Id};
 use crate::room::Room;
 
 /// How often a node asks for auctions whose end has come: the most a close waits after its end.
@@ -60,7 +70,8 @@ impl Hub {
             Err(HubError::NotFound(_)) => return Ok(()),
             Err(e) => return Err(e),
         };
-        match self.publish_auction(room, &record).await {
+        let order = self.sell_lot(room, &record).await?;
+        match self.publish_close(room, &record, order).await {
             // This node's publish was the one that told it: the close goes on the timeline.
             Ok(Some(_)) => self.mark_close(room, &record).await,
             // Told before, or a room whose lifetime ran out has nobody to tell.
@@ -69,6 +80,75 @@ impl Hub {
         }
         let settle = self.auctions.settled(room, id);
         self.within(Deadline::Host, settle).await
+    }
+
+    /// Sells a sold auction's lot to its winner (see the module doc): None for an unsold one.
+    /// Every step answers as it did the first time when repeated, so a closer that dies
+    /// midway leaves the next one to finish the same order.
+    async fn sell_lot(
+        &self,
+        room: &Id,
+        record: &AuctionRecord,
+    ) -> Result<Option<WinnerOrder>, HubError> {
+        let Some((winner, price_cents)) = record.sale() else {
+            return Ok(None);
+        };
+        let user = Id::new(winner).map_err(|e| HubError::Internal(format!("winner: {e}")))?;
+        let view = record.view();
+        let lot = lot_spec(&view, record, price_cents);
+        let creator = record
+            .spec
+            .creator
+            .clone()
+            .unwrap_or_else(|| Id::generated("host".to_owned()));
+        let start = self.inventory.start_deal(room, &lot, &creator, now_ms());
+        match self.within(Deadline::Host, start).await {
+            // Started by an earlier closer of this auction.
+            Ok(_) | Err(HubError::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let reserve = ReserveRequest {
+            room: room.clone(),
+            deal: lot.id.clone(),
+            user: user.clone(),
+            request_id: Id::generated(format!("won-{}", lot.id)),
+            qty: 1,
+            now: now_ms(),
+        };
+        let held = self.within(Deadline::Host, self.inventory.reserve(&reserve));
+        let reservation = match held.await? {
+            ReserveOutcome::Reserved { reservation, .. } => reservation,
+            ReserveOutcome::Rejected(r) => {
+                return Err(HubError::Internal(format!("lot {} not held: {r:?}", lot.id)));
+            }
+        };
+        let buyer = record.leader_buyer.clone().unwrap_or(Buyer {
+            channel: Channel::Direct,
+            aff: None,
+        });
+        let checkout = self
+            .inventory
+            .checkout(room, &user, &reservation, &buyer, now_ms());
+        let order = match self.within(Deadline::Host, checkout).await? {
+            CheckoutOutcome::Ordered(order) => order,
+            CheckoutOutcome::Rejected(r) => {
+                return Err(HubError::Internal(format!("lot {} not ordered: {r:?}", lot.id)));
+            }
+        };
+        if !order.repeat {
+            self.funnel
+                .count_order(room, order.channel, order.qty, order.total_cents);
+        }
+        // Nobody else may hold it, even if the winner's payment fails and the unit returns.
+        let end = self.inventory.end_deal(room, &lot.id, now_ms());
+        self.within(Deadline::Host, end).await?;
+        Ok(Some(WinnerOrder {
+            user,
+            order: order.order,
+            price_cents: order.price_cents,
+            status: order.pay_by.map(|_| order.status),
+            pay_by: order.pay_by,
+        }))
     }
 
     /// Puts an auction's close on the room's timeline, straight to the funnel's store: the
@@ -105,16 +185,28 @@ impl Hub {
         }
     }
 
-    /// Publishes `record` as the room's `auction` event; a close names the winner's user (for
-    /// their order frame, on every node). Returns its `seq`, None when the bus had it already.
+    /// Publishes `record` (a start, or a close without a winner) as the room's `auction`
+    /// event. Returns its `seq`, None when the bus had it already.
     pub async fn publish_auction(
         &self,
         room: &Id,
         record: &AuctionRecord,
     ) -> Result<Option<u64>, HubError> {
+        self.publish_close(room, record, None).await
+    }
+
+    /// Publishes `record` as the room's `auction` event; a sold one names the winner's user and
+    /// order (for their order frame, on every node, never shown to viewers).
+    async fn publish_close(
+        &self,
+        room: &Id,
+        record: &AuctionRecord,
+        order: Option<WinnerOrder>,
+    ) -> Result<Option<u64>, HubError> {
         let event = Event::Auction {
             auction: record.view(),
-            winner_user: record.sale().and_then(|(user, _)| Id::new(user).ok()),
+            winner_user: order.as_ref().map(|o| o.user.clone()),
+            winner_order: order,
         };
         let publish = self.bus.publish(room, event);
         Ok(match self.within(Deadline::Host, publish).await? {
@@ -122,4 +214,37 @@ impl Hub {
             crate::bus::Published::Unchanged => None,
         })
     }
+}
+
+/// The deal a sold auction's lot is sold as: one unit at the closing price, under an id of its
+/// own per auction run (`lot-{started_at}-{digest of the auction id}`), with the auction's
+/// title, image and rates.
+fn lot_spec(view: &AuctionView, record: &AuctionRecord, price_cents: u64) -> DealSpec {
+    DealSpec {
+        id: lot_id(view),
+        product_id: view.product_id.clone(),
+        title: Some(view.title.clone()),
+        image_url: view.image_url.clone(),
+        price_cents,
+        currency: view.currency.clone(),
+        stock: 1,
+        per_user_limit: 1,
+        duration_ms: LOT_MS,
+        commission_bps: record.spec.commission_bps,
+        affiliate_bps: record.spec.affiliate_bps,
+    }
+}
+
+/// How long a lot's deal lives before the closer ends it (it ends it at once; this only bounds
+/// a lot whose closer died between its checkout and its end).
+const LOT_MS: u64 = 60_000;
+
+/// The lot's deal id: a valid id whatever the auction id's length.
+pub fn lot_id(view: &AuctionView) -> Id {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in view.id.as_str().bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    Id::generated(format!("lot-{}-{h:016x}", view.started_at))
 }

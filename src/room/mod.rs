@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::Utf8Bytes;
 use parking_lot::Mutex;
 
-use crate::bus::{AuctionTick, Counters, Event, RoomSink};
+use crate::bus::{AuctionTick, Counters, Event, RoomSink, WinnerOrder};
 use crate::commerce::Channel;
 use crate::config::Config;
 use crate::error::HubError;
@@ -485,7 +485,7 @@ impl RoomSink for Room {
             return;
         }
         let winner = match &event {
-            Event::Auction { winner_user, .. } => winner_user.clone(),
+            Event::Auction { winner_order, .. } => winner_order.clone(),
             _ => None,
         };
         let applied = match st.projection.apply(seq, event) {
@@ -509,8 +509,8 @@ impl RoomSink for Room {
             ServerMsg::Comment(c) => st.subs.fan_out_chat(seq, &c.user, &applied.frame),
             _ => st.subs.fan_out(&applied.frame),
         };
-        if let (ServerMsg::Auction { auction, .. }, Some(winner)) = (&applied.msg, &winner) {
-            tell_winner(&st.subs, winner, auction);
+        if let (ServerMsg::Auction { auction, .. }, Some(order)) = (&applied.msg, winner) {
+            tell_winner(&st.subs, order, auction);
         }
         metrics::counter!(crate::metrics::EVENTS, "type" => applied.msg.kind()).increment(1);
         metrics::counter!(crate::metrics::FANOUT_DELIVERIES).increment(out.queued);
@@ -538,25 +538,22 @@ impl RoomSink for Room {
     }
 }
 
-/// Sends an auction's winner (their connections here) the order the close made: the same
+/// Sends an auction's winner (their connections here) the order its close made: the same
 /// shape as a checkout's, with `auction` instead of `deal`.
-fn tell_winner(subs: &subscribers::Subscribers, winner: &Id, auction: &AuctionView) {
-    let Some(price_cents) = auction.current_cents else {
-        return;
-    };
+fn tell_winner(subs: &subscribers::Subscribers, won: WinnerOrder, auction: &AuctionView) {
     let order = ServerMsg::Order {
         request_id: None,
-        order: crate::bus::auction_order_id(auction),
+        order: won.order,
         reservation: None,
         deal: None,
         auction: Some(auction.id.clone()),
         qty: 1,
-        price_cents,
+        price_cents: won.price_cents,
         currency: auction.currency.clone(),
-        status: None,
-        pay_by: None,
+        status: won.status,
+        pay_by: won.pay_by,
     };
     if let Some(frame) = encode(&order) {
-        subs.send_to(winner, &frame);
+        subs.send_to(&won.user, &frame);
     }
 }

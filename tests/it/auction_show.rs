@@ -14,10 +14,12 @@ use livehub::protocol::{AuctionStatus, AuctionView, Role, ServerMsg};
 use serde_json::{Value, json};
 
 /// An auction of `duration_ms` from $10.00 in steps of $1.00, extended by `extend_ms`.
+/// The host's creator commission is 10 %.
 fn start(id: &str, duration_ms: u64, extend_ms: u64) -> Value {
     json!({"type": "auction_start", "request_id": format!("start-{id}"), "auction": {
         "id": id, "product_id": "lamp", "title": "Brass lamp", "start_cents": 1000,
-        "increment_cents": 100, "duration_ms": duration_ms, "extend_ms": extend_ms}})
+        "increment_cents": 100, "duration_ms": duration_ms, "extend_ms": extend_ms,
+        "commission_bps": 1000}})
 }
 
 fn bid(rid: &str, auction: &str, amount: u64, max: Option<u64>) -> Value {
@@ -163,6 +165,7 @@ async fn bids_follow_the_rules_and_the_winner_alone_gets_the_order() -> Result<(
         qty,
         deal,
         request_id,
+        order: order_id,
         ..
     } = order
     else {
@@ -182,6 +185,39 @@ async fn bids_follow_the_rules_and_the_winner_alone_gets_the_order() -> Result<(
         "the loser got an order: {:?}",
         ann.seen
     );
+    // The order is the shop's like a checkout's: in the feed, at the closing price, attributed
+    // to the winner and paying the host's commission.
+    let merchant = hub.token(Role::Merchant, "*", "shop");
+    let (events, _) = crate::orders::read_all(&hub.addr.to_string(), &merchant, None, 100).await?;
+    let ours: Vec<_> = events.iter().filter(|e| e.order.id == order_id).collect();
+    ensure!(ours.len() == 1, "the order once in the feed: {events:?}");
+    let doc = &ours[0].order;
+    assert_eq!(
+        (
+            doc.user.as_str(),
+            doc.total_cents,
+            doc.qty,
+            doc.title.as_str()
+        ),
+        ("bob", 1600, 1, "Brass lamp")
+    );
+    assert_eq!((doc.creator.as_str(), doc.commission_cents), ("host", 160));
+    let earnings = hub.token(Role::Host, room, "host");
+    let (status, body) = hub
+        .get("/api/creators/host/earnings", Some(&earnings))
+        .await?;
+    ensure!(status == 200, "earnings: HTTP {status}: {body}");
+    let e: Value = serde_json::from_str(&body)?;
+    ensure!(
+        e["total"]["gmv_cents"] == 1600 && e["total"]["commission_cents"] == 160,
+        "{e}"
+    );
+    // The lot is the winner's alone: nobody holds it after the close.
+    let lot = doc.deal.to_string();
+    ann.send(json!({"type": "reserve", "request_id": "steal", "deal": lot, "qty": 1}))
+        .await?;
+    let steal = reply_to(&mut ann, "steal").await?;
+    ensure!(steal["type"] == "rejected", "{steal}");
     // The show's timeline marks the auction's start and its close, once each.
     let token = hub.token(Role::Host, room, "host");
     let path = format!("/api/rooms/{room}/timeline");
@@ -414,6 +450,16 @@ async fn killing_the_nodes_before_the_end_leaves_the_close_to_the_one_alive() ->
         !matches!(&again, Ok(ServerMsg::Auction { .. })),
         "a second close: {again:?}"
     );
+    // And one order for the winner, whoever made it.
+    let merchant = common::mint(common::nodes::SECRET, Role::Merchant, "*", "shop");
+    let (events, _) =
+        crate::orders::read_all(&nodes[0].addr.to_string(), &merchant, None, 500).await?;
+    let won: Vec<_> = events
+        .iter()
+        .filter(|e| e.order.user.as_str() == "ann" && e.order.room.as_str() == room)
+        .collect();
+    ensure!(won.len() == 1, "one order for the winner: {won:?}");
+    assert_eq!(won[0].order.total_cents, 1000);
     Ok(())
 }
 
