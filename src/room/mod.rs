@@ -87,6 +87,9 @@ pub struct Snapshot {
     /// As in `welcome`: the latest announcement, null before the first.
     #[serde(default)]
     pub announcement: Option<Announced>,
+    /// As in `welcome`: the live auctions as they stand.
+    #[serde(default)]
+    pub auctions: Vec<AuctionView>,
 }
 
 impl Snapshot {
@@ -103,6 +106,11 @@ impl Snapshot {
             recent: saved.recent,
             stream_url: settings.stream_of(saved.stream_url),
             announcement: saved.announcement,
+            auctions: saved
+                .auctions
+                .into_iter()
+                .filter(|a| a.status == crate::protocol::AuctionStatus::Live)
+                .collect(),
         }
     }
 }
@@ -276,7 +284,7 @@ impl Room {
             resumed: resumed.is_some(),
             stream_url: self.settings.stream_of(st.projection.stream()),
             announcement: st.projection.announcement(),
-            auctions: st.projection.auctions().live(),
+            auctions: st.projection.live_auctions(),
             muted,
         };
         let mut frames: Vec<Utf8Bytes> = encode(&welcome).into_iter().collect();
@@ -447,6 +455,7 @@ impl Room {
             recent: st.projection.recent(),
             stream_url: self.settings.stream_of(st.projection.stream()),
             announcement: st.projection.announcement(),
+            auctions: st.projection.live_auctions(),
         }
     }
 

@@ -11,7 +11,7 @@ use crate::bus::Event;
 use crate::error::HubError;
 use crate::inventory::{StockLevel, status_of};
 use crate::persist::SavedRoom;
-use crate::protocol::{Announced, Comment, Deal, DealStatus, Id, Product, ServerMsg};
+use crate::protocol::{Announced, AuctionView, Comment, Deal, DealStatus, Id, Product, ServerMsg};
 
 struct DealView {
     deal: Deal,
@@ -237,6 +237,11 @@ impl Projection {
     /// The room's auctions: what its events and the bids heard since made of them.
     pub fn auctions(&mut self) -> &mut AuctionBoard {
         &mut self.auctions
+    }
+
+    /// The live auctions as they stand, oldest first.
+    pub fn live_auctions(&self) -> Vec<AuctionView> {
+        self.auctions.live()
     }
 
     /// The pinned product.

@@ -33,6 +33,7 @@ async fn every_server_message_type_is_produced_with_its_exact_fields() -> anyhow
             "resumed",
             "stream_url",
             "announcement",
+            "auctions",
             "muted",
         ],
     );
@@ -302,6 +303,7 @@ async fn every_server_message_type_is_produced_with_its_exact_fields() -> anyhow
             "recent",
             "stream_url",
             "announcement",
+            "auctions",
         ],
     );
     assert_eq!(snap["deals"][0]["status"], "ended");
@@ -563,4 +565,94 @@ async fn every_v1_request_is_served_as_v1_says_on_redis() -> anyhow::Result<()> 
     let redis = common::redis::RedisServer::start()?;
     let hub = TestHub::with_config(common::redis_config(&redis.url())).await?;
     every_v1_request_is_served_as_v1_says(hub).await
+}
+
+#[tokio::test]
+async fn the_auction_messages_are_produced_with_their_exact_fields() -> anyhow::Result<()> {
+    let hub = TestHub::start().await?;
+    let room = "auction-fields";
+    let mut host = hub.host(room).await?;
+    let (mut ann, _) = hub.viewer(room, "ann").await?;
+    host.send(
+        json!({"type": "auction_start", "request_id": "s", "auction": {
+        "id": "a1", "product_id": "p", "title": "Lamp", "start_cents": 500,
+        "increment_cents": 50, "duration_ms": 5000, "extend_ms": 0}}),
+    )
+    .await?;
+    let a = ann.json_of("auction").await?;
+    assert_keys(&a, &["type", "seq", "auction"]);
+    let view = [
+        "id",
+        "product_id",
+        "title",
+        "currency",
+        "start_cents",
+        "increment_cents",
+        "current_cents",
+        "leader",
+        "bids",
+        "ends_at",
+        "extend_ms",
+        "sudden_death",
+        "status",
+        "started_at",
+    ];
+    assert_keys(&a["auction"], &view);
+    assert_eq!(
+        (&a["auction"]["current_cents"], &a["auction"]["leader"]),
+        (&json!(null), &json!(null))
+    );
+    ann.send(json!({"type": "bid", "request_id": "b0", "auction": "a1", "amount_cents": 1}))
+        .await?;
+    let low = ann.json_of("rejected").await?;
+    assert_keys(&low, &["type", "request_id", "reason", "min_cents"]);
+    assert_eq!(
+        (&low["reason"], &low["min_cents"]),
+        (&json!("too_low"), &json!(500))
+    );
+    ann.send(json!({"type": "bid", "request_id": "b1", "auction": "a1", "amount_cents": 500}))
+        .await?;
+    let ok = ann.json_of("bid_accepted").await?;
+    assert_keys(
+        &ok,
+        &[
+            "type",
+            "request_id",
+            "auction",
+            "amount_cents",
+            "current_cents",
+            "leading",
+            "ends_at",
+            "bids",
+        ],
+    );
+    let tick = ann.json_of("auction_bid").await?;
+    assert_keys(
+        &tick,
+        &[
+            "type",
+            "auction",
+            "current_cents",
+            "leader",
+            "bids",
+            "ends_at",
+        ],
+    );
+    assert_eq!(tick["leader"], json!({"name": "Name ann"}));
+    let order = ann.json_of("order").await?;
+    assert_keys(
+        &order,
+        &["type", "order", "auction", "qty", "price_cents", "currency"],
+    );
+    let closed = host.json_of("auction").await?;
+    let closed = if closed["auction"]["status"] == "live" {
+        host.json_of("auction").await?
+    } else {
+        closed
+    };
+    let mut sold: Vec<&str> = view.to_vec();
+    sold.push("winner");
+    assert_keys(&closed["auction"], &sold);
+    assert_eq!(closed["auction"]["winner"], json!({"name": "Name ann"}));
+    hub.shutdown().await
 }
