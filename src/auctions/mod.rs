@@ -92,6 +92,19 @@ pub enum BidAnswer {
     Refused(Refused),
 }
 
+/// The id of the deal a sold auction's lot is sold as (see `hub/auctions.rs`), one per auction
+/// run: `lot-{started_at}-{digest of the auction id}`, a valid id whatever the auction id's
+/// length. The funnel counts the auction in that deal's row: exposed (saw it live), tapped
+/// (bid), ordered (won).
+pub fn lot_id(view: &AuctionView) -> Id {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in view.id.as_str().bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    Id::generated(format!("lot-{}-{h:016x}", view.started_at))
+}
+
 /// A bid's answer, and where the auction stood after an accepted one (for the viewers'
 /// `auction_bid`: the leader's name, which a bid that does not lead leaves to another, and the
 /// run it belongs to). A retried request answers all of it as the first time.

@@ -94,6 +94,20 @@ fn funnel_facts(hub: &Hub, room: &Room, user: &Id, happened: &Happened) {
                 ReserveAnswer::Rejected(_) => {}
             }
         }
+        // A bid is a tap in the auction's row (its lot), accepted or not, as a reserve is (a
+        // rate-limited one is nothing, as a rate-limited reserve is).
+        Happened::Bid { auction, reply, .. } => {
+            let limited = matches!(
+                reply,
+                BidReply::Rejected {
+                    reason: RejectReason::RateLimited,
+                    ..
+                }
+            );
+            if let Some(lot) = room.auction_lot(auction).filter(|_| !limited) {
+                tally.tapped(user, &lot, now_ms());
+            }
+        }
         Happened::Ordered { order, .. } => {
             tally.ordered(user, &order.deal);
             if !order.repeat {

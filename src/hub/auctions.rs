@@ -23,7 +23,7 @@ use crate::inventory::{CheckoutOutcome, ReserveOutcome, ReserveRequest};
 use crate::bus::Event;
 use crate::clock::now_ms;
 use crate::error::HubError;
-use crate::funnel::{Moment, MomentKind, Op};
+use crate::funnel::{Moment, MomentKind, Op, Stage};
 use crate::protocol::{AuctionView, DealSpec, Id};
 use crate::room::Room;
 
@@ -72,7 +72,8 @@ impl Hub {
         };
         let order = self.sell_lot(room, &record).await?;
         match self.publish_close(room, &record, order).await {
-            // This node's publish was the one that told it: the close goes on the timeline.
+            // This node's publish was the one that told it: the close goes on the timeline
+            // (and the winner's order in the funnel).
             Ok(Some(_)) => self.mark_close(room, &record).await,
             // Told before, or a room whose lifetime ran out has nobody to tell.
             Ok(None) | Err(HubError::NotLive) => {}
@@ -151,19 +152,33 @@ impl Hub {
         }))
     }
 
-    /// Puts an auction's close on the room's timeline, straight to the funnel's store: the
-    /// room need not be open on the node that closed it. A timeline that misses it is logged.
+    /// Puts an auction's close on the room's timeline, and its winner's order in the funnel
+    /// (`ordered` in the lot's row), straight to the funnel's store: the room need not be open
+    /// on the node that closed it. A funnel that misses them is logged.
     async fn mark_close(&self, room: &Id, record: &AuctionRecord) {
         let view = record.view();
-        let moment = Op::Moment(Moment {
+        let mut ops = Vec::new();
+        // Won: the winner reached `ordered` in the lot (the auction's row of the funnel).
+        if let Some(user) = record.sale().and_then(|(u, _)| Id::new(u).ok()) {
+            ops.push(Op::Reached {
+                user,
+                channel: record
+                    .leader_buyer
+                    .as_ref()
+                    .map_or(Channel::Direct, |b| b.channel),
+                stage: Stage::Ordered,
+                deal: Some(crate::auctions::lot_id(&view)),
+            });
+        }
+        ops.push(Op::Moment(Moment {
             t: now_ms(),
             kind: MomentKind::AuctionClose,
             deal: Some(view.id),
             product: Some(view.product_id),
             title: Some(view.title),
-        });
+        }));
         let store = self.funnel.store();
-        let apply = store.apply(room, std::slice::from_ref(&moment));
+        let apply = store.apply(room, &ops);
         if let Err(e) = self.within(Deadline::Host, apply).await {
             crate::quiet::warn("auction close not put on the timeline", &e);
         }
@@ -221,7 +236,7 @@ impl Hub {
 /// title, image and rates.
 fn lot_spec(view: &AuctionView, record: &AuctionRecord, price_cents: u64) -> DealSpec {
     DealSpec {
-        id: lot_id(view),
+        id: crate::auctions::lot_id(view),
         product_id: view.product_id.clone(),
         title: Some(view.title.clone()),
         image_url: view.image_url.clone(),
@@ -238,13 +253,3 @@ fn lot_spec(view: &AuctionView, record: &AuctionRecord, price_cents: u64) -> Dea
 /// How long a lot's deal lives before the closer ends it (it ends it at once; this only bounds
 /// a lot whose closer died between its checkout and its end).
 const LOT_MS: u64 = 60_000;
-
-/// The lot's deal id: a valid id whatever the auction id's length.
-pub fn lot_id(view: &AuctionView) -> Id {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in view.id.as_str().bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    Id::generated(format!("lot-{}-{h:016x}", view.started_at))
-}

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::Utf8Bytes;
 use parking_lot::Mutex;
 
+use crate::auctions::lot_id;
 use crate::bus::{AuctionTick, Counters, Event, RoomSink, WinnerOrder};
 use crate::commerce::Channel;
 use crate::config::Config;
@@ -31,7 +32,9 @@ use crate::funnel::RoomTally;
 use crate::inventory::StockLevel;
 use crate::outbox::{self, Outbox};
 use crate::persist::SavedRoom;
-use crate::protocol::{Announced, AuctionView, Deal, DealStatus, Id, Muted, ServerMsg, You};
+use crate::protocol::{
+    Announced, AuctionStatus, AuctionView, Deal, DealStatus, Id, Muted, ServerMsg, You,
+};
 use crate::rate::TokenBucket;
 
 pub use projection::Projection;
@@ -259,10 +262,12 @@ impl Room {
         let deals = st.projection.deals();
         // The funnel is the viewers': a host or an admin watching is not one of them.
         if you.role == crate::protocol::Role::Viewer {
+            let auctions = st.projection.live_auctions();
             let live: Vec<Id> = deals
                 .iter()
                 .filter(|d| d.status != DealStatus::Ended)
                 .map(|d| d.id.clone())
+                .chain(auctions.iter().map(lot_id))
                 .collect();
             self.tally.joined(
                 &you.user,
@@ -428,6 +433,13 @@ impl Room {
         }
     }
 
+    /// The lot (see [`lot_id`]) of the room's live auction `id`, as this node knows it.
+    pub fn auction_lot(&self, id: &Id) -> Option<Id> {
+        let st = self.state.lock();
+        let live = st.projection.live_auctions();
+        live.iter().find(|a| &a.id == id).map(lot_id)
+    }
+
     /// Takes in the room's auctions as the store has them (when the room opens here: the bus
     /// keeps each as its last event left it, the store has the bids since).
     pub fn seed_auctions(&self, auctions: &[AuctionView]) {
@@ -507,12 +519,17 @@ impl RoomSink for Room {
         };
         st.last_activity = Instant::now();
         self.applied.send_replace(seq);
-        if let ServerMsg::Deal { deal, .. } = &applied.msg {
-            if deal.status == DealStatus::Ended {
+        match &applied.msg {
+            ServerMsg::Deal { deal, .. } if deal.status == DealStatus::Ended => {
                 self.tally.deal_ended(&deal.id);
-            } else {
-                self.tally.deal_live(&deal.id, st.subs.users());
             }
+            ServerMsg::Deal { deal, .. } => self.tally.deal_live(&deal.id, st.subs.users()),
+            // An auction is counted in its lot's row: who saw it live, who bid, who won.
+            ServerMsg::Auction { auction, .. } if auction.status == AuctionStatus::Live => {
+                self.tally.deal_live(&lot_id(auction), st.subs.users());
+            }
+            ServerMsg::Auction { auction, .. } => self.tally.deal_ended(&lot_id(auction)),
+            _ => {}
         }
         let out = match &applied.msg {
             ServerMsg::Comment(c) => st.subs.fan_out_chat(seq, &c.user, &applied.frame),

@@ -14,6 +14,10 @@ use livehub::protocol::{AuctionStatus, AuctionView, Role, ServerMsg};
 use serde_json::{Value, json};
 
 /// An auction of `duration_ms` from $10.00 in steps of $1.00, extended by `extend_ms`.
+fn token_for_host(hub: &TestHub, room: &str) -> String {
+    hub.token(Role::Host, room, "host")
+}
+
 /// The host's creator commission is 10 %.
 fn start(id: &str, duration_ms: u64, extend_ms: u64) -> Value {
     json!({"type": "auction_start", "request_id": format!("start-{id}"), "auction": {
@@ -218,6 +222,38 @@ async fn bids_follow_the_rules_and_the_winner_alone_gets_the_order() -> Result<(
         .await?;
     let steal = reply_to(&mut ann, "steal").await?;
     ensure!(steal["type"] == "rejected", "{steal}");
+    // The funnel counts the auction in its lot's row: who saw it live (ann, bob; cat joined
+    // later, while it was live), who bid (ann, bob), who won (bob); its GMV and commission.
+    let funnel_path = format!("/api/rooms/{room}/funnel");
+    let want = [
+        ("exposed", 3),
+        ("tapped", 2),
+        ("ordered", 1),
+        ("orders", 1),
+        ("gmv_cents", 1600),
+    ];
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    loop {
+        let (status, body) = hub
+            .get(&funnel_path, Some(&token_for_host(&hub, room)))
+            .await?;
+        ensure!(status == 200, "funnel: HTTP {status}: {body}");
+        let f: Value = serde_json::from_str(&body)?;
+        let row = &f["deals"][&lot];
+        let off: Vec<_> = want
+            .iter()
+            .filter(|(k, n)| row[*k].as_u64() != Some(*n))
+            .collect();
+        if off.is_empty() {
+            assert_eq!(row["title"], "Brass lamp");
+            break;
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the auction's row {row} is off in {off:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await; // the funnel flushes by itself
+    }
     // The show's timeline marks the auction's start and its close, once each.
     let token = hub.token(Role::Host, room, "host");
     let path = format!("/api/rooms/{room}/timeline");
