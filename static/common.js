@@ -84,6 +84,32 @@
     }
   }
 
+  /** Minor units from an amount typed in currency units ("19.99", "$1,299.5"); NaN when it is
+   * not one. */
+  function parseMoney(text, currency) {
+    const t = String(text || "").trim().replace(/^[^\d.]+/, "").replace(/,/g, "");
+    const digits = currencyDigits(currency);
+    const re = digits > 0 ? new RegExp(`^\\d+(\\.\\d{0,${digits}})?$`) : /^\d+$/;
+    if (!re.test(t)) return NaN;
+    const [whole, frac = ""] = t.split(".");
+    return Number(whole) * Math.pow(10, digits) + Number((frac + "0".repeat(digits)).slice(0, digits) || 0);
+  }
+
+  /** Digits after the decimal point of a currency's minor unit (2 for USD, 0 for JPY). */
+  function currencyDigits(currency) {
+    try {
+      return new Intl.NumberFormat("en", { style: "currency", currency }).resolvedOptions().maximumFractionDigits;
+    } catch (_) {
+      return 2;
+    }
+  }
+
+  /** Minor units as currency units for an input field: (1999, "USD") -> "19.99". */
+  function moneyInput(cents, currency) {
+    const digits = currencyDigits(currency);
+    return (Number(cents) / Math.pow(10, digits)).toFixed(digits);
+  }
+
   /** Formats a duration: "0:42", "4:05", "1:02:03". Negative durations show as "0:00". */
   function formatCountdown(ms) {
     const total = Math.max(0, Math.ceil((Number(ms) || 0) / 1000));
@@ -393,6 +419,9 @@
     show,
     safeMediaUrl,
     formatMoney,
+    parseMoney,
+    currencyDigits,
+    moneyInput,
     formatCountdown,
     formatTime,
     requestId,

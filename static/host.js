@@ -9,7 +9,11 @@
 // Every command carries a request_id and says how it went where the creator is looking: the
 // deal form, the announce box, the Unpin button and each deal panel have a feedback line right
 // under the control; moderation and pins answer with a toast. While a command waits for its
-// `ack` or `error`, its button is busy. A viewer token is told it cannot host. On a phone the
+// `ack` or `error`, its button is busy. Live auctions start from the form under the deal form
+// (prices in currency units, with a preview of what viewers will see); each has a panel with the
+// bid, the bid count and who leads as they move, its countdown (and when a late bid extended
+// it), End while it has no bid, and the result at the close. A viewer token is told it cannot
+// host. On a phone the
 // four panes (Deals, Chat, Products, Funnel) are tabs in the sticky top bar; on a desktop they
 // are columns that scroll on their own (the funnel under the products), so chat stays beside
 // the deals. User text is only ever set as textContent.
@@ -113,6 +117,8 @@ class RoomSocket {
       unpin: () => live.unpin(),
       deal_start: () => live.startDeal(msg.deal),
       deal_end: () => live.endDeal(msg.deal),
+      auction_start: () => live.startAuction(msg.auction),
+      auction_end: () => live.endAuction(msg.auction),
       announce: () => live.announce(msg.text),
       mute: () => live.mute(msg.user, msg.duration_ms),
       unmute: () => live.unmute(msg.user),
@@ -154,6 +160,9 @@ class RoomSocket {
   const MAX_PRICE_CENTS = 100000000; // the hub's limit (protocol::MAX_PRICE_CENTS)
 
   const STATUS_LABEL = { live: "Live", sold_out: "Sold out", ended: "Ended" };
+  const AUCTION_LABEL = { live: "Live", sold: "Sold", unsold: "Unsold" };
+  const AUCTION_TICK_MS = 250; // auction countdowns run seconds long: redrawn four times a second
+  const EXTENDED_SHOWN_MS = 2500; // "extended +Ns" under an auction's countdown
 
   const state = {
     room: null,
@@ -166,6 +175,8 @@ class RoomSocket {
     localCatalog: [],
     catalogProblem: "",
     deals: new Map(), // id -> {deal, audit, finalPolled, inflight, stopped}
+    auctions: [], // the room's auctions as the SDK keeps them (newest first)
+    auctionEnds: new Map(), // auction id -> {endsAt, by, until}: when a late bid extended it
     pinned: null,
     auditErrors: new Set(),
     lastDevRefresh: 0,
@@ -232,6 +243,7 @@ class RoomSocket {
     loadCatalog();
     connectHub();
     setInterval(pollAudits, AUDIT_EVERY_MS);
+    setInterval(renderAuctionClocks, AUCTION_TICK_MS);
     setInterval(() => {
       renderCountdowns();
       if (state.room_state) renderMuted(state.room_state.muted || []); // mutes run out; buttons settle
@@ -297,6 +309,13 @@ class RoomSocket {
       clearFeedback("deal-feedback", "bad");
       renderDealPreview();
     });
+    $("auction-form").addEventListener("submit", onStartAuction);
+    $("auction-form").addEventListener("input", () => {
+      clearFeedback("auction-feedback", "bad");
+      renderAuctionPreview();
+    });
+    $("auction-product").addEventListener("change", renderAuctionPreview);
+    $("auctions").addEventListener("click", onAuctionsClick);
     $("stream-form").addEventListener("submit", onSetStream);
     $("stream-clear").addEventListener("click", () => setStream(null));
     $("muted-list").addEventListener("click", onMutedClick);
@@ -621,6 +640,7 @@ class RoomSocket {
 
   function onRoomState(s) {
     state.room_state = s;
+    if (s.auctions !== state.auctions) renderAuctions(s.auctions || []);
     renderMuted(s.muted || []);
     renderStream(s.stream || null);
   }
@@ -815,6 +835,7 @@ class RoomSocket {
     for (const { product } of items) ids.append(el("option", { attrs: { value: product.id }, text: product.title }));
     setPinned(state.pinned);
     onDealProductChange();
+    renderAuctionPreview();
   }
 
   function productItem(p, local) {
@@ -905,7 +926,7 @@ class RoomSocket {
   function onDealProductChange() {
     const id = $("deal-product").value.trim();
     const p = id ? findProduct(id) : null;
-    $("deal-price").placeholder = p ? (Number(p.price_cents) / Math.pow(10, currencyDigits(p.currency || "USD"))).toFixed(currencyDigits(p.currency || "USD")) : "list price";
+    $("deal-price").placeholder = p ? LH.moneyInput(p.price_cents, p.currency || "USD") : "list price";
     renderDealPreview();
     const hint = $("deal-product-hint");
     hint.classList.toggle("muted", !id || !!p);
@@ -920,24 +941,6 @@ class RoomSocket {
     let n = 1;
     while (state.deals.has(`d${n}`)) n += 1;
     return `d${n}`;
-  }
-
-  /** Minor units from an amount typed in currency units ("19.99", "$1,299.5"); NaN when it is not one. */
-  function parseMoney(text, currency) {
-    const t = String(text || "").trim().replace(/^[^\d.]+/, "").replace(/,/g, "");
-    const digits = currencyDigits(currency);
-    const re = digits > 0 ? new RegExp(`^\\d+(\\.\\d{0,${digits}})?$`) : /^\d+$/;
-    if (!re.test(t)) return NaN;
-    const [whole, frac = ""] = t.split(".");
-    return Number(whole) * Math.pow(10, digits) + Number((frac + "0".repeat(digits)).slice(0, digits) || 0);
-  }
-
-  function currencyDigits(currency) {
-    try {
-      return new Intl.NumberFormat("en", { style: "currency", currency }).resolvedOptions().maximumFractionDigits;
-    } catch (_) {
-      return 2;
-    }
   }
 
   /** Basis points from a percentage typed in the form ("12.5" -> 1250); empty is 0, NaN when not a number. */
@@ -956,7 +959,7 @@ class RoomSocket {
     if (!product) return;
     const currency = product.currency || "USD";
     const typed = $("deal-price").value.trim();
-    const cents = typed === "" ? Number(product.price_cents) : parseMoney(typed, currency);
+    const cents = typed === "" ? Number(product.price_cents) : LH.parseMoney(typed, currency);
     const priceText = Number.isNaN(cents) ? "Price: type an amount such as 19.99" : LH.formatMoney(cents, currency);
     const was = !Number.isNaN(cents) && cents < Number(product.price_cents) ? ` (list ${LH.formatMoney(product.price_cents, currency)})` : "";
     setText(box.querySelector(".preview-title"), product.title);
@@ -985,7 +988,7 @@ class RoomSocket {
     const productId = $("deal-product").value.trim();
     const product = findProduct(productId);
     const currency = (product && product.currency) || "USD";
-    let price = parseMoney($("deal-price").value, currency);
+    let price = LH.parseMoney($("deal-price").value, currency);
     if ($("deal-price").value.trim() === "" && product) price = Number(product.price_cents);
     const deal = {
       id: $("deal-id").value.trim() || nextDealId(),
@@ -1262,6 +1265,225 @@ class RoomSocket {
         if (box) box.remove();
       },
       onFail: () => closeConfirm(panel),
+    });
+  }
+
+  // ---- auctions ----------------------------------------------------------------------------
+
+  function nextAuctionId() {
+    const used = new Set(state.auctions.map((a) => a.id));
+    let n = 1;
+    while (used.has(`a${n}`)) n += 1;
+    return `a${n}`;
+  }
+
+  /** The auction being typed, in the wire's shape (amounts NaN where they do not parse). */
+  function auctionFromForm() {
+    const productId = $("auction-product").value.trim();
+    const product = findProduct(productId);
+    const currency = (product && product.currency) || "USD";
+    return {
+      product,
+      auction: {
+        id: $("auction-id").value.trim() || nextAuctionId(),
+        product_id: productId,
+        currency,
+        start_cents: LH.parseMoney($("auction-start").value, currency),
+        increment_cents: LH.parseMoney($("auction-increment").value, currency),
+        duration_ms: Math.round(numField("auction-duration") * 1000),
+        extend_ms: Math.round(numField("auction-extend") * 1000),
+        sudden_death: $("auction-sudden").checked,
+      },
+    };
+  }
+
+  /** What viewers will see of the auction being typed; names the product under the field. */
+  function renderAuctionPreview() {
+    const { product, auction: a } = auctionFromForm();
+    const hint = $("auction-product-hint");
+    const id = a.product_id;
+    hint.classList.toggle("muted", !id || !!product);
+    hint.classList.toggle("unknown", !!id && !product);
+    show(hint, !!id);
+    hint.textContent = !id ? "" : product ? `${product.title} · list price ${LH.formatMoney(product.price_cents, product.currency)}` : `“${id}” is not in the catalog: add it under Products first.`;
+    $("auction-start").placeholder = product ? LH.moneyInput(Math.max(1, Math.round(product.price_cents / 2)), a.currency) : "10.00";
+    $("auction-id").placeholder = nextAuctionId();
+    const box = $("auction-preview");
+    show(box, !!product);
+    if (!product) return;
+    const money = (c) => (Number.isNaN(c) ? "?" : LH.formatMoney(c, a.currency));
+    const priceBad = Number.isNaN(a.start_cents) || Number.isNaN(a.increment_cents);
+    setText(box.querySelector(".preview-title"), product.title);
+    setText(
+      box.querySelector(".preview-price"),
+      priceBad ? "Starting bid and bid step: amounts such as 10 or 12.50" : `${money(a.start_cents)} starting bid`,
+    );
+    box.querySelector(".preview-price").classList.toggle("bad", priceBad);
+    const ends = Number.isNaN(a.duration_ms) ? "?" : LH.formatCountdown(a.duration_ms);
+    setText(box.querySelector(".preview-meta"), `Bids go up by ${money(a.increment_cents)} · ends in ${ends}`);
+    const ext = a.extend_ms / 1000;
+    setText(
+      box.querySelector(".preview-rules"),
+      a.sudden_death
+        ? "Sudden death: the end never moves, however late a bid"
+        : Number.isNaN(ext) || ext > 0
+          ? `A bid in the last ${Number.isNaN(ext) ? "?" : ext} s moves the end to ${Number.isNaN(ext) ? "?" : ext} s after it`
+          : "No extension: the end never moves",
+    );
+  }
+
+  function validateAuction(a, product) {
+    if (!LH.isValidId(a.id)) return "Auction id: 1 to 64 of letters, digits, _ and -.";
+    if (!LH.isValidId(a.product_id)) return "Product: enter a product id from the catalog.";
+    if (!product) return `Not sent: add “${a.product_id}” under Products first (an auction needs the product's title).`;
+    const inRange = (c) => Number.isInteger(c) && c >= 1 && c <= MAX_PRICE_CENTS;
+    if (!inRange(a.start_cents)) return `Starting bid: an amount such as 10 or 12.50, up to ${LH.formatMoney(MAX_PRICE_CENTS, a.currency)}.`;
+    if (!inRange(a.increment_cents)) return "Bid step: how much each bid adds, such as 1 or 0.50 (more than zero).";
+    if (!Number.isInteger(a.duration_ms) || a.duration_ms < 5000 || a.duration_ms > 3600000) return "Seconds: how long the auction runs, 5 to 3600.";
+    if (!Number.isInteger(a.extend_ms) || a.extend_ms < 0 || a.extend_ms > 60000) return "Extend by: 0 to 60 seconds.";
+    return "";
+  }
+
+  function onStartAuction(e) {
+    e.preventDefault();
+    const { product, auction } = auctionFromForm();
+    const problem = validateAuction(auction, product);
+    if (problem) return setFeedback("auction-feedback", "bad", problem);
+    auction.title = product.title;
+    if (product.image_url) auction.image_url = product.image_url;
+    command({ type: "auction_start", auction }, {
+      label: `auction_start ${auction.id}`,
+      feedback: "auction-feedback",
+      button: "auction-start-button",
+      busy: "Starting…",
+      ok: `Started auction ${auction.id}: ${auction.title} from ${LH.formatMoney(auction.start_cents, auction.currency)}.`,
+      describe: (m) =>
+        m.code === "conflict"
+          ? `Auction id “${auction.id}” was already used in this room: pick another id (auction ids cannot be reused).`
+          : null,
+      toastOk: true, // the form folds away: its panel above shows the bids
+      onAck: () => {
+        if ($("auction-id").value.trim() === auction.id) $("auction-id").value = "";
+        $("auction-new").open = false;
+        const panel = auctionPanel(auction.id);
+        if (panel) panel.scrollIntoView({ block: "nearest" });
+      },
+    });
+  }
+
+  function auctionPanel(id) {
+    return $("auctions").querySelector(`.auction-panel[data-id="${CSS.escape(String(id))}"]`);
+  }
+
+  function createAuctionPanel(id) {
+    const stat = (cls, label) =>
+      el("div", { className: `count ${cls}-count` }, el("span", { className: cls, text: "–" }), el("span", { className: "muted", text: label }));
+    return el(
+      "article",
+      { className: "deal-panel auction-panel", dataset: { id } },
+      el(
+        "div",
+        { className: "deal-panel-head" },
+        el("span", { className: "deal-heading" }, el("strong", { className: "deal-title" }), el("span", { className: "deal-info muted" })),
+        el("span", { className: "status badge" }),
+      ),
+      el("div", { className: "counts three" }, stat("current", "bid now"), stat("bids", "bids"), stat("leader", "leading")),
+      el("p", { className: "auction-outcome", attrs: { hidden: "" } }),
+      el(
+        "div",
+        { className: "deal-actions" },
+        el("span", { className: "auction-countdown" }, el("span", { className: "countdown muted" }), el("span", { className: "extended" })),
+        el("button", { type: "button", className: "end small danger", text: "End now (no bids)" }),
+        el("span", { className: "has-bids muted", text: "Has bids: runs to its end" }),
+      ),
+      el("p", { className: "feedback deal-feedback", attrs: { hidden: "" } }),
+    );
+  }
+
+  /** Every auction's panel, live ones first (newest on top), then closed ones. */
+  function renderAuctions(auctions) {
+    state.auctions = auctions;
+    const list = $("auctions");
+    const ordered = [...auctions.filter((a) => a.status === "live"), ...auctions.filter((a) => a.status !== "live")];
+    let prev = null;
+    for (const a of ordered) {
+      const panel = auctionPanel(a.id) || createAuctionPanel(a.id);
+      const inPlace = prev ? prev.nextElementSibling === panel : list.firstElementChild === panel;
+      if (!inPlace) {
+        if (prev) prev.after(panel);
+        else list.prepend(panel);
+      }
+      prev = panel;
+      renderAuctionPanel(panel, a);
+    }
+    const keep = new Set(auctions.map((a) => a.id));
+    for (const panel of [...list.querySelectorAll(".auction-panel")]) if (!keep.has(panel.dataset.id)) panel.remove();
+    const live = auctions.filter((a) => a.status === "live").length;
+    setText("auctions-live", `${live} live`);
+    show("auctions-live", live > 0);
+    $("auction-id").placeholder = nextAuctionId();
+  }
+
+  function renderAuctionPanel(panel, a) {
+    const q = (sel) => panel.querySelector(sel);
+    const money = (c) => LH.formatMoney(c, a.currency);
+    const live = a.status === "live";
+    panel.classList.toggle("is-over", !live);
+    panel.dataset.status = a.status;
+    setText(q(".deal-title"), a.title || a.product_id);
+    setText(q(".deal-info"), `${a.id} · from ${money(a.start_cents)} · +${money(a.increment_cents)} a bid${a.sudden_death ? " · sudden death" : a.extend_ms ? ` · late bids add ${a.extend_ms / 1000} s` : ""}`);
+    const badge = q(".status");
+    badge.textContent = AUCTION_LABEL[a.status] || a.status;
+    badge.className = `status badge ${a.status === "sold" ? "sold" : a.status === "unsold" ? "ended" : "live"}`;
+    const bid = a.current_cents !== null && a.current_cents !== undefined;
+    setText(q(".current"), bid ? money(a.current_cents) : "–");
+    setText(q(".bids"), a.bids);
+    setText(q(".leader"), a.leader ? a.leader.name : "–");
+    const outcome = q(".auction-outcome");
+    setText(outcome, a.status === "sold" && a.winner ? `Sold to ${a.winner.name} for ${money(a.current_cents)}` : a.status === "unsold" ? "Unsold: it closed without a bid" : "");
+    outcome.className = `auction-outcome ${a.status}`;
+    show(outcome, !live);
+    show(q(".end"), live && a.bids === 0);
+    show(q(".has-bids"), live && a.bids > 0);
+    const seen = state.auctionEnds.get(a.id);
+    if (seen && live && a.ends_at > seen.endsAt) state.auctionEnds.set(a.id, { endsAt: a.ends_at, by: a.ends_at - seen.endsAt, until: Date.now() + EXTENDED_SHOWN_MS });
+    else if (!seen || seen.endsAt !== a.ends_at) state.auctionEnds.set(a.id, { endsAt: a.ends_at, by: 0, until: 0 });
+    renderAuctionClock(panel, a);
+  }
+
+  function renderAuctionClock(panel, a) {
+    const left = a.ends_at - Date.now();
+    let text;
+    if (a.status !== "live") text = `closed · ${LH.formatTime(Math.min(Date.now(), a.ends_at))}`;
+    else if (left > 0) text = `ends in ${LH.formatCountdown(left)}`;
+    else text = "closing…";
+    setText(panel.querySelector(".countdown"), text);
+    const ext = state.auctionEnds.get(a.id);
+    const extended = a.status === "live" && ext && Date.now() < ext.until;
+    setText(panel.querySelector(".extended"), extended ? `extended +${Math.round(ext.by / 1000)} s` : "");
+  }
+
+  function renderAuctionClocks() {
+    for (const a of state.auctions) {
+      const panel = auctionPanel(a.id);
+      if (panel) renderAuctionClock(panel, a);
+    }
+  }
+
+  function onAuctionsClick(e) {
+    const button = e.target.closest(".end");
+    const panel = e.target.closest(".auction-panel");
+    if (!button || !panel) return;
+    const a = state.auctions.find((x) => x.id === panel.dataset.id);
+    if (!a || a.status !== "live") return;
+    command({ type: "auction_end", auction: a.id }, {
+      label: `auction_end ${a.id}`,
+      feedback: panel.querySelector(".deal-feedback"),
+      button,
+      busy: "Ending…",
+      ok: `Ended auction ${a.id}: unsold, no bids.`,
+      toastOk: true,
+      describe: (m) => (m.code === "conflict" ? `Not ended: ${a.id} has a bid now, and an auction with a bid runs to its end.` : null),
     });
   }
 

@@ -11,7 +11,10 @@
 // with the latest announcement over it, the chat, and a shelf with every deal the room shows,
 // newest first, the pinned product's highlighted. Each deal card has its own price, "N left",
 // countdown, quantity picker within the deal's per_user_limit and Buy; a hold, its Checkout and
-// any refusal stay on the deal's card.
+// any refusal stay on the deal's card. Live auctions come first on the shelf: each card has the
+// current bid and who leads, a countdown that says when a late bid extended it, quick bids at
+// the next valid amounts, a maximum (proxy) bid, the bidder's own standing ("You're winning",
+// "Outbid"), and at the close the result for everyone and the winner's order.
 import { LiveRoom } from "/static/livehub-client.js";
 
 const LH = window.LH;
@@ -23,6 +26,9 @@ const LIKE_WINDOW_MS = 300; // extra like clicks within this window are sent tog
 const SLOW_DOWN_MS = 5000; // how long "slow down" stays under the comment box
 const NOTE_MS = 30000; // how long "your hold on X expired" stays in "Your holds and orders"
 const QTY_MAX = 10; // the quantity picker offers at most this many
+const RESULT_UP_FRONT_MS = 60000; // a closed auction's card stays first on the shelf this long
+const ENDING_MS = 10000; // an auction's countdown turns red under this
+const EXTENDED_SHOWN_MS = 2500; // how long "Extended +Ns" shows after a late bid moved the end
 
 const page = {
   room: null, // the room id
@@ -36,6 +42,10 @@ const page = {
   refusal: null,
   user: null,
   cards: new Map(), // deal id -> {node, ...parts}
+  auctionCards: new Map(), // auction id -> {node, ...parts, endsAt, extendedBy, extendedUntil}
+  auctionUi: new Map(), // auction id -> {busy, notice: {kind, text}}
+  auctionOrders: new Map(), // order id -> {order, auction, title, price_cents, currency}
+  closedSeen: new Map(), // auction id -> when this page first saw it closed
   ui: new Map(), // deal id -> {busy, notice: {kind, text, when?}, qty}
   holds: new Map(), // reservation -> {reservation, deal, qty, expires_at, busy, notice}
   orders: new Map(), // order id -> {order, reservation, deal, qty, price_cents, currency}
@@ -226,6 +236,7 @@ function bindUi() {
   $("signin-again").addEventListener("click", onSigninAgain);
   $("shelf").addEventListener("click", onShelfClick);
   $("shelf").addEventListener("change", onShelfChange);
+  $("shelf").addEventListener("submit", onMaxBidSubmit);
   $("mine-list").addEventListener("click", onShelfClick);
   $("unmute").addEventListener("click", () => {
     const video = $("stream");
@@ -324,7 +335,8 @@ function onShelfClick(e) {
   const btn = e.target.closest("button[data-action]");
   if (!btn || btn.disabled) return;
   const { action, deal, reservation } = btn.dataset;
-  if (action === "buy") buy(deal);
+  if (action === "bid") placeBid(btn.dataset.auction, Number(btn.dataset.amount));
+  else if (action === "buy") buy(deal);
   else if (action === "checkout") checkout(reservation);
   else if (action === "cancel") cancel(reservation);
 }
@@ -463,10 +475,11 @@ function saveBuys() {
   if (!key) return;
   const holds = [...page.holds.values()].map(({ reservation, deal, qty, expires_at }) => ({ reservation, deal, qty, expires_at }));
   const orders = [...page.orders.values()];
+  const auctionOrders = [...page.auctionOrders.values()];
   const titles = {};
   for (const x of [...holds, ...orders]) titles[x.deal] = titleOf(x.deal);
-  const json = JSON.stringify({ holds, orders, titles });
-  if (LH.session(key) !== json) LH.session(key, holds.length || orders.length ? json : null);
+  const json = JSON.stringify({ holds, orders, titles, auctionOrders });
+  if (LH.session(key) !== json) LH.session(key, holds.length || orders.length || auctionOrders.length ? json : null);
 }
 
 function restoreBuys() {
@@ -483,6 +496,264 @@ function restoreBuys() {
     if (h.expires_at > now) page.holds.set(h.reservation, { ...h, busy: null, notice: null });
   }
   for (const o of kept.orders || []) page.orders.set(o.order, o);
+  for (const o of kept.auctionOrders || []) page.auctionOrders.set(o.order, o);
+}
+
+// ---- auctions ----------------------------------------------------------------------------
+
+function auctionUiOf(id) {
+  let u = page.auctionUi.get(id);
+  if (!u) {
+    u = { busy: false, notice: null };
+    page.auctionUi.set(id, u);
+  }
+  return u;
+}
+
+/** What a refused bid means, on the auction's card. */
+const BID_REFUSED = {
+  ended: "Too late: bidding has ended",
+  not_found: "This auction is no longer running",
+  rate_limited: "Too many bids at once: wait a moment",
+  unavailable: "The shop could not take your bid: try again",
+  bad_request: "That amount cannot be bid",
+  timeout: "No answer from the shop: check the price and bid again",
+  disconnected: "The connection dropped: bid again",
+};
+
+/** Bids `amount` (minor units), with `max` as a proxy maximum when given. */
+function placeBid(id, amount, max) {
+  const a = page.live && page.live.auction(id);
+  const u = auctionUiOf(id);
+  if (!a || a.status !== "live" || u.busy || !connected() || page.readOnly || !(amount > 0)) return;
+  u.busy = true;
+  u.notice = null;
+  render();
+  page.live.bid(id, amount, max ? { maxCents: max } : {}).then(
+    (r) => {
+      u.busy = false;
+      if (max) {
+        const input = auctionInput(id);
+        if (input) input.value = "";
+      }
+      u.notice = r.leading
+        ? null
+        : { kind: "bad", text: `Another bidder's maximum is higher: the bid is ${LH.formatMoney(r.current_cents, a.currency)} now` };
+      render();
+    },
+    (err) => {
+      u.busy = false;
+      const text =
+        err.reason === "too_low" && typeof err.minCents === "number"
+          ? `Someone bid first: the next bid is at least ${LH.formatMoney(err.minCents, a.currency)}`
+          : BID_REFUSED[err.reason] || `Not bid: ${err.message}`;
+      u.notice = { kind: err.reason === "ended" ? "bad" : "warn", text };
+      render();
+    },
+  );
+}
+
+function auctionInput(id) {
+  const card = page.auctionCards.get(id);
+  return card ? card.maxInput : null;
+}
+
+/** The max-bid form: bids the least amount now, with the typed maximum as a proxy. */
+function onMaxBidSubmit(e) {
+  const form = e.target.closest("form.max-form");
+  if (!form) return;
+  e.preventDefault();
+  const id = form.dataset.auction;
+  const a = page.live && page.live.auction(id);
+  const min = page.live ? page.live.minBid(id) : null;
+  if (!a || min === null) return;
+  const u = auctionUiOf(id);
+  const typed = form.querySelector("input").value.trim();
+  const max = LH.parseMoney(typed, a.currency);
+  if (!typed || Number.isNaN(max)) {
+    u.notice = { kind: "warn", text: `Type your maximum as an amount, such as ${LH.moneyInput(min * 2, a.currency)}` };
+  } else if (max < min) {
+    u.notice = { kind: "warn", text: `Your maximum must be at least ${LH.formatMoney(min, a.currency)}` };
+  } else {
+    return placeBid(id, min, max);
+  }
+  render();
+}
+
+function auctionCardFor(a) {
+  let card = page.auctionCards.get(a.id);
+  if (!card) {
+    card = buildAuctionCard(a);
+    page.auctionCards.set(a.id, card);
+  }
+  updateAuctionCard(card, a);
+  return card;
+}
+
+function buildAuctionCard(a) {
+  const q = (cls, tag = "div", props = {}) => el(tag, { className: cls, ...props });
+  const c = {};
+  c.media = q("media deal-media", "div", { attrs: { "aria-hidden": "true" } });
+  c.badge = q("badge deal-status", "span", { attrs: { "aria-live": "polite" } });
+  c.title = q("deal-title title");
+  c.price = q("price auction-price", "span");
+  c.priceLabel = q("auction-price-label muted", "span");
+  c.leader = q("auction-leader", "span");
+  c.clock = q("auction-clock", "span", { attrs: { "aria-label": "Time left" } });
+  c.standing = q("standing", "div", { attrs: { role: "status" } });
+  c.bidMin = el("button", { className: "buy bid-min", type: "button", dataset: { action: "bid", auction: a.id } });
+  c.bidMore = el("button", { className: "bid-more", type: "button", dataset: { action: "bid", auction: a.id } });
+  c.bidRow = el("div", { className: "bid-row" }, c.bidMin, c.bidMore);
+  c.maxInput = el("input", {
+    className: "max-input",
+    type: "text",
+    attrs: { inputmode: "decimal", autocomplete: "off", enterkeyhint: "send", "aria-label": "Your maximum bid", placeholder: "Max bid" },
+  });
+  c.maxButton = el("button", { className: "max-set", type: "submit", text: "Set max" });
+  c.maxForm = el("form", { className: "max-form row-form", dataset: { auction: a.id }, attrs: { autocomplete: "off" } }, c.maxInput, c.maxButton);
+  c.result = q("result", "div", { attrs: { role: "status" } });
+  c.outcome = q("auction-result", "div", { attrs: { role: "status" } });
+  c.orders = q("order", "ul");
+  c.node = el(
+    "article",
+    { className: "card auction-card", dataset: { auction: a.id }, attrs: { id: `auction-${a.id}` } },
+    el(
+      "div",
+      { className: "deal-top" },
+      c.media,
+      el(
+        "div",
+        { className: "deal-main" },
+        el("div", { className: "deal-head" }, (c.eyebrow = el("span", { className: "eyebrow" })), c.badge),
+        c.title,
+        el("div", { className: "deal-prices" }, c.price, c.priceLabel),
+      ),
+    ),
+    (c.meta = el("div", { className: "auction-meta" }, c.leader, c.clock)),
+    c.outcome,
+    c.standing,
+    c.bidRow,
+    c.maxForm,
+    c.result,
+    c.orders,
+  );
+  c.endsAt = a.ends_at;
+  c.extendedUntil = 0;
+  return c;
+}
+
+function updateAuctionCard(c, a) {
+  const now = Date.now();
+  const live = a.status === "live";
+  const title = a.title || a.product_id;
+  const money = (cents) => LH.formatMoney(cents, a.currency);
+  c.node.classList.toggle("is-over", !live);
+  c.node.dataset.status = a.status;
+  c.node.dataset.endsAt = String(a.ends_at);
+  put(c.eyebrow, live ? "Live auction" : "Auction");
+  put(c.title, title);
+  setMedia(c.media, a.image_url, title);
+  show(c.meta, live);
+  const bid = a.current_cents !== null && a.current_cents !== undefined;
+  put(c.price, money(bid ? a.current_cents : a.start_cents));
+  put(c.priceLabel, !bid ? "starting bid" : live ? "current bid" : a.status === "sold" ? "winning bid" : "");
+  const bids = `${a.bids} bid${a.bids === 1 ? "" : "s"}`;
+  put(c.leader, a.leader ? `${a.leader.name} leads · ${bids}` : live ? "No bids yet: be the first" : "No bids");
+  show(c.leader, live);
+
+  // The countdown, and the moment a late bid moved the end.
+  if (a.ends_at > c.endsAt && live) {
+    c.extendedBy = a.ends_at - c.endsAt;
+    c.extendedUntil = now + EXTENDED_SHOWN_MS;
+  }
+  c.endsAt = a.ends_at;
+  const left = a.ends_at - now;
+  put(c.clock, !live ? "" : left > 0 ? LH.formatCountdown(left) : "Closing…");
+  c.clock.classList.toggle("ending", live && left < ENDING_MS);
+  show(c.clock, live);
+  // The badge says Live, or for a moment that a late bid extended the countdown.
+  const extended = live && now < c.extendedUntil;
+  let badge = ["Unsold", "ended"];
+  if (extended) badge = [`Extended +${Math.round(c.extendedBy / 1000)}s`, "extended"];
+  else if (live) badge = connected() ? ["Live", "live"] : ["Paused", "paused"];
+  else if (a.status === "sold") badge = ["Sold", "sold"];
+  put(c.badge, badge[0]);
+  c.badge.className = `badge deal-status ${badge[1]}`;
+
+  // The result, for everyone.
+  put(c.outcome, a.status === "sold" && a.winner ? `Sold to ${a.winner.name} for ${money(a.current_cents)}` : a.status === "unsold" ? "Unsold: no bids" : "");
+  c.outcome.className = `auction-result ${a.status}`;
+  show(c.outcome, !live);
+
+  // This bidder's own standing.
+  const mine = page.live ? page.live.myBid(a.id) : null;
+  const ordered = [...page.auctionOrders.values()].filter((o) => o.auction === a.id);
+  let standing = null;
+  if (ordered.length || (mine && mine.result === "won")) standing = ["won", "You won!"];
+  else if (mine && mine.result === "lost") standing = ["lost", "You didn't win this one"];
+  else if (mine && live && mine.leading) standing = ["winning", `Your max: ${money(mine.max_cents)}`];
+  else if (mine && live) standing = ["outbid", "Outbid: bid again to win"];
+  put(c.standing, standing ? standing[1] : "");
+  c.standing.className = `standing ${standing ? standing[0] : ""}`;
+  show(c.standing, !!standing);
+
+  // Quick bids at the next valid amounts, and a maximum.
+  const u = auctionUiOf(a.id);
+  const min = page.live ? page.live.minBid(a.id) : null;
+  const leading = !!(mine && live && mine.leading);
+  const can = live && min !== null && !page.readOnly && connected() && !u.busy && left > 0;
+  show(c.bidRow, live);
+  show(c.maxForm, live && !page.readOnly);
+  if (live) {
+    const more = min === null ? null : min + 2 * a.increment_cents;
+    let label = min === null ? "Bid" : `Bid ${money(min)}`;
+    if (page.readOnly) label = "Sign in to bid";
+    else if (!connected()) label = "Paused: reconnecting";
+    else if (u.busy) label = "Bidding…";
+    else if (leading) label = "You're winning";
+    put(c.bidMin, label);
+    c.bidMin.dataset.amount = String(min || 0);
+    c.bidMin.disabled = !can || leading;
+    c.bidMin.classList.toggle("is-leading", leading);
+    put(c.bidMore, more === null ? "" : `Bid ${money(more)}`);
+    c.bidMore.dataset.amount = String(more || 0);
+    c.bidMore.disabled = !can || leading;
+    show(c.bidMore, !page.readOnly && connected() && !leading);
+    put(c.maxButton, leading ? "Raise max" : "Set max");
+    c.maxButton.disabled = !can;
+    c.maxInput.disabled = !live || page.readOnly;
+    const placeholder = min === null ? "Max bid" : `Max bid (${LH.moneyInput(min + 5 * a.increment_cents, a.currency)})`;
+    if (c.maxInput.placeholder !== placeholder) c.maxInput.placeholder = placeholder;
+  }
+
+  // The last refusal, while the auction runs; the winner's order.
+  const notice = live ? u.notice : null;
+  put(c.result, notice ? notice.text : "");
+  c.result.className = `result ${notice ? notice.kind : ""}`;
+  show(c.result, !!notice);
+  syncList(c.orders, ordered.map((o) => ({ key: o.order, text: auctionOrderText(o) })));
+  show(c.orders, ordered.length > 0);
+}
+
+/** The winner's order for an auction (from the SDK's state: the `order` with `auction`). */
+function collectAuctionOrders() {
+  const s = page.live ? page.live.state : null;
+  if (!s) return;
+  for (const o of s.orders) {
+    if (!o.auction || page.auctionOrders.has(o.order)) continue;
+    const a = page.live.auction(o.auction);
+    page.auctionOrders.set(o.order, {
+      order: o.order,
+      auction: o.auction,
+      title: a ? a.title || a.product_id : o.auction,
+      price_cents: o.price_cents,
+      currency: o.currency,
+    });
+  }
+}
+
+function auctionOrderText(o) {
+  return `Order ${o.order} confirmed · ${o.title} · ${LH.formatMoney(o.price_cents, o.currency)}`;
 }
 
 // ---- feed --------------------------------------------------------------------------------
@@ -615,6 +886,7 @@ function render() {
   renderBanner();
   renderOnAir();
   renderAnnouncement();
+  collectAuctionOrders();
   renderShelf();
   renderMine();
   renderComposer();
@@ -687,34 +959,61 @@ const BADGE = { live: ["Live", "live"], claimed: ["All claimed", "sold_out"], en
 function renderShelf() {
   const s = page.live ? page.live.state : null;
   const deals = s ? s.deals : [];
-  const shelf = $("shelf");
+  const auctions = s ? s.auctions : [];
   const pinned = s ? s.pinned : null;
   // The pinned product's own card, when no deal on the shelf sells it.
   const pinnedDeal = pinned && deals.some((d) => d.product_id === pinned.id && phase(d) !== "ended");
   renderPinned(pinned && !pinnedDeal ? pinned : null);
-  const seen = new Set();
-  let after = $("pinned");
+  // Live auctions first (and a closed one for a minute, so everyone sees its result), then the
+  // pinned product and the deals, then older auction results.
+  const now = Date.now();
+  const front = [];
+  const back = [];
+  for (const a of auctions) {
+    if (a.status !== "live" && !page.closedSeen.has(a.id)) page.closedSeen.set(a.id, now);
+    const recent = a.status === "live" || now - page.closedSeen.get(a.id) < RESULT_UP_FRONT_MS;
+    (recent ? front : back).push(auctionCardFor(a).node);
+  }
+  const dealNodes = [];
   for (const d of deals) {
-    seen.add(d.id);
     rememberDeal(d);
     let card = page.cards.get(d.id);
     if (!card) {
       card = buildCard(d);
       page.cards.set(d.id, card);
     }
-    if (after.nextElementSibling !== card.node) after.after(card.node);
-    after = card.node;
+    dealNodes.push(card.node);
     updateCard(card, d, pinned);
   }
-  for (const [id, card] of page.cards) {
-    if (!seen.has(id)) {
+  dropCards(page.cards, new Set(deals.map((d) => d.id)));
+  dropCards(page.auctionCards, new Set(auctions.map((a) => a.id)));
+  placeInOrder($("shelf"), [...front, $("pinned"), ...dealNodes, ...back, $("shelf-empty")]);
+  show("shelf-empty", deals.length === 0 && auctions.length === 0 && !pinned);
+  const live = deals.filter((d) => phase(d) !== "ended").length + auctions.filter((a) => a.status === "live").length;
+  put($("shelf-count"), live ? `${live} live` : "");
+}
+
+function dropCards(cards, keep) {
+  for (const [id, card] of cards) {
+    if (!keep.has(id)) {
       card.node.remove();
-      page.cards.delete(id);
+      cards.delete(id);
     }
   }
-  show("shelf-empty", deals.length === 0 && !pinned);
-  const live = deals.filter((d) => phase(d) !== "ended").length;
-  put($("shelf-count"), live ? `${live} live` : "");
+}
+
+/** Puts `nodes` into `box` in this order, moving only those out of place (a moved node loses
+ * focus, so a card being typed into stays where it is). */
+function placeInOrder(box, nodes) {
+  let prev = null;
+  for (const node of nodes) {
+    const inPlace = prev ? prev.nextElementSibling === node : box.firstElementChild === node;
+    if (!inPlace) {
+      if (prev) prev.after(node);
+      else box.prepend(node);
+    }
+    prev = node;
+  }
 }
 
 function renderPinned(product) {
@@ -911,9 +1210,12 @@ function renderMine() {
   page.notes = page.notes.filter((n) => n.until > now);
   const holds = [...page.holds.values()].filter((h) => !onShelf.has(h.deal));
   const orders = [...page.orders.values()].filter((o) => !onShelf.has(o.deal));
+  const onShelfAuctions = new Set(page.live ? page.live.state.auctions.map((a) => a.id) : []);
+  const won = [...page.auctionOrders.values()].filter((o) => !onShelfAuctions.has(o.auction));
   const sig = [
     ...holds.map((h) => `h:${h.reservation}`),
     ...orders.map((o) => `o:${o.order}`),
+    ...won.map((o) => `o:${o.order}`),
     ...page.notes.map((n) => `n:${n.key}`),
   ].join(",");
   if (list.dataset.sig !== sig) {
@@ -935,6 +1237,7 @@ function renderMine() {
       );
     }
     for (const o of orders) list.append(el("li", { className: "mine-order", text: orderText(o) }));
+    for (const o of won) list.append(el("li", { className: "mine-order", text: auctionOrderText(o) }));
     for (const n of page.notes) list.append(el("li", { className: "mine-note", text: n.text }));
   }
   for (const li of list.querySelectorAll(".mine-hold")) {

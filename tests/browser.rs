@@ -11,6 +11,8 @@ use std::path::PathBuf;
 use common::TestHub;
 use common::webdriver::{Browser, Driver};
 
+#[path = "browser/auctions.rs"]
+mod auctions;
 #[path = "browser/console.rs"]
 mod console;
 #[path = "browser/funnel.rs"]
@@ -249,4 +251,12 @@ async fn funnel_pane_and_report_in_a_real_browser() -> anyhow::Result<()> {
 async fn shelf_and_stream_in_a_real_browser() -> anyhow::Result<()> {
     let driver = Driver::start().await?;
     shelf::scenarios(&driver).await
+}
+
+/// Live auctions (issue 24): two bidders, a snipe that extends the countdown, the close, in a
+/// chromedriver of their own so `cargo test --test browser -- auction` runs just them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auctions_in_a_real_browser() -> anyhow::Result<()> {
+    let driver = Driver::start().await?;
+    auctions::scenarios(&driver).await
 }

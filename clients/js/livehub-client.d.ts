@@ -15,8 +15,17 @@ export type ClientReason =
   | "policy"
   | "bad_url";
 
-/** The hub's reasons for a `rejected` reply (docs/protocol.md). */
-export type RejectReason = "sold_out" | "limit_reached" | "deal_not_live" | "not_found" | "unavailable";
+/** The hub's reasons for a `rejected` reply (docs/protocol.md); the last four answer bids. */
+export type RejectReason =
+  | "sold_out"
+  | "limit_reached"
+  | "deal_not_live"
+  | "not_found"
+  | "unavailable"
+  | "too_low"
+  | "ended"
+  | "rate_limited"
+  | "bad_request";
 
 /** The hub's `error` codes. */
 export type ErrorCode =
@@ -39,6 +48,8 @@ export declare class LiveHubError extends Error {
   readonly reason: Reason;
   /** The hub's reply or message, or what getToken threw. */
   readonly detail: unknown;
+  /** A bid refused `too_low`: the least amount the hub accepts now. */
+  readonly minCents?: number;
 }
 
 /** Seconds since the epoch at which a JWT expires, or null. */
@@ -87,6 +98,85 @@ export interface DealSpec {
   affiliate_bps?: number;
 }
 
+/** An auction bidder as viewers see them: a display name, never a user id. */
+export interface Bidder {
+  name: string;
+}
+
+export type AuctionStatus = "live" | "sold" | "unsold" | (string & {});
+
+/** A live auction, or a closed one with its result (`auction` events, welcome's `auctions`,
+ * kept current from `auction_bid` frames). */
+export interface Auction {
+  id: string;
+  product_id: string;
+  title: string;
+  image_url?: string;
+  currency: string;
+  start_cents: number;
+  increment_cents: number;
+  /** The price now; null before the first bid. */
+  current_cents: number | null;
+  leader: Bidder | null;
+  bids: number;
+  /** Moves later when a bid in the last `extend_ms` extends the countdown (Unix ms). */
+  ends_at: number;
+  extend_ms: number;
+  sudden_death: boolean;
+  status: AuctionStatus;
+  /** Once it closed `sold`. */
+  winner?: Bidder;
+  started_at: number;
+}
+
+export interface AuctionSpec {
+  id: string;
+  product_id: string;
+  title?: string;
+  image_url?: string;
+  currency?: string;
+  start_cents: number;
+  increment_cents: number;
+  /** 5,000 to 3,600,000. */
+  duration_ms: number;
+  /** 0 to 60,000 (default 10,000): a bid this close to the end moves the end to bid + extend_ms. */
+  extend_ms?: number;
+  /** The end never moves. */
+  sudden_death?: boolean;
+  commission_bps?: number;
+  affiliate_bps?: number;
+}
+
+/** This user's standing in an auction they bid on (on this connection). */
+export interface MyBid {
+  auction: string;
+  /** The run of the auction (its `started_at`). */
+  started_at: number;
+  /** The last amount of theirs the hub accepted. */
+  amount_cents: number;
+  /** The most the hub may bid for them (their proxy maximum). */
+  max_cents: number;
+  /** They lead now (or won). */
+  leading: boolean;
+  /** Set at the close; `won` is confirmed by the winner's `order`. */
+  result: "won" | "lost" | null;
+  /** The auction's bid count this standing is from. */
+  at_bids: number;
+}
+
+/** A bid the hub accepted. */
+export interface BidAccepted {
+  request_id: string;
+  auction: string;
+  amount_cents: number;
+  current_cents: number;
+  /** False when another bidder's higher maximum answered it. */
+  leading: boolean;
+  ends_at: number;
+  /** The bid's place in the auction's bids (hubs that send it). */
+  bids?: number;
+}
+
 export interface Comment {
   seq: number;
   id: string;
@@ -126,6 +216,19 @@ export interface Order {
   [field: string]: unknown;
 }
 
+/** The order an auction's close made, sent to its winner alone (`order` with `auction`
+ * instead of `deal`, and no `request_id` or `reservation`). */
+export interface AuctionOrder {
+  order: string;
+  auction: string;
+  qty: 1;
+  price_cents: number;
+  currency: string;
+  status?: OrderStatus;
+  pay_by?: number;
+  [field: string]: unknown;
+}
+
 export type OrderStatus = "pending" | "paid" | "failed" | "expired";
 
 export type ConnectionState = "connecting" | "connected" | "disconnected";
@@ -154,8 +257,12 @@ export interface RoomState {
   hiddenComments: number;
   /** This user's live holds on this connection. */
   holds: Hold[];
-  /** Orders made on this connection. */
-  orders: Order[];
+  /** Orders made on this connection (checkouts, and auctions won). */
+  orders: (Order | AuctionOrder)[];
+  /** Live auctions and recently closed ones with their result, newest first. */
+  auctions: Auction[];
+  /** This user's standing in each auction they bid on. */
+  myBids: MyBid[];
 }
 
 export interface ConnectionChange {
@@ -178,6 +285,8 @@ export interface LiveRoomEvents {
   state: RoomState;
   connection: ConnectionChange;
   hold_expired: Hold;
+  /** This user led an auction and a higher bid took the lead. */
+  outbid: { auction: Auction; bid: MyBid };
   token_error: LiveHubError;
   welcome: ServerMessage;
   not_live: ServerMessage;
@@ -193,8 +302,8 @@ export interface LiveRoomEvents {
   viewers: ServerMessage & { count: number };
   likes: ServerMessage & { total: number };
   reserved: ServerMessage & Hold;
-  rejected: ServerMessage & { reason: RejectReason };
-  order: ServerMessage & Order;
+  rejected: ServerMessage & { reason: RejectReason; min_cents?: number };
+  order: ServerMessage & (Order | AuctionOrder);
   order_status: ServerMessage & {
     order: string;
     deal: string;
@@ -204,6 +313,9 @@ export interface LiveRoomEvents {
     currency: string;
   };
   released: ServerMessage & { reservation: string };
+  auction: ServerMessage & { auction: Auction };
+  auction_bid: ServerMessage & { auction: string; current_cents: number; leader: Bidder | null; bids: number; ends_at: number };
+  bid_accepted: ServerMessage & BidAccepted;
   ack: ServerMessage;
   error: ServerMessage & { code: ErrorCode; message: string };
   [type: string]: unknown;
@@ -231,7 +343,7 @@ export interface LiveRoomOptions {
   connectTimeoutMs?: number;
   refreshBeforeMs?: number;
   requestTimeoutMs?: number;
-  /** How often a reserve, checkout or cancel answered `unavailable` is retried (same request_id). */
+  /** How often a reserve, checkout, cancel or bid answered `unavailable` is retried (same request_id). */
   unavailableRetries?: number;
   maxComments?: number;
   /** Browsers: close on `pagehide` and come back on `pageshow` (default true). */
@@ -257,11 +369,17 @@ export declare class LiveRoom {
   cancel(hold: Hold | string): Promise<{ request_id: string; reservation: string }>;
   comment(text: string): Promise<{ request_id: string; seq?: number }>;
   like(count?: number): Promise<{ request_id: string }>;
+  /** Bids on a live auction; `maxCents` makes it a proxy bid. Rejects with `too_low` (and
+   * `minCents`), `ended`, `not_found`, `rate_limited`, ... */
+  bid(auction: string, amountCents: number, options?: { maxCents?: number }): Promise<BidAccepted>;
 
   pin(product: Product): Promise<{ request_id: string; seq?: number }>;
   unpin(): Promise<{ request_id: string; seq?: number }>;
   startDeal(deal: DealSpec): Promise<{ request_id: string; seq?: number }>;
   endDeal(deal: string): Promise<{ request_id: string; seq?: number }>;
+  startAuction(auction: AuctionSpec): Promise<{ request_id: string; seq?: number }>;
+  /** Only an auction without a bid (it closes unsold); one with a bid runs to its end: `conflict`. */
+  endAuction(auction: string): Promise<{ request_id: string; seq?: number }>;
   announce(text: string): Promise<{ request_id: string; seq?: number }>;
   mute(user: string, durationMs: number): Promise<{ request_id: string }>;
   unmute(user: string): Promise<{ request_id: string }>;
@@ -269,4 +387,8 @@ export declare class LiveRoom {
   setStream(url: string | null): Promise<{ request_id: string; seq?: number }>;
 
   deal(id: string): Deal | undefined;
+  auction(id: string): Auction | undefined;
+  myBid(id: string): MyBid | undefined;
+  /** The least amount this user's bid is accepted at now (null: not a live auction here). */
+  minBid(id: string): number | null;
 }

@@ -3,10 +3,10 @@
 // One ES module, no dependencies, for browsers and Node 20+ (pass `WebSocket` where the runtime
 // has none). A `LiveRoom` keeps one connection to a room: it reconnects with jittered
 // exponential backoff and resumes with `?since=`, refreshes its token before it expires (one
-// refresh at a time), retries a buyer's reserve, checkout and cancel with the same `request_id`
-// after a dropped connection (so a tap never makes two holds and is never lost), and keeps
-// `room.state` right from the events, so a UI renders from it alone. The README next to this
-// file is the guide; livehub-client.d.ts has the types.
+// refresh at a time), retries a buyer's reserve, checkout, cancel and bid with the same
+// `request_id` after a dropped connection (so a tap never makes two holds or two bids and is
+// never lost), and keeps `room.state` right from the events, so a UI renders from it alone. The
+// README next to this file is the guide; livehub-client.d.ts has the types.
 
 /** The SDK's version, sent nowhere; for apps that log it. */
 export const VERSION = "0.1.0";
@@ -27,13 +27,15 @@ export const CLIENT_REASONS = Object.freeze([
 ]);
 
 /** A failed call or connection: `reason` is one of the hub's reasons or codes, or one of
- * CLIENT_REASONS; `detail` is the hub's message (or the error getToken threw). */
+ * CLIENT_REASONS; `detail` is the hub's message (or the error getToken threw). A bid refused
+ * `too_low` carries `minCents`: the least amount the hub accepts now. */
 export class LiveHubError extends Error {
   constructor(reason, message, detail) {
     super(message || reason);
     this.name = "LiveHubError";
     this.reason = reason;
     this.detail = detail;
+    if (detail && typeof detail === "object" && typeof detail.min_cents === "number") this.minCents = detail.min_cents;
   }
 }
 
@@ -49,8 +51,10 @@ const DEFAULTS = {
 };
 
 const ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
-const COMMERCE = new Set(["reserve", "checkout", "cancel"]);
-const REPLY_TYPES = new Set(["reserved", "rejected", "order", "released", "ack", "error"]);
+const COMMERCE = new Set(["reserve", "checkout", "cancel", "bid"]);
+const REPLY_TYPES = new Set(["reserved", "rejected", "order", "released", "bid_accepted", "ack", "error"]);
+/** Closed auctions kept in state (with their result) besides the live ones. */
+const CLOSED_AUCTIONS_KEPT = 20;
 /** Close codes after which retrying cannot help. */
 const CLOSE_POLICY = 1008;
 const CLOSE_GOING_AWAY = 1001;
@@ -164,6 +168,8 @@ function emptyState(room) {
     hiddenComments: 0,
     holds: [],
     orders: [],
+    auctions: [],
+    myBids: [],
   };
 }
 
@@ -181,9 +187,11 @@ function newRequestId(kind) {
 
 /**
  * One room on a livehub hub. Events: every server message type by its `type` (`comment`,
- * `deal`, `stock`, ...; durable events exactly once each, in seq order), plus `state` (after
- * any change of `room.state`), `connection` ({state, reason, final}), `hold_expired` (a hold's
- * time ran out), `token_error` (a refresh ahead of expiry failed; the connection stays).
+ * `deal`, `stock`, `auction`, `auction_bid`, ...; durable events exactly once each, in seq
+ * order), plus `state` (after any change of `room.state`), `connection` ({state, reason,
+ * final}), `hold_expired` (a hold's time ran out), `outbid` (this user led an auction and a
+ * higher bid took the lead), `token_error` (a refresh ahead of expiry failed; the connection
+ * stays).
  */
 export class LiveRoom {
   constructor(opts) {
@@ -223,6 +231,7 @@ export class LiveRoom {
     this.holdTimers = new Map();
     this.deals = new Map();
     this.dealOrder = 0;
+    this.auctions = new Map();
     this.browserHooks = null;
   }
 
@@ -505,6 +514,9 @@ export class LiveRoom {
       // (an announcement is applied when it is newer than the one the state has).
       replay = this.resumed && msg.seq <= this.welcomeSeq;
       if (replay && msg.type === "announcement") replay = msg.seq <= (this.state.announcement?.seq || 0);
+      // The welcome lists live auctions only: a close replayed after it is news (and merging an
+      // auction is idempotent: a close is final, a start never undoes bids).
+      if (replay && msg.type === "auction") replay = false;
     }
     if (!replay) this.apply(msg);
     if (REPLY_TYPES.has(msg.type) && msg.request_id) this.answer(msg);
@@ -534,6 +546,7 @@ export class LiveRoom {
     this.resumed = !!msg.resumed && this.lastSeq !== null;
     if (!this.resumed) this.lastSeq = this.welcomeSeq;
     this.applyWelcome(msg);
+    for (const b of this.state.myBids) this.restand(b.auction); // outbid while away?
     this.setConnection("connected", this.resumed ? "resumed" : "welcome");
     this.emit("welcome", msg);
     this.emit("state", this.state);
@@ -543,6 +556,15 @@ export class LiveRoom {
   applyWelcome(msg) {
     this.deals.clear();
     for (const d of msg.deals || []) this.putDeal(d);
+    const live = Array.isArray(msg.auctions) ? msg.auctions : [];
+    if (!this.resumed) {
+      // A new incarnation of the room (or history too old to resume): a live auction it does
+      // not list is gone; closed ones keep their result. (On a resume its close is replayed.)
+      for (const [id, a] of this.auctions) {
+        if (a.status === "live" && !live.some((x) => x.id === id)) this.auctions.delete(id);
+      }
+    }
+    for (const a of live) this.putAuction(a);
     const recent = (msg.recent || []).slice(-this.options.maxComments);
     this.state = {
       ...this.state,
@@ -552,6 +574,7 @@ export class LiveRoom {
       likes: Number(msg.likes) || 0,
       pinned: msg.pinned || null,
       deals: this.dealList(),
+      auctions: this.auctionList(),
       comments: recent,
       announcement: msg.announcement !== undefined ? msg.announcement : this.state.announcement,
       stream: msg.stream_url !== undefined ? msg.stream_url : this.state.stream,
@@ -568,6 +591,101 @@ export class LiveRoom {
     return [...this.deals.values()]
       .sort((a, b) => byNewest(a, b) || b.seen - a.seen)
       .map(({ seen, ...deal }) => deal);
+  }
+
+  /** Keeps an auction as an event or a welcome shows it, by the hub's own rule: a later run
+   * replaces an earlier one, a close is final, and a live view never undoes bids already heard
+   * (an `auction_bid` may overtake the event). True when it changed what is kept. */
+  putAuction(view) {
+    const old = this.auctions.get(view.id);
+    if (old && old.started_at > view.started_at) return false;
+    if (old && old.started_at === view.started_at) {
+      if (old.status !== "live") return false;
+      if (view.status === "live" && old.bids > view.bids) return false;
+    }
+    this.auctions.set(view.id, { ...view });
+    const closed = [...this.auctions.values()].filter((a) => a.status !== "live").sort(byNewest);
+    for (const a of closed.slice(CLOSED_AUCTIONS_KEPT)) this.auctions.delete(a.id);
+    return true;
+  }
+
+  /** An `auction_bid` frame: applied to the live run unless it is older than what is kept. */
+  auctionBid(msg) {
+    const a = this.auctions.get(msg.auction);
+    // The same count is the same state (a run's state is its bids): it may correct what this
+    // user's own answer could not know (who leads after a bid a maximum answered).
+    if (!a || a.status !== "live" || !(Number(msg.bids) >= a.bids)) return false;
+    const { current_cents, leader, bids, ends_at } = msg;
+    this.auctions.set(a.id, { ...a, current_cents, leader: leader || null, bids, ends_at });
+    return true;
+  }
+
+  /** Newest first, like deals. */
+  auctionList() {
+    return [...this.auctions.values()].sort(byNewest);
+  }
+
+  /** This user's own accepted bid: their standing (`myBids`), and, when it leads, the auction
+   * as it left it. A bid another bidder's maximum answered leaves the price and the leader to
+   * the `auction_bid` frame every viewer gets for it. */
+  bidAccepted(msg) {
+    const a = this.auctions.get(msg.auction);
+    const me = this.state.you ? { name: this.state.you.name } : null;
+    // Newer than the auction kept here? Hubs that send the bid's place (`bids`) say exactly;
+    // otherwise the price, which rises with every accepted bid, tells.
+    const exact = typeof msg.bids === "number";
+    const newer = !a || (exact ? msg.bids > a.bids : msg.current_cents > (a.current_cents ?? -1));
+    const place = exact ? msg.bids : !a ? 1 : newer ? a.bids + 1 : a.bids;
+    if (a && a.status === "live" && msg.leading && me && newer) {
+      const ends_at = Math.max(a.ends_at, msg.ends_at);
+      this.auctions.set(a.id, { ...a, current_cents: msg.current_cents, ends_at, bids: place, leader: me });
+    }
+    const call = this.pending.get(msg.request_id);
+    const asked = call ? Number(call.msg.max_cents) || 0 : 0;
+    const old = this.state.myBids.find((b) => b.auction === msg.auction);
+    const sameRun = !!old && (!a || old.started_at === a.started_at);
+    const mine = {
+      auction: msg.auction,
+      started_at: a ? a.started_at : sameRun ? old.started_at : 0,
+      amount_cents: msg.amount_cents,
+      max_cents: Math.max(msg.amount_cents, asked, sameRun ? old.max_cents : 0),
+      leading: !!msg.leading,
+      result: null,
+      // An answer the kept auction has already passed: the auction says where they stand.
+      at_bids: newer ? place : place - 1,
+    };
+    this.state = {
+      ...this.state,
+      auctions: this.auctionList(),
+      myBids: [...this.state.myBids.filter((b) => b.auction !== msg.auction), mine],
+    };
+    // Bids after this one were heard already (or it closed): the standing is theirs to say.
+    this.restand(msg.auction);
+  }
+
+  /** This user's standing in `auctionId` after the auction moved past the bids it was known
+   * at: leading while the leader shown is them within their maximum; at the close, won or
+   * lost. Emits `outbid` when a lead was lost. */
+  restand(auctionId) {
+    const a = this.auctions.get(auctionId);
+    const i = this.state.myBids.findIndex((b) => b.auction === auctionId);
+    if (!a || i < 0) return;
+    const old = this.state.myBids[i];
+    if (old.started_at !== a.started_at || old.result === "won") return;
+    const myName = this.state.you ? this.state.you.name : null;
+    let next;
+    if (a.status === "live") {
+      if (a.bids <= old.at_bids) return; // nothing newer than what the standing is from
+      const leading = !!a.leader && a.leader.name === myName && (a.current_cents ?? 0) <= old.max_cents;
+      next = { ...old, leading, at_bids: a.bids };
+    } else {
+      const won = a.status === "sold" && !!a.winner && a.winner.name === myName;
+      next = { ...old, leading: won, result: won ? "won" : "lost", at_bids: a.bids };
+    }
+    const myBids = [...this.state.myBids];
+    myBids[i] = next;
+    this.state = { ...this.state, myBids };
+    if (old.leading && !next.leading && a.status === "live") this.emit("outbid", { auction: a, bid: next });
   }
 
   /** The state after one event or reply. */
@@ -625,6 +743,25 @@ export class LiveRoom {
           const { type, ...order } = msg;
           this.state = { ...this.state, orders: [...this.state.orders, order] };
         }
+        if (msg.auction) {
+          // An auction's winner: the order is the proof (the close names a display name only).
+          const myBids = this.state.myBids.map((b) => (b.auction === msg.auction ? { ...b, leading: true, result: "won" } : b));
+          this.state = { ...this.state, myBids };
+        }
+        break;
+      case "auction":
+        this.putAuction(msg.auction);
+        this.state = { ...s, ...seq, auctions: this.auctionList() };
+        this.restand(msg.auction.id);
+        break;
+      case "auction_bid":
+        if (this.auctionBid(msg)) {
+          this.state = { ...s, auctions: this.auctionList() };
+          this.restand(msg.auction);
+        }
+        break;
+      case "bid_accepted":
+        this.bidAccepted(msg);
         break;
       case "order_status": {
         // A pending order (orders.payment = "external") became paid, failed or expired.
@@ -757,6 +894,18 @@ export class LiveRoom {
     return this.call({ type: "cancel", reservation }, "released");
   }
 
+  /** Bids `amountCents` on a live auction; `maxCents` makes it a proxy bid (the hub bids for
+   * this user up to it). Resolves to the accepted answer `{auction, amount_cents,
+   * current_cents, leading, ends_at}`; rejects with a LiveHubError whose reason says why
+   * (`too_low` with `minCents`, `ended`, `not_found`, `rate_limited`, ...). Like a reserve, a
+   * bid whose answer a dropped connection lost is sent again with the same request_id, and the
+   * hub answers it as it answered the first time (never a second bid). */
+  bid(auction, amountCents, { maxCents } = {}) {
+    const msg = { type: "bid", auction: String(auction), amount_cents: amountCents };
+    if (maxCents !== undefined && maxCents !== null) msg.max_cents = maxCents;
+    return this.call(msg, "bid_accepted");
+  }
+
   /** Posts a comment; resolves to {seq} once the room has it. */
   comment(text) {
     return this.call({ type: "comment", text }, "ack");
@@ -784,6 +933,17 @@ export class LiveRoom {
 
   endDeal(deal) {
     return this.call({ type: "deal_end", deal: String(deal) }, "ack");
+  }
+
+  /** Starts an auction: `{id, product_id, start_cents, increment_cents, duration_ms,
+   * extend_ms?, sudden_death?, title?, image_url?, currency?, ...}`. */
+  startAuction(auction) {
+    return this.call({ type: "auction_start", auction }, "ack");
+  }
+
+  /** Ends an auction that has no bid (it closes unsold); one with a bid runs to its end. */
+  endAuction(auction) {
+    return this.call({ type: "auction_end", auction: String(auction) }, "ack");
   }
 
   announce(text) {
@@ -822,6 +982,28 @@ export class LiveRoom {
   /** The deal with this id from state, or undefined. */
   deal(id) {
     return this.state.deals.find((d) => d.id === id);
+  }
+
+  /** The auction with this id from state, or undefined. */
+  auction(id) {
+    return this.state.auctions.find((a) => a.id === id);
+  }
+
+  /** This user's standing in an auction they bid on, or undefined. */
+  myBid(id) {
+    return this.state.myBids.find((b) => b.auction === id);
+  }
+
+  /** The least amount a bid of this user on a live auction is accepted at now: the start
+   * price before the first bid, then the price plus one increment, and for the leader at least
+   * their own maximum. Null for an auction that is not live here. */
+  minBid(id) {
+    const a = this.auctions.get(id);
+    if (!a || a.status !== "live") return null;
+    let min = a.current_cents === null || a.current_cents === undefined ? a.start_cents : a.current_cents + a.increment_cents;
+    const mine = this.myBid(id);
+    if (mine && mine.leading && mine.started_at === a.started_at) min = Math.max(min, mine.max_cents);
+    return min;
   }
 
   /** The durable seq last applied (null before the first welcome). */

@@ -27,5 +27,22 @@ async function buy(deal: string): Promise<string | null> {
 }
 void buy("d1");
 void room.startDeal({ id: "d2", product_id: "tee", price_cents: 1999, stock: 10, per_user_limit: 2, duration_ms: 60000 });
+void room.startAuction({ id: "a1", product_id: "lamp", start_cents: 1000, increment_cents: 100, duration_ms: 60000, extend_ms: 10000 });
+room.on("outbid", ({ auction }) => console.log(`outbid on ${auction.title}: ${auction.current_cents ?? auction.start_cents}`));
+
+async function bidNext(auction: string): Promise<boolean> {
+  const min = room.minBid(auction);
+  if (min === null) return false;
+  try {
+    const accepted = await room.bid(auction, min, { maxCents: min * 2 });
+    return accepted.leading && room.myBid(auction)?.result !== "lost";
+  } catch (e) {
+    if (e instanceof LiveHubError && e.reason === "too_low") return bidNext(auction); // e.minCents moved on
+    throw e;
+  }
+}
+void bidNext("a1");
+const won = room.state.orders.filter((o) => typeof o.auction === "string").map((o) => o.price_cents);
+console.log(won, room.auction("a1")?.winner?.name);
 off();
 room.close();
