@@ -45,15 +45,7 @@ async fn token_and_host_commands_run_a_show_from_the_terminal() -> anyhow::Resul
 
     let (mut viewer, _) = hub.viewer("show", "fan").await?;
     // watch prints events, one line each
-    let mut watch = tokio::process::Command::new(BIN)
-        .args(["host", "--room", "show", "--token", &token, "watch"])
-        .env("LIVEHUB_URL", format!("ws://{}", hub.addr))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
-    let mut lines =
-        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(watch.stdout.take().unwrap()));
+    let (_watch, mut lines) = watch(&hub, &token)?;
     let first = tokio::time::timeout(common::WAIT, lines.next_line())
         .await??
         .unwrap_or_default();
@@ -150,6 +142,24 @@ async fn token_and_host_commands_run_a_show_from_the_terminal() -> anyhow::Resul
     );
     assert!(watched[6].starts_with("#7 unpinned"), "{watched:?}");
     hub.shutdown().await
+}
+
+/// Output lines of a running `watch` process.
+type WatchLines = tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>;
+
+/// `livehub host --room show watch` against `hub` with `token`: the process (killed when
+/// dropped) and its output lines.
+fn watch(hub: &TestHub, token: &str) -> anyhow::Result<(tokio::process::Child, WatchLines)> {
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["host", "--room", "show", "--token", token, "watch"])
+        .env("LIVEHUB_URL", format!("ws://{}", hub.addr))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let out = anyhow::Context::context(child.stdout.take(), "watch's stdout")?;
+    let lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(out));
+    Ok((child, lines))
 }
 
 fn free_port() -> u16 {
@@ -690,15 +700,7 @@ fn token_refuses_every_room_for_anything_but_admin_and_merchant() {
 async fn watch_escapes_control_characters_so_a_comment_cannot_forge_lines() -> anyhow::Result<()> {
     let hub = TestHub::start().await?;
     let token = hub.token(Role::Host, "show", "creator");
-    let mut watch = tokio::process::Command::new(BIN)
-        .args(["host", "--room", "show", "--token", &token, "watch"])
-        .env("LIVEHUB_URL", format!("ws://{}", hub.addr))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
-    let mut lines =
-        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(watch.stdout.take().unwrap()));
+    let (_watch, mut lines) = watch(&hub, &token)?;
     let mut next_line = async || -> anyhow::Result<String> {
         Ok(tokio::time::timeout(common::WAIT, lines.next_line())
             .await??
@@ -900,15 +902,7 @@ async fn host_auction_commands_start_and_end_auctions_and_watch_prints_them() ->
 {
     let hub = TestHub::start().await?;
     let token = hub.token(Role::Host, "show", "creator");
-    let mut watch = tokio::process::Command::new(BIN)
-        .args(["host", "--room", "show", "--token", &token, "watch"])
-        .env("LIVEHUB_URL", format!("ws://{}", hub.addr))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
-    let mut lines =
-        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(watch.stdout.take().unwrap()));
+    let (_watch, mut lines) = watch(&hub, &token)?;
     // the next line but the viewer count's, which come and go
     let mut next_line = async || -> anyhow::Result<String> {
         loop {
