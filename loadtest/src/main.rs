@@ -12,6 +12,7 @@
 //!
 //! Exit status: 0 when every SLO held, 1 when one was missed (each named on stderr), 2 on error.
 
+mod auction;
 mod failures;
 mod fanout;
 mod funnel;
@@ -223,6 +224,10 @@ struct Show {
     >,
     /// The scenario's shop, playing the shop's backend during the run.
     shop: Option<shop::Shop>,
+    /// How long to wait past the last action for every auction's close, and how far the load
+    /// tester's clock may be ahead of the hub's (module `auction`).
+    close_wait_s: f64,
+    clock_tolerance_ms: u64,
 }
 
 async fn play(show: Show, p: &Play) -> anyhow::Result<bool> {
@@ -236,6 +241,8 @@ async fn play(show: Show, p: &Play) -> anyhow::Result<bool> {
         speed,
         funnel: funnel_terms,
         shop,
+        close_wait_s,
+        clock_tolerance_ms,
     } = show;
     let deals = deals_of(&events);
     let recorder = p
@@ -256,6 +263,8 @@ async fn play(show: Show, p: &Play) -> anyhow::Result<bool> {
         drain_s: p.drain,
         progress: !p.quiet,
         funnel: funnel_terms.is_some(),
+        close_wait_s,
+        clock_tolerance_ms,
     };
     let check = funnel_terms.map(|terms| funnel::check::Input {
         http: urls[0].replacen("ws://", "http://", 1),
@@ -321,6 +330,11 @@ fn finish(
             eprintln!("funnel_mismatch: {line}");
         }
     }
+    if let Some(a) = &report.auction {
+        for problem in &a.problems {
+            eprintln!("auction_truth: {problem}");
+        }
+    }
     if report.sequence_violations() > 0 {
         eprintln!(
             "sequence: viewers did not all see the same seqs in the same order: {} duplicates, {} out of order, {} deliveries whose event differs from another viewer's under the same seq, {} events missed while other viewers got them",
@@ -341,6 +355,12 @@ fn finish(
 fn scenario_show(path: &std::path::Path, shard: &str) -> anyhow::Result<Show> {
     let s = scenario::Scenario::load(path)?;
     let shard = parse_shard(shard)?;
+    anyhow::ensure!(
+        shard.1 == 1 || s.auction.is_none(),
+        "scenario {}: an [auction] plays in one process (its check replays every accepted bid): \
+         run it without --shard",
+        s.name
+    );
     let events = scenario::plan(&s, shard);
     let funnel = s.mix.as_ref().filter(|m| m.check).map(|_| {
         if shard.1 > 1 {
@@ -363,6 +383,8 @@ fn scenario_show(path: &std::path::Path, shard: &str) -> anyhow::Result<Show> {
         funnel,
         // One shop for the whole show: the first shard's.
         shop: s.shop.clone().filter(|_| shard.0 == 0),
+        close_wait_s: s.auction.as_ref().map_or(0.0, |a| a.close_wait_s),
+        clock_tolerance_ms: s.auction.as_ref().map_or(0, |a| a.clock_tolerance_ms),
     })
 }
 
@@ -384,8 +406,13 @@ fn replay_show(path: &std::path::Path, speed: f64) -> anyhow::Result<Show> {
         speed,
         funnel: None,
         shop: None,
+        close_wait_s: REPLAY_CLOSE_WAIT_S,
+        clock_tolerance_ms: 0,
     })
 }
+
+/// How long a replay waits past its last action for the close of an auction it started.
+const REPLAY_CLOSE_WAIT_S: f64 = 60.0;
 
 /// The JSON reports at `paths`, each error naming its file.
 fn read_reports(paths: &[PathBuf]) -> anyhow::Result<Vec<report::Report>> {

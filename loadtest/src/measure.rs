@@ -92,6 +92,8 @@ pub struct Outcome {
     pub viewers: Vec<ViewerFacts>,
     /// (room, deal) -> when the clients saw it not ended, and ended.
     pub windows: HashMap<(String, String), Window>,
+    /// The run's auctions checked against its log of their bids (module `auction`).
+    pub auction: Option<crate::auction::AuctionReport>,
 }
 
 /// One second of the run.

@@ -192,9 +192,102 @@ pub struct Report {
     /// mismatches with its ground truth (SLO `shop_mismatch`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shop: Option<crate::shop::ShopReport>,
+    /// The auctions (scenarios with `[auction]`, traces that start one): each close checked
+    /// against the run's own log of accepted bids (SLO `auction_truth`), the bids by outcome,
+    /// bids/s, the bid latency and the time from the end to each viewer's close.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auction: Option<AuctionReport>,
 }
 
+use crate::auction::AuctionReport;
 use crate::shop::ShopReport;
+
+impl AuctionReport {
+    /// The scenario's `p99_bid_ms` and `p99_close_ms`, and `auction_truth`: every check of
+    /// every auction held.
+    fn slos(&self, slo: &Slo) -> Vec<SloResult> {
+        let mut out = Vec::new();
+        for (name, target, actual) in [
+            ("p99_bid_ms", slo.p99_bid_ms, self.bid_latency.p99_ms),
+            ("p99_close_ms", slo.p99_close_ms, self.close_latency.p99_ms),
+        ] {
+            if let Some(t) = target {
+                out.push(SloResult {
+                    name: name.into(),
+                    target: t,
+                    actual,
+                    ok: actual <= t,
+                });
+            }
+        }
+        out.push(SloResult {
+            name: "auction_truth".into(),
+            target: 0.0,
+            actual: self.problems.len() as f64,
+            ok: self.problems.is_empty(),
+        });
+        out
+    }
+
+    /// The auction lines of the summary.
+    fn table(&self, t: &mut String) {
+        for c in &self.auctions {
+            let said =
+                |status: &str, winner: &Option<String>, price: Option<u64>| match (winner, price) {
+                    (Some(w), Some(p)) => format!("{status} to {w} at {p} cents"),
+                    _ => status.to_owned(),
+                };
+            let _ = writeln!(
+                t,
+                "auction {}/{}  {} after {} bids (the run logged {} accepted), ending {}: the end moved {} times, {:.1} s past the start's",
+                c.room,
+                c.auction,
+                said(&c.status, &c.winner, c.price_cents),
+                c.bids,
+                c.accepted_logged,
+                c.ends_at,
+                c.extensions,
+                c.ends_at.saturating_sub(c.started_ends_at) as f64 / 1000.0
+            );
+            let _ = writeln!(
+                t,
+                "  the rules give {} ending {}; accepted after the close {}; order frames {:?}",
+                said(
+                    &c.expected_status,
+                    &c.expected_winner,
+                    c.expected_price_cents
+                ),
+                c.expected_ends_at,
+                c.accepted_after_close,
+                c.orders
+            );
+            let _ = writeln!(
+                t,
+                "  viewers at the end {}: {} on the close, {} never got it, {} on another view",
+                c.viewers_checked, c.viewers_equal, c.viewers_without_close, c.viewers_differ
+            );
+        }
+        let _ = writeln!(
+            t,
+            "bids             {} sent ({:.0}/s average, {}/s peak): {:?}",
+            self.bids_sent, self.bids_per_s, self.peak_bids_per_s, self.outcomes
+        );
+        let h = |j: &HistJson| {
+            format!(
+                "p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  ({})",
+                j.p50_ms, j.p99_ms, j.max_ms, j.count
+            )
+        };
+        let _ = writeln!(t, "bid latency      {}", h(&self.bid_latency));
+        let _ = writeln!(t, "end to close     {}", h(&self.close_latency));
+        for (node, j) in &self.close_latency_by_node {
+            let _ = writeln!(t, "  node {node}         {}", h(j));
+        }
+        for p in &self.problems {
+            let _ = writeln!(t, "  auction_truth: {p}");
+        }
+    }
+}
 
 impl ShopReport {
     /// SLO `shop_mismatch`: the feed's mismatches with the shop's ground truth and its
@@ -293,6 +386,7 @@ impl Report {
             slo_results: Vec::new(),
             funnel: None,
             shop: None,
+            auction: o.auction.clone(),
         };
         r.evaluate();
         r
@@ -381,6 +475,7 @@ impl Report {
             });
         }
         out.extend(self.shop.as_ref().map(ShopReport::slo));
+        out.extend(self.auction.iter().flat_map(|a| a.slos(&s)));
         self.slo_results = out;
     }
 
@@ -578,6 +673,9 @@ impl Report {
             for m in &s.mismatches {
                 let _ = writeln!(t, "  shop mismatch: {m}");
             }
+        }
+        if let Some(a) = &self.auction {
+            a.table(&mut t);
         }
         for s in &self.slo_results {
             let _ = writeln!(

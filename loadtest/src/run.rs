@@ -11,6 +11,8 @@ use livehub::protocol::{ClientMsg, Id, Role};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
+use crate::auction::Watch;
+use crate::auction::watch::{BidNow, Way};
 use crate::funnel::{ViewerFacts, Window};
 use crate::measure::{AuditRow, Metrics, NodeMetrics, Outcome, Second, SeqCounts};
 use crate::sequence::{Arrival, Disagreement, Ledger, Missed, SAMPLES, Stay, Track};
@@ -38,6 +40,11 @@ pub struct Target {
     /// take the answers to its pending reserves and checkouts (up to [`REPLY_WAIT`]), so that
     /// the run knows every order the hub recorded.
     pub funnel: bool,
+    /// How long to wait past the last action for the close of every auction the run started
+    /// (bids move an auction's end), seconds.
+    pub close_wait_s: f64,
+    /// How far the load tester's clock may be ahead of the hub's, for the auctions' check.
+    pub clock_tolerance_ms: u64,
 }
 
 /// How long a leaving viewer waits for its pending answers when the funnel is checked.
@@ -55,10 +62,17 @@ struct Shared {
     stock_marks_total: AtomicU64,
     /// (room, deal) -> when a client first saw it not ended, and first saw it ended.
     windows: Mutex<HashMap<(String, String), Window>>,
+    /// The auctions the run starts, `(room, id)`, and what its clients saw of them.
+    auctions: Vec<crate::auction::truth::Key>,
+    auction_log: crate::auction::Log,
 }
 
 impl Shared {
-    fn new(target: Target, recorder: Option<Recorder>) -> Self {
+    fn new(
+        target: Target,
+        recorder: Option<Recorder>,
+        auctions: Vec<crate::auction::truth::Key>,
+    ) -> Self {
         let metrics = Metrics {
             nodes: target.urls.iter().map(|_| NodeMetrics::default()).collect(),
             ..Metrics::default()
@@ -72,6 +86,8 @@ impl Shared {
             stock_marks: RwLock::new(HashMap::new()),
             stock_marks_total: AtomicU64::new(0),
             windows: Mutex::new(HashMap::new()),
+            auctions,
+            auction_log: crate::auction::Log::default(),
         }
     }
 
@@ -237,7 +253,8 @@ pub async fn play(
     record: Option<Recorder>,
 ) -> anyhow::Result<Outcome> {
     check_target(&target)?;
-    let shared = Arc::new(Shared::new(target, record));
+    let auctions = crate::auction::started(&events);
+    let shared = Arc::new(Shared::new(target, record, auctions));
     let cpu_at_start = node_cpu(&shared.target);
     let end_ms = events.iter().map(|e| e.t_ms).max().unwrap_or(0);
     let end = Duration::from_secs_f64(
@@ -251,6 +268,7 @@ pub async fn play(
     let auditor = tokio::spawn(audit_loop(Arc::clone(&shared), deals, stop_rx.clone()));
 
     tokio::time::sleep(end).await;
+    wait_for_closes(&shared).await;
     let _ = stop_tx.send(true);
     let mut viewers = Vec::new();
     for t in tasks {
@@ -272,6 +290,11 @@ pub async fn play(
     if let Some(r) = &shared.recorder {
         r.flush();
     }
+    let auction = (!shared.auctions.is_empty()).then(|| {
+        shared
+            .auction_log
+            .report(&shared.auctions, shared.target.clock_tolerance_ms)
+    });
     let node_cpu_s = cpu_at_start
         .iter()
         .zip(node_cpu(&shared.target))
@@ -287,7 +310,23 @@ pub async fn play(
         node_cpu_s,
         viewers,
         windows: std::mem::take(&mut *shared.windows.lock()),
+        auction,
     })
+}
+
+/// Waits, up to `close_wait_s`, until a client saw the close of every auction the run started
+/// (bids may have moved an end past the last action), and then `drain_s` more for the close to
+/// reach every viewer and the late bids to be answered.
+async fn wait_for_closes(shared: &Shared) {
+    let log = &shared.auction_log;
+    if log.all_closed(&shared.auctions) {
+        return;
+    }
+    let until = Instant::now() + Duration::from_secs_f64(shared.target.close_wait_s);
+    while !log.all_closed(&shared.auctions) && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs_f64(shared.target.drain_s)).await;
 }
 
 /// Refuses a target without URLs, or with PIDs that match neither one hub nor one per URL.
@@ -445,8 +484,13 @@ async fn sample(
             hub_rss_kib: hub.map(|h| h.1),
         };
         if shared.target.progress {
+            let bids = if shared.auctions.is_empty() {
+                String::new()
+            } else {
+                format!("  bids {:>7}", shared.auction_log.sent_total())
+            };
             eprintln!(
-                "[{:>4}s] viewers {:>6}  deliveries/s {:>8}  comments/s {:>5}  comment p99 {:>7.1} ms  reserved {:>6}",
+                "[{:>4}s] viewers {:>6}  deliveries/s {:>8}  comments/s {:>5}  comment p99 {:>7.1} ms  reserved {:>6}{bids}",
                 s.t_s,
                 s.connected,
                 s.deliveries_per_s,
@@ -482,6 +526,8 @@ struct Client {
     buy: Requests,
     funnel: Funnel,
     batch: Batch,
+    /// The auctions as this client sees them, and its bids.
+    auction: Watch,
 }
 
 /// The client's connection and its place in the room: the socket, the seqs it saw across its
@@ -681,6 +727,7 @@ impl Client {
         ledger: Arc<Ledger>,
     ) -> Self {
         Client {
+            auction: Watch::new(&room, &id, node),
             shared,
             id,
             room,
@@ -731,6 +778,10 @@ impl Client {
         tokio::pin!(timer);
         let stopped = stop.changed();
         tokio::pin!(stopped);
+        // The auction's next step (a bid, a sniper's window): reset only when it changes.
+        let bid_timer = tokio::time::sleep_until(far);
+        tokio::pin!(bid_timer);
+        let mut bid_due = None;
         loop {
             tokio::select! {
                 _ = &mut stopped => break,
@@ -740,6 +791,7 @@ impl Client {
                     timer.as_mut().reset(due(idx).unwrap_or(far));
                     self.act(&e.action).await;
                 }
+                _ = &mut bid_timer, if bid_due.is_some() => self.bid_when_due().await,
                 read = async { match self.conn.ws.as_mut() { Some(ws) => ws.fill().await, None => std::future::pending().await } } => {
                     self.on_read(read);
                     for a in self.buy.take_ready() {
@@ -747,8 +799,17 @@ impl Client {
                     }
                 }
             }
+            if self.auction.due() != bid_due {
+                bid_due = self.auction.due();
+                let at = bid_due.map_or(far, tokio::time::Instant::from_std);
+                bid_timer.as_mut().reset(at);
+            }
         }
         self.flush();
+        if !self.shared.auctions.is_empty() && !is_host(&self.id) {
+            let connected = self.conn.ws.is_some();
+            self.auction.finish(&self.shared.auction_log, connected);
+        }
         if let Some(ws) = self.conn.ws.take() {
             self.stay_ended(self.shared.now_us());
             ws.close().await;
@@ -898,7 +959,93 @@ impl Client {
                 self.settle(action, "cancel", request_id, of).await
             }
             Action::Host { command } => self.host(action, command).await,
+            Action::Bid { .. }
+            | Action::Bidder { .. }
+            | Action::Snipe { .. }
+            | Action::LateBid { .. } => self.act_auction(action).await,
         }
+    }
+
+    /// Plays an auction action: a bid as given, or the way the viewer bids from now on.
+    async fn act_auction(&mut self, action: &Action) {
+        match action {
+            Action::Bid {
+                request_id,
+                auction,
+                amount_cents,
+                max_cents,
+            } => {
+                let bid = BidNow {
+                    request_id: request_id.clone(),
+                    auction: auction.clone(),
+                    amount_cents: *amount_cents,
+                    max_cents: *max_cents,
+                };
+                self.bid(bid).await;
+            }
+            Action::Bidder {
+                auction,
+                budget_cents,
+                raise,
+                think_ms,
+            } => {
+                let way = Way::Bidder {
+                    budget_cents: *budget_cents,
+                    raise: *raise,
+                    think_ms: *think_ms,
+                };
+                self.auction.arm(auction, way);
+            }
+            Action::Snipe {
+                auction,
+                budget_cents,
+                lead_ms,
+                window_ms,
+            } => {
+                let way = Way::Snipe {
+                    budget_cents: *budget_cents,
+                    lead_ms: *lead_ms,
+                    window_ms: *window_ms,
+                };
+                self.auction.arm(auction, way);
+            }
+            Action::LateBid { auction } => self.auction.arm(auction, Way::Late),
+            _ => {}
+        }
+    }
+
+    /// Sends the auction bid now due, if the client still wants it.
+    async fn bid_when_due(&mut self) {
+        if let Some(bid) = self.auction.take_due(&self.shared.auction_log) {
+            self.bid(bid).await;
+        }
+    }
+
+    /// Sends an auction bid (recorded as sent), awaiting its answer.
+    async fn bid(&mut self, bid: BidNow) {
+        let (Some(request_id), Some(auction)) = (id(&*bid.request_id), id(&*bid.auction)) else {
+            self.auction.unsent(&bid);
+            return;
+        };
+        if self.conn.ws.is_none() {
+            self.auction.unsent(&bid);
+            return;
+        }
+        self.record(&Action::Bid {
+            request_id: bid.request_id.clone(),
+            auction: bid.auction.clone(),
+            amount_cents: bid.amount_cents,
+            max_cents: bid.max_cents,
+        });
+        self.auction
+            .sent(&bid, &self.shared.auction_log, self.shared.now_us());
+        let msg = ClientMsg::Bid {
+            request_id,
+            auction,
+            amount_cents: bid.amount_cents,
+            max_cents: bid.max_cents,
+        };
+        self.send(&msg).await;
     }
 
     /// Leaves the room (first taking the answers to its pending requests when the funnel is
@@ -1135,13 +1282,19 @@ impl Client {
                     self.flush();
                 }
             }
-            "comment_deleted" | "pinned" | "unpinned" | "deal" | "announcement" => {
+            "comment_deleted" | "pinned" | "unpinned" | "deal" | "announcement" | "auction" => {
                 if let Some(seq) = seq_after(after) {
                     self.on_durable(seq, kind, s);
                 }
                 if kind == "deal" {
                     self.note_deal(s);
                 }
+                if kind == "auction" {
+                    self.auction.on_event(s, &self.shared.auction_log);
+                }
+            }
+            "auction_bid" => {
+                self.auction.on_tick(s, &self.shared.auction_log);
             }
             "likes" | "viewers" => {}
             "skipped" => self.on_skipped(s),
@@ -1194,11 +1347,19 @@ impl Client {
             self.on_welcome(&v);
             return;
         }
+        let log = &self.shared.auction_log;
+        if kind == "order" && v["auction"].is_string() {
+            self.auction.on_order(&v, log);
+            return;
+        }
         let Some(rid) = v["request_id"].as_str() else {
             return;
         };
         if kind == "error" {
             bump(&self.shared.m.errors, v["code"].as_str().unwrap_or("?"));
+        }
+        if self.auction.on_answer(kind, rid, &v, log) {
+            return;
         }
         let Some((op, sent)) = self.buy.pending.remove(rid) else {
             return;
@@ -1220,6 +1381,11 @@ impl Client {
                 self.buy.seen_deals.insert(id.to_owned());
                 self.saw_deal(id, d["status"] != "ended");
             }
+        }
+        if v["auctions"].as_array().is_some_and(|a| !a.is_empty())
+            && let Ok(auctions) = serde_json::from_value(v["auctions"].clone())
+        {
+            self.auction.on_welcome(auctions);
         }
         let seq = v["seq"].as_u64().unwrap_or(0);
         match self.conn.rejoin_since {

@@ -51,6 +51,10 @@ pub struct Scenario {
     /// The shop's backend settling orders (hubs with `orders.payment = "external"`).
     #[serde(default)]
     pub shop: Option<crate::shop::Shop>,
+    /// An auction in every room, its bidders, snipers and late bidders (module `auction`), and
+    /// the check of each close against the run's own log of accepted bids.
+    #[serde(default)]
+    pub auction: Option<crate::auction::Section>,
     /// `funnel`, checked by [`Scenario::load`].
     #[serde(skip)]
     pub mix: Option<Mix>,
@@ -333,6 +337,10 @@ pub struct Slo {
     pub p99_comment_ms: Option<f64>,
     pub p99_reserve_ms: Option<f64>,
     pub p99_stock_ms: Option<f64>,
+    /// An auction's bid, send to answer.
+    pub p99_bid_ms: Option<f64>,
+    /// An auction's end (`ends_at`) to each viewer's receiving the close.
+    pub p99_close_ms: Option<f64>,
     pub max_lost: Option<u64>,
     pub max_oversold: Option<u64>,
     pub max_leaked: Option<u64>,
@@ -354,6 +362,9 @@ impl Scenario {
         }
         if let Some(shop) = &s.shop {
             shop.check()?;
+        }
+        if let Some(a) = &s.auction {
+            a.check(s.viewer_count() / s.rooms, s.duration_s)?;
         }
         let mut s = s;
         s.mix = s
@@ -436,13 +447,15 @@ pub fn host_id(room: &str) -> String {
 /// Turns the scenario into its timed actions (sorted by time). `shard` = (index, count) keeps
 /// only this shard's viewers; hosts play in shard 0. The same scenario, seed and shard always
 /// give the same plan: the random choices are drawn in one fixed order (churn, then each room's
-/// chat and likes, then each room's host actions with their buyers).
+/// chat and likes, then each room's host actions with their buyers), and the auction's from a
+/// stream of their own.
 pub fn plan(s: &Scenario, shard: (usize, usize)) -> Vec<Event> {
     let mut p = Planner::new(s);
     p.arrivals();
     p.churn();
     p.chat();
     p.host_actions();
+    p.auction();
     let mut events = p.events;
     events.retain(|e| e.t_ms <= p.end);
     events.retain(|e| in_shard(e, shard));
@@ -605,6 +618,21 @@ impl<'a> Planner<'a> {
                     self.buyers(b, r, room, &deal, at);
                 }
             }
+        }
+    }
+
+    /// Each room's auction and the viewers who bid on it (module `auction`).
+    fn auction(&mut self) {
+        let Some(a) = &self.s.auction else { return };
+        let mut rng = crate::auction::plan::rng(self.s.seed);
+        for (r, room) in self.rooms().iter().enumerate() {
+            let members: Vec<(String, u64)> = self
+                .in_room(r)
+                .into_iter()
+                .map(|v| (viewer_id(v), self.arrive[v]))
+                .collect();
+            let planned = a.plan(&mut rng, room, &host_id(room), &members);
+            self.events.extend(planned);
         }
     }
 

@@ -4,7 +4,12 @@
 //! `client` is `v<N>` for viewer N or `h-<room>` for a room's host; `action` is one of
 //! `connect` (with the viewer's [`Attribution`], when it has one), `leave`, `rejoin` (reconnect with `?since=` the last seq), `comment`, `like`,
 //! `reserve`, `checkout`/`cancel` (whose `of` names the `request_id` of the reserve whose hold
-//! they act on, resolved when played), and `host` (a host command as sent on the wire).
+//! they act on, resolved when played), `host` (a host command as sent on the wire) and `bid`
+//! (an auction bid with its amounts as sent).
+//!
+//! A scenario's `[auction]` plans `bidder`, `snipe` and `late_bid`: a viewer's way of bidding,
+//! whose bids depend on what the viewer sees (module `auction`). They are not recorded; each
+//! `bid` they send is, so a recorded run replays the bids as they were sent.
 
 use std::io::{BufRead, Write};
 
@@ -41,6 +46,35 @@ pub enum Action {
     /// player numbers each command it sends).
     Host {
         command: livehub::protocol::ClientMsg,
+    },
+    /// An auction bid as sent: `max_cents` the most the hub may bid for the viewer.
+    Bid {
+        request_id: String,
+        auction: String,
+        amount_cents: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_cents: Option<u64>,
+    },
+    /// From now on the viewer bids on `auction` whenever it is outbid, `think_ms` after it sees
+    /// so, each bid at the least amount accepted and allowing `raise` of what is left of its
+    /// budget above it, until the least amount is above `budget_cents` or the auction closes.
+    Bidder {
+        auction: String,
+        budget_cents: u64,
+        raise: f64,
+        think_ms: u64,
+    },
+    /// The viewer bids on `auction` once, up to `budget_cents`: `lead_ms` before the end it
+    /// sees when the last `window_ms` before the end opens.
+    Snipe {
+        auction: String,
+        budget_cents: u64,
+        lead_ms: u64,
+        window_ms: u64,
+    },
+    /// The viewer bids on `auction` once, as soon as it sees the close: the hub must refuse it.
+    LateBid {
+        auction: String,
     },
 }
 
@@ -195,6 +229,30 @@ mod tests {
             r#"{"type":"connect","channel":"paid","aff":"bo","via_query":true}"#
         );
         assert_eq!(serde_json::from_str::<Action>(&line).unwrap(), paid);
+    }
+
+    #[test]
+    fn a_bid_is_recorded_with_its_amounts_and_reads_back() {
+        let bid = Action::Bid {
+            request_id: "b3".into(),
+            auction: "lot1".into(),
+            amount_cents: 1_200,
+            max_cents: Some(5_000),
+        };
+        let line = serde_json::to_string(&bid).unwrap();
+        assert_eq!(
+            line,
+            r#"{"type":"bid","request_id":"b3","auction":"lot1","amount_cents":1200,"max_cents":5000}"#
+        );
+        assert_eq!(serde_json::from_str::<Action>(&line).unwrap(), bid);
+        let plain = r#"{"type":"bid","request_id":"b4","auction":"lot1","amount_cents":1300}"#;
+        assert!(matches!(
+            serde_json::from_str::<Action>(plain).unwrap(),
+            Action::Bid {
+                max_cents: None,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -1142,3 +1142,238 @@ async fn the_shop_scenario_pays_fails_and_lets_expire_and_the_feed_matches() -> 
     assert!(run.stdout.contains("shop: "), "{}", run.stdout);
     Ok(())
 }
+
+/// A live auction the size of a smoke test (issue 24): 50 viewers, 20 bidders with proxy
+/// maxima, 10 snipers in the last second before the end, 5 who bid after the close.
+const AUCTION: &str = r#"
+name = "auction-smoke"
+duration_s = 3
+room_prefix = "auction"
+[[viewers]]
+count = 50
+over_s = 0.5
+[auction]
+at_s = 0.6
+id = "lot1"
+product = "guitar"
+start_cents = 1000
+increment_cents = 100
+duration_s = 5
+extend_s = 2
+bidders = 20
+budget_cents = [2000, 8000]
+raise = [0.1, 0.5]
+first_bid_s = 2
+think_ms = [200, 400]
+snipers = 10
+snipe_budget_cents = [9000, 14000]
+snipe_window_ms = 1000
+late = 5
+close_wait_s = 30
+[slo]
+max_lost = 0
+min_connect_success = 1.0
+"#;
+
+/// Runs the AUCTION scenario against `urls`; asserts its report checked itself and held.
+async fn auction_smoke(name: &str, urls: &str) -> anyhow::Result<serde_json::Value> {
+    let scenario = tmp(&format!("{name}.toml"));
+    std::fs::write(&scenario, AUCTION)?;
+    let (run, r) = run_reported(&scenario, urls, name).await?;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let r = r?;
+    let a = &r["auction"];
+    assert_eq!(a["problems"], serde_json::json!([]), "{a}");
+    let c = &a["auctions"][0];
+    assert_eq!(c["status"], "sold", "{c}");
+    assert_eq!(c["status"], c["expected_status"], "{c}");
+    assert_eq!(c["winner"], c["expected_winner"], "{c}");
+    assert_eq!(c["price_cents"], c["expected_price_cents"], "{c}");
+    assert_eq!(c["ends_at"], c["expected_ends_at"], "{c}");
+    assert_eq!(c["bids"], c["accepted_logged"], "{c}");
+    assert!(c["bids"].as_u64() > Some(5), "a bidding war: {c}");
+    assert!(
+        c["extensions"].as_u64() > Some(0),
+        "the snipes moved the end: {c}"
+    );
+    assert_eq!(c["accepted_after_close"], 0, "{c}");
+    assert_eq!(c["orders"].as_array().map(Vec::len), Some(1), "{c}");
+    assert_eq!(c["orders"][0][0], c["winner"], "{c}");
+    assert_eq!(c["viewers_checked"], 50, "{c}");
+    assert_eq!(c["viewers_equal"], 50, "{c}");
+    assert!(
+        a["outcomes"]["ended"].as_u64() >= Some(5),
+        "every late bid was refused: {a}"
+    );
+    assert!(a["bid_latency"]["count"].as_u64() > Some(20), "{a}");
+    assert!(a["close_latency"]["count"].as_u64() >= Some(50), "{a}");
+    assert!(
+        r["slo_results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| s["name"] == "auction_truth" && s["ok"] == true),
+        "{r}"
+    );
+    assert!(run.stdout.contains("end to close"), "{}", run.stdout);
+    Ok(r)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auction_closes_as_the_rules_give_from_the_accepted_bids_and_every_viewer_sees_it()
+-> anyhow::Result<()> {
+    let (url, _stop) = hub_with(None).await?;
+    auction_smoke("auction", &url).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auction_on_two_nodes_sharing_one_redis_closes_once_for_every_viewer_of_both()
+-> anyhow::Result<()> {
+    let redis = Redis::start()?;
+    let node = || {
+        let mut c = config();
+        c.inventory.backend = livehub::config::InventoryBackend::Redis;
+        c.redis.url = redis.url.clone();
+        c
+    };
+    let (a, _stop_a) = hub_on(node(), None).await?;
+    let (b, _stop_b) = hub_on(node(), None).await?;
+    let r = auction_smoke("auction-redis", &format!("{a},{b}")).await?;
+    let by_node = r["auction"]["close_latency_by_node"]
+        .as_array()
+        .expect("per node");
+    assert_eq!(by_node.len(), 2, "viewers of both nodes got the close: {r}");
+    Ok(())
+}
+
+/// A test-only auction store that closes every sold auction one increment above the price the
+/// bids give (a house bid nobody made); everything else is the memory store's.
+struct Shill {
+    real: livehub::auctions::MemoryAuctions,
+}
+
+#[async_trait]
+impl livehub::auctions::AuctionStore for Shill {
+    async fn start(
+        &self,
+        room: &Id,
+        spec: &livehub::protocol::AuctionSpec,
+        now: u64,
+    ) -> Result<livehub::auctions::AuctionRecord, InventoryError> {
+        self.real.start(room, spec, now).await
+    }
+    async fn bid(
+        &self,
+        room: &Id,
+        id: &Id,
+        user: &str,
+        bidder: &livehub::auctions::Bidding<'_>,
+        request_id: &str,
+        amount_cents: u64,
+        max_cents: Option<u64>,
+        now: u64,
+    ) -> Result<livehub::auctions::Bid, InventoryError> {
+        self.real
+            .bid(
+                room,
+                id,
+                user,
+                bidder,
+                request_id,
+                amount_cents,
+                max_cents,
+                now,
+            )
+            .await
+    }
+    async fn close(
+        &self,
+        room: &Id,
+        id: &Id,
+        now: u64,
+    ) -> Result<livehub::auctions::CloseAnswer, InventoryError> {
+        use livehub::auctions::CloseAnswer;
+        let shill = |mut r: livehub::auctions::AuctionRecord| {
+            if r.state.status == livehub::protocol::AuctionStatus::Sold {
+                r.state.current_cents = r.state.current_cents.map(|c| c + r.spec.increment_cents);
+            }
+            r
+        };
+        Ok(match self.real.close(room, id, now).await? {
+            CloseAnswer::Closed(r) => CloseAnswer::Closed(shill(r)),
+            CloseAnswer::AlreadyClosed(r) => CloseAnswer::AlreadyClosed(shill(r)),
+            open => open,
+        })
+    }
+    async fn settled(&self, room: &Id, id: &Id) -> Result<(), InventoryError> {
+        self.real.settled(room, id).await
+    }
+    async fn due(
+        &self,
+        now: u64,
+        lease_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(Id, Id)>, InventoryError> {
+        self.real.due(now, lease_ms, limit).await
+    }
+    async fn end(
+        &self,
+        room: &Id,
+        id: &Id,
+        now: u64,
+    ) -> Result<livehub::auctions::EndAnswer, InventoryError> {
+        self.real.end(room, id, now).await
+    }
+    async fn room_auctions(
+        &self,
+        room: &Id,
+    ) -> Result<Vec<livehub::auctions::AuctionRecord>, InventoryError> {
+        self.real.room_auctions(room).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_above_the_price_the_bids_give_fails_auction_truth_naming_both()
+-> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("ws://{}", listener.local_addr()?);
+    let c = config();
+    let mut backends = livehub::server::Backends::local(Arc::new(MemoryInventory::new(60_000)), &c);
+    backends.auctions = Arc::new(Shill {
+        real: livehub::auctions::MemoryAuctions::new(c.redis.retention_ms),
+    });
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        if let Err(e) = livehub::server::run_with(listener, c, backends, shutdown).await {
+            eprintln!("hub: {e}");
+        }
+    });
+    let scenario = tmp("shill.toml");
+    std::fs::write(&scenario, AUCTION)?;
+    let (run, r) = run_reported(&scenario, &url, "shill").await?;
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("SLO missed: auction_truth"),
+        "{}",
+        run.stderr
+    );
+    let c = &r?["auction"]["auctions"][0];
+    let (said, given) = (
+        c["price_cents"].as_u64().unwrap_or(0),
+        c["expected_price_cents"].as_u64().unwrap_or(0),
+    );
+    assert_eq!(said, given + 100, "{c}");
+    assert!(
+        run.stderr.contains(&format!(
+            "auction_truth: auction0/lot1: the close says sold to {} at {said} cents",
+            c["winner"].as_str().unwrap_or_default()
+        )),
+        "{}",
+        run.stderr
+    );
+    Ok(())
+}
