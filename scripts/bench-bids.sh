@@ -3,16 +3,20 @@
 # redis-benchmark EVALSHA of bid.lua (as RedisAuctions builds it: clock.lua, the auctions'
 # common.lua, bid.lua) on one auction of a throwaway redis-server, 50 clients, a new user and
 # request id per call and a random amount up to 100,000,000 cents as its own maximum (a share is
-# accepted, the rest too_low, as in a bidding war); then how many were accepted. The hub's own bid path is measured once the hub
-# serves bids.
-#   bash scripts/bench-bids.sh [REQUESTS=300000]
+# accepted, the rest too_low, as in a bidding war); then how many were accepted. Then, in the
+# same run against the same Redis, bids per second through the hub's WebSocket path, the same
+# mix (`livehub-loadtest reserve --bid`: BIDDERS closed loops, each a random amount as its own
+# maximum) on one release hub and on three.
+#   bash scripts/bench-bids.sh [REQUESTS=300000] [BIDDERS=500] [SECONDS=10]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N=${1:-300000}
+N=${1:-300000}; BIDDERS=${2:-500}; SECS=${3:-10}
+cargo build --release --workspace -q
 PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
 redis-server --port "$PORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize no >/dev/null &
 RPID=$!
-trap 'kill $RPID 2>/dev/null || true' EXIT
+HPIDS=""
+trap 'kill $RPID $HPIDS 2>/dev/null || true' EXIT
 for _ in $(seq 50); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 lua() { cat src/lua/clock.lua; echo; cat src/auctions/lua/common.lua; echo; cat "src/auctions/lua/$1"; }
 # One auction's keys (src/auctions/redis.rs): its room's tag, then ROOM:~auction:ID.
@@ -30,3 +34,29 @@ redis-benchmark -p "$PORT" -n "$N" -c 50 -r 100000000 -q \
   sed 's/.*: \([0-9.]* requests per second.*\)/   \1/'
 redis-cli -p "$PORT" HMGET "$T:a" bids current status | paste -sd' ' |
   sed 's/^/   auction after: bids current status = /'
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+hubs() { # hubs N: starts N release hubs on the throwaway Redis; their ws:// URLs in URLS
+  local port
+  URLS=""
+  for _ in $(seq "$1"); do
+    port=$(free_port)
+    LIVEHUB_SERVER__BIND=127.0.0.1:$port LIVEHUB_LIMITS__CONNECTIONS_PER_IP=0 \
+    LIVEHUB_INVENTORY__BACKEND=redis LIVEHUB_REDIS__URL=redis://127.0.0.1:$PORT \
+    LIVEHUB_LIMITS__BID_RATE_PER_SEC=1000000 LIVEHUB_LIMITS__BID_BURST=1000000 \
+    LIVEHUB_LIMITS__VIEWER_FRAMES_PER_SEC=1000000 LIVEHUB_LIMITS__VIEWER_FRAMES_BURST=1000000 \
+    RUST_LOG=error ./target/release/livehub serve >/dev/null 2>&1 &
+    HPIDS="$HPIDS $!"
+    for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+    URLS="$URLS,ws://127.0.0.1:$port"
+  done
+  URLS=${URLS#,}
+}
+for n in 1 3; do
+  echo "== hub WebSocket path: $BIDDERS bidders, $SECS s, $n node(s)"
+  hubs "$n"
+  ./target/release/livehub-loadtest reserve --bid --url "$URLS" --room "bench$n" \
+    --buyers "$BIDDERS" --duration "$SECS" | sed 's/^/   /'
+  kill $HPIDS 2>/dev/null || true
+  wait $HPIDS 2>/dev/null || true
+  HPIDS=""
+done
