@@ -6,6 +6,14 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// A stable 64-bit digest of `bytes` (FNV-1a), the same on every node and every run: the one
+/// the hub names things by (deals' order ids, counter slots, auction lots).
+pub fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf29ce484222325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    })
+}
+
 /// Longest id the protocol accepts (`[A-Za-z0-9_-]{1,64}`).
 pub const MAX_ID_LEN: usize = 64;
 

@@ -85,12 +85,7 @@ pub const VIEWERS: CounterKey = 1;
 
 /// The counter key of `deal`'s stock (a 64-bit digest of its id, never 0 or 1).
 pub fn stock_key(deal: &str) -> CounterKey {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in deal.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    h.max(2)
+    crate::id::fnv1a(deal.bytes()).max(2)
 }
 
 /// The counter key of auction `id`'s latest bid (a digest apart from the deals').

@@ -97,11 +97,7 @@ pub enum BidAnswer {
 /// length. The funnel counts the auction in that deal's row: exposed (saw it live), tapped
 /// (bid), ordered (won).
 pub fn lot_id(view: &AuctionView) -> Id {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in view.id.as_str().bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x100000001b3);
-    }
+    let h = crate::id::fnv1a(view.id.as_str().bytes());
     Id::generated(format!("lot-{}-{h:016x}", view.started_at))
 }
 

@@ -64,13 +64,10 @@ pub enum Event {
     Stream {
         url: Option<String>,
     },
-    /// An auction started or closed. A close `sold` names the winner's user id (never sent to
-    /// viewers): each node tells the winner's connections their order.
+    /// An auction started or closed. A close `sold` carries the winner's order (their user id
+    /// and the order, never sent to viewers): each node tells the winner's connections.
     Auction {
         auction: AuctionView,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        winner_user: Option<Id>,
-        /// The winner's order, for their order frame.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         winner_order: Option<WinnerOrder>,
     },

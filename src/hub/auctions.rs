@@ -220,7 +220,6 @@ impl Hub {
     ) -> Result<Option<u64>, HubError> {
         let event = Event::Auction {
             auction: record.view(),
-            winner_user: order.as_ref().map(|o| o.user.clone()),
             winner_order: order,
         };
         let publish = self.bus.publish(room, event);

@@ -90,6 +90,14 @@ impl AuctionBoard {
             .collect()
     }
 
+    /// Live auction `id` as it stands, without copying it.
+    pub fn live_one(&self, id: &crate::protocol::Id) -> Option<&AuctionView> {
+        self.kept
+            .iter()
+            .map(|k| &k.view)
+            .find(|v| &v.id == id && v.status == AuctionStatus::Live)
+    }
+
     /// The live auctions as they stand, oldest first (`welcome`'s `auctions`).
     pub fn live(&self) -> Vec<AuctionView> {
         self.kept

@@ -260,9 +260,9 @@ impl Room {
         let moderator = you.role != crate::protocol::Role::Viewer;
         st.subs.insert(outbox, you.user.clone(), moderator);
         let deals = st.projection.deals();
+        let auctions = st.projection.live_auctions();
         // The funnel is the viewers': a host or an admin watching is not one of them.
         if you.role == crate::protocol::Role::Viewer {
-            let auctions = st.projection.live_auctions();
             let live: Vec<Id> = deals
                 .iter()
                 .filter(|d| d.status != DealStatus::Ended)
@@ -289,7 +289,7 @@ impl Room {
             resumed: resumed.is_some(),
             stream_url: self.settings.stream_of(st.projection.stream()),
             announcement: st.projection.announcement(),
-            auctions: st.projection.live_auctions(),
+            auctions,
             muted,
         };
         let mut frames: Vec<Utf8Bytes> = encode(&welcome).into_iter().collect();
@@ -435,9 +435,7 @@ impl Room {
 
     /// The lot (see [`lot_id`]) of the room's live auction `id`, as this node knows it.
     pub fn auction_lot(&self, id: &Id) -> Option<Id> {
-        let st = self.state.lock();
-        let live = st.projection.live_auctions();
-        live.iter().find(|a| &a.id == id).map(lot_id)
+        self.state.lock().projection.live_auction(id).map(lot_id)
     }
 
     /// Takes in the room's auctions as the store has them (when the room opens here: the bus

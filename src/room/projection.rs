@@ -239,6 +239,11 @@ impl Projection {
         &mut self.auctions
     }
 
+    /// Live auction `id` as it stands.
+    pub fn live_auction(&self, id: &Id) -> Option<&AuctionView> {
+        self.auctions.live_one(id)
+    }
+
     /// The live auctions as they stand, oldest first.
     pub fn live_auctions(&self) -> Vec<AuctionView> {
         self.auctions.live()

@@ -165,17 +165,8 @@ fn id_digest(prefix: char, id: &Id) -> Option<&str> {
 
 /// A stable 64-bit digest of (room, deal) as 16 hex digits (FNV-1a), the same on every node.
 pub fn deal_digest(room: &Id, deal: &Id) -> String {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in room
-        .as_str()
-        .bytes()
-        .chain([0u8])
-        .chain(deal.as_str().bytes())
-    {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    format!("{h:016x}")
+    let bytes = room.as_str().bytes().chain([0u8]).chain(deal.as_str().bytes());
+    format!("{:016x}", crate::id::fnv1a(bytes))
 }
 
 #[cfg(test)]
