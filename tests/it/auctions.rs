@@ -153,38 +153,26 @@ async fn follows_the_rules(store: Arc<dyn AuctionStore>, seed: u64) {
     let mut g = Gen(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let mut now = T0;
     let mut asked: Vec<(String, String, u64, Option<u64>)> = Vec::new();
+    // `user`'s bid `rid` on the store: its answer.
+    let ask = |user: &str, rid: &str, amount: u64, max: Option<u64>, now: u64| {
+        let (store, room, auction) = (Arc::clone(&store), room.clone(), auction.clone());
+        let (user, rid) = (user.to_owned(), rid.to_owned());
+        async move {
+            let bidding = named(&user);
+            store
+                .bid(&room, &auction, &user, &bidding, &rid, amount, max, now)
+                .await
+                .map(|b| b.answer)
+        }
+    };
     for i in 0..150 {
         now += g.next(600);
         if g.next(10) == 0 && !asked.is_empty() {
             // A retry of an earlier request: the first answer, whatever changed since.
             let (user, rid, amount, max) = asked[g.next(asked.len() as u64) as usize].clone();
-            let first = store
-                .bid(
-                    &room,
-                    &auction,
-                    &user,
-                    &named(&user),
-                    &rid,
-                    amount,
-                    max,
-                    now,
-                )
+            let first = ask(&user, &rid, amount, max, now).await.expect("retry");
+            let again = ask(&user, &rid, amount, max, now)
                 .await
-                .map(|b| b.answer)
-                .expect("retry");
-            let again = store
-                .bid(
-                    &room,
-                    &auction,
-                    &user,
-                    &named(&user),
-                    &rid,
-                    amount,
-                    max,
-                    now,
-                )
-                .await
-                .map(|b| b.answer)
                 .expect("retry again");
             assert_eq!(first, again, "a retried request id answers as before");
             continue;
@@ -198,20 +186,7 @@ async fn follows_the_rules(store: Arc<dyn AuctionStore>, seed: u64) {
         };
         let rid = format!("r{i}");
         let want = by_rules(&mut book, &user, amount, max, now);
-        let got = store
-            .bid(
-                &room,
-                &auction,
-                &user,
-                &named(&user),
-                &rid,
-                amount,
-                max,
-                now,
-            )
-            .await
-            .map(|b| b.answer)
-            .expect("bid");
+        let got = ask(&user, &rid, amount, max, now).await.expect("bid");
         assert_eq!(
             got,
             want,
