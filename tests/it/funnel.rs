@@ -104,6 +104,31 @@ async fn get(node: SocketAddr, path: &str, token: Option<&str>) -> Result<(u16, 
     Ok(livehub::http_client::request("GET", &format!("http://{node}{path}"), token, None).await?)
 }
 
+/// The room's viewers as `node` counts them (`GET /api/rooms/{ROOM}`).
+async fn viewers_on(node: SocketAddr, host: &str) -> Result<u64> {
+    let (status, body) = get(node, &format!("/api/rooms/{ROOM}"), Some(host)).await?;
+    ensure!(status == 200, "room snapshot: HTTP {status}: {body}");
+    serde_json::from_str::<Value>(&body)?["viewers"]
+        .as_u64()
+        .context("viewers")
+}
+
+/// Closes `client` (connected to `node`) and waits until `node` no longer counts it: from then
+/// on nothing that happens in the room reaches it (a deal it is not exposed to).
+async fn leave(client: Client, node: SocketAddr, host: &str) -> Result<()> {
+    let before = viewers_on(node, host).await?;
+    client.close().await;
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    while viewers_on(node, host).await? >= before {
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "{node} still counts the viewer"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await; // polling the snapshot
+    }
+    Ok(())
+}
+
 async fn host_cmd(host: &mut Client, v: Value) -> Result<()> {
     host.send(v).await?;
     let reply = host
@@ -189,8 +214,8 @@ async fn play_show(nodes: &[SocketAddr]) -> Result<()> {
     let mut anon = Client::connect(&format!("ws://{}/ws/rooms/{ROOM}", node(2))).await?;
     anon.next_of("welcome").await?;
     // v7 leaves at once: a viewer, never engaged, never exposed.
-    clients.pop().context("v7")?.close().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let v7 = clients.len();
+    leave(clients.pop().context("v7")?, node(v7), &host_token).await?;
 
     host_cmd(
         &mut host,
@@ -272,8 +297,8 @@ async fn play_show(nodes: &[SocketAddr]) -> Result<()> {
 
     // v6 stays past engaged_ms, then leaves before the second deal.
     tokio::time::sleep(Duration::from_millis(ENGAGED_MS + 500)).await;
-    clients.pop().context("v6")?.close().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let v6 = clients.len();
+    leave(clients.pop().context("v6")?, node(v6), &host_token).await?;
     host_cmd(
         &mut host,
         json!({"type": "deal_start", "request_id": "h3", "deal": {"id": "d2", "product_id": "scarf",
